@@ -1,0 +1,113 @@
+"""One error hierarchy, split by whose fault it is.
+
+Every error carries the gRPC status name to answer with (a plain string, so
+the core imports no gRPC) and a stable, machine-readable reason code.  Only
+the edges (servicer, CLI) turn these into wire statuses or exit codes.
+
+* :class:`PeerError`: the other side did something wrong (bad signature,
+  replay, policy denial, malformed input).  Answered, audited, never retried.
+* :class:`ConfigError`: our own configuration is wrong (missing key file,
+  dev keys outside dev mode, wrong database key).  The node refuses to start.
+* :class:`EnvironmentFault`: the machine failed us (disk, network, a peer that
+  did not answer).  May be retried.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BxError",
+    "ConfigError",
+    "EnvironmentFault",
+    "InvalidInput",
+    "NotAuthorised",
+    "PeerError",
+    "PolicyDenied",
+    "RemoteError",
+    "Unauthenticated",
+]
+
+
+class BxError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    status: str = "INTERNAL"
+    default_reason: str = "internal"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or self.default_reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PeerError(BxError):
+    """The requesting peer is at fault."""
+
+    status = "INVALID_ARGUMENT"
+    default_reason = "invalid_request"
+
+
+class InvalidInput(PeerError):
+    """Malformed, oversized or out-of-range input."""
+
+    status = "INVALID_ARGUMENT"
+    default_reason = "invalid_argument"
+
+
+class Unauthenticated(PeerError):
+    """Signature, key, identity, freshness or replay checks failed."""
+
+    status = "UNAUTHENTICATED"
+    default_reason = "unauthenticated"
+
+
+class NotAuthorised(PeerError):
+    """The peer is known but may not do this (role, local-only method)."""
+
+    status = "PERMISSION_DENIED"
+    default_reason = "not_authorised"
+
+
+class PolicyDenied(PeerError):
+    """The owner's policy refused the request; ``reasons`` lists every rule that fired."""
+
+    status = "PERMISSION_DENIED"
+    default_reason = "policy_denied"
+
+    def __init__(self, message: str, *, reasons: tuple[str, ...]) -> None:
+        primary = reasons[0] if reasons else "policy_denied"
+        if primary == "quota_exhausted":
+            self.status = "RESOURCE_EXHAUSTED"
+        super().__init__(message, reason=primary)
+        self.reasons = reasons
+
+
+class ConfigError(BxError):
+    """Our own configuration is wrong; the node must not start or go on."""
+
+    status = "FAILED_PRECONDITION"
+    default_reason = "config_error"
+
+
+class EnvironmentFault(BxError):
+    """Disk, network or a dependency failed; not the peer's fault."""
+
+    status = "UNAVAILABLE"
+    default_reason = "unavailable"
+
+
+class RemoteError(BxError):
+    """A peer answered our request with an error status.
+
+    ``status`` and ``reason`` are what the peer said; ``refusal_verified`` tells
+    whether the peer also sent a signed refusal that verified.
+    """
+
+    def __init__(
+        self, message: str, *, status: str, reason: str, refusal_verified: bool = False
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.status = status
+        self.refusal_verified = refusal_verified
