@@ -1,0 +1,114 @@
+# bxnode lookup policy: may this requester ask this node this question?
+#
+# Query: data.bxnode.lookup.decision.  Input: PolicyInput.as_document()
+# (node/core/model.py).  Data: data.bxnode.agreements (policies/data.json).
+# Always yields exactly one object {"allow", "reasons", "disclose"}; see
+# policies/README.md for every reason code.
+#
+# Fail closed by construction: every deny reason is written as
+# "not <positive check>", so a missing or mistyped input field makes the check
+# fail and the reason fire, never silently pass.
+package bxnode.lookup
+
+_day_ns := 86400000000000
+
+# Every agreement this responder has with this requester.
+pair_agreements := [a |
+	some a in data.bxnode.agreements
+	a.responder == input.responder.node
+	a.requester == input.requester.node
+]
+
+# Validity dates are UTC calendar days, both ends inclusive.
+in_force_at(a, time_ms) if {
+	is_number(time_ms)
+	t := time_ms * 1000000
+	time.parse_ns("2006-01-02", a.valid_from) <= t
+	t < time.parse_ns("2006-01-02", a.valid_until) + _day_ns
+}
+
+in_force := [a | some a in pair_agreements; in_force_at(a, input.time_ms)]
+
+# Several agreements for one pair (a renewal, an amendment): the one in force
+# governs; if several are in force, the one that started last supersedes the
+# others.  Two in force from the same day is a data error: agreement_ambiguous.
+_latest_start := max({a.valid_from | some a in in_force})
+
+current := [a | some a in in_force; a.valid_from == _latest_start]
+
+agreement := current[0] if count(current) == 1
+
+# Positive checks against the governing agreement.
+purpose_ok if input.purpose in agreement.purposes
+
+datasets_ok if {
+	count(input.query.datasets) > 0
+	every d in input.query.datasets {
+		d in agreement.datasets
+	}
+}
+
+batch_ok if {
+	is_number(input.query.batch_size)
+	input.query.batch_size >= 1
+	input.query.batch_size <= agreement.max_batch
+}
+
+quota_ok if {
+	is_number(input.usage.items_today)
+	input.usage.items_today >= 0
+	input.usage.items_today + input.query.batch_size <= agreement.daily_quota
+}
+
+legal_basis_ok if {
+	trim_space(input.legal_basis) != ""
+	trim_space(input.case_ref) != ""
+}
+
+reasons contains "no_agreement" if count(pair_agreements) == 0
+
+reasons contains "agreement_not_in_force" if {
+	count(pair_agreements) > 0
+	count(in_force) == 0
+}
+
+reasons contains "agreement_ambiguous" if count(current) > 1
+
+# The agreement-bound checks fire only when one agreement governs; without one,
+# no_agreement / agreement_not_in_force / agreement_ambiguous already denies.
+reasons contains "purpose_not_agreed" if {
+	is_object(agreement)
+	not purpose_ok
+}
+
+reasons contains "dataset_not_agreed" if {
+	is_object(agreement)
+	not datasets_ok
+}
+
+reasons contains "batch_exceeds_agreement" if {
+	is_object(agreement)
+	not batch_ok
+}
+
+reasons contains "quota_exhausted" if {
+	is_object(agreement)
+	not quota_ok
+}
+
+reasons contains "legal_basis_required" if not legal_basis_ok
+
+allow if {
+	is_object(agreement)
+	count(reasons) == 0
+}
+
+default disclose := []
+
+disclose := sort(agreement.disclose) if allow
+
+default decision := {"allow": false, "reasons": ["policy_error"], "disclose": []}
+
+decision := {"allow": true, "reasons": [], "disclose": disclose} if allow
+
+decision := {"allow": false, "reasons": sort(reasons), "disclose": []} if not allow
