@@ -361,3 +361,17 @@ class Decision:
     def __post_init__(self) -> None:
         if not self.allow and not self.reasons:
             object.__setattr__(self, "reasons", ("policy_denied",))
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A signed refusal: the responder verified who asked, then said no."""
+
+    responder: str
+    key_id: str
+    request_digest: bytes
+    issued_at_ms: int
+    status: str
+    reason: str
+    reasons: tuple[str, ...] = ()
+    audit_seq: int = 0

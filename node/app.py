@@ -1,0 +1,80 @@
+"""Assemble a node from its configuration: every component, read once at start-up."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+import nacl.signing
+
+from node.config import NodeConfig
+from node.core.envelope import key_id_for
+from node.core.errors import ConfigError
+from node.core.members import StaticDirectory
+from node.federation.members_file import load_members
+from node.federation.pki import TlsMaterial, load_signing_key
+from node.policy import PolicyEngine, load_policy_engine
+from node.responder import Responder, ResponderSettings
+from node.store.keys import load_db_key
+from node.store.sqlcipher import Store
+from node.watchlist.lookup import Watchlist
+from node.watchlist.persons import default_matcher
+
+__all__ = ["NodeRuntime", "now_ms", "open_store"]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def open_store(cfg: NodeConfig) -> Store:
+    return Store.open(cfg.db_path, load_db_key(cfg.db_key_file))
+
+
+@dataclass
+class NodeRuntime:
+    cfg: NodeConfig
+    store: Store
+    signing_key: nacl.signing.SigningKey
+    directory: StaticDirectory
+    policy: PolicyEngine
+    watchlist: Watchlist
+    responder: Responder
+
+    @classmethod
+    def load(cls, cfg: NodeConfig, *, with_tls: bool = True) -> NodeRuntime:
+        signing_key = load_signing_key(cfg.signing_key)
+        directory = load_members(cfg.members)
+        me = directory.member(cfg.node_id) if cfg.node_id in {
+            m.node_id for m in directory.members()} else None
+        if me is None:
+            raise ConfigError(f"node {cfg.node_id} is not in the members file {cfg.members}",
+                              reason="not_a_member")
+        kid = key_id_for(bytes(signing_key.verify_key))
+        if kid not in {k.key_id for k in me.keys}:
+            raise ConfigError("this node's signing key is not listed for it in the members file",
+                              reason="key_not_registered")
+        if with_tls:
+            tls = cls.tls(cfg)
+            if tls.fingerprint not in me.tls_cert_sha256:
+                raise ConfigError("this node's TLS certificate is not listed for it in the "
+                                  "members file", reason="tls_not_registered")
+        store = open_store(cfg)
+        policy = load_policy_engine(policy_dir=cfg.policy_dir, opa_url=cfg.opa_url)
+        watchlist = Watchlist(store=store, matcher=default_matcher(),
+                              default_contact=cfg.contact)
+        watchlist.reload(dt.datetime.now(dt.UTC).date())
+        responder = Responder(
+            settings=ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
+                                       clock_skew_ms=cfg.clock_skew_s * 1000),
+            signing_key=signing_key, directory=directory, policy=policy, store=store,
+            watchlist=watchlist, clock_ms=now_ms)
+        return cls(cfg, store, signing_key, directory, policy, watchlist, responder)
+
+    @staticmethod
+    def tls(cfg: NodeConfig) -> TlsMaterial:
+        return TlsMaterial.from_files(cert=cfg.tls_cert, key=cfg.tls_key, ca=cfg.tls_ca)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,485 @@
+"""``bxnode``: the operator's console.  Thin over the library.
+
+Every command takes ``--node-dir`` (default ``$BXNODE_HOME`` or ``.``) and
+``--json``.  Errors go to stderr as one sentence and the exit status is
+non-zero: 1 for a failure, 2 for a usage error, 3 when a peer refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from node.core.errors import BxError, ConfigError, RemoteError
+
+__all__ = ["main"]
+
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAIL) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one sentence on stderr, exit 2
+        self.exit(EXIT_USAGE, f"bxnode: {message} (see --help)\n")
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False, sort_keys=True))
+    else:
+        print(text)
+
+
+def _node_dir(args: argparse.Namespace) -> Path:
+    return Path(args.node_dir or os.environ.get("BXNODE_HOME") or ".").resolve()
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from node.config import load_config
+
+    return load_config(_node_dir(args))
+
+
+# --- init --------------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from node.config import CONFIG_NAME, render_config
+    from node.federation import pki
+    from node.federation.members_file import member_to_json
+    from node.core.members import Member, MemberKey
+    from node.core.envelope import key_id_for
+    from node.core.model import validate_id, validate_state
+    from node.store.keys import new_db_key_file
+    from node.store.sqlcipher import Store
+
+    d = _node_dir(args)
+    try:
+        validate_id(args.node_id, "node id")
+        validate_state(args.country, "country")
+    except BxError as exc:
+        raise CliError(str(exc)) from exc
+    if (d / CONFIG_NAME).exists():
+        raise CliError(f"{d} already holds a node; refusing to overwrite it")
+    dev_from = Path(args.dev_keys).resolve() if args.dev_keys else None
+    if dev_from and not args.dev:
+        raise CliError("--dev-keys needs --dev: development keys are refused otherwise")
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    from node.store.keys import write_private
+
+    if dev_from:
+        for name in ("signing.key", "tls.key", "tls.crt"):
+            if not (dev_from / name).exists():
+                raise CliError(f"{dev_from} has no {name}")
+        write_private(d / "signing.key", (dev_from / "signing.key").read_bytes())
+        write_private(d / "tls.key", (dev_from / "tls.key").read_bytes())
+        shutil.copyfile(dev_from / "tls.crt", d / "tls.crt")
+        shutil.copyfile(dev_from.parent / "ca.crt", d / "ca.crt")
+        import nacl.signing
+
+        sk = nacl.signing.SigningKey(bytes.fromhex((d / "signing.key").read_text().strip()))
+    else:
+        sk = pki.new_signing_key_file(d / "signing.key")
+        tls_key = pki.new_tls_key()
+        hosts = args.host or ["localhost", "127.0.0.1"]
+        if args.ca_cert and args.ca_key:
+            from cryptography import x509
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            ca_cert = x509.load_pem_x509_certificate(Path(args.ca_cert).read_bytes())
+            ca_key = load_pem_private_key(Path(args.ca_key).read_bytes(), None)
+            cert = pki.issue_cert(cn=args.node_id, org=args.agency or args.node_id,
+                                  key=tls_key, hosts=hosts, ca=(ca_key, ca_cert))  # type: ignore[arg-type]
+            pki.write_tls(d / "tls.key", d / "tls.crt", tls_key, cert)
+            shutil.copyfile(args.ca_cert, d / "ca.crt")
+        else:
+            cert = pki.issue_cert(cn=args.node_id, org=args.agency or args.node_id,
+                                  key=tls_key, hosts=hosts, ca=None)
+            pki.write_tls(d / "tls.key", d / "tls.crt", tls_key, cert)
+            shutil.copyfile(d / "tls.crt", d / "ca.crt")
+    key = new_db_key_file(d / "db.key")
+    Store.open(d / "node.db", key, create=True).close()
+    me = Member(node_id=args.node_id, country=args.country, agency=args.agency,
+                endpoint=args.endpoint or args.listen, roles=("node",),
+                keys=(MemberKey(key_id=key_id_for(bytes(sk.verify_key)),
+                                public_key=bytes(sk.verify_key)),),
+                tls_cert_sha256=(pki.cert_fingerprint((d / "tls.crt").read_bytes()),),
+                contact=args.contact)
+    entry = member_to_json(me)
+    members_path = Path(args.members).resolve() if args.members else d / "members.json"
+    if not args.members:
+        members_path.write_text(json.dumps({"version": 1, "members": [entry]}, indent=2) + "\n")
+    policy_dir = Path(args.policy_dir).resolve() if args.policy_dir else d / "policies"
+    if not args.policy_dir:
+        _install_default_policy(policy_dir)
+    (d / CONFIG_NAME).write_text(render_config(
+        node_id=args.node_id, country=args.country, agency=args.agency, contact=args.contact,
+        listen=args.listen, dev_mode=args.dev, members=os.path.relpath(members_path, d),
+        policy_dir=os.path.relpath(policy_dir, d), operator=args.operator or ""))
+    _emit(args, {"node_dir": str(d), "member": entry},
+          f"initialised node {args.node_id} in {d}\n"
+          f"send this member entry to the federation (members file):\n"
+          f"{json.dumps(entry, indent=2, ensure_ascii=False)}")
+    return 0
+
+
+def _install_default_policy(dest: Path) -> None:
+    """Copy the shipped Rego policy with NO agreements: a new node denies everything."""
+    src = Path(__file__).resolve().parents[2] / "policies"
+    dest.mkdir(parents=True, exist_ok=True)
+    for rego in (src / "bxnode").glob("*.rego"):
+        (dest / "bxnode").mkdir(exist_ok=True)
+        if not rego.name.endswith("_test.rego"):
+            shutil.copyfile(rego, dest / "bxnode" / rego.name)
+    (dest / "data.json").write_text(json.dumps({"bxnode": {"agreements": []}}, indent=2) + "\n")
+
+
+# --- serve -------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from node.app import NodeRuntime
+    from node.server.grpc_server import NodeServer, serve_forever
+
+    cfg = _config(args)
+    if args.dev_plaintext and not cfg.dev_mode:
+        raise CliError("--dev-plaintext is refused unless the node config sets dev_mode = true")
+    rt = NodeRuntime.load(cfg, with_tls=not args.dev_plaintext)
+    tls = None if args.dev_plaintext else NodeRuntime.tls(cfg)
+    server = NodeServer(responder=rt.responder, tls=tls, dev_plaintext=args.dev_plaintext)
+    listen = args.listen or cfg.listen
+    port_file = _node_dir(args) / "serve.port"
+
+    def ready(port: int) -> None:
+        port_file.write_text(f"{port}\n")
+
+    try:
+        asyncio.run(serve_forever(server, listen, on_ready=ready))
+    finally:
+        port_file.unlink(missing_ok=True)
+        rt.close()
+    return 0
+
+
+# --- watchlist -----------------------------------------------------------------------------
+
+
+def cmd_watchlist_import(args: argparse.Namespace) -> int:
+    from node.app import now_ms, open_store
+    from node.audit.chain import HashChainLog
+    from node.watchlist.importer import parse_file
+
+    cfg = _config(args)
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{path} is not a readable file")
+    size = path.stat().st_size
+    bar = None
+    if size > 1_000_000 and sys.stderr.isatty() and not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(unit=" rows", desc="validating", file=sys.stderr)
+    result = parse_file(path, fmt=args.format,
+                        today=dt.datetime.now(dt.UTC).date(),
+                        progress=bar.update if bar else None)
+    if bar:
+        bar.close()
+    if result.error_count:
+        lines = [f"line {n}: {msg}" if n else msg for n, msg in result.errors]
+        if args.json:
+            print(json.dumps({"imported": 0, "errors": [
+                {"line": n, "error": m} for n, m in result.errors],
+                "error_count": result.error_count}))
+        else:
+            print("\n".join(lines), file=sys.stderr)
+        raise CliError(f"{result.error_count} bad row(s) in {path.name}; nothing was imported")
+    store = open_store(cfg)
+    try:
+        with store.transaction():
+            store.insert_documents(result.documents)
+            store.insert_persons(result.persons)
+            gen = int(store.get_meta("watchlist_generation") or "0") + 1
+            store.set_meta("watchlist_generation", str(gen))
+            HashChainLog(store=store).append({
+                "event": "watchlist_import", "documents": len(result.documents),
+                "persons": len(result.persons), "operator": args.operator or cfg.operator,
+                "source": path.name}, time_ms=now_ms())
+    finally:
+        store.close()
+    _emit(args, {"imported": len(result.documents) + len(result.persons),
+                 "documents": len(result.documents), "persons": len(result.persons),
+                 "already_expired": result.already_expired},
+          f"imported {len(result.documents)} document(s) and {len(result.persons)} person(s)"
+          + (f"; {result.already_expired} already expired and will never hit"
+             if result.already_expired else ""))
+    return 0
+
+
+# --- query -------------------------------------------------------------------------------
+
+
+def _client(cfg: Any, store: Any) -> Any:
+    from node.app import NodeRuntime, now_ms
+    from node.client.peer import PeerClient
+    from node.federation.members_file import load_members
+    from node.federation.pki import load_signing_key
+
+    return PeerClient(node_id=cfg.node_id, signing_key=load_signing_key(cfg.signing_key),
+                      directory=load_members(cfg.members), tls=NodeRuntime.tls(cfg),
+                      store=store, clock_ms=now_ms)
+
+
+def _run_query(args: argparse.Namespace, kind: Any, items: list[Any]) -> int:
+    from node.app import open_store
+    from node.client.peer import QueryContext
+
+    cfg = _config(args)
+    operator = args.operator or cfg.operator
+    if not operator:
+        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
+    store = open_store(cfg)
+    client = _client(cfg, store)
+    try:
+        answer = client.lookup(args.peer, QueryContext(
+            operator=operator, purpose=args.purpose, legal_basis=args.legal_basis,
+            case_ref=args.case_ref), kind, items)
+    finally:
+        client.close()
+        store.close()
+    results = [{"index": r.index, "outcome": r.outcome.value, "reference": r.reference,
+                "action": r.action.value if r.action else None, "contact": r.contact}
+               for r in answer.results]
+    text = []
+    for r in answer.results:
+        if r.outcome.value == "hit":
+            text.append(f"#{r.index}: HIT  ref={r.reference or '-'} "
+                        f"action={r.action.value if r.action else '-'} contact={r.contact or '-'}")
+        else:
+            text.append(f"#{r.index}: no hit")
+    text.append(f"{answer.responder}: {answer.hits} hit(s) in {len(answer.results)} item(s); "
+                f"answer verified, receipt kept (peer audit entry {answer.audit_seq})")
+    _emit(args, {"peer": answer.responder, "results": results, "hits": answer.hits,
+                 "peer_audit_seq": answer.audit_seq, "verified": True}, "\n".join(text))
+    return 0
+
+
+def cmd_query_doc(args: argparse.Namespace) -> int:
+    from node.core.model import DocumentQuery, QueryKind
+
+    return _run_query(args, QueryKind.DOCUMENT, [DocumentQuery(
+        number=args.number.upper(), issuing_state=args.state.upper(), doc_type=args.type.upper())])
+
+
+def cmd_query_person(args: argparse.Namespace) -> int:
+    from node.core.model import PartialDate, PersonQuery, QueryKind, Sex
+
+    return _run_query(args, QueryKind.PERSON, [PersonQuery(
+        family_name=args.family, given_names=args.given or "", patronymic=args.patronymic or "",
+        date_of_birth=PartialDate.parse(args.dob), nationality=args.nationality.upper(),
+        sex=Sex(args.sex.upper()))])
+
+
+def cmd_query_batch(args: argparse.Namespace) -> int:
+    from node.core.model import QueryKind
+    from node.watchlist.manifest import read_manifest
+
+    items = read_manifest(Path(args.file))
+    return _run_query(args, QueryKind.BATCH, items)
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+def _parse_time(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"time {text!r} is not ISO 8601 (e.g. 2026-11-23T10:00:00Z)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from node.app import open_store
+    from node.audit.chain import HashChainLog
+
+    store = open_store(_config(args))
+    try:
+        report = HashChainLog(store=store).verify()
+    finally:
+        store.close()
+    payload = {"ok": report.ok, "entries": report.entries, "head": report.head,
+               "first_bad_seq": report.first_bad_seq, "problem": report.problem}
+    if report.ok:
+        _emit(args, payload, f"audit log verified: {report.entries} entries, head {report.head}")
+        return 0
+    if args.json:
+        print(json.dumps(payload))
+    raise CliError(f"audit log is NOT intact: {report.problem}")
+
+
+def cmd_audit_list(args: argparse.Namespace) -> int:
+    from node.app import open_store
+    from node.audit.chain import AuditQuery, HashChainLog
+
+    q = AuditQuery(peer=args.peer, purpose=args.purpose, outcome=args.outcome,
+                   from_ms=_parse_time(args.since), to_ms=_parse_time(args.until),
+                   limit=args.limit)
+    store = open_store(_config(args))
+    try:
+        entries = list(HashChainLog(store=store).search(q))
+    finally:
+        store.close()
+    if args.json:
+        for e in entries:
+            print(json.dumps(e, ensure_ascii=False, sort_keys=True))
+        return 0
+    for e in entries:
+        when = dt.datetime.fromtimestamp(e["time_ms"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        who = e.get("requester") or e.get("peer") or "-"
+        print(f"{e['seq']:>6} {when}Z {e.get('event', ''):<16} {who:<10} "
+              f"{e.get('purpose', '-'):<22} {e.get('outcome', '-'):<9} "
+              f"{e.get('reason', '') or ''}")
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--node-dir", help="node directory (default: $BXNODE_HOME or .)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = _Parser(prog="bxnode", parents=[common],
+                description="border-exchange-node: signed, policy-governed border-data "
+                            "exchange between sovereign nodes")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(parent: Any, name: str, fn: Callable[[argparse.Namespace], int],
+            help_: str) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, parents=[common], help=help_,
+                                                        description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add(sub, "init", cmd_init, "create a node directory: config, keys, encrypted database")
+    sp.add_argument("--node-id", required=True, help="this node's id, e.g. KAZ-BS")
+    sp.add_argument("--country", required=True, help="ICAO 3-letter country code")
+    sp.add_argument("--agency", default="", help="agency name")
+    sp.add_argument("--contact", default="", help="contact point returned with hits")
+    sp.add_argument("--listen", default="0.0.0.0:50051", help="address to serve on")
+    sp.add_argument("--endpoint", help="address peers use to reach this node")
+    sp.add_argument("--host", action="append", help="TLS certificate host name or IP (repeat)")
+    sp.add_argument("--ca-cert", help="issue the TLS certificate from this CA certificate")
+    sp.add_argument("--ca-key", help="the CA's private key")
+    sp.add_argument("--members", help="use an existing federation members file")
+    sp.add_argument("--policy-dir", help="use an existing policy folder")
+    sp.add_argument("--operator", help="default operator id for queries")
+    sp.add_argument("--dev", action="store_true", help="development mode (allows keys/dev)")
+    sp.add_argument("--dev-keys", help="with --dev: copy keys from a keys/dev/<node> folder")
+
+    sp = add(sub, "serve", cmd_serve, "run the gRPC server (mTLS) until SIGTERM")
+    sp.add_argument("--listen", help="override [server] listen")
+    sp.add_argument("--dev-plaintext", action="store_true",
+                    help="serve WITHOUT TLS (development only; logs a warning)")
+
+    wl = sub.add_parser("watchlist", help="manage this node's watchlist").add_subparsers(
+        dest="sub", required=True, parser_class=_Parser)
+    sp = add(wl, "import", cmd_watchlist_import,
+             "import watchlist records from CSV or JSON Lines (all or nothing)")
+    sp.add_argument("file")
+    sp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
+    sp.add_argument("--operator", help="operator id recorded in the audit log")
+
+    q = sub.add_parser("query", help="ask a peer node").add_subparsers(
+        dest="sub", required=True, parser_class=_Parser)
+
+    def query_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--peer", required=True, help="node id of the peer to ask")
+        sp.add_argument("--purpose", required=True,
+                        help="border_check, visa_application, migration_control, "
+                             "criminal_investigation or counter_terrorism")
+        sp.add_argument("--case-ref", required=True, help="your case or file reference")
+        sp.add_argument("--legal-basis", default="bilateral agreement",
+                        help="legal basis of the request")
+        sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+
+    sp = add(q, "doc", cmd_query_doc, "check one travel document")
+    sp.add_argument("--number", required=True)
+    sp.add_argument("--state", required=True, help="issuing state, ICAO code")
+    sp.add_argument("--type", default="P", help="document type (default P)")
+    query_args(sp)
+    sp = add(q, "person", cmd_query_person, "check one person")
+    sp.add_argument("--family", required=True, help="family name as written")
+    sp.add_argument("--given", help="given names as written")
+    sp.add_argument("--patronymic")
+    sp.add_argument("--dob", required=True, help="YYYY, YYYY-MM or YYYY-MM-DD")
+    sp.add_argument("--nationality", required=True)
+    sp.add_argument("--sex", default="X", choices=["M", "F", "X", "m", "f", "x"])
+    query_args(sp)
+    sp = add(q, "batch", cmd_query_batch, "check a whole manifest (CSV or JSON Lines)")
+    sp.add_argument("file")
+    query_args(sp)
+
+    au = sub.add_parser("audit", help="review and verify the audit log").add_subparsers(
+        dest="sub", required=True, parser_class=_Parser)
+    add(au, "verify", cmd_audit_verify, "recompute the hash chain; name the first bad entry")
+    sp = add(au, "list", cmd_audit_list, "list audit entries")
+    sp.add_argument("--peer")
+    sp.add_argument("--purpose")
+    sp.add_argument("--outcome", choices=["answered", "denied", "rejected"])
+    sp.add_argument("--since", help="ISO 8601 time")
+    sp.add_argument("--until", help="ISO 8601 time")
+    sp.add_argument("--limit", type=int, default=1000)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from node.logging import configure
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure()
+    try:
+        return int(args.fn(args))
+    except CliError as exc:
+        print(f"bxnode: {exc}", file=sys.stderr)
+        return exc.code
+    except RemoteError as exc:
+        print(f"bxnode: the peer refused: {exc.status.lower()}/{exc.reason}"
+              f"{' (signed refusal verified)' if exc.refusal_verified else ''}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConfigError as exc:
+        print(f"bxnode: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except BxError as exc:
+        print(f"bxnode: {exc} ({exc.reason})", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Node configuration: one TOML file (``node.toml``) in the node directory.
+
+Relative paths are resolved against the folder holding the config file.
+Secrets are never in the config: it names key files (mode 0600), and the
+database key may come from ``$BXNODE_DB_KEY`` instead.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from node.core import limits
+from node.core.errors import ConfigError
+from node.core.model import validate_id, validate_state
+from node.federation.pki import is_dev_material
+
+__all__ = ["CONFIG_NAME", "NodeConfig", "load_config", "render_config"]
+
+CONFIG_NAME = "node.toml"
+log = structlog.get_logger("bxnode.config")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    root: Path
+    node_id: str
+    country: str
+    agency: str
+    contact: str
+    dev_mode: bool
+    listen: str
+    max_batch: int
+    clock_skew_s: int
+    signing_key: Path
+    tls_cert: Path
+    tls_key: Path
+    tls_ca: Path
+    db_path: Path
+    db_key_file: Path | None
+    members: Path
+    policy_dir: Path
+    opa_url: str | None
+    operator: str
+
+    def secret_paths(self) -> list[Path]:
+        return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
+
+
+def _get(doc: dict[str, Any], section: str, key: str, default: Any = None) -> Any:
+    value = doc.get(section, {}).get(key, default)
+    if value is None:
+        raise ConfigError(f"config: [{section}] {key} is required", reason="bad_config")
+    return value
+
+
+def load_config(path: Path) -> NodeConfig:
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no config at {path} (run 'bxnode init' first)",
+                          reason="missing_config") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}", reason="bad_config") from exc
+    root = path.parent.resolve()
+
+    def p(section: str, key: str, default: Any = None) -> Path:
+        return (root / str(_get(doc, section, key, default))).resolve()
+
+    key_file = doc.get("storage", {}).get("key_file")
+    max_batch = int(_get(doc, "limits", "max_batch", 500))
+    if not 1 <= max_batch <= limits.MAX_BATCH_ITEMS_HARD:
+        raise ConfigError(f"config: max_batch must be 1..{limits.MAX_BATCH_ITEMS_HARD}",
+                          reason="bad_config")
+    skew = int(_get(doc, "limits", "clock_skew_s", 120))
+    if not 1 <= skew <= 3600:
+        raise ConfigError("config: clock_skew_s must be 1..3600", reason="bad_config")
+    try:
+        node_id = validate_id(str(_get(doc, "node", "id")), "node id")
+        country = validate_state(str(_get(doc, "node", "country")), "country")
+    except Exception as exc:
+        raise ConfigError(f"config: {exc}", reason="bad_config") from exc
+    cfg = NodeConfig(
+        root=root,
+        node_id=node_id,
+        country=country,
+        agency=str(_get(doc, "node", "agency", "")),
+        contact=str(_get(doc, "node", "contact", "")),
+        dev_mode=bool(_get(doc, "node", "dev_mode", False)),
+        listen=str(_get(doc, "server", "listen", "0.0.0.0:50051")),
+        max_batch=max_batch,
+        clock_skew_s=skew,
+        signing_key=p("keys", "signing_key", "signing.key"),
+        tls_cert=p("tls", "cert", "tls.crt"),
+        tls_key=p("tls", "key", "tls.key"),
+        tls_ca=p("tls", "ca", "ca.crt"),
+        db_path=p("storage", "path", "node.db"),
+        db_key_file=(root / key_file).resolve() if key_file else None,
+        members=p("federation", "members", "members.json"),
+        policy_dir=p("policy", "dir", "policies"),
+        opa_url=doc.get("policy", {}).get("opa_url") or None,
+        operator=str(doc.get("client", {}).get("operator", "")),
+    )
+    check_dev_keys(cfg)
+    return cfg
+
+
+def check_dev_keys(cfg: NodeConfig) -> None:
+    """Refuse development keys unless the node runs in explicit development mode."""
+    dev = [p for p in cfg.secret_paths() if is_dev_material(p)]
+    if not dev:
+        return
+    if not cfg.dev_mode:
+        raise ConfigError(
+            f"development keys ({dev[0].name}) are refused outside development mode; "
+            "set [node] dev_mode = true only on a test machine",
+            reason="dev_keys_refused",
+        )
+    log.warning("dev_mode_with_development_keys", node=cfg.node_id,
+                note="development keys in use: never in production")
+
+
+def render_config(*, node_id: str, country: str, agency: str, contact: str, listen: str,
+                  dev_mode: bool, members: str, policy_dir: str, operator: str,
+                  signing_key: str = "signing.key", tls_cert: str = "tls.crt",
+                  tls_key: str = "tls.key", tls_ca: str = "ca.crt") -> str:
+    def q(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return f"""# bxnode node configuration. Paths are relative to this file.
+[node]
+id = {q(node_id)}
+country = {q(country)}
+agency = {q(agency)}
+contact = {q(contact)}          # contact point returned with hits
+dev_mode = {str(dev_mode).lower()}          # true only on test machines: allows keys/dev
+
+[server]
+listen = {q(listen)}
+
+[limits]
+max_batch = 500            # items per batch request; more is rejected, never truncated
+clock_skew_s = 120         # accepted difference between a request's time and ours
+
+[keys]
+signing_key = {q(signing_key)}   # Ed25519 seed, hex, mode 0600
+
+[tls]
+cert = {q(tls_cert)}
+key = {q(tls_key)}            # mode 0600
+ca = {q(tls_ca)}              # roots that peers' certificates chain to
+
+[storage]
+path = "node.db"           # SQLCipher database
+key_file = "db.key"        # 0600; or set $BXNODE_DB_KEY and remove this line
+
+[federation]
+members = {q(members)}
+
+[policy]
+dir = {q(policy_dir)}
+# opa_url = "http://127.0.0.1:8181"   # evaluate on an OPA server instead of in-process
+
+[client]
+operator = {q(operator)}      # default operator id for 'bxnode query'
+"""

@@ -1,0 +1,218 @@
+"""``make demo``: a local federation of three nodes, end to end, on the embedded defaults.
+
+Kazakhstan (KAZ-BS), Kyrgyzstan (KGZ-BS) and Uzbekistan (UZB-BS) each get a
+node directory initialised with ``bxnode init --dev`` from keys/dev, import
+their sample watchlists with ``bxnode watchlist import``, and run as real
+``bxnode serve`` processes over mTLS on 127.0.0.1.  The queries go through
+the same client the ``bxnode query`` commands use.  Then each node's audit
+log is verified with ``bxnode audit verify`` and the nodes are stopped with
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT / "keys" / "dev"
+DATA = ROOT / "deployments" / "demo"
+
+NODES = {
+    "KAZ-BS": ("kaz", "kaz-watchlist.csv"),
+    "KGZ-BS": ("kgz", "kgz-watchlist.jsonl"),
+    "UZB-BS": ("uzb", "uzb-watchlist.csv"),
+}
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bxnode(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "node.cli.main", *args],
+                          capture_output=True, text=True, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"demo: 'bxnode {' '.join(args)}' failed: {proc.stderr.strip()}")
+    return proc
+
+
+@dataclass
+class Tally:
+    queries: int = 0
+    hits: int = 0
+    no_hits: int = 0
+    denied: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def wait_serving(node_dir: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (node_dir / "serve.port").exists():
+            return
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: a node failed to start (exit {proc.returncode})")
+        time.sleep(0.05)
+    raise SystemExit("demo: a node did not start in time")
+
+
+def main() -> int:
+    from node.app import now_ms, open_store
+    from node.client.peer import PeerClient, QueryContext
+    from node.config import load_config
+    from node.core.errors import RemoteError
+    from node.core.model import DocumentQuery, PartialDate, PersonQuery, QueryKind, Sex
+    from node.federation.members_file import load_members
+    from node.federation.pki import TlsMaterial, load_signing_key
+    from node.logging import configure
+    from node.watchlist.manifest import read_manifest
+
+    configure()
+
+    work = Path(tempfile.mkdtemp(prefix="bxnode-demo-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    tally = Tally()
+    try:
+        say("== border-exchange-node demo: a federation of three border services ==")
+        ports = {n: free_port() for n in NODES}
+        members = json.loads((DEV / "members.json").read_text())
+        members["members"] = [m for m in members["members"] if m["node_id"] in NODES]
+        for m in members["members"]:
+            m["endpoint"] = f"127.0.0.1:{ports[m['node_id']]}"
+        (work / "members.json").write_text(json.dumps(members, indent=2))
+        dirs: dict[str, Path] = {}
+        for node_id, (folder, watchlist) in NODES.items():
+            d = work / folder
+            dirs[node_id] = d
+            country = node_id[:3]
+            bxnode("init", "--node-dir", str(d), "--node-id", node_id, "--country", country,
+                   "--dev", "--dev-keys", str(DEV / folder), "--listen",
+                   f"127.0.0.1:{ports[node_id]}", "--members", str(work / "members.json"),
+                   "--policy-dir", str(ROOT / "policies"), "--operator", f"{folder}-officer-01",
+                   "--contact", f"{node_id} duty desk")
+            out = bxnode("watchlist", "import", str(DATA / watchlist), "--node-dir", str(d))
+            say(f"{node_id}: node initialised (development keys), {out.stdout.strip()}")
+        for node_id, d in dirs.items():
+            env = dict(os.environ)
+            log = (d / "serve.log").open("wb")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "node.cli.main", "serve", "--node-dir", str(d)],
+                stdout=log, stderr=log, cwd=ROOT, env=env))
+        for (node_id, d), proc in zip(dirs.items(), procs, strict=True):
+            wait_serving(d, proc)
+        say(f"all three nodes serving over mutual TLS on 127.0.0.1 "
+            f"(ports {', '.join(str(p) for p in ports.values())})")
+        say()
+
+        def client_for(node_id: str) -> tuple[PeerClient, Any]:
+            cfg = load_config(dirs[node_id])
+            store = open_store(cfg)
+            return PeerClient(
+                node_id=node_id, signing_key=load_signing_key(cfg.signing_key),
+                directory=load_members(cfg.members),
+                tls=TlsMaterial.from_files(cert=cfg.tls_cert, key=cfg.tls_key, ca=cfg.tls_ca),
+                store=store, clock_ms=now_ms), store
+
+        def ask(asker: str, peer: str, title: str, kind: QueryKind, items: list[Any],
+                purpose: str = "border_check") -> None:
+            client, store = client_for(asker)
+            tally.queries += 1
+            say(f"-- {title}")
+            say(f"   {asker} asks {peer} ({len(items)} item(s), purpose {purpose})")
+            try:
+                ans = client.lookup(peer, QueryContext(
+                    operator=f"{asker[:3].lower()}-officer-01", purpose=purpose,
+                    legal_basis="Bilateral border cooperation agreement, art. 7",
+                    case_ref=f"DEMO-{tally.queries:03d}"), kind, items)
+            except RemoteError as exc:
+                tally.denied += 1
+                say(f"   REFUSED by {peer}: {exc.status} / {exc.reason}"
+                    f"{' (signed refusal verified)' if exc.refusal_verified else ''}")
+                return
+            finally:
+                client.close()
+                store.close()
+            for r in ans.results:
+                if r.outcome.value == "hit":
+                    tally.hits += 1
+                    say(f"   item {r.index}: HIT  reference {r.reference or '(withheld)'}, "
+                        f"action {r.action.value if r.action else '(withheld)'}"
+                        f"{', contact ' + r.contact if r.contact else ''}")
+                else:
+                    tally.no_hits += 1
+            n_no = sum(1 for r in ans.results if r.outcome.value != "hit")
+            if n_no:
+                say(f"   {n_no} item(s): no hit")
+            say(f"   answer signed by {ans.responder}, bound to our request, verified; "
+                f"receipt kept; {peer} logged it as audit entry {ans.audit_seq}")
+
+        ask("KGZ-BS", "KAZ-BS", "Kyrgyz border guard at Ak-Zhol checks a Kazakh passport",
+            QueryKind.DOCUMENT, [DocumentQuery(number="N0481516", issuing_state="KAZ")])
+        ask("KGZ-BS", "KAZ-BS", "...and the next traveller's passport",
+            QueryKind.DOCUMENT, [DocumentQuery(number="N5550001", issuing_state="KAZ")])
+        ask("KGZ-BS", "KAZ-BS", "A Kazakh passport whose alert expired in 2024 no longer hits",
+            QueryKind.DOCUMENT, [DocumentQuery(number="N7700770", issuing_state="KAZ")])
+        ask("UZB-BS", "KGZ-BS", "Uzbek border service checks a person (name in Cyrillic)",
+            QueryKind.PERSON, [PersonQuery(family_name="Асанов", given_names="Бакыт",
+                                           patronymic="Токтогулович",
+                                           date_of_birth=PartialDate(1979, 11, 2),
+                                           nationality="KGZ", sex=Sex.MALE)])
+        manifest = read_manifest(DATA / "flight-KC127-manifest.csv")
+        ask("KAZ-BS", "UZB-BS", "Kazakhstan checks flight KC127's passenger manifest in one "
+            "signed batch", QueryKind.BATCH, manifest)
+        ask("UZB-BS", "KAZ-BS", "Uzbekistan asks Kazakhstan for a criminal investigation, "
+            "a purpose their agreement does not cover", QueryKind.DOCUMENT,
+            [DocumentQuery(number="N1122334", issuing_state="KAZ")],
+            purpose="criminal_investigation")
+        say()
+
+        say("== auditors verify every node's audit log ==")
+        for node_id, d in dirs.items():
+            out = bxnode("audit", "verify", "--node-dir", str(d), "--json", check=False)
+            if out.returncode != 0:
+                raise SystemExit(f"demo: audit log of {node_id} did not verify: "
+                                 f"{out.stderr.strip()}")
+            rep = json.loads(out.stdout)
+            say(f"{node_id}: {rep['entries']} audit entries, hash chain intact "
+                f"(head {rep['head'][:16]}...)")
+        say()
+        say("== shutting down (SIGTERM) ==")
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            code = proc.wait(timeout=20)
+            if code != 0:
+                raise SystemExit(f"demo: a node exited with status {code} on SIGTERM")
+        procs.clear()
+        say(f"demo: {tally.queries} queries, {tally.hits} hits, {tally.no_hits} no-hits, "
+            f"{tally.denied} denied, audit verified")
+        return 0
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        if os.environ.get("BXNODE_DEMO_KEEP"):
+            print(f"(kept {work})", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The gRPC edge: translate bytes to core values and core errors to gRPC statuses.
+
+Methods are registered with raw-bytes handlers so that even a request whose
+outer protobuf does not parse reaches the responder and is audited.  Every
+refusal carries trailing metadata ``bxnode-reason`` (the machine-readable
+reason code) and, once the requester was verified, ``bxnode-refusal-bin``
+(a serialized, signed SignedEnvelope with a Refusal payload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+from collections.abc import Sequence
+
+import grpc
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from google.protobuf.message import DecodeError
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from node.core import limits
+from node.core.envelope import Envelope
+from node.core.errors import BxError, InvalidInput
+from node.federation.pki import TlsMaterial
+from node.responder import Responder
+from node.wire import convert
+from node.wire.convert import pb
+
+__all__ = ["REASON_KEY", "REFUSAL_KEY", "SERVICE_NAME", "NodeServer", "serve_forever"]
+
+log = structlog.get_logger("bxnode.server")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
+REASON_KEY = "bxnode-reason"
+REFUSAL_KEY = "bxnode-refusal-bin"
+
+SERVER_OPTIONS: Sequence[tuple[str, int]] = (
+    ("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES),
+    ("grpc.max_send_message_length", limits.MAX_REQUEST_BYTES),
+    ("grpc.so_reuseport", 0),
+)
+
+
+def tls_fingerprint(context: grpc.aio.ServicerContext) -> str | None:
+    certs = context.auth_context().get("x509_pem_cert")
+    if not certs:
+        return None
+    cert = x509.load_pem_x509_certificate(certs[0])
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+class NodeServer:
+    """One node's gRPC server (grpc.aio) with health checking and reflection."""
+
+    def __init__(self, *, responder: Responder, tls: TlsMaterial | None,
+                 dev_plaintext: bool = False) -> None:
+        if tls is None and not dev_plaintext:
+            raise ValueError("a server without TLS needs dev_plaintext=True")
+        self._responder = responder
+        self._tls = tls
+        self._dev_plaintext = dev_plaintext
+        self.server: grpc.aio.Server | None = None
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+
+    async def _lookup(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        fp = None if self._dev_plaintext else tls_fingerprint(context)
+        if not self._dev_plaintext and fp is None:  # cannot happen with require_client_auth
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
+        item: Envelope | BxError
+        try:
+            msg = pb.LookupRequest.FromString(raw)
+            if not msg.HasField("envelope"):
+                raise InvalidInput("request has no envelope", reason="bad_envelope")
+            item = convert.envelope_from_pb(msg.envelope)
+        except DecodeError:
+            item = InvalidInput("request is not a valid LookupRequest", reason="malformed_request")
+        except BxError as exc:
+            item = exc
+        ex = self._responder.handle_lookup(item, tls_fingerprint=fp)
+        if ex.error is not None:
+            md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
+            if ex.refusal is not None:
+                md.append((REFUSAL_KEY,
+                           convert.envelope_to_pb(ex.refusal).SerializeToString()))
+            await context.abort(grpc.StatusCode[ex.error.status],
+                                f"{ex.error.reason}: {ex.error.message}",
+                                trailing_metadata=tuple(md))
+        assert ex.response is not None
+        return bytes(pb.LookupResponse(
+            envelope=convert.envelope_to_pb(ex.response)).SerializeToString())
+
+    async def start(self, listen: str) -> int:
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        handler = grpc.method_handlers_generic_handler(SERVICE_NAME, {
+            "Lookup": grpc.unary_unary_rpc_method_handler(self._lookup),
+        })
+        server.add_generic_rpc_handlers((handler,))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        if self._tls is None:
+            log.warning("dev_plaintext_listener",
+                        note="serving WITHOUT TLS: development only, never in production")
+            port = server.add_insecure_port(listen)
+        else:
+            creds = grpc.ssl_server_credentials(
+                [(self._tls.key, self._tls.cert)], root_certificates=self._tls.ca,
+                require_client_auth=True)
+            port = server.add_secure_port(listen, creds)
+        if port == 0:
+            raise OSError(f"cannot listen on {listen}")
+        await server.start()
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        self.server, self.port = server, port
+        return port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(grace)
+
+
+async def serve_forever(node_server: NodeServer, listen: str, *, on_ready: object = None) -> None:
+    """Serve until SIGTERM or SIGINT, then drain in-flight calls and stop."""
+    port = await node_server.start(listen)
+    log.info("serving", port=port, tls=node_server._tls is not None)
+    if callable(on_ready):
+        on_ready(port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting_down")
+    await node_server.stop()
+    log.info("stopped")

@@ -1,0 +1,108 @@
+"""Answering lookups against this node's own watchlist.
+
+Documents are looked up exactly (number, issuing state, type) in the
+encrypted store.  Persons go through a :class:`PersonMatcher` (an in-memory
+index rebuilt from the store at start-up and after every import).  Expired
+records never hit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from node.core.model import (
+    ActionCode,
+    DocumentQuery,
+    ItemResult,
+    Outcome,
+    PartialDate,
+    PersonQuery,
+    Query,
+    Sex,
+)
+from node.store.sqlcipher import Store
+
+__all__ = ["DISCLOSABLE_FIELDS", "PersonMatcher", "Watchlist", "WatchlistHit"]
+
+#: Fields of a hit that policy may disclose (the first step of Prüm's two steps).
+DISCLOSABLE_FIELDS = frozenset({"reference", "action", "contact"})
+
+#: When two live records hit, the most severe action wins.
+_SEVERITY = {a: i for i, a in enumerate([ActionCode.ARREST, ActionCode.REFUSE_ENTRY,
+                                         ActionCode.SEIZE_DOCUMENT, ActionCode.INFORM,
+                                         ActionCode.MONITOR])}
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistHit:
+    reference: str
+    action: ActionCode
+    contact: str
+
+
+class PersonMatcher(Protocol):
+    def rebuild(self, records: list[tuple[str, PersonQuery]]) -> None: ...
+
+    def search(self, query: PersonQuery) -> list[str]:
+        """Owner references of the records that match, best first."""
+        ...
+
+
+def person_from_row(row: tuple[str, ...]) -> PersonQuery:
+    return PersonQuery(family_name=row[1], given_names=row[2], patronymic=row[3],
+                       date_of_birth=PartialDate.parse(row[4]), nationality=row[5],
+                       sex=Sex(row[6]))
+
+
+class Watchlist:
+    def __init__(self, *, store: Store, matcher: PersonMatcher, default_contact: str) -> None:
+        self._store = store
+        self._matcher = matcher
+        self._default_contact = default_contact
+        self._persons: dict[str, tuple[ActionCode, str, str]] = {}
+
+    def reload(self, today: dt.date) -> int:
+        """Rebuild the person index from the store; returns how many live persons it holds."""
+        records = []
+        self._persons = {}
+        for row in self._store.iter_persons(today.isoformat()):
+            records.append((row[0], person_from_row(row)))
+            self._persons[row[0]] = (ActionCode(row[7]), row[8], row[9])
+        self._matcher.rebuild(records)
+        return len(records)
+
+    def check(self, item: Query, today: dt.date) -> WatchlistHit | None:
+        if isinstance(item, DocumentQuery):
+            return self._check_document(item, today)
+        return self._check_person(item, today)
+
+    def _check_document(self, q: DocumentQuery, today: dt.date) -> WatchlistHit | None:
+        rows = self._store.find_documents(q.number, q.issuing_state, q.doc_type,
+                                          today.isoformat())
+        if not rows:
+            return None
+        best = min(rows, key=lambda r: _SEVERITY[ActionCode(r[1])])
+        return WatchlistHit(best[0], ActionCode(best[1]), best[2] or self._default_contact)
+
+    def _check_person(self, q: PersonQuery, today: dt.date) -> WatchlistHit | None:
+        for ref in self._matcher.search(q):
+            meta = self._persons.get(ref)
+            if meta is None or meta[2] < today.isoformat():
+                continue
+            return WatchlistHit(ref, meta[0], meta[1] or self._default_contact)
+        return None
+
+    @staticmethod
+    def disclose(index: int, hit: WatchlistHit | None, fields: frozenset[str]) -> ItemResult:
+        """Only the fields policy allows leave the node; the outcome always does."""
+        if hit is None:
+            return ItemResult(index=index, outcome=Outcome.NO_HIT)
+        return ItemResult(
+            index=index,
+            outcome=Outcome.HIT,
+            reference=hit.reference if "reference" in fields else "",
+            action=hit.action if "action" in fields else None,
+            contact=hit.contact if "contact" in fields else "",
+        )
