@@ -1,0 +1,98 @@
+"""A stand-in for an Open Policy Agent server, for tests only."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import regopy
+
+DECISION_PATH = "/v1/data/bxnode/lookup/decision"
+
+
+class StandInOpaServer:
+    """Answers OPA's data API (``POST /v1/data/<path>`` with ``{"input": ...}``) for the
+    decision document, by evaluating the same policy files with regopy.
+
+    It stands in because no OPA server can be installed in this environment.  It
+    implements only what OpaServerPolicyEngine uses: the result (omitted when
+    undefined, as OPA does) and ``?provenance=true`` with a bundle revision.  It loads
+    the policy directory independently of node.policy (its own file walk and
+    compile), so the equivalence test compares two paths, not one with itself.
+
+    ``mode`` makes it misbehave: "garbage" (200, not JSON), "wrong_shape",
+    "undefined", "http500", "http404".
+    """
+
+    def __init__(self, *, policy_dir: Path, revision: str | None = "test-revision") -> None:
+        rego = regopy.Interpreter()
+        for path in sorted(policy_dir.rglob("*.rego")):
+            rego.add_module(path.name, path.read_text())
+        rego.add_data_json((policy_dir / "data.json").read_text())
+        self._bundle = rego.build("data.bxnode.lookup.decision", [])
+        self._eval = regopy.Interpreter()
+        self._lock = threading.Lock()
+        self.revision = revision
+        self.mode = "normal"
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._http.serve_forever,
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._http.server_address[1]}"
+
+    def __enter__(self) -> StandInOpaServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+        self._thread.join()
+
+    def _answer(self, path: str, body: bytes) -> tuple[int, bytes]:
+        url = urlsplit(path)
+        if url.path != DECISION_PATH:
+            return 404, b'{"code": "resource_not_found", "message": "no such path"}'
+        if self.mode == "http404":
+            return 404, b'{"code": "resource_not_found"}'
+        if self.mode == "http500":
+            return 500, b'{"code": "internal_error", "message": "boom"}'
+        if self.mode == "garbage":
+            return 200, b"<html>not OPA</html>"
+        doc: dict[str, Any] = json.loads(body)["input"]
+        with self._lock:
+            self._eval.set_input(regopy.Input(doc))
+            text = str(self._eval.query_bundle(self._bundle))
+        answer: dict[str, Any] = {}
+        if text != "undefined" and self.mode != "undefined":
+            answer["result"] = json.loads(text)["expressions"][0]
+        if self.mode == "wrong_shape":
+            answer["result"] = {"allow": True}
+        if parse_qs(url.query).get("provenance") == ["true"]:
+            bundles = {} if self.revision is None else {"policies": {"revision": self.revision}}
+            answer["provenance"] = {"version": "stand-in", "bundles": bundles}
+        return 200, json.dumps(answer).encode()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                status, payload = server._answer(self.path, body)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
