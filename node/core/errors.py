@@ -80,6 +80,10 @@ class PolicyDenied(PeerError):
         primary = reasons[0] if reasons else "policy_denied"
         if primary == "quota_exhausted":
             self.status = "RESOURCE_EXHAUSTED"
+        elif primary == "policy_unavailable":  # our OPA server is down: the peer may retry
+            self.status = "UNAVAILABLE"
+        elif primary == "policy_error":  # our policy gave no valid decision: our fault
+            self.status = "INTERNAL"
         super().__init__(message, reason=primary)
         self.reasons = reasons
 

@@ -1,0 +1,125 @@
+"""Lookups between real nodes: hit, no-hit, batch, policy, disclosure, audit, receipts."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.core.errors import RemoteError
+from node.core.model import (
+    ActionCode,
+    DocumentQuery,
+    Outcome,
+    PartialDate,
+    PersonQuery,
+    QueryKind,
+    Sex,
+)
+from node.client.peer import QueryContext
+from tests.federation import CTX, Federation
+
+pytestmark = pytest.mark.integration
+
+
+def test_document_hit_discloses_what_the_agreement_allows(fed: Federation) -> None:
+    client = fed.client("KGZ-BS")
+    ans = client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
+                        [DocumentQuery(number="N0481516", issuing_state="KAZ")])
+    client.close()
+    assert ans.responder == "KAZ-BS"
+    [r] = ans.results
+    assert r.outcome is Outcome.HIT
+    assert r.reference == "KAZ-SLTD-2026-000117"
+    assert r.action is ActionCode.SEIZE_DOCUMENT
+    assert r.contact == "KAZ-BS desk"  # node default: the row has no contact of its own
+
+
+def test_uzbekistan_gets_reference_and_action_but_no_contact(fed: Federation) -> None:
+    client = fed.client("UZB-BS")
+    ans = client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
+                        [DocumentQuery(number="N0481516", issuing_state="KAZ")])
+    client.close()
+    [r] = ans.results
+    assert (r.outcome, r.reference, r.action, r.contact) == (
+        Outcome.HIT, "KAZ-SLTD-2026-000117", ActionCode.SEIZE_DOCUMENT, "")
+
+
+def test_no_hit_and_expired_record_never_hits(fed: Federation) -> None:
+    client = fed.client("KGZ-BS")
+    a = client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
+                      [DocumentQuery(number="N5550001", issuing_state="KAZ")])
+    b = client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
+                      [DocumentQuery(number="N7700770", issuing_state="KAZ")])
+    client.close()
+    assert a.results[0].outcome is Outcome.NO_HIT and a.results[0].reference == ""
+    assert b.results[0].outcome is Outcome.NO_HIT
+
+
+def test_person_hit_in_original_script(fed: Federation) -> None:
+    client = fed.client("UZB-BS")
+    ans = client.lookup("KGZ-BS", CTX, QueryKind.PERSON, [PersonQuery(
+        family_name="Асанов", given_names="Бакыт", patronymic="Токтогулович",
+        date_of_birth=PartialDate(1979, 11, 2), nationality="KGZ", sex=Sex.MALE)])
+    other = client.lookup("KGZ-BS", CTX, QueryKind.PERSON, [PersonQuery(
+        family_name="Асанов", given_names="Бакыт", date_of_birth=PartialDate(1985, 1, 1),
+        nationality="KGZ", sex=Sex.MALE)])
+    client.close()
+    assert ans.results[0].outcome is Outcome.HIT
+    assert ans.results[0].reference == "KGZ-WNT-2026-0007"
+    assert ans.results[0].action is ActionCode.ARREST
+    assert other.results[0].outcome is Outcome.NO_HIT  # same name, other date of birth
+
+
+def test_batch_answers_every_item_in_order(fed: Federation) -> None:
+    items = [DocumentQuery(number=n, issuing_state=s) for n, s in
+             [("N5550001", "KAZ"), ("FA1002003", "UZB"), ("AB7000001", "UZB"),
+              ("N0481516", "KAZ")]]
+    items.append(PersonQuery(family_name="Каримова", given_names="Дилноза",
+                             date_of_birth=PartialDate(1995, 8, 21), nationality="UZB",
+                             sex=Sex.FEMALE))
+    client = fed.client("KAZ-BS")
+    ans = client.lookup("UZB-BS", CTX, QueryKind.BATCH, items)
+    client.close()
+    assert [r.index for r in ans.results] == [0, 1, 2, 3, 4]
+    assert [r.outcome for r in ans.results] == [
+        Outcome.NO_HIT, Outcome.HIT, Outcome.NO_HIT, Outcome.HIT, Outcome.HIT]
+    assert [r.reference for r in ans.results] == [
+        "", "UZB-SLTD-2026-5501", "", "UZB-SLTD-2026-5502", "UZB-WNT-2026-0044"]
+
+
+def test_policy_denial_is_signed_audited_and_refused(fed: Federation) -> None:
+    client = fed.client("UZB-BS")
+    ctx = QueryContext(operator="officer-9", purpose="criminal_investigation",
+                       legal_basis="MLA treaty", case_ref="CR-77")
+    before = len(fed.audit("KAZ-BS"))
+    with pytest.raises(RemoteError) as err:
+        client.lookup("KAZ-BS", ctx, QueryKind.DOCUMENT,
+                      [DocumentQuery(number="N0481516", issuing_state="KAZ")])
+    client.close()
+    assert (err.value.status, err.value.reason) == ("PERMISSION_DENIED", "purpose_not_agreed")
+    assert err.value.refusal_verified is True
+    entries = fed.audit("KAZ-BS")
+    assert len(entries) == before + 1
+    e = entries[-1]
+    assert (e["requester"], e["operator"], e["purpose"], e["case_ref"]) == (
+        "UZB-BS", "officer-9", "criminal_investigation", "CR-77")
+    assert (e["outcome"], e["decision"], e["status"], e["reason"]) == (
+        "denied", "deny", "PERMISSION_DENIED", "purpose_not_agreed")
+    assert e["verified"] is True and "hits" not in e
+
+
+def test_answered_request_is_audited_without_personal_data(fed: Federation) -> None:
+    client = fed.client("KGZ-BS")
+    ans = client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
+                        [DocumentQuery(number="N1122334", issuing_state="KAZ")])
+    client.close()
+    entries = fed.audit("KAZ-BS")
+    e = next(x for x in entries if x["seq"] == ans.audit_seq)
+    assert (e["requester"], e["outcome"], e["hits"], e["no_hits"], e["items"]) == (
+        "KGZ-BS", "answered", 1, 0, 1)
+    assert e["data_types"] == ["document_number", "issuing_state", "document_type"]
+    assert e["purpose"] == "border_check" and e["case_ref"] == "CASE-1"
+    assert "N1122334" not in repr(e) and "KAZ-SLTD-2025-004410" not in repr(e)
+    # the requester keeps a receipt and its own audit entry of the question
+    mine = fed.audit("KGZ-BS")
+    sent = [x for x in mine if x.get("event") == "lookup_sent"]
+    assert sent and sent[-1]["peer_audit_seq"] == ans.audit_seq
