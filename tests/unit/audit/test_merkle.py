@@ -15,6 +15,7 @@ import pytest
 from node.audit.merkle import (
     EMPTY_ROOT,
     MAX_PROOF_HASHES,
+    HashStore,
     InMemoryHashStore,
     MerkleTree,
     ProofError,
@@ -232,6 +233,8 @@ def test_reopen_from_store_continues_identically() -> None:
 
 def test_store_is_write_once_and_only_complete_subtrees() -> None:
     store = InMemoryHashStore()
+    as_protocol: HashStore = store  # mypy checks InMemoryHashStore satisfies the protocol
+    assert as_protocol is store
     t = MerkleTree.empty(store)
     t.append(hash_leaf(d) for d in LEAVES[:11])  # 11 = 8 + 2 + 1
     assert [store.count(lv) for lv in range(5)] == [11, 5, 2, 1, 0]

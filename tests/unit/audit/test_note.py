@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import nacl.signing
 import pytest
@@ -177,8 +178,6 @@ def test_key_id_and_vkey_roundtrip() -> None:
     key = nacl.signing.SigningKey(bytes(range(32)))
     pub = bytes(key.verify_key)
     v = Ed25519NoteVerifier(name="example.com/log", public_key=pub)
-    import hashlib
-
     assert v.key_id == hashlib.sha256(b"example.com/log\n\x01" + pub).digest()[:4]
     assert v.key_id == compute_key_id("example.com/log", 1, pub)
     parsed = VerifierKey.parse(v.vkey())
