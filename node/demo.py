@@ -109,13 +109,13 @@ def main() -> int:
                    "--contact", f"{node_id} duty desk")
             out = bxnode("watchlist", "import", str(DATA / watchlist), "--node-dir", str(d))
             say(f"{node_id}: node initialised (development keys), {out.stdout.strip()}")
-        for node_id, d in dirs.items():
+        for d in dirs.values():
             env = dict(os.environ)
             log = (d / "serve.log").open("wb")
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "node.cli.main", "serve", "--node-dir", str(d)],
                 stdout=log, stderr=log, cwd=ROOT, env=env))
-        for (node_id, d), proc in zip(dirs.items(), procs, strict=True):
+        for d, proc in zip(dirs.values(), procs, strict=True):
             wait_serving(d, proc)
         say(f"all three nodes serving over mutual TLS on 127.0.0.1 "
             f"(ports {', '.join(str(p) for p in ports.values())})")

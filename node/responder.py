@@ -92,13 +92,14 @@ class Responder:
     def key_id(self) -> str:
         return self._key_id
 
-    def handle_lookup(self, raw: Envelope | BxError, *, tls_fingerprint: str | None) -> Exchange:
+    def handle_lookup(self, raw: Envelope | BxError, *, tls_fingerprint: str | None,
+                      request_id: str = "") -> Exchange:
         """Answer one lookup.  ``raw`` is the envelope, or the error its decoding raised."""
         now = self._clock_ms()
         ex = Exchange()
         a = ex.audit
-        a.update(event="lookup", verified=False, tls_peer=tls_fingerprint or "plaintext",
-                 policy_digest=self._policy.digest)
+        a.update(event="lookup", request_id=request_id, verified=False,
+                 tls_peer=tls_fingerprint or "plaintext", policy_digest=self._policy.digest)
         request: LookupRequest | None = None
         member: Member | None = None
         digest = b""

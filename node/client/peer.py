@@ -116,7 +116,9 @@ class PeerClient:
         try:
             raw = call(wire, timeout=self._timeout)
         except grpc.RpcError as err:
-            raise self._remote_error(peer, err, digest) from None
+            error = self._remote_error(peer, err, digest)
+            self._keep(peer, request, None, None, outcome="refused", error=error)
+            raise error from None
         try:
             response = convert.envelope_from_pb(pb.LookupResponse.FromString(raw).envelope)
         except Exception as exc:
@@ -130,7 +132,7 @@ class PeerClient:
                 r.index != i for i, r in enumerate(answer.results)):
             raise Unauthenticated("peer's answer does not match the request items",
                                   reason="bad_response")
-        self._keep(peer, request, response, answer, ctx_outcome="answered")
+        self._keep(peer, request, response, answer, outcome="answered")
         return answer
 
     def _verify(self, peer: str, response: Envelope, digest: bytes) -> LookupAnswer | Refusal:
@@ -167,21 +169,29 @@ class PeerClient:
         return RemoteError(f"peer {peer} refused: {details}", status=code.name, reason=reason,
                            refusal_verified=verified)
 
-    def _keep(self, peer: str, request: Envelope, response: Envelope, answer: LookupAnswer,
-              ctx_outcome: str) -> None:
+    def _keep(self, peer: str, request: Envelope, response: Envelope | None,
+              answer: LookupAnswer | None, *, outcome: str, error: BxError | None = None) -> None:
+        """Keep the receipt (signed request + signed response) and our own audit entry."""
         if self._store is None:
             return
         now = self._clock_ms()
         pack = convert.envelope_to_pb
+        header = convert.decode_request(request.payload,
+                                        max_items=limits.MAX_BATCH_ITEMS_HARD).header
+        entry: dict[str, object] = {
+            "event": "lookup_sent", "peer": peer, "outcome": outcome,
+            "operator": header.operator, "purpose": header.purpose,
+            "legal_basis": header.legal_basis, "case_ref": header.case_ref,
+            "request_digest": env_mod.digest(request).hex()}
+        if response is not None and answer is not None:
+            entry.update(response_digest=hashlib.sha256(env_mod.pae(
+                response.payload_type, response.payload)).hexdigest(),
+                items=len(answer.results), hits=answer.hits, peer_audit_seq=answer.audit_seq)
+        if error is not None:
+            entry.update(status=error.status, reason=error.reason)
         with self._store.transaction():
-            self._store.put_receipt(ReceiptRow(
-                "sent", peer, env_mod.digest(request), pack(request).SerializeToString(),
-                pack(response).SerializeToString(), now))
-            HashChainLog(store=self._store).append({
-                "event": "lookup_sent", "peer": peer, "outcome": ctx_outcome,
-                "request_digest": env_mod.digest(request).hex(),
-                "response_digest": hashlib.sha256(env_mod.pae(
-                    response.payload_type, response.payload)).hexdigest(),
-                "items": len(answer.results), "hits": answer.hits,
-                "peer_audit_seq": answer.audit_seq,
-            }, time_ms=now)
+            if response is not None:
+                self._store.put_receipt(ReceiptRow(
+                    "sent", peer, env_mod.digest(request), pack(request).SerializeToString(),
+                    pack(response).SerializeToString(), now))
+            HashChainLog(store=self._store).append(entry, time_ms=now)

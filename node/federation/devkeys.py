@@ -81,7 +81,8 @@ def generate(dev_dir: Path = DEV_DIR) -> None:
         "`dev_mode = true`.\n")
     (ROOT / "node" / "federation" / "_devkeys.py").write_text(
         '"""Key ids of the development signing keys in keys/dev (generated)."""\n\n'
-        f"DEV_SIGNING_KEY_IDS = frozenset({sorted(key_ids)!r})\n")
+        "DEV_SIGNING_KEY_IDS = frozenset({\n"
+        + "".join(f"    {k!r},\n" for k in sorted(key_ids)) + "})\n")
 
 
 if __name__ == "__main__":

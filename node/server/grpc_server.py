@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import signal
+import uuid
 from collections.abc import Sequence
 
 import grpc
@@ -68,6 +69,12 @@ class NodeServer:
         self.port = 0
 
     async def _lookup(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        request_id = uuid.uuid4().hex[:16]
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            return await self._lookup_inner(raw, context, request_id)
+
+    async def _lookup_inner(self, raw: bytes, context: grpc.aio.ServicerContext,
+                            request_id: str) -> bytes:
         fp = None if self._dev_plaintext else tls_fingerprint(context)
         if not self._dev_plaintext and fp is None:  # cannot happen with require_client_auth
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -81,7 +88,7 @@ class NodeServer:
             item = InvalidInput("request is not a valid LookupRequest", reason="malformed_request")
         except BxError as exc:
             item = exc
-        ex = self._responder.handle_lookup(item, tls_fingerprint=fp)
+        ex = self._responder.handle_lookup(item, tls_fingerprint=fp, request_id=request_id)
         if ex.error is not None:
             md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
             if ex.refusal is not None:
@@ -106,12 +113,12 @@ class NodeServer:
         if self._tls is None:
             log.warning("dev_plaintext_listener",
                         note="serving WITHOUT TLS: development only, never in production")
-            port = server.add_insecure_port(listen)
+            port = int(server.add_insecure_port(listen))
         else:
             creds = grpc.ssl_server_credentials(
                 [(self._tls.key, self._tls.cert)], root_certificates=self._tls.ca,
                 require_client_auth=True)
-            port = server.add_secure_port(listen, creds)
+            port = int(server.add_secure_port(listen, creds))
         if port == 0:
             raise OSError(f"cannot listen on {listen}")
         await server.start()

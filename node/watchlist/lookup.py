@@ -9,6 +9,7 @@ records never hit.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,9 +63,13 @@ class Watchlist:
         self._matcher = matcher
         self._default_contact = default_contact
         self._persons: dict[str, tuple[ActionCode, str, str]] = {}
+        self._generation: str | None = None
+        self._checked_at = 0.0
 
     def reload(self, today: dt.date) -> int:
         """Rebuild the person index from the store; returns how many live persons it holds."""
+        self._generation = self._store.get_meta("watchlist_generation")
+        self._checked_at = time.monotonic()
         records = []
         self._persons = {}
         for row in self._store.iter_persons(today.isoformat()):
@@ -87,6 +92,10 @@ class Watchlist:
         return WatchlistHit(best[0], ActionCode(best[1]), best[2] or self._default_contact)
 
     def _check_person(self, q: PersonQuery, today: dt.date) -> WatchlistHit | None:
+        if time.monotonic() - self._checked_at > 1.0:  # an import may have run meanwhile
+            self._checked_at = time.monotonic()
+            if self._store.get_meta("watchlist_generation") != self._generation:
+                self.reload(today)
         for ref in self._matcher.search(q):
             meta = self._persons.get(ref)
             if meta is None or meta[2] < today.isoformat():

@@ -21,9 +21,8 @@ PROTO_FILES = ("bxnode/v1/bxnode.proto",)
 
 def generate(out_dir: Path) -> list[Path]:
     """Run protoc into ``out_dir`` and return the written files."""
-    from grpc_tools import protoc  # dev dependency: only needed to regenerate
-
     import grpc_tools
+    from grpc_tools import protoc  # dev dependency: only needed to regenerate
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,4 +55,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    sys.exit(0)

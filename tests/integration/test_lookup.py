@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from node.client.peer import QueryContext
 from node.core.errors import RemoteError
 from node.core.model import (
     ActionCode,
@@ -14,7 +15,6 @@ from node.core.model import (
     QueryKind,
     Sex,
 )
-from node.client.peer import QueryContext
 from tests.federation import CTX, Federation
 
 pytestmark = pytest.mark.integration
