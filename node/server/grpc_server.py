@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import signal
+import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
@@ -29,9 +32,19 @@ from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
 from node.responder import Responder
 from node.wire import convert
+from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
 
-__all__ = ["REASON_KEY", "REFUSAL_KEY", "SERVICE_NAME", "NodeServer", "serve_forever"]
+__all__ = [
+    "REASON_KEY",
+    "REFUSAL_KEY",
+    "SERVICE_NAME",
+    "NodeServer",
+    "Reply",
+    "SyncNodeServicer",
+    "lookup_reply",
+    "serve_forever",
+]
 
 log = structlog.get_logger("bxnode.server")
 
@@ -46,12 +59,80 @@ SERVER_OPTIONS: Sequence[tuple[str, int]] = (
 )
 
 
-def tls_fingerprint(context: grpc.aio.ServicerContext) -> str | None:
+def tls_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext) -> str | None:
     certs = context.auth_context().get("x509_pem_cert")
     if not certs:
         return None
     cert = x509.load_pem_x509_certificate(certs[0])
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What to send back, independent of the gRPC flavour (aio or thread pool)."""
+
+    body: bytes = b""
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    details: str = ""
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
+
+
+def lookup_reply(responder: Responder, raw: bytes, fingerprint: str | None, *,
+                 dev_plaintext: bool) -> Reply:
+    """Decode, answer and encode one Lookup call: the whole servicer, minus the transport."""
+    request_id = uuid.uuid4().hex[:16]
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        if not dev_plaintext and fingerprint is None:  # require_client_auth makes this moot
+            return Reply(code=grpc.StatusCode.UNAUTHENTICATED, details="no client certificate",
+                         metadata=((REASON_KEY, "no_client_certificate"),))
+        item: Envelope | BxError
+        try:
+            msg = pb.LookupRequest.FromString(raw)
+            if not msg.HasField("envelope"):
+                raise InvalidInput("request has no envelope", reason="bad_envelope")
+            item = convert.envelope_from_pb(msg.envelope)
+        except DecodeError:
+            item = InvalidInput("request is not a valid LookupRequest", reason="malformed_request")
+        except BxError as exc:
+            item = exc
+        ex = responder.handle_lookup(item, tls_fingerprint=fingerprint, request_id=request_id)
+        if ex.error is not None:
+            md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
+            if ex.refusal is not None:
+                md.append((REFUSAL_KEY, convert.envelope_to_pb(ex.refusal).SerializeToString()))
+            return Reply(code=grpc.StatusCode[ex.error.status],
+                         details=f"{ex.error.reason}: {ex.error.message}", metadata=tuple(md))
+        assert ex.response is not None
+        return Reply(body=bytes(pb.LookupResponse(
+            envelope=convert.envelope_to_pb(ex.response)).SerializeToString()))
+
+
+class SyncNodeServicer(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
+    """The same servicer for a thread-pool ``grpc.server`` (and pytest-grpc).
+
+    The responder's store is one connection: calls are serialised with a lock.
+    """
+
+    def __init__(self, *, responder: Responder, dev_plaintext: bool = False) -> None:
+        self._responder = responder
+        self._dev_plaintext = dev_plaintext
+        self._lock = threading.Lock()
+
+    def Lookup(self, request: pb.LookupRequest, context: grpc.ServicerContext) -> Any:
+        fp = None if self._dev_plaintext else tls_fingerprint(context)
+        with self._lock:
+            reply = lookup_reply(self._responder, request.SerializeToString(), fp,
+                                 dev_plaintext=self._dev_plaintext)
+        if reply.code is not grpc.StatusCode.OK:
+            context.abort_with_status(_Status(reply))
+        return pb.LookupResponse.FromString(reply.body)
+
+
+class _Status(grpc.Status):  # type: ignore[misc]
+    def __init__(self, reply: Reply) -> None:
+        self.code = reply.code
+        self.details = reply.details
+        self.trailing_metadata = reply.metadata
 
 
 class NodeServer:
@@ -69,37 +150,11 @@ class NodeServer:
         self.port = 0
 
     async def _lookup(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        request_id = uuid.uuid4().hex[:16]
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            return await self._lookup_inner(raw, context, request_id)
-
-    async def _lookup_inner(self, raw: bytes, context: grpc.aio.ServicerContext,
-                            request_id: str) -> bytes:
         fp = None if self._dev_plaintext else tls_fingerprint(context)
-        if not self._dev_plaintext and fp is None:  # cannot happen with require_client_auth
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
-        item: Envelope | BxError
-        try:
-            msg = pb.LookupRequest.FromString(raw)
-            if not msg.HasField("envelope"):
-                raise InvalidInput("request has no envelope", reason="bad_envelope")
-            item = convert.envelope_from_pb(msg.envelope)
-        except DecodeError:
-            item = InvalidInput("request is not a valid LookupRequest", reason="malformed_request")
-        except BxError as exc:
-            item = exc
-        ex = self._responder.handle_lookup(item, tls_fingerprint=fp, request_id=request_id)
-        if ex.error is not None:
-            md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
-            if ex.refusal is not None:
-                md.append((REFUSAL_KEY,
-                           convert.envelope_to_pb(ex.refusal).SerializeToString()))
-            await context.abort(grpc.StatusCode[ex.error.status],
-                                f"{ex.error.reason}: {ex.error.message}",
-                                trailing_metadata=tuple(md))
-        assert ex.response is not None
-        return bytes(pb.LookupResponse(
-            envelope=convert.envelope_to_pb(ex.response)).SerializeToString())
+        reply = lookup_reply(self._responder, raw, fp, dev_plaintext=self._dev_plaintext)
+        if reply.code is not grpc.StatusCode.OK:
+            await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
+        return reply.body
 
     async def start(self, listen: str) -> int:
         server = grpc.aio.server(options=SERVER_OPTIONS)
