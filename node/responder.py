@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 import nacl.signing
 import structlog
@@ -33,15 +34,22 @@ import structlog
 from node.audit.chain import HashChainLog
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
-from node.core.errors import BxError, InvalidInput, PolicyDenied, Unauthenticated
+from node.core.errors import BxError, PolicyDenied, Unauthenticated
 from node.core.members import Member, MemberDirectory, signing_key
-from node.core.model import LookupAnswer, LookupRequest, PolicyInput, Refusal
+from node.core.model import (
+    Decision,
+    LookupAnswer,
+    LookupRequest,
+    PolicyInput,
+    Refusal,
+    RequestHeader,
+)
 from node.policy import PolicyEngine
 from node.store.sqlcipher import ReceiptRow, Store
 from node.watchlist.lookup import DISCLOSABLE_FIELDS, Watchlist
 from node.wire import convert
 
-__all__ = ["Exchange", "Responder", "ResponderSettings"]
+__all__ = ["Exchange", "Handler", "Responder", "ResponderSettings", "Verified"]
 
 log = structlog.get_logger("bxnode.responder")
 
@@ -66,7 +74,47 @@ class Exchange:
     audit: dict[str, object] = field(default_factory=dict)
 
 
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Verified(Generic[R]):
+    """A request that passed steps 1-7: who sent it, what it says, the digest it is bound to."""
+
+    member: Member
+    request: R
+    header: RequestHeader
+    digest: bytes
+    now_ms: int
+
+
+class Handler(Protocol[R]):
+    """One kind of signed request.  The generic steps live in :class:`Responder`."""
+
+    event: str
+    request_type: str
+
+    def decode(self, payload: bytes) -> R:
+        """Parse and bound-check the payload (step 3); raise InvalidInput."""
+        ...
+
+    def header(self, request: R) -> RequestHeader: ...
+
+    def describe(self, request: R) -> dict[str, Any]:
+        """Audit fields for this request (no personal data)."""
+        ...
+
+    def answer(self, v: Verified[R], ex: Exchange) -> tuple[str, bytes]:
+        """Decide and answer (steps 8-9): ``(payload_type, payload)`` to sign; raise to refuse.
+
+        Runs inside a savepoint: anything it wrote is rolled back if it raises.
+        """
+        ...
+
+
 class Responder:
+    """The generic exchange: authenticate, check freshness, answer, sign, audit, commit."""
+
     def __init__(
         self,
         *,
@@ -78,158 +126,181 @@ class Responder:
         watchlist: Watchlist,
         clock_ms: Callable[[], int],
     ) -> None:
-        self._s = settings
+        self.settings = settings
         self._key = signing_key
-        self._key_id = env_mod.key_id_for(bytes(signing_key.verify_key))
-        self._directory = directory
-        self._policy = policy
-        self._store = store
-        self._audit = HashChainLog(store=store)
-        self._watchlist = watchlist
-        self._clock_ms = clock_ms
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
+        self.key_id = env_mod.key_id_for(bytes(signing_key.verify_key))
+        self.directory = directory
+        self.policy = policy
+        self.store = store
+        self.audit_log = HashChainLog(store=store)
+        self.clock_ms = clock_ms
+        self.lookup = LookupHandler(self, watchlist)
 
     def handle_lookup(self, raw: Envelope | BxError, *, tls_fingerprint: str | None,
                       request_id: str = "") -> Exchange:
-        """Answer one lookup.  ``raw`` is the envelope, or the error its decoding raised."""
-        now = self._clock_ms()
+        return self.handle(self.lookup, raw, tls_fingerprint=tls_fingerprint,
+                           request_id=request_id)
+
+    def handle(self, handler: Handler[R], raw: Envelope | BxError, *,
+               tls_fingerprint: str | None, request_id: str = "") -> Exchange:
+        """Answer one signed request.  ``raw`` is the envelope, or the error decoding raised."""
+        now = self.clock_ms()
         ex = Exchange()
         a = ex.audit
-        a.update(event="lookup", request_id=request_id, verified=False,
-                 tls_peer=tls_fingerprint or "plaintext", policy_digest=self._policy.digest)
-        request: LookupRequest | None = None
-        member: Member | None = None
-        digest = b""
-        with self._store.transaction():
+        a.update(event=handler.event, request_id=request_id, verified=False,
+                 tls_peer=tls_fingerprint or "plaintext", policy_digest=self.policy.digest)
+        verified: Verified[R] | None = None
+        with self.store.transaction():
             try:
                 if isinstance(raw, BxError):
                     raise raw
                 digest = env_mod.digest(raw)
                 a.update(requester=raw.signer, request_digest=digest.hex())
-                member, request = self._authenticate(raw, tls_fingerprint, now)
+                verified = self._authenticate(handler, raw, tls_fingerprint, now, digest)
                 a["verified"] = True
-                self._describe(a, request)
-                if not self._store.remember_nonce(
-                        member.node_id, request.header.nonce,
-                        expires_ms=now + 2 * self._s.clock_skew_ms, now_ms=now):
+                a.update(_header_fields(verified.header))
+                a.update(handler.describe(verified.request))
+                if not self.store.remember_nonce(                                   # 7
+                        verified.member.node_id, verified.header.nonce,
+                        expires_ms=now + 2 * self.settings.clock_skew_ms, now_ms=now):
                     raise Unauthenticated("this nonce was used before", reason="replayed_nonce")
-                with self._store.savepoint():
-                    ex.response = self._answer(request, member, digest, now, ex)
+                with self.store.savepoint():
+                    payload_type, payload = handler.answer(verified, ex)
+                    ex.response = self.sign(payload_type, payload)
+                a.setdefault("outcome", "answered")
+                a.update(status="OK", response_digest=hashlib.sha256(env_mod.pae(
+                    ex.response.payload_type, ex.response.payload)).hexdigest())
             except BxError as exc:
                 ex.error = exc
+                ex.response = None
                 a.update(outcome="denied" if isinstance(exc, PolicyDenied) else "rejected",
                          status=exc.status, reason=exc.reason,
                          reasons=list(getattr(exc, "reasons", (exc.reason,))))
-                if request is not None:
-                    ex.refusal = self._refuse(exc, digest, now)
-            seq = self._audit.append(a, time_ms=now)
-            ex.audit_seq = seq
+                if verified is not None:
+                    ex.refusal = self._refuse(exc, verified.digest, now)
+            ex.audit_seq = self.audit_log.append(a, time_ms=now)
             sent = ex.response or ex.refusal
-            if request is not None and member is not None and sent is not None:
+            if verified is not None and sent is not None:
                 assert isinstance(raw, Envelope)
-                self._store.put_receipt(ReceiptRow(
-                    "received", member.node_id, digest, _pack(raw), _pack(sent), now))
-        log.info("lookup", outcome=a.get("outcome"), status=a.get("status", "OK"),
+                self.store.put_receipt(ReceiptRow(
+                    "received", verified.member.node_id, verified.digest, _pack(raw),
+                    _pack(sent), now))
+        log.info(handler.event, outcome=a.get("outcome"), status=a.get("status", "OK"),
                  reason=a.get("reason", ""), requester=a.get("requester", ""),
                  items=ex.items, hits=ex.hits, audit_seq=ex.audit_seq)
         return ex
 
-    # --- steps ------------------------------------------------------------------------------
+    # --- generic steps ----------------------------------------------------------------------
 
-    def _authenticate(self, raw: Envelope, tls_fingerprint: str | None,
-                      now: int) -> tuple[Member, LookupRequest]:
-        member = self._directory.member(raw.signer)                          # 1
+    def _authenticate(self, handler: Handler[R], raw: Envelope, tls_fingerprint: str | None,
+                      now: int, digest: bytes) -> Verified[R]:
+        member = self.directory.member(raw.signer)                           # 1
         public = signing_key(member, raw.key_id, now)                        # 1
-        env_mod.verify(raw, public, expected_type=env_mod.REQUEST_TYPE)      # 2
-        request = convert.decode_request(raw.payload, max_items=self._s.max_batch)  # 3
-        h = request.header
+        env_mod.verify(raw, public, expected_type=handler.request_type)      # 2
+        request = handler.decode(raw.payload)                                # 3
+        h = handler.header(request)
         if h.requester != raw.signer or h.key_id != raw.key_id:              # 4
             raise Unauthenticated("payload header names another signer or key",
                                   reason="signer_mismatch")
         if tls_fingerprint is not None and tls_fingerprint not in member.tls_cert_sha256:  # 5
             raise Unauthenticated("TLS client certificate does not belong to the signing node",
                                   reason="tls_identity_mismatch")
-        if abs(now - h.issued_at_ms) > self._s.clock_skew_ms:               # 6
+        if abs(now - h.issued_at_ms) > self.settings.clock_skew_ms:         # 6
             raise Unauthenticated("request time is outside the allowed clock skew",
                                   reason="stale_request")
-        return member, request
+        return Verified(member=member, request=request, header=h, digest=digest, now_ms=now)
 
-    def _answer(self, req: LookupRequest, member: Member, digest: bytes, now: int,
-                ex: Exchange) -> Envelope:
-        day = dt.datetime.fromtimestamp(now / 1000, dt.UTC).date()
-        used = self._store.items_today(member.node_id, day.isoformat())
-        decision = self._policy.decide(PolicyInput(
-            requester_node=member.node_id,
-            requester_country=member.country,
-            requester_agency=member.agency,
-            operator=req.header.operator,
-            purpose=req.header.purpose,
-            legal_basis=req.header.legal_basis,
-            case_ref=req.header.case_ref,
-            query_kind=req.kind.value,
-            datasets=req.datasets,
-            data_types=req.data_types,
-            batch_size=len(req.items),
-            items_today=used,
-            time_ms=now,
-            responder_node=self._s.node_id,
+    def sign(self, payload_type: str, payload: bytes) -> Envelope:
+        return env_mod.sign(payload_type=payload_type, payload=payload,
+                            signer=self.settings.node_id, key=self._key)
+
+    def next_audit_seq(self) -> int:
+        """The sequence number this request's audit entry will get (we hold the write lock)."""
+        tail = self.store.audit_tail()
+        return 1 if tail is None else tail[0] + 1
+
+    def decide(self, v: Verified[Any], ex: Exchange, *, query_kind: str,
+               datasets: tuple[str, ...], data_types: tuple[str, ...],
+               batch_size: int) -> Decision:
+        """Ask policy (step 8); record the decision in the audit entry; raise on deny."""
+        day = dt.datetime.fromtimestamp(v.now_ms / 1000, dt.UTC).date().isoformat()
+        h = v.header
+        decision = self.policy.decide(PolicyInput(
+            requester_node=v.member.node_id,
+            requester_country=v.member.country,
+            requester_agency=v.member.agency,
+            operator=h.operator,
+            purpose=h.purpose,
+            legal_basis=h.legal_basis,
+            case_ref=h.case_ref,
+            query_kind=query_kind,
+            datasets=datasets,
+            data_types=data_types,
+            batch_size=batch_size,
+            items_today=self.store.items_today(v.member.node_id, day),
+            time_ms=v.now_ms,
+            responder_node=self.settings.node_id,
         ))
         ex.audit.update(decision="allow" if decision.allow else "deny",
                         reasons=list(decision.reasons))
         if not decision.allow:
             raise PolicyDenied("the owner's policy refused this request",
                                reasons=decision.reasons)
-        fields = decision.disclose & DISCLOSABLE_FIELDS
-        results = tuple(
-            Watchlist.disclose(i, self._watchlist.check(item, day), fields)
-            for i, item in enumerate(req.items)
-        )
-        self._store.add_usage(member.node_id, day.isoformat(), len(req.items))
-        ex.items = len(results)
-        ex.hits = sum(1 for r in results if r.outcome.value == "hit")
-        answer = LookupAnswer(
-            responder=self._s.node_id, key_id=self._key_id, request_digest=digest,
-            issued_at_ms=now, results=results, audit_seq=self._audit_next())
-        response = env_mod.sign(payload_type=env_mod.RESPONSE_TYPE,
-                                payload=convert.encode_answer(answer),
-                                signer=self._s.node_id, key=self._key)
-        ex.audit.update(outcome="answered", status="OK", hits=ex.hits,
-                        no_hits=ex.items - ex.hits, disclosed=sorted(fields),
-                        response_digest=hashlib.sha256(env_mod.pae(
-                            response.payload_type, response.payload)).hexdigest())
-        return response
+        self.store.add_usage(v.member.node_id, day, batch_size)
+        return decision
 
     def _refuse(self, exc: BxError, digest: bytes, now: int) -> Envelope:
         refusal = Refusal(
-            responder=self._s.node_id, key_id=self._key_id, request_digest=digest,
+            responder=self.settings.node_id, key_id=self.key_id, request_digest=digest,
             issued_at_ms=now, status=exc.status, reason=exc.reason,
             reasons=tuple(getattr(exc, "reasons", (exc.reason,))),
-            audit_seq=self._audit_next())
-        return env_mod.sign(payload_type=env_mod.RESPONSE_TYPE,
-                            payload=convert.encode_refusal(refusal),
-                            signer=self._s.node_id, key=self._key)
+            audit_seq=self.next_audit_seq())
+        return self.sign(env_mod.RESPONSE_TYPE, convert.encode_refusal(refusal))
 
-    def _audit_next(self) -> int:
-        tail = self._store.audit_tail()
-        return 1 if tail is None else tail[0] + 1
 
-    @staticmethod
-    def _describe(a: dict[str, object], req: LookupRequest) -> None:
-        h = req.header
-        a.update(operator=h.operator, purpose=h.purpose, legal_basis=h.legal_basis,
-                 case_ref=h.case_ref, query_kind=req.kind.value, datasets=list(req.datasets),
-                 data_types=list(req.data_types), items=len(req.items),
-                 issued_at_ms=h.issued_at_ms)
+class LookupHandler:
+    """Hit / no-hit lookups of documents, persons and manifests."""
+
+    event = "lookup"
+    request_type = env_mod.REQUEST_TYPE
+
+    def __init__(self, responder: Responder, watchlist: Watchlist) -> None:
+        self._r = responder
+        self.watchlist = watchlist
+
+    def decode(self, payload: bytes) -> LookupRequest:
+        return convert.decode_request(payload, max_items=self._r.settings.max_batch)
+
+    def header(self, request: LookupRequest) -> RequestHeader:
+        return request.header
+
+    def describe(self, req: LookupRequest) -> dict[str, Any]:
+        return {"query_kind": req.kind.value, "datasets": list(req.datasets),
+                "data_types": list(req.data_types), "items": len(req.items)}
+
+    def answer(self, v: Verified[LookupRequest], ex: Exchange) -> tuple[str, bytes]:
+        req = v.request
+        decision = self._r.decide(v, ex, query_kind=req.kind.value, datasets=req.datasets,
+                                  data_types=req.data_types, batch_size=len(req.items))
+        day = dt.datetime.fromtimestamp(v.now_ms / 1000, dt.UTC).date()
+        fields = decision.disclose & DISCLOSABLE_FIELDS
+        results = tuple(
+            Watchlist.disclose(i, self.watchlist.check(item, day), fields)
+            for i, item in enumerate(req.items)
+        )
+        ex.items = len(results)
+        ex.hits = sum(1 for r in results if r.outcome.value == "hit")
+        ex.audit.update(hits=ex.hits, no_hits=ex.items - ex.hits, disclosed=sorted(fields))
+        answer = LookupAnswer(
+            responder=self._r.settings.node_id, key_id=self._r.key_id, request_digest=v.digest,
+            issued_at_ms=v.now_ms, results=results, audit_seq=self._r.next_audit_seq())
+        return env_mod.RESPONSE_TYPE, convert.encode_answer(answer)
+
+
+def _header_fields(h: RequestHeader) -> dict[str, Any]:
+    return {"operator": h.operator, "purpose": h.purpose, "legal_basis": h.legal_basis,
+            "case_ref": h.case_ref, "issued_at_ms": h.issued_at_ms}
 
 
 def _pack(e: Envelope) -> bytes:
-    return convert.envelope_to_pb(e).SerializeToString()
-
-
-def decode_error_to_bx(exc: Exception) -> BxError:
-    if isinstance(exc, BxError):
-        return exc
-    return InvalidInput("request could not be decoded", reason="malformed_payload")
+    return bytes(convert.envelope_to_pb(e).SerializeToString())

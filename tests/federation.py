@@ -24,7 +24,8 @@ from node.client.peer import PeerClient, QueryContext
 from node.config import load_config
 from node.federation.members_file import load_members
 from node.federation.pki import TlsMaterial, load_signing_key
-from node.server.grpc_server import REASON_KEY, NodeServer
+from node.server.assemble import build_server
+from node.server.grpc_server import REASON_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "keys" / "dev"
@@ -53,8 +54,7 @@ class RunningNode:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.runtime = NodeRuntime.load(self.cfg)
-        self.server = NodeServer(responder=self.runtime.responder,
-                                 tls=NodeRuntime.tls(self.cfg))
+        self.server = build_server(self.runtime, tls=NodeRuntime.tls(self.cfg))
         self.port = asyncio.run_coroutine_threadsafe(
             self.server.start(listen), self.loop).result(10)
 

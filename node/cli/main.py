@@ -59,11 +59,11 @@ def _config(args: argparse.Namespace) -> Any:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from node.config import CONFIG_NAME, render_config
+    from node.core.envelope import key_id_for
+    from node.core.members import Member, MemberKey
+    from node.core.model import validate_id, validate_state
     from node.federation import pki
     from node.federation.members_file import member_to_json
-    from node.core.members import Member, MemberKey
-    from node.core.envelope import key_id_for
-    from node.core.model import validate_id, validate_state
     from node.store.keys import new_db_key_file
     from node.store.sqlcipher import Store
 
@@ -156,14 +156,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from node.app import NodeRuntime
-    from node.server.grpc_server import NodeServer, serve_forever
+    from node.server.assemble import build_server
+    from node.server.grpc_server import serve_forever
 
     cfg = _config(args)
     if args.dev_plaintext and not cfg.dev_mode:
         raise CliError("--dev-plaintext is refused unless the node config sets dev_mode = true")
     rt = NodeRuntime.load(cfg, with_tls=not args.dev_plaintext)
     tls = None if args.dev_plaintext else NodeRuntime.tls(cfg)
-    server = NodeServer(responder=rt.responder, tls=tls, dev_plaintext=args.dev_plaintext)
+    server = build_server(rt, tls=tls, dev_plaintext=args.dev_plaintext)
     listen = args.listen or cfg.listen
     port_file = _node_dir(args) / "serve.port"
 
@@ -367,6 +368,24 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------
 
 
+#: Modules that add command groups: each defines ``register(sub, common, add)``.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+                common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add a subcommand with the common options; plugins use this too."""
+    sp: argparse.ArgumentParser = parent.add_parser(name, parents=[common], help=help_,
+                                                    description=help_)
+    sp.set_defaults(fn=fn)
+    return sp
+
+
+def add_group(sub: Any, name: str, help_: str) -> Any:
+    return sub.add_parser(name, help=help_).add_subparsers(dest="sub", required=True,
+                                                           parser_class=_Parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--node-dir", help="node directory (default: $BXNODE_HOME or .)")
@@ -379,10 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(parent: Any, name: str, fn: Callable[[argparse.Namespace], int],
             help_: str) -> argparse.ArgumentParser:
-        sp: argparse.ArgumentParser = parent.add_parser(name, parents=[common], help=help_,
-                                                        description=help_)
-        sp.set_defaults(fn=fn)
-        return sp
+        return add_command(parent, name, fn, help_, common)
 
     sp = add(sub, "init", cmd_init, "create a node directory: config, keys, encrypted database")
     sp.add_argument("--node-id", required=True, help="this node's id, e.g. KAZ-BS")
@@ -453,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--since", help="ISO 8601 time")
     sp.add_argument("--until", help="ISO 8601 time")
     sp.add_argument("--limit", type=int, default=1000)
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub, common)
     return p
 
 

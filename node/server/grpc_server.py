@@ -30,7 +30,7 @@ from node.core import limits
 from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
-from node.responder import Responder
+from node.responder import Handler, Responder
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
@@ -41,9 +41,11 @@ __all__ = [
     "SERVICE_NAME",
     "NodeServer",
     "Reply",
+    "SignedMethod",
     "SyncNodeServicer",
     "lookup_reply",
     "serve_forever",
+    "signed_reply",
 ]
 
 log = structlog.get_logger("bxnode.server")
@@ -77,9 +79,31 @@ class Reply:
     metadata: tuple[tuple[str, str | bytes], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SignedMethod:
+    """A unary RPC whose request and response messages each carry ``envelope = 1``."""
+
+    service: str
+    method: str
+    handler: Handler[Any]
+    request_cls: Any
+    response_cls: Any
+
+
+def lookup_method(responder: Responder) -> SignedMethod:
+    return SignedMethod(SERVICE_NAME, "Lookup", responder.lookup, pb.LookupRequest,
+                        pb.LookupResponse)
+
+
 def lookup_reply(responder: Responder, raw: bytes, fingerprint: str | None, *,
                  dev_plaintext: bool) -> Reply:
-    """Decode, answer and encode one Lookup call: the whole servicer, minus the transport."""
+    return signed_reply(responder, lookup_method(responder), raw, fingerprint,
+                        dev_plaintext=dev_plaintext)
+
+
+def signed_reply(responder: Responder, method: SignedMethod, raw: bytes,
+                 fingerprint: str | None, *, dev_plaintext: bool) -> Reply:
+    """Decode, answer and encode one signed call: the whole servicer, minus the transport."""
     request_id = uuid.uuid4().hex[:16]
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         if not dev_plaintext and fingerprint is None:  # require_client_auth makes this moot
@@ -87,15 +111,17 @@ def lookup_reply(responder: Responder, raw: bytes, fingerprint: str | None, *,
                          metadata=((REASON_KEY, "no_client_certificate"),))
         item: Envelope | BxError
         try:
-            msg = pb.LookupRequest.FromString(raw)
+            msg = method.request_cls.FromString(raw)
             if not msg.HasField("envelope"):
                 raise InvalidInput("request has no envelope", reason="bad_envelope")
             item = convert.envelope_from_pb(msg.envelope)
         except DecodeError:
-            item = InvalidInput("request is not a valid LookupRequest", reason="malformed_request")
+            item = InvalidInput(f"request is not a valid {method.request_cls.__name__}",
+                                reason="malformed_request")
         except BxError as exc:
             item = exc
-        ex = responder.handle_lookup(item, tls_fingerprint=fingerprint, request_id=request_id)
+        ex = responder.handle(method.handler, item, tls_fingerprint=fingerprint,
+                              request_id=request_id)
         if ex.error is not None:
             md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
             if ex.refusal is not None:
@@ -103,7 +129,7 @@ def lookup_reply(responder: Responder, raw: bytes, fingerprint: str | None, *,
             return Reply(code=grpc.StatusCode[ex.error.status],
                          details=f"{ex.error.reason}: {ex.error.message}", metadata=tuple(md))
         assert ex.response is not None
-        return Reply(body=bytes(pb.LookupResponse(
+        return Reply(body=bytes(method.response_cls(
             envelope=convert.envelope_to_pb(ex.response)).SerializeToString()))
 
 
@@ -139,32 +165,44 @@ class NodeServer:
     """One node's gRPC server (grpc.aio) with health checking and reflection."""
 
     def __init__(self, *, responder: Responder, tls: TlsMaterial | None,
-                 dev_plaintext: bool = False) -> None:
+                 dev_plaintext: bool = False, signed_methods: Sequence[SignedMethod] = (),
+                 extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+                 extra_service_names: Sequence[str] = ()) -> None:
         if tls is None and not dev_plaintext:
             raise ValueError("a server without TLS needs dev_plaintext=True")
         self._responder = responder
+        self._methods = (lookup_method(responder), *signed_methods)
+        self._extra_handlers = tuple(extra_handlers)
+        self._extra_names = tuple(extra_service_names)
         self._tls = tls
         self._dev_plaintext = dev_plaintext
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self.port = 0
 
-    async def _lookup(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        fp = None if self._dev_plaintext else tls_fingerprint(context)
-        reply = lookup_reply(self._responder, raw, fp, dev_plaintext=self._dev_plaintext)
-        if reply.code is not grpc.StatusCode.OK:
-            await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
-        return reply.body
+    def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler:
+        async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            fp = None if self._dev_plaintext else tls_fingerprint(context)
+            reply = signed_reply(self._responder, method, raw, fp,
+                                 dev_plaintext=self._dev_plaintext)
+            if reply.code is not grpc.StatusCode.OK:
+                await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
+            return reply.body
+
+        return grpc.unary_unary_rpc_method_handler(call)
 
     async def start(self, listen: str) -> int:
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        handler = grpc.method_handlers_generic_handler(SERVICE_NAME, {
-            "Lookup": grpc.unary_unary_rpc_method_handler(self._lookup),
-        })
-        server.add_generic_rpc_handlers((handler,))
+        by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+        for m in self._methods:
+            by_service.setdefault(m.service, {})[m.method] = self._unary(m)
+        server.add_generic_rpc_handlers(tuple(
+            grpc.method_handlers_generic_handler(name, methods)
+            for name, methods in by_service.items()) + self._extra_handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = {m.service for m in self._methods} | set(self._extra_names)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+            (*sorted(names), health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         if self._tls is None:
             log.warning("dev_plaintext_listener",
                         note="serving WITHOUT TLS: development only, never in production")

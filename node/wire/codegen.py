@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "proto"
 OUT_DIR = Path(__file__).resolve().parent / "_gen"
-PROTO_FILES = ("bxnode/v1/bxnode.proto",)
+PROTO_FILES = tuple(sorted(str(p.relative_to(PROTO_DIR))
+                          for p in (PROTO_DIR / "bxnode" / "v1").glob("*.proto")))
 
 
 def generate(out_dir: Path) -> list[Path]:
