@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import nacl.signing
@@ -93,38 +94,31 @@ class PeerClient:
             self._channels[endpoint] = ch
         return ch
 
-    def build(self, ctx: QueryContext, kind: QueryKind, items: Sequence[Query]) -> Envelope:
-        header = RequestHeader(
+    def header(self, ctx: QueryContext) -> RequestHeader:
+        """A fresh request header: our node and key, now, and a new random nonce."""
+        return RequestHeader(
             requester=self._node_id, key_id=self._key_id, operator=ctx.operator,
             purpose=ctx.purpose, legal_basis=ctx.legal_basis, case_ref=ctx.case_ref,
             issued_at_ms=self._clock_ms(), nonce=os.urandom(24))
-        request = LookupRequest(header=header, kind=kind, items=tuple(items))
-        return env_mod.sign(payload_type=env_mod.REQUEST_TYPE,
-                            payload=convert.encode_request(request),
+
+    def sign(self, payload_type: str, payload: bytes) -> Envelope:
+        return env_mod.sign(payload_type=payload_type, payload=payload,
                             signer=self._node_id, key=self._key)
+
+    def build(self, ctx: QueryContext, kind: QueryKind, items: Sequence[Query]) -> Envelope:
+        request = LookupRequest(header=self.header(ctx), kind=kind, items=tuple(items))
+        return self.sign(env_mod.REQUEST_TYPE, convert.encode_request(request))
 
     def lookup(self, peer: str, ctx: QueryContext, kind: QueryKind,
                items: Sequence[Query]) -> LookupAnswer:
         return self.send(peer, self.build(ctx, kind, items), expected_items=len(items))
 
     def send(self, peer: str, request: Envelope, *, expected_items: int) -> LookupAnswer:
-        """Send a signed request envelope and return the verified answer."""
-        member = self._directory.member(peer)
-        wire = pb.LookupRequest(envelope=convert.envelope_to_pb(request)).SerializeToString()
-        call = self._channel(member.endpoint).unary_unary(_METHOD)
-        digest = env_mod.digest(request)
-        try:
-            raw = call(wire, timeout=self._timeout)
-        except grpc.RpcError as err:
-            error = self._remote_error(peer, err, digest)
-            self._keep(peer, request, None, None, outcome="refused", error=error)
-            raise error from None
-        try:
-            response = convert.envelope_from_pb(pb.LookupResponse.FromString(raw).envelope)
-        except Exception as exc:
-            raise Unauthenticated("peer's response is malformed",
-                                  reason="bad_response") from exc
-        answer = self._verify(peer, response, digest)
+        """Send a signed lookup envelope and return the verified answer."""
+        response = self.call(peer, _METHOD, request, request_cls=pb.LookupRequest,
+                             response_cls=pb.LookupResponse,
+                             response_type=env_mod.RESPONSE_TYPE, keep=False)
+        answer = convert.decode_response(response.payload)
         if not isinstance(answer, LookupAnswer):
             raise Unauthenticated("peer answered with a refusal but status OK",
                                   reason="bad_response")
@@ -132,22 +126,60 @@ class PeerClient:
                 r.index != i for i, r in enumerate(answer.results)):
             raise Unauthenticated("peer's answer does not match the request items",
                                   reason="bad_response")
-        self._keep(peer, request, response, answer, outcome="answered")
+        self.keep(peer, request, response, outcome="answered",
+                  extra={"items": len(answer.results), "hits": answer.hits,
+                         "peer_audit_seq": answer.audit_seq})
         return answer
 
-    def _verify(self, peer: str, response: Envelope, digest: bytes) -> LookupAnswer | Refusal:
+    def call(self, peer: str, method: str, request: Envelope, *, request_cls: Any,
+             response_cls: Any, response_type: str, keep: bool = True,
+             timeout_s: float | None = None) -> Envelope:
+        """Send a signed request to ``peer`` and return its verified, bound response envelope.
+
+        ``method`` is the full gRPC path (``/bxnode.v1.NodeService/Lookup``); the request
+        and response messages carry ``envelope = 1``.  A refusal raises
+        :class:`RemoteError` (with ``refusal_verified``); a transport failure raises
+        :class:`EnvironmentFault`.  Receipts and our audit entry are kept when ``keep``.
+        """
+        member = self._directory.member(peer)
+        wire = request_cls(envelope=convert.envelope_to_pb(request)).SerializeToString()
+        stub = self._channel(member.endpoint).unary_unary(method)
+        digest = env_mod.digest(request)
+        try:
+            raw = stub(wire, timeout=timeout_s or self._timeout)
+        except grpc.RpcError as err:
+            error = self._remote_error(peer, err, digest)
+            self.keep(peer, request, None, outcome="refused", error=error)
+            raise error from None
+        try:
+            response = convert.envelope_from_pb(response_cls.FromString(raw).envelope)
+        except Exception as exc:
+            raise Unauthenticated("peer's response is malformed",
+                                  reason="bad_response") from exc
+        self.verify_response(peer, response, digest, expected_type=response_type)
+        if keep:
+            self.keep(peer, request, response, outcome="answered")
+        return response
+
+    def verify_response(self, peer: str, response: Envelope, digest: bytes, *,
+                        expected_type: str) -> pb.ResponseHead:
+        """Signed by ``peer`` with a listed key, over PAE, naming ``peer``, bound to ``digest``."""
         member = self._directory.member(peer)
         if response.signer != peer:
             raise Unauthenticated("response is signed by another node", reason="bad_response")
         public = signing_key(member, response.key_id, self._clock_ms())
-        env_mod.verify(response, public, expected_type=env_mod.RESPONSE_TYPE)
-        body = convert.decode_response(response.payload)
-        if body.responder != peer or body.key_id != response.key_id:
+        env_mod.verify(response, public, expected_type=expected_type)
+        head = convert.decode_response_head(response.payload)
+        if head.responder != peer or head.key_id != response.key_id:
             raise Unauthenticated("response header names another node", reason="bad_response")
-        if body.request_digest != digest:
+        if head.request_digest != digest:
             raise Unauthenticated("response is not bound to our request",
                                   reason="response_not_bound")
-        return body
+        return head
+
+    def _verify(self, peer: str, response: Envelope, digest: bytes) -> LookupAnswer | Refusal:
+        self.verify_response(peer, response, digest, expected_type=env_mod.RESPONSE_TYPE)
+        return convert.decode_response(response.payload)
 
     def _remote_error(self, peer: str, err: grpc.RpcError, digest: bytes) -> BxError:
         code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
@@ -169,26 +201,28 @@ class PeerClient:
         return RemoteError(f"peer {peer} refused: {details}", status=code.name, reason=reason,
                            refusal_verified=verified)
 
-    def _keep(self, peer: str, request: Envelope, response: Envelope | None,
-              answer: LookupAnswer | None, *, outcome: str, error: BxError | None = None) -> None:
+    def keep(self, peer: str, request: Envelope, response: Envelope | None, *,
+             outcome: str, error: BxError | None = None,
+             extra: dict[str, object] | None = None) -> None:
         """Keep the receipt (signed request + signed response) and our own audit entry."""
         if self._store is None:
             return
         now = self._clock_ms()
         pack = convert.envelope_to_pb
-        header = convert.decode_request(request.payload,
-                                        max_items=limits.MAX_BATCH_ITEMS_HARD).header
+        header = convert.decode_request_header(request.payload)
         entry: dict[str, object] = {
-            "event": "lookup_sent", "peer": peer, "outcome": outcome,
-            "operator": header.operator, "purpose": header.purpose,
+            "event": "request_sent", "request_type": request.payload_type, "peer": peer,
+            "outcome": outcome, "operator": header.operator, "purpose": header.purpose,
             "legal_basis": header.legal_basis, "case_ref": header.case_ref,
             "request_digest": env_mod.digest(request).hex()}
-        if response is not None and answer is not None:
-            entry.update(response_digest=hashlib.sha256(env_mod.pae(
-                response.payload_type, response.payload)).hexdigest(),
-                items=len(answer.results), hits=answer.hits, peer_audit_seq=answer.audit_seq)
+        if request.payload_type == env_mod.REQUEST_TYPE:
+            entry["event"] = "lookup_sent"
+        if response is not None:
+            entry["response_digest"] = hashlib.sha256(env_mod.pae(
+                response.payload_type, response.payload)).hexdigest()
         if error is not None:
             entry.update(status=error.status, reason=error.reason)
+        entry.update(extra or {})
         with self._store.transaction():
             if response is not None:
                 self._store.put_receipt(ReceiptRow(

@@ -14,8 +14,9 @@ entry) commit in one transaction, so nothing is ever half-written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,10 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash BLOB NOT NULL, hash BLOB NOT NULL
 );
 """
+
+
+def hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +177,33 @@ class Store:
             self._conn.execute(f"RELEASE {name}")
         finally:
             self._depth -= 1
+
+    # --- for modules that own tables of their own (crossings, Merkle log, registry) ----------
+
+    def ensure_schema(self, name: str, ddl: str) -> None:
+        """Apply ``ddl`` (CREATE ... IF NOT EXISTS statements) once; ``name`` versions it."""
+        key = f"schema:{name}"
+        if self.get_meta(key) == str(hash_text(ddl)):
+            return
+        with self.transaction():
+            for stmt in ddl.split(";"):
+                if stmt.strip():
+                    self._conn.execute(stmt)
+            self.set_meta(key, str(hash_text(ddl)))
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the row count."""
+        return int(self._conn.execute(sql, tuple(args)).rowcount)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        return int(self._conn.executemany(sql, rows).rowcount)
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(sql, tuple(args))]
+
+    def query_one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row = self._conn.execute(sql, tuple(args)).fetchone()
+        return None if row is None else tuple(row)
 
     # --- meta -------------------------------------------------------------------------------
 

@@ -30,12 +30,16 @@ from node.wire._gen import bxnode_pb2 as pb
 
 __all__ = [
     "decode_request",
+    "decode_request_header",
     "decode_response",
+    "decode_response_head",
     "encode_answer",
     "encode_refusal",
     "encode_request",
     "envelope_from_pb",
     "envelope_to_pb",
+    "header_from_pb",
+    "header_to_pb",
     "pb",
 ]
 
@@ -131,20 +135,7 @@ def _person_from_pb(m: pb.PersonQuery) -> PersonQuery:
 
 
 def encode_request(req: LookupRequest) -> bytes:
-    h = req.header
-    msg = pb.RequestPayload(
-        header=pb.RequestHeader(
-            requester=h.requester,
-            key_id=h.key_id,
-            operator=h.operator,
-            purpose=h.purpose,
-            legal_basis=h.legal_basis,
-            case_ref=h.case_ref,
-            issued_at_ms=h.issued_at_ms,
-            nonce=h.nonce,
-        ),
-        kind=_KIND_TO_PB[req.kind],
-    )
+    msg = pb.RequestPayload(header=header_to_pb(req.header), kind=_KIND_TO_PB[req.kind])
     for item in req.items:
         if isinstance(item, DocumentQuery):
             msg.items.add(document=pb.DocumentQuery(
@@ -170,17 +161,7 @@ def decode_request(payload: bytes, *, max_items: int) -> LookupRequest:
     if len(msg.items) > max_items:
         raise InvalidInput(f"a batch may hold at most {max_items} items; this one has "
                            f"{len(msg.items)}", reason="batch_too_large")
-    h = msg.header
-    header = RequestHeader(
-        requester=h.requester,
-        key_id=h.key_id,
-        operator=h.operator,
-        purpose=h.purpose,
-        legal_basis=h.legal_basis,
-        case_ref=h.case_ref,
-        issued_at_ms=h.issued_at_ms,
-        nonce=h.nonce,
-    )
+    header = header_from_pb(msg.header)
     items: list[DocumentQuery | PersonQuery] = []
     for it in msg.items:
         which = it.WhichOneof("item")
@@ -227,6 +208,52 @@ def encode_refusal(ref: Refusal) -> bytes:
         audit_seq=ref.audit_seq,
         refusal=pb.Refusal(status=ref.status, reason=ref.reason, reasons=list(ref.reasons)),
     ).SerializeToString()
+
+
+def decode_response_head(payload: bytes) -> pb.ResponseHead:
+    """The fields every response payload starts with (unknown fields are skipped)."""
+    try:
+        return pb.ResponseHead.FromString(payload)
+    except DecodeError as exc:
+        raise _bad("response payload does not parse") from exc
+
+
+def decode_request_header(payload: bytes) -> RequestHeader:
+    """The header (field 1) of any bxnode request payload, validated."""
+    msg = pb.RequestPayload()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError as exc:
+        raise _bad("request payload does not parse") from exc
+    if not msg.HasField("header"):
+        raise _bad("request payload has no header")
+    return header_from_pb(msg.header)
+
+
+def header_from_pb(h: pb.RequestHeader) -> RequestHeader:
+    return RequestHeader(
+        requester=h.requester,
+        key_id=h.key_id,
+        operator=h.operator,
+        purpose=h.purpose,
+        legal_basis=h.legal_basis,
+        case_ref=h.case_ref,
+        issued_at_ms=h.issued_at_ms,
+        nonce=h.nonce,
+    )
+
+
+def header_to_pb(h: RequestHeader) -> pb.RequestHeader:
+    return pb.RequestHeader(
+        requester=h.requester,
+        key_id=h.key_id,
+        operator=h.operator,
+        purpose=h.purpose,
+        legal_basis=h.legal_basis,
+        case_ref=h.case_ref,
+        issued_at_ms=h.issued_at_ms,
+        nonce=h.nonce,
+    )
 
 
 def decode_response(payload: bytes) -> LookupAnswer | Refusal:

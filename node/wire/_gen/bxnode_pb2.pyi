@@ -188,6 +188,20 @@ class Refusal(_message.Message):
     reasons: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, status: _Optional[str] = ..., reason: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ResponseHead(_message.Message):
+    __slots__ = ("responder", "key_id", "request_digest", "issued_at_ms", "audit_seq")
+    RESPONDER_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    AUDIT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    responder: str
+    key_id: str
+    request_digest: bytes
+    issued_at_ms: int
+    audit_seq: int
+    def __init__(self, responder: _Optional[str] = ..., key_id: _Optional[str] = ..., request_digest: _Optional[bytes] = ..., issued_at_ms: _Optional[int] = ..., audit_seq: _Optional[int] = ...) -> None: ...
+
 class ResponsePayload(_message.Message):
     __slots__ = ("responder", "key_id", "request_digest", "issued_at_ms", "audit_seq", "lookup", "refusal")
     RESPONDER_FIELD_NUMBER: _ClassVar[int]
