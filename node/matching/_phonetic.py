@@ -69,6 +69,7 @@ _TS = re.compile(r"ts(?!od)")  # Ц; but not the Tajik ending -zoda after T (Mam
 
 def _normalise(s: str) -> str:
     """Shared normalisation of a lower-case phonetic string."""
+    s = _DOUBLE.sub(r"\1", s)  # first, so that ҢГ (NGG) and Ң (NG) meet
     s = _TS.sub("s", s.replace("dj", "j").replace("ng", "n"))
     s = _OU.sub("u", s)
     s = _DOUBLE.sub(r"\1", s)

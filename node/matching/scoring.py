@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import OSA, Levenshtein
 
 from node.core.model import PersonQuery
 from node.matching._features import FieldFeat, PersonFeat, TokenFeat, person_feat
@@ -26,17 +26,18 @@ from node.matching.transliterate import fold_latin, key_systems
 __all__ = ["DEFAULT_THRESHOLD", "MatchResult", "score"]
 
 #: Score at or above which two persons are taken to be the same.
-DEFAULT_THRESHOLD = 0.70
+DEFAULT_THRESHOLD = 0.73
 
 # Weights and penalties, tuned on tests/data/names/dev.jsonl and checked on
 # the held-out split (see tests/data/names/README.md).
 W_NAME = 0.6
 W_DOB = 0.4
 COARSE_SIM = 0.92  # same consonants, vowel quality differs (Rahmon / Rakhman)
+TRANSPOSITION_SIM = 0.9  # two adjacent letters swapped (Daelr / Daler)
 STEM_SIM = 0.95  # same stem, Russified or patronymic ending differs
 SWAP_FACTOR = 0.98  # given and family names swapped
 EXTRA_TOKEN_FACTOR = 0.97  # per name token present on one side only
-EVIDENCE_FLOOR = 0.5  # field similarity at or below which a field is no evidence
+EVIDENCE_FLOOR = 0.6  # field similarity at or below which a field is no evidence
 SEX_CONFLICT = 0.40
 ENDING_CONFLICT = 0.20  # Юсупов vs Юсупова: a relative, not the same person
 DOB_CONFLICT = 0.10
@@ -73,6 +74,8 @@ def _tok_sim(a: TokenFeat, b: TokenFeat, use_stems: bool) -> float:
             s = OSA.normalized_similarity(x, y)
             if s > best:
                 best = s
+                if OSA.distance(x, y) == 1 and Levenshtein.distance(x, y) == 2:
+                    best = max(best, TRANSPOSITION_SIM)  # a typing slip, not another name
     if best < COARSE_SIM and not a.coarse.isdisjoint(b.coarse):
         best = COARSE_SIM
     if use_stems and best < STEM_SIM and not a.stems.isdisjoint(b.stems):
