@@ -116,12 +116,16 @@ class Store:
                 f"the database key does not open {path}: wrong key or not a bxnode database",
                 reason="wrong_db_key",
             ) from exc
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA secure_delete = ON")
         store = cls(conn=conn, path=path)
-        store._migrate()
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA secure_delete = ON")
+            store._migrate()
+        except BaseException:
+            conn.close()  # a refused database leaves no open file behind
+            raise
         if create:
             os.chmod(path, 0o600)
         return store
