@@ -174,6 +174,11 @@ def main() -> int:
                                            patronymic="Токтогулович",
                                            date_of_birth=PartialDate(1979, 11, 2),
                                            nationality="KGZ", sex=Sex.MALE)])
+        ask("KGZ-BS", "KAZ-BS", "Kyrgyz officer reads an Uzbek passport's MRZ (IUSUPOV TIMUR); "
+            "Kazakhstan's alert is written in Cyrillic (Юсупов Тимур)",
+            QueryKind.PERSON, [PersonQuery(family_name="IUSUPOV", given_names="TIMUR",
+                                           date_of_birth=PartialDate(1984, 3, 17),
+                                           nationality="UZB", sex=Sex.MALE)])
         manifest = read_manifest(DATA / "flight-KC127-manifest.csv")
         ask("KAZ-BS", "UZB-BS", "Kazakhstan checks flight KC127's passenger manifest in one "
             "signed batch", QueryKind.BATCH, manifest)

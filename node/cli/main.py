@@ -58,14 +58,8 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from node.config import CONFIG_NAME, render_config
-    from node.core.envelope import key_id_for
-    from node.core.members import Member, MemberKey
+    from node.config import CONFIG_NAME
     from node.core.model import validate_id, validate_state
-    from node.federation import pki
-    from node.federation.members_file import member_to_json
-    from node.store.keys import new_db_key_file
-    from node.store.sqlcipher import Store
 
     d = _node_dir(args)
     try:
@@ -78,39 +72,99 @@ def cmd_init(args: argparse.Namespace) -> int:
     dev_from = Path(args.dev_keys).resolve() if args.dev_keys else None
     if dev_from and not args.dev:
         raise CliError("--dev-keys needs --dev: development keys are refused otherwise")
+    # Check every input before the first byte is written: init is all or nothing.
+    if dev_from:
+        for src in (dev_from / "signing.key", dev_from / "tls.key", dev_from / "tls.crt",
+                    dev_from.parent / "ca.crt"):
+            if not src.is_file():
+                raise CliError(f"{dev_from} has no {src.relative_to(dev_from.parent)}")
+    if bool(args.ca_cert) != bool(args.ca_key):
+        raise CliError("--ca-cert and --ca-key must be given together")
+    ca = _load_ca(args.ca_cert, args.ca_key) if args.ca_cert and not dev_from else None
+    members_path = Path(args.members).resolve() if args.members else d / "members.json"
+    if args.members and not members_path.is_file():
+        raise CliError(f"members file {members_path} does not exist")
+    policy_dir = Path(args.policy_dir).resolve() if args.policy_dir else d / "policies"
+    if args.policy_dir and not policy_dir.is_dir():
+        raise CliError(f"policy folder {policy_dir} does not exist")
+    created = [d / n for n in ("signing.key", "tls.key", "tls.crt", "ca.crt", "db.key",
+                               "node.db", "node.db-wal", "node.db-shm")]
+    if not args.members:
+        created.append(members_path)
+    if not args.policy_dir:
+        created.append(policy_dir)
+    leftover = next((p for p in created if p.exists()), None)
+    if leftover is not None:
+        raise CliError(f"{d} already holds {leftover.name}; use an empty folder")
+    created.append(d / CONFIG_NAME)
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
-    from node.store.keys import write_private
+    try:
+        entry = _init_files(args, d, dev_from, ca, members_path, policy_dir)
+    except BaseException:
+        for p in created:  # nothing half-written: none of these existed before
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+        raise
+    _emit(args, {"node_dir": str(d), "member": entry},
+          f"initialised node {args.node_id} in {d}\n"
+          f"send this member entry to the federation (members file):\n"
+          f"{json.dumps(entry, indent=2, ensure_ascii=False)}")
+    return 0
+
+
+def _load_ca(cert_path: str, key_path: str) -> tuple[Any, Any]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    except (OSError, ValueError):
+        raise CliError(f"--ca-cert {cert_path} is not a readable PEM certificate") from None
+    try:
+        key = load_pem_private_key(Path(key_path).read_bytes(), None)
+    except (OSError, ValueError, TypeError):
+        raise CliError(f"--ca-key {key_path} is not a readable unencrypted PEM private key"
+                       ) from None
+    return key, cert
+
+
+def _init_files(args: argparse.Namespace, d: Path, dev_from: Path | None,
+                ca: tuple[Any, Any] | None, members_path: Path,
+                policy_dir: Path) -> dict[str, Any]:
+    """Write a new node's files into ``d``; the caller removes them if this fails."""
+    from node.config import CONFIG_NAME, render_config
+    from node.core.envelope import key_id_for
+    from node.core.members import Member, MemberKey
+    from node.federation import pki
+    from node.federation.members_file import member_to_json
+    from node.store.keys import new_db_key_file, write_private
+    from node.store.sqlcipher import Store
 
     if dev_from:
-        for name in ("signing.key", "tls.key", "tls.crt"):
-            if not (dev_from / name).exists():
-                raise CliError(f"{dev_from} has no {name}")
         write_private(d / "signing.key", (dev_from / "signing.key").read_bytes())
         write_private(d / "tls.key", (dev_from / "tls.key").read_bytes())
         shutil.copyfile(dev_from / "tls.crt", d / "tls.crt")
         shutil.copyfile(dev_from.parent / "ca.crt", d / "ca.crt")
         import nacl.signing
 
-        sk = nacl.signing.SigningKey(bytes.fromhex((d / "signing.key").read_text().strip()))
+        try:
+            sk = nacl.signing.SigningKey(bytes.fromhex((d / "signing.key").read_text().strip()))
+        except ValueError:
+            raise CliError(f"{dev_from / 'signing.key'} does not hold a 32-byte hex seed"
+                           ) from None
     else:
         sk = pki.new_signing_key_file(d / "signing.key")
         tls_key = pki.new_tls_key()
         hosts = args.host or ["localhost", "127.0.0.1"]
-        if args.ca_cert and args.ca_key:
-            from cryptography import x509
-            from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-            ca_cert = x509.load_pem_x509_certificate(Path(args.ca_cert).read_bytes())
-            ca_key = load_pem_private_key(Path(args.ca_key).read_bytes(), None)
-            cert = pki.issue_cert(cn=args.node_id, org=args.agency or args.node_id,
-                                  key=tls_key, hosts=hosts, ca=(ca_key, ca_cert))  # type: ignore[arg-type]
-            pki.write_tls(d / "tls.key", d / "tls.crt", tls_key, cert)
+        cert = pki.issue_cert(cn=args.node_id, org=args.agency or args.node_id,
+                              key=tls_key, hosts=hosts, ca=ca)
+        pki.write_tls(d / "tls.key", d / "tls.crt", tls_key, cert)
+        if ca is not None:
             shutil.copyfile(args.ca_cert, d / "ca.crt")
         else:
-            cert = pki.issue_cert(cn=args.node_id, org=args.agency or args.node_id,
-                                  key=tls_key, hosts=hosts, ca=None)
-            pki.write_tls(d / "tls.key", d / "tls.crt", tls_key, cert)
             shutil.copyfile(d / "tls.crt", d / "ca.crt")
     key = new_db_key_file(d / "db.key")
     Store.open(d / "node.db", key, create=True).close()
@@ -120,22 +174,16 @@ def cmd_init(args: argparse.Namespace) -> int:
                                 public_key=bytes(sk.verify_key)),),
                 tls_cert_sha256=(pki.cert_fingerprint((d / "tls.crt").read_bytes()),),
                 contact=args.contact)
-    entry = member_to_json(me)
-    members_path = Path(args.members).resolve() if args.members else d / "members.json"
+    entry: dict[str, Any] = member_to_json(me)
     if not args.members:
         members_path.write_text(json.dumps({"version": 1, "members": [entry]}, indent=2) + "\n")
-    policy_dir = Path(args.policy_dir).resolve() if args.policy_dir else d / "policies"
     if not args.policy_dir:
         _install_default_policy(policy_dir)
     (d / CONFIG_NAME).write_text(render_config(
         node_id=args.node_id, country=args.country, agency=args.agency, contact=args.contact,
         listen=args.listen, dev_mode=args.dev, members=os.path.relpath(members_path, d),
         policy_dir=os.path.relpath(policy_dir, d), operator=args.operator or ""))
-    _emit(args, {"node_dir": str(d), "member": entry},
-          f"initialised node {args.node_id} in {d}\n"
-          f"send this member entry to the federation (members file):\n"
-          f"{json.dumps(entry, indent=2, ensure_ascii=False)}")
-    return 0
+    return entry
 
 
 def _install_default_policy(dest: Path) -> None:
@@ -211,6 +259,8 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
         else:
             print("\n".join(lines), file=sys.stderr)
         raise CliError(f"{result.error_count} bad row(s) in {path.name}; nothing was imported")
+    if not result.documents and not result.persons:
+        raise CliError(f"{path.name} holds no records; nothing was imported")
     store = open_store(cfg)
     try:
         with store.transaction():
@@ -255,8 +305,16 @@ def _run_query(args: argparse.Namespace, kind: Any, items: list[Any]) -> int:
     operator = args.operator or cfg.operator
     if not operator:
         raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
+    from node.federation.members_file import load_members
+
+    if args.peer not in {m.node_id for m in load_members(cfg.members).members()}:
+        raise CliError(f"peer {args.peer} is not in the members file {cfg.members}")
     store = open_store(cfg)
-    client = _client(cfg, store)
+    try:
+        client = _client(cfg, store)
+    except BaseException:
+        store.close()
+        raise
     try:
         answer = client.lookup(args.peer, QueryContext(
             operator=operator, purpose=args.purpose, legal_basis=args.legal_basis,
@@ -365,11 +423,32 @@ def cmd_audit_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
+    return value
+
+
 # --- parser --------------------------------------------------------------------------------
 
 
-#: Modules that add command groups: each defines ``register(sub, common, add)``.
-COMMAND_MODULES: tuple[str, ...] = ()
+def query_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--peer", required=True, help="node id of the peer to ask")
+    sp.add_argument("--purpose", required=True,
+                    help="border_check, visa_application, migration_control, "
+                         "criminal_investigation or counter_terrorism")
+    sp.add_argument("--case-ref", required=True, help="your case or file reference")
+    sp.add_argument("--legal-basis", default="bilateral agreement",
+                    help="legal basis of the request")
+    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+
+
+#: Modules that add command groups: each defines ``register(sub, common)``.
+COMMAND_MODULES: tuple[str, ...] = ("node.cli.names",)
 
 
 def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,
@@ -379,6 +458,12 @@ def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int],
                                                     description=help_)
     sp.set_defaults(fn=fn)
     return sp
+
+
+def get_group(sub: Any, name: str) -> Any:
+    """The subcommand set of an existing group (e.g. ``query``), for plugins that extend it."""
+    parser = sub.choices[name]
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def add_group(sub: Any, name: str, help_: str) -> Any:
@@ -432,16 +517,6 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="ask a peer node").add_subparsers(
         dest="sub", required=True, parser_class=_Parser)
 
-    def query_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--peer", required=True, help="node id of the peer to ask")
-        sp.add_argument("--purpose", required=True,
-                        help="border_check, visa_application, migration_control, "
-                             "criminal_investigation or counter_terrorism")
-        sp.add_argument("--case-ref", required=True, help="your case or file reference")
-        sp.add_argument("--legal-basis", default="bilateral agreement",
-                        help="legal basis of the request")
-        sp.add_argument("--operator", help="your operator id (default: from node.toml)")
-
     sp = add(q, "doc", cmd_query_doc, "check one travel document")
     sp.add_argument("--number", required=True)
     sp.add_argument("--state", required=True, help="issuing state, ICAO code")
@@ -468,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--outcome", choices=["answered", "denied", "rejected"])
     sp.add_argument("--since", help="ISO 8601 time")
     sp.add_argument("--until", help="ISO 8601 time")
-    sp.add_argument("--limit", type=int, default=1000)
+    sp.add_argument("--limit", type=_positive_int, default=1000, help="at most this many")
     import importlib
 
     for module in COMMAND_MODULES:
@@ -499,7 +574,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file we were pointed at: unreadable, a folder, disk full
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"bxnode: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module, so plugins and this file share one CliError class.
+    from node.cli.main import main as _main
+
+    sys.exit(_main())

@@ -1,36 +1,34 @@
-"""Person matching behind the :class:`~node.watchlist.lookup.PersonMatcher` interface."""
+"""Person matching behind the :class:`~node.watchlist.lookup.PersonMatcher` interface.
+
+:class:`IndexMatcher` is the node's matcher: the cross-script index of
+:mod:`node.matching` (ICAO 9303, national Latin alphabets, BGN/PCGN and older
+European spellings; name-order swaps; patronymics; partial dates of birth).
+"""
 
 from __future__ import annotations
 
-import unicodedata
-
 from node.core.model import PersonQuery
+from node.matching import DEFAULT_THRESHOLD, PersonIndex
 
-__all__ = ["ExactNameMatcher", "default_matcher"]
-
-
-def _fold(text: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold() if ch.isalpha())
+__all__ = ["IndexMatcher", "default_matcher"]
 
 
-class ExactNameMatcher:
-    """Matches on folded family + given names, compatible date of birth and nationality."""
-
-    def __init__(self) -> None:
-        self._by_name: dict[tuple[str, str], list[tuple[str, PersonQuery]]] = {}
+class IndexMatcher:
+    def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, max_candidates: int = 10) -> None:
+        self.threshold = threshold
+        self.max_candidates = max_candidates
+        self._index = PersonIndex()
 
     def rebuild(self, records: list[tuple[str, PersonQuery]]) -> None:
-        index: dict[tuple[str, str], list[tuple[str, PersonQuery]]] = {}
-        for ref, p in records:
-            index.setdefault((_fold(p.family_name), _fold(p.given_names)), []).append((ref, p))
-        self._by_name = index
+        index = PersonIndex()
+        index.add_many(records)
+        self._index = index  # swapped whole: a search never sees a half-built index
 
     def search(self, query: PersonQuery) -> list[str]:
-        found = self._by_name.get((_fold(query.family_name), _fold(query.given_names)), [])
-        return [ref for ref, p in found
-                if p.date_of_birth.compatible(query.date_of_birth)
-                and p.nationality == query.nationality]
+        return [c.ref for c in self._index.search(query, threshold=self.threshold,
+                                                  max_candidates=self.max_candidates)]
 
 
-def default_matcher() -> ExactNameMatcher:
-    return ExactNameMatcher()
+def default_matcher(*, threshold: float = DEFAULT_THRESHOLD,
+                    max_candidates: int = 10) -> IndexMatcher:
+    return IndexMatcher(threshold=threshold, max_candidates=max_candidates)

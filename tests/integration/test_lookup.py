@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from node.client.peer import QueryContext
@@ -123,3 +125,45 @@ def test_answered_request_is_audited_without_personal_data(fed: Federation) -> N
     mine = fed.audit("KGZ-BS")
     sent = [x for x in mine if x.get("event") == "lookup_sent"]
     assert sent and sent[-1]["peer_audit_seq"] == ans.audit_seq
+
+
+@pytest.mark.parametrize("family", ["IUSUPOV", "YUSUPOV", "JUSUPOV", "IOUSSOUPOV", "Юсупов"])
+def test_person_found_across_scripts_and_spellings(fed: Federation, family: str) -> None:
+    """KAZ's alert is written in Cyrillic; the MRZ and older European forms still hit."""
+    client = fed.client("KGZ-BS")
+    ans = client.lookup("KAZ-BS", CTX, QueryKind.PERSON, [PersonQuery(
+        family_name=family, given_names="TIMUR", date_of_birth=PartialDate(1984, 3, 17),
+        nationality="UZB", sex=Sex.MALE)])
+    client.close()
+    assert (ans.results[0].outcome, ans.results[0].reference) == (
+        Outcome.HIT, "KAZ-WNT-2026-000311")
+
+
+def test_relative_with_same_surname_and_other_birth_date_does_not_hit(fed: Federation) -> None:
+    client = fed.client("KGZ-BS")
+    ans = client.lookup("KAZ-BS", CTX, QueryKind.PERSON, [PersonQuery(
+        family_name="YUSUPOV", given_names="RUSTAM", date_of_birth=PartialDate(1961, 9, 2),
+        nationality="UZB", sex=Sex.MALE)])
+    client.close()
+    assert ans.results[0].outcome is Outcome.NO_HIT
+
+
+def test_persons_imported_while_serving_are_found(fresh_fed: Federation, tmp_path: Path) -> None:
+    import time
+
+    from node.cli.main import main as bxnode
+
+    rows = tmp_path / "more.jsonl"
+    rows.write_text('{"kind": "person", "owner_ref": "KAZ-WNT-2026-000999", "action": '
+                    '"inform", "expires": "2031-01-01", "family_name": "Нурланов", '
+                    '"given_names": "Арман", "dob": "1988-07-07", "nationality": "KAZ", '
+                    '"sex": "M"}\n')
+    assert bxnode(["watchlist", "import", str(rows), "--node-dir",
+                   str(fresh_fed.dirs["KAZ-BS"])]) == 0
+    time.sleep(1.1)  # the serving node notices a new watchlist generation within a second
+    client = fresh_fed.client("KGZ-BS")
+    ans = client.lookup("KAZ-BS", CTX, QueryKind.PERSON, [PersonQuery(
+        family_name="NURLANOV", given_names="ARMAN", date_of_birth=PartialDate(1988, 7, 7),
+        nationality="KAZ", sex=Sex.MALE)])
+    client.close()
+    assert ans.results[0].reference == "KAZ-WNT-2026-000999"
