@@ -1,0 +1,116 @@
+"""Load generator, run in its own process: ``python -m benchmarks.loadgen SPEC.json``.
+
+Sends pre-serialized unary requests (raw bytes, e.g. signed LookupRequests) to one
+gRPC method over mTLS (or plaintext for the echo baseline) with grpc.aio, in one of
+two modes:
+
+* ``closed``: ``concurrency`` callers send back-to-back for ``seconds``: throughput
+  at saturation;
+* ``open``: requests are started on a fixed schedule of ``rate`` per second for
+  ``seconds``, whether or not earlier ones finished (no coordinated omission):
+  latency at a fixed offered load.
+
+Prints one JSON object: sent, ok, errors, error codes, elapsed, throughput and
+latency percentiles in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+
+def percentiles(lat: list[float]) -> dict[str, float]:
+    if not lat:
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    s = sorted(lat)
+
+    def p(q: float) -> float:
+        return round(s[min(len(s) - 1, int(q * len(s)))] * 1000, 3)
+
+    return {"p50_ms": p(0.50), "p95_ms": p(0.95), "p99_ms": p(0.99),
+            "max_ms": round(s[-1] * 1000, 3)}
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    payloads = [bytes.fromhex(x) for x in json.loads(Path(spec["payloads"]).read_text())]
+    opts = [("grpc.max_receive_message_length", 8 << 20)]
+    channels = []
+    for _ in range(int(spec.get("channels", 2))):
+        if spec.get("tls"):
+            t = spec["tls"]
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=Path(t["ca"]).read_bytes(),
+                private_key=Path(t["key"]).read_bytes(),
+                certificate_chain=Path(t["cert"]).read_bytes())
+            ch = grpc.aio.secure_channel(spec["target"], creds, options=opts)
+        else:
+            ch = grpc.aio.insecure_channel(spec["target"], options=opts)
+        channels.append(ch)
+    stubs = [ch.unary_unary(spec["method"]) for ch in channels]
+    for st in stubs:  # warm up connections (not counted)
+        try:
+            await st(payloads[-1], timeout=10)
+        except grpc.aio.AioRpcError:
+            pass
+    lat: list[float] = []
+    codes: dict[str, int] = {}
+    idx = 0
+    sent = 0
+
+    async def one(stub: Any, payload: bytes) -> None:
+        t0 = time.perf_counter()
+        try:
+            await stub(payload, timeout=30)
+            lat.append(time.perf_counter() - t0)
+        except grpc.aio.AioRpcError as err:
+            codes[err.code().name] = codes.get(err.code().name, 0) + 1
+
+    seconds = float(spec["seconds"])
+    start = time.perf_counter()
+    end = start + seconds
+    if spec["mode"] == "closed":
+        async def worker(k: int) -> None:
+            nonlocal idx, sent
+            stub = stubs[k % len(stubs)]
+            while time.perf_counter() < end and idx < len(payloads):
+                p = payloads[idx]
+                idx += 1
+                sent += 1
+                await one(stub, p)
+
+        await asyncio.gather(*(worker(k) for k in range(int(spec["concurrency"]))))
+    else:
+        rate = float(spec["rate"])
+        tasks = []
+        n = int(rate * seconds)
+        for i in range(min(n, len(payloads))):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(stubs[i % len(stubs)], payloads[i])))
+            sent += 1
+        await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    for ch in channels:
+        await ch.close()
+    return {"sent": sent, "ok": len(lat), "errors": sum(codes.values()), "codes": codes,
+            "elapsed_s": round(elapsed, 3),
+            "throughput_rps": round(len(lat) / elapsed, 1) if elapsed else 0.0,
+            **percentiles(lat)}
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    print(json.dumps(asyncio.run(run(spec))))
+
+
+if __name__ == "__main__":
+    main()

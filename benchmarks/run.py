@@ -1,0 +1,404 @@
+"""``make bench``: the benchmark suite.  ``--smoke`` runs a seconds-long version (CI).
+
+Every figure is measured in this run, on this machine:
+
+* the baseline is a bare grpc.aio echo server over the same mTLS, driven by the
+  same load generator (benchmarks/echo.py, benchmarks/loadgen.py);
+* the node is started as ``bxnode serve`` would start it (a real node directory,
+  SQLCipher, Rego policy, signed requests from a real peer identity);
+* each load generator runs in its own process.
+
+Writes benchmarks/results/latest.json and latest.md, and prints the table.
+No figure here is asserted by any test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DEV = ROOT / "keys" / "dev"
+PY = sys.executable
+
+
+_LETTERS = "абвгдежзиклмнопрстуфхшыэюя"
+
+
+def word(i: int, first: str) -> str:
+    """A name-like word for ``i`` (names may not hold digits): Бaa, Бab, ..."""
+    out = first
+    for _ in range(3):
+        i, r = divmod(i, len(_LETTERS))
+        out += _LETTERS[r]
+    return out
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def bxnode(*args: str) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([PY, "-m", "node.cli.main", *args], capture_output=True, text=True,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: bxnode {args[0]} failed: {proc.stderr.strip()}")
+    return time.perf_counter() - t0
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+class Bench:
+    def __init__(self, work: Path, smoke: bool) -> None:
+        self.work = work
+        self.smoke = smoke
+        self.seconds = 1.5 if smoke else 5.0
+        self.results: dict[str, Any] = {}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def federation(self) -> None:
+        ports = {"KAZ-BS": free_port(), "KGZ-BS": free_port()}
+        self.ports = ports
+        members = json.loads((DEV / "members.json").read_text())
+        members["members"] = [m for m in members["members"] if m["node_id"] in ports]
+        for m in members["members"]:
+            m["endpoint"] = f"127.0.0.1:{ports[m['node_id']]}"
+        (self.work / "members.json").write_text(json.dumps(members))
+        policy = self.work / "policies"
+        shutil.copytree(ROOT / "policies", policy)
+        data = json.loads((policy / "data.json").read_text())
+        for a in data["bxnode"]["agreements"]:
+            a["daily_quota"] = 10**12  # the benchmark measures speed, not quotas
+        (policy / "data.json").write_text(json.dumps(data))
+        self.dirs = {}
+        for node_id, folder in (("KAZ-BS", "kaz"), ("KGZ-BS", "kgz")):
+            d = self.work / folder
+            bxnode("init", "--node-dir", str(d), "--node-id", node_id, "--country",
+                   node_id[:3], "--dev", "--dev-keys", str(DEV / folder), "--listen",
+                   f"127.0.0.1:{ports[node_id]}", "--members", str(self.work / "members.json"),
+                   "--policy-dir", str(policy), "--operator", "bench")
+            self.dirs[node_id] = d
+
+    def watchlist(self, n_docs: int, n_persons: int, name: str) -> Path:
+        path = self.work / f"{name}.csv"
+        t0 = time.perf_counter()
+        with path.open("w") as f:
+            f.write("kind,owner_ref,action,expires,number,issuing_state,doc_type,"
+                    "family_name,given_names,dob,nationality,sex\n")
+            for i in range(n_docs):
+                f.write(f"document,D{i},seize_document,2036-01-01,N{i:08d},KAZ,P,,,,,\n")
+            for i in range(n_persons):
+                f.write(f"person,P{i},inform,2036-01-01,,,,{word(i % 9973, 'Ф')},{word(i, 'И')},"
+                        f"19{50 + i % 50}-01-{1 + i % 28:02d},KAZ,M\n")
+        log(f"generated {n_docs + n_persons:,} rows in {time.perf_counter() - t0:.1f}s")
+        return path
+
+    def import_(self, path: Path, rows: int, key: str) -> None:
+        secs = bxnode("watchlist", "import", str(path), "--node-dir", str(self.dirs["KAZ-BS"]))
+        self.results[key] = {"rows": rows, "seconds": round(secs, 2),
+                             "rows_per_s": round(rows / secs)}
+        log(f"{key}: {rows:,} rows in {secs:.1f}s = {rows / secs:,.0f} rows/s")
+
+    def start_node(self) -> subprocess.Popen[bytes]:
+        d = self.dirs["KAZ-BS"]
+        (d / "serve.port").unlink(missing_ok=True)
+        proc = subprocess.Popen([PY, "-m", "node.cli.main", "serve", "--node-dir", str(d)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=(self.work / "node.log").open("ab"))
+        self.procs.append(proc)
+        deadline = time.monotonic() + 120
+        while not (d / "serve.port").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("bench: the node did not start")
+            time.sleep(0.05)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        self.procs.remove(proc)
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def signed_requests(self, n: int, make_items: Callable[[int], list[Any]],
+                        method: str = "lookup") -> Path:
+        from node.client.peer import PeerClient, QueryContext
+        from node.core.model import QueryKind
+        from node.federation.members_file import load_members
+        from node.federation.pki import load_signing_key
+        from node.wire.convert import envelope_to_pb, pb
+
+        d = self.dirs["KGZ-BS"]
+        client = PeerClient(node_id="KGZ-BS", signing_key=load_signing_key(d / "signing.key"),
+                            directory=load_members(self.work / "members.json"), tls=None,
+                            store=None, clock_ms=lambda: time.time_ns() // 1_000_000,
+                            dev_plaintext=True)
+        ctx = QueryContext(operator="bench", purpose="border_check", legal_basis="bench",
+                           case_ref="BENCH")
+        out = []
+        for i in range(n):
+            items = make_items(i)
+            kind = QueryKind.BATCH if len(items) > 1 else items[0].kind
+            env = client.build(ctx, kind, items)
+            out.append(pb.LookupRequest(envelope=envelope_to_pb(env)).SerializeToString().hex())
+        path = self.work / f"payloads-{method}-{n}.json"
+        path.write_text(json.dumps(out))
+        return path
+
+    def load(self, *, target: str, method: str, payloads: Path, mode: str,
+             tls: bool = True, concurrency: int = 64, rate: float = 0) -> dict[str, Any]:
+        d = self.dirs["KGZ-BS"]
+        spec = {"target": target, "method": method, "payloads": str(payloads), "mode": mode,
+                "seconds": self.seconds, "concurrency": concurrency, "rate": rate,
+                "tls": {"cert": str(d / "tls.crt"), "key": str(d / "tls.key"),
+                        "ca": str(d / "ca.crt")} if tls else None}
+        spec_path = self.work / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        proc = subprocess.run([PY, "-m", "benchmarks.loadgen", str(spec_path)],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: load generator failed: {proc.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(proc.stdout)
+        return result
+
+    # --- scenarios ----------------------------------------------------------------------------
+
+    def baseline(self) -> float:
+        d = self.dirs["KAZ-BS"]
+        port_file = self.work / "echo.port"
+        proc = subprocess.Popen([PY, "-m", "benchmarks.echo", str(port_file), "--tls",
+                                 str(d / "tls.crt"), str(d / "tls.key"), str(d / "ca.crt")],
+                                cwd=ROOT)
+        self.procs.append(proc)
+        while not port_file.exists():
+            time.sleep(0.05)
+        target = f"127.0.0.1:{port_file.read_text()}"
+        payloads = self.signed_requests(self.n_requests(6000), self.doc_items)
+        r = self.load(target=target, method="/bench.Echo/Echo", payloads=payloads,
+                      mode="closed")
+        self.stop(proc)
+        self.results["baseline_echo"] = r
+        log(f"baseline echo: {r['throughput_rps']:,.0f} calls/s")
+        return float(r["throughput_rps"])
+
+    def n_requests(self, per_s: int) -> int:
+        return int(per_s * self.seconds * 1.2) + 100
+
+    def doc_items(self, i: int) -> list[Any]:
+        from node.core.model import DocumentQuery
+
+        return [DocumentQuery(number=f"N{(i * 7919) % self.n_docs:08d}", issuing_state="KAZ")]
+
+    def scenarios(self, base: float) -> None:
+        from node.core.model import DocumentQuery, PartialDate, PersonQuery, Sex
+
+        target = f"127.0.0.1:{self.ports['KAZ-BS']}"
+        method = "/bxnode.v1.NodeService/Lookup"
+        node = self.start_node()
+        r = self.load(target=target, method=method, mode="closed",
+                      payloads=self.signed_requests(self.n_requests(5000), self.doc_items))
+        r["ratio_to_baseline"] = round(r["throughput_rps"] / base, 3) if base else 0
+        self.results["doc_lookup_saturation"] = r
+        log(f"document lookups: {r['throughput_rps']:,.0f}/s "
+            f"({r['ratio_to_baseline']:.0%} of baseline)")
+        for rate in (250, 1000, 2000):
+            r = self.load(target=target, method=method, mode="open", rate=rate,
+                          payloads=self.signed_requests(int(rate * self.seconds) + 10,
+                                                        self.doc_items))
+            self.results[f"doc_lookup_at_{rate}_rps"] = r
+            log(f"document lookups at {rate}/s offered: p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms, errors {r['errors']}")
+
+        def batch(i: int) -> list[Any]:
+            return [DocumentQuery(number=f"N{(i * 100 + k) % self.n_docs:08d}",
+                                  issuing_state="KAZ") for k in range(100)]
+
+        r = self.load(target=target, method=method, mode="closed", concurrency=8,
+                      payloads=self.signed_requests(self.n_requests(300), batch))
+        r["document_checks_per_s"] = round(r["throughput_rps"] * 100)
+        self.results["batch100_saturation"] = r
+        log(f"batch lookups: {r['document_checks_per_s']:,} document checks/s")
+
+        def person(i: int) -> list[Any]:
+            j = (i * 31) % max(1, self.n_persons)
+            return [PersonQuery(family_name=word(j % 9973, "Ф"), given_names=word(j, "И"),
+                                date_of_birth=PartialDate(1950 + j % 50, 1, 1 + j % 28),
+                                nationality="KAZ", sex=Sex.MALE)]
+
+        r = self.load(target=target, method=method, mode="closed",
+                      payloads=self.signed_requests(self.n_requests(4000), person))
+        self.results["person_lookup_saturation"] = r
+        log(f"person lookups: {r['throughput_rps']:,.0f}/s")
+        r = self.load(target=target, method=method, mode="open", rate=1000,
+                      payloads=self.signed_requests(int(1000 * self.seconds) + 10, person))
+        self.results["person_lookup_at_1000_rps"] = r
+        self.results["node_peak_rss_mb_small"] = peak_rss_mb(node.pid)
+        self.stop(node)
+
+    def large(self, n_docs: int) -> None:
+        """Lookup latency with a large watchlist, against the small-watchlist figure."""
+        path = self.watchlist(n_docs - self.n_docs, 0, "large")
+        self.import_(path, n_docs - self.n_docs, "import_large")
+        path.unlink()
+        self.n_docs = n_docs
+        node = self.start_node()
+        target = f"127.0.0.1:{self.ports['KAZ-BS']}"
+        r = self.load(target=target, method="/bxnode.v1.NodeService/Lookup", mode="open",
+                      rate=1000, payloads=self.signed_requests(int(1000 * self.seconds) + 10,
+                                                               self.doc_items))
+        small = self.results["doc_lookup_at_1000_rps"]["p99_ms"]
+        r["p99_ratio_to_small"] = round(r["p99_ms"] / small, 3) if small else 0
+        r["watchlist_documents"] = n_docs
+        self.results["doc_lookup_large_at_1000_rps"] = r
+        self.results["node_peak_rss_mb_large"] = peak_rss_mb(node.pid)
+        log(f"{n_docs:,} documents: p99 {r['p99_ms']} ms at 1000/s "
+            f"({r['p99_ratio_to_small']}x the small figure), "
+            f"RSS {self.results['node_peak_rss_mb_large']} MB")
+        self.stop(node)
+
+    def audit_appends(self) -> None:
+        """Durable audit appends per second: one commit per entry, this run's store."""
+        from node.audit.chain import HashChainLog
+        from node.store.sqlcipher import Store
+
+        store = Store.open(self.work / "audit-bench.db", os.urandom(32), create=True)
+        log_ = HashChainLog(store=store)
+        n = 300 if self.smoke else 3000
+        t0 = time.perf_counter()
+        for i in range(n):
+            with store.transaction():
+                log_.append({"event": "bench", "i": i}, time_ms=i)
+        per_entry = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        batch = 100
+        for b in range(n // batch):
+            with store.transaction():
+                for i in range(batch):
+                    log_.append({"event": "bench", "i": b * batch + i}, time_ms=i)
+        grouped = n / (time.perf_counter() - t0)
+        store.close()
+        self.results["audit_appends"] = {"durable_per_entry_commit_per_s": round(per_entry),
+                                         "durable_group_commit_100_per_s": round(grouped)}
+        log(f"audit appends: {per_entry:,.0f}/s committing each, {grouped:,.0f}/s in groups "
+            "of 100")
+
+    def run(self) -> dict[str, Any]:
+        self.n_docs = 2_000 if self.smoke else 100_000
+        self.n_persons = 500 if self.smoke else 10_000
+        self.federation()
+        wl = self.watchlist(self.n_docs, self.n_persons, "small")
+        self.import_(wl, self.n_docs + self.n_persons, "import_small")
+        base = self.baseline()
+        self.scenarios(base)
+        self.audit_appends()
+        self.large(20_000 if self.smoke else int(os.environ.get("BXNODE_BENCH_LARGE",
+                                                                 "10000000")))
+        return self.results
+
+    def cleanup(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+def table(results: dict[str, Any]) -> str:
+    base = results["baseline_echo"]["throughput_rps"]
+    rows = [("scenario", "throughput", "ratio to echo", "p50 ms", "p95 ms", "p99 ms", "errors")]
+
+    def add(name: str, key: str, unit: str = "/s", scale: float = 1) -> None:
+        r = results.get(key)
+        if not r:
+            return
+        tput = r["throughput_rps"] * scale
+        rows.append((name, f"{tput:,.0f}{unit}", f"{r['throughput_rps'] / base:.2f}",
+                     str(r["p50_ms"]), str(r["p95_ms"]), str(r["p99_ms"]), str(r["errors"])))
+
+    add("bare gRPC echo (baseline, mTLS)", "baseline_echo")
+    add("document lookup, saturation", "doc_lookup_saturation")
+    for rate in (250, 1000, 2000):
+        add(f"document lookup, {rate}/s offered", f"doc_lookup_at_{rate}_rps")
+    add("batch of 100, saturation (document checks)", "batch100_saturation", " checks/s", 100)
+    add("person lookup, saturation", "person_lookup_saturation")
+    add("person lookup, 1000/s offered", "person_lookup_at_1000_rps")
+    large = results.get("doc_lookup_large_at_1000_rps", {})
+    if large:
+        add(f"document lookup, {large['watchlist_documents']:,} docs, 1000/s offered",
+            "doc_lookup_large_at_1000_rps")
+    out = ["| " + " | ".join(r) + " |" for r in rows]
+    out.insert(1, "|" + "---|" * len(rows[0]))
+    extra = [
+        "",
+        f"- watchlist import: {results['import_small']['rows_per_s']:,} rows/s (small), "
+        + (f"{results['import_large']['rows_per_s']:,} rows/s (large)"
+           if "import_large" in results else ""),
+        f"- audit appends: {results['audit_appends']['durable_per_entry_commit_per_s']:,}/s "
+        f"durable one by one, {results['audit_appends']['durable_group_commit_100_per_s']:,}/s "
+        "in groups of 100",
+        f"- node peak RSS: {results.get('node_peak_rss_mb_small')} MB (small watchlist), "
+        f"{results.get('node_peak_rss_mb_large')} MB (large)",
+    ]
+    if large:
+        extra.append(f"- large-watchlist p99 / small-watchlist p99: {large['p99_ratio_to_small']}")
+    return "\n".join(out + extra)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="a seconds-long run for CI")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bxnode-bench-"))
+    bench = Bench(work, args.smoke)
+    t0 = time.perf_counter()
+    try:
+        results = bench.run()
+    finally:
+        bench.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+    results["meta"] = {"when": dt.datetime.now(dt.UTC).isoformat(), "smoke": args.smoke,
+                       "machine": platform.machine(), "cpus": os.cpu_count(),
+                       "python": platform.python_version(),
+                       "wall_s": round(time.perf_counter() - t0, 1)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = "smoke" if args.smoke else "latest"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    md = table(results)
+    (args.out / f"{name}.md").write_text(md + "\n")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
