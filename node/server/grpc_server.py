@@ -10,6 +10,7 @@ reason code) and, once the requester was verified, ``bxnode-refusal-bin``
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import signal
 import threading
@@ -62,10 +63,16 @@ SERVER_OPTIONS: Sequence[tuple[str, int]] = (
 
 
 def tls_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext) -> str | None:
+    """SHA-256 of the DER client certificate the TLS handshake verified, or None."""
     certs = context.auth_context().get("x509_pem_cert")
     if not certs:
         return None
-    cert = x509.load_pem_x509_certificate(certs[0])
+    return _fingerprint(bytes(certs[0]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fingerprint(pem: bytes) -> str:  # parsed once per distinct certificate, not per call
+    cert = x509.load_pem_x509_certificate(pem)
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,8 @@ class Store:
         self._conn = conn
         self.path = path
         self._depth = 0
+        self._nonces_purged_ms = 0
+        self._before_commit: dict[str, Callable[[], None]] = {}
 
     @classmethod
     def open(cls, path: Path, key: bytes, *, create: bool = False) -> Store:
@@ -158,6 +160,8 @@ class Store:
         self._depth = 1
         try:
             yield
+            while self._before_commit:  # hooks may register further hooks
+                self._before_commit.pop(next(iter(self._before_commit)))()
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -165,6 +169,21 @@ class Store:
             self._conn.execute("COMMIT")
         finally:
             self._depth = 0
+            self._before_commit.clear()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def before_commit(self, key: str, fn: Callable[[], None]) -> None:
+        """Run ``fn`` inside the open transaction just before its outermost ``COMMIT``.
+
+        Registered once per ``key`` and transaction; if ``fn`` raises, the whole
+        transaction rolls back (the Merkle audit log seals its checkpoint this way).
+        """
+        if not self._depth:
+            raise RuntimeError("before_commit needs an open transaction")
+        self._before_commit.setdefault(key, fn)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -262,9 +281,15 @@ class Store:
     def remember_nonce(self, node_id: str, nonce: bytes, *, expires_ms: int,
                        now_ms: int) -> bool:
         """Record a nonce; False when it was seen before and has not yet expired."""
-        self._conn.execute("DELETE FROM nonces WHERE expires_ms < ?", (now_ms,))
+        if now_ms - self._nonces_purged_ms > 1000:  # purge expired nonces once a second
+            self._conn.execute("DELETE FROM nonces WHERE expires_ms < ?", (now_ms,))
+            self._nonces_purged_ms = now_ms
+        row = self._conn.execute("SELECT expires_ms FROM nonces WHERE node_id=? AND nonce=?",
+                                 (node_id, nonce)).fetchone()
+        if row is not None and int(row[0]) >= now_ms:
+            return False
         cur = self._conn.execute(
-            "INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)", (node_id, nonce, expires_ms))
+            "INSERT OR REPLACE INTO nonces VALUES (?, ?, ?)", (node_id, nonce, expires_ms))
         return bool(cur.rowcount == 1)
 
     def items_today(self, node_id: str, day: str) -> int:
