@@ -44,7 +44,7 @@ _MAX_VARIANTS = 8
 # Latin: deterministic digraphs first (longest first), ambiguous ones become
 # markers \x01..\x04 expanded into readings below.
 _LATIN_STEPS: tuple[tuple[str, str], ...] = (
-    ("SCHTSCH", "w"), ("SHCH", "w"), ("TSCH", "c"), ("TCH", "c"), ("SCH", "\x02"),
+    ("SCHTSCH", "w"), ("SHCH", "w"), ("TSCH", "\x05"), ("TCH", "c"), ("SCH", "\x02"),
     ("ZH", "j"), ("KH", "h"), ("SH", "w"), ("GH", "g"), ("PH", "f"), ("CH", "\x01"),
     ("DJ", "j"), ("CK", "k"),
 )
@@ -52,6 +52,7 @@ _READINGS: dict[str, tuple[str, ...]] = {
     "\x01": ("c", "w", "h"),  # CH: Ч (English/ICAO), Ш (French), Х (German)
     "\x02": ("w", "j"),  # SCH: Ш, or Ж (German)
     "\x03": ("h", "ks"),  # X: Х (Uzbek), or KS
+    "\x05": ("c", "tj"),  # TSCH: Ч (German), or Т + Ж (German Bakytschan = Бақытжан)
     "\x04": ("j", "i"),  # J next to a vowel: Ж, or Й (German Jussupow, Kajrat)
 }
 _UNAMBIGUOUS_CH = re.compile("[\u00e7\u00c7\u010d\u010c]")  # Turkmen Ç, Č: always Ч

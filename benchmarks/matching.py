@@ -1,0 +1,194 @@
+"""Person matching benchmark (issue 6): quality on the labelled sets, then speed.
+
+    python -m benchmarks.matching              # 1,000,000 persons
+    python -m benchmarks.matching --smoke      # 20,000 persons, seconds
+    python -m benchmarks.matching --persons 200000 --queries 2000
+
+Quality: precision, recall and F1 at the default threshold on
+tests/data/names/dev.jsonl (used for tuning) and heldout.jsonl (a disjoint
+name stock and seed, not used for tuning), through ``compare_stream``.
+
+Speed: builds a PersonIndex of synthetic Central Asian persons (national
+Cyrillic, Russified Cyrillic and Latin spellings; family names derived from
+given names as they are in the region: Нурланов, Нурланбаев, Нурланұлы),
+then times single lookups (half of them people in the index, re-spelt in
+another script; half absent) and reports p50/p99.  Timing is of the calling
+thread only, in-process.  No figure here is asserted by any test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ROOT / "tests" / "data" / "names"
+sys.path.insert(0, str(NAMES))
+
+from stock import DEV, HELDOUT  # type: ignore[import-not-found]  # noqa: E402
+
+from node.core.model import PartialDate, PersonQuery, Sex  # noqa: E402
+from node.matching import DEFAULT_THRESHOLD, PersonIndex, compare_stream  # noqa: E402
+from node.matching.transliterate import transliterate  # noqa: E402
+
+SEED = 99
+SYSTEMS = ["ICAO", "BGN/PCGN", "English", "French", "German", "Kazakh Latin", "Uzbek Latin",
+           "Turkmen Latin"]
+
+
+def quality(name: str) -> dict[str, Any]:
+    lines = (NAMES / name).read_text(encoding="utf-8").splitlines()
+    out = io.StringIO()
+    compare_stream(lines, out)
+    rows = [json.loads(line) for line in lines]
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    tp = fp = fn = 0
+    errors: Counter[str] = Counter()
+    for row, res in zip(rows, got, strict=True):
+        if res["match"] and row["match"]:
+            tp += 1
+        elif res["match"]:
+            fp += 1
+            errors[row["kind"]] += 1
+        elif row["match"]:
+            fn += 1
+            errors[row["kind"]] += 1
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return {"set": name, "pairs": len(rows), "precision": round(p, 4), "recall": round(r, 4),
+            "f1": round(f1, 4), "errors_by_kind": dict(errors.most_common())}
+
+
+class Population:
+    """Deterministic synthetic persons from both name stocks."""
+
+    def __init__(self, seed: int) -> None:
+        self.r = random.Random(seed)
+        self.by_nat: dict[str, dict[str, list[str]]] = {}
+        for stock in (DEV, HELDOUT):
+            for nat, s in stock.items():
+                d = self.by_nat.setdefault(nat, {"family": [], "male": [], "female": []})
+                for k in d:
+                    d[k].extend(s[k])
+        for nat, d in self.by_nat.items():
+            derived = [g + suffix for g in d["male"] for suffix in ("ов", "баев", "беков")]
+            if nat == "KAZ":
+                derived += [g + "ұлы" for g in d["male"]]
+            d["family"].extend(f for f in derived if f[-1] != "ы" or nat == "KAZ")
+        self.nats = sorted(self.by_nat)
+
+    def person(self) -> tuple[str, str, str, tuple[int, int | None, int | None], str, str]:
+        r = self.r
+        nat = r.choice(self.nats)
+        d = self.by_nat[nat]
+        sex = r.choice("MF")
+        family = r.choice(d["family"])
+        if sex == "F" and family.endswith(("ов", "ев")):
+            family += "а"
+        given = r.choice(d["male" if sex == "M" else "female"])
+        y = r.randint(1940, 2008)
+        roll = r.random()
+        dob = (y, None, None) if roll < 0.05 else (y, r.randint(1, 12), r.randint(1, 28))
+        return family, given, nat, dob, sex, "CYR" if r.random() < 0.6 else r.choice(SYSTEMS)
+
+    @staticmethod
+    def render(family: str, given: str, nat: str, dob: tuple[int, int | None, int | None],
+               sex: str, system: str) -> PersonQuery:
+        if system != "CYR":
+            family = transliterate(family, system)
+            given = transliterate(given, system)
+        return PersonQuery(family_name=family, given_names=given,
+                           date_of_birth=PartialDate(*dob), nationality=nat, sex=Sex(sex))
+
+    def stream(self, n: int) -> Iterator[tuple[str, PersonQuery]]:
+        for i in range(n):
+            yield f"p{i}", self.render(*self.person())
+
+
+def speed(persons: int, queries: int) -> dict[str, Any]:
+    pop = Population(SEED)
+    t0 = time.perf_counter()
+    records = list(pop.stream(persons))
+    t_construct = time.perf_counter() - t0
+    index = PersonIndex()
+    t0 = time.perf_counter()
+    index.add_many(records)
+    t_build = time.perf_counter() - t0
+
+    r = random.Random(SEED + 1)
+    qpop = Population(SEED + 2)
+    latencies: list[float] = []
+    hits = 0
+    for i in range(queries):
+        if i % 2 == 0:
+            ref, p = records[r.randrange(len(records))]
+            system = r.choice(SYSTEMS)
+            q = PersonQuery(
+                family_name=transliterate(p.family_name, system) if system else p.family_name,
+                given_names=transliterate(p.given_names, system), date_of_birth=p.date_of_birth,
+                nationality=p.nationality, sex=p.sex)
+        else:
+            ref, q = "", qpop.render(*qpop.person())
+        t0 = time.perf_counter()
+        found = index.search(q, threshold=DEFAULT_THRESHOLD, max_candidates=10)
+        latencies.append(time.perf_counter() - t0)
+        if ref and any(c.ref == ref for c in found):
+            hits += 1
+    latencies.sort()
+    ms = [x * 1000 for x in latencies]
+    return {
+        "persons": persons,
+        "construct_person_queries_s": round(t_construct, 2),
+        "index_build_s": round(t_build, 2),
+        "queries": queries,
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(ms[int(0.99 * (len(ms) - 1))], 3),
+        "max_ms": round(ms[-1], 3),
+        "present_found": f"{hits}/{(queries + 1) // 2}",
+        "blocks": len(index._blocks),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--persons", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--smoke", action="store_true", help="20,000 persons, 500 queries")
+    ap.add_argument("--json", action="store_true", help="print JSON only")
+    args = ap.parse_args(argv)
+    persons, queries = (20_000, 500) if args.smoke else (args.persons, args.queries)
+    result: dict[str, Any] = {
+        "machine": f"{platform.python_implementation()} {platform.python_version()}, "
+                   f"{platform.machine()}",
+        "threshold": DEFAULT_THRESHOLD,
+        "quality": [quality("dev.jsonl"), quality("heldout.jsonl")],
+        "speed": speed(persons, queries),
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"person matching at threshold {DEFAULT_THRESHOLD} ({result['machine']})")
+    for q in result["quality"]:
+        print(f"  {q['set']:<14} pairs {q['pairs']:>5}  P {q['precision']:.4f}  "
+              f"R {q['recall']:.4f}  F1 {q['f1']:.4f}  errors {q['errors_by_kind']}")
+    s = result["speed"]
+    print(f"  index of {s['persons']:,} persons: build {s['index_build_s']} s "
+          f"(+{s['construct_person_queries_s']} s constructing PersonQuery values)")
+    print(f"  {s['queries']} lookups: p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms, "
+          f"max {s['max_ms']} ms; present and found {s['present_found']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
