@@ -314,6 +314,33 @@ class Bench:
         log(f"audit appends: {per_entry:,.0f}/s committing each, {grouped:,.0f}/s in groups "
             "of 100")
 
+    def matching(self) -> None:
+        """Person matching: quality through ``bxnode names compare``, speed in-process."""
+        from benchmarks.matching import speed
+
+        for name in ("dev.jsonl", "heldout.jsonl"):
+            path = ROOT / "tests" / "data" / "names" / name
+            proc = subprocess.run([PY, "-m", "node.cli.main", "names", "compare", str(path)],
+                                  capture_output=True, text=True, cwd=ROOT, timeout=300)
+            if proc.returncode != 0:
+                raise SystemExit(f"bench: names compare failed: {proc.stderr.strip()}")
+            got = [json.loads(x)["match"] for x in proc.stdout.splitlines()]
+            want = [json.loads(x)["match"] for x in path.read_text().splitlines()]
+            tp = sum(1 for g, w in zip(got, want, strict=True) if g and w)
+            fp = sum(1 for g, w in zip(got, want, strict=True) if g and not w)
+            fn = sum(1 for g, w in zip(got, want, strict=True) if w and not g)
+            p = tp / (tp + fp) if tp + fp else 0.0
+            r = tp / (tp + fn) if tp + fn else 0.0
+            f1 = 2 * p * r / (p + r) if p + r else 0.0
+            self.results[f"names_{name.split('.')[0]}"] = {
+                "pairs": len(want), "precision": round(p, 4), "recall": round(r, 4),
+                "f1": round(f1, 4)}
+            log(f"names compare {name}: P {p:.4f} R {r:.4f} F1 {f1:.4f}")
+        n = 20_000 if self.smoke else 1_000_000
+        self.results["person_index"] = speed(n, 500 if self.smoke else 2000)
+        s = self.results["person_index"]
+        log(f"person index of {n:,}: build {s['index_build_s']} s, lookup p99 {s['p99_ms']} ms")
+
     def run(self) -> dict[str, Any]:
         self.n_docs = 2_000 if self.smoke else 100_000
         self.n_persons = 500 if self.smoke else 10_000
@@ -323,6 +350,7 @@ class Bench:
         base = self.baseline()
         self.scenarios(base)
         self.audit_appends()
+        self.matching()
         self.large(20_000 if self.smoke else int(os.environ.get("BXNODE_BENCH_LARGE",
                                                                  "10000000")))
         return self.results
@@ -371,6 +399,16 @@ def table(results: dict[str, Any]) -> str:
     ]
     if large:
         extra.append(f"- large-watchlist p99 / small-watchlist p99: {large['p99_ratio_to_small']}")
+    for key in ("names_dev", "names_heldout"):
+        if key in results:
+            q = results[key]
+            extra.append(f"- person matching, {key[6:]} set ({q['pairs']} pairs, through "
+                         f"`bxnode names compare`): P {q['precision']}, R {q['recall']}, "
+                         f"F1 {q['f1']}")
+    if "person_index" in results:
+        s = results["person_index"]
+        extra.append(f"- person index of {s['persons']:,}: build {s['index_build_s']} s, "
+                     f"in-process lookup p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms")
     return "\n".join(out + extra)
 
 

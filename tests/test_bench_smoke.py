@@ -26,5 +26,8 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
         assert results[key]["errors"] == 0, (key, results[key]["codes"])
     assert results["doc_lookup_saturation"]["ratio_to_baseline"] > 0
     assert results["import_small"]["rows"] == 2500
+    assert results["names_heldout"]["pairs"] >= 1000
+    assert 0 < results["names_heldout"]["f1"] <= 1
+    assert results["person_index"]["persons"] == 20_000
     table = (tmp_path / "smoke.md").read_text()
     assert "bare gRPC echo (baseline, mTLS)" in table and "ratio to echo" in table
