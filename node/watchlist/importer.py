@@ -41,7 +41,7 @@ from node.core.model import (
     validate_id,
 )
 
-__all__ = ["ImportResult", "MAX_ERRORS_REPORTED", "MAX_IMPORT_FIELD", "parse_file"]
+__all__ = ["MAX_ERRORS_REPORTED", "MAX_IMPORT_FIELD", "ImportResult", "parse_file"]
 
 MAX_ERRORS_REPORTED = 50
 MAX_IMPORT_FIELD = 256
@@ -133,8 +133,8 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, st
                         yield reader.line_num, None, "row has more fields than the header"
                         continue
                     yield reader.line_num, row, ""
-            except csv.Error as exc:
-                yield reader.line_num, None, f"not valid CSV ({exc})"
+            except csv.Error as exc:  # DictReader.line_num lags after a failed read
+                yield reader.reader.line_num, None, f"not valid CSV ({exc})"
         else:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
@@ -164,6 +164,8 @@ def parse_file(path: Path, *, fmt: str | None = None, today: dt.date,
     """
     out = ImportResult()
     fmt = detect_format(path, fmt)
+    doc_lines: dict[tuple[str, ...], int] = {}
+    person_lines: dict[str, int] = {}
     try:
         for line, row, error in _rows(path, fmt):
             out.rows += 1
@@ -172,20 +174,34 @@ def parse_file(path: Path, *, fmt: str | None = None, today: dt.date,
             if row is None:
                 out.add_error(line, error)
                 continue
+            docs, persons = len(out.documents), len(out.persons)
             try:
                 _row(row, today, out)
             except BxError as exc:
                 out.add_error(line, str(exc))
+                continue
+            if len(out.documents) > docs:
+                d = out.documents[-1]
+                first = doc_lines.setdefault(d[:4], line)
+                if first != line:
+                    out.add_error(line, f"record {d[3]} for the same document is already on "
+                                        f"line {first}")
+            if len(out.persons) > persons:
+                ref = out.persons[-1][0]
+                first = person_lines.setdefault(ref, line)
+                if first != line:
+                    out.add_error(line, f"person {ref} is already on line {first}")
     except UnicodeDecodeError:
-        out.add_error(out.rows + 1, "file is not UTF-8 text")
-    keys = set()
-    for d in out.documents:
-        key = (d[0], d[1], d[2], d[3])
-        if key in keys:
-            out.add_error(0, f"record {d[3]} for the same document appears twice")
-        keys.add(key)
-    refs = [p[0] for p in out.persons]
-    if len(refs) != len(set(refs)):
-        out.add_error(0, "a person owner_ref appears twice")
+        out.add_error(_first_non_utf8_line(path), "file is not UTF-8 text")
     return out
+
+
+def _first_non_utf8_line(path: Path) -> int:
+    """The line holding the first byte that is not UTF-8 (the decoder reads ahead in chunks)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return raw.count(b"\n", 0, exc.start) + 1
+    return 0
 
