@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,31 @@ def item_from_row(row: dict[str, Any]) -> Query:
                        reason="bad_kind")
 
 
+def _csv_rows(path: Path, f: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(f, strict=True)
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:  # DictReader.line_num lags after a failed read
+        raise InvalidInput(f"{path.name} line {reader.reader.line_num}: not valid CSV ({exc})",
+                           reason="bad_manifest") from None
+
+
+def _json_rows(path: Path, f: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    for n, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise InvalidInput(f"{path.name} line {n}: not valid JSON",
+                               reason="bad_manifest") from None
+        if not isinstance(row, dict):
+            raise InvalidInput(f"{path.name} line {n}: each line must be a JSON object",
+                               reason="bad_manifest")
+        yield n, row
+
+
 def read_manifest(path: Path) -> list[Query]:
     """All items of a manifest; the first bad row raises with its line number."""
     if not path.is_file():
@@ -48,25 +74,24 @@ def read_manifest(path: Path) -> list[Query]:
     items: list[Query] = []
     with path.open(encoding="utf-8", newline="") as f:
         if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            rows: Any = ((n, json.loads(line)) for n, line in enumerate(f, 1) if line.strip())
+            rows: Any = _json_rows(path, f)
         else:
-            reader = csv.DictReader(f)
-            rows = ((reader.line_num, r) for r in reader)
+            rows = _csv_rows(path, f)
         try:
             for n, row in rows:
                 if len(items) >= limits.MAX_BATCH_ITEMS_HARD:
                     raise InvalidInput(f"a manifest may hold at most "
                                        f"{limits.MAX_BATCH_ITEMS_HARD} items",
                                        reason="batch_too_large")
+                if None in row:
+                    raise InvalidInput(f"{path.name} line {n}: row has more fields than the "
+                                       f"header", reason="bad_manifest")
                 try:
-                    items.append(item_from_row(row if isinstance(row, dict) else {}))
+                    items.append(item_from_row(row))
                 except BxError as exc:
                     raise InvalidInput(f"{path.name} line {n}: {exc}", reason=exc.reason) from exc
-        except ValueError as exc:
-            if isinstance(exc, BxError):
-                raise
-            raise InvalidInput(f"{path.name} is not valid CSV or JSON Lines",
-                               reason="bad_manifest") from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{path.name} is not UTF-8 text", reason="bad_manifest") from exc
     if not items:
         raise InvalidInput(f"{path.name} holds no items", reason="empty_request")
     return items

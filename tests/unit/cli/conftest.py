@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from node.cli.main import main
 from tests.federation import Federation, make_federation
 from tests.unit.cli._support import Bx, Run
+
+
+def _follow_stderr() -> None:
+    """main() binds structlog to the sys.stderr of its run (here: capsys's, closed after the
+    test); log records written later (servers, load_config) go to whatever stderr is then."""
+    structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
 
 
 @pytest.fixture(autouse=True)
@@ -26,6 +34,8 @@ def bx(capsys: pytest.CaptureFixture[str]) -> Bx:
             rc = main(list(argv))
         except SystemExit as exc:  # argparse: --help and usage errors
             rc = int(exc.code or 0)
+        finally:
+            _follow_stderr()
         out, err = capsys.readouterr()
         return Run(rc, out, err)
 
