@@ -8,7 +8,7 @@ database key may come from ``$BXNODE_DB_KEY`` instead.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,44 @@ from node.core.errors import ConfigError
 from node.core.model import validate_id, validate_state
 from node.federation.pki import is_dev_material
 
-__all__ = ["CONFIG_NAME", "NodeConfig", "load_config", "render_config"]
+__all__ = ["CONFIG_NAME", "AuditSettings", "NodeConfig", "load_config", "render_config"]
 
 CONFIG_NAME = "node.toml"
 log = structlog.get_logger("bxnode.config")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """``[audit]``: group commit, retention and cross-node witnessing (README, auditor)."""
+
+    batch_max: int = 256          # commit a batch at this many entries ...
+    batch_ms: int = 5             # ... or when its first entry is this old
+    retention_days: int = 1095    # bodies older than this may be erased (3 years)
+    witness_interval_s: int = 60  # how often to send our checkpoint to the witnesses
+    witness_quorum: int = 1       # cosignatures a checkpoint needs to count as witnessed
+    witnesses: tuple[str, ...] | None = None  # peers that witness us (default: all nodes)
+
+    @classmethod
+    def parse(cls, doc: dict[str, Any]) -> AuditSettings:
+        def num(key: str, default: int, lo: int, hi: int) -> int:
+            value = doc.get(key, default)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ConfigError(f"config: [audit] {key} must be {lo}..{hi}",
+                                  reason="bad_config")
+            return value
+
+        witnesses = doc.get("witnesses")
+        if witnesses is not None and (not isinstance(witnesses, list) or not all(
+                isinstance(w, str) for w in witnesses)):
+            raise ConfigError("config: [audit] witnesses must be a list of node ids",
+                              reason="bad_config")
+        return cls(
+            batch_max=num("batch_max", 256, 1, 100_000),
+            batch_ms=num("batch_ms", 5, 0, 10_000),
+            retention_days=num("retention_days", 1095, 1, 36500),
+            witness_interval_s=num("witness_interval_s", 60, 1, 86400),
+            witness_quorum=num("witness_quorum", 1, 0, 100),
+            witnesses=None if witnesses is None else tuple(witnesses))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +80,7 @@ class NodeConfig:
     policy_dir: Path
     opa_url: str | None
     operator: str
+    audit: AuditSettings = field(default_factory=lambda: AuditSettings())
 
     def secret_paths(self) -> list[Path]:
         return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
@@ -106,6 +141,7 @@ def load_config(path: Path) -> NodeConfig:
         policy_dir=p("policy", "dir", "policies"),
         opa_url=doc.get("policy", {}).get("opa_url") or None,
         operator=str(doc.get("client", {}).get("operator", "")),
+        audit=AuditSettings.parse(doc.get("audit", {})),
     )
     check_dev_keys(cfg)
     return cfg
@@ -169,4 +205,12 @@ dir = {q(policy_dir)}
 
 [client]
 operator = {q(operator)}      # default operator id for 'bxnode query'
+
+[audit]
+batch_max = 256            # group commit: commit a batch at this many entries ...
+batch_ms = 5               # ... or when its oldest entry is this many ms old
+retention_days = 1095      # 'bxnode audit erase-expired' erases bodies older than this
+witness_interval_s = 60    # send our signed checkpoint to the witnesses this often
+witness_quorum = 1         # cosignatures a checkpoint needs to count as witnessed
+# witnesses = ["KGZ-BS"]   # default: every other member with the role "node"
 """

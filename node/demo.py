@@ -195,7 +195,8 @@ def main() -> int:
                 raise SystemExit(f"demo: audit log of {node_id} did not verify: "
                                  f"{out.stderr.strip()}")
             rep = json.loads(out.stdout)
-            say(f"{node_id}: {rep['entries']} audit entries, hash chain intact "
+            say(f"{node_id}: {rep['entries']} audit entries, Merkle tree and "
+                f"{rep['checkpoints']} signed checkpoints verified "
                 f"(head {rep['head'][:16]}...)")
         say()
         say("== shutting down (SIGTERM) ==")

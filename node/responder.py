@@ -31,7 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import nacl.signing
 import structlog
 
-from node.audit.chain import HashChainLog
+from node.audit.log import MerkleAuditLog
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
 from node.core.errors import BxError, PolicyDenied, Unauthenticated
@@ -132,7 +132,8 @@ class Responder:
         self.directory = directory
         self.policy = policy
         self.store = store
-        self.audit_log = HashChainLog(store=store)
+        self.audit_log = MerkleAuditLog(store=store, node_id=settings.node_id,
+                                        signing_key=signing_key)
         self.clock_ms = clock_ms
         self.lookup = LookupHandler(self, watchlist)
 
@@ -216,8 +217,7 @@ class Responder:
 
     def next_audit_seq(self) -> int:
         """The sequence number this request's audit entry will get (we hold the write lock)."""
-        tail = self.store.audit_tail()
-        return 1 if tail is None else tail[0] + 1
+        return self.audit_log.next_seq()
 
     def decide(self, v: Verified[Any], ex: Exchange, *, query_kind: str,
                datasets: tuple[str, ...], data_types: tuple[str, ...],

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from node.app import NodeRuntime, now_ms, open_store
+from node.audit.log import MerkleAuditLog
 from node.cli.main import main as bxnode
 from node.client.peer import PeerClient, QueryContext
 from node.config import load_config
@@ -118,7 +119,7 @@ class Federation:
     def audit(self, node_id: str) -> list[dict[str, Any]]:
         store = open_store(load_config(self.dirs[node_id]))
         try:
-            return [json.loads(r.body) for r in store.audit_rows()]
+            return list(MerkleAuditLog(store=store).bodies())
         finally:
             store.close()
 

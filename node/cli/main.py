@@ -232,7 +232,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_watchlist_import(args: argparse.Namespace) -> int:
     from node.app import now_ms, open_store
-    from node.audit.chain import HashChainLog
+    from node.audit.log import MerkleAuditLog
+    from node.federation.pki import load_signing_key
     from node.watchlist.importer import parse_file
 
     cfg = _config(args)
@@ -261,14 +262,16 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
         raise CliError(f"{result.error_count} bad row(s) in {path.name}; nothing was imported")
     if not result.documents and not result.persons:
         raise CliError(f"{path.name} holds no records; nothing was imported")
+    signing_key = load_signing_key(cfg.signing_key)
     store = open_store(cfg)
     try:
+        audit_log = MerkleAuditLog(store=store, node_id=cfg.node_id, signing_key=signing_key)
         with store.transaction():
             store.insert_documents(result.documents)
             store.insert_persons(result.persons)
             gen = int(store.get_meta("watchlist_generation") or "0") + 1
             store.set_meta("watchlist_generation", str(gen))
-            HashChainLog(store=store).append({
+            audit_log.append({
                 "event": "watchlist_import", "documents": len(result.documents),
                 "persons": len(result.persons), "operator": args.operator or cfg.operator,
                 "source": path.name}, time_ms=now_ms())
@@ -361,66 +364,6 @@ def cmd_query_batch(args: argparse.Namespace) -> int:
 
     items = read_manifest(Path(args.file))
     return _run_query(args, QueryKind.BATCH, items)
-
-
-# --- audit -------------------------------------------------------------------------------
-
-
-def _parse_time(text: str | None) -> int | None:
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(f"time {text!r} is not ISO 8601 (e.g. 2026-11-23T10:00:00Z)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1000)
-
-
-def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from node.app import open_store
-    from node.audit.chain import HashChainLog
-
-    store = open_store(_config(args))
-    try:
-        report = HashChainLog(store=store).verify()
-    finally:
-        store.close()
-    payload = {"ok": report.ok, "entries": report.entries, "head": report.head,
-               "first_bad_seq": report.first_bad_seq, "problem": report.problem}
-    if report.ok:
-        _emit(args, payload, f"audit log verified: {report.entries} entries, head {report.head}")
-        return 0
-    if args.json:
-        print(json.dumps(payload))
-    raise CliError(f"audit log is NOT intact: {report.problem}")
-
-
-def cmd_audit_list(args: argparse.Namespace) -> int:
-    from node.app import open_store
-    from node.audit.chain import AuditQuery, HashChainLog
-
-    q = AuditQuery(peer=args.peer, purpose=args.purpose, outcome=args.outcome,
-                   from_ms=_parse_time(args.since), to_ms=_parse_time(args.until),
-                   limit=args.limit)
-    store = open_store(_config(args))
-    try:
-        entries = list(HashChainLog(store=store).search(q))
-    finally:
-        store.close()
-    if args.json:
-        for e in entries:
-            print(json.dumps(e, ensure_ascii=False, sort_keys=True))
-        return 0
-    for e in entries:
-        when = dt.datetime.fromtimestamp(e["time_ms"] / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        who = e.get("requester") or e.get("peer") or "-"
-        print(f"{e['seq']:>6} {when}Z {e.get('event', ''):<16} {who:<10} "
-              f"{e.get('purpose', '-'):<22} {e.get('outcome', '-'):<9} "
-              f"{e.get('reason', '') or ''}")
-    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
-    return 0
 
 
 def _positive_int(text: str) -> int:
@@ -534,16 +477,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("file")
     query_args(sp)
 
-    au = sub.add_parser("audit", help="review and verify the audit log").add_subparsers(
-        dest="sub", required=True, parser_class=_Parser)
-    add(au, "verify", cmd_audit_verify, "recompute the hash chain; name the first bad entry")
-    sp = add(au, "list", cmd_audit_list, "list audit entries")
-    sp.add_argument("--peer")
-    sp.add_argument("--purpose")
-    sp.add_argument("--outcome", choices=["answered", "denied", "rejected"])
-    sp.add_argument("--since", help="ISO 8601 time")
-    sp.add_argument("--until", help="ISO 8601 time")
-    sp.add_argument("--limit", type=_positive_int, default=1000, help="at most this many")
     import importlib
 
     for module in COMMAND_MODULES:

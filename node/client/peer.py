@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import nacl.signing
 
-from node.audit.chain import HashChainLog
+from node.audit.log import MerkleAuditLog
 from node.core import envelope as env_mod
 from node.core import limits
 from node.core.envelope import Envelope
@@ -73,6 +73,8 @@ class PeerClient:
         self._clock_ms = clock_ms
         self._timeout = timeout_s
         self._channels: dict[str, grpc.Channel] = {}
+        self.audit_log = None if store is None else MerkleAuditLog(
+            store=store, node_id=node_id, signing_key=signing_key)
 
     def close(self) -> None:
         for ch in self._channels.values():
@@ -205,7 +207,7 @@ class PeerClient:
              outcome: str, error: BxError | None = None,
              extra: dict[str, object] | None = None) -> None:
         """Keep the receipt (signed request + signed response) and our own audit entry."""
-        if self._store is None:
+        if self._store is None or self.audit_log is None:
             return
         now = self._clock_ms()
         pack = convert.envelope_to_pb
@@ -228,4 +230,4 @@ class PeerClient:
                 self._store.put_receipt(ReceiptRow(
                     "sent", peer, env_mod.digest(request), pack(request).SerializeToString(),
                     pack(response).SerializeToString(), now))
-            HashChainLog(store=self._store).append(entry, time_ms=now)
+            self.audit_log.append(entry, time_ms=now)

@@ -1,0 +1,605 @@
+"""The node's audit log: an RFC 9162 Merkle tree over audit entries, in the node database.
+
+One entry per exchange (or import, or sent request).  Each entry keeps:
+
+* ``body``: canonical JSON (sorted keys, no spaces, ASCII), the exact bytes committed
+  to, never re-encoded to verify;
+* ``salt``: 32 random bytes;
+* ``leaf``: the exact leaf bytes hashed into the tree (:func:`encode_leaf`)::
+
+      "bxal" || 0x01 || u64 seq || u64 time_ms || SHA-256(salt || body)
+
+  so the tree commits to the body through a *salted* hash.  When an entry's retention
+  period ends, :meth:`MerkleAuditLog.erase_expired` deletes body and salt: the leaf,
+  and so every root, inclusion and consistency proof, stays verifiable, and nobody can
+  confirm a guessed body from the commitment.
+
+The tree (RFC 9162 section 2.1, :mod:`node.audit.merkle`) stores its perfect-subtree
+hashes in ``audit_hashes`` (:class:`SqlHashStore`); proofs read O(log n) of them.
+
+Sealing: appends only insert rows.  Just before the outermost ``COMMIT`` of the
+transaction that appended (``Store.before_commit``), the log adds the new leaves to the
+tree, checks that the new tree is consistent with the last checkpoint it signed (RFC 9162
+2.1.4, from stored hashes against the *signed* old root), signs one C2SP checkpoint
+(``origin``/size/root, :mod:`node.audit.checkpoint`) and stores it, all in that same
+transaction.  One commit, one checkpoint: the group-commit writer gets one per batch.
+A node therefore never signs a checkpoint inconsistent with its previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+import nacl.signing
+
+from node.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from node.audit.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    MerkleTree,
+    ProofError,
+    StoreCorrupt,
+    hash_children,
+    hash_leaf,
+    verify_consistency,
+)
+from node.audit.note import (
+    Ed25519NoteSigner,
+    Ed25519NoteVerifier,
+    NoteVerificationError,
+    NoteVerifier,
+    parse_note,
+)
+from node.core.errors import BxError, ConfigError
+from node.store.sqlcipher import Store
+
+__all__ = [
+    "LEAF_SIZE",
+    "AuditEntry",
+    "AuditLog",
+    "AuditQuery",
+    "LeafData",
+    "MerkleAuditLog",
+    "SignedHead",
+    "SqlHashStore",
+    "VerifyReport",
+    "body_commitment",
+    "canonical_json",
+    "decode_leaf",
+    "encode_leaf",
+    "log_origin",
+    "log_verifiers",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_entries (
+    seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, salt BLOB, body BLOB,
+    leaf BLOB NOT NULL, erased_ms INTEGER,
+    event TEXT, requester TEXT, operator TEXT, purpose TEXT, case_ref TEXT, outcome TEXT,
+    request_digest TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries (time_ms);
+CREATE INDEX IF NOT EXISTS audit_entries_digest ON audit_entries (request_digest);
+CREATE TABLE IF NOT EXISTS audit_hashes (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    size INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, root BLOB NOT NULL, note BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_cosignatures (
+    size INTEGER NOT NULL, witness TEXT NOT NULL, time_ms INTEGER NOT NULL,
+    line TEXT NOT NULL, PRIMARY KEY (size, witness)
+) WITHOUT ROWID;
+"""
+
+_LEAF_MAGIC: Final = b"bxal\x01"
+_LEAF = struct.Struct(">5sQQ32s")
+#: Size of every leaf: magic and version, seq, time, salted body commitment.
+LEAF_SIZE: Final = _LEAF.size
+SALT_SIZE: Final = 32
+_SEAL_KEY: Final = "audit_seal"
+
+
+def canonical_json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def body_commitment(salt: bytes, body: bytes) -> bytes:
+    return hashlib.sha256(salt + body).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class LeafData:
+    seq: int
+    time_ms: int
+    commitment: bytes
+
+
+def encode_leaf(seq: int, time_ms: int, commitment: bytes) -> bytes:
+    return _LEAF.pack(_LEAF_MAGIC, seq, time_ms, commitment)
+
+
+def decode_leaf(leaf: bytes) -> LeafData:
+    if len(leaf) != LEAF_SIZE:
+        raise ValueError("audit leaf has the wrong length")
+    magic, seq, time_ms, commitment = _LEAF.unpack(leaf)
+    if magic != _LEAF_MAGIC:
+        raise ValueError("audit leaf has the wrong version")
+    return LeafData(seq, time_ms, commitment)
+
+
+def log_origin(node_id: str) -> str:
+    """The checkpoint origin line (and note key name) of ``node_id``'s audit log."""
+    return f"bxnode/{node_id}"
+
+
+def log_verifiers(node_id: str, public_keys: Sequence[bytes]) -> list[Ed25519NoteVerifier]:
+    return [Ed25519NoteVerifier(name=log_origin(node_id), public_key=k) for k in public_keys]
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    ok: bool
+    entries: int
+    head: str
+    first_bad_seq: int | None = None
+    problem: str = ""
+    checkpoints: int = 0
+    erased: int = 0
+    checkpoint_size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    peer: str | None = None
+    purpose: str | None = None
+    outcome: str | None = None
+    operator: str | None = None
+    case_ref: str | None = None
+    event: str | None = None
+    from_ms: int | None = None
+    to_ms: int | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    time_ms: int
+    salt: bytes | None
+    body: bytes | None
+    leaf: bytes
+    erased_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedHead:
+    """A stored signed checkpoint and the cosignature lines collected for it."""
+
+    size: int
+    root: bytes
+    time_ms: int
+    note: bytes
+    cosignatures: tuple[str, ...] = field(default=())
+
+
+class AuditLog(Protocol):
+    def append(self, event: dict[str, Any], *, time_ms: int) -> int:
+        """Append within the caller's transaction; returns the entry's sequence number."""
+        ...
+
+    def verify(self) -> VerifyReport: ...
+
+    def search(self, q: AuditQuery) -> Iterator[dict[str, Any]]: ...
+
+
+# --- hash store ---------------------------------------------------------------------------
+
+
+class SqlHashStore:
+    """:class:`node.audit.merkle.HashStore` over the ``audit_hashes`` table."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get_many(self, coords: Sequence[tuple[int, int]], /) -> list[bytes]:
+        if not coords:
+            return []
+        found: dict[tuple[int, int], bytes] = {}
+        for i in range(0, len(coords), 400):
+            chunk = coords[i:i + 400]
+            marks = ",".join("(?,?)" for _ in chunk)  # placeholders only
+            sql = f"SELECT level, idx, hash FROM audit_hashes WHERE (level, idx) IN (VALUES {marks})"  # noqa: E501, S608
+            args = [x for c in chunk for x in c]
+            for level, idx, h in self._store.query(sql, args):
+                found[(int(level), int(idx))] = bytes(h)
+        try:
+            return [found[c] for c in coords]
+        except KeyError as exc:
+            raise StoreCorrupt(f"missing audit hash at {exc.args[0]}") from None
+
+    def put_many(self, entries: Sequence[tuple[int, int, bytes]], /) -> None:
+        if any(len(h) != HASH_SIZE for _, _, h in entries):
+            raise StoreCorrupt("malformed hash store entry")
+        inserted = self._store.executemany(
+            "INSERT INTO audit_hashes VALUES (?,?,?) ON CONFLICT (level, idx) DO NOTHING",
+            entries)
+        if inserted != len(entries):  # some existed: they must hold the same hash
+            have = self.get_many([(lv, ix) for lv, ix, _ in entries])
+            for (lv, ix, h), old in zip(entries, have, strict=True):
+                if old != h:
+                    raise StoreCorrupt(f"audit hash at level {lv} index {ix} would change")
+
+
+# --- the log ------------------------------------------------------------------------------
+
+
+class MerkleAuditLog:
+    """The audit log of one node over its :class:`Store`.
+
+    ``signing_key`` signs checkpoints; a log opened without one (read-only tools) still
+    appends, and its entries are sealed by the next commit of a log that has a key.
+    """
+
+    def __init__(self, *, store: Store, node_id: str | None = None,
+                 signing_key: nacl.signing.SigningKey | None = None) -> None:
+        store.ensure_schema("audit_merkle", SCHEMA)
+        self._store = store
+        self.node_id = node_id
+        self.origin = log_origin(node_id) if node_id else None
+        self._signer: Ed25519NoteSigner | None = None
+        if signing_key is not None:
+            if self.origin is None:
+                raise ConfigError("a signing audit log needs its node id", reason="bad_config")
+            self._signer = Ed25519NoteSigner(name=self.origin, seed=bytes(signing_key))
+        self.hashes = SqlHashStore(store)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def verifier(self) -> Ed25519NoteVerifier | None:
+        return None if self._signer is None else self._signer.verifier
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        row = self._store.query_one("SELECT max(seq) FROM audit_entries")
+        return 1 if row is None or row[0] is None else int(row[0]) + 1
+
+    def append(self, event: dict[str, Any], *, time_ms: int) -> int:
+        """Append one entry in the caller's transaction (or its own); return its seq."""
+        with self._store.transaction():
+            seq = self.next_seq()
+            body = canonical_json({**event, "seq": seq, "time_ms": time_ms, "v": 2})
+            salt = os.urandom(SALT_SIZE)
+            leaf = encode_leaf(seq, time_ms, body_commitment(salt, body))
+            peer = event.get("requester") or event.get("peer")
+            self._store.execute(
+                "INSERT INTO audit_entries VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)",
+                (seq, time_ms, salt, body, leaf, _s(event.get("event")), _s(peer),
+                 _s(event.get("operator")), _s(event.get("purpose")),
+                 _s(event.get("case_ref")), _s(event.get("outcome")),
+                 _s(event.get("request_digest"))))
+            if self._signer is not None:
+                self._store.before_commit(_SEAL_KEY, lambda: self._seal_hook(time_ms))
+        return seq
+
+    def _seal_hook(self, time_ms: int) -> None:
+        self.seal(time_ms=time_ms)
+
+    def seal(self, *, time_ms: int) -> SignedHead | None:
+        """Add unsealed entries to the tree and sign one checkpoint (in the open transaction).
+
+        Refuses (raises :class:`StoreCorrupt`) to sign a tree that is not consistent with
+        the last checkpoint this log signed.
+        """
+        if self._signer is None or self.origin is None:
+            raise ConfigError("this audit log has no signing key", reason="no_signing_key")
+        last = self.latest_head()
+        old_size = 0 if last is None else last.size
+        tree = MerkleTree.open(self.hashes, old_size)
+        leaves = [bytes(r[0]) for r in self._store.query(
+            "SELECT leaf FROM audit_entries WHERE seq > ? ORDER BY seq", (old_size,))]
+        if not leaves:
+            return None
+        tree.append(hash_leaf(leaf) for leaf in leaves)
+        if tree.size != self.next_seq() - 1:
+            raise StoreCorrupt("audit entries are not numbered 1..n")
+        root = tree.root()
+        if last is not None:
+            # RFC 9162 2.1.4: prove, from stored hashes, that the new tree extends the one
+            # we signed last, against the root in that *signed* note, before signing again.
+            old_root = Checkpoint.parse(parse_note(last.note).text).root_hash
+            try:
+                verify_consistency(old_size=old_size, new_size=tree.size, old_root=old_root,
+                                   new_root=root, proof=tree.consistency_proof(old_size))
+            except ProofError as exc:
+                raise StoreCorrupt(
+                    "refusing to sign a checkpoint inconsistent with the last one signed "
+                    f"(size {old_size}): {exc.message}", reason="inconsistent_log") from exc
+        checkpoint = Checkpoint(origin=self.origin, size=tree.size, root_hash=root)
+        note = sign_checkpoint(checkpoint, [self._signer])
+        self._store.execute("INSERT INTO audit_checkpoints VALUES (?,?,?,?)",
+                            (tree.size, time_ms, root, note))
+        return SignedHead(tree.size, root, time_ms, note)
+
+    def add_cosignature(self, size: int, witness: str, line: str, *, time_ms: int) -> None:
+        self._store.execute(
+            "INSERT OR REPLACE INTO audit_cosignatures VALUES (?,?,?,?)",
+            (size, witness, time_ms, line))
+
+    def erase_expired(self, *, now_ms: int, retention_ms: int) -> int:
+        """Delete body, salt and search fields of entries older than ``retention_ms``."""
+        with self._store.transaction():
+            return self._store.execute(
+                "UPDATE audit_entries SET body=NULL, salt=NULL, event=NULL, requester=NULL, "
+                "operator=NULL, purpose=NULL, case_ref=NULL, outcome=NULL, "
+                "request_digest=NULL, erased_ms=? WHERE time_ms < ? AND body IS NOT NULL",
+                (now_ms, now_ms - retention_ms))
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def latest_head(self) -> SignedHead | None:
+        row = self._store.query_one(
+            "SELECT size, root, time_ms, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+        return None if row is None else self._head(row)
+
+    def head_at_least(self, size: int) -> SignedHead | None:
+        row = self._store.query_one(
+            "SELECT size, root, time_ms, note FROM audit_checkpoints WHERE size >= ? "
+            "ORDER BY size LIMIT 1", (size,))
+        return None if row is None else self._head(row)
+
+    def head(self, size: int) -> SignedHead | None:
+        row = self._store.query_one(
+            "SELECT size, root, time_ms, note FROM audit_checkpoints WHERE size = ?", (size,))
+        return None if row is None else self._head(row)
+
+    def _head(self, row: tuple[Any, ...]) -> SignedHead:
+        cos = tuple(str(r[0]) for r in self._store.query(
+            "SELECT line FROM audit_cosignatures WHERE size=? ORDER BY witness", (row[0],)))
+        return SignedHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]), cos)
+
+    def heads(self) -> list[SignedHead]:
+        return [self._head(r) for r in self._store.query(
+            "SELECT size, root, time_ms, note FROM audit_checkpoints ORDER BY size")]
+
+    def entry(self, seq: int) -> AuditEntry | None:
+        row = self._store.query_one(
+            "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries WHERE seq=?",
+            (seq,))
+        return None if row is None else _entry(row)
+
+    def entry_for_request(self, digest_hex: str) -> AuditEntry | None:
+        """This node's entry for a request it *received* with this digest (not one it sent)."""
+        row = self._store.query_one(
+            "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
+            "WHERE request_digest=? AND event NOT LIKE '%\\_sent' ESCAPE '\\' "
+            "ORDER BY seq LIMIT 1", (digest_hex,))
+        return None if row is None else _entry(row)
+
+    def tree(self, size: int) -> MerkleTree:
+        return MerkleTree.open(self.hashes, size)
+
+    def inclusion_proof(self, seq: int, size: int) -> list[bytes]:
+        return self.tree(size).inclusion_proof(seq - 1, size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        if old_size == 0 or old_size == new_size:
+            return []
+        return self.tree(new_size).consistency_proof(old_size, new_size)
+
+    def entries(self, *, from_ms: int | None = None,
+                to_ms: int | None = None) -> Iterator[AuditEntry]:
+        q, args = _time_filter("SELECT seq, time_ms, salt, body, leaf, erased_ms "
+                               "FROM audit_entries", from_ms, to_ms)
+        for row in self._store.query(q + " ORDER BY seq", args):
+            yield _entry(row)
+
+    def bodies(self, *, from_ms: int | None = None,
+               to_ms: int | None = None) -> Iterator[dict[str, Any]]:
+        """Entry bodies in seq order; an erased entry appears as ``{seq, time_ms, erased}``."""
+        for e in self.entries(from_ms=from_ms, to_ms=to_ms):
+            yield _body_dict(e)
+
+    def search(self, q: AuditQuery) -> Iterator[dict[str, Any]]:
+        cond: list[str] = []
+        args: list[Any] = []
+        for col, value in (("purpose", q.purpose), ("outcome", q.outcome),
+                           ("operator", q.operator), ("case_ref", q.case_ref),
+                           ("event", q.event), ("requester", q.peer)):
+            if value:
+                cond.append(f"{col} = ?")
+                args.append(value)
+        if q.from_ms is not None:
+            cond.append("time_ms >= ?")
+            args.append(q.from_ms)
+        if q.to_ms is not None:
+            cond.append("time_ms <= ?")
+            args.append(q.to_ms)
+        sql = "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries"
+        if cond:
+            sql += " WHERE " + " AND ".join(cond)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(q.limit)
+        for row in self._store.query(sql, args):
+            yield _body_dict(_entry(row))
+
+    # --- verification -----------------------------------------------------------------------
+
+    def verify(self, *, verifiers: Sequence[NoteVerifier] | None = None,
+               retention_ms: int | None = None) -> VerifyReport:
+        """Recompute the whole tree from the stored leaves; check every entry and checkpoint.
+
+        Names the first bad entry: a changed body or leaf, a missing, inserted or
+        reordered entry, an entry erased before its retention period ended, or a
+        checkpoint whose signature or root does not match the recomputed tree.
+        """
+        if verifiers is None:
+            verifiers = [self.verifier] if self.verifier is not None else []
+        return _verify(self._store, list(verifiers), retention_ms)
+
+
+def _s(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    return AuditEntry(int(row[0]), int(row[1]), None if row[2] is None else bytes(row[2]),
+                      None if row[3] is None else bytes(row[3]), bytes(row[4]),
+                      None if row[5] is None else int(row[5]))
+
+
+def _body_dict(e: AuditEntry) -> dict[str, Any]:
+    if e.body is None:
+        return {"seq": e.seq, "time_ms": e.time_ms, "erased": True}
+    out: dict[str, Any] = json.loads(e.body)
+    return out
+
+
+def _time_filter(sql: str, from_ms: int | None, to_ms: int | None) -> tuple[str, list[Any]]:
+    cond, args = [], []
+    if from_ms is not None:
+        cond.append("time_ms >= ?")
+        args.append(from_ms)
+    if to_ms is not None:
+        cond.append("time_ms <= ?")
+        args.append(to_ms)
+    if cond:
+        sql += " WHERE " + " AND ".join(cond)
+    return sql, args
+
+
+class _Bad(Exception):
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(problem)
+        self.seq = seq
+        self.problem = problem
+
+
+def _verify(store: Store, verifiers: list[NoteVerifier],
+            retention_ms: int | None) -> VerifyReport:
+    heads = [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in store.query(
+        "SELECT size, root, note FROM audit_checkpoints ORDER BY size")]
+    sha = hashlib.sha256
+    stack: list[bytes] = []
+    window: list[bytes] = []  # leaf hashes since the last checked checkpoint
+    n = 0
+    erased = 0
+    hi = 0  # index into heads
+    last_ok = 0
+    try:
+        for seq, time_ms, salt, body, leaf, erased_ms in store.query(
+                "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
+                "ORDER BY seq"):
+            expected = n + 1
+            if seq != expected:
+                if seq > expected:
+                    raise _Bad(expected, f"entry {expected} is missing "
+                                         f"(next stored entry is {seq})")
+                raise _Bad(seq, f"entry {seq} is out of order")
+            leaf = bytes(leaf)
+            if len(leaf) != LEAF_SIZE or leaf[:5] != _LEAF_MAGIC:
+                raise _Bad(seq, f"entry {seq} leaf is malformed")
+            _, lseq, ltime, commitment = _LEAF.unpack(leaf)
+            if lseq != seq:
+                raise _Bad(seq, f"entry {seq} holds the leaf of entry {lseq} "
+                                "(reordered or copied)")
+            if ltime != time_ms:
+                raise _Bad(seq, f"entry {seq} time was changed")
+            if body is None:
+                if erased_ms is None:
+                    raise _Bad(seq, f"entry {seq} body was deleted")
+                if retention_ms is not None and erased_ms - time_ms < retention_ms:
+                    raise _Bad(seq, f"entry {seq} was erased before its retention period ended")
+                erased += 1
+            elif salt is None or sha(bytes(salt) + bytes(body)).digest() != commitment:
+                raise _Bad(seq, f"entry {seq} was changed after it was written")
+            h = sha(b"\x00" + leaf).digest()
+            window.append(h)
+            stack.append(h)
+            n = seq
+            k = n
+            while not k & 1:
+                r = stack.pop()
+                stack[-1] = sha(b"\x01" + stack[-1] + r).digest()
+                k >>= 1
+            while hi < len(heads) and heads[hi][0] == n:
+                _check_head(store, heads[hi], stack, verifiers, window, last_ok)
+                last_ok = n
+                window = []
+                hi += 1
+        if hi < len(heads):
+            size = heads[-1][0]
+            raise _Bad(n + 1, f"entries {n + 1}..{size} are missing: checkpoint of size "
+                              f"{size} covers them")
+    except _Bad as bad:
+        bad = _earlier_bad_leaf(store, window, n - len(window)) or bad
+        return VerifyReport(False, n, _fold(stack).hex(), bad.seq, bad.problem,
+                            checkpoints=hi, erased=erased,
+                            checkpoint_size=heads[hi - 1][0] if hi else 0)
+    return VerifyReport(True, n, _fold(stack).hex(), checkpoints=len(heads), erased=erased,
+                        checkpoint_size=heads[-1][0] if heads else 0)
+
+
+def _earlier_bad_leaf(store: Store, window: list[bytes], start: int) -> _Bad | None:
+    """A leaf accepted since the last checkpoint that differs from the stored leaf hash."""
+    stored = [bytes(r[0]) for r in store.query(
+        "SELECT hash FROM audit_hashes WHERE level=0 AND idx>=? AND idx<? ORDER BY idx",
+        (start, start + len(window)))]
+    for i, (h, s) in enumerate(zip(window, stored, strict=False)):
+        if h != s:
+            seq = start + i + 1
+            return _Bad(seq, f"entry {seq} was changed or inserted after it was written (its "
+                             "leaf is not the one stored when it was sealed)")
+    return None
+
+
+def _fold(stack: list[bytes]) -> bytes:
+    if not stack:
+        return EMPTY_ROOT
+    acc = stack[-1]
+    for h in reversed(stack[:-1]):
+        acc = hash_children(h, acc)
+    return acc
+
+
+def _check_head(store: Store, head: tuple[int, bytes, bytes], stack: list[bytes],
+                verifiers: list[NoteVerifier], window: list[bytes], last_ok: int) -> None:
+    size, root_col, note = head
+    try:
+        if not verifiers:
+            raise NoteVerificationError("no key to verify checkpoints with")
+        signed = open_checkpoint(note, log_verifiers=verifiers).checkpoint
+    except BxError as exc:
+        raise _Bad(size, f"checkpoint of size {size} does not verify: {exc.message}") from None
+    if signed.size != size or signed.root_hash != root_col:
+        raise _Bad(size, f"checkpoint of size {size} was rewritten (stored size or root "
+                         "differs from the signed note)")
+    if _fold(stack) == signed.root_hash:
+        return
+    # The recomputed tree differs from the signed one: find the leaf using the stored
+    # (write-once) leaf hashes of this checkpoint's batch.
+    first = last_ok + 1
+    stored = [bytes(r[0]) for r in store.query(
+        "SELECT hash FROM audit_hashes WHERE level=0 AND idx>=? AND idx<? ORDER BY idx",
+        (last_ok, size))]
+    for i, h in enumerate(window):
+        if i >= len(stored) or stored[i] != h:
+            seq = first + i
+            raise _Bad(seq, f"entry {seq} was changed after it was written (its leaf is not "
+                            f"the one signed in checkpoint {size})")
+    raise _Bad(first, f"an entry in {first}..{size} was changed after it was written "
+                      f"(checkpoint {size} does not match)")
