@@ -20,7 +20,7 @@ def _q(fed: Federation, asker: str, peer: str, *extra: str,
 
 
 def _last_seq(fed: Federation, node: str) -> int:
-    return int(audit_bodies(fed.dirs[node])[-1]["seq"])  # type: ignore[call-overload]
+    return int(audit_bodies(fed.dirs[node])[-1]["seq"])
 
 
 def test_doc_hit_text(fed: Federation, bx: Bx) -> None:

@@ -77,7 +77,7 @@ def test_serve_health_reflection_and_sigterm(node: Path) -> None:
         with grpc.secure_channel(f"127.0.0.1:{port}", anon) as ch:
             with pytest.raises(grpc.RpcError) as err:
                 health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         assert not (node / "serve.port").exists()
