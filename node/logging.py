@@ -14,6 +14,11 @@ import structlog
 __all__ = ["configure"]
 
 
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    """Whatever ``sys.stderr`` is now (not at configure time): tests and tools swap it."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure(level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
@@ -24,6 +29,6 @@ def configure(level: int = logging.INFO) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

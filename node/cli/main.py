@@ -34,6 +34,11 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one sentence on stderr, exit 2
+        if message == "the following arguments are required: COMMAND":
+            message = f"'{self.prog}' needs a command"
+        elif message.startswith("argument COMMAND: invalid choice: "):
+            message = "unknown command " + message.removeprefix(
+                "argument COMMAND: invalid choice: ")
         self.exit(EXIT_USAGE, f"bxnode: {message} (see --help)\n")
 
 
@@ -410,8 +415,8 @@ def get_group(sub: Any, name: str) -> Any:
 
 
 def add_group(sub: Any, name: str, help_: str) -> Any:
-    return sub.add_parser(name, help=help_).add_subparsers(dest="sub", required=True,
-                                                           parser_class=_Parser)
+    return sub.add_parser(name, help=help_).add_subparsers(
+        dest="sub", metavar="COMMAND", required=True, parser_class=_Parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -422,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bxnode", parents=[common],
                 description="border-exchange-node: signed, policy-governed border-data "
                             "exchange between sovereign nodes")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                           parser_class=_Parser)
 
     def add(parent: Any, name: str, fn: Callable[[argparse.Namespace], int],
             help_: str) -> argparse.ArgumentParser:
@@ -449,16 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dev-plaintext", action="store_true",
                     help="serve WITHOUT TLS (development only; logs a warning)")
 
-    wl = sub.add_parser("watchlist", help="manage this node's watchlist").add_subparsers(
-        dest="sub", required=True, parser_class=_Parser)
+    wl = add_group(sub, "watchlist", "manage this node's watchlist")
     sp = add(wl, "import", cmd_watchlist_import,
              "import watchlist records from CSV or JSON Lines (all or nothing)")
     sp.add_argument("file")
     sp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file name")
     sp.add_argument("--operator", help="operator id recorded in the audit log")
 
-    q = sub.add_parser("query", help="ask a peer node").add_subparsers(
-        dest="sub", required=True, parser_class=_Parser)
+    q = add_group(sub, "query", "ask a peer node")
 
     sp = add(q, "doc", cmd_query_doc, "check one travel document")
     sp.add_argument("--number", required=True)

@@ -26,9 +26,9 @@ from node.core import limits
 from node.core.errors import InvalidInput, Unauthenticated
 
 __all__ = [
-    "Envelope",
     "REQUEST_TYPE",
     "RESPONSE_TYPE",
+    "Envelope",
     "digest",
     "key_id_for",
     "pae",

@@ -15,9 +15,9 @@ __all__ = [
     "MAX_LEGAL_BASIS_LEN",
     "MAX_NAME_LEN",
     "MAX_NONCE_LEN",
-    "MIN_NONCE_LEN",
     "MAX_PAYLOAD_TYPE_LEN",
     "MAX_REQUEST_BYTES",
+    "MIN_NONCE_LEN",
     "SIGNATURE_LEN",
 ]
 

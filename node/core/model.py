@@ -20,6 +20,7 @@ __all__ = [
     "ActionCode",
     "Decision",
     "DocumentQuery",
+    "ItemResult",
     "LookupAnswer",
     "LookupRequest",
     "Outcome",
@@ -29,7 +30,6 @@ __all__ = [
     "Purpose",
     "QueryKind",
     "RequestHeader",
-    "ItemResult",
     "Sex",
     "validate_doc_number",
     "validate_doc_type",
@@ -153,7 +153,7 @@ class PartialDate:
     @classmethod
     def parse(cls, text: str) -> PartialDate:
         """Parse ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``; ``00`` means unknown."""
-        m = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", text.strip())
+        m = re.fullmatch(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?", text.strip())
         _require(m is not None, "date must be YYYY, YYYY-MM or YYYY-MM-DD", "bad_date")
         assert m is not None
         year = int(m.group(1))

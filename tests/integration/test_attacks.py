@@ -24,14 +24,14 @@ DOC = DocumentQuery(number="N0481516", issuing_state="KAZ")
 
 
 def _header(node: str, key: nacl.signing.SigningKey, **over: object) -> RequestHeader:
-    h = RequestHeader(requester=node, key_id=env_mod.key_id_for(bytes(key.verify_key)),
-                      operator="officer-7", purpose="border_check", legal_basis="art. 7",
-                      case_ref="CASE-1", issued_at_ms=int.from_bytes(os.urandom(1)) + 0,
-                      nonce=os.urandom(24))
     from node.app import now_ms
 
-    h = dataclasses.replace(h, issued_at_ms=now_ms())
-    return dataclasses.replace(h, **over)  # type: ignore[arg-type]
+    fields: dict[str, object] = dict(
+        requester=node, key_id=env_mod.key_id_for(bytes(key.verify_key)), operator="officer-7",
+        purpose="border_check", legal_basis="art. 7", case_ref="CASE-1",
+        issued_at_ms=now_ms(), nonce=os.urandom(24))
+    fields.update(over)
+    return RequestHeader(**fields)  # type: ignore[arg-type]
 
 
 def _signed(node: str, key: nacl.signing.SigningKey, *, items: int = 1,

@@ -42,10 +42,10 @@ def test_every_help_exits_0(bx: Bx, argv: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize(("argv", "start"), [
-    ((), "bxnode: the following arguments are required: command"),
-    (("bogus",), "bxnode: argument command: invalid choice: 'bogus'"),
+    ((), "bxnode: 'bxnode' needs a command"),
+    (("bogus",), "bxnode: unknown command 'bogus'"),
     (("init",), "bxnode: the following arguments are required: --node-id, --country"),
-    (("watchlist",), "bxnode: the following arguments are required: sub"),
+    (("watchlist",), "bxnode: 'bxnode watchlist' needs a command"),
     (("watchlist", "import"), "bxnode: the following arguments are required: file"),
     (("watchlist", "import", "x.csv", "--format", "xml"),
      "bxnode: argument --format: invalid choice: 'xml'"),

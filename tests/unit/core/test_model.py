@@ -119,8 +119,6 @@ def test_partial_date_rejects(text: str) -> None:
     assert _reason(PartialDate.parse, text) == "bad_date"
 
 
-@pytest.mark.xfail(strict=True, reason="PartialDate.parse uses \\d, which matches any Unicode "
-                   "digit: '１９９０' (fullwidth) parses as 1990; fix: [0-9] or re.ASCII")
 def test_partial_date_rejects_non_ascii_digits() -> None:
     assert _reason(PartialDate.parse, "１９９０") == "bad_date"
 
