@@ -239,7 +239,7 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
     from node.app import now_ms, open_store
     from node.audit.log import MerkleAuditLog
     from node.federation.pki import load_signing_key
-    from node.watchlist.importer import parse_file
+    from node.watchlist.importer import ImportResult, import_file
 
     cfg = _config(args)
     path = Path(args.file)
@@ -251,11 +251,24 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(unit=" rows", desc="validating", file=sys.stderr)
-    result = parse_file(path, fmt=args.format,
-                        today=dt.datetime.now(dt.UTC).date(),
-                        progress=bar.update if bar else None)
-    if bar:
-        bar.close()
+    signing_key = load_signing_key(cfg.signing_key)
+    store = open_store(cfg)
+
+    def audit(result: ImportResult) -> None:
+        audit_log = MerkleAuditLog(store=store, node_id=cfg.node_id, signing_key=signing_key)
+        audit_log.append({
+            "event": "watchlist_import", "documents": result.document_count,
+            "persons": result.person_count, "operator": args.operator or cfg.operator,
+            "source": path.name}, time_ms=now_ms())
+
+    try:
+        result = import_file(path, store=store, fmt=args.format,
+                             today=dt.datetime.now(dt.UTC).date(),
+                             progress=bar.update if bar else None, before_commit=audit)
+    finally:
+        store.close()
+        if bar:
+            bar.close()
     if result.error_count:
         lines = [f"line {n}: {msg}" if n else msg for n, msg in result.errors]
         if args.json:
@@ -265,27 +278,12 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
         else:
             print("\n".join(lines), file=sys.stderr)
         raise CliError(f"{result.error_count} bad row(s) in {path.name}; nothing was imported")
-    if not result.documents and not result.persons:
+    if not result.written:
         raise CliError(f"{path.name} holds no records; nothing was imported")
-    signing_key = load_signing_key(cfg.signing_key)
-    store = open_store(cfg)
-    try:
-        audit_log = MerkleAuditLog(store=store, node_id=cfg.node_id, signing_key=signing_key)
-        with store.transaction():
-            store.insert_documents(result.documents)
-            store.insert_persons(result.persons)
-            gen = int(store.get_meta("watchlist_generation") or "0") + 1
-            store.set_meta("watchlist_generation", str(gen))
-            audit_log.append({
-                "event": "watchlist_import", "documents": len(result.documents),
-                "persons": len(result.persons), "operator": args.operator or cfg.operator,
-                "source": path.name}, time_ms=now_ms())
-    finally:
-        store.close()
-    _emit(args, {"imported": len(result.documents) + len(result.persons),
-                 "documents": len(result.documents), "persons": len(result.persons),
+    _emit(args, {"imported": result.document_count + result.person_count,
+                 "documents": result.document_count, "persons": result.person_count,
                  "already_expired": result.already_expired},
-          f"imported {len(result.documents)} document(s) and {len(result.persons)} person(s)"
+          f"imported {result.document_count} document(s) and {result.person_count} person(s)"
           + (f"; {result.already_expired} already expired and will never hit"
              if result.already_expired else ""))
     return 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +34,17 @@ from typing import Any
 from node.core.errors import BxError, InvalidInput
 from node.core.model import (
     ActionCode,
-    DocumentQuery,
     PartialDate,
     PersonQuery,
     Sex,
+    validate_doc_number,
+    validate_doc_type,
     validate_id,
+    validate_state,
 )
+from node.store.sqlcipher import Store
 
-__all__ = ["MAX_ERRORS_REPORTED", "MAX_IMPORT_FIELD", "ImportResult", "parse_file"]
+__all__ = ["MAX_ERRORS_REPORTED", "MAX_IMPORT_FIELD", "ImportResult", "import_file", "parse_file"]
 
 MAX_ERRORS_REPORTED = 50
 MAX_IMPORT_FIELD = 256
@@ -50,8 +53,9 @@ LOSS_TYPES = frozenset({"", "stolen", "lost", "revoked", "invalidated"})
 
 @dataclass
 class ImportResult:
-    documents: list[tuple[str, ...]] = field(default_factory=list)
-    persons: list[tuple[str, ...]] = field(default_factory=list)
+    document_count: int = 0
+    person_count: int = 0
+    written: bool = False
     errors: list[tuple[int, str]] = field(default_factory=list)
     error_count: int = 0
     rows: int = 0
@@ -65,6 +69,8 @@ class ImportResult:
 
 def _s(row: dict[str, Any], key: str, required: bool = True) -> str:
     value = row.get(key)
+    if value.__class__ is str and 0 < len(value) <= MAX_IMPORT_FIELD:  # the common case
+        return str(value).strip()
     if value is None or value == "":
         if required:
             raise InvalidInput(f"{key} is required", reason="missing_field")
@@ -76,49 +82,64 @@ def _s(row: dict[str, Any], key: str, required: bool = True) -> str:
     return value.strip()
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"expires {text!r} is not a date YYYY-MM-DD",
-                           reason="bad_date") from None
+_ACTIONS = frozenset(a.value for a in ActionCode)
 
 
-def _row(row: dict[str, Any], today: dt.date, out: ImportResult) -> None:
-    kind = _s(row, "kind")
-    owner_ref = validate_id(_s(row, "owner_ref"), "owner_ref")
-    try:
-        action = ActionCode(_s(row, "action")).value
-    except ValueError:
-        raise InvalidInput(f"action must be one of {', '.join(a.value for a in ActionCode)}",
-                           reason="bad_action") from None
-    expires = _date(_s(row, "expires"))
-    if expires < today:
-        out.already_expired += 1
-    contact = _s(row, "contact", required=False)
-    if kind == "document":
-        q = DocumentQuery(number=_s(row, "number"), issuing_state=_s(row, "issuing_state"),
-                          doc_type=_s(row, "doc_type"))
-        loss = _s(row, "loss_type", required=False)
-        if loss not in LOSS_TYPES:
-            raise InvalidInput(f"loss_type must be one of {sorted(LOSS_TYPES - {''})}",
-                               reason="bad_field")
-        out.documents.append((q.issuing_state, q.number, q.doc_type, owner_ref, action, contact,
-                              expires.isoformat(), loss))
-    elif kind == "person":
-        try:
-            sex = Sex(_s(row, "sex"))
-        except ValueError:
-            raise InvalidInput("sex must be M, F or X", reason="bad_field") from None
-        p = PersonQuery(family_name=_s(row, "family_name"),
-                        given_names=_s(row, "given_names", required=False),
-                        patronymic=_s(row, "patronymic", required=False),
-                        date_of_birth=PartialDate.parse(_s(row, "dob")),
-                        nationality=_s(row, "nationality"), sex=sex)
-        out.persons.append((owner_ref, p.family_name, p.given_names, p.patronymic,
-                            str(p.date_of_birth), p.nationality, p.sex.value, action, contact,
-                            expires.isoformat()))
-    else:
+class _Validator:
+    """Row checks, fast on the common path; every field goes through the model's validators."""
+
+    def __init__(self, today: dt.date) -> None:
+        self._today = today.isoformat()
+        self._dates: dict[str, bool] = {}  # expiry text -> already expired
+
+    def expires(self, text: str) -> bool:
+        hit = self._dates.get(text)
+        if hit is None:
+            try:
+                hit = dt.date.fromisoformat(text).isoformat() < self._today
+            except ValueError:
+                raise InvalidInput(f"expires {text!r} is not a date YYYY-MM-DD",
+                                   reason="bad_date") from None
+            if len(text) != 10:
+                raise InvalidInput(f"expires {text!r} is not a date YYYY-MM-DD",
+                                   reason="bad_date")
+            self._dates[text] = hit
+        return hit
+
+    def row(self, row: dict[str, Any], out: ImportResult) -> tuple[str, tuple[str, ...]]:
+        kind = _s(row, "kind")
+        owner_ref = validate_id(_s(row, "owner_ref"), "owner_ref")
+        action = _s(row, "action")
+        if action not in _ACTIONS:
+            raise InvalidInput(f"action must be one of {', '.join(a.value for a in ActionCode)}",
+                               reason="bad_action")
+        expires = _s(row, "expires")
+        if self.expires(expires):
+            out.already_expired += 1
+        contact = _s(row, "contact", required=False)
+        if kind == "document":
+            number = validate_doc_number(_s(row, "number"))
+            state = validate_state(_s(row, "issuing_state"))
+            doc_type = validate_doc_type(_s(row, "doc_type"))
+            loss = _s(row, "loss_type", required=False)
+            if loss not in LOSS_TYPES:
+                raise InvalidInput(f"loss_type must be one of {sorted(LOSS_TYPES - {''})}",
+                                   reason="bad_field")
+            return "document", (state, number, doc_type, owner_ref, action, contact, expires,
+                                loss)
+        if kind == "person":
+            try:
+                sex = Sex(_s(row, "sex"))
+            except ValueError:
+                raise InvalidInput("sex must be M, F or X", reason="bad_field") from None
+            p = PersonQuery(family_name=_s(row, "family_name"),
+                            given_names=_s(row, "given_names", required=False),
+                            patronymic=_s(row, "patronymic", required=False),
+                            date_of_birth=PartialDate.parse(_s(row, "dob")),
+                            nationality=_s(row, "nationality"), sex=sex)
+            return "person", (owner_ref, p.family_name, p.given_names, p.patronymic,
+                              str(p.date_of_birth), p.nationality, p.sex.value, action, contact,
+                              expires)
         raise InvalidInput("kind must be 'document' or 'person'", reason="bad_kind")
 
 
@@ -156,44 +177,94 @@ def detect_format(path: Path, fmt: str | None) -> str:
     return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
 
 
-def parse_file(path: Path, *, fmt: str | None = None, today: dt.date,
-               progress: Any = None) -> ImportResult:
-    """Validate every row of ``path``; nothing is written here.
+class _Abort(Exception):
+    """Raised inside the import transaction to roll it back."""
 
-    ``progress`` is an optional callable taking the number of rows just read.
+
+def import_file(path: Path, *, store: Store | None, fmt: str | None = None, today: dt.date,
+                progress: Any = None, chunk: int = 20_000,
+                before_commit: Callable[[ImportResult], None] | None = None) -> ImportResult:
+    """Validate every row of ``path`` and, when all are good, write them all.
+
+    Rows are written in chunks inside ONE transaction while the file is read; a bad
+    row anywhere rolls the whole transaction back, so nothing is ever half-imported.
+    With ``store=None`` it only validates (a dry run).  ``progress`` is an optional
+    callable taking the number of rows just read; ``before_commit`` runs inside the
+    transaction once every row is good (the audit entry goes there).
     """
     out = ImportResult()
     fmt = detect_format(path, fmt)
-    doc_lines: dict[tuple[str, ...], int] = {}
+    check = _Validator(today)
+    doc_lines: dict[str, int] = {}
     person_lines: dict[str, int] = {}
+    docs: list[tuple[str, ...]] = []
+    persons: list[tuple[str, ...]] = []
+
+    def flush() -> None:
+        if store is not None and not out.error_count:
+            store.insert_documents(docs)
+            store.insert_persons(persons)
+        out.document_count += len(docs)
+        out.person_count += len(persons)
+        docs.clear()
+        persons.clear()
+
+    def read() -> None:
+        try:
+            for line, row, error in _rows(path, fmt):
+                out.rows += 1
+                if progress is not None and out.rows % 1000 == 0:
+                    progress(1000)
+                if row is None:
+                    out.add_error(line, error)
+                    continue
+                try:
+                    kind, rec = check.row(row, out)
+                except BxError as exc:
+                    out.add_error(line, str(exc))
+                    continue
+                if kind == "document":
+                    first = doc_lines.setdefault("|".join(rec[:4]), line)
+                    if first != line:
+                        out.add_error(line, f"record {rec[3]} for the same document is already "
+                                            f"on line {first}")
+                        continue
+                    docs.append(rec)
+                else:
+                    first = person_lines.setdefault(rec[0], line)
+                    if first != line:
+                        out.add_error(line, f"person {rec[0]} is already on line {first}")
+                        continue
+                    persons.append(rec)
+                if len(docs) + len(persons) >= chunk:
+                    flush()
+            flush()
+        except UnicodeDecodeError:
+            out.add_error(_first_non_utf8_line(path), "file is not UTF-8 text")
+
+    if store is None:
+        read()
+        return out
     try:
-        for line, row, error in _rows(path, fmt):
-            out.rows += 1
-            if progress is not None and out.rows % 1000 == 0:
-                progress(1000)
-            if row is None:
-                out.add_error(line, error)
-                continue
-            docs, persons = len(out.documents), len(out.persons)
-            try:
-                _row(row, today, out)
-            except BxError as exc:
-                out.add_error(line, str(exc))
-                continue
-            if len(out.documents) > docs:
-                d = out.documents[-1]
-                first = doc_lines.setdefault(d[:4], line)
-                if first != line:
-                    out.add_error(line, f"record {d[3]} for the same document is already on "
-                                        f"line {first}")
-            if len(out.persons) > persons:
-                ref = out.persons[-1][0]
-                first = person_lines.setdefault(ref, line)
-                if first != line:
-                    out.add_error(line, f"person {ref} is already on line {first}")
-    except UnicodeDecodeError:
-        out.add_error(_first_non_utf8_line(path), "file is not UTF-8 text")
+        with store.transaction():
+            read()
+            if out.error_count or not out.rows:
+                raise _Abort
+            gen = int(store.get_meta("watchlist_generation") or "0") + 1
+            store.set_meta("watchlist_generation", str(gen))
+            if before_commit is not None:
+                before_commit(out)
+    except _Abort:
+        out.written = False
+    else:
+        out.written = True
     return out
+
+
+def parse_file(path: Path, *, fmt: str | None = None, today: dt.date,
+               progress: Any = None) -> ImportResult:
+    """Validate every row of ``path``; nothing is written (a dry run)."""
+    return import_file(path, store=None, fmt=fmt, today=today, progress=progress)
 
 
 def _first_non_utf8_line(path: Path) -> int:
