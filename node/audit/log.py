@@ -405,7 +405,7 @@ class MerkleAuditLog:
                 to_ms: int | None = None) -> Iterator[AuditEntry]:
         q, args = _time_filter("SELECT seq, time_ms, salt, body, leaf, erased_ms "
                                "FROM audit_entries", from_ms, to_ms)
-        for row in self._store.query(q + " ORDER BY seq", args):
+        for row in self._store.stream(q + " ORDER BY seq", args):
             yield _entry(row)
 
     def bodies(self, *, from_ms: int | None = None,
@@ -501,7 +501,7 @@ def _verify(store: Store, verifiers: list[NoteVerifier],
     hi = 0  # index into heads
     last_ok = 0
     try:
-        for seq, time_ms, salt, body, leaf, erased_ms in store.query(
+        for seq, time_ms, salt, body, leaf, erased_ms in store.stream(
                 "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
                 "ORDER BY seq"):
             expected = n + 1

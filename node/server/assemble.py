@@ -6,8 +6,10 @@ so that ``bxnode serve``, the tests and the benchmarks run the same server.
 
 from __future__ import annotations
 
-from node.app import NodeRuntime
+from node.app import NodeRuntime, now_ms
 from node.federation.pki import TlsMaterial
+from node.server.audit_services import make_audit_services
+from node.server.group_commit import BatchWriter
 from node.server.grpc_server import NodeServer
 
 __all__ = ["build_server"]
@@ -15,4 +17,12 @@ __all__ = ["build_server"]
 
 def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
                  dev_plaintext: bool = False) -> NodeServer:
-    return NodeServer(responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext)
+    audit = rt.cfg.audit
+    writer = BatchWriter(store=rt.store, batch_max=audit.batch_max, batch_ms=audit.batch_ms)
+    aud = make_audit_services(  # issue 4: inclusion proofs, witnessing, auditor access
+        responder=rt.responder, directory=rt.directory, cfg=rt.cfg,
+        signing_key=rt.signing_key, writer=writer, tls=tls, clock_ms=now_ms)
+    return NodeServer(responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext,
+                      writer=writer, signed_methods=aud.signed_methods(),
+                      extra_handlers=aud.handlers(), extra_service_names=aud.service_names(),
+                      background=aud.background())

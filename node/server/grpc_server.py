@@ -10,12 +10,13 @@ reason code) and, once the requester was verified, ``bxnode-refusal-bin``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import signal
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
 from node.responder import Handler, Responder
+from node.server.group_commit import BatchWriter
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
@@ -174,10 +176,15 @@ class NodeServer:
     def __init__(self, *, responder: Responder, tls: TlsMaterial | None,
                  dev_plaintext: bool = False, signed_methods: Sequence[SignedMethod] = (),
                  extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
-                 extra_service_names: Sequence[str] = ()) -> None:
+                 extra_service_names: Sequence[str] = (),
+                 writer: BatchWriter | None = None,
+                 background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()) -> None:
         if tls is None and not dev_plaintext:
             raise ValueError("a server without TLS needs dev_plaintext=True")
         self._responder = responder
+        self.writer = writer  # group commit: responses wait for their batch to be durable
+        self._background = tuple(background)
+        self._tasks: list[asyncio.Task[None]] = []
         self._methods = (lookup_method(responder), *signed_methods)
         self._extra_handlers = tuple(extra_handlers)
         self._extra_names = tuple(extra_service_names)
@@ -190,8 +197,17 @@ class NodeServer:
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler:
         async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
             fp = None if self._dev_plaintext else tls_fingerprint(context)
+            batch = self.writer.begin() if self.writer is not None else None
             reply = signed_reply(self._responder, method, raw, fp,
                                  dev_plaintext=self._dev_plaintext)
+            if self.writer is not None and batch is not None:
+                self.writer.added()
+                try:  # nothing is sent before the batch holding its audit entry is durable
+                    await self.writer.durable(batch)
+                except Exception:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                        "the audit log could not be committed; retry",
+                                        trailing_metadata=((REASON_KEY, "audit_unavailable"),))
             if reply.code is not grpc.StatusCode.OK:
                 await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
             return reply.body
@@ -222,6 +238,10 @@ class NodeServer:
         if port == 0:
             raise OSError(f"cannot listen on {listen}")
         await server.start()
+        if self.writer is not None:
+            self.writer.start()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(job()) for job in self._background]
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
         self.server, self.port = server, port
@@ -231,6 +251,14 @@ class NodeServer:
         await self.health.enter_graceful_shutdown()
         if self.server is not None:
             await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self.writer is not None:
+            await self.writer.stop()
 
 
 async def serve_forever(node_server: NodeServer, listen: str, *, on_ready: object = None) -> None:

@@ -224,6 +224,10 @@ class Store:
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn.execute(sql, tuple(args))]
 
+    def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows one by one, without building a list (full scans of large tables)."""
+        yield from self._conn.execute(sql, tuple(args))
+
     def query_one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         row = self._conn.execute(sql, tuple(args)).fetchone()
         return None if row is None else tuple(row)

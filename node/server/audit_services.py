@@ -1,0 +1,341 @@
+"""The audit services on a node's gRPC server, and its periodic witnessing task.
+
+* ``AuditService.GetInclusionProof``: a signed exchange (:class:`ProofHandler` through the
+  generic :class:`~node.responder.Responder` pipeline, audited like every exchange).  Only
+  the requester of the exchange asked about gets its proof; others get PERMISSION_DENIED
+  ``not_your_entry``.
+* ``WitnessService.AddCheckpoint``: C2SP tlog-witness over mTLS; the caller must be a
+  federation node.  The new witness state is durable before the cosignature is returned.
+* ``AuditorService``: search and proof bundles for members with the role ``auditor`` (their
+  own TLS certificate); anyone else gets PERMISSION_DENIED ``not_an_auditor``.
+* :func:`witness_once`: send our latest checkpoint, with a consistency proof from the size
+  each peer last cosigned, to every witness; keep the cosignatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+
+from node.audit.bundle import make_bundle, witness_name
+from node.audit.checkpoint import Checkpoint, CosignatureV1Verifier
+from node.audit.checkpoint_witness import AddCheckpointRequest, WitnessError
+from node.audit.log import AuditQuery, MerkleAuditLog
+from node.audit.note import parse_note
+from node.audit.witnessing import WitnessDesk, verify_cosignatures
+from node.core.errors import BxError, InvalidInput, NotAuthorised
+from node.core.members import Member, MemberDirectory
+from node.core.model import RequestHeader
+from node.federation.pki import TlsMaterial
+from node.responder import Exchange, Responder, Verified
+from node.server.group_commit import BatchWriter
+from node.server.grpc_server import REASON_KEY, SignedMethod, tls_fingerprint
+from node.wire import audit as wire
+from node.wire.audit import apb
+
+__all__ = ["AuditServices", "ProofHandler", "make_audit_services", "witness_once"]
+
+log = structlog.get_logger("bxnode.audit.services")
+
+AUDIT_SERVICE = apb.DESCRIPTOR.services_by_name["AuditService"].full_name
+WITNESS_SERVICE = apb.DESCRIPTOR.services_by_name["WitnessService"].full_name
+AUDITOR_SERVICE = apb.DESCRIPTOR.services_by_name["AuditorService"].full_name
+ADD_CHECKPOINT = f"/{WITNESS_SERVICE}/AddCheckpoint"
+MAX_SEARCH = 10_000
+
+
+class ProofHandler:
+    """GetInclusionProof: the entry of the caller's own request, against a signed checkpoint."""
+
+    event = "inclusion_proof"
+    request_type = wire.PROOF_REQUEST_TYPE
+
+    def __init__(self, responder: Responder) -> None:
+        self._r = responder
+
+    def decode(self, payload: bytes) -> wire.ProofRequest:
+        return wire.decode_proof_request(payload)
+
+    def header(self, request: wire.ProofRequest) -> RequestHeader:
+        return request.header
+
+    def describe(self, request: wire.ProofRequest) -> dict[str, Any]:
+        return {"query_kind": "inclusion_proof", "asked_digest": request.request_digest.hex()}
+
+    def answer(self, v: Verified[wire.ProofRequest], ex: Exchange) -> tuple[str, bytes]:
+        log_ = self._r.audit_log
+        entry = log_.entry_for_request(v.request.request_digest.hex())
+        if entry is None or entry.body is None:
+            raise NotAuthorised("no audit entry of a request of yours has this digest",
+                                reason="not_your_entry")
+        if json.loads(entry.body).get("requester") != v.member.node_id:
+            raise NotAuthorised("that audit entry is not of a request of yours",
+                                reason="not_your_entry")
+        bundle = make_bundle(log_, entry.seq, node_id=self._r.settings.node_id)
+        ex.audit.update(proved_seq=entry.seq)
+        return wire.PROOF_RESPONSE_TYPE, wire.encode_proof_answer(
+            responder=self._r.settings.node_id, key_id=self._r.key_id,
+            request_digest=v.digest, issued_at_ms=v.now_ms,
+            audit_seq=self._r.next_audit_seq(), bundle=bundle)
+
+
+@dataclass
+class AuditServices:
+    """Everything the audit capability adds to a node's server."""
+
+    responder: Responder
+    directory: MemberDirectory
+    desk: WitnessDesk
+    writer: BatchWriter | None
+    tls: TlsMaterial | None
+    clock_ms: Callable[[], int]
+    witnesses: tuple[str, ...]
+    interval_s: int
+    quorum: int
+
+    @property
+    def log(self) -> MerkleAuditLog:
+        return self.responder.audit_log
+
+    def signed_methods(self) -> list[SignedMethod]:
+        return [SignedMethod(AUDIT_SERVICE, "GetInclusionProof", ProofHandler(self.responder),
+                             apb.GetInclusionProofRequest, apb.GetInclusionProofResponse)]
+
+    def service_names(self) -> list[str]:
+        return [WITNESS_SERVICE, AUDITOR_SERVICE]
+
+    # --- transport helpers ----------------------------------------------------------------
+
+    def _caller(self, context: grpc.aio.ServicerContext) -> Member | None:
+        fp = tls_fingerprint(context)
+        owner = None if fp is None else self.directory.owner_of_tls_cert(fp)
+        return None if owner is None else self.directory.member(owner)
+
+    async def _commit(self) -> None:
+        if self.writer is not None:
+            await self.writer.sync()
+
+    @staticmethod
+    async def _refuse(context: grpc.aio.ServicerContext, exc: BxError) -> None:
+        await context.abort(grpc.StatusCode[exc.status], f"{exc.reason}: {exc.message}",
+                            trailing_metadata=((REASON_KEY, exc.reason),))
+
+    # --- WitnessService ---------------------------------------------------------------------
+
+    async def add_checkpoint(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        caller = self._caller(context)
+        if caller is None or "node" not in caller.roles:
+            await self._refuse(context, NotAuthorised("only federation nodes submit checkpoints",
+                                                      reason="not_a_node"))
+        try:
+            if self.writer is not None:
+                self.writer.begin()
+            body = self.desk.add_checkpoint(bytes(request.body), now_ms=self.clock_ms())
+        except WitnessError as exc:
+            await self._commit()  # evidence is durable before we refuse
+            md: tuple[tuple[str, str], ...] = ((REASON_KEY, exc.reason),)
+            stored = getattr(exc, "stored_size", None)
+            if stored is not None:
+                md += (("bxnode-witness-size", str(stored)),)
+            await context.abort(grpc.StatusCode[exc.status], f"{exc.reason}: {exc.message}",
+                                trailing_metadata=md)
+        except BxError as exc:
+            await self._commit()
+            await self._refuse(context, exc)
+        await self._commit()  # tlog-witness: persist before answering
+        return apb.AddCheckpointResponse(cosignatures=body)
+
+    # --- AuditorService ---------------------------------------------------------------------
+
+    async def _auditor(self, context: grpc.aio.ServicerContext, what: str) -> Member:
+        caller = self._caller(context)
+        if caller is None or "auditor" not in caller.roles:
+            log.warning("auditor_access_refused", caller=caller.node_id if caller else "",
+                        what=what)
+            await self._refuse(context, NotAuthorised("audit access needs the auditor role",
+                                                      reason="not_an_auditor"))
+            raise AssertionError("unreachable")
+        return caller
+
+    async def _log_access(self, who: Member, what: str, **fields: Any) -> None:
+        if self.writer is not None:
+            self.writer.begin()
+        self.log.append({"event": "auditor_access", "requester": who.node_id,
+                         "action": what, **fields}, time_ms=self.clock_ms())
+        await self._commit()
+
+    async def search(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        who = await self._auditor(context, "search")
+        limit = request.limit or 1000
+        if limit > MAX_SEARCH:
+            await self._refuse(context, InvalidInput("limit is at most 10000",
+                                                     reason="limit_too_large"))
+        q = AuditQuery(peer=request.peer or None, purpose=request.purpose or None,
+                       outcome=request.outcome or None, operator=request.operator or None,
+                       case_ref=request.case_ref or None, from_ms=request.from_ms or None,
+                       to_ms=request.to_ms or None, limit=limit)
+        entries = [json.dumps(e, sort_keys=True, separators=(",", ":")).encode()
+                   for e in self.log.search(q)]
+        await self._log_access(who, "search", results=len(entries))
+        return apb.SearchEntriesResponse(entries=entries)
+
+    async def proof_bundle(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        who = await self._auditor(context, "proof_bundle")
+        try:
+            bundle = make_bundle(self.log, int(request.seq),
+                                 node_id=self.responder.settings.node_id)
+        except BxError as exc:
+            await self._refuse(context, exc)
+        await self._log_access(who, "proof_bundle", proved_seq=int(request.seq))
+        return apb.GetProofBundleResponse(bundle=bundle)
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        u = grpc.unary_unary_rpc_method_handler
+        return [
+            grpc.method_handlers_generic_handler(WITNESS_SERVICE, {
+                "AddCheckpoint": u(self.add_checkpoint,
+                                   request_deserializer=apb.AddCheckpointRequest.FromString,
+                                   response_serializer=apb.AddCheckpointResponse.SerializeToString)}),
+            grpc.method_handlers_generic_handler(AUDITOR_SERVICE, {
+                "SearchEntries": u(self.search,
+                                   request_deserializer=apb.SearchEntriesRequest.FromString,
+                                   response_serializer=apb.SearchEntriesResponse.SerializeToString),
+                "GetProofBundle": u(self.proof_bundle,
+                                    request_deserializer=apb.GetProofBundleRequest.FromString,
+                                    response_serializer=apb.GetProofBundleResponse.SerializeToString)}),
+        ]
+
+    # --- witnessing (log side) ------------------------------------------------------------------
+
+    def background(self) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                try:
+                    await witness_once(self)
+                except Exception as exc:  # keep witnessing on the next round
+                    log.warning("witnessing_failed", error=str(exc))
+
+        return [loop]
+
+    def witnessed(self, size: int) -> bool:
+        head = self.log.head(size)
+        return head is not None and len(head.cosignatures) >= self.quorum
+
+
+async def witness_once(svc: AuditServices, *,
+                       send: Callable[[str, bytes], Awaitable[bytes]] | None = None
+                       ) -> dict[str, str]:
+    """Send our latest checkpoint to every witness; returns ``{peer: outcome}``."""
+    send = send or _grpc_sender(svc)
+    head = svc.log.latest_head()
+    if head is None:
+        return {}
+    checkpoint = Checkpoint.parse(parse_note(head.note).text)
+    out: dict[str, str] = {}
+    for peer in svc.witnesses:
+        old = svc.desk.witnessed_size(peer)
+        for _attempt in range(2):
+            if old > head.size:
+                out[peer] = f"witness holds size {old} > ours {head.size}"
+                log.error("witness_ahead_of_log", peer=peer, witnessed=old, ours=head.size)
+                break
+            body = AddCheckpointRequest(old, tuple(svc.log.consistency_proof(old, head.size)),
+                                        head.note).to_bytes()
+            try:
+                lines = await send(peer, body)
+            except _SizeConflict as conflict:
+                old = conflict.size  # tlog-witness 409: learn the witness's size and retry
+                continue
+            except Exception as exc:
+                out[peer] = f"failed: {exc}"
+                log.warning("witness_unavailable", peer=peer, error=str(exc))
+                break
+            member = svc.directory.member(peer)
+            try:
+                cosigs = _first_valid(lines, checkpoint, peer, member)
+            except BxError as exc:
+                out[peer] = f"bad cosignature: {exc.message}"
+                break
+            if svc.writer is not None:
+                svc.writer.begin()
+            with svc.log.store.transaction():
+                for c in cosigs:
+                    svc.log.add_cosignature(head.size, c.name, c.line(), time_ms=svc.clock_ms())
+                svc.desk.set_witnessed_size(peer, head.size, now_ms=svc.clock_ms())
+            out[peer] = "cosigned"
+            break
+    if svc.writer is not None:
+        await svc.writer.sync()
+    if head.size and not svc.witnessed(head.size):
+        log.warning("checkpoint_not_witnessed", size=head.size, quorum=svc.quorum)
+    return out
+
+
+def _first_valid(lines: bytes, checkpoint: Checkpoint, peer: str, member: Member) -> list[Any]:
+    last: BxError | None = None
+    for key in member.keys:
+        try:
+            return verify_cosignatures(lines, checkpoint_body=checkpoint.body_bytes(),
+                                       witness=CosignatureV1Verifier(name=witness_name(peer),
+                                                                     public_key=key.public_key))
+        except BxError as exc:
+            last = exc
+    assert last is not None
+    raise last
+
+
+class _SizeConflict(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"witness holds size {size}")
+        self.size = size
+
+
+def _grpc_sender(svc: AuditServices) -> Callable[[str, bytes], Awaitable[bytes]]:
+    def call(peer: str, body: bytes) -> bytes:
+        endpoint = svc.directory.member(peer).endpoint
+        if svc.tls is None:
+            channel = grpc.insecure_channel(endpoint)
+        else:
+            creds = grpc.ssl_channel_credentials(root_certificates=svc.tls.ca,
+                                                 private_key=svc.tls.key,
+                                                 certificate_chain=svc.tls.cert)
+            channel = grpc.secure_channel(endpoint, creds)
+        with channel:
+            stub = channel.unary_unary(
+                ADD_CHECKPOINT, request_serializer=apb.AddCheckpointRequest.SerializeToString,
+                response_deserializer=apb.AddCheckpointResponse.FromString)
+            try:
+                return bytes(stub(apb.AddCheckpointRequest(body=body), timeout=10).cosignatures)
+            except grpc.RpcError as err:
+                md = dict(err.trailing_metadata() or ())
+                size = md.get("bxnode-witness-size")
+                if md.get(REASON_KEY) == "old_size_mismatch" and size is not None:
+                    raise _SizeConflict(int(str(size))) from None
+                raise RuntimeError(f"{err.code().name}: {md.get(REASON_KEY, '')}") from None
+
+    async def send(peer: str, body: bytes) -> bytes:
+        return await asyncio.to_thread(call, peer, body)
+
+    return send
+
+
+def make_audit_services(*, responder: Responder, directory: MemberDirectory, cfg: Any,
+                        signing_key: Any, writer: BatchWriter | None,
+                        tls: TlsMaterial | None, clock_ms: Callable[[], int]
+                        ) -> AuditServices:
+    """The audit services of a node, from its ``[audit]`` settings."""
+    audit = cfg.audit
+    witnesses = audit.witnesses if audit.witnesses is not None else tuple(
+        m.node_id for m in directory.members() if m.node_id != cfg.node_id and "node" in m.roles)
+    desk = WitnessDesk(store=responder.store, node_id=cfg.node_id, signing_key=signing_key,
+                       directory=directory)
+    return AuditServices(responder=responder, directory=directory, desk=desk, writer=writer,
+                         tls=tls, clock_ms=clock_ms, witnesses=tuple(witnesses),
+                         interval_s=audit.witness_interval_s, quorum=audit.witness_quorum)

@@ -1,0 +1,142 @@
+"""Crash during a batch: a real ``bxnode serve`` process killed between queueing and commit.
+
+The node runs with a long group-commit window, so a request's audit entry sits in the open
+batch when the process is SIGKILLed.  After restart the log verifies, the entry is not
+there, and the client never received a response for it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from node.app import open_store
+from node.audit.log import MerkleAuditLog
+from node.config import load_config
+from node.core import envelope as env_mod
+from node.core.model import DocumentQuery, QueryKind
+from tests.federation import CTX, ROOT, Federation, make_federation
+
+
+def _set_batch(node_dir: Path, batch_max: int, batch_ms: int) -> None:
+    cfg = node_dir / "node.toml"
+    text = cfg.read_text()
+    lines = [f"batch_max = {batch_max}" if ln.startswith("batch_max") else
+             f"batch_ms = {batch_ms}" if ln.startswith("batch_ms") else ln
+             for ln in text.splitlines()]
+    cfg.write_text("\n".join(lines) + "\n")
+
+
+class Serve:
+    def __init__(self, node_dir: Path) -> None:
+        (node_dir / "serve.port").unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "node.cli.main", "serve", "--node-dir", str(node_dir)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 20
+        while not (node_dir / "serve.port").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("node did not start: " + "".join(self.lines))
+            time.sleep(0.05)
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_for(self, needle: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(needle in ln for ln in self.lines):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {needle!r} in node log: " + "".join(self.lines))
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(20)
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Federation:
+    return make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS"))
+
+
+def _entries_for(fed: Federation, digest_hex: str) -> int:
+    store = open_store(load_config(fed.dirs["KAZ-BS"]))
+    try:
+        return len(store.query("SELECT seq FROM audit_entries WHERE request_digest=?",
+                               (digest_hex,)))
+    finally:
+        store.close()
+
+
+def _verify(fed: Federation) -> bool:
+    store = open_store(load_config(fed.dirs["KAZ-BS"]))
+    try:
+        from node.audit.log import log_verifiers
+        from node.federation.members_file import load_members
+
+        me = load_members(load_config(fed.dirs["KAZ-BS"]).members).member("KAZ-BS")
+        report = MerkleAuditLog(store=store).verify(
+            verifiers=log_verifiers("KAZ-BS", [k.public_key for k in me.keys]))
+        return report.ok
+    finally:
+        store.close()
+
+
+def test_kill_between_queueing_and_commit(fed: Federation) -> None:
+    kaz = fed.dirs["KAZ-BS"]
+    _set_batch(kaz, batch_max=10_000, batch_ms=8_000)  # the batch stays open for 8 s
+    node = Serve(kaz)
+    client = fed.client("KGZ-BS")
+    request = client.build(CTX, QueryKind.DOCUMENT,
+                           [DocumentQuery(number="N1122334", issuing_state="KAZ")])
+    digest = env_mod.digest(request).hex()
+    outcome: dict[str, object] = {}
+
+    def ask() -> None:
+        try:
+            outcome["answer"] = client.send("KAZ-BS", request, expected_items=1)
+        except Exception as exc:  # the transport failure is the expected result
+            outcome["error"] = exc
+
+    t = threading.Thread(target=ask)
+    try:
+        t.start()
+        node.wait_for('"event": "lookup"')  # answered and queued, not yet committed
+        node.kill()
+        t.join(15)
+    finally:
+        if node.proc.poll() is None:
+            node.kill()
+    assert "answer" not in outcome and "error" in outcome
+    assert _entries_for(fed, digest) == 0
+    assert _verify(fed)
+
+    # restarted with normal batching, the node answers, and the entry is there and verifies
+    _set_batch(kaz, batch_max=256, batch_ms=5)
+    node = Serve(kaz)
+    try:
+        request = client.build(CTX, QueryKind.DOCUMENT,
+                               [DocumentQuery(number="N1122334", issuing_state="KAZ")])
+        answer = client.send("KAZ-BS", request, expected_items=1)
+    finally:
+        node.stop()
+        client.close()
+    assert _entries_for(fed, env_mod.digest(request).hex()) == 1
+    assert answer.audit_seq >= 1 and _verify(fed)

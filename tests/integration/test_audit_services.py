@@ -1,0 +1,147 @@
+"""Receipts with proofs, cross-node witnessing and auditor-only access, between real nodes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from node.app import NodeRuntime, now_ms, open_store
+from node.audit.bundle import verify_bundle
+from node.audit.checkpoint import Checkpoint, sign_checkpoint
+from node.audit.note import Ed25519NoteSigner
+from node.audit.receipts import fetch_inclusion_proof, stored_proof
+from node.audit.witnessing import WitnessDesk
+from node.config import load_config
+from node.core import envelope as env_mod
+from node.core.errors import RemoteError
+from node.core.model import DocumentQuery, QueryKind
+from node.federation.members_file import load_members
+from node.federation.pki import load_signing_key
+from node.server.audit_services import AuditServices, make_audit_services, witness_once
+from tests.federation import CTX, Federation, make_federation
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
+    f = make_federation(tmp_path_factory.mktemp("auditfed"))
+    for n in f.dirs:
+        f.start(n)
+    yield f
+    f.stop_all()
+
+
+def services(fed: Federation, node_id: str) -> AuditServices:
+    node = fed.nodes[node_id]
+    rt = node.runtime
+    return make_audit_services(responder=rt.responder, directory=rt.directory, cfg=rt.cfg,
+                               signing_key=rt.signing_key, writer=node.server.writer,
+                               tls=NodeRuntime.tls(rt.cfg), clock_ms=now_ms)
+
+
+def on_loop(fed: Federation, node_id: str, coro: Any) -> Any:
+    return asyncio.run_coroutine_threadsafe(coro, fed.nodes[node_id].loop).result(30)
+
+
+def _ask(fed: Federation, client: Any) -> bytes:
+    request = client.build(CTX, QueryKind.DOCUMENT,
+                           [DocumentQuery(number="N1122334", issuing_state="KAZ")])
+    client.send("KAZ-BS", request, expected_items=1)
+    return env_mod.digest(request)
+
+
+def test_requester_gets_and_keeps_a_proof_of_its_own_entry(fed: Federation) -> None:
+    client = fed.client("KGZ-BS")
+    directory = load_members(load_config(fed.dirs["KGZ-BS"]).members)
+    try:
+        digest = _ask(fed, client)
+        report = fetch_inclusion_proof(client, "KAZ-BS", CTX, digest, store=client._store,
+                                       now_ms=now_ms(), directory=directory)
+        assert report.entry is not None and report.entry["requester"] == "KGZ-BS"
+        assert report.entry["request_digest"] == digest.hex()
+        bundle = stored_proof(client._store, digest)  # type: ignore[arg-type]
+        assert bundle is not None
+        assert verify_bundle(bundle, directory=directory).seq == report.seq
+    finally:
+        client._store.close()  # type: ignore[union-attr]
+        client.close()
+    # another peer may not fetch KGZ's proof
+    other = fed.client("UZB-BS")
+    try:
+        with pytest.raises(RemoteError) as err:
+            fetch_inclusion_proof(other, "KAZ-BS", CTX, digest, store=None, now_ms=now_ms(),
+                                  directory=directory)
+        assert (err.value.status, err.value.reason) == ("PERMISSION_DENIED", "not_your_entry")
+    finally:
+        other._store.close()  # type: ignore[union-attr]
+        other.close()
+
+
+def test_witnessing_collects_cosignatures_and_follows_growth(fed: Federation) -> None:
+    svc = services(fed, "KAZ-BS")
+    assert on_loop(fed, "KAZ-BS", witness_once(svc)) == {"KGZ-BS": "cosigned",
+                                                        "UZB-BS": "cosigned"}
+    head = svc.log.latest_head()
+    assert head is not None and len(head.cosignatures) == 2 and svc.witnessed(head.size)
+    client = fed.client("KGZ-BS")
+    try:
+        _ask(fed, client)  # the log grows; the next round sends a consistency proof
+    finally:
+        client._store.close()  # type: ignore[union-attr]
+        client.close()
+    assert on_loop(fed, "KAZ-BS", witness_once(svc))["KGZ-BS"] == "cosigned"
+    assert svc.desk.witnessed_size("KGZ-BS") == svc.log.latest_head().size  # type: ignore[union-attr]
+
+
+def test_witness_refuses_an_inconsistent_checkpoint_and_keeps_evidence(fed: Federation) -> None:
+    svc = services(fed, "KAZ-BS")
+    on_loop(fed, "KAZ-BS", witness_once(svc))
+    size = svc.desk.witnessed_size("UZB-BS")
+    assert size > 0
+    # KAZ's key signs a different root for the same size: a fork
+    seed = bytes(load_signing_key(load_config(fed.dirs["KAZ-BS"]).signing_key))
+    forged = sign_checkpoint(Checkpoint("bxnode/KAZ-BS", size, b"\x42" * 32),
+                             [Ed25519NoteSigner(name="bxnode/KAZ-BS", seed=seed)])
+
+    async def send_forged() -> Any:
+        from node.audit.checkpoint_witness import AddCheckpointRequest
+        from node.server.audit_services import _grpc_sender
+
+        return await _grpc_sender(svc)("UZB-BS", AddCheckpointRequest(size, (), forged).to_bytes())
+
+    with pytest.raises(RuntimeError, match="ABORTED: inconsistent_checkpoint"):
+        on_loop(fed, "KAZ-BS", send_forged())
+    cfg = load_config(fed.dirs["UZB-BS"])
+    store = open_store(cfg)
+    try:
+        desk = WitnessDesk(store=store, node_id="UZB-BS", signing_key=load_signing_key(
+            cfg.signing_key), directory=load_members(cfg.members))
+        evidence = desk.evidence()
+        assert evidence and evidence[-1]["reason"] == "inconsistent_checkpoint"
+        assert evidence[-1]["submitted_note"] == forged.decode()
+        assert desk.status(our_size=0).alert
+        assert desk.status(our_size=0).witnessed_logs["bxnode/KAZ-BS"] == size
+    finally:
+        store.close()
+
+
+def test_auditor_service_refuses_nodes(fed: Federation) -> None:
+    d: Path = fed.dirs["KGZ-BS"]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
+        certificate_chain=(d / "tls.crt").read_bytes())
+    from node.wire.audit import apb
+
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", creds) as ch:
+        call = ch.unary_unary("/bxnode.v1.AuditorService/SearchEntries",
+                              request_serializer=apb.SearchEntriesRequest.SerializeToString,
+                              response_deserializer=apb.SearchEntriesResponse.FromString)
+        with pytest.raises(grpc.RpcError) as err:
+            call(apb.SearchEntriesRequest(), timeout=10)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
+    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
+    assert md["bxnode-reason"] == "not_an_auditor"
