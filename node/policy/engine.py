@@ -7,7 +7,7 @@ disclosure fields | deny + reasons, in-process (regopy) or on an OPA server.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from node.core.model import Decision, PolicyInput
 from node.policy.opa import OpaServerPolicyEngine
@@ -25,6 +25,15 @@ class PolicyEngine(Protocol):
     """
 
     def decide(self, inp: PolicyInput) -> Decision: ...
+
+    def decide_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate another decision query of the same policy (``data.bxnode.<x>.decision``).
+
+        Never raises: returns the decision object, or ``{"allow": false, "reasons":
+        ["policy_error" | "policy_unavailable"]}``.  Callers check the rest of the shape
+        (see :func:`node.policy.queries.parse_query_decision`).
+        """
+        ...
 
     def reload(self) -> None:
         """Load the policy again; on error keep the current one and raise ConfigError."""

@@ -125,6 +125,30 @@ class OpaServerPolicyEngine:
                    responder=inp.responder_node)
         return deny(reason)
 
+    def decide_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """POST ``doc`` to another decision document of the same policy (``data.a.b.rule`` ->
+        ``/v1/data/a/b/rule``).  Failures deny with ``policy_unavailable`` / ``policy_error``;
+        the caller checks the rest of the shape."""
+        parts = query.split(".")
+        try:
+            if (len(parts) < 3 or parts[0] != "data"
+                    or not all(p.isidentifier() and p.isascii() for p in parts[1:])):
+                raise MalformedDecision(f"{query!r} is not a data query")
+            answer = self._query(doc, package=".".join(parts[1:-1]), rule=parts[-1])
+            result = answer.get("result")
+            if not isinstance(result, dict) or not isinstance(result.get("allow"), bool):
+                raise MalformedDecision("the decision is not an object with a boolean allow")
+            return result
+        except _Unavailable as exc:
+            reason, detail = Reason.POLICY_UNAVAILABLE, str(exc)
+        except MalformedDecision as exc:
+            reason, detail = Reason.POLICY_ERROR, str(exc)
+        except Exception as exc:  # fail closed on anything else
+            reason, detail = Reason.POLICY_ERROR, type(exc).__name__
+        _log.error("policy_evaluation_failed", engine="opa", query=query,
+                   policy_digest=self._digest, reason=reason.value, error=detail)
+        return {"allow": False, "reasons": [reason.value]}
+
     def _client(self) -> Any:
         client = getattr(self._local, "client", None)
         if client is None:
@@ -134,12 +158,13 @@ class OpaServerPolicyEngine:
                 self._clients.append(client)
         return client
 
-    def _query(self, doc: dict[str, Any], provenance: bool = False) -> dict[str, Any]:
+    def _query(self, doc: dict[str, Any], provenance: bool = False, *,
+               package: str = _PACKAGE, rule: str = _RULE) -> dict[str, Any]:
         """POST the input to the decision document; return OPA's response object."""
         params = {"provenance": "true"} if provenance else None
         try:
             answer = self._client().query_rule(
-                input_data=doc, package_path=_PACKAGE, rule_name=_RULE, query_params=params)
+                input_data=doc, package_path=package, rule_name=rule, query_params=params)
         except requests.JSONDecodeError as exc:
             raise MalformedDecision("the OPA server did not answer JSON") from exc
         except requests.HTTPError as exc:

@@ -14,8 +14,9 @@ with the sample policy, and no throughput gained from per-thread interpreters
 from __future__ import annotations
 
 import json
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,36 +39,100 @@ __all__ = ["RegoPolicyEngine"]
 _log = structlog.get_logger(__name__)
 
 
+def _evaluate_value(bundle: regopy.Bundle, evaluator: regopy.Interpreter, lock: threading.Lock,
+                    doc: dict[str, Any]) -> Any:
+    """Evaluate ``bundle`` on ``doc``; return the one value it yields, or raise."""
+    value = regopy.Input(doc)
+    with lock:
+        evaluator.set_input(value)
+        output = evaluator.query_bundle(bundle)
+        ok = output.ok()
+        text = str(output)
+    if not ok:
+        raise MalformedDecision("rego-cpp reported an evaluation error")
+    if text == "undefined":
+        raise MalformedDecision("the decision is undefined")
+    result = json.loads(text)
+    if (
+        not isinstance(result, dict)
+        or set(result) != {"expressions"}
+        or not isinstance(result["expressions"], list)
+        or len(result["expressions"]) != 1
+    ):
+        raise MalformedDecision("the query did not yield exactly one value")
+    return result["expressions"][0]
+
+
+@dataclass(frozen=True, slots=True)
+class _QueryBundle:
+    """One further decision query over the same sources, compiled once on first use."""
+
+    bundle: regopy.Bundle
+    evaluator: regopy.Interpreter
+    lock: threading.Lock
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    """One compiled policy: swapped as a whole on reload, never mutated."""
+    """One compiled policy: swapped as a whole on reload, never mutated
+    (except for the cache of further decision queries compiled from the same sources)."""
 
     bundle: regopy.Bundle
     evaluator: regopy.Interpreter
     lock: threading.Lock
     digest: str
+    sources: PolicySources | None = None
+    queries: dict[str, _QueryBundle | None] = field(default_factory=dict)
+    queries_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def evaluate(self, doc: dict[str, Any]) -> Decision:
         """Evaluate the bundle on ``doc``; raise on anything but one valid decision."""
-        value = regopy.Input(doc)
-        with self.lock:
-            self.evaluator.set_input(value)
-            output = self.evaluator.query_bundle(self.bundle)
-            ok = output.ok()
-            text = str(output)
-        if not ok:
-            raise MalformedDecision("rego-cpp reported an evaluation error")
-        if text == "undefined":
-            raise MalformedDecision("the decision is undefined")
-        result = json.loads(text)
-        if (
-            not isinstance(result, dict)
-            or set(result) != {"expressions"}
-            or not isinstance(result["expressions"], list)
-            or len(result["expressions"]) != 1
-        ):
-            raise MalformedDecision("the query did not yield exactly one value")
-        return parse_decision_document(result["expressions"][0])
+        return parse_decision_document(_evaluate_value(self.bundle, self.evaluator, self.lock,
+                                                       doc))
+
+    def evaluate_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate another decision query (compiled from the same sources, once); raise
+        unless it yields one object whose ``allow`` is a boolean."""
+        with self.queries_lock:
+            if query not in self.queries:
+                self.queries[query] = _compile_query(self.sources, query)
+            compiled = self.queries[query]
+        if compiled is None:
+            raise MalformedDecision(f"the policy gives no valid {query}")
+        value = _evaluate_value(compiled.bundle, compiled.evaluator, compiled.lock, doc)
+        if not isinstance(value, dict) or not isinstance(value.get("allow"), bool):
+            raise MalformedDecision("the decision is not an object with a boolean allow")
+        return value
+
+
+_QUERY = re.compile(r"data(\.[a-z_][a-z0-9_]*){1,8}")
+
+
+def _compile_query(sources: PolicySources | None, query: str) -> _QueryBundle | None:
+    """Compile ``query``; None (every decision then denies) if it does not compile or
+    does not deny the empty input ``{}`` (fail closed, as :func:`_compile` probes)."""
+    if sources is None or _QUERY.fullmatch(query) is None:
+        return None
+    try:
+        builder = regopy.Interpreter()
+        builder.log_level = regopy.LogLevel.NONE
+        for name, text in sources.modules:
+            builder.add_module(name, text)
+        builder.add_data(sources.data)
+        bundle = builder.build(query, [])
+        if not bundle.ok():
+            return None
+        evaluator = regopy.Interpreter()
+        evaluator.log_level = regopy.LogLevel.NONE
+        compiled = _QueryBundle(bundle=bundle, evaluator=evaluator, lock=threading.Lock())
+        probe = _evaluate_value(bundle, evaluator, compiled.lock, {})
+    except (regopy.RegoError, MalformedDecision, ValueError) as exc:
+        _log.error("policy_query_invalid", query=query, error=type(exc).__name__)
+        return None
+    if not isinstance(probe, dict) or probe.get("allow") is not False:
+        _log.error("policy_query_invalid", query=query, error="does not deny the empty input")
+        return None
+    return compiled
 
 
 def _compile(sources: PolicySources) -> _Compiled:
@@ -91,7 +156,7 @@ def _compile(sources: PolicySources) -> _Compiled:
     except regopy.RegoError as exc:
         raise ConfigError(f"the policy did not compile: {exc}", reason="policy_invalid") from exc
     compiled = _Compiled(bundle=bundle, evaluator=evaluator, lock=threading.Lock(),
-                         digest=sources.digest)
+                         digest=sources.digest, sources=sources)
     try:
         probe = compiled.evaluate({})
     except (MalformedDecision, regopy.RegoError, ValueError) as exc:
@@ -149,3 +214,19 @@ class RegoPolicyEngine:
                        policy_digest=compiled.digest, error=detail,
                        requester=inp.requester_node, responder=inp.responder_node)
             return deny(Reason.POLICY_ERROR)
+
+    def decide_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate another decision query of the same policy (e.g.
+        ``data.bxnode.crossings.decision``), compiled once per query.
+
+        Returns the decision object; any failure returns ``{"allow": False, "reasons":
+        ["policy_error"]}`` and logs it.  The caller checks the rest of the shape.
+        """
+        compiled = self._compiled
+        try:
+            return compiled.evaluate_query(query, doc)
+        except Exception as exc:  # fail closed on anything
+            detail = str(exc) if isinstance(exc, MalformedDecision) else type(exc).__name__
+            _log.error("policy_evaluation_failed", engine="regopy", query=query,
+                       policy_digest=compiled.digest, error=detail)
+            return {"allow": False, "reasons": [Reason.POLICY_ERROR.value]}

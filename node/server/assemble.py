@@ -7,6 +7,7 @@ so that ``bxnode serve``, the tests and the benchmarks run the same server.
 from __future__ import annotations
 
 from node.app import NodeRuntime, now_ms
+from node.crossings.extension import NodeServerWithLocal, crossings_extension
 from node.federation.pki import TlsMaterial
 from node.server.audit_services import make_audit_services
 from node.server.group_commit import BatchWriter
@@ -22,7 +23,9 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
     aud = make_audit_services(  # issue 4: inclusion proofs, witnessing, auditor access
         responder=rt.responder, directory=rt.directory, cfg=rt.cfg,
         signing_key=rt.signing_key, writer=writer, tls=tls, clock_ms=now_ms)
-    return NodeServer(responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext,
-                      writer=writer, signed_methods=aud.signed_methods(),
-                      extra_handlers=aud.handlers(), extra_service_names=aud.service_names(),
-                      background=aud.background())
+    ext = crossings_extension(rt, dev_plaintext=dev_plaintext)  # issue 3: crossings, follow-ups
+    return NodeServerWithLocal(ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext,
+                               writer=writer, signed_methods=aud.signed_methods(),
+                               extra_handlers=aud.handlers(),
+                               extra_service_names=aud.service_names(),
+                               background=aud.background())

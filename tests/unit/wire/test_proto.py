@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_committed_stubs_are_fresh(tmp_path: Path) -> None:
     written = codegen.generate(tmp_path)
-    assert {p.name for p in written} == {"bxnode_pb2.py", "bxnode_pb2.pyi", "bxnode_pb2_grpc.py"}
+    assert {"bxnode_pb2.py", "bxnode_pb2.pyi", "bxnode_pb2_grpc.py"} <= {p.name for p in written}
     for p in written:
         committed = codegen.OUT_DIR / p.name
         assert committed.read_text() == p.read_text(), (
