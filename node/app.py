@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import nacl.signing
 
@@ -20,6 +21,10 @@ from node.store.keys import load_db_key
 from node.store.sqlcipher import Store
 from node.watchlist.lookup import Watchlist
 from node.watchlist.persons import default_matcher
+
+if TYPE_CHECKING:
+    from node.core.members import MemberDirectory
+    from node.federation.registry_keeper import RegistryKeeper
 
 __all__ = ["NodeRuntime", "now_ms", "open_store"]
 
@@ -37,13 +42,16 @@ class NodeRuntime:
     cfg: NodeConfig
     store: Store
     signing_key: nacl.signing.SigningKey
-    directory: StaticDirectory
+    directory: StaticDirectory | MemberDirectory
     policy: PolicyEngine
     watchlist: Watchlist
     responder: Responder
+    registry: RegistryKeeper | None = None  # set when [federation] registry is configured
 
     @classmethod
     def load(cls, cfg: NodeConfig, *, with_tls: bool = True) -> NodeRuntime:
+        if cfg.registry is not None:
+            return cls._load_with_registry(cfg, with_tls=with_tls)
         signing_key = load_signing_key(cfg.signing_key)
         directory = load_members(cfg.members)
         me = directory.member(cfg.node_id) if cfg.node_id in {
@@ -71,6 +79,44 @@ class NodeRuntime:
             signing_key=signing_key, directory=directory, policy=policy, store=store,
             watchlist=watchlist, clock_ms=now_ms)
         return cls(cfg, store, signing_key, directory, policy, watchlist, responder)
+
+    @classmethod
+    def _load_with_registry(cls, cfg: NodeConfig, *, with_tls: bool) -> NodeRuntime:
+        """As :meth:`load`, with the signed federation registry instead of the members file."""
+        from node.client.registry_fetch import GrpcRegistryFetcher
+        from node.federation.directory import check_self_listed
+        from node.federation.registry_directory import RegistryDirectory
+        from node.federation.registry_keeper import RegistryKeeper
+
+        assert cfg.registry is not None
+        signing_key = load_signing_key(cfg.signing_key)
+        tls = cls.tls(cfg) if with_tls else None
+        store = open_store(cfg)
+        try:
+            trusted = RegistryKeeper.trusted_version(store=store, path=cfg.registry)
+            check_self_listed(trusted, node_id=cfg.node_id,
+                              key_id=key_id_for(bytes(signing_key.verify_key)),
+                              tls_fingerprint=tls.fingerprint if tls else None)
+            directory = RegistryDirectory(registry=trusted, clock_ms=now_ms,
+                                          expiry_grace_ms=cfg.registry_expiry_grace_s * 1000)
+            policy = load_policy_engine(policy_dir=cfg.policy_dir, opa_url=cfg.opa_url)
+            watchlist = Watchlist(store=store, matcher=default_matcher(),
+                                  default_contact=cfg.contact)
+            watchlist.reload(dt.datetime.now(dt.UTC).date())
+            responder = Responder(
+                settings=ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
+                                           clock_skew_ms=cfg.clock_skew_s * 1000),
+                signing_key=signing_key, directory=directory, policy=policy, store=store,
+                watchlist=watchlist, clock_ms=now_ms)
+            keeper = RegistryKeeper(
+                directory=directory, store=store, audit=responder.audit_log, path=cfg.registry,
+                node_id=cfg.node_id, clock_ms=now_ms,
+                fetcher=GrpcRegistryFetcher(tls=tls, dev_plaintext=tls is None))
+            keeper.start()
+        except BaseException:
+            store.close()
+            raise
+        return cls(cfg, store, signing_key, directory, policy, watchlist, responder, keeper)
 
     @staticmethod
     def tls(cfg: NodeConfig) -> TlsMaterial:

@@ -81,6 +81,10 @@ class NodeConfig:
     opa_url: str | None
     operator: str
     audit: AuditSettings = field(default_factory=lambda: AuditSettings())
+    #: [federation] registry: the trusted registry file; when set it replaces ``members``.
+    registry: Path | None = None
+    registry_refresh_s: int = 60       # fetch newer registry versions from peers this often
+    registry_expiry_grace_s: int = 3600  # then, with the registry expired, refuse peers
 
     def secret_paths(self) -> list[Path]:
         return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
@@ -142,9 +146,26 @@ def load_config(path: Path) -> NodeConfig:
         opa_url=doc.get("policy", {}).get("opa_url") or None,
         operator=str(doc.get("client", {}).get("operator", "")),
         audit=AuditSettings.parse(doc.get("audit", {})),
+        **_registry_settings(root, doc.get("federation", {})),
     )
     check_dev_keys(cfg)
     return cfg
+
+
+def _registry_settings(root: Path, fed: dict[str, Any]) -> dict[str, Any]:
+    """``[federation] registry / refresh_s / expiry_grace_s`` (README, "Federation registry")."""
+    out: dict[str, Any] = {}
+    if fed.get("registry"):
+        out["registry"] = (root / str(fed["registry"])).resolve()
+    for key, name, lo, hi in (("refresh_s", "registry_refresh_s", 1, 86_400),
+                              ("expiry_grace_s", "registry_expiry_grace_s", 0, 30 * 86_400)):
+        if key in fed:
+            value = fed[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ConfigError(f"config: [federation] {key} must be {lo}..{hi}",
+                                  reason="bad_config")
+            out[name] = value
+    return out
 
 
 def check_dev_keys(cfg: NodeConfig) -> None:
@@ -162,10 +183,19 @@ def check_dev_keys(cfg: NodeConfig) -> None:
                 note="development keys in use: never in production")
 
 
+def _registry_lines(registry: str | None, q: Any) -> str:
+    if registry is None:
+        return ""
+    return (f"\nregistry = {q(registry)}   # the signed federation registry (replaces members)"
+            "\nrefresh_s = 60             # fetch newer registry versions from peers this often"
+            "\nexpiry_grace_s = 3600      # an expired registry: refuse peers after this long")
+
+
 def render_config(*, node_id: str, country: str, agency: str, contact: str, listen: str,
                   dev_mode: bool, members: str, policy_dir: str, operator: str,
                   signing_key: str = "signing.key", tls_cert: str = "tls.crt",
-                  tls_key: str = "tls.key", tls_ca: str = "ca.crt") -> str:
+                  tls_key: str = "tls.key", tls_ca: str = "ca.crt",
+                  registry: str | None = None) -> str:
     def q(s: str) -> str:
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -197,7 +227,7 @@ path = "node.db"           # SQLCipher database
 key_file = "db.key"        # 0600; or set $BXNODE_DB_KEY and remove this line
 
 [federation]
-members = {q(members)}
+members = {q(members)}{_registry_lines(registry, q)}
 
 [policy]
 dir = {q(policy_dir)}

@@ -23,6 +23,8 @@ from node.audit.log import MerkleAuditLog
 from node.cli.main import main as bxnode
 from node.client.peer import PeerClient, QueryContext
 from node.config import load_config
+from node.federation.devkeys import dev_registry
+from node.federation.directory import load_directory
 from node.federation.members_file import load_members
 from node.federation.pki import TlsMaterial, load_signing_key
 from node.server.assemble import build_server
@@ -59,6 +61,12 @@ class RunningNode:
         self.port = asyncio.run_coroutine_threadsafe(
             self.server.start(listen), self.loop).result(10)
 
+    def refresh_registry(self) -> Any:
+        """One registry refresh (file, then peers) on the node's own loop, as serving does."""
+        keeper = self.runtime.registry
+        assert keeper is not None, "this node has no registry configured"
+        return asyncio.run_coroutine_threadsafe(keeper.refresh_async(), self.loop).result(30)
+
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.server.stop(0.5), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -93,9 +101,16 @@ class Federation:
         d = self.dirs[node_id]
         cfg = load_config(d)
         tls_dir = self.dirs[tls_of] if tls_of else d
+        directory: Any
+        if cfg.registry is not None and members is None:  # the node's own, live directory
+            running = self.nodes.get(node_id)
+            directory = (running.runtime.directory if running is not None
+                         else load_directory(cfg, store=None, clock_ms=now_ms))
+        else:
+            directory = load_members(members or cfg.members)
         return PeerClient(
             node_id=node_id, signing_key=load_signing_key(cfg.signing_key),
-            directory=load_members(members or cfg.members),
+            directory=directory,
             tls=TlsMaterial.from_files(cert=tls_dir / "tls.crt", key=tls_dir / "tls.key",
                                        ca=tls_dir / "ca.crt"),
             store=open_store(cfg) if store else None, clock_ms=now_ms)
@@ -126,8 +141,14 @@ class Federation:
 
 def make_federation(root: Path, node_ids: tuple[str, ...] = ("KAZ-BS", "KGZ-BS", "UZB-BS"),
                     policy_data: dict[str, Any] | None = None,
-                    members_edit: Any = None) -> Federation:
-    """Initialise nodes (not yet started).  ``policy_data`` replaces policies/data.json."""
+                    members_edit: Any = None, registry: bool = False,
+                    registry_nodes: tuple[str, ...] | None = None) -> Federation:
+    """Initialise nodes (not yet started).  ``policy_data`` replaces policies/data.json.
+
+    ``registry=True``: the nodes use a signed registry (``root/registry.json``, version 1,
+    signed 3 of 5 by the dev governance keys) listing ``registry_nodes`` (default: all),
+    installed on each listed node with ``bxnode registry publish``.
+    """
     ports = {n: free_port() for n in node_ids}
     members = json.loads((DEV / "members.json").read_text())
     members["members"] = [m for m in members["members"] if m["node_id"] in node_ids]
@@ -153,6 +174,14 @@ def make_federation(root: Path, node_ids: tuple[str, ...] = ("KAZ-BS", "KGZ-BS",
             assert bxnode(["watchlist", "import", str(DEMO / WATCHLISTS[node_id]),
                            "--node-dir", str(d)]) == 0
         dirs[node_id] = d
+    if registry:
+        listed = registry_nodes or node_ids
+        reg = dev_registry([m for m in members["members"] if m["node_id"] in listed],
+                           now_ms=now_ms())
+        (root / "registry.json").write_bytes(reg.to_bytes())
+        for node_id in listed:
+            assert bxnode(["registry", "publish", str(root / "registry.json"),
+                           "--node-dir", str(dirs[node_id])]) == 0
     return Federation(root=root, dirs=dirs, ports=ports)
 
 

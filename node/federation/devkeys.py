@@ -2,8 +2,11 @@
 
 Writes keys/dev/: a development CA, and for each demo node an Ed25519 signing
 key and a TLS key + certificate (organisation "bxnode DEVELOPMENT ONLY"), plus
-``members.json``.  It also writes ``node/federation/_devkeys.py`` with the key
-ids of the development signing keys, so a copied dev key is still recognised
+``members.json``; and five development governance keys (``governance/<country>.key``)
+with ``registry.json``, the registry signed by three of them (``python -m
+node.federation.devkeys governance`` adds only these).  It also writes
+``node/federation/_devkeys.py`` with the key ids of the development signing and
+governance keys, so a copied dev key is still recognised
 and refused outside development mode.  These keys are public: never use them
 for anything but tests and the demo.
 """
@@ -13,11 +16,23 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import nacl.signing
 
 from node.core.envelope import key_id_for
 from node.federation import pki
+from node.federation.registry import (
+    Registry,
+    format_time,
+    parse_signed,
+    sign_registry,
+    verify_self_signed,
+)
+from node.federation.registry_edit import member_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_DIR = ROOT / "keys" / "dev"
@@ -85,6 +100,78 @@ def generate(dev_dir: Path = DEV_DIR) -> None:
         + "".join(f"    {k!r},\n" for k in sorted(key_ids)) + "})\n")
 
 
+# --- the federation registry (issue 5) --------------------------------------------------------
+
+#: The member states whose development governance keys sign the dev registry (3 of 5).
+GOVERNANCE_STATES = ("KAZ", "KGZ", "UZB", "TJK", "TKM")
+DEV_THRESHOLD = 3
+DEV_REGISTRY_VALIDITY_MS = 3650 * 86_400_000
+
+
+def governance_key_path(country: str, dev_dir: Path = DEV_DIR) -> Path:
+    return dev_dir / "governance" / f"{country.lower()}.key"
+
+
+def load_governance_keys(dev_dir: Path = DEV_DIR) -> dict[str, nacl.signing.SigningKey]:
+    """The development governance keys.  Public keys: read without the 0600 check, since a
+    git checkout does not keep file modes."""
+    return {c: nacl.signing.SigningKey(bytes.fromhex(
+        governance_key_path(c, dev_dir).read_text().strip())) for c in GOVERNANCE_STATES}
+
+
+def dev_registry(members: list[dict[str, Any]], *, now_ms: int, version: int = 1,
+                 expires_ms: int | None = None, dev_dir: Path = DEV_DIR,
+                 signers: tuple[str, ...] = GOVERNANCE_STATES[:DEV_THRESHOLD]) -> Registry:
+    """A registry of ``members`` (members-file or registry entries), signed by ``signers``."""
+    gov = load_governance_keys(dev_dir)
+    signed = {
+        "type": "bxnode-registry", "version": version,
+        "expires": format_time(expires_ms or now_ms + DEV_REGISTRY_VALIDITY_MS),
+        "threshold": DEV_THRESHOLD,
+        "states": [{"country": c, "governance_keys": [
+            base64.b64encode(bytes(gov[c].verify_key)).decode()]} for c in GOVERNANCE_STATES],
+        "members": [member_entry(m, now_ms=now_ms - 86_400_000) for m in members],
+        "revoked": [],
+    }
+    reg = parse_signed(signed)
+    for c in signers:
+        reg = sign_registry(reg, gov[c])
+    return reg
+
+
+def generate_governance(dev_dir: Path = DEV_DIR) -> None:
+    """Add development governance keys and a signed ``registry.json`` to keys/dev.
+
+    Additive: the node keys and certificates already in keys/dev are kept and listed
+    as they are; existing governance keys are kept too.
+    """
+    (dev_dir / "governance").mkdir(exist_ok=True)
+    for c in GOVERNANCE_STATES:
+        if not governance_key_path(c, dev_dir).exists():
+            pki.new_signing_key_file(governance_key_path(c, dev_dir))
+    members = json.loads((dev_dir / "members.json").read_text())["members"]
+    reg = dev_registry(members, now_ms=time.time_ns() // 1_000_000, dev_dir=dev_dir)
+    verify_self_signed(reg)
+    (dev_dir / "registry.json").write_bytes(reg.to_bytes())
+    gov_ids = sorted(key_id_for(bytes(k.verify_key))
+                     for k in load_governance_keys(dev_dir).values())
+    target = ROOT / "node" / "federation" / "_devkeys.py"
+    text = target.read_text()
+    if "DEV_GOVERNANCE_KEY_IDS" in text:
+        text = text[:text.index("\n#: Development governance keys")] + "\n"
+    text += ("\n#: Development governance keys (keys/dev/governance, generated).\n"
+             "DEV_GOVERNANCE_KEY_IDS = frozenset({\n"
+             + "".join(f"    {k!r},\n" for k in gov_ids) + "})\n")
+    target.write_text(text)
+
+
 if __name__ == "__main__":
-    generate()
-    print(f"wrote {DEV_DIR}")
+    import sys
+
+    if sys.argv[1:] == ["governance"]:
+        generate_governance()
+        print(f"wrote {DEV_DIR / 'governance'} and {DEV_DIR / 'registry.json'}")
+    else:
+        generate()
+        generate_governance()
+        print(f"wrote {DEV_DIR}")

@@ -142,13 +142,15 @@ def is_dev_material(path: Path) -> bool:
     except OSError:
         return False
     if len(data) in (64, 65) and not data.startswith(b"-----"):
-        from node.federation._devkeys import DEV_SIGNING_KEY_IDS
+        from node.federation import _devkeys
 
+        dev_ids = _devkeys.DEV_SIGNING_KEY_IDS | getattr(_devkeys, "DEV_GOVERNANCE_KEY_IDS",
+                                                         frozenset())
         try:
             seed = bytes.fromhex(data.decode().strip())
             if len(seed) == 32:
                 pub = bytes(nacl.signing.SigningKey(seed).verify_key)
-                return key_id_for(pub) in DEV_SIGNING_KEY_IDS
+                return key_id_for(pub) in dev_ids
         except ValueError:
             return False
     if b"BEGIN CERTIFICATE" in data:

@@ -1,0 +1,154 @@
+"""``RegistryService.GetRegistry`` and the registry refresh loop of a serving node.
+
+GetRegistry is not a signed exchange (the document carries its own threshold
+signatures); it serves peers only: the caller's mTLS certificate must be listed,
+inside its validity window, for a member node that is not revoked.  This check
+deliberately ignores the registry's expiry: a peer whose registry expired needs
+a newer one most.
+
+The refresh loop runs in the serving event loop: every ``refresh_s`` it offers
+the registry file and every peer's newer versions to the keeper (network in a
+worker thread, applying on the loop thread, where the responder runs); every
+few seconds it reflects the registry's freshness in the health status
+(NOT_SERVING once expired beyond the grace period) and logs why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import structlog
+
+from node.federation.registry_keeper import RegistryKeeper
+from node.server.grpc_server import REASON_KEY, tls_fingerprint
+from node.wire import registry as wire
+
+if TYPE_CHECKING:
+    from node.app import NodeRuntime
+    from node.server.grpc_server import NodeServer
+
+__all__ = ["SERVICE_NAME", "RegistryParts", "registry_handler", "registry_loop",
+           "registry_parts"]
+
+log = structlog.get_logger("bxnode.registry")
+
+SERVICE_NAME = wire.SERVICE_NAME
+
+
+def _caller(keeper: RegistryKeeper, fingerprint: str, now_ms: int) -> str | None:
+    reg = keeper.directory.current
+    if reg.is_revoked("tls_cert_sha256", fingerprint):
+        return None
+    for m in reg.members:
+        if reg.is_revoked("node_id", m.node_id):
+            continue
+        if any(c.sha256 == fingerprint and c.not_before_ms <= now_ms <= c.not_after_ms
+               for c in m.tls_certs):
+            return m.node_id
+    return None
+
+
+def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False
+                     ) -> grpc.GenericRpcHandler:
+    async def get_registry(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        fp = None if dev_plaintext else tls_fingerprint(context)
+        if not dev_plaintext:
+            if fp is None or _caller(keeper, fp, time.time_ns() // 1_000_000) is None:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                    "the registry is served to federation members only",
+                                    trailing_metadata=((REASON_KEY, "not_a_member"),))
+        try:
+            version = wire.decode_get_request(raw)
+        except Exception:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request",
+                                trailing_metadata=((REASON_KEY, "malformed_request"),))
+            raise
+        doc = keeper.document(version)
+        if doc is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"this node never applied registry version {version}",
+                                trailing_metadata=((REASON_KEY, "registry_version_unknown"),))
+            raise AssertionError("unreachable")
+        return wire.encode_get_response(doc, version or keeper.directory.current.version)
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME, {"GetRegistry": grpc.unary_unary_rpc_method_handler(get_registry)})
+
+
+async def registry_loop(keeper: RegistryKeeper, *, refresh_s: float,
+                        set_serving: Callable[[bool], Awaitable[None]],
+                        tick_s: float = 5.0) -> None:
+    """Refresh every ``refresh_s``; check freshness every ``tick_s``.  Runs until cancelled."""
+    state: str | None = None
+    next_refresh = time.monotonic() + refresh_s
+    while True:
+        refreshed = time.monotonic() >= next_refresh
+        if refreshed:
+            next_refresh = time.monotonic() + refresh_s
+            try:
+                report = await keeper.refresh_async()
+                if report.applied or report.refused:
+                    log.info("registry_refreshed", applied=report.applied,
+                             refused=report.refused, unreachable=report.unreachable)
+            except Exception as exc:  # a failed refresh must not stop the loop
+                log.error("registry_refresh_failed", error=str(exc))
+        status = keeper.directory.status()
+        await set_serving(status.serving)  # every tick: idempotent, and wins any start-up race
+        if status.state != state or refreshed:  # say why: on each change and each refresh
+            if not status.serving:
+                log.error("registry_expired", version=status.version, detail=status.message)
+            elif status.state == "expired_in_grace":
+                log.warning("registry_expired_in_grace", version=status.version,
+                            detail=status.message)
+            elif state is not None and status.state != state:
+                log.info("registry_fresh", version=status.version, detail=status.message)
+            state = status.state
+        await asyncio.sleep(min(tick_s, refresh_s))
+
+
+@dataclass
+class RegistryParts:
+    """What a node with a registry adds to its server: GetRegistry and the refresh loop."""
+
+    keeper: RegistryKeeper
+    handlers: tuple[grpc.GenericRpcHandler, ...]
+    service_names: tuple[str, ...] = (SERVICE_NAME,)
+    background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = ()
+    server: NodeServer | None = field(default=None, repr=False)
+
+    def bind(self, server: NodeServer) -> NodeServer:
+        self.server = server
+        return server
+
+
+def registry_parts(rt: NodeRuntime, *, dev_plaintext: bool = False) -> RegistryParts | None:
+    """The registry's parts for ``build_server``, or None without ``[federation] registry``."""
+    keeper = rt.registry
+    if keeper is None:
+        return None
+    parts = RegistryParts(keeper=keeper,
+                          handlers=(registry_handler(keeper, dev_plaintext=dev_plaintext),))
+
+    async def set_serving(serving: bool) -> None:
+        server = parts.server
+        if server is None:
+            return
+        from grpc_health.v1 import health_pb2
+
+        from node.server.grpc_server import SERVICE_NAME as NODE_SERVICE
+
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.health.set("", status)
+        await server.health.set(NODE_SERVICE, status)
+
+    async def loop() -> None:
+        await registry_loop(keeper, refresh_s=rt.cfg.registry_refresh_s, set_serving=set_serving)
+
+    parts.background = (loop,)
+    return parts
