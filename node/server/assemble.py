@@ -12,6 +12,7 @@ from node.federation.pki import TlsMaterial
 from node.server.audit_services import make_audit_services
 from node.server.group_commit import BatchWriter
 from node.server.grpc_server import NodeServer
+from node.server.registry_service import registry_parts
 
 __all__ = ["build_server"]
 
@@ -24,8 +25,11 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         responder=rt.responder, directory=rt.directory, cfg=rt.cfg,
         signing_key=rt.signing_key, writer=writer, tls=tls, clock_ms=now_ms)
     ext = crossings_extension(rt, dev_plaintext=dev_plaintext)  # issue 3: crossings, follow-ups
-    return NodeServerWithLocal(ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext,
-                               writer=writer, signed_methods=aud.signed_methods(),
-                               extra_handlers=aud.handlers(),
-                               extra_service_names=aud.service_names(),
-                               background=aud.background())
+    reg = registry_parts(rt, dev_plaintext=dev_plaintext)  # issue 5: the federation registry
+    server = NodeServerWithLocal(
+        ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext, writer=writer,
+        signed_methods=aud.signed_methods(),
+        extra_handlers=(*aud.handlers(), *(reg.handlers if reg else ())),
+        extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
+        background=(*aud.background(), *(reg.background if reg else ())))
+    return reg.bind(server) if reg else server
