@@ -13,9 +13,11 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from node.cli.main import CliError, _config, _emit, add_command, add_group
+from node.core.errors import BxError
 
 __all__ = ["register"]
 
@@ -197,9 +199,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                 "recompute the Merkle tree, check every signed checkpoint; name the first bad "
                 "entry", common)
     _filters(add_command(au, "list", cmd_list, "list audit entries", common), full=False)
-    _filters(add_command(au, "search", cmd_list,
-                         "search entries by peer, operator, purpose, case, outcome, time",
-                         common), full=True)
+    sp = add_command(au, "search", cmd_search,
+                     "search entries by peer, operator, purpose, case, outcome, time", common)
+    _filters(sp, full=True)
+    _remote_args(sp)
     sp = add_command(au, "export", cmd_export, "export entries as JSON Lines or CSV", common)
     sp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     sp.add_argument("--out", help="file to write (default: stdout)")
@@ -208,3 +211,180 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                      "erase bodies past their retention period (leaves stay verifiable)", common)
     sp.add_argument("--retention-days", type=_positive_int,
                     help="override [audit] retention_days")
+    register_more(au, common)
+
+
+# --- prove, verify-bundle, report, status -------------------------------------------------------
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    from node.audit.bundle import make_bundle
+
+    if args.remote:
+        bundle = _remote_call(args, "GetProofBundle", seq=args.seq)
+    else:
+        with _Opened(args) as o:
+            bundle = make_bundle(o.log, args.seq, node_id=o.cfg.node_id)
+    out = args.out or f"audit-proof-{args.seq}.json"
+    with open(out, "wb") as f:
+        f.write(bundle)
+    _emit(args, {"seq": args.seq, "out": out}, f"wrote the proof bundle of entry {args.seq} "
+                                               f"to {out}")
+    return 0
+
+
+def cmd_verify_bundle(args: argparse.Namespace) -> int:
+    from node.audit.bundle import verify_bundle
+    from node.federation.members_file import load_members
+
+    with open(args.file, "rb") as f:
+        data = f.read()
+    directory = load_members(Path(args.members))
+    try:
+        r = verify_bundle(data, directory=directory, quorum=args.quorum)
+    except BxError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "problem": exc.message}))
+        raise CliError(f"the bundle does NOT verify: {exc.message}") from None
+    payload = {"ok": r.witnessed, "log": r.log, "seq": r.seq, "tree_size": r.tree_size,
+               "witnesses": list(r.witnesses), "quorum": r.quorum, "entry": r.entry}
+    text = (f"entry {r.seq} of {r.log} is in its signed checkpoint of size {r.tree_size}; "
+            f"cosigned by {len(r.witnesses)} witness(es) ({', '.join(r.witnesses) or '-'})"
+            + ("" if r.entry is not None else "; the body was erased after retention"))
+    if not r.witnessed:
+        if args.json:
+            print(json.dumps(payload, ensure_ascii=False, sort_keys=True))
+        raise CliError(f"{text}, fewer than the quorum of {r.quorum}")
+    _emit(args, payload, text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from node.app import now_ms
+    from node.audit.report import ReportInput, render_report
+    from node.audit.witnessing import WitnessDesk
+    from node.federation.pki import load_signing_key
+
+    to_ms = _parse_time(args.to) or now_ms()
+    from_ms = _parse_time(getattr(args, "from")) or to_ms - 30 * 86_400_000
+    with _Opened(args) as o:
+        report = o.log.verify(verifiers=o.verifiers)
+        head = o.log.latest_head()
+        desk = WitnessDesk(store=o.store, node_id=o.cfg.node_id,
+                           signing_key=load_signing_key(o.cfg.signing_key),
+                           directory=o.directory)
+        status = desk.status(our_size=head.size if head else 0)
+        html_text = render_report(ReportInput(
+            node_id=o.cfg.node_id, from_ms=from_ms, to_ms=to_ms,
+            entries=o.log.bodies(from_ms=from_ms, to_ms=to_ms), verified=report.ok,
+            verify_problem=report.problem, checkpoint_size=head.size if head else 0,
+            cosignatures=head.cosignatures if head else (), quorum=o.cfg.audit.witness_quorum,
+            cosigned_by=status.cosigned_by, witnessed_logs=status.witnessed_logs,
+            witness_alert=status.alert, evidence=status.evidence, generated_ms=now_ms()))
+    Path(args.out).write_text(html_text, encoding="utf-8")
+    _emit(args, {"out": args.out, "verified": report.ok}, f"wrote {args.out}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from node.audit.witnessing import WitnessDesk
+    from node.federation.pki import load_signing_key
+
+    with _Opened(args) as o:
+        head = o.log.latest_head()
+        desk = WitnessDesk(store=o.store, node_id=o.cfg.node_id,
+                           signing_key=load_signing_key(o.cfg.signing_key),
+                           directory=o.directory)
+        st = desk.status(our_size=head.size if head else 0)
+        evidence = desk.evidence()
+    cos = len(head.cosignatures) if head else 0
+    payload = {"checkpoint_size": st.our_size, "cosignatures": cos,
+               "quorum": o.cfg.audit.witness_quorum,
+               "witnessed": cos >= o.cfg.audit.witness_quorum, "witness_alert": st.alert,
+               "evidence": evidence, "cosigned_by": st.cosigned_by,
+               "witnessed_logs": st.witnessed_logs}
+    _emit(args, payload,
+          f"checkpoint {st.our_size}: {cos} cosignature(s), quorum "
+          f"{o.cfg.audit.witness_quorum}\n"
+          + ("ALERT: inconsistent checkpoints kept as evidence: " + str(len(evidence))
+             if st.alert else "no inconsistent checkpoint seen"))
+    return 1 if st.alert else 0
+
+
+# --- remote (auditor role) -----------------------------------------------------------------------
+
+
+def _remote_call(args: argparse.Namespace, method: str, **fields: Any) -> Any:
+    """Call AuditorService on ``--remote`` with the auditor's own certificate."""
+    import grpc
+
+    from node.federation.members_file import load_members
+    from node.wire.audit import apb
+
+    if not args.auditor_dir or not args.members:
+        raise CliError("--remote needs --auditor-dir (tls.crt, tls.key, ca.crt) and --members")
+    d = Path(args.auditor_dir)
+    endpoint = load_members(Path(args.members)).member(args.remote).endpoint
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / "ca.crt").read_bytes() if (d / "ca.crt").exists() else
+        (d.parent / "ca.crt").read_bytes(),
+        private_key=(d / "tls.key").read_bytes(), certificate_chain=(d / "tls.crt").read_bytes())
+    req_cls: Any
+    resp_cls: Any
+    req_cls, resp_cls = {
+        "SearchEntries": (apb.SearchEntriesRequest, apb.SearchEntriesResponse),
+        "GetProofBundle": (apb.GetProofBundleRequest, apb.GetProofBundleResponse)}[method]
+    with grpc.secure_channel(endpoint, creds) as ch:
+        call = ch.unary_unary(f"/bxnode.v1.AuditorService/{method}",
+                              request_serializer=req_cls.SerializeToString,
+                              response_deserializer=resp_cls.FromString)
+        try:
+            resp = call(req_cls(**fields), timeout=30)
+        except grpc.RpcError as err:
+            md = dict(err.trailing_metadata() or ())
+            raise CliError(f"{args.remote} refused: {err.code().name.lower()}/"
+                           f"{md.get('bxnode-reason', '')}", code=3) from None
+    if method == "GetProofBundle":
+        return bytes(resp.bundle)
+    return [json.loads(e) for e in resp.entries]
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if not args.remote:
+        return cmd_list(args)
+    entries = _remote_call(
+        args, "SearchEntries", peer=args.peer or "", purpose=args.purpose or "",
+        outcome=args.outcome or "", operator=args.operator or "", case_ref=args.case_ref or "",
+        from_ms=_parse_time(args.since) or 0, to_ms=_parse_time(args.until) or 0,
+        limit=min(args.limit, 10_000))
+    for e in entries:
+        print(json.dumps(e, ensure_ascii=False, sort_keys=True))
+    return 0
+
+
+def _remote_args(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--remote", help="ask this node's AuditorService (auditor role) instead")
+    sp.add_argument("--auditor-dir", help="the auditor's tls.crt, tls.key (and ca.crt)")
+    sp.add_argument("--members", help="members file naming the node's endpoint")
+
+
+def register_more(au: Any, common: argparse.ArgumentParser) -> None:
+    sp = add_command(au, "prove", cmd_prove,
+                     "write an offline proof bundle: entry, inclusion proof, checkpoint, "
+                     "cosignatures", common)
+    sp.add_argument("--seq", type=_positive_int, required=True)
+    sp.add_argument("--out", help="file to write (default audit-proof-<seq>.json)")
+    _remote_args(sp)
+    sp = add_command(au, "verify-bundle", cmd_verify_bundle,
+                     "verify a proof bundle offline, against a members file", common)
+    sp.add_argument("file")
+    sp.add_argument("--members", required=True, help="the federation members file")
+    sp.add_argument("--quorum", type=int, default=0, help="cosignatures required (default 0)")
+    sp = add_command(au, "report", cmd_report, "write a self-contained HTML audit report",
+                     common)
+    sp.add_argument("--from", help="ISO 8601 start (default: 30 days before --to)")
+    sp.add_argument("--to", help="ISO 8601 end (default: now)")
+    sp.add_argument("--out", default="report.html")
+    add_command(au, "status", cmd_status,
+                "witnessing status; exit 1 when a peer's inconsistent checkpoint was seen",
+                common)
