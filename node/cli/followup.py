@@ -1,9 +1,289 @@
-"""``bxnode followup``: placeholder, filled in below."""
+"""``bxnode followup``: the second step after a HIT.
+
+Requester: ``file``, ``status`` (poll), ``watch``.  Owner: ``list``, ``show``,
+``approve``, ``deny``.  Refused steps print ``status/reason`` and exit 1 (3 when a
+peer refused).
+"""
+
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from node.cli.main import EXIT_FAIL, CliError, _config, _emit, add_command, add_group
+
+__all__ = ["register"]
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _fields(text: str | None) -> list[str]:
+    return [f.strip() for f in (text or "").split(",") if f.strip()]
+
+
+@contextmanager
+def _desk(args: argparse.Namespace) -> Iterator[Any]:
+    from node.app import NodeRuntime
+    from node.crossings.extension import followup_desk
+
+    rt = NodeRuntime.load(_config(args), with_tls=False)
+    try:
+        yield followup_desk(rt)
+    finally:
+        rt.close()
+
+
+def _owner_error(exc: Any) -> CliError:
+    return CliError(f"{exc.status.lower()}/{exc.reason}: {exc}", EXIT_FAIL)
+
+
+def _row_json(r: Any, now_ms: int) -> dict[str, Any]:
+    return {"id": r.id, "requester": r.requester, "state": r.state,
+            "overdue": r.overdue_ms is not None or r.overdue_at(now_ms),
+            "record_kind": r.record_kind, "hit_reference": r.hit_reference,
+            "hit_audit_seq": r.hit_audit_seq, "hit_item_index": r.hit_item_index,
+            "purpose": r.purpose, "legal_basis": r.legal_basis, "case_ref": r.case_ref,
+            "operator": r.operator, "requested": list(r.requested),
+            "allowed": list(r.allowed), "filed": _iso(r.filed_ms),
+            "deadline": _iso(r.deadline_ms), "decided": _iso(r.decided_ms),
+            "decided_by": r.decided_by, "released": list(r.released),
+            "deny_reason": r.deny_reason, "fetched": _iso(r.fetched_ms)}
+
+
+# --- owner --------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from node.app import now_ms
+
+    with _desk(args) as desk:
+        now = now_ms()
+        desk.sweep_overdue(now)
+        rows = desk.store.all(state=None if args.state in (None, "overdue") else args.state)
+        if args.state == "overdue":
+            rows = [r for r in rows if r.overdue_ms is not None and r.state == "pending"]
+        items = [_row_json(r, now) for r in rows]
+    lines = [f"{i['id']}  {i['requester']:<8} {i['state']:<8}"
+             f"{' OVERDUE' if i['overdue'] and i['state'] == 'pending' else ''}  "
+             f"{i['record_kind']:<8} {i['purpose']:<22} due {i['deadline']}  "
+             f"fields {','.join(i['requested'])}" for i in items]
+    lines.append(f"{len(items)} follow-up(s)")
+    _emit(args, {"followups": items}, "\n".join(lines))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from node.app import now_ms
+
+    with _desk(args) as desk:
+        now = now_ms()
+        desk.sweep_overdue(now)
+        row = desk.store.get(args.id)
+        if row is None:
+            raise CliError(f"not_found/unknown_followup: no follow-up {args.id}")
+        item = _row_json(row, now)
+    _emit(args, item, "\n".join(f"{k:<14} {v}" for k, v in item.items()))
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from node.core.errors import BxError
+
+    with _desk(args) as desk:
+        operator = args.operator or desk_operator(args)
+        try:
+            row = desk.approve(args.id, fields=_fields(args.fields) or None, operator=operator)
+        except BxError as exc:
+            raise _owner_error(exc) from None
+    _emit(args, {"id": row.id, "state": row.state, "released": list(row.released)},
+          f"{row.id} approved: releasing {', '.join(row.released) or 'no field'} to "
+          f"{row.requester} (signed, bound to its request)")
+    return 0
+
+
+def cmd_deny(args: argparse.Namespace) -> int:
+    from node.core.errors import BxError
+
+    with _desk(args) as desk:
+        operator = args.operator or desk_operator(args)
+        try:
+            row = desk.deny(args.id, reason=args.reason, operator=operator)
+        except BxError as exc:
+            raise _owner_error(exc) from None
+    _emit(args, {"id": row.id, "state": row.state, "reason": row.deny_reason},
+          f"{row.id} denied (signed, bound to its request)")
+    return 0
+
+
+def desk_operator(args: argparse.Namespace) -> str:
+    operator = str(_config(args).operator or "")
+    if not operator:
+        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
+    return operator
+
+
+# --- requester ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _client(args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any, Any]]:
+    from node.app import open_store
+    from node.cli.crossings import resolve_peer
+    from node.cli.main import _client as make_client
+    from node.client.peer import QueryContext
+    from node.followup.store import FollowUpStore
+
+    cfg = _config(args)
+    peer, _ = resolve_peer(cfg, args.peer)
+    operator = args.operator or cfg.operator
+    if not operator:
+        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
+    store = open_store(cfg)
+    try:
+        fstore = FollowUpStore(store)
+        purpose, legal, case = (getattr(args, "purpose", None), getattr(args, "legal_basis", None),
+                                getattr(args, "case_ref", None))
+        if getattr(args, "id", None):
+            sent = fstore.sent(peer, args.id)
+            if sent is None:
+                raise CliError(f"we filed no follow-up {args.id} with {peer}")
+            purpose, legal, case = sent.purpose, sent.legal_basis, sent.case_ref
+        client = make_client(cfg, store)
+        try:
+            yield client, fstore, peer, QueryContext(operator=operator, purpose=purpose or "",
+                                                     legal_basis=legal or "",
+                                                     case_ref=case or "")
+        finally:
+            client.close()
+    finally:
+        store.close()
+
+
+def cmd_file(args: argparse.Namespace) -> int:
+    from node.core.errors import InvalidInput
+    from node.followup.client import file_followup, find_hit
+
+    fields = _fields(args.fields)
+    if not fields:
+        raise CliError("--fields names at least one field")
+    with _client(args) as (client, fstore, peer, ctx):
+        if args.lookup:
+            try:
+                digest = bytes.fromhex(args.lookup)
+            except ValueError:
+                raise CliError("--lookup is the hex SHA-256 digest of the lookup request"
+                               ) from None
+            index, reference = args.item, args.reference or ""
+        else:
+            if not args.reference:
+                raise CliError("name the hit: --reference REF, or --lookup DIGEST --item N")
+            try:
+                digest, index = find_hit(fstore.db, peer, args.reference)
+            except InvalidInput as exc:
+                raise CliError(str(exc)) from None
+            reference = args.reference
+        status = file_followup(client, fstore, peer, ctx, hit_request_digest=digest,
+                               hit_item_index=index, hit_reference=reference, fields=fields)
+    _emit(args, {"id": status.followup_id, "peer": peer, "state": status.state,
+                 "deadline": _iso(status.deadline_ms), "peer_audit_seq": status.audit_seq},
+          f"follow-up {status.followup_id} filed with {peer}: {status.state}, "
+          f"to be decided by {_iso(status.deadline_ms)}")
+    return 0
+
+
+def _print_answer(args: argparse.Namespace, peer: str, a: Any) -> None:
+    s, d = a.status, a.decision
+    payload: dict[str, Any] = {"id": s.followup_id, "peer": peer, "state": s.state,
+                               "overdue": s.overdue, "deadline": _iso(s.deadline_ms),
+                               "verified": True}
+    text = f"{s.followup_id} at {peer}: {s.state}{' (overdue)' if s.overdue else ''}"
+    if d is not None:
+        payload.update(fields=d.fields, reason=d.reason, hit_reference=d.hit_reference,
+                       decided=_iso(d.issued_at_ms), peer_audit_seq=d.audit_seq)
+        if d.state == "approved":
+            text += "".join(f"\n  {k}: {v}" for k, v in sorted(d.fields.items()))
+        else:
+            text += f": {d.reason}"
+        text += "\n  decision signed by the owner, bound to our follow-up request, verified"
+    _emit(args, payload, text)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from node.followup.client import get_followup
+
+    with _client(args) as (client, fstore, peer, ctx):
+        _print_answer(args, peer, get_followup(client, fstore, peer, ctx, args.id))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from node.followup.client import watch_followup
+
+    with _client(args) as (client, fstore, peer, ctx):
+        last = None
+        for a in watch_followup(client, fstore, peer, ctx, args.id, timeout_s=args.timeout):
+            last = a
+            if a.decision is None and not args.json:
+                print(f"{a.status.followup_id}: {a.status.state}, waiting for "
+                      f"{peer}'s decision...", flush=True)
+        if last is None or last.decision is None:
+            raise CliError(f"no decision from {peer} within {args.timeout:g} s; watch again")
+        _print_answer(args, peer, last)
+    return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < v <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 3600] seconds")
+    return v
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    return None
+    g = add_group(sub, "followup", "the second step after a HIT: file, decide, fetch")
+    sp = add_command(g, "list", cmd_list, "list follow-ups filed with this node", common)
+    sp.add_argument("--state", choices=["pending", "approved", "denied", "overdue"])
+    sp = add_command(g, "show", cmd_show, "show one follow-up filed with this node", common)
+    sp.add_argument("id")
+    sp = add_command(g, "approve", cmd_approve, "approve a follow-up, releasing fields "
+                     "(default: all requested; may narrow, never widen)", common)
+    sp.add_argument("id")
+    sp.add_argument("--fields", help="comma-separated fields to release")
+    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    sp = add_command(g, "deny", cmd_deny, "deny a follow-up, with a reason the requester sees",
+                     common)
+    sp.add_argument("id")
+    sp.add_argument("--reason", required=True)
+    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    sp = add_command(g, "file", cmd_file, "file a follow-up to a HIT a peer answered", common)
+    sp.add_argument("--peer", required=True, help="the owner: node id or country code")
+    sp.add_argument("--reference", help="the owner's hit reference from the HIT answer")
+    sp.add_argument("--lookup", help="hex digest of the lookup request (with --item)")
+    sp.add_argument("--item", type=int, default=0, help="index of the hit in that lookup")
+    sp.add_argument("--fields", required=True,
+                    help="comma-separated: family_name, given_names, patronymic, date_of_birth,"
+                         " nationality, sex | document_number, issuing_state, document_type, "
+                         "loss_type")
+    sp.add_argument("--purpose", required=True, help="e.g. border_check")
+    sp.add_argument("--legal-basis", required=True, help="legal basis of the request")
+    sp.add_argument("--case-ref", required=True, help="your case reference")
+    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    for name, fn, text in (("status", cmd_status, "poll a follow-up we filed"),
+                           ("watch", cmd_watch, "wait for the owner's decision (streaming)")):
+        sp = add_command(g, name, fn, text, common)
+        sp.add_argument("id")
+        sp.add_argument("--peer", required=True, help="the owner: node id or country code")
+        sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+        if name == "watch":
+            sp.add_argument("--timeout", type=_seconds, default=600.0,
+                            help="give up after this many seconds (default 600)")

@@ -81,4 +81,4 @@ def load_settings(cfg: NodeConfig) -> CapabilitySettings:
     else:
         raise ConfigError("config: [local] listen must be text", reason="bad_config")
     return CapabilitySettings(local_listen=listen,
-                              followup_deadline_ms=int(hours * 3600 * 1000))
+                              followup_deadline_ms=round(hours * 3_600_000))
