@@ -188,6 +188,13 @@ def main() -> int:
             purpose="criminal_investigation")
         say()
 
+        from node.crossings.demo import run_crossings_demo  # issue 3: crossings, follow-ups
+
+        x = run_crossings_demo(dirs=dirs, data=DATA, work=work, bxnode=bxnode, say=say)
+        say(f"crossings: {x['confirmations']} signed confirmation request(s), "
+            f"{x['mismatches']} mismatch(es) found, {x['followups']} follow-up approved")
+        say()
+
         say("== auditors verify every node's audit log ==")
         for node_id, d in dirs.items():
             out = bxnode("audit", "verify", "--node-dir", str(d), "--json", check=False)
