@@ -79,7 +79,8 @@ def main() -> int:
     from node.config import load_config
     from node.core.errors import RemoteError
     from node.core.model import DocumentQuery, PartialDate, PersonQuery, QueryKind, Sex
-    from node.federation.members_file import load_members
+    from node.federation.devkeys import dev_registry
+    from node.federation.directory import load_directory
     from node.federation.pki import TlsMaterial, load_signing_key
     from node.logging import configure
     from node.watchlist.manifest import read_manifest
@@ -109,6 +110,16 @@ def main() -> int:
                    "--contact", f"{node_id} duty desk")
             out = bxnode("watchlist", "import", str(DATA / watchlist), "--node-dir", str(d))
             say(f"{node_id}: node initialised (development keys), {out.stdout.strip()}")
+        # The signed federation registry (issue 5): version 1 lists the three nodes and is
+        # signed by 3 of the 5 member states' development governance keys; each node installs
+        # it as its trust anchor and uses it instead of members.json.
+        registry = dev_registry(members["members"], now_ms=now_ms())
+        (work / "registry.json").write_bytes(registry.to_bytes())
+        for d in dirs.values():
+            bxnode("registry", "publish", str(work / "registry.json"), "--node-dir", str(d))
+        say(f"federation registry version {registry.version} signed by "
+            f"{len(registry.signatures)} of {len(registry.states)} member states' governance "
+            f"keys (threshold {registry.threshold}), installed on every node")
         for d in dirs.values():
             env = dict(os.environ)
             log = (d / "serve.log").open("wb")
@@ -126,7 +137,7 @@ def main() -> int:
             store = open_store(cfg)
             return PeerClient(
                 node_id=node_id, signing_key=load_signing_key(cfg.signing_key),
-                directory=load_members(cfg.members),
+                directory=load_directory(cfg, store=store, clock_ms=now_ms),
                 tls=TlsMaterial.from_files(cert=cfg.tls_cert, key=cfg.tls_key, ca=cfg.tls_ca),
                 store=store, clock_ms=now_ms), store
 

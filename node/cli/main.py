@@ -295,12 +295,12 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
 def _client(cfg: Any, store: Any) -> Any:
     from node.app import NodeRuntime, now_ms
     from node.client.peer import PeerClient
-    from node.federation.members_file import load_members
+    from node.federation.directory import load_directory
     from node.federation.pki import load_signing_key
 
     return PeerClient(node_id=cfg.node_id, signing_key=load_signing_key(cfg.signing_key),
-                      directory=load_members(cfg.members), tls=NodeRuntime.tls(cfg),
-                      store=store, clock_ms=now_ms)
+                      directory=load_directory(cfg, store=store, clock_ms=now_ms),
+                      tls=NodeRuntime.tls(cfg), store=store, clock_ms=now_ms)
 
 
 def _run_query(args: argparse.Namespace, kind: Any, items: list[Any]) -> int:
@@ -313,7 +313,8 @@ def _run_query(args: argparse.Namespace, kind: Any, items: list[Any]) -> int:
         raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
     from node.federation.members_file import load_members
 
-    if args.peer not in {m.node_id for m in load_members(cfg.members).members()}:
+    if cfg.registry is None and args.peer not in {
+            m.node_id for m in load_members(cfg.members).members()}:
         raise CliError(f"peer {args.peer} is not in the members file {cfg.members}")
     store = open_store(cfg)
     try:

@@ -250,8 +250,13 @@ def test_a_revoked_node_is_refused_everywhere_after_one_refresh(tmp_path: Path) 
         fed.start(n)
     try:
         assert ask(fed, "UZB-BS", "KAZ-BS").hits == 1
+        query = ("query", "doc", "--peer", "KAZ-BS", "--number", "N0481516", "--state", "KAZ",
+                 "--purpose", "border_check", "--case-ref", "CASE-9",
+                 "--node-dir", str(fed.dirs["UZB-BS"]))
+        assert cli(*query) == 0  # 'bxnode query' uses the node's trusted registry
         govern(fed, "--revoke", "UZB-BS", "--reason", "signing key compromised")
         refresh(fed, "KAZ-BS", "KGZ-BS")
+        assert cli(*query) == 3  # the peer refused
         for peer in ("KAZ-BS", "KGZ-BS"):
             assert refusal(fed, "UZB-BS", peer) == ("UNAUTHENTICATED", "node_revoked")
             e = fed.audit(peer)[-1]
