@@ -33,6 +33,16 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def load_policy(cfg: NodeConfig) -> PolicyEngine:
+    """The configured engine, behind the decision cache unless ``[policy] cache = false``."""
+    engine = load_policy_engine(policy_dir=cfg.policy_dir, opa_url=cfg.opa_url)
+    if not cfg.policy_cache:
+        return engine
+    from node.policy.cache import CachingPolicyEngine
+
+    return CachingPolicyEngine(inner=engine)
+
+
 def open_store(cfg: NodeConfig) -> Store:
     return Store.open(cfg.db_path, load_db_key(cfg.db_key_file))
 
@@ -69,7 +79,7 @@ class NodeRuntime:
                 raise ConfigError("this node's TLS certificate is not listed for it in the "
                                   "members file", reason="tls_not_registered")
         store = open_store(cfg)
-        policy = load_policy_engine(policy_dir=cfg.policy_dir, opa_url=cfg.opa_url)
+        policy = load_policy(cfg)
         watchlist = Watchlist(store=store, matcher=default_matcher(),
                               default_contact=cfg.contact)
         watchlist.reload(dt.datetime.now(dt.UTC).date())
@@ -99,7 +109,7 @@ class NodeRuntime:
                               tls_fingerprint=tls.fingerprint if tls else None)
             directory = RegistryDirectory(registry=trusted, clock_ms=now_ms,
                                           expiry_grace_ms=cfg.registry_expiry_grace_s * 1000)
-            policy = load_policy_engine(policy_dir=cfg.policy_dir, opa_url=cfg.opa_url)
+            policy = load_policy(cfg)
             watchlist = Watchlist(store=store, matcher=default_matcher(),
                                   default_contact=cfg.contact)
             watchlist.reload(dt.datetime.now(dt.UTC).date())

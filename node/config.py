@@ -79,6 +79,7 @@ class NodeConfig:
     members: Path
     policy_dir: Path
     opa_url: str | None
+    policy_cache: bool
     operator: str
     audit: AuditSettings = field(default_factory=lambda: AuditSettings())
     #: [federation] registry: the trusted registry file; when set it replaces ``members``.
@@ -144,6 +145,7 @@ def load_config(path: Path) -> NodeConfig:
         members=p("federation", "members", "members.json"),
         policy_dir=p("policy", "dir", "policies"),
         opa_url=doc.get("policy", {}).get("opa_url") or None,
+        policy_cache=bool(doc.get("policy", {}).get("cache", True)),
         operator=str(doc.get("client", {}).get("operator", "")),
         audit=AuditSettings.parse(doc.get("audit", {})),
         **_registry_settings(root, doc.get("federation", {})),
@@ -232,6 +234,8 @@ members = {q(members)}{_registry_lines(registry, q)}
 [policy]
 dir = {q(policy_dir)}
 # opa_url = "http://127.0.0.1:8181"   # evaluate on an OPA server instead of in-process
+cache = true               # cache decisions per (peer, purpose, kind, size, day); set false if
+                           # your policy reads the operator, case reference text or time of day
 
 [client]
 operator = {q(operator)}      # default operator id for 'bxnode query'

@@ -112,3 +112,20 @@ default decision := {"allow": false, "reasons": ["policy_error"], "disclose": []
 decision := {"allow": true, "reasons": [], "disclose": disclose} if allow
 
 decision := {"allow": false, "reasons": sort(reasons), "disclose": []} if not allow
+
+# The governing agreement's daily quota, for the node's decision cache
+# (node/policy/cache.py): decisions are cached with usage.items_today = 0 and the
+# quota rule above is applied to the real usage with this limit.  "allow" only
+# says whether one agreement governs; -1 stands for a quota that is not a number
+# (every request then exhausts it, as quota_ok above can never hold).
+default quota_limit := {"allow": false}
+
+quota_limit := {"allow": true, "daily_quota": agreement.daily_quota} if {
+	is_object(agreement)
+	is_number(agreement.daily_quota)
+}
+
+quota_limit := {"allow": true, "daily_quota": -1} if {
+	is_object(agreement)
+	not is_number(agreement.daily_quota)
+}
