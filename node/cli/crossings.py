@@ -30,9 +30,10 @@ def _iso(ms: int) -> str:
 
 def resolve_peer(cfg: Any, peer: str) -> tuple[str, str]:
     """``--peer`` is a node id (KGZ-BS) or a country code (KGZ): (node id, country)."""
-    from node.federation.members_file import load_members
+    from node.app import now_ms
+    from node.federation.directory import load_directory
 
-    members = load_members(cfg.members).members()
+    members = load_directory(cfg, store=None, clock_ms=now_ms).members()
     for m in members:
         if m.node_id == peer:
             return m.node_id, m.country
@@ -41,7 +42,7 @@ def resolve_peer(cfg: Any, peer: str) -> tuple[str, str]:
         return by_country[0].node_id, by_country[0].country
     if len(by_country) > 1:
         raise CliError(f"several members are in {peer}; name the node id")
-    raise CliError(f"peer {peer} is not in the members file {cfg.members}")
+    raise CliError(f"peer {peer} is not a member of the federation")
 
 
 def _audit_log(cfg: Any, store: Any) -> Any:
