@@ -49,7 +49,14 @@ from node.store.sqlcipher import ReceiptRow, Store
 from node.watchlist.lookup import DISCLOSABLE_FIELDS, Watchlist
 from node.wire import convert
 
-__all__ = ["Exchange", "Handler", "Responder", "ResponderSettings", "Verified"]
+__all__ = [
+    "Exchange",
+    "Handler",
+    "Pending",
+    "Responder",
+    "ResponderSettings",
+    "Verified",
+]
 
 log = structlog.get_logger("bxnode.responder")
 
@@ -86,6 +93,18 @@ class Verified(Generic[R]):
     header: RequestHeader
     digest: bytes
     now_ms: int
+
+
+@dataclass(slots=True)
+class Pending(Generic[R]):
+    """A request between :meth:`Responder.prepare` and :meth:`Responder.complete`."""
+
+    handler: Handler[R]
+    raw: Envelope | BxError
+    now_ms: int
+    ex: Exchange = field(default_factory=lambda: Exchange())
+    verified: Verified[R] | None = None
+    error: BxError | None = None
 
 
 class Handler(Protocol[R]):
@@ -145,28 +164,45 @@ class Responder:
     def handle(self, handler: Handler[R], raw: Envelope | BxError, *,
                tls_fingerprint: str | None, request_id: str = "") -> Exchange:
         """Answer one signed request.  ``raw`` is the envelope, or the error decoding raised."""
+        return self.complete(self.prepare(handler, raw, tls_fingerprint=tls_fingerprint,
+                                          request_id=request_id))
+
+    def prepare(self, handler: Handler[R], raw: Envelope | BxError, *,
+                tls_fingerprint: str | None, request_id: str = "") -> Pending[R]:
+        """Steps 1-6, which need no database: the server runs them while a batch commits."""
         now = self.clock_ms()
-        ex = Exchange()
-        a = ex.audit
+        pending: Pending[R] = Pending(handler=handler, raw=raw, now_ms=now)
+        a = pending.ex.audit
         a.update(event=handler.event, request_id=request_id, verified=False,
                  tls_peer=tls_fingerprint or "plaintext", policy_digest=self.policy.digest)
-        verified: Verified[R] | None = None
+        try:
+            if isinstance(raw, BxError):
+                raise raw
+            digest = env_mod.digest(raw)
+            a.update(requester=raw.signer, request_digest=digest.hex())
+            pending.verified = self._authenticate(handler, raw, tls_fingerprint, now, digest)
+            a["verified"] = True
+            a.update(_header_fields(pending.verified.header))
+            a.update(handler.describe(pending.verified.request))
+        except BxError as exc:
+            pending.error = exc
+        return pending
+
+    def complete(self, pending: Pending[R]) -> Exchange:
+        """Steps 7-11 in one transaction (a savepoint of the open batch under group commit)."""
+        ex, verified, now, raw = pending.ex, pending.verified, pending.now_ms, pending.raw
+        a = ex.audit
         with self.store.transaction():
             try:
-                if isinstance(raw, BxError):
-                    raise raw
-                digest = env_mod.digest(raw)
-                a.update(requester=raw.signer, request_digest=digest.hex())
-                verified = self._authenticate(handler, raw, tls_fingerprint, now, digest)
-                a["verified"] = True
-                a.update(_header_fields(verified.header))
-                a.update(handler.describe(verified.request))
+                if pending.error is not None:
+                    raise pending.error
+                assert verified is not None
                 if not self.store.remember_nonce(                                   # 7
                         verified.member.node_id, verified.header.nonce,
                         expires_ms=now + 2 * self.settings.clock_skew_ms, now_ms=now):
                     raise Unauthenticated("this nonce was used before", reason="replayed_nonce")
                 with self.store.savepoint():
-                    payload_type, payload = handler.answer(verified, ex)
+                    payload_type, payload = pending.handler.answer(verified, ex)
                     ex.response = self.sign(payload_type, payload)
                 a.setdefault("outcome", "answered")
                 a.update(status="OK", response_digest=hashlib.sha256(env_mod.pae(
@@ -186,7 +222,7 @@ class Responder:
                 self.store.put_receipt(ReceiptRow(
                     "received", verified.member.node_id, verified.digest, _pack(raw),
                     _pack(sent), now))
-        log.info(handler.event, outcome=a.get("outcome"), status=a.get("status", "OK"),
+        log.info(pending.handler.event, outcome=a.get("outcome"), status=a.get("status", "OK"),
                  reason=a.get("reason", ""), requester=a.get("requester", ""),
                  items=ex.items, hits=ex.hits, audit_seq=ex.audit_seq)
         return ex

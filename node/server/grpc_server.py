@@ -32,7 +32,7 @@ from node.core import limits
 from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
-from node.responder import Handler, Responder
+from node.responder import Handler, Pending, Responder
 from node.server.group_commit import BatchWriter
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
@@ -113,6 +113,13 @@ def lookup_reply(responder: Responder, raw: bytes, fingerprint: str | None, *,
 def signed_reply(responder: Responder, method: SignedMethod, raw: bytes,
                  fingerprint: str | None, *, dev_plaintext: bool) -> Reply:
     """Decode, answer and encode one signed call: the whole servicer, minus the transport."""
+    first = prepare_reply(responder, method, raw, fingerprint, dev_plaintext=dev_plaintext)
+    return first if isinstance(first, Reply) else finish_reply(responder, method, first)
+
+
+def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
+                  fingerprint: str | None, *, dev_plaintext: bool) -> Reply | Pending[Any]:
+    """The part that needs no database: decode and authenticate (steps 1-6)."""
     request_id = uuid.uuid4().hex[:16]
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         if not dev_plaintext and fingerprint is None:  # require_client_auth makes this moot
@@ -129,17 +136,24 @@ def signed_reply(responder: Responder, method: SignedMethod, raw: bytes,
                                 reason="malformed_request")
         except BxError as exc:
             item = exc
-        ex = responder.handle(method.handler, item, tls_fingerprint=fingerprint,
-                              request_id=request_id)
-        if ex.error is not None:
-            md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
-            if ex.refusal is not None:
-                md.append((REFUSAL_KEY, convert.envelope_to_pb(ex.refusal).SerializeToString()))
-            return Reply(code=grpc.StatusCode[ex.error.status],
-                         details=f"{ex.error.reason}: {ex.error.message}", metadata=tuple(md))
-        assert ex.response is not None
-        return Reply(body=bytes(method.response_cls(
-            envelope=convert.envelope_to_pb(ex.response)).SerializeToString()))
+        return responder.prepare(method.handler, item, tls_fingerprint=fingerprint,
+                                 request_id=request_id)
+
+
+def finish_reply(responder: Responder, method: SignedMethod, pending: Pending[Any]) -> Reply:
+    """The database part (steps 7-11) and the encoded reply."""
+    request_id = str(pending.ex.audit.get("request_id", ""))
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        ex = responder.complete(pending)
+    if ex.error is not None:
+        md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
+        if ex.refusal is not None:
+            md.append((REFUSAL_KEY, convert.envelope_to_pb(ex.refusal).SerializeToString()))
+        return Reply(code=grpc.StatusCode[ex.error.status],
+                     details=f"{ex.error.reason}: {ex.error.message}", metadata=tuple(md))
+    assert ex.response is not None
+    return Reply(body=bytes(method.response_cls(
+        envelope=convert.envelope_to_pb(ex.response)).SerializeToString()))
 
 
 class SyncNodeServicer(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
@@ -197,9 +211,13 @@ class NodeServer:
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler:
         async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
             fp = None if self._dev_plaintext else tls_fingerprint(context)
+            first = prepare_reply(self._responder, method, raw, fp,
+                                  dev_plaintext=self._dev_plaintext)
+            if isinstance(first, Reply):
+                await context.abort(first.code, first.details, trailing_metadata=first.metadata)
+                raise AssertionError("abort returns by raising")
             batch = self.writer.begin() if self.writer is not None else None
-            reply = signed_reply(self._responder, method, raw, fp,
-                                 dev_plaintext=self._dev_plaintext)
+            reply = finish_reply(self._responder, method, first)
             if self.writer is not None and batch is not None:
                 self.writer.added()
                 try:  # nothing is sent before the batch holding its audit entry is durable
