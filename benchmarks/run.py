@@ -289,30 +289,15 @@ class Bench:
         self.stop(node)
 
     def audit_appends(self) -> None:
-        """Durable audit appends per second: one commit per entry, this run's store."""
-        from node.audit.chain import HashChainLog
-        from node.store.sqlcipher import Store
+        """The Merkle audit log: durable appends (one commit each vs group commit), verify."""
+        from benchmarks.audit import run as audit_run
 
-        store = Store.open(self.work / "audit-bench.db", os.urandom(32), create=True)
-        log_ = HashChainLog(store=store)
-        n = 300 if self.smoke else 3000
-        t0 = time.perf_counter()
-        for i in range(n):
-            with store.transaction():
-                log_.append({"event": "bench", "i": i}, time_ms=i)
-        per_entry = n / (time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        batch = 100
-        for b in range(n // batch):
-            with store.transaction():
-                for i in range(batch):
-                    log_.append({"event": "bench", "i": b * batch + i}, time_ms=i)
-        grouped = n / (time.perf_counter() - t0)
-        store.close()
-        self.results["audit_appends"] = {"durable_per_entry_commit_per_s": round(per_entry),
-                                         "durable_group_commit_100_per_s": round(grouped)}
-        log(f"audit appends: {per_entry:,.0f}/s committing each, {grouped:,.0f}/s in groups "
-            "of 100")
+        r = audit_run(entries=20_000 if self.smoke else 1_000_000,
+                      appends=2_000 if self.smoke else 20_000)
+        self.results["audit"] = r
+        log(f"audit appends: {r['appends_per_s_per_entry_commit']:,}/s committing each, "
+            f"{r['appends_per_s_group_commit']:,}/s with group commit; verify of "
+            f"{r['verify_entries']:,} entries in {r['verify_seconds']} s")
 
     def matching(self) -> None:
         """Person matching: quality through ``bxnode names compare``, speed in-process."""
@@ -391,9 +376,12 @@ def table(results: dict[str, Any]) -> str:
         f"- watchlist import: {results['import_small']['rows_per_s']:,} rows/s (small), "
         + (f"{results['import_large']['rows_per_s']:,} rows/s (large)"
            if "import_large" in results else ""),
-        f"- audit appends: {results['audit_appends']['durable_per_entry_commit_per_s']:,}/s "
-        f"durable one by one, {results['audit_appends']['durable_group_commit_100_per_s']:,}/s "
-        "in groups of 100",
+        f"- audit: {results['audit']['appends_per_s_per_entry_commit']:,} durable appends/s "
+        f"committing each, {results['audit']['appends_per_s_group_commit']:,}/s with group "
+        f"commit; full verification of {results['audit']['verify_entries']:,} entries "
+        f"{results['audit']['verify_seconds']} s; proofs at 10M entries: "
+        f"{results['audit']['max_inclusion_proof_hashes_10M']} / "
+        f"{results['audit']['max_consistency_proof_hashes_10M']} hashes",
         f"- node peak RSS: {results.get('node_peak_rss_mb_small')} MB (small watchlist), "
         f"{results.get('node_peak_rss_mb_large')} MB (large)",
     ]

@@ -172,7 +172,13 @@ def _init_files(args: argparse.Namespace, d: Path, dev_from: Path | None,
         else:
             shutil.copyfile(d / "tls.crt", d / "ca.crt")
     key = new_db_key_file(d / "db.key")
-    Store.open(d / "node.db", key, create=True).close()
+    store = Store.open(d / "node.db", key, create=True)
+    try:
+        from node.audit.log import MerkleAuditLog
+
+        MerkleAuditLog(store=store)  # creates the (empty) audit log's tables
+    finally:
+        store.close()
     me = Member(node_id=args.node_id, country=args.country, agency=args.agency,
                 endpoint=args.endpoint or args.listen, roles=("node",),
                 keys=(MemberKey(key_id=key_id_for(bytes(sk.verify_key)),

@@ -25,7 +25,7 @@ import sqlcipher3
 
 from node.core.errors import ConfigError, EnvironmentFault
 
-__all__ = ["AuditRow", "ReceiptRow", "Store"]
+__all__ = ["ReceiptRow", "Store"]
 
 SCHEMA_VERSION = 1
 
@@ -57,24 +57,11 @@ CREATE TABLE IF NOT EXISTS receipts (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS receipts_digest ON receipts (request_digest);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, body BLOB NOT NULL,
-    prev_hash BLOB NOT NULL, hash BLOB NOT NULL
-);
 """
 
 
 def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    seq: int
-    time_ms: int
-    body: bytes
-    prev_hash: bytes
-    hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,29 +309,3 @@ class Store:
             q += " WHERE direction=?"
             args = (direction,)
         return [ReceiptRow(*r) for r in self._conn.execute(q + " ORDER BY id", args)]
-
-    # --- audit ------------------------------------------------------------------------------
-
-    def audit_tail(self) -> tuple[int, bytes] | None:
-        row = self._conn.execute(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
-
-    def audit_insert(self, row: AuditRow) -> None:
-        self._conn.execute("INSERT INTO audit VALUES (?,?,?,?,?)",
-                           (row.seq, row.time_ms, row.body, row.prev_hash, row.hash))
-
-    def audit_rows(self, *, from_ms: int | None = None, to_ms: int | None = None) -> Iterator[
-            AuditRow]:
-        q = "SELECT seq, time_ms, body, prev_hash, hash FROM audit"
-        cond, args = [], []
-        if from_ms is not None:
-            cond.append("time_ms >= ?")
-            args.append(from_ms)
-        if to_ms is not None:
-            cond.append("time_ms <= ?")
-            args.append(to_ms)
-        if cond:
-            q += " WHERE " + " AND ".join(cond)
-        for r in self._conn.execute(q + " ORDER BY seq", args):
-            yield AuditRow(int(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]), bytes(r[4]))
