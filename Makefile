@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/python -m node.demo
 
 test: $(STAMP)
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
