@@ -93,6 +93,43 @@ def _chart(chart_id: str, title: str, days: list[str],
            f'<div class="legend">{legend}</div></figure>'
 
 
+def _bucket_key(day: str, unit: str) -> str:
+    d = dt.date.fromisoformat(day)
+    if unit == "week":
+        return (d - dt.timedelta(days=d.weekday())).isoformat()  # the week's Monday
+    if unit == "month":
+        return d.replace(day=1).isoformat()
+    return day
+
+
+def _buckets(r: ReportInput, *series_sets: Mapping[str, Mapping[str, int]]) -> tuple[Any, ...]:
+    """Choose days, weeks or months so a chart has at most ~92 points over the span that
+    holds data (the period, clipped to the first and last entry), and re-bucket the series."""
+    seen = sorted({d for ss in series_sets for s in ss.values() for d in s})
+    start = dt.date.fromisoformat(_day(r.from_ms))
+    end = dt.date.fromisoformat(_day(r.to_ms))
+    if seen:
+        start = max(start, dt.date.fromisoformat(seen[0]))
+        end = min(end, dt.date.fromisoformat(seen[-1]))
+    span = max(1, (end - start).days + 1)
+    unit = "day" if span <= 92 else "week" if span <= 730 else "month"
+    keys: list[str] = []
+    d = start
+    while d <= end:
+        k = _bucket_key(d.isoformat(), unit)
+        if not keys or keys[-1] != k:
+            keys.append(k)
+        d += dt.timedelta(days=1)
+    out: list[Any] = [unit, keys or [start.isoformat()]]
+    for ss in series_sets:
+        merged: dict[str, Counter[str]] = defaultdict(Counter)
+        for name, values in ss.items():
+            for day, n in values.items():
+                merged[name][_bucket_key(day, unit)] += n
+        out.append(merged)
+    return tuple(out)
+
+
 def _table(table_id: str, head: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
     if not body:
@@ -142,10 +179,7 @@ def render_report(r: ReportInput) -> str:
             answered[peer] += 1
         hits[peer] += int(e.get("hits") or 0)
         items[peer] += int(e.get("items") or 0)
-    start = dt.date.fromisoformat(_day(r.from_ms))
-    end = dt.date.fromisoformat(_day(r.to_ms))
-    days = [(start + dt.timedelta(days=i)).isoformat()
-            for i in range(min(366, (end - start).days + 1))]
+    unit, days, per_peer, per_purpose = _buckets(r, per_peer, per_purpose)
     delays = sorted((max(ts) - min(ts)) / 60_000 for ts in followups.values() if len(ts) > 1)
     witnessed = len(r.cosignatures) >= r.quorum
     status = ("verified" if r.verified else f"NOT INTACT: {r.verify_problem}"
@@ -158,9 +192,10 @@ def render_report(r: ReportInput) -> str:
         f'<p id="integrity" class="{"ok" if r.verified else "bad"}">Log integrity: '
         f"{_e(status)}; latest signed checkpoint covers {r.checkpoint_size} entries.</p>",
         "<h2>Queries per requesting peer</h2>",
-        _chart("chart-peers", "Queries received per day, by requesting node", days, per_peer),
+        _chart("chart-peers", f"Queries received per {unit}, by requesting node", days,
+               per_peer),
         "<h2>Queries per purpose</h2>",
-        _chart("chart-purposes", "Queries received per day, by purpose", days, per_purpose),
+        _chart("chart-purposes", f"Queries received per {unit}, by purpose", days, per_purpose),
         "<h2>Refusals and their reasons</h2>",
         _table("refusals", ("outcome", "reason", "count"),
                [(o, reason, n) for (o, reason), n in refusals.most_common()]),
