@@ -121,6 +121,10 @@ def test_html_report_renders_in_headless_chromium(fed: Federation, tmp_path: Pat
     for needle in ("chart-peers", "chart-purposes", "refusals", "hit-rates", "followups",
                    "witnessing", "KGZ-BS", "UZB-BS"):
         assert needle in text
+    # a period reaching back years still charts today's queries (bucketed, not cut off)
+    import re
+
+    assert re.search(r"<title>KGZ-BS \d{4}-\d{2}-\d{2}: [1-9]", text)
     browser = _chromium()
     if browser is None:
         pytest.skip("chromium is not installed (make test installs it where it can)")
