@@ -30,7 +30,7 @@ class AuditSettings:
     """``[audit]``: group commit, retention and cross-node witnessing (README, auditor)."""
 
     batch_max: int = 256          # commit a batch at this many entries ...
-    batch_ms: int = 5             # ... or when its first entry is this old
+    batch_ms: int = 2             # ... or when its first entry is this old
     retention_days: int = 1095    # bodies older than this may be erased (3 years)
     witness_interval_s: int = 60  # how often to send our checkpoint to the witnesses
     witness_quorum: int = 1       # cosignatures a checkpoint needs to count as witnessed
@@ -52,7 +52,7 @@ class AuditSettings:
                               reason="bad_config")
         return cls(
             batch_max=num("batch_max", 256, 1, 100_000),
-            batch_ms=num("batch_ms", 5, 0, 10_000),
+            batch_ms=num("batch_ms", 2, 0, 10_000),
             retention_days=num("retention_days", 1095, 1, 36500),
             witness_interval_s=num("witness_interval_s", 60, 1, 86400),
             witness_quorum=num("witness_quorum", 1, 0, 100),
@@ -242,7 +242,8 @@ operator = {q(operator)}      # default operator id for 'bxnode query'
 
 [audit]
 batch_max = 256            # group commit: commit a batch at this many entries ...
-batch_ms = 5               # ... or when its oldest entry is this many ms old
+batch_ms = 2               # ... or when its oldest entry is this many ms old (a lookup's
+                           # latency grows by up to this much; 0 commits at every chance)
 retention_days = 1095      # 'bxnode audit erase-expired' erases bodies older than this
 witness_interval_s = 60    # send our signed checkpoint to the witnesses this often
 witness_quorum = 1         # cosignatures a checkpoint needs to count as witnessed

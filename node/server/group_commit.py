@@ -27,7 +27,7 @@ log = structlog.get_logger("bxnode.audit.group_commit")
 
 
 class BatchWriter:
-    def __init__(self, *, store: Store, batch_max: int = 256, batch_ms: int = 5) -> None:
+    def __init__(self, *, store: Store, batch_max: int = 256, batch_ms: int = 2) -> None:
         if batch_max < 1 or batch_ms < 0:
             raise ValueError("batch_max must be >= 1 and batch_ms >= 0")
         self._store = store
