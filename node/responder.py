@@ -321,8 +321,8 @@ class LookupHandler:
         day = dt.datetime.fromtimestamp(v.now_ms / 1000, dt.UTC).date()
         fields = decision.disclose & DISCLOSABLE_FIELDS
         results = tuple(
-            Watchlist.disclose(i, self.watchlist.check(item, day), fields)
-            for i, item in enumerate(req.items)
+            Watchlist.disclose(i, hit, fields)
+            for i, hit in enumerate(self.watchlist.check_many(req.items, day))
         )
         ex.items = len(results)
         ex.hits = sum(1 for r in results if r.outcome.value == "hit")

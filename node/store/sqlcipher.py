@@ -251,6 +251,22 @@ class Store:
             "issuing_state=? AND doc_type=? AND expires >= ? ORDER BY owner_ref",
             (number, issuing_state, doc_type, today))]
 
+    def find_documents_many(self, keys: Sequence[tuple[str, str, str]],
+                            today: str) -> dict[tuple[str, str, str], list[tuple[str, str, str]]]:
+        """Live records for many (number, issuing_state, doc_type) keys in one statement."""
+        found: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
+        unique = list(dict.fromkeys(keys))
+        for i in range(0, len(unique), 5000):  # 3 parameters each, under SQLite's 32,766
+            chunk = unique[i:i + 5000]
+            values = ",".join("(?,?,?)" for _ in chunk)  # placeholders only, never data
+            sql = ("SELECT number, issuing_state, doc_type, owner_ref, action, contact "
+                   "FROM documents WHERE expires >= ? AND (number, issuing_state, doc_type) "
+                   "IN (VALUES " + values + ") ORDER BY owner_ref")
+            args: list[str] = [v for k in chunk for v in k]
+            for r in self._conn.execute(sql, (today, *args)):
+                found.setdefault((r[0], r[1], r[2]), []).append((r[3], r[4], r[5]))
+        return found
+
     def iter_persons(self, today: str) -> Iterator[tuple[str, ...]]:
         yield from (tuple(r) for r in self._conn.execute(
             "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,13 +84,28 @@ class Watchlist:
             return self._check_document(item, today)
         return self._check_person(item, today)
 
+    def check_many(self, items: Sequence[Query], today: dt.date) -> list[WatchlistHit | None]:
+        """Every item's hit, in order; all documents are looked up in one statement."""
+        docs = [(q.number, q.issuing_state, q.doc_type) for q in items
+                if isinstance(q, DocumentQuery)]
+        found = self._store.find_documents_many(docs, today.isoformat()) if docs else {}
+        out: list[WatchlistHit | None] = []
+        for q in items:
+            if isinstance(q, DocumentQuery):
+                rows = found.get((q.number, q.issuing_state, q.doc_type))
+                out.append(self._best(rows) if rows else None)
+            else:
+                out.append(self._check_person(q, today))
+        return out
+
+    def _best(self, rows: list[tuple[str, str, str]]) -> WatchlistHit:
+        best = min(rows, key=lambda r: _SEVERITY[ActionCode(r[1])])
+        return WatchlistHit(best[0], ActionCode(best[1]), best[2] or self._default_contact)
+
     def _check_document(self, q: DocumentQuery, today: dt.date) -> WatchlistHit | None:
         rows = self._store.find_documents(q.number, q.issuing_state, q.doc_type,
                                           today.isoformat())
-        if not rows:
-            return None
-        best = min(rows, key=lambda r: _SEVERITY[ActionCode(r[1])])
-        return WatchlistHit(best[0], ActionCode(best[1]), best[2] or self._default_contact)
+        return self._best(rows) if rows else None
 
     def _check_person(self, q: PersonQuery, today: dt.date) -> WatchlistHit | None:
         if time.monotonic() - self._checked_at > 1.0:  # an import may have run meanwhile

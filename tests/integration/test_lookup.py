@@ -167,3 +167,17 @@ def test_persons_imported_while_serving_are_found(fresh_fed: Federation, tmp_pat
         nationality="KAZ", sex=Sex.MALE)])
     client.close()
     assert ans.results[0].reference == "KAZ-WNT-2026-000999"
+
+
+def test_batch_with_repeated_expired_and_unknown_documents(fed: Federation) -> None:
+    """One statement answers the batch; each item still gets its own, ordered answer."""
+    items = [DocumentQuery(number=n, issuing_state=s, doc_type=t) for n, s, t in [
+        ("N0481516", "KAZ", "P"), ("N7700770", "KAZ", "P"), ("N0481516", "KAZ", "P"),
+        ("N0481516", "KAZ", "I"), ("AB1234567", "UZB", "P"), ("N0481516", "KGZ", "P")]]
+    client = fed.client("KGZ-BS")
+    ans = client.lookup("KAZ-BS", CTX, QueryKind.BATCH, items)
+    client.close()
+    assert [(r.outcome, r.reference) for r in ans.results] == [
+        (Outcome.HIT, "KAZ-SLTD-2026-000117"), (Outcome.NO_HIT, ""),
+        (Outcome.HIT, "KAZ-SLTD-2026-000117"), (Outcome.NO_HIT, ""),
+        (Outcome.HIT, "KAZ-INV-2026-000981"), (Outcome.NO_HIT, "")]
