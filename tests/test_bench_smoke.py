@@ -17,7 +17,8 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "smoke.json").read_text())
     for key in ("baseline_echo", "doc_lookup_saturation", "doc_lookup_at_250_rps",
                 "doc_lookup_at_1000_rps", "doc_lookup_at_2000_rps", "batch100_saturation",
-                "person_lookup_saturation", "doc_lookup_large_at_1000_rps"):
+                "person_lookup_saturation", "doc_lookup_large_at_250_rps",
+                "doc_lookup_large_at_1000_rps"):
         r = results[key]
         assert r["ok"] > 0, key
         assert {"p50_ms", "p95_ms", "p99_ms", "throughput_rps"} <= set(r), key
@@ -29,5 +30,6 @@ def test_benchmark_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     assert results["names_heldout"]["pairs"] >= 1000
     assert 0 < results["names_heldout"]["f1"] <= 1
     assert results["person_index"]["persons"] == 20_000
+    assert results["audit"]["max_inclusion_proof_hashes_10M"] == 24
     table = (tmp_path / "smoke.md").read_text()
     assert "bare gRPC echo (baseline, mTLS)" in table and "ratio to echo" in table
