@@ -20,10 +20,8 @@ nationality    optional, ICAO 9303 (default: the document's issuing state)
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from typing import Any
 from node.core.errors import BxError, InvalidInput
 from node.core.model import DocumentQuery, PartialDate
 from node.crossings.model import CrossingEvent, CrossingRecord, TravelMode
+from node.importing import detect_format, first_non_utf8_line, read_rows, text_field
 
 __all__ = ["MAX_ERRORS_REPORTED", "CrossingImport", "make_record", "parse_crossings_file",
            "parse_utc"]
@@ -64,19 +63,6 @@ def parse_utc(text: str, what: str = "time") -> int:
     return int(when.timestamp() * 1000)
 
 
-def _s(row: dict[str, Any], key: str, required: bool = True) -> str:
-    value = row.get(key)
-    if value is None or value == "":
-        if required:
-            raise InvalidInput(f"{key} is required", reason="missing_field")
-        return ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{key} must be text", reason="bad_field")
-    if len(value) > MAX_FIELD:
-        raise InvalidInput(f"{key} is longer than {MAX_FIELD}", reason="bad_field")
-    return value.strip()
-
-
 def make_record(*, record_id: str, event: str, bcp: str, crossed_at_ms: int, mode: str,
                 doc_number: str, doc_state: str, doc_type: str, family_name: str = "",
                 given_names: str = "", dob: str = "", nationality: str = "",
@@ -103,53 +89,27 @@ def make_record(*, record_id: str, event: str, bcp: str, crossed_at_ms: int, mod
 
 def _row(row: dict[str, Any], own_bcps: Collection[str]) -> CrossingRecord:
     return make_record(
-        record_id=_s(row, "record_id"), event=_s(row, "event"), bcp=_s(row, "bcp"),
-        crossed_at_ms=parse_utc(_s(row, "time")), mode=_s(row, "mode"),
-        doc_number=_s(row, "doc_number"), doc_state=_s(row, "doc_state"),
-        doc_type=_s(row, "doc_type", required=False),
-        family_name=_s(row, "family_name", required=False),
-        given_names=_s(row, "given_names", required=False),
-        dob=_s(row, "dob", required=False), nationality=_s(row, "nationality", required=False),
+        record_id=text_field(row, "record_id"), event=text_field(row, "event"),
+        bcp=text_field(row, "bcp"),
+        crossed_at_ms=parse_utc(text_field(row, "time")), mode=text_field(row, "mode"),
+        doc_number=text_field(row, "doc_number"), doc_state=text_field(row, "doc_state"),
+        doc_type=text_field(row, "doc_type", required=False),
+        family_name=text_field(row, "family_name", required=False),
+        given_names=text_field(row, "given_names", required=False),
+        dob=text_field(row, "dob", required=False),
+        nationality=text_field(row, "nationality", required=False),
         own_bcps=own_bcps)
-
-
-def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        if fmt == "csv":
-            reader = csv.DictReader(f, strict=True)
-            try:
-                for row in reader:
-                    if None in row:
-                        yield reader.line_num, None, "row has more fields than the header"
-                        continue
-                    yield reader.line_num, row, ""
-            except csv.Error as exc:
-                yield reader.line_num, None, f"not valid CSV ({exc})"
-        else:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    yield n, None, "not valid JSON"
-                    continue
-                if not isinstance(obj, dict):
-                    yield n, None, "each line must be a JSON object"
-                    continue
-                yield n, obj, ""
 
 
 def parse_crossings_file(path: Path, *, own_bcps: Collection[str],
                          fmt: str | None = None) -> CrossingImport:
     """Validate every row of ``path``; nothing is written here."""
     out = CrossingImport()
-    if fmt is None:
-        fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
+    fmt = detect_format(path, fmt)
     first_line: dict[str, int] = {}
     rows = 0
     try:
-        for line, row, error in _rows(path, fmt):
+        for line, row, error in read_rows(path, fmt):
             rows += 1
             if rows > MAX_ROWS:
                 out.add_error(line, f"more than {MAX_ROWS} rows; split the file")
@@ -168,5 +128,5 @@ def parse_crossings_file(path: Path, *, own_bcps: Collection[str],
                 continue
             out.records.append(rec)
     except UnicodeDecodeError:
-        out.add_error(rows + 1, "file is not UTF-8 text")
+        out.add_error(first_non_utf8_line(path), "file is not UTF-8 text")
     return out

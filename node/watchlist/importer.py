@@ -23,10 +23,8 @@ sex            person: M, F or X
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,12 +40,19 @@ from node.core.model import (
     validate_id,
     validate_state,
 )
+from node.importing import (
+    MAX_FIELD,
+    detect_format,
+    first_non_utf8_line,
+    read_rows,
+    text_field,
+)
 from node.store.sqlcipher import Store
 
 __all__ = ["MAX_ERRORS_REPORTED", "MAX_IMPORT_FIELD", "ImportResult", "import_file", "parse_file"]
 
 MAX_ERRORS_REPORTED = 50
-MAX_IMPORT_FIELD = 256
+MAX_IMPORT_FIELD = MAX_FIELD
 LOSS_TYPES = frozenset({"", "stolen", "lost", "revoked", "invalidated"})
 
 
@@ -67,19 +72,7 @@ class ImportResult:
             self.errors.append((line, message))
 
 
-def _s(row: dict[str, Any], key: str, required: bool = True) -> str:
-    value = row.get(key)
-    if value.__class__ is str and 0 < len(value) <= MAX_IMPORT_FIELD:  # the common case
-        return str(value).strip()
-    if value is None or value == "":
-        if required:
-            raise InvalidInput(f"{key} is required", reason="missing_field")
-        return ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{key} must be text", reason="bad_field")
-    if len(value) > MAX_IMPORT_FIELD:
-        raise InvalidInput(f"{key} is longer than {MAX_IMPORT_FIELD}", reason="bad_field")
-    return value.strip()
+
 
 
 _ACTIONS = frozenset(a.value for a in ActionCode)
@@ -107,21 +100,21 @@ class _Validator:
         return hit
 
     def row(self, row: dict[str, Any], out: ImportResult) -> tuple[str, tuple[str, ...]]:
-        kind = _s(row, "kind")
-        owner_ref = validate_id(_s(row, "owner_ref"), "owner_ref")
-        action = _s(row, "action")
+        kind = text_field(row, "kind")
+        owner_ref = validate_id(text_field(row, "owner_ref"), "owner_ref")
+        action = text_field(row, "action")
         if action not in _ACTIONS:
             raise InvalidInput(f"action must be one of {', '.join(a.value for a in ActionCode)}",
                                reason="bad_action")
-        expires = _s(row, "expires")
+        expires = text_field(row, "expires")
         if self.expires(expires):
             out.already_expired += 1
-        contact = _s(row, "contact", required=False)
+        contact = text_field(row, "contact", required=False)
         if kind == "document":
-            number = validate_doc_number(_s(row, "number"))
-            state = validate_state(_s(row, "issuing_state"))
-            doc_type = validate_doc_type(_s(row, "doc_type"))
-            loss = _s(row, "loss_type", required=False)
+            number = validate_doc_number(text_field(row, "number"))
+            state = validate_state(text_field(row, "issuing_state"))
+            doc_type = validate_doc_type(text_field(row, "doc_type"))
+            loss = text_field(row, "loss_type", required=False)
             if loss not in LOSS_TYPES:
                 raise InvalidInput(f"loss_type must be one of {sorted(LOSS_TYPES - {''})}",
                                    reason="bad_field")
@@ -129,52 +122,18 @@ class _Validator:
                                 loss)
         if kind == "person":
             try:
-                sex = Sex(_s(row, "sex"))
+                sex = Sex(text_field(row, "sex"))
             except ValueError:
                 raise InvalidInput("sex must be M, F or X", reason="bad_field") from None
-            p = PersonQuery(family_name=_s(row, "family_name"),
-                            given_names=_s(row, "given_names", required=False),
-                            patronymic=_s(row, "patronymic", required=False),
-                            date_of_birth=PartialDate.parse(_s(row, "dob")),
-                            nationality=_s(row, "nationality"), sex=sex)
+            p = PersonQuery(family_name=text_field(row, "family_name"),
+                            given_names=text_field(row, "given_names", required=False),
+                            patronymic=text_field(row, "patronymic", required=False),
+                            date_of_birth=PartialDate.parse(text_field(row, "dob")),
+                            nationality=text_field(row, "nationality"), sex=sex)
             return "person", (owner_ref, p.family_name, p.given_names, p.patronymic,
                               str(p.date_of_birth), p.nationality, p.sex.value, action, contact,
                               expires)
         raise InvalidInput("kind must be 'document' or 'person'", reason="bad_kind")
-
-
-def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
-    """Yield (line number, row or None, error) for every data line."""
-    with path.open(encoding="utf-8", newline="") as f:
-        if fmt == "csv":
-            reader = csv.DictReader(f, strict=True)
-            try:
-                for row in reader:
-                    if None in row:
-                        yield reader.line_num, None, "row has more fields than the header"
-                        continue
-                    yield reader.line_num, row, ""
-            except csv.Error as exc:  # DictReader.line_num lags after a failed read
-                yield reader.reader.line_num, None, f"not valid CSV ({exc})"
-        else:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    yield n, None, "not valid JSON"
-                    continue
-                if not isinstance(obj, dict):
-                    yield n, None, "each line must be a JSON object"
-                    continue
-                yield n, obj, ""
-
-
-def detect_format(path: Path, fmt: str | None) -> str:
-    if fmt:
-        return fmt
-    return "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
 
 
 class _Abort(Exception):
@@ -211,7 +170,7 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
 
     def read() -> None:
         try:
-            for line, row, error in _rows(path, fmt):
+            for line, row, error in read_rows(path, fmt):
                 out.rows += 1
                 if progress is not None and out.rows % 1000 == 0:
                     progress(1000)
@@ -240,7 +199,7 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
                     flush()
             flush()
         except UnicodeDecodeError:
-            out.add_error(_first_non_utf8_line(path), "file is not UTF-8 text")
+            out.add_error(first_non_utf8_line(path), "file is not UTF-8 text")
 
     if store is None:
         read()
@@ -265,14 +224,3 @@ def parse_file(path: Path, *, fmt: str | None = None, today: dt.date,
                progress: Any = None) -> ImportResult:
     """Validate every row of ``path``; nothing is written (a dry run)."""
     return import_file(path, store=None, fmt=fmt, today=today, progress=progress)
-
-
-def _first_non_utf8_line(path: Path) -> int:
-    """The line holding the first byte that is not UTF-8 (the decoder reads ahead in chunks)."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return raw.count(b"\n", 0, exc.start) + 1
-    return 0
-
