@@ -35,7 +35,6 @@ __all__ = ["MAX_ERRORS_REPORTED", "CrossingImport", "make_record", "parse_crossi
            "parse_utc"]
 
 MAX_ERRORS_REPORTED = 50
-MAX_FIELD = 256
 MAX_ROWS = 1_000_000
 
 
