@@ -12,7 +12,7 @@ import nacl.signing
 from node.config import NodeConfig
 from node.core.envelope import key_id_for
 from node.core.errors import ConfigError
-from node.core.members import StaticDirectory
+from node.core.members import MemberDirectory, StaticDirectory
 from node.federation.members_file import load_members
 from node.federation.pki import TlsMaterial, load_signing_key
 from node.policy import PolicyEngine, load_policy_engine
@@ -41,6 +41,20 @@ def load_policy(cfg: NodeConfig) -> PolicyEngine:
     from node.policy.cache import CachingPolicyEngine
 
     return CachingPolicyEngine(inner=engine)
+
+
+def _assemble(cfg: NodeConfig, store: Store, signing_key: nacl.signing.SigningKey,
+              directory: MemberDirectory) -> tuple[PolicyEngine, Watchlist, Responder]:
+    """Policy, watchlist and responder: the same for either kind of federation directory."""
+    policy = load_policy(cfg)
+    watchlist = Watchlist(store=store, matcher=default_matcher(), default_contact=cfg.contact)
+    watchlist.reload(dt.datetime.now(dt.UTC).date())
+    responder = Responder(
+        settings=ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
+                                   clock_skew_ms=cfg.clock_skew_s * 1000),
+        signing_key=signing_key, directory=directory, policy=policy, store=store,
+        watchlist=watchlist, clock_ms=now_ms)
+    return policy, watchlist, responder
 
 
 def open_store(cfg: NodeConfig) -> Store:
@@ -79,15 +93,11 @@ class NodeRuntime:
                 raise ConfigError("this node's TLS certificate is not listed for it in the "
                                   "members file", reason="tls_not_registered")
         store = open_store(cfg)
-        policy = load_policy(cfg)
-        watchlist = Watchlist(store=store, matcher=default_matcher(),
-                              default_contact=cfg.contact)
-        watchlist.reload(dt.datetime.now(dt.UTC).date())
-        responder = Responder(
-            settings=ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
-                                       clock_skew_ms=cfg.clock_skew_s * 1000),
-            signing_key=signing_key, directory=directory, policy=policy, store=store,
-            watchlist=watchlist, clock_ms=now_ms)
+        try:
+            policy, watchlist, responder = _assemble(cfg, store, signing_key, directory)
+        except BaseException:
+            store.close()
+            raise
         return cls(cfg, store, signing_key, directory, policy, watchlist, responder)
 
     @classmethod
@@ -109,15 +119,7 @@ class NodeRuntime:
                               tls_fingerprint=tls.fingerprint if tls else None)
             directory = RegistryDirectory(registry=trusted, clock_ms=now_ms,
                                           expiry_grace_ms=cfg.registry_expiry_grace_s * 1000)
-            policy = load_policy(cfg)
-            watchlist = Watchlist(store=store, matcher=default_matcher(),
-                                  default_contact=cfg.contact)
-            watchlist.reload(dt.datetime.now(dt.UTC).date())
-            responder = Responder(
-                settings=ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
-                                           clock_skew_ms=cfg.clock_skew_s * 1000),
-                signing_key=signing_key, directory=directory, policy=policy, store=store,
-                watchlist=watchlist, clock_ms=now_ms)
+            policy, watchlist, responder = _assemble(cfg, store, signing_key, directory)
             keeper = RegistryKeeper(
                 directory=directory, store=store, audit=responder.audit_log, path=cfg.registry,
                 node_id=cfg.node_id, clock_ms=now_ms,

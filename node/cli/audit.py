@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from node.cli.main import CliError, _config, _emit, add_command, add_group
+from node.cli.main import CliError, _config, _emit, _positive_int, add_command, add_group
 from node.core.errors import BxError
 
 __all__ = ["register"]
@@ -36,16 +36,6 @@ def _parse_time(text: str | None) -> int | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
-    return value
 
 
 def iso(ms: int) -> str:
