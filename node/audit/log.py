@@ -34,6 +34,7 @@ import os
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 import nacl.signing
@@ -489,8 +490,170 @@ class _Bad(Exception):
         self.problem = problem
 
 
+def _check_entry(expected: int, seq: int, time_ms: int, salt: Any, body: Any, leaf: Any,
+                 erased_ms: int | None, retention_ms: int | None) -> tuple[bytes, int]:
+    """One stored entry against its leaf: ``(leaf hash, 1 if erased else 0)``, or raise."""
+    if seq != expected:
+        if seq > expected:
+            raise _Bad(expected, f"entry {expected} is missing (next stored entry is {seq})")
+        raise _Bad(seq, f"entry {seq} is out of order")
+    leaf = bytes(leaf)
+    if len(leaf) != LEAF_SIZE or leaf[:5] != _LEAF_MAGIC:
+        raise _Bad(seq, f"entry {seq} leaf is malformed")
+    _, lseq, ltime, commitment = _LEAF.unpack(leaf)
+    if lseq != seq:
+        raise _Bad(seq, f"entry {seq} holds the leaf of entry {lseq} (reordered or copied)")
+    if ltime != time_ms:
+        raise _Bad(seq, f"entry {seq} time was changed")
+    if body is None:
+        if erased_ms is None:
+            raise _Bad(seq, f"entry {seq} body was deleted")
+        if retention_ms is not None and erased_ms - time_ms < retention_ms:
+            raise _Bad(seq, f"entry {seq} was erased before its retention period ended")
+        return hashlib.sha256(b"\x00" + leaf).digest(), 1
+    if salt is None or hashlib.sha256(bytes(salt) + bytes(body)).digest() != commitment:
+        raise _Bad(seq, f"entry {seq} was changed after it was written")
+    return hashlib.sha256(b"\x00" + leaf).digest(), 0
+
+
+#: Below this many entries one process verifies; above, two (see :func:`_verify_parallel`).
+PARALLEL_VERIFY_MIN = 200_000
+
+
+_ScanResult = tuple[dict[int, list[bytes]], list[bytes], int]
+
+
+def _scan(store: Store, first: int, last: int, sizes: Sequence[int],
+          retention_ms: int | None) -> _ScanResult:
+    """Check entries ``first..last`` and build the Merkle stack of that range alone (RFC 9162
+    2.1.1: complete subtrees, left to right).  Returns the stack at each size in ``sizes``,
+    the final stack and the erased count; raises :class:`_Bad` on the first problem."""
+    sha = hashlib.sha256
+    stack: list[bytes] = []
+    states: dict[int, list[bytes]] = {}
+    want = set(sizes)
+    n = first - 1
+    erased = 0
+    for seq, time_ms, salt, body, leaf, erased_ms in store.stream(
+            "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
+            "WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last)):
+        h, was_erased = _check_entry(n + 1, seq, time_ms, salt, body, leaf, erased_ms,
+                                     retention_ms)
+        erased += was_erased
+        stack.append(h)
+        n = seq
+        k = n - first + 1
+        while not k & 1:
+            r = stack.pop()
+            stack[-1] = sha(b"\x01" + stack[-1] + r).digest()
+            k >>= 1
+        if n in want:
+            states[n] = list(stack)
+    if n != last:
+        raise _Bad(n + 1, f"entry {n + 1} is missing")
+    return states, stack, erased
+
+
+def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int, sizes: list[int],
+                   retention_ms: int | None) -> _ScanResult | None:
+    """Run :func:`_scan` in a worker process (``python -m node.audit.log``); the database
+    key travels over the worker's stdin, never the command line.  None on any problem."""
+    import json as _json
+    import subprocess
+    import sys
+
+    job = {"path": str(spec[0]), "key": spec[1].hex(), "first": first, "last": last,
+           "sizes": sizes, "retention_ms": retention_ms}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "node.audit.log"], input=_json.dumps(job),
+                              capture_output=True, text=True, timeout=3600, check=False)
+        if proc.returncode != 0:
+            return None
+        out = _json.loads(proc.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    if not out.get("ok"):
+        return None
+    states = {int(k): [bytes.fromhex(h) for h in v] for k, v in out["states"].items()}
+    return states, [bytes.fromhex(h) for h in out["stack"]], int(out["erased"])
+
+
+def _worker_main() -> int:
+    """Entry of the verification worker: one JSON job on stdin, one JSON result on stdout."""
+    import json as _json
+    import sys
+
+    job = _json.loads(sys.stdin.read())
+    store = Store.open(Path(job["path"]), bytes.fromhex(job["key"]))
+    try:
+        states, stack, erased = _scan(store, job["first"], job["last"], job["sizes"],
+                                      job["retention_ms"])
+    except _Bad:
+        print(_json.dumps({"ok": False}))
+        return 0
+    finally:
+        store.close()
+    print(_json.dumps({"ok": True, "erased": erased, "stack": [h.hex() for h in stack],
+                       "states": {str(k): [h.hex() for h in v] for k, v in states.items()}}))
+    return 0
+
+
+def _verify_parallel(store: Store, verifiers: list[NoteVerifier],
+                     retention_ms: int | None) -> VerifyReport | None:
+    """Verify a large log on two cores; None when anything is off (the caller then runs the
+    sequential verification, which names the first bad entry).
+
+    RFC 9162 2.1.1 splits a tree of n leaves at k, the largest power of two below n; the
+    left part is one complete subtree, so its root followed by the right part's complete
+    subtrees is exactly the stack the sequential scan would hold.  Each checkpoint's root
+    is recomputed from that stack and compared with its signed note.
+    """
+    row = store.query_one("SELECT count(*), max(seq) FROM audit_entries")
+    if row is None or row[1] is None or row[0] != row[1] or row[0] < PARALLEL_VERIFY_MIN:
+        return None
+    n = int(row[0])
+    heads = [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in store.query(
+        "SELECT size, root, note FROM audit_checkpoints ORDER BY size")]
+    if any(size > n or size < 1 for size, _, _ in heads) or not verifiers:
+        return None
+    k = 1 << ((n - 1).bit_length() - 1)
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # waits on the worker
+        right = pool.submit(_scan_in_child, store.reader_spec(), k + 1, n,
+                            [s for s, _, _ in heads if s > k], retention_ms)
+        try:
+            left_states, left, erased_left = _scan(
+                store, 1, k, [s for s, _, _ in heads if s <= k], retention_ms)
+        except _Bad:
+            return None
+        result = right.result()
+    if result is None or len(left) != 1:
+        return None
+    right_states, right_stack, erased_right = result
+    for size, root_col, note in heads:
+        stack = left_states[size] if size <= k else [left[0], *right_states[size]]
+        try:
+            signed = open_checkpoint(note, log_verifiers=verifiers).checkpoint
+        except BxError:
+            return None
+        if signed.size != size or signed.root_hash != root_col or _fold(stack) != root_col:
+            return None
+    return VerifyReport(True, n, _fold([left[0], *right_stack]).hex(),
+                        checkpoints=len(heads), erased=erased_left + erased_right,
+                        checkpoint_size=heads[-1][0] if heads else 0)
+
+
 def _verify(store: Store, verifiers: list[NoteVerifier],
             retention_ms: int | None) -> VerifyReport:
+    fast = _verify_parallel(store, verifiers, retention_ms)
+    if fast is not None:
+        return fast
+    return _verify_sequential(store, verifiers, retention_ms)
+
+
+def _verify_sequential(store: Store, verifiers: list[NoteVerifier],
+                       retention_ms: int | None) -> VerifyReport:
     heads = [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in store.query(
         "SELECT size, root, note FROM audit_checkpoints ORDER BY size")]
     sha = hashlib.sha256
@@ -504,30 +667,9 @@ def _verify(store: Store, verifiers: list[NoteVerifier],
         for seq, time_ms, salt, body, leaf, erased_ms in store.stream(
                 "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
                 "ORDER BY seq"):
-            expected = n + 1
-            if seq != expected:
-                if seq > expected:
-                    raise _Bad(expected, f"entry {expected} is missing "
-                                         f"(next stored entry is {seq})")
-                raise _Bad(seq, f"entry {seq} is out of order")
-            leaf = bytes(leaf)
-            if len(leaf) != LEAF_SIZE or leaf[:5] != _LEAF_MAGIC:
-                raise _Bad(seq, f"entry {seq} leaf is malformed")
-            _, lseq, ltime, commitment = _LEAF.unpack(leaf)
-            if lseq != seq:
-                raise _Bad(seq, f"entry {seq} holds the leaf of entry {lseq} "
-                                "(reordered or copied)")
-            if ltime != time_ms:
-                raise _Bad(seq, f"entry {seq} time was changed")
-            if body is None:
-                if erased_ms is None:
-                    raise _Bad(seq, f"entry {seq} body was deleted")
-                if retention_ms is not None and erased_ms - time_ms < retention_ms:
-                    raise _Bad(seq, f"entry {seq} was erased before its retention period ended")
-                erased += 1
-            elif salt is None or sha(bytes(salt) + bytes(body)).digest() != commitment:
-                raise _Bad(seq, f"entry {seq} was changed after it was written")
-            h = sha(b"\x00" + leaf).digest()
+            h, was_erased = _check_entry(n + 1, seq, time_ms, salt, body, leaf, erased_ms,
+                                         retention_ms)
+            erased += was_erased
             window.append(h)
             stack.append(h)
             n = seq
@@ -603,3 +745,7 @@ def _check_head(store: Store, head: tuple[int, bytes, bytes], stack: list[bytes]
                             f"the one signed in checkpoint {size})")
     raise _Bad(first, f"an entry in {first}..{size} was changed after it was written "
                       f"(checkpoint {size} does not match)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(_worker_main())

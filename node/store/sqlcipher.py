@@ -82,6 +82,7 @@ class Store:
         self.path = path
         self._depth = 0
         self._nonces_purged_ms = 0
+        self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
 
     @classmethod
@@ -106,6 +107,7 @@ class Store:
                 reason="wrong_db_key",
             ) from exc
         store = cls(conn=conn, path=path)
+        store._key = key
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
@@ -121,6 +123,11 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
+
+    def reader_spec(self) -> tuple[Path, bytes]:
+        """Path and key for another process to open this database (e.g. to verify in
+        parallel).  Hand it over a pipe, never a file: it is the database key."""
+        return self.path, self._key
 
     def _migrate(self) -> None:
         with self.transaction():

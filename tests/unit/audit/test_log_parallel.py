@@ -1,0 +1,72 @@
+"""Every verification test of test_log.py again, with the two-process fast path forced on.
+
+A log of at least PARALLEL_VERIFY_MIN entries is verified by two processes split at the
+largest power of two below its size (RFC 9162 2.1.1); on any problem the sequential scan
+runs to name the first bad entry, so every outcome must be exactly the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import node.audit.log as audit_log
+from node.audit.log import MerkleAuditLog, _verify_parallel, _verify_sequential
+from node.store.sqlcipher import Store
+from tests.unit.audit.test_log import *  # noqa: F403 - the same tests, run again here
+from tests.unit.audit.test_log import EVENTS, KEY, SK, T0
+
+
+@pytest.fixture(autouse=True)
+def _parallel_always(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(audit_log, "PARALLEL_VERIFY_MIN", 1)
+    yield
+
+
+def _big(tmp_path: Path, entries: int, per_commit: int) -> Path:
+    path = tmp_path / "big.db"
+    store = Store.open(path, KEY, create=True)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+    for start in range(0, entries, per_commit):
+        with store.transaction():
+            for i in range(start, min(entries, start + per_commit)):
+                log.append(EVENTS[i % len(EVENTS)], time_ms=T0 + i)
+    store.close()
+    return path
+
+
+@pytest.mark.parametrize("entries", [2, 3, 64, 65, 300])
+def test_parallel_report_equals_the_sequential_one(tmp_path: Path, entries: int) -> None:
+    path = _big(tmp_path, entries, per_commit=7)
+    store = Store.open(path, KEY)
+    try:
+        log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+        assert log.verifier is not None
+        fast = _verify_parallel(store, [log.verifier], None)
+        slow = _verify_sequential(store, [log.verifier], None)
+    finally:
+        store.close()
+    assert fast is not None and fast.ok
+    assert fast == slow
+
+
+def test_parallel_path_declines_a_tampered_right_half(tmp_path: Path) -> None:
+    import sqlcipher3
+
+    path = _big(tmp_path, 300, per_commit=50)
+    conn = sqlcipher3.connect(str(path), isolation_level=None)
+    conn.execute(f"PRAGMA key = \"x'{KEY.hex()}'\"")
+    conn.execute("UPDATE audit_entries SET time_ms = time_ms + 1 WHERE seq = 290")
+    conn.close()
+    store = Store.open(path, KEY)
+    try:
+        log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+        assert log.verifier is not None
+        assert _verify_parallel(store, [log.verifier], None) is None
+        report = log.verify()
+    finally:
+        store.close()
+    assert (report.ok, report.first_bad_seq, report.problem) == (
+        False, 290, "entry 290 time was changed")
