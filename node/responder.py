@@ -40,6 +40,7 @@ from node.core.model import (
     Decision,
     LookupAnswer,
     LookupRequest,
+    PersonQuery,
     PolicyInput,
     Refusal,
     RequestHeader,
@@ -79,6 +80,7 @@ class Exchange:
     hits: int = 0
     items: int = 0
     audit: dict[str, object] = field(default_factory=dict)
+    policy_input: PolicyInput | None = None
 
 
 R = TypeVar("R")
@@ -261,7 +263,7 @@ class Responder:
         """Ask policy (step 8); record the decision in the audit entry; raise on deny."""
         day = dt.datetime.fromtimestamp(v.now_ms / 1000, dt.UTC).date().isoformat()
         h = v.header
-        decision = self.policy.decide(PolicyInput(
+        inp = PolicyInput(
             requester_node=v.member.node_id,
             requester_country=v.member.country,
             requester_agency=v.member.agency,
@@ -276,7 +278,9 @@ class Responder:
             items_today=self.store.items_today(v.member.node_id, day),
             time_ms=v.now_ms,
             responder_node=self.settings.node_id,
-        ))
+        )
+        decision = self.policy.decide(inp)
+        ex.policy_input = inp
         ex.audit.update(decision="allow" if decision.allow else "deny",
                         reasons=list(decision.reasons))
         if not decision.allow:
@@ -320,9 +324,14 @@ class LookupHandler:
                                   data_types=req.data_types, batch_size=len(req.items))
         day = dt.datetime.fromtimestamp(v.now_ms / 1000, dt.UTC).date()
         fields = decision.disclose & DISCLOSABLE_FIELDS
+        params = None
+        if any(isinstance(item, PersonQuery) for item in req.items):
+            assert ex.policy_input is not None
+            params = matching_params(self._r.policy, ex.policy_input)
+            ex.audit.update(match_threshold=params[0], max_candidates=params[1])
         results = tuple(
             Watchlist.disclose(i, hit, fields)
-            for i, hit in enumerate(self.watchlist.check_many(req.items, day))
+            for i, hit in enumerate(self.watchlist.check_many(req.items, day, params))
         )
         ex.items = len(results)
         ex.hits = sum(1 for r in results if r.outcome.value == "hit")
@@ -331,6 +340,24 @@ class LookupHandler:
             responder=self._r.settings.node_id, key_id=self._r.key_id, request_digest=v.digest,
             issued_at_ms=v.now_ms, results=results, audit_seq=self._r.next_audit_seq())
         return env_mod.RESPONSE_TYPE, convert.encode_answer(answer)
+
+
+MATCHING_QUERY = "data.bxnode.lookup.matching"
+
+
+def matching_params(policy: PolicyEngine, inp: PolicyInput) -> tuple[float, int]:
+    """The owner's policy says how strictly person lookups match (issue 6): the score a
+    candidate needs (0..1) and how many candidates a query may consider (1..1000).
+    Anything else is a policy error: the request is refused, never matched loosely."""
+    answer = policy.decide_query(MATCHING_QUERY, inp.as_document())
+    threshold, limit = answer.get("threshold"), answer.get("max_candidates")
+    if (answer.get("allow") is not True or isinstance(threshold, bool)
+            or not isinstance(threshold, int | float) or not 0 < threshold <= 1
+            or isinstance(limit, bool) or not isinstance(limit, int | float)
+            or limit != int(limit) or not 1 <= limit <= 1000):
+        raise PolicyDenied("the owner's policy gave no valid matching parameters",
+                           reasons=("policy_error",))
+    return float(threshold), int(limit)
 
 
 def _header_fields(h: RequestHeader) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import math
 import threading
 from collections import OrderedDict
@@ -30,6 +31,7 @@ from node.policy.engine import PolicyEngine
 __all__ = ["QUOTA_QUERY", "CachingPolicyEngine"]
 
 QUOTA_QUERY = "data.bxnode.lookup.quota_limit"
+MATCHING_QUERY = "data.bxnode.lookup.matching"
 _QUOTA = "quota_exhausted"
 
 
@@ -54,6 +56,7 @@ class CachingPolicyEngine:
         self._max = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[Any, ...], tuple[Decision, int | None]] = OrderedDict()
+        self._queries: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -65,9 +68,28 @@ class CachingPolicyEngine:
         self._inner.reload()
         with self._lock:
             self._entries.clear()
+            self._queries.clear()
 
     def decide_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any]:
-        return self._inner.decide_query(query, doc)
+        """Other queries are not cached, except the matching parameters, which read only
+        the governing agreement (``data.bxnode.lookup.matching``)."""
+        if query != MATCHING_QUERY:
+            return self._inner.decide_query(query, doc)
+        key = ("matching", self._inner.digest, json.dumps(
+            {k: doc.get(k) for k in ("requester", "responder", "purpose", "query")},
+            sort_keys=True), dt.datetime.fromtimestamp(doc.get("time_ms", 0) / 1000,
+                                                      dt.UTC).date().toordinal())
+        with self._lock:
+            hit = self._queries.get(key)
+        if hit is not None:
+            return hit
+        answer = self._inner.decide_query(query, doc)
+        if answer.get("allow") is True:  # never cache a failure
+            with self._lock:
+                self._queries[key] = answer
+                if len(self._queries) > self._max:
+                    self._queries.popitem(last=False)
+        return answer
 
     @staticmethod
     def _key(inp: PolicyInput, digest: str) -> tuple[Any, ...]:

@@ -47,8 +47,10 @@ class WatchlistHit:
 class PersonMatcher(Protocol):
     def rebuild(self, records: list[tuple[str, PersonQuery]]) -> None: ...
 
-    def search(self, query: PersonQuery) -> list[str]:
-        """Owner references of the records that match, best first."""
+    def search(self, query: PersonQuery, *, threshold: float | None = None,
+               max_candidates: int | None = None) -> list[str]:
+        """Owner references of the records that match, best first (policy may set how
+        strictly: the score needed and the number of candidates considered)."""
         ...
 
 
@@ -84,8 +86,10 @@ class Watchlist:
             return self._check_document(item, today)
         return self._check_person(item, today)
 
-    def check_many(self, items: Sequence[Query], today: dt.date) -> list[WatchlistHit | None]:
-        """Every item's hit, in order; all documents are looked up in one statement."""
+    def check_many(self, items: Sequence[Query], today: dt.date,
+                   matching: tuple[float, int] | None = None) -> list[WatchlistHit | None]:
+        """Every item's hit, in order; all documents are looked up in one statement.
+        ``matching`` is (score threshold, max candidates) for persons, from policy."""
         docs = [(q.number, q.issuing_state, q.doc_type) for q in items
                 if isinstance(q, DocumentQuery)]
         found = self._store.find_documents_many(docs, today.isoformat()) if docs else {}
@@ -95,7 +99,7 @@ class Watchlist:
                 rows = found.get((q.number, q.issuing_state, q.doc_type))
                 out.append(self._best(rows) if rows else None)
             else:
-                out.append(self._check_person(q, today))
+                out.append(self._check_person(q, today, matching))
         return out
 
     def _best(self, rows: list[tuple[str, str, str]]) -> WatchlistHit:
@@ -107,12 +111,14 @@ class Watchlist:
                                           today.isoformat())
         return self._best(rows) if rows else None
 
-    def _check_person(self, q: PersonQuery, today: dt.date) -> WatchlistHit | None:
+    def _check_person(self, q: PersonQuery, today: dt.date,
+                      matching: tuple[float, int] | None = None) -> WatchlistHit | None:
         if time.monotonic() - self._checked_at > 1.0:  # an import may have run meanwhile
             self._checked_at = time.monotonic()
             if self._store.get_meta("watchlist_generation") != self._generation:
                 self.reload(today)
-        for ref in self._matcher.search(q):
+        threshold, limit = matching if matching is not None else (None, None)
+        for ref in self._matcher.search(q, threshold=threshold, max_candidates=limit):
             meta = self._persons.get(ref)
             if meta is None or meta[2] < today.isoformat():
                 continue

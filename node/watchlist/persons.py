@@ -24,9 +24,11 @@ class IndexMatcher:
         index.add_many(records)
         self._index = index  # swapped whole: a search never sees a half-built index
 
-    def search(self, query: PersonQuery) -> list[str]:
-        return [c.ref for c in self._index.search(query, threshold=self.threshold,
-                                                  max_candidates=self.max_candidates)]
+    def search(self, query: PersonQuery, *, threshold: float | None = None,
+               max_candidates: int | None = None) -> list[str]:
+        return [c.ref for c in self._index.search(
+            query, threshold=self.threshold if threshold is None else threshold,
+            max_candidates=self.max_candidates if max_candidates is None else max_candidates)]
 
 
 def default_matcher(*, threshold: float = DEFAULT_THRESHOLD,

@@ -129,3 +129,14 @@ quota_limit := {"allow": true, "daily_quota": -1} if {
 	is_object(agreement)
 	not is_number(agreement.daily_quota)
 }
+
+# How person lookups match (node/matching): the score a candidate needs and how many
+# candidates one query may consider, per agreement ("match_threshold", "max_candidates"),
+# with the defaults below.  Read only for requests the lookup decision allowed.
+default matching := {"allow": false}
+
+matching := {
+	"allow": true,
+	"threshold": object.get(agreement, "match_threshold", 0.73),
+	"max_candidates": object.get(agreement, "max_candidates", 10),
+} if is_object(agreement)

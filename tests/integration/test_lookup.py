@@ -181,3 +181,22 @@ def test_batch_with_repeated_expired_and_unknown_documents(fed: Federation) -> N
         (Outcome.HIT, "KAZ-SLTD-2026-000117"), (Outcome.NO_HIT, ""),
         (Outcome.HIT, "KAZ-SLTD-2026-000117"), (Outcome.NO_HIT, ""),
         (Outcome.HIT, "KAZ-INV-2026-000981"), (Outcome.NO_HIT, "")]
+
+
+def test_policy_sets_how_strictly_persons_match(fed: Federation) -> None:
+    """ISUPOV scores about 0.79 against Юсупов: KGZ's agreement uses the default threshold
+    (0.73) and hits; UZB's agreement with KAZ sets 0.8 and does not."""
+    query = PersonQuery(family_name="ISUPOV", given_names="TIMUR",
+                        date_of_birth=PartialDate(1984, 3, 17), nationality="UZB",
+                        sex=Sex.MALE)
+    kgz, uzb = fed.client("KGZ-BS"), fed.client("UZB-BS")
+    a = kgz.lookup("KAZ-BS", CTX, QueryKind.PERSON, [query])
+    b = uzb.lookup("KAZ-BS", CTX, QueryKind.PERSON, [query])
+    kgz.close()
+    uzb.close()
+    assert (a.results[0].outcome, b.results[0].outcome) == (Outcome.HIT, Outcome.NO_HIT)
+    entries = {e["seq"]: e for e in fed.audit("KAZ-BS")}
+    assert (entries[a.audit_seq]["match_threshold"], entries[a.audit_seq]["max_candidates"]) \
+        == (0.73, 10)
+    assert (entries[b.audit_seq]["match_threshold"], entries[b.audit_seq]["max_candidates"]) \
+        == (0.8, 5)
