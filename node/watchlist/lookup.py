@@ -81,11 +81,6 @@ class Watchlist:
         self._matcher.rebuild(records)
         return len(records)
 
-    def check(self, item: Query, today: dt.date) -> WatchlistHit | None:
-        if isinstance(item, DocumentQuery):
-            return self._check_document(item, today)
-        return self._check_person(item, today)
-
     def check_many(self, items: Sequence[Query], today: dt.date,
                    matching: tuple[float, int] | None = None) -> list[WatchlistHit | None]:
         """Every item's hit, in order; all documents are looked up in one statement.
@@ -105,11 +100,6 @@ class Watchlist:
     def _best(self, rows: list[tuple[str, str, str]]) -> WatchlistHit:
         best = min(rows, key=lambda r: _SEVERITY[ActionCode(r[1])])
         return WatchlistHit(best[0], ActionCode(best[1]), best[2] or self._default_contact)
-
-    def _check_document(self, q: DocumentQuery, today: dt.date) -> WatchlistHit | None:
-        rows = self._store.find_documents(q.number, q.issuing_state, q.doc_type,
-                                          today.isoformat())
-        return self._best(rows) if rows else None
 
     def _check_person(self, q: PersonQuery, today: dt.date,
                       matching: tuple[float, int] | None = None) -> WatchlistHit | None:
