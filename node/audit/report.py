@@ -53,13 +53,12 @@ def _e(v: object) -> str:
 
 def _chart(chart_id: str, title: str, days: list[str],
            series: Mapping[str, Mapping[str, int]]) -> str:
-    """A line chart (inline SVG): one line per series over ``days``."""
+    """A grouped bar chart (inline SVG): one bar per series in each period of ``days``."""
     w, h, left, bottom, top = 720, 260, 50, 40, 20
     peak = max([1, *(v for s in series.values() for v in s.values())])
-    n = max(1, len(days) - 1)
-
-    def x(i: int) -> float:
-        return left + (w - left - 20) * (i / n if len(days) > 1 else 0.5)
+    names = sorted(series)
+    slot = (w - left - 20) / max(1, len(days))
+    bar = min(40.0, max(1.0, slot * 0.8 / max(1, len(names))))
 
     def y(v: int) -> float:
         return top + (h - top - bottom) * (1 - v / peak)
@@ -73,22 +72,24 @@ def _chart(chart_id: str, title: str, days: list[str],
     step = max(1, len(days) // 8)
     for i, d in enumerate(days):
         if i % step == 0 or i == len(days) - 1:
-            parts.append(f'<text x="{x(i):.1f}" y="{h - bottom + 16}" text-anchor="middle" '
-                         f'font-size="10">{_e(d[5:])}</text>')
-    for k, (name, values) in enumerate(sorted(series.items())):
+            parts.append(f'<text x="{left + slot * (i + 0.5):.1f}" y="{h - bottom + 16}" '
+                         f'text-anchor="middle" font-size="10">{_e(d[5:])}</text>')
+    for k, name in enumerate(names):
         colour = _COLOURS[k % len(_COLOURS)]
-        pts = " ".join(f"{x(i):.1f},{y(values.get(d, 0)):.1f}" for i, d in enumerate(days))
-        parts.append(f'<polyline class="series" data-series="{_e(name)}" fill="none" '
-                     f'stroke="{colour}" stroke-width="2" points="{pts}"/>')
+        values = series[name]
+        parts.append(f'<g class="series" data-series="{_e(name)}" fill="{colour}">')
         for i, d in enumerate(days):
-            parts.append(f'<circle cx="{x(i):.1f}" cy="{y(values.get(d, 0)):.1f}" r="2.5" '
-                         f'fill="{colour}"><title>{_e(name)} {_e(d)}: '
-                         f'{values.get(d, 0)}</title></circle>')
+            v = values.get(d, 0)
+            x = left + slot * i + slot * 0.1 + bar * k
+            parts.append(f'<rect x="{x:.1f}" y="{y(v):.1f}" width="{bar:.1f}" '
+                         f'height="{y(0) - y(v):.1f}"><title>{_e(name)} {_e(d)}: {v}</title>'
+                         "</rect>")
+        parts.append("</g>")
     parts.append("</svg>")
     legend = " ".join(
         f'<span class="key"><span class="swatch" style="background:'
         f'{_COLOURS[k % len(_COLOURS)]}"></span>{_e(name)}</span>'
-        for k, name in enumerate(sorted(series)))
+        for k, name in enumerate(names))
     return f'<figure><figcaption>{_e(title)}</figcaption>{"".join(parts)}' \
            f'<div class="legend">{legend}</div></figure>'
 
