@@ -17,8 +17,8 @@ import grpc
 import nacl.signing
 
 from node.audit.log import MerkleAuditLog
+from node.client.channel import open_channel
 from node.core import envelope as env_mod
-from node.core import limits
 from node.core.envelope import Envelope
 from node.core.errors import BxError, EnvironmentFault, RemoteError, Unauthenticated
 from node.core.members import MemberDirectory, signing_key
@@ -84,15 +84,7 @@ class PeerClient:
     def _channel(self, endpoint: str) -> grpc.Channel:
         ch = self._channels.get(endpoint)
         if ch is None:
-            opts = [("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES),
-                    ("grpc.max_send_message_length", limits.MAX_REQUEST_BYTES)]
-            if self._tls is None:
-                ch = grpc.insecure_channel(endpoint, options=opts)
-            else:
-                creds = grpc.ssl_channel_credentials(
-                    root_certificates=self._tls.ca, private_key=self._tls.key,
-                    certificate_chain=self._tls.cert)
-                ch = grpc.secure_channel(endpoint, creds, options=opts)
+            ch = open_channel(endpoint, self._tls)
             self._channels[endpoint] = ch
         return ch
 

@@ -12,6 +12,7 @@ import threading
 
 import grpc
 
+from node.client.channel import open_channel
 from node.core.errors import EnvironmentFault
 from node.federation.pki import TlsMaterial
 from node.federation.registry import MAX_REGISTRY_BYTES, NodeEntry
@@ -37,14 +38,7 @@ class GrpcRegistryFetcher:
         with self._lock:
             ch = self._channels.get(endpoint)
             if ch is None:
-                opts = [("grpc.max_receive_message_length", _MAX_RECEIVE)]
-                if self._tls is None:
-                    ch = grpc.insecure_channel(endpoint, options=opts)
-                else:
-                    creds = grpc.ssl_channel_credentials(
-                        root_certificates=self._tls.ca, private_key=self._tls.key,
-                        certificate_chain=self._tls.cert)
-                    ch = grpc.secure_channel(endpoint, creds, options=opts)
+                ch = open_channel(endpoint, self._tls, max_message=_MAX_RECEIVE)
                 self._channels[endpoint] = ch
             return ch
 

@@ -29,6 +29,7 @@ from node.audit.checkpoint_witness import AddCheckpointRequest, WitnessError
 from node.audit.log import AuditQuery, MerkleAuditLog
 from node.audit.note import parse_note
 from node.audit.witnessing import WitnessDesk, verify_cosignatures
+from node.client.channel import open_channel
 from node.core.errors import BxError, InvalidInput, NotAuthorised
 from node.core.members import Member, MemberDirectory
 from node.core.model import RequestHeader
@@ -300,14 +301,7 @@ class _SizeConflict(Exception):
 def _grpc_sender(svc: AuditServices) -> Callable[[str, bytes], Awaitable[bytes]]:
     def call(peer: str, body: bytes) -> bytes:
         endpoint = svc.directory.member(peer).endpoint
-        if svc.tls is None:
-            channel = grpc.insecure_channel(endpoint)
-        else:
-            creds = grpc.ssl_channel_credentials(root_certificates=svc.tls.ca,
-                                                 private_key=svc.tls.key,
-                                                 certificate_chain=svc.tls.cert)
-            channel = grpc.secure_channel(endpoint, creds)
-        with channel:
+        with open_channel(endpoint, svc.tls) as channel:
             stub = channel.unary_unary(
                 ADD_CHECKPOINT, request_serializer=apb.AddCheckpointRequest.SerializeToString,
                 response_deserializer=apb.AddCheckpointResponse.FromString)
