@@ -250,14 +250,6 @@ class Store:
             "INSERT OR REPLACE INTO persons VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return int(cur.rowcount)
 
-    def find_documents(self, number: str, issuing_state: str, doc_type: str,
-                       today: str) -> list[tuple[str, str, str]]:
-        """Live records for a document: (owner_ref, action, contact), expired ones never."""
-        return [tuple(r) for r in self._conn.execute(
-            "SELECT owner_ref, action, contact FROM documents WHERE number=? AND "
-            "issuing_state=? AND doc_type=? AND expires >= ? ORDER BY owner_ref",
-            (number, issuing_state, doc_type, today))]
-
     def find_documents_many(self, keys: Sequence[tuple[str, str, str]],
                             today: str) -> dict[tuple[str, str, str], list[tuple[str, str, str]]]:
         """Live records for many (number, issuing_state, doc_type) keys in one statement."""

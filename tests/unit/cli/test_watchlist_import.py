@@ -35,8 +35,9 @@ def test_import_csv(node: Path, bx: Bx, tmp_path: Path) -> None:
     assert counts(node) == (2, 1)
     store = store_of(node)
     try:
-        assert store.find_documents("AB12345678901234567X", "D", "ID", "2026-01-01") == [
-            ("REF-2", "refuse_entry", "desk 2")]
+        key = ("AB12345678901234567X", "D", "ID")
+        assert store.find_documents_many([key], "2026-01-01") == {
+            key: [("REF-2", "refuse_entry", "desk 2")]}
         assert store.person("REF-3") == ("REF-3", "Асанов", "Бакыт", "Токтогулович", "1979-11",
                                          "KGZ", "M", "arrest", "", "2030-01-01")
         assert store.get_meta("watchlist_generation") == "1"

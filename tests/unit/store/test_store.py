@@ -155,10 +155,11 @@ def test_watchlist_rows_and_expiry(db: Path) -> None:
             assert s.insert_documents(DOCS) == 2
             assert s.insert_persons(PERSONS) == 1
         assert s.watchlist_counts() == (2, 1)
-        assert s.find_documents("PLAINDOC4711", "KAZ", "P", "2026-11-23") == [
-            ("KAZ-SLTD-1", "seize_document", "desk")]
-        assert s.find_documents("FA1002003", "UZB", "P", "2026-11-23") == []  # expired
-        assert s.find_documents("PLAINDOC4711", "KAZ", "I", "2026-11-23") == []
+        keys = [("PLAINDOC4711", "KAZ", "P"), ("FA1002003", "UZB", "P"),
+                ("PLAINDOC4711", "KAZ", "I"), ("PLAINDOC4711", "KAZ", "P")]
+        # one live record; FA1002003 has expired; another type is another document
+        assert s.find_documents_many(keys, "2026-11-23") == {
+            ("PLAINDOC4711", "KAZ", "P"): [("KAZ-SLTD-1", "seize_document", "desk")]}
         assert s.person("UZB-WNT-1") == PERSONS[0]
         assert list(s.iter_persons("2031-01-01")) == [PERSONS[0]]  # live on its last day
         assert list(s.iter_persons("2031-01-02")) == []
