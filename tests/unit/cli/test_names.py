@@ -1,0 +1,96 @@
+"""``bxnode names compare`` and ``bxnode query mrz``: results and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from node.matching import check_digit
+from tests.federation import Federation
+from tests.unit.cli._support import Bx, assert_one_sentence, audit_bodies
+
+PAIR = {"a": {"given": "Тимур", "family": "Юсупов", "patronymic": None, "dob": "1984-03-17",
+              "nationality": "UZB", "sex": "M"},
+        "b": {"given": "TIMUR", "family": "IUSUPOV", "patronymic": None, "dob": "1984-03-17",
+              "nationality": "UZB", "sex": "M"}}
+OTHER = {"a": PAIR["a"], "b": {**PAIR["b"], "given": "RUSTAM", "dob": "1961-09-02"}}
+
+
+def test_names_compare_writes_one_line_per_pair(bx: Bx, tmp_path: Path) -> None:
+    f = tmp_path / "pairs.jsonl"
+    f.write_text(json.dumps(PAIR, ensure_ascii=False) + "\n" + json.dumps(OTHER) + "\n")
+    r = bx("names", "compare", str(f))
+    assert r.rc == 0, r.err
+    lines = [json.loads(x) for x in r.out.splitlines()]
+    assert [x["match"] for x in lines] == [True, False]
+    assert lines[0]["score"] > lines[1]["score"]
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ('{"a": 1}\n', "line 1"),
+    (json.dumps(PAIR) + "\nnot json\n", "line 2"),
+    (json.dumps({**PAIR, "b": {**PAIR["b"], "dob": "1984-13-40"}}) + "\n", "line 1"),
+])
+def test_names_compare_bad_line(bx: Bx, tmp_path: Path, content: str, needle: str) -> None:
+    f = tmp_path / "pairs.jsonl"
+    f.write_text(content)
+    assert needle in assert_one_sentence(bx("names", "compare", str(f)))
+
+
+def test_names_compare_missing_and_binary_files(bx: Bx, tmp_path: Path) -> None:
+    assert "is not a readable file" in assert_one_sentence(
+        bx("names", "compare", str(tmp_path / "nope.jsonl")))
+    f = tmp_path / "bin.jsonl"
+    f.write_bytes(b"\xff\xfe\x00")
+    assert "not UTF-8" in assert_one_sentence(bx("names", "compare", str(f)))
+
+
+def _td3(number: str = "N04815160", dob: str = "840317", expiry: str = "300101") -> str:
+    def cd(field: str) -> str:
+        return str(check_digit(field))
+
+    line1 = "P<UZBIUSUPOV<<TIMUR".ljust(44, "<")
+    opt = "<" * 14
+    body = (number + cd(number) + "UZB" + dob + cd(dob) + "M" + expiry + cd(expiry) + opt
+            + cd(opt))
+    composite = body[0:10] + body[13:20] + body[21:43]
+    return f"{line1}\n{body}{cd(composite)}\n"
+
+
+def test_query_mrz_asks_about_document_and_holder(fed: Federation, bx: Bx,
+                                                  tmp_path: Path) -> None:
+    f = tmp_path / "mrz.txt"
+    f.write_text(_td3())
+    r = bx("query", "mrz", str(f), "--json", "--node-dir", str(fed.dirs["KGZ-BS"]),
+           "--peer", "KAZ-BS", "--purpose", "border_check", "--case-ref", "MRZ-1")
+    assert r.rc == 0, r.err
+    out = json.loads(r.out)
+    # the passport is not listed; its holder (written Юсупов in KAZ's list) is
+    assert [(x["index"], x["outcome"], x["reference"]) for x in out["results"]] == [
+        (0, "no_hit", ""), (1, "hit", "KAZ-WNT-2026-000311")]
+    entry = audit_bodies(fed.dirs["KAZ-BS"])[-1]
+    assert (entry["query_kind"], entry["items"]) == ("batch", 2)
+
+
+def test_query_mrz_bad_check_digit_sends_nothing(fed: Federation, bx: Bx,
+                                                 tmp_path: Path) -> None:
+    text = _td3()
+    bad = text[:44 + 1 + 9] + ("0" if text[44 + 1 + 9] != "0" else "1") + text[44 + 1 + 10:]
+    f = tmp_path / "mrz.txt"
+    f.write_text(bad)
+    before = len(audit_bodies(fed.dirs["KAZ-BS"]))
+    line = assert_one_sentence(bx("query", "mrz", str(f), "--node-dir",
+                                  str(fed.dirs["KGZ-BS"]), "--peer", "KAZ-BS", "--purpose",
+                                  "border_check", "--case-ref", "MRZ-2"))
+    assert "the MRZ is not valid" in line and "check digit" in line
+    assert len(audit_bodies(fed.dirs["KAZ-BS"])) == before
+
+
+def test_query_mrz_garbage(fed: Federation, bx: Bx, tmp_path: Path) -> None:
+    f = tmp_path / "mrz.txt"
+    f.write_text("hello\n")
+    assert "the MRZ is not valid" in assert_one_sentence(
+        bx("query", "mrz", str(f), "--node-dir", str(fed.dirs["KGZ-BS"]), "--peer", "KAZ-BS",
+           "--purpose", "border_check", "--case-ref", "MRZ-3"))
