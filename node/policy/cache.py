@@ -110,8 +110,7 @@ class CachingPolicyEngine:
         if cached is None:
             self.misses += 1
             # The day's first instant stands for the whole day (agreements are per day).
-            day_ms = key[11] and int(dt.datetime.combine(
-                dt.date.fromordinal(key[11]), dt.time(), dt.UTC).timestamp() * 1000)
+            day_ms = inp.time_ms - inp.time_ms % 86_400_000  # UTC midnight of that day
             base_inp = dataclasses.replace(inp, items_today=0, time_ms=day_ms,
                                            legal_basis=inp.legal_basis.strip() and "x",
                                            case_ref=inp.case_ref.strip() and "x",
