@@ -24,6 +24,7 @@ from typing import Any
 import sqlcipher3
 
 from node.core.errors import ConfigError, EnvironmentFault
+from node.store.db import Dialect, FieldCodec, PlainCodec
 
 __all__ = ["ReceiptRow", "Store"]
 
@@ -75,7 +76,13 @@ class ReceiptRow:
 
 
 class Store:
-    """One connection to the node database.  Not thread-safe: one owner at a time."""
+    """One connection to the node database.  Not thread-safe: one owner at a time.
+
+    Implements :class:`node.store.db.Database` for the embedded backend.
+    """
+
+    dialect: Dialect = "sqlite"
+    codec: FieldCodec = PlainCodec()
 
     def __init__(self, *, conn: Any, path: Path) -> None:
         self._conn = conn

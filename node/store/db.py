@@ -1,0 +1,105 @@
+"""The one shape every storage backend gives the SQL modules under ``node/store/``.
+
+Both backends (SQLCipher, the embedded default, and PostgreSQL for replicated nodes)
+implement :class:`Database`.  The SQL modules beside this file (``node/store/*.py``)
+are written once against it, in the portable subset both engines accept:
+
+* placeholders are ``?`` (the PostgreSQL adapter rewrites them to ``%s``; our SQL never
+  holds a literal ``?``);
+* upserts are ``INSERT ... ON CONFLICT (...) DO UPDATE/NOTHING`` (never ``INSERT OR
+  REPLACE``);
+* DDL uses ``INTEGER``, ``TEXT``, ``BLOB`` and ``INTEGER PRIMARY KEY`` (an automatic row
+  id); the PostgreSQL adapter maps them to ``BIGINT``, ``TEXT``, ``BYTEA`` and an identity
+  column, and drops ``WITHOUT ROWID``.
+
+Personal identifiers pass through :attr:`Database.codec` before they reach a column:
+``index`` for a value that is looked up (a keyed HMAC "blind index" on PostgreSQL, the
+value itself in the already encrypted SQLCipher file) and ``seal``/``open`` for contents
+(AES-GCM on PostgreSQL, identity in SQLCipher).  So a PostgreSQL administrator with full
+read access sees no document number, name, owner reference or contact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol
+
+__all__ = ["Database", "Dialect", "FieldCodec", "PlainCodec"]
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class FieldCodec(Protocol):
+    """How a backend protects personal identifiers inside its columns."""
+
+    #: True where :meth:`index` and :meth:`seal` really transform (PostgreSQL).
+    protects: bool
+
+    def index(self, kind: str, value: str) -> str | bytes:
+        """The column value to look ``value`` up by; equal inputs give equal outputs."""
+        ...
+
+    def seal(self, kind: str, value: bytes) -> bytes:
+        """Contents as stored; ``kind`` is bound in (a value sealed for one column does
+        not open for another)."""
+        ...
+
+    def open(self, kind: str, value: bytes) -> bytes:
+        """The inverse of :meth:`seal`; raises on tampering."""
+        ...
+
+
+class PlainCodec:
+    """Identity codec for a store whose whole file is encrypted (SQLCipher)."""
+
+    protects = False
+
+    def index(self, kind: str, value: str) -> str:
+        return value
+
+    def seal(self, kind: str, value: bytes) -> bytes:
+        return value
+
+    def open(self, kind: str, value: bytes) -> bytes:
+        return bytes(value)
+
+
+class Database(Protocol):
+    """One connection's worth of storage: transactions and portable SQL."""
+
+    dialect: Dialect
+    codec: FieldCodec
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Begin ... commit (durable); nested calls become savepoints."""
+        ...
+
+    def savepoint(self) -> AbstractContextManager[None]: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def before_commit(self, key: str, fn: Callable[[], None]) -> None:
+        """Run ``fn`` inside the open transaction just before its outermost commit."""
+        ...
+
+    def ensure_schema(self, name: str, ddl: str) -> None:
+        """Apply ``ddl`` (portable ``CREATE ... IF NOT EXISTS`` statements) once."""
+        ...
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def query_one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+    def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]: ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def close(self) -> None: ...
