@@ -84,6 +84,14 @@ class Database(Protocol):
         """Run ``fn`` inside the open transaction just before its outermost commit."""
         ...
 
+    def lock(self, name: str) -> None:
+        """Serialise every writer of ``name``, on every replica, until this transaction ends.
+
+        SQLCipher: nothing to do (``BEGIN IMMEDIATE`` already holds the file's write lock).
+        PostgreSQL: ``pg_advisory_xact_lock`` on a key derived from ``name``.
+        """
+        ...
+
     def ensure_schema(self, name: str, ddl: str) -> None:
         """Apply ``ddl`` (portable ``CREATE ... IF NOT EXISTS`` statements) once."""
         ...

@@ -202,6 +202,11 @@ class Store:
         finally:
             self._depth -= 1
 
+    def lock(self, name: str) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` holds the file's write lock (Database.lock)."""
+        if not self._depth:
+            raise RuntimeError("lock needs an open transaction")
+
     # --- for modules that own tables of their own (crossings, Merkle log, registry) ----------
 
     def ensure_schema(self, name: str, ddl: str) -> None:
