@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@bash scripts/ensure-chromium.sh
+	@bash scripts/ensure-postgresql.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
