@@ -77,7 +77,16 @@ class Purpose(StrEnum):
 _DOC_NUMBER = re.compile(r"[A-Z0-9]+")
 _DOC_TYPE = re.compile(r"[PIACV][A-Z0-9]?")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
-_NAME_PUNCT = frozenset(" -'\u02bb\u2019.")
+#: Besides letters (any script, Unicode L*), combining marks (M*), spaces (Zs)
+#: and hyphens/dashes (Pd), a name may hold: dots (Catalan ·, Japanese ・), the
+#: apostrophe family that keyboards put for Uzbek oʻ, gʻ and the tutuq belgisi ʼ
+#: (REFERENCE.md "Uzbek Latin": U+02BB, U+02BC, ', ‘ ’, `, and the look-alikes ‛ ´ ′ ＇ ՚),
+#: the joiners Persian and Indic names need (ZWNJ, ZWJ), and the ICAO 9303
+#: filler ``<`` (Part 3, 4.6) of names copied from a machine-readable zone.
+_NAME_DOTS = frozenset(".\u00b7\u2027\u30fb")
+_NAME_APOSTROPHES = frozenset("'`\u00b4\u02b9\u02bb\u02bc\u02bd\u02c8\u055a\u2018\u2019\u201b"
+                              "\u2032\uff07")
+_NAME_EXTRA = _NAME_DOTS | _NAME_APOSTROPHES | frozenset("\u200c\u200d<")
 
 
 def _require(cond: bool, message: str, reason: str = "invalid_argument") -> None:
@@ -117,17 +126,41 @@ def validate_id(value: str, what: str) -> str:
     return value
 
 
+def _name_char_problem(ch: str, pos: int) -> str | None:
+    """Why ``ch`` (at 1-based ``pos``) cannot be part of a name, or None when it can."""
+    cat = unicodedata.category(ch)
+    if cat[0] in "LM" or cat in ("Zs", "Pd") or ch in _NAME_EXTRA:
+        return None
+    code = f"U+{ord(ch):04X}"
+    if cat == "Cc" or cat in ("Zl", "Zp"):
+        return f"a control character ({code}) at position {pos}"
+    if cat[0] == "N":
+        return f"a digit ({ch!r}, {code}) at position {pos}; a name has no digits"
+    if cat == "Cf":
+        return f"an invisible formatting character ({code}) at position {pos}"
+    if cat in ("Cs", "Co", "Cn"):
+        return f"an unassigned or private-use character ({code}) at position {pos}"
+    return (f"{ch!r} ({code} {unicodedata.name(ch, 'symbol')}) at position {pos}, "
+            "which is not part of a name")
+
+
 def validate_name(value: str, what: str, *, required: bool) -> str:
+    """A name as written, NFC and stripped; raises ``bad_name`` naming the first problem.
+
+    Accepts every script's letters and marks, spaces, hyphens, dots and the
+    apostrophe family (see ``_NAME_EXTRA``); refuses control characters,
+    digits, symbols and values longer than ``limits.MAX_NAME_LEN``.
+    """
     value = unicodedata.normalize("NFC", value).strip()
     if not value:
         _require(not required, f"{what} is required", "bad_name")
         return value
     _require(len(value) <= limits.MAX_NAME_LEN, f"{what} is longer than {limits.MAX_NAME_LEN}",
              "bad_name")
-    for ch in value:
-        cat = unicodedata.category(ch)
-        _require(cat[0] in "LM" or ch in _NAME_PUNCT,
-                 f"{what} may hold only letters, spaces, hyphens and apostrophes", "bad_name")
+    for pos, ch in enumerate(value, start=1):
+        problem = _name_char_problem(ch, pos)
+        if problem is not None:
+            raise InvalidInput(f"{what} holds {problem}", reason="bad_name")
     return value
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from node.matching import check_digit
 from tests.federation import Federation
-from tests.unit.cli._support import Bx, assert_one_sentence, audit_bodies
+from tests.unit.cli._support import Bx, assert_one_sentence, audit_bodies, store_of
 
 PAIR = {"a": {"given": "Тимур", "family": "Юсупов", "patronymic": None, "dob": "1984-03-17",
               "nationality": "UZB", "sex": "M"},
@@ -94,3 +94,35 @@ def test_query_mrz_garbage(fed: Federation, bx: Bx, tmp_path: Path) -> None:
     assert "the MRZ is not valid" in assert_one_sentence(
         bx("query", "mrz", str(f), "--node-dir", str(fed.dirs["KGZ-BS"]), "--peer", "KAZ-BS",
            "--purpose", "border_check", "--case-ref", "MRZ-3"))
+
+
+# --- names as keyboards type them (issue 14) ---------------------------------------------
+
+WL_HEADER = ("kind,owner_ref,action,expires,contact,number,issuing_state,doc_type,loss_type,"
+             "family_name,given_names,patronymic,dob,nationality,sex")
+
+
+def test_watchlist_import_keeps_an_uzbek_patronymic_with_backticks(node: Path, bx: Bx,
+                                                                   tmp_path: Path) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text(WL_HEADER + "\nperson,UZB-1,inform,2036-01-01,,,,,,Karimov,Jasur,"
+                    "Oybek o`g`li,1990-04-12,UZB,M\n", encoding="utf-8")
+    r = bx("watchlist", "import", str(path), "--node-dir", str(node))
+    assert (r.rc, r.err, r.out) == (0, "", "imported 0 document(s) and 1 person(s)\n")
+    store = store_of(node)
+    try:
+        assert store.person("UZB-1") == ("UZB-1", "Karimov", "Jasur", "Oybek o`g`li",
+                                         "1990-04-12", "UZB", "M", "inform", "", "2036-01-01")
+    finally:
+        store.close()
+
+
+def test_query_person_with_an_uzbek_patronymic_is_sent(fed: Federation, bx: Bx) -> None:
+    before = len(audit_bodies(fed.dirs["KAZ-BS"]))
+    r = bx("query", "person", "--json", "--node-dir", str(fed.dirs["KGZ-BS"]), "--peer",
+           "KAZ-BS", "--purpose", "border_check", "--case-ref", "UZ-1", "--family", "Karimov",
+           "--given", "Jasur", "--patronymic", "Oybek o`g`li", "--dob", "1990-04-12",
+           "--nationality", "UZB", "--sex", "M")
+    assert r.rc == 0, r.err
+    assert [x["outcome"] for x in json.loads(r.out)["results"]] == ["no_hit"]
+    assert len(audit_bodies(fed.dirs["KAZ-BS"])) == before + 1

@@ -186,7 +186,7 @@ def test_person_name_length_bounds() -> None:
     assert _reason(_person, patronymic="a" * 101) == "bad_name"
 
 
-@pytest.mark.parametrize("name", ["Ivanov1", "Иванов2", "A<B", "Smith;", "a\tb", "x_y", "😀"])
+@pytest.mark.parametrize("name", ["Ivanov1", "Иванов2", "Smith;", "a\tb", "x_y", "😀"])
 def test_person_name_rejects_digits_and_symbols(name: str) -> None:
     assert _reason(_person, family_name=name) == "bad_name"
 
