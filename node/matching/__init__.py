@@ -7,7 +7,7 @@
 * :mod:`~node.matching.compare`: JSON Lines of pairs → scores (for the CLI).
 """
 
-from node.matching.compare import compare_stream, parse_person
+from node.matching.compare import BadLine, CompareReport, compare_stream, parse_person
 from node.matching.index import Candidate, PersonIndex
 from node.matching.mrz import MrzFields, MrzResult, check_digit, parse_mrz, read_mrz_fields
 from node.matching.scoring import DEFAULT_THRESHOLD, MatchResult, score
@@ -23,7 +23,9 @@ from node.matching.transliterate import (
 __all__ = [
     "DEFAULT_THRESHOLD",
     "SYSTEMS",
+    "BadLine",
     "Candidate",
+    "CompareReport",
     "MatchResult",
     "MrzFields",
     "MrzResult",

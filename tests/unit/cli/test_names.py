@@ -29,14 +29,60 @@ def test_names_compare_writes_one_line_per_pair(bx: Bx, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "needle"), [
-    ('{"a": 1}\n', "line 1"),
-    (json.dumps(PAIR) + "\nnot json\n", "line 2"),
-    (json.dumps({**PAIR, "b": {**PAIR["b"], "dob": "1984-13-40"}}) + "\n", "line 1"),
+    ('{"a": 1}\n', "line 1: "),
+    (json.dumps(PAIR) + "\nnot json\n", "line 2: not JSON"),
+    (json.dumps({**PAIR, "b": {**PAIR["b"], "dob": "1984-13-40"}}) + "\n", "line 1: "),
+    (json.dumps({**PAIR, "b": {**PAIR["b"], "family": "IUSUPOV7"}}) + "\n",
+     "line 1: family name holds a digit ('7', U+0037) at position 8; a name has no digits "
+     "(bad_name)"),
 ])
-def test_names_compare_bad_line(bx: Bx, tmp_path: Path, content: str, needle: str) -> None:
+def test_names_compare_strict_stops_at_a_bad_line(bx: Bx, tmp_path: Path, content: str,
+                                                  needle: str) -> None:
     f = tmp_path / "pairs.jsonl"
-    f.write_text(content)
-    assert needle in assert_one_sentence(bx("names", "compare", str(f)))
+    f.write_text(content + json.dumps(PAIR) + "\n")
+    line = assert_one_sentence(bx("names", "compare", "--strict", str(f)))
+    assert line.startswith(f"bxnode: {needle}") and line.endswith("stopped there (--strict)")
+
+
+def test_names_compare_reports_bad_lines_and_carries_on(bx: Bx, tmp_path: Path) -> None:
+    f = tmp_path / "pairs.jsonl"
+    bad_name = {**PAIR, "b": {**PAIR["b"], "given": "TIMUR;"}}
+    f.write_text("\n".join([json.dumps(PAIR), "not json", json.dumps(bad_name),
+                            json.dumps(OTHER)]) + "\n")
+    report = tmp_path / "report.json"
+    r = bx("names", "compare", str(f), "--report", str(report))
+    assert r.rc == 1
+    assert [json.loads(x)["match"] for x in r.out.splitlines()] == [True, False]
+    err = [ln for ln in r.err.splitlines() if not ln.startswith("{")]
+    assert err == [
+        "bxnode: line 2: not JSON (Expecting value) (bad_pair)",
+        "bxnode: line 3: given names holds ';' (U+003B SEMICOLON) at position 6, which is "
+        "not part of a name (bad_name)",
+        "compared 2 pair(s); 2 bad line(s) skipped",
+    ]
+    assert json.loads(report.read_text()) == {
+        "pairs": 2, "bad_lines": 2, "bad": [e[len("bxnode: "):] for e in err[:2]]}
+
+
+def test_names_compare_reports_per_kind_figures(bx: Bx, tmp_path: Path) -> None:
+    f = tmp_path / "pairs.jsonl"
+    rows = [{**PAIR, "match": True, "kind": "cross_script"},
+            {**OTHER, "match": False, "kind": "unrelated"},
+            {**OTHER, "match": True, "kind": "typo"}]
+    f.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+    report = tmp_path / "report.json"
+    r = bx("names", "compare", str(f), "--report", str(report))
+    assert r.rc == 0, r.err
+    err = [ln for ln in r.err.splitlines() if not ln.startswith("{")]
+    assert err[:2] == [
+        "compared 3 pair(s)",
+        "labelled 3: precision 1.0000, recall 0.5000, F1 0.6667 (tp 1, fp 0, fn 1, tn 1)"]
+    assert [ln.split()[0] for ln in err[2:]] == ["cross_script/match", "typo/match",
+                                                  "unrelated/non-match"]
+    got = json.loads(report.read_text())
+    assert (got["precision"], got["recall"], got["f1"]) == (1.0, 0.5, 0.6667)
+    assert got["kinds"]["typo/match"] == {"match": True, "pairs": 1, "correct": 0,
+                                          "recall": 0.0}
 
 
 def test_names_compare_missing_and_binary_files(bx: Bx, tmp_path: Path) -> None:

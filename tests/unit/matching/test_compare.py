@@ -33,7 +33,7 @@ def test_parse_person() -> None:
 def test_compare_stream_writes_one_line_per_pair_in_order() -> None:
     lines = [json.dumps({"a": A, "b": B}), "", json.dumps({"a": A, "b": {**B, "dob": "1990"}})]
     out = io.StringIO()
-    assert compare_stream(lines, out) == 2
+    assert compare_stream(lines, out).pairs == 2
     assert out.getvalue() == ('{"score": 0.88, "match": true}\n'
                               '{"score": 0.5, "match": false}\n')
 
@@ -51,17 +51,61 @@ def test_compare_stream_writes_one_line_per_pair_in_order() -> None:
     (json.dumps({"a": A, "b": B}) + " " * MAX_LINE_LEN, "bad_pair"),
 ])
 def test_bad_line_names_its_1_based_number(bad: str, reason: str) -> None:
-    lines = [json.dumps({"a": A, "b": B}), "", bad]
+    lines = [json.dumps({"a": A, "b": B}), "", bad, json.dumps({"a": A, "b": A})]
     with pytest.raises(InvalidInput) as e:
-        compare_stream(lines, io.StringIO())
+        compare_stream(lines, io.StringIO(), strict=True)
     assert str(e.value).startswith("line 3: ")
     assert e.value.reason == reason
+    # without strict: reported, and the stream carries on
+    out = io.StringIO()
+    report = compare_stream(lines, out)
+    assert (report.pairs, report.bad_count) == (2, 1)
+    [b] = report.bad_lines
+    assert (b.line, b.reason) == (3, reason)
+    assert str(b).startswith("line 3: ") and str(b).endswith(f" ({reason})")
+    assert len(out.getvalue().splitlines()) == 2
+
+
+def test_a_backtick_patronymic_line_is_scored() -> None:
+    uz = {"given": "Jasur", "family": "Karimov", "patronymic": "Oybek o`g`li",
+          "dob": "1990-04-12", "nationality": "UZB", "sex": "M"}
+    cyr = {**uz, "given": "Жасур", "family": "Каримов", "patronymic": "Ойбек ўғли"}
+    out = io.StringIO()
+    report = compare_stream([json.dumps({"a": uz, "b": cyr}, ensure_ascii=False)], out)
+    assert (report.pairs, report.bad_count) == (1, 0)
+    assert json.loads(out.getvalue())["match"] is True
+
+
+def test_report_tallies_labels_per_kind() -> None:
+    same = {"a": A, "b": B, "match": True, "kind": "cross_script"}
+    other = {"a": A, "b": {**B, "given": "RUSTAM", "dob": "1961"}, "match": False,
+             "kind": "unrelated"}
+    missed = {"a": A, "b": {**B, "dob": "1990"}, "match": True, "kind": "typo"}
+    unlabelled = {"a": A, "b": B}
+    lines = [json.dumps(x) for x in (same, other, missed, unlabelled, same)]
+    report = compare_stream(lines, io.StringIO())
+    assert (report.pairs, report.tp, report.fp, report.fn, report.tn) == (5, 2, 0, 1, 1)
+    assert (round(report.precision, 4), round(report.recall, 4), round(report.f1, 4)) == (
+        1.0, 0.6667, 0.8)
+    assert report.as_dict()["kinds"] == {
+        "cross_script/match": {"match": True, "pairs": 2, "correct": 2, "recall": 1.0},
+        "typo/match": {"match": True, "pairs": 1, "correct": 0, "recall": 0.0},
+        "unrelated/non-match": {"match": False, "pairs": 1, "correct": 1, "rejected": 1.0},
+    }
+
+
+def test_report_keeps_a_bounded_number_of_bad_lines() -> None:
+    from node.matching.compare import MAX_BAD_LINES_KEPT
+
+    report = compare_stream(["x"] * (MAX_BAD_LINES_KEPT + 1), io.StringIO())
+    assert (report.bad_count, len(report.bad_lines)) == (MAX_BAD_LINES_KEPT + 1,
+                                                          MAX_BAD_LINES_KEPT)
 
 
 def _f1(name: str) -> tuple[float, int]:
     lines = (DATA / name).read_text(encoding="utf-8").splitlines()
     out = io.StringIO()
-    n = compare_stream(lines, out)
+    n = compare_stream(lines, out, strict=True).pairs
     labels = [json.loads(line)["match"] for line in lines]
     got = [json.loads(line)["match"] for line in out.getvalue().splitlines()]
     tp = sum(1 for g, y in zip(got, labels, strict=True) if g and y)
