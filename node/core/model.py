@@ -81,11 +81,12 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
 #: and hyphens/dashes (Pd), a name may hold: dots (Catalan ·, Japanese ・), the
 #: apostrophe family that keyboards put for Uzbek oʻ, gʻ and the tutuq belgisi ʼ
 #: (REFERENCE.md "Uzbek Latin": U+02BB, U+02BC, ', ‘ ’, `, and the look-alikes ‛ ´ ′ ＇ ՚),
-#: the joiners Persian and Indic names need (ZWNJ, ZWJ), and the ICAO 9303
-#: filler ``<`` (Part 3, 4.6) of names copied from a machine-readable zone.
+#: the double marks romanisations write for Ъ (BGN/PCGN ” ″, ISO 9 ʺ, typed "), the
+#: joiners Persian and Indic names need (ZWNJ, ZWJ), and the ICAO 9303 filler
+#: ``<`` (Part 3, 4.6) of names copied from a machine-readable zone.
 _NAME_DOTS = frozenset(".\u00b7\u2027\u30fb")
 _NAME_APOSTROPHES = frozenset("'`\u00b4\u02b9\u02bb\u02bc\u02bd\u02c8\u055a\u2018\u2019\u201b"
-                              "\u2032\uff07")
+                              "\u2032\uff07\"\u02ba\u02ee\u201c\u201d\u2033")
 _NAME_EXTRA = _NAME_DOTS | _NAME_APOSTROPHES | frozenset("\u200c\u200d<")
 
 

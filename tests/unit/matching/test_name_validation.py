@@ -29,6 +29,7 @@ UZBEK_PATRONYMICS = ["Oybek o\u02bbg\u02bbli", "Oybek o'g'li", "Oybek o\u2018g\u
 @pytest.mark.parametrize("name", [
     *UZBEK_PATRONYMICS,
     "Ma\u02bcruf",  # tutuq belgisi
+    "Ob\u201dyedkov", "Ob\u2033yedkov", "Ob\"edkov", "Ob''edkov", "Ob\u02baedkov",  # Ъ
     "O'Neil-Smith", "Jean-Luc", "St. John", "Ll\u00b7ull",  # hyphen, dot, Catalan middle dot
     "Nazarbayev\u2013Kulibayeva",  # en dash
     "M\u00fcller", "Jose\u0301",  # precomposed and combining acute (NFC makes it é)
