@@ -18,7 +18,7 @@ The tree (RFC 9162 section 2.1, :mod:`node.audit.merkle`) stores its perfect-sub
 hashes in ``audit_hashes`` (:class:`SqlHashStore`); proofs read O(log n) of them.
 
 Sealing: appends only insert rows.  Just before the outermost ``COMMIT`` of the
-transaction that appended (``Store.before_commit``), the log adds the new leaves to the
+transaction that appended (``Database.before_commit``), the log adds the new leaves to the
 tree, checks that the new tree is consistent with the last checkpoint it signed (RFC 9162
 2.1.4, from stored hashes against the *signed* old root), signs one C2SP checkpoint
 (``origin``/size/root, :mod:`node.audit.checkpoint`) and stores it, all in that same
@@ -58,7 +58,8 @@ from node.audit.note import (
     parse_note,
 )
 from node.core.errors import BxError, ConfigError
-from node.store.sqlcipher import Store
+from node.store.audit_log import AuditEntry, AuditLogTables, CheckpointRow, NewAuditEntry
+from node.store.db import Database
 
 __all__ = [
     "LEAF_SIZE",
@@ -78,27 +79,7 @@ __all__ = [
     "log_verifiers",
 ]
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_entries (
-    seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, salt BLOB, body BLOB,
-    leaf BLOB NOT NULL, erased_ms INTEGER,
-    event TEXT, requester TEXT, operator TEXT, purpose TEXT, case_ref TEXT, outcome TEXT,
-    request_digest TEXT
-);
-CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries (time_ms);
-CREATE INDEX IF NOT EXISTS audit_entries_digest ON audit_entries (request_digest);
-CREATE TABLE IF NOT EXISTS audit_hashes (
-    level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL,
-    PRIMARY KEY (level, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS audit_checkpoints (
-    size INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, root BLOB NOT NULL, note BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_cosignatures (
-    size INTEGER NOT NULL, witness TEXT NOT NULL, time_ms INTEGER NOT NULL,
-    line TEXT NOT NULL, PRIMARY KEY (size, witness)
-) WITHOUT ROWID;
-"""
+
 
 _LEAF_MAGIC: Final = b"bxal\x01"
 _LEAF = struct.Struct(">5sQQ32s")
@@ -174,16 +155,6 @@ class AuditQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
-    seq: int
-    time_ms: int
-    salt: bytes | None
-    body: bytes | None
-    leaf: bytes
-    erased_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class SignedHead:
     """A stored signed checkpoint and the cosignature lines collected for it."""
 
@@ -210,20 +181,13 @@ class AuditLog(Protocol):
 class SqlHashStore:
     """:class:`node.audit.merkle.HashStore` over the ``audit_hashes`` table."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, store: Database | AuditLogTables) -> None:
+        self._tables = store if isinstance(store, AuditLogTables) else AuditLogTables(store)
 
     def get_many(self, coords: Sequence[tuple[int, int]], /) -> list[bytes]:
         if not coords:
             return []
-        found: dict[tuple[int, int], bytes] = {}
-        for i in range(0, len(coords), 400):
-            chunk = coords[i:i + 400]
-            marks = ",".join("(?,?)" for _ in chunk)  # placeholders only
-            sql = f"SELECT level, idx, hash FROM audit_hashes WHERE (level, idx) IN (VALUES {marks})"  # noqa: E501, S608
-            args = [x for c in chunk for x in c]
-            for level, idx, h in self._store.query(sql, args):
-                found[(int(level), int(idx))] = bytes(h)
+        found = self._tables.get_hashes(coords)
         try:
             return [found[c] for c in coords]
         except KeyError as exc:
@@ -232,9 +196,7 @@ class SqlHashStore:
     def put_many(self, entries: Sequence[tuple[int, int, bytes]], /) -> None:
         if any(len(h) != HASH_SIZE for _, _, h in entries):
             raise StoreCorrupt("malformed hash store entry")
-        inserted = self._store.executemany(
-            "INSERT INTO audit_hashes VALUES (?,?,?) ON CONFLICT (level, idx) DO NOTHING",
-            entries)
+        inserted = self._tables.put_hashes(entries)
         if inserted != len(entries):  # some existed: they must hold the same hash
             have = self.get_many([(lv, ix) for lv, ix, _ in entries])
             for (lv, ix, h), old in zip(entries, have, strict=True):
@@ -246,15 +208,16 @@ class SqlHashStore:
 
 
 class MerkleAuditLog:
-    """The audit log of one node over its :class:`Store`.
+    """The audit log of one node over its :class:`~node.store.db.Database`.
 
     ``signing_key`` signs checkpoints; a log opened without one (read-only tools) still
     appends, and its entries are sealed by the next commit of a log that has a key.
     """
 
-    def __init__(self, *, store: Store, node_id: str | None = None,
+    def __init__(self, *, store: Database, node_id: str | None = None,
                  signing_key: nacl.signing.SigningKey | None = None) -> None:
-        store.ensure_schema("audit_merkle", SCHEMA)
+        self._tables = AuditLogTables(store)
+        self._tables.ensure_schema()
         self._store = store
         self.node_id = node_id
         self.origin = log_origin(node_id) if node_id else None
@@ -263,10 +226,10 @@ class MerkleAuditLog:
             if self.origin is None:
                 raise ConfigError("a signing audit log needs its node id", reason="bad_config")
             self._signer = Ed25519NoteSigner(name=self.origin, seed=bytes(signing_key))
-        self.hashes = SqlHashStore(store)
+        self.hashes = SqlHashStore(self._tables)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Database:
         return self._store
 
     @property
@@ -276,23 +239,23 @@ class MerkleAuditLog:
     # --- writing ----------------------------------------------------------------------------
 
     def next_seq(self) -> int:
-        row = self._store.query_one("SELECT max(seq) FROM audit_entries")
-        return 1 if row is None or row[0] is None else int(row[0]) + 1
+        return self._tables.next_seq()
 
     def append(self, event: dict[str, Any], *, time_ms: int) -> int:
         """Append one entry in the caller's transaction (or its own); return its seq."""
         with self._store.transaction():
+            self._tables.append_lock()  # one total order across replicas (no-op on SQLCipher)
             seq = self.next_seq()
             body = canonical_json({**event, "seq": seq, "time_ms": time_ms, "v": 2})
             salt = os.urandom(SALT_SIZE)
             leaf = encode_leaf(seq, time_ms, body_commitment(salt, body))
             peer = event.get("requester") or event.get("peer")
-            self._store.execute(
-                "INSERT INTO audit_entries VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)",
-                (seq, time_ms, salt, body, leaf, _s(event.get("event")), _s(peer),
-                 _s(event.get("operator")), _s(event.get("purpose")),
-                 _s(event.get("case_ref")), _s(event.get("outcome")),
-                 _s(event.get("request_digest"))))
+            self._tables.insert_entry(NewAuditEntry(
+                seq=seq, time_ms=time_ms, salt=salt, body=body, leaf=leaf,
+                event=_s(event.get("event")), requester=_s(peer),
+                operator=_s(event.get("operator")), purpose=_s(event.get("purpose")),
+                case_ref=_s(event.get("case_ref")), outcome=_s(event.get("outcome")),
+                request_digest=_s(event.get("request_digest"))))
             if self._signer is not None:
                 self._store.before_commit(_SEAL_KEY, lambda: self._seal_hook(time_ms))
         return seq
@@ -311,8 +274,7 @@ class MerkleAuditLog:
         last = self.latest_head()
         old_size = 0 if last is None else last.size
         tree = MerkleTree.open(self.hashes, old_size)
-        leaves = [bytes(r[0]) for r in self._store.query(
-            "SELECT leaf FROM audit_entries WHERE seq > ? ORDER BY seq", (old_size,))]
+        leaves = self._tables.leaves_after(old_size)
         if not leaves:
             return None
         tree.append(hash_leaf(leaf) for leaf in leaves)
@@ -332,64 +294,44 @@ class MerkleAuditLog:
                     f"(size {old_size}): {exc.message}", reason="inconsistent_log") from exc
         checkpoint = Checkpoint(origin=self.origin, size=tree.size, root_hash=root)
         note = sign_checkpoint(checkpoint, [self._signer])
-        self._store.execute("INSERT INTO audit_checkpoints VALUES (?,?,?,?)",
-                            (tree.size, time_ms, root, note))
+        self._tables.insert_checkpoint(CheckpointRow(tree.size, root, time_ms, note))
         return SignedHead(tree.size, root, time_ms, note)
 
     def add_cosignature(self, size: int, witness: str, line: str, *, time_ms: int) -> None:
-        self._store.execute(
-            "INSERT OR REPLACE INTO audit_cosignatures VALUES (?,?,?,?)",
-            (size, witness, time_ms, line))
+        self._tables.put_cosignature(size, witness, line, time_ms=time_ms)
 
     def erase_expired(self, *, now_ms: int, retention_ms: int) -> int:
         """Delete body, salt and search fields of entries older than ``retention_ms``."""
         with self._store.transaction():
-            return self._store.execute(
-                "UPDATE audit_entries SET body=NULL, salt=NULL, event=NULL, requester=NULL, "
-                "operator=NULL, purpose=NULL, case_ref=NULL, outcome=NULL, "
-                "request_digest=NULL, erased_ms=? WHERE time_ms < ? AND body IS NOT NULL",
-                (now_ms, now_ms - retention_ms))
+            return self._tables.erase_before(now_ms - retention_ms, now_ms=now_ms)
 
     # --- reading ----------------------------------------------------------------------------
 
     def latest_head(self) -> SignedHead | None:
-        row = self._store.query_one(
-            "SELECT size, root, time_ms, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+        row = self._tables.latest_checkpoint()
         return None if row is None else self._head(row)
 
     def head_at_least(self, size: int) -> SignedHead | None:
-        row = self._store.query_one(
-            "SELECT size, root, time_ms, note FROM audit_checkpoints WHERE size >= ? "
-            "ORDER BY size LIMIT 1", (size,))
+        row = self._tables.checkpoint_at_least(size)
         return None if row is None else self._head(row)
 
     def head(self, size: int) -> SignedHead | None:
-        row = self._store.query_one(
-            "SELECT size, root, time_ms, note FROM audit_checkpoints WHERE size = ?", (size,))
+        row = self._tables.checkpoint(size)
         return None if row is None else self._head(row)
 
-    def _head(self, row: tuple[Any, ...]) -> SignedHead:
-        cos = tuple(str(r[0]) for r in self._store.query(
-            "SELECT line FROM audit_cosignatures WHERE size=? ORDER BY witness", (row[0],)))
-        return SignedHead(int(row[0]), bytes(row[1]), int(row[2]), bytes(row[3]), cos)
+    def _head(self, row: CheckpointRow) -> SignedHead:
+        return SignedHead(row.size, row.root, row.time_ms, row.note,
+                          self._tables.cosignature_lines(row.size))
 
     def heads(self) -> list[SignedHead]:
-        return [self._head(r) for r in self._store.query(
-            "SELECT size, root, time_ms, note FROM audit_checkpoints ORDER BY size")]
+        return [self._head(r) for r in self._tables.checkpoints()]
 
     def entry(self, seq: int) -> AuditEntry | None:
-        row = self._store.query_one(
-            "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries WHERE seq=?",
-            (seq,))
-        return None if row is None else _entry(row)
+        return self._tables.entry(seq)
 
     def entry_for_request(self, digest_hex: str) -> AuditEntry | None:
         """This node's entry for a request it *received* with this digest (not one it sent)."""
-        row = self._store.query_one(
-            "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
-            "WHERE request_digest=? AND event NOT LIKE '%\\_sent' ESCAPE '\\' "
-            "ORDER BY seq LIMIT 1", (digest_hex,))
-        return None if row is None else _entry(row)
+        return self._tables.entry_for_request(digest_hex)
 
     def tree(self, size: int) -> MerkleTree:
         return MerkleTree.open(self.hashes, size)
@@ -404,10 +346,7 @@ class MerkleAuditLog:
 
     def entries(self, *, from_ms: int | None = None,
                 to_ms: int | None = None) -> Iterator[AuditEntry]:
-        q, args = _time_filter("SELECT seq, time_ms, salt, body, leaf, erased_ms "
-                               "FROM audit_entries", from_ms, to_ms)
-        for row in self._store.stream(q + " ORDER BY seq", args):
-            yield _entry(row)
+        yield from self._tables.entries(from_ms=from_ms, to_ms=to_ms)
 
     def bodies(self, *, from_ms: int | None = None,
                to_ms: int | None = None) -> Iterator[dict[str, Any]]:
@@ -416,27 +355,11 @@ class MerkleAuditLog:
             yield _body_dict(e)
 
     def search(self, q: AuditQuery) -> Iterator[dict[str, Any]]:
-        cond: list[str] = []
-        args: list[Any] = []
-        for col, value in (("purpose", q.purpose), ("outcome", q.outcome),
-                           ("operator", q.operator), ("case_ref", q.case_ref),
-                           ("event", q.event), ("requester", q.peer)):
-            if value:
-                cond.append(f"{col} = ?")
-                args.append(value)
-        if q.from_ms is not None:
-            cond.append("time_ms >= ?")
-            args.append(q.from_ms)
-        if q.to_ms is not None:
-            cond.append("time_ms <= ?")
-            args.append(q.to_ms)
-        sql = "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries"
-        if cond:
-            sql += " WHERE " + " AND ".join(cond)
-        sql += " ORDER BY seq LIMIT ?"
-        args.append(q.limit)
-        for row in self._store.query(sql, args):
-            yield _body_dict(_entry(row))
+        for e in self._tables.search(
+                limit=q.limit, event=q.event, requester=q.peer, operator=q.operator,
+                purpose=q.purpose, case_ref=q.case_ref, outcome=q.outcome,
+                from_ms=q.from_ms, to_ms=q.to_ms):
+            yield _body_dict(e)
 
     # --- verification -----------------------------------------------------------------------
 
@@ -457,30 +380,11 @@ def _s(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _entry(row: tuple[Any, ...]) -> AuditEntry:
-    return AuditEntry(int(row[0]), int(row[1]), None if row[2] is None else bytes(row[2]),
-                      None if row[3] is None else bytes(row[3]), bytes(row[4]),
-                      None if row[5] is None else int(row[5]))
-
-
 def _body_dict(e: AuditEntry) -> dict[str, Any]:
     if e.body is None:
         return {"seq": e.seq, "time_ms": e.time_ms, "erased": True}
     out: dict[str, Any] = json.loads(e.body)
     return out
-
-
-def _time_filter(sql: str, from_ms: int | None, to_ms: int | None) -> tuple[str, list[Any]]:
-    cond, args = [], []
-    if from_ms is not None:
-        cond.append("time_ms >= ?")
-        args.append(from_ms)
-    if to_ms is not None:
-        cond.append("time_ms <= ?")
-        args.append(to_ms)
-    if cond:
-        sql += " WHERE " + " AND ".join(cond)
-    return sql, args
 
 
 class _Bad(Exception):
@@ -523,7 +427,7 @@ PARALLEL_VERIFY_MIN = 200_000
 _ScanResult = tuple[dict[int, list[bytes]], list[bytes], int]
 
 
-def _scan(store: Store, first: int, last: int, sizes: Sequence[int],
+def _scan(store: Database, first: int, last: int, sizes: Sequence[int],
           retention_ms: int | None) -> _ScanResult:
     """Check entries ``first..last`` and build the Merkle stack of that range alone (RFC 9162
     2.1.1: complete subtrees, left to right).  Returns the stack at each size in ``sizes``,
@@ -534,9 +438,7 @@ def _scan(store: Store, first: int, last: int, sizes: Sequence[int],
     want = set(sizes)
     n = first - 1
     erased = 0
-    for seq, time_ms, salt, body, leaf, erased_ms in store.stream(
-            "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
-            "WHERE seq >= ? AND seq <= ? ORDER BY seq", (first, last)):
+    for seq, time_ms, salt, body, leaf, erased_ms in AuditLogTables(store).scan(first, last):
         h, was_erased = _check_entry(n + 1, seq, time_ms, salt, body, leaf, erased_ms,
                                      retention_ms)
         erased += was_erased
@@ -583,6 +485,8 @@ def _worker_main() -> int:
     import json as _json
     import sys
 
+    from node.store.sqlcipher import Store
+
     job = _json.loads(sys.stdin.read())
     store = Store.open(Path(job["path"]), bytes.fromhex(job["key"]))
     try:
@@ -598,29 +502,36 @@ def _worker_main() -> int:
     return 0
 
 
-def _verify_parallel(store: Store, verifiers: list[NoteVerifier],
+def _verify_parallel(store: Database, verifiers: list[NoteVerifier],
                      retention_ms: int | None) -> VerifyReport | None:
     """Verify a large log on two cores; None when anything is off (the caller then runs the
     sequential verification, which names the first bad entry).
+
+    Only for the embedded store (``dialect == "sqlite"``): the worker process opens the
+    same SQLCipher file read-only through :meth:`Store.reader_spec`.  Other backends
+    verify sequentially.
 
     RFC 9162 2.1.1 splits a tree of n leaves at k, the largest power of two below n; the
     left part is one complete subtree, so its root followed by the right part's complete
     subtrees is exactly the stack the sequential scan would hold.  Each checkpoint's root
     is recomputed from that stack and compared with its signed note.
     """
-    row = store.query_one("SELECT count(*), max(seq) FROM audit_entries")
-    if row is None or row[1] is None or row[0] != row[1] or row[0] < PARALLEL_VERIFY_MIN:
+    reader_spec = getattr(store, "reader_spec", None)
+    if store.dialect != "sqlite" or reader_spec is None:
         return None
-    n = int(row[0])
-    heads = [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in store.query(
-        "SELECT size, root, note FROM audit_checkpoints ORDER BY size")]
+    tables = AuditLogTables(store)
+    count, top = tables.count_and_max()
+    if top is None or count != top or count < PARALLEL_VERIFY_MIN:
+        return None
+    n = count
+    heads = [(c.size, c.root, c.note) for c in tables.checkpoints()]
     if any(size > n or size < 1 for size, _, _ in heads) or not verifiers:
         return None
     k = 1 << ((n - 1).bit_length() - 1)
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # waits on the worker
-        right = pool.submit(_scan_in_child, store.reader_spec(), k + 1, n,
+        right = pool.submit(_scan_in_child, reader_spec(), k + 1, n,
                             [s for s, _, _ in heads if s > k], retention_ms)
         try:
             left_states, left, erased_left = _scan(
@@ -644,7 +555,7 @@ def _verify_parallel(store: Store, verifiers: list[NoteVerifier],
                         checkpoint_size=heads[-1][0] if heads else 0)
 
 
-def _verify(store: Store, verifiers: list[NoteVerifier],
+def _verify(store: Database, verifiers: list[NoteVerifier],
             retention_ms: int | None) -> VerifyReport:
     fast = _verify_parallel(store, verifiers, retention_ms)
     if fast is not None:
@@ -652,10 +563,10 @@ def _verify(store: Store, verifiers: list[NoteVerifier],
     return _verify_sequential(store, verifiers, retention_ms)
 
 
-def _verify_sequential(store: Store, verifiers: list[NoteVerifier],
+def _verify_sequential(store: Database, verifiers: list[NoteVerifier],
                        retention_ms: int | None) -> VerifyReport:
-    heads = [(int(r[0]), bytes(r[1]), bytes(r[2])) for r in store.query(
-        "SELECT size, root, note FROM audit_checkpoints ORDER BY size")]
+    tables = AuditLogTables(store)
+    heads = [(c.size, c.root, c.note) for c in tables.checkpoints()]
     sha = hashlib.sha256
     stack: list[bytes] = []
     window: list[bytes] = []  # leaf hashes since the last checked checkpoint
@@ -664,9 +575,7 @@ def _verify_sequential(store: Store, verifiers: list[NoteVerifier],
     hi = 0  # index into heads
     last_ok = 0
     try:
-        for seq, time_ms, salt, body, leaf, erased_ms in store.stream(
-                "SELECT seq, time_ms, salt, body, leaf, erased_ms FROM audit_entries "
-                "ORDER BY seq"):
+        for seq, time_ms, salt, body, leaf, erased_ms in tables.scan():
             h, was_erased = _check_entry(n + 1, seq, time_ms, salt, body, leaf, erased_ms,
                                          retention_ms)
             erased += was_erased
@@ -679,7 +588,7 @@ def _verify_sequential(store: Store, verifiers: list[NoteVerifier],
                 stack[-1] = sha(b"\x01" + stack[-1] + r).digest()
                 k >>= 1
             while hi < len(heads) and heads[hi][0] == n:
-                _check_head(store, heads[hi], stack, verifiers, window, last_ok)
+                _check_head(tables, heads[hi], stack, verifiers, window, last_ok)
                 last_ok = n
                 window = []
                 hi += 1
@@ -688,7 +597,7 @@ def _verify_sequential(store: Store, verifiers: list[NoteVerifier],
             raise _Bad(n + 1, f"entries {n + 1}..{size} are missing: checkpoint of size "
                               f"{size} covers them")
     except _Bad as bad:
-        bad = _earlier_bad_leaf(store, window, n - len(window)) or bad
+        bad = _earlier_bad_leaf(tables, window, n - len(window)) or bad
         return VerifyReport(False, n, _fold(stack).hex(), bad.seq, bad.problem,
                             checkpoints=hi, erased=erased,
                             checkpoint_size=heads[hi - 1][0] if hi else 0)
@@ -696,11 +605,9 @@ def _verify_sequential(store: Store, verifiers: list[NoteVerifier],
                         checkpoint_size=heads[-1][0] if heads else 0)
 
 
-def _earlier_bad_leaf(store: Store, window: list[bytes], start: int) -> _Bad | None:
+def _earlier_bad_leaf(tables: AuditLogTables, window: list[bytes], start: int) -> _Bad | None:
     """A leaf accepted since the last checkpoint that differs from the stored leaf hash."""
-    stored = [bytes(r[0]) for r in store.query(
-        "SELECT hash FROM audit_hashes WHERE level=0 AND idx>=? AND idx<? ORDER BY idx",
-        (start, start + len(window)))]
+    stored = tables.leaf_hashes(start, start + len(window))
     for i, (h, s) in enumerate(zip(window, stored, strict=False)):
         if h != s:
             seq = start + i + 1
@@ -718,7 +625,7 @@ def _fold(stack: list[bytes]) -> bytes:
     return acc
 
 
-def _check_head(store: Store, head: tuple[int, bytes, bytes], stack: list[bytes],
+def _check_head(tables: AuditLogTables, head: tuple[int, bytes, bytes], stack: list[bytes],
                 verifiers: list[NoteVerifier], window: list[bytes], last_ok: int) -> None:
     size, root_col, note = head
     try:
@@ -735,9 +642,7 @@ def _check_head(store: Store, head: tuple[int, bytes, bytes], stack: list[bytes]
     # The recomputed tree differs from the signed one: find the leaf using the stored
     # (write-once) leaf hashes of this checkpoint's batch.
     first = last_ok + 1
-    stored = [bytes(r[0]) for r in store.query(
-        "SELECT hash FROM audit_hashes WHERE level=0 AND idx>=? AND idx<? ORDER BY idx",
-        (last_ok, size))]
+    stored = tables.leaf_hashes(last_ok, size)
     for i, h in enumerate(window):
         if i >= len(stored) or stored[i] != h:
             seq = first + i

@@ -1,0 +1,52 @@
+"""Helpers the SQL modules share: the field codec applied to text columns, placeholders.
+
+A protected column (``codec.protects``, PostgreSQL) holds a blind index (``index``) or
+sealed bytes (``seal``); an unprotected one (SQLCipher, whose whole file is encrypted) holds
+the value itself, exactly as before the codec existed, so existing files read unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from node.store.db import FieldCodec
+
+__all__ = ["index_text", "marks", "open_blob", "open_text", "seal_blob", "seal_text"]
+
+
+def index_text(codec: FieldCodec, kind: str, value: str) -> str:
+    """The column value to look ``value`` up by, as text (a byte index is stored as hex)."""
+    out = codec.index(kind, value)
+    return out if isinstance(out, str) else bytes(out).hex()
+
+
+def seal_text(codec: FieldCodec, kind: str, value: str) -> str | bytes:
+    """Text contents as stored: the text itself, or its sealed UTF-8 bytes."""
+    return codec.seal(kind, value.encode()) if codec.protects else value
+
+
+def open_text(codec: FieldCodec, kind: str, stored: object) -> str:
+    """The inverse of :func:`seal_text` (a text value was stored unsealed)."""
+    if isinstance(stored, str):
+        return stored
+    if isinstance(stored, bytes | bytearray | memoryview):
+        return codec.open(kind, bytes(stored)).decode()
+    raise TypeError(f"unexpected stored value for {kind}: {type(stored).__name__}")
+
+
+def seal_blob(codec: FieldCodec, kind: str, value: bytes | None) -> bytes | None:
+    return None if value is None else codec.seal(kind, value)
+
+
+def open_blob(codec: FieldCodec, kind: str, stored: object) -> bytes | None:
+    if stored is None:
+        return None
+    if not isinstance(stored, bytes | bytearray | memoryview):
+        raise TypeError(f"unexpected stored value for {kind}: {type(stored).__name__}")
+    return codec.open(kind, bytes(stored))
+
+
+def marks(values: Sequence[object], per_row: int = 1) -> str:
+    """``?`` placeholders for ``values`` (``(?,?),(?,?)`` for ``per_row`` > 1): never data."""
+    one = "?" if per_row == 1 else "(" + ",".join("?" * per_row) + ")"
+    return ",".join(one for _ in values)
