@@ -8,7 +8,8 @@ inconsistent with one already witnessed (or whose proof fails) is kept as eviden
 error level, and raises the ``witness_alert`` status flag (meta ``audit:witness_alert``).
 
 Log side: which size each peer last cosigned (``audit_witnessed``), and the cosignatures we
-collected (``audit_cosignatures``, in :mod:`node.audit.log`).
+collected (``audit_cosignatures``, in :mod:`node.audit.log`).  The SQL is in
+:mod:`node.store.witness`.
 """
 
 from __future__ import annotations
@@ -32,25 +33,13 @@ from node.audit.log import log_origin, log_verifiers
 from node.audit.note import parse_signature_lines
 from node.core.errors import ConfigError, Unauthenticated
 from node.core.members import MemberDirectory
-from node.store.sqlcipher import Store
+from node.store.db import Database
+from node.store.witness import WITNESS_SCHEMA, EvidenceRow, WitnessStateRow, WitnessTables
 
 __all__ = ["WITNESS_SCHEMA", "WitnessDesk", "WitnessStatus", "verify_cosignatures"]
 
 log = structlog.get_logger("bxnode.audit.witness")
 
-WITNESS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS witness_state (
-    origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL, note BLOB NOT NULL,
-    updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS witness_evidence (
-    id INTEGER PRIMARY KEY, origin TEXT NOT NULL, time_ms INTEGER NOT NULL,
-    reason TEXT NOT NULL, stored_note BLOB, submitted_note BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit_witnessed (
-    peer TEXT PRIMARY KEY, size INTEGER NOT NULL, updated_ms INTEGER NOT NULL
-);
-"""
 
 ALERT_KEY = "audit:witness_alert"
 
@@ -67,9 +56,10 @@ class WitnessStatus:
 class WitnessDesk:
     """This node as a witness of its peers' logs, and the bookkeeping of its own witnessing."""
 
-    def __init__(self, *, store: Store, node_id: str, signing_key: nacl.signing.SigningKey,
+    def __init__(self, *, store: Database, node_id: str, signing_key: nacl.signing.SigningKey,
                  directory: MemberDirectory) -> None:
-        store.ensure_schema("audit_witness", WITNESS_SCHEMA)
+        self._tables = WitnessTables(store)
+        self._tables.ensure_schema()
         self._store = store
         self.node_id = node_id
         self.name = witness_name(node_id)
@@ -83,10 +73,9 @@ class WitnessDesk:
     # --- witness side -----------------------------------------------------------------------
 
     def _load(self, origin: str) -> WitnessedCheckpoint | None:
-        row = self._store.query_one(
-            "SELECT origin, size, root, note FROM witness_state WHERE origin=?", (origin,))
+        row = self._tables.state(origin)
         return None if row is None else WitnessedCheckpoint(
-            str(row[0]), int(row[1]), bytes(row[2]), bytes(row[3]))
+            row.origin, row.size, row.root, row.note)
 
     def add_checkpoint(self, body: bytes, *, now_ms: int) -> bytes:
         """tlog-witness add-checkpoint; returns the cosignature line(s). Raises WitnessError.
@@ -112,14 +101,13 @@ class WitnessDesk:
             else:
                 # compare-and-swap on the state we loaded (tlog-witness: atomic with the check)
                 new = result.new_state
+                row = WitnessStateRow(new.origin, new.size, new.root_hash, new.note)
                 if stored is None:
-                    self._store.execute("INSERT INTO witness_state VALUES (?,?,?,?,?)",
-                                        (new.origin, new.size, new.root_hash, new.note, now_ms))
-                elif self._store.execute(
-                        "UPDATE witness_state SET size=?, root=?, note=?, updated_ms=? "
-                        "WHERE origin=? AND size=? AND root=?",
-                        (new.size, new.root_hash, new.note, now_ms, new.origin, stored.size,
-                         stored.root_hash)) != 1:
+                    self._tables.insert_state(row, now_ms=now_ms)
+                elif not self._tables.swap_state(
+                        row, expected=WitnessStateRow(stored.origin, stored.size,
+                                                      stored.root_hash, stored.note),
+                        now_ms=now_ms):
                     raise ConfigError("witness state changed underneath",
                                       reason="witness_race")
         if failure is not None:
@@ -129,40 +117,32 @@ class WitnessDesk:
 
     def _keep_evidence(self, origin: str, reason: str, stored: bytes | None, submitted: bytes,
                        *, now_ms: int, message: str) -> None:
-        self._store.execute(
-            "INSERT INTO witness_evidence (origin, time_ms, reason, stored_note, "
-            "submitted_note) VALUES (?,?,?,?,?)", (origin, now_ms, reason, stored, submitted))
+        self._tables.add_evidence(EvidenceRow(origin, now_ms, reason, stored, submitted))
         self._store.set_meta(ALERT_KEY, str(now_ms))
         log.error("inconsistent_checkpoint", origin=origin, reason=reason, detail=message,
                   alert="witness_alert")
 
     def evidence(self) -> list[dict[str, Any]]:
-        return [{"origin": r[0], "time_ms": r[1], "reason": r[2],
-                 "stored_note": None if r[3] is None else bytes(r[3]).decode(),
-                 "submitted_note": bytes(r[4]).decode()}
-                for r in self._store.query(
-                    "SELECT origin, time_ms, reason, stored_note, submitted_note "
-                    "FROM witness_evidence ORDER BY id")]
+        return [{"origin": e.origin, "time_ms": e.time_ms, "reason": e.reason,
+                 "stored_note": None if e.stored_note is None else e.stored_note.decode(),
+                 "submitted_note": e.submitted_note.decode()}
+                for e in self._tables.evidence()]
 
     # --- log side ---------------------------------------------------------------------------
 
     def witnessed_size(self, peer: str) -> int:
-        row = self._store.query_one("SELECT size FROM audit_witnessed WHERE peer=?", (peer,))
-        return 0 if row is None else int(row[0])
+        return self._tables.witnessed_size(peer)
 
     def set_witnessed_size(self, peer: str, size: int, *, now_ms: int) -> None:
-        self._store.execute("INSERT OR REPLACE INTO audit_witnessed VALUES (?,?,?)",
-                            (peer, size, now_ms))
+        self._tables.set_witnessed_size(peer, size, now_ms=now_ms)
 
     def status(self, *, our_size: int) -> WitnessStatus:
         return WitnessStatus(
             alert=self._store.get_meta(ALERT_KEY) is not None,
-            evidence=int(self._store.query_one("SELECT count(*) FROM witness_evidence")[0]),  # type: ignore[index]
-            witnessed_logs={str(r[0]): int(r[1]) for r in self._store.query(
-                "SELECT origin, size FROM witness_state ORDER BY origin")},
+            evidence=self._tables.evidence_count(),
+            witnessed_logs=self._tables.states(),
             our_size=our_size,
-            cosigned_by={str(r[0]): int(r[1]) for r in self._store.query(
-                "SELECT peer, size FROM audit_witnessed ORDER BY peer")})
+            cosigned_by=self._tables.witnessed_sizes())
 
 
 def verify_cosignatures(lines: bytes, *, checkpoint_body: bytes,
