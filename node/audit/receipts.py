@@ -5,7 +5,8 @@ signed request like any other) for the proof that the responder logged it.  The 
 bundle is verified against the members file (:func:`node.audit.bundle.verify_bundle`: the
 responder's checkpoint signature, the entry's leaf, the inclusion proof) and kept beside the
 receipt in ``receipt_proofs``: later, the requester can hand it to an auditor
-(``bxnode audit verify-bundle``) to prove the responder logged the exchange.
+(``bxnode audit verify-bundle``) to prove the responder logged the exchange.  The SQL is in
+:mod:`node.store.receipts`.
 """
 
 from __future__ import annotations
@@ -14,22 +15,17 @@ from typing import Any
 
 from node.audit.bundle import BundleError, BundleReport, verify_bundle
 from node.client.peer import PeerClient, QueryContext
-from node.store.sqlcipher import Store
+from node.store.db import Database
+from node.store.receipts import RECEIPT_PROOF_SCHEMA, ReceiptTables
 from node.wire import audit as wire
 
 __all__ = ["RECEIPT_PROOF_SCHEMA", "fetch_inclusion_proof", "stored_proof"]
 
-RECEIPT_PROOF_SCHEMA = """
-CREATE TABLE IF NOT EXISTS receipt_proofs (
-    request_digest BLOB PRIMARY KEY, peer TEXT NOT NULL, bundle BLOB NOT NULL,
-    fetched_ms INTEGER NOT NULL
-);
-"""
 METHOD = "/bxnode.v1.AuditService/GetInclusionProof"
 
 
 def fetch_inclusion_proof(client: PeerClient, peer: str, ctx: QueryContext,
-                          request_digest: bytes, *, store: Store | None, now_ms: int,
+                          request_digest: bytes, *, store: Database | None, now_ms: int,
                           directory: Any) -> BundleReport:
     """Ask ``peer`` for the proof of its audit entry of our request ``request_digest``."""
     request = client.sign(wire.PROOF_REQUEST_TYPE, wire.encode_proof_request(
@@ -43,15 +39,14 @@ def fetch_inclusion_proof(client: PeerClient, peer: str, ctx: QueryContext,
         raise BundleError("the proven entry is not the one of our request",
                           reason="wrong_entry")
     if store is not None:
-        store.ensure_schema("receipt_proofs", RECEIPT_PROOF_SCHEMA)
+        tables = ReceiptTables(store)
+        tables.ensure_schema()
         with store.transaction():
-            store.execute("INSERT OR REPLACE INTO receipt_proofs VALUES (?,?,?,?)",
-                          (request_digest, peer, bundle, now_ms))
+            tables.put_proof(request_digest, peer=peer, bundle=bundle, fetched_ms=now_ms)
     return report
 
 
-def stored_proof(store: Store, request_digest: bytes) -> bytes | None:
-    store.ensure_schema("receipt_proofs", RECEIPT_PROOF_SCHEMA)
-    row = store.query_one("SELECT bundle FROM receipt_proofs WHERE request_digest=?",
-                          (request_digest,))
-    return None if row is None else bytes(row[0])
+def stored_proof(store: Database, request_digest: bytes) -> bytes | None:
+    tables = ReceiptTables(store)
+    tables.ensure_schema()
+    return tables.proof(request_digest)
