@@ -324,16 +324,24 @@ def _remote_call(args: argparse.Namespace, method: str, **fields: Any) -> Any:
     req_cls, resp_cls = {
         "SearchEntries": (apb.SearchEntriesRequest, apb.SearchEntriesResponse),
         "GetProofBundle": (apb.GetProofBundleRequest, apb.GetProofBundleResponse)}[method]
-    with grpc.secure_channel(endpoint, creds) as ch:
-        call = ch.unary_unary(f"/bxnode.v1.AuditorService/{method}",
-                              request_serializer=req_cls.SerializeToString,
-                              response_deserializer=resp_cls.FromString)
-        try:
-            resp = call(req_cls(**fields), timeout=30)
-        except grpc.RpcError as err:
-            md = dict(err.trailing_metadata() or ())
-            raise CliError(f"{args.remote} refused: {err.code().name.lower()}/"
-                           f"{md.get('bxnode-reason', '')}", code=3) from None
+    from node.client.failover import Refused, try_in_order
+
+    def send(address: str, request: Any, timeout: float) -> Any:
+        with grpc.secure_channel(address, creds) as ch:
+            return ch.unary_unary(f"/bxnode.v1.AuditorService/{method}",
+                                  request_serializer=req_cls.SerializeToString,
+                                  response_deserializer=resp_cls.FromString)(
+                request, timeout=timeout)
+
+    # an unsigned read: after a deadline the same request may go to the next address
+    out = try_in_order(endpoint, req_cls(**fields), send, peer=args.remote, deadline_s=30,
+                       renew=None, resend_safe=True)
+    if isinstance(out, Refused):
+        err = out.error
+        md = dict(err.trailing_metadata() or ())
+        raise CliError(f"{args.remote} refused: {err.code().name.lower()}/"
+                       f"{md.get('bxnode-reason', '')}", code=3) from None
+    resp = out.value
     if method == "GetProofBundle":
         return bytes(resp.bundle)
     return [json.loads(e) for e in resp.entries]

@@ -280,7 +280,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         for m in reg.members:
             revoked = " REVOKED" if reg.is_revoked("node_id", m.node_id) else ""
-            lines.append(f"  {m.node_id:<10} {m.country} {m.endpoint:<24} "
+            lines.append(f"  {m.node_id:<10} {m.country} {','.join(m.endpoint):<24} "
                          f"roles {','.join(m.roles)} keys "
                          f"{','.join(k.key_id for k in m.signing_keys)}{revoked}")
     lines += _signature_lines(reg, against)

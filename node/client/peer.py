@@ -3,21 +3,38 @@
 Nothing reaches the user before the answer is verified: signed by the peer it
 was sent to, with a key the federation lists for it, binding the digest of
 exactly our request, with one result per item in order.
+
+A peer may list several addresses; every call goes through
+:func:`node.client.failover.try_in_order` (the retry rules are in that module).  Each
+attempt leaves our own audit entry (``outcome`` ``unanswered`` with the address, status and
+whether it may have been delivered; ``refused``; or ``answered`` with the receipt), and the
+address that last answered a peer is tried first next time (for this client's lifetime).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import nacl.signing
+import structlog
 
 from node.audit.log import MerkleAuditLog
 from node.client.channel import open_channel
+from node.client.failover import (
+    Attempt,
+    Delivery,
+    Refused,
+    prefer,
+    status_of,
+    try_in_order,
+)
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
 from node.core.errors import BxError, EnvironmentFault, RemoteError, Unauthenticated
@@ -36,9 +53,10 @@ from node.store.sqlcipher import ReceiptRow, Store
 from node.wire import convert
 from node.wire.convert import pb
 
-__all__ = ["PeerClient", "QueryContext"]
+__all__ = ["Exchange", "LookupOutcome", "PeerClient", "QueryContext", "Stream"]
 
 _METHOD = "/bxnode.v1.NodeService/Lookup"
+log = structlog.get_logger("bxnode.client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +65,48 @@ class QueryContext:
     purpose: str
     legal_basis: str
     case_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A verified exchange: the request ``address`` answered (after a deadline it is a fresh
+    one, not the request first built), the peer's signed response, and every attempt."""
+
+    request: Envelope
+    response: Envelope
+    address: str
+    attempts: tuple[Attempt, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LookupOutcome:
+    answer: LookupAnswer
+    exchange: Exchange
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A server stream opened at ``address`` for ``request``: its first message (None when
+    the stream ended without one) and the rest.  Later messages are not failed over."""
+
+    request: Envelope
+    address: str
+    attempts: tuple[Attempt, ...]
+    first: bytes | None
+    rest: Iterator[bytes]
+
+
+class _NoFirstMessage(grpc.RpcError):  # type: ignore[misc]  # grpc is untyped
+    """Our own deadline on a stream's first message, reported like the transport's."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def details(self) -> str:
+        return "no first message within this address's share of the deadline"
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
 
 
 class PeerClient:
@@ -60,8 +120,12 @@ class PeerClient:
         store: Store | None,
         clock_ms: Callable[[], int],
         timeout_s: float = 10.0,
+        attempt_timeout_s: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
         dev_plaintext: bool = False,
     ) -> None:
+        """``timeout_s`` bounds all attempts of one call together; each address gets an
+        equal share of what is left unless ``attempt_timeout_s`` caps it."""
         if tls is None and not dev_plaintext:
             raise ValueError("a client without TLS needs dev_plaintext=True")
         self._node_id = node_id
@@ -72,21 +136,34 @@ class PeerClient:
         self._store = store
         self._clock_ms = clock_ms
         self._timeout = timeout_s
+        self._attempt_timeout = attempt_timeout_s
+        self._monotonic = monotonic
         self._channels: dict[str, grpc.Channel] = {}
+        self._last_good: dict[str, str] = {}
+        self._lock = threading.Lock()
         self.audit_log = None if store is None else MerkleAuditLog(
             store=store, node_id=node_id, signing_key=signing_key)
 
     def close(self) -> None:
-        for ch in self._channels.values():
-            ch.close()
-        self._channels.clear()
+        with self._lock:
+            for ch in self._channels.values():
+                ch.close()
+            self._channels.clear()
 
-    def _channel(self, endpoint: str) -> grpc.Channel:
-        ch = self._channels.get(endpoint)
-        if ch is None:
-            ch = open_channel(endpoint, self._tls)
-            self._channels[endpoint] = ch
-        return ch
+    def _channel(self, address: str) -> grpc.Channel:
+        with self._lock:
+            ch = self._channels.get(address)
+            if ch is None:
+                ch = open_channel(address, self._tls)
+                self._channels[address] = ch
+            return ch
+
+    def addresses(self, peer: str) -> tuple[str, ...]:
+        """``peer``'s addresses in the order they will be tried: the one that last answered
+        first, then the others in the order the directory lists them (the primary first)."""
+        member = self._directory.member(peer)
+        with self._lock:
+            return prefer(member.endpoint, self._last_good.get(peer))
 
     def header(self, ctx: QueryContext) -> RequestHeader:
         """A fresh request header: our node and key, now, and a new random nonce."""
@@ -105,14 +182,28 @@ class PeerClient:
 
     def lookup(self, peer: str, ctx: QueryContext, kind: QueryKind,
                items: Sequence[Query]) -> LookupAnswer:
-        return self.send(peer, self.build(ctx, kind, items), expected_items=len(items))
+        return self.lookup_outcome(peer, ctx, kind, items).answer
 
-    def send(self, peer: str, request: Envelope, *, expected_items: int) -> LookupAnswer:
+    def lookup_outcome(self, peer: str, ctx: QueryContext, kind: QueryKind,
+                       items: Sequence[Query]) -> LookupOutcome:
+        """Ask ``peer``; after a deadline the next address gets a freshly signed request."""
+        return self.send_outcome(peer, self.build(ctx, kind, items), expected_items=len(items),
+                                 renew=lambda: self.build(ctx, kind, items))
+
+    def send(self, peer: str, request: Envelope, *, expected_items: int,
+             renew: Callable[[], Envelope] | None = None) -> LookupAnswer:
         """Send a signed lookup envelope and return the verified answer."""
-        response = self.call(peer, _METHOD, request, request_cls=pb.LookupRequest,
-                             response_cls=pb.LookupResponse,
-                             response_type=env_mod.RESPONSE_TYPE, keep=False)
-        answer = convert.decode_response(response.payload)
+        return self.send_outcome(peer, request, expected_items=expected_items,
+                                 renew=renew).answer
+
+    def send_outcome(self, peer: str, request: Envelope, *, expected_items: int,
+                     renew: Callable[[], Envelope] | None = None) -> LookupOutcome:
+        """:meth:`send`, also saying which address answered which request.  Without
+        ``renew``, an attempt that may have been delivered ends the call."""
+        ex = self.exchange(peer, _METHOD, request, request_cls=pb.LookupRequest,
+                           response_cls=pb.LookupResponse,
+                           response_type=env_mod.RESPONSE_TYPE, renew=renew)
+        answer = convert.decode_response(ex.response.payload)
         if not isinstance(answer, LookupAnswer):
             raise Unauthenticated("peer answered with a refusal but status OK",
                                   reason="bad_response")
@@ -120,10 +211,10 @@ class PeerClient:
                 r.index != i for i, r in enumerate(answer.results)):
             raise Unauthenticated("peer's answer does not match the request items",
                                   reason="bad_response")
-        self.keep(peer, request, response, outcome="answered",
+        self.keep(peer, ex.request, ex.response, outcome="answered", address=ex.address,
                   extra={"items": len(answer.results), "hits": answer.hits,
                          "peer_audit_seq": answer.audit_seq})
-        return answer
+        return LookupOutcome(answer=answer, exchange=ex)
 
     def call(self, peer: str, method: str, request: Envelope, *, request_cls: Any,
              response_cls: Any, response_type: str, keep: bool = True,
@@ -132,28 +223,114 @@ class PeerClient:
 
         ``method`` is the full gRPC path (``/bxnode.v1.NodeService/Lookup``); the request
         and response messages carry ``envelope = 1``.  A refusal raises
-        :class:`RemoteError` (with ``refusal_verified``); a transport failure raises
-        :class:`EnvironmentFault`.  Receipts and our audit entry are kept when ``keep``.
+        :class:`RemoteError` (with ``refusal_verified``); no address answering raises
+        :class:`~node.client.failover.PeerUnreachable` (an :class:`EnvironmentFault`).
+        Receipts and our audit entry are kept when ``keep``.  ``request`` is never renewed
+        here: only a connect failure moves it to the next address (see :meth:`exchange`).
         """
-        member = self._directory.member(peer)
-        wire = request_cls(envelope=convert.envelope_to_pb(request)).SerializeToString()
-        stub = self._channel(member.endpoint).unary_unary(method)
-        digest = env_mod.digest(request)
-        try:
-            raw = stub(wire, timeout=timeout_s or self._timeout)
-        except grpc.RpcError as err:
-            error = self._remote_error(peer, err, digest)
-            self.keep(peer, request, None, outcome="refused", error=error)
+        ex = self.exchange(peer, method, request, request_cls=request_cls,
+                           response_cls=response_cls, response_type=response_type,
+                           timeout_s=timeout_s)
+        if keep:
+            self.keep(peer, ex.request, ex.response, outcome="answered", address=ex.address)
+        return ex.response
+
+    def exchange(self, peer: str, method: str, request: Envelope, *, request_cls: Any,
+                 response_cls: Any, response_type: str,
+                 renew: Callable[[], Envelope] | None = None,
+                 timeout_s: float | None = None) -> Exchange:
+        """:meth:`call` across ``peer``'s addresses, returning what was actually sent where.
+
+        ``renew`` makes a fresh signed request (new nonce and ``issued_at``) for the next
+        address after one that may have received the request; without it that ends the
+        call.  The caller keeps the receipt of the answer (``keep``); failed attempts and a
+        refusal are recorded here.
+        """
+        def send(address: str, env: Envelope, timeout: float) -> bytes:
+            wire = request_cls(envelope=convert.envelope_to_pb(env)).SerializeToString()
+            raw: bytes = self._channel(address).unary_unary(method)(wire, timeout=timeout)
+            return raw
+
+        out = try_in_order(self.addresses(peer), request, send, peer=peer,
+                           deadline_s=timeout_s or self._timeout, renew=renew,
+                           attempt_timeout_s=self._attempt_timeout, monotonic=self._monotonic,
+                           on_failure=lambda address, env, err, delivery: self._keep_failed(
+                               peer, address, env, err, delivery))
+        if isinstance(out, Refused):
+            error = self._remote_error(peer, out.error, env_mod.digest(out.request))
+            self.keep(peer, out.request, None, outcome="refused", error=error,
+                      address=out.address)
             raise error from None
         try:
-            response = convert.envelope_from_pb(response_cls.FromString(raw).envelope)
+            response = convert.envelope_from_pb(response_cls.FromString(out.value).envelope)
         except Exception as exc:
             raise Unauthenticated("peer's response is malformed",
                                   reason="bad_response") from exc
-        self.verify_response(peer, response, digest, expected_type=response_type)
-        if keep:
-            self.keep(peer, request, response, outcome="answered")
-        return response
+        self.verify_response(peer, response, env_mod.digest(out.request),
+                             expected_type=response_type)
+        with self._lock:
+            self._last_good[peer] = out.address
+        return Exchange(request=out.request, response=response, address=out.address,
+                        attempts=out.attempts)
+
+    def open_stream(self, peer: str, method: str, request: Envelope, *, request_cls: Any,
+                    renew: Callable[[], Envelope] | None = None,
+                    timeout_s: float) -> Stream:
+        """A server-streaming call across ``peer``'s addresses, failed over until its first
+        message arrives (each address's wait for it is bounded by its share of
+        ``timeout_s``); ``timeout_s`` bounds the whole stream.  A refusal before the first
+        message raises :class:`RemoteError`, recorded like :meth:`exchange`'s."""
+        end = self._monotonic() + timeout_s
+
+        def send(address: str, env: Envelope,
+                 timeout: float) -> tuple[bytes | None, Iterator[bytes]]:
+            wire = request_cls(envelope=convert.envelope_to_pb(env)).SerializeToString()
+            stream = self._channel(address).unary_stream(method)(
+                wire, timeout=max(end - self._monotonic(), 0.001))
+            gave_up = threading.Event()
+
+            def give_up() -> None:
+                gave_up.set()
+                stream.cancel()
+
+            timer = threading.Timer(timeout, give_up)
+            timer.start()
+            try:
+                first: bytes | None = next(stream, None)
+            except grpc.RpcError as err:
+                if gave_up.is_set() and status_of(err)[0] == "CANCELLED":
+                    raise _NoFirstMessage() from None
+                raise
+            finally:
+                timer.cancel()
+            return first, stream
+
+        out = try_in_order(self.addresses(peer), request, send, peer=peer,
+                           deadline_s=timeout_s, renew=renew,
+                           attempt_timeout_s=self._attempt_timeout, monotonic=self._monotonic,
+                           on_failure=lambda address, env, err, delivery: self._keep_failed(
+                               peer, address, env, err, delivery))
+        if isinstance(out, Refused):
+            error = self._remote_error(peer, out.error, env_mod.digest(out.request))
+            self.keep(peer, out.request, None, outcome="refused", error=error,
+                      address=out.address)
+            raise error from None
+        with self._lock:
+            self._last_good[peer] = out.address
+        first, rest = out.value
+        return Stream(request=out.request, address=out.address, attempts=out.attempts,
+                      first=first, rest=rest)
+
+    def _keep_failed(self, peer: str, address: str, request: Envelope, err: grpc.RpcError,
+                     delivery: Delivery) -> None:
+        """Our audit entry of an attempt nobody answered (no receipt: no response)."""
+        status, _ = status_of(err)
+        md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
+        reason = str(md.get(REASON_KEY, "peer_unavailable"))
+        log.warning("peer_address_failed", peer=peer, address=address, status=status,
+                    reason=reason, delivery=delivery.value)
+        self.keep(peer, request, None, outcome="unanswered", address=address,
+                  extra={"status": status, "reason": reason, "delivery": delivery.value})
 
     def verify_response(self, peer: str, response: Envelope, digest: bytes, *,
                         expected_type: str) -> pb.ResponseHead:
@@ -196,9 +373,10 @@ class PeerClient:
                            refusal_verified=verified)
 
     def keep(self, peer: str, request: Envelope, response: Envelope | None, *,
-             outcome: str, error: BxError | None = None,
+             outcome: str, error: BxError | None = None, address: str | None = None,
              extra: dict[str, object] | None = None) -> None:
-        """Keep the receipt (signed request + signed response) and our own audit entry."""
+        """Keep the receipt (signed request + signed response) and our own audit entry;
+        ``address`` is where the request went."""
         if self._store is None or self.audit_log is None:
             return
         now = self._clock_ms()
@@ -209,6 +387,8 @@ class PeerClient:
             "outcome": outcome, "operator": header.operator, "purpose": header.purpose,
             "legal_basis": header.legal_basis, "case_ref": header.case_ref,
             "request_digest": env_mod.digest(request).hex()}
+        if address is not None:
+            entry["address"] = address
         if request.payload_type == env_mod.REQUEST_TYPE:
             entry["event"] = "lookup_sent"
         if response is not None:

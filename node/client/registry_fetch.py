@@ -1,9 +1,10 @@
 """Fetching registry documents from peers over mTLS (``RegistryService.GetRegistry``).
 
 The fetched bytes are not trusted: :class:`~node.federation.registry_keeper.RegistryKeeper`
-verifies them against the version this node trusts.  Transport failures become
-:class:`EnvironmentFault` (``peer_unavailable``); a peer without the version asked for
-answers NOT_FOUND (``registry_version_unknown``).
+verifies them against the version this node trusts.  A peer's addresses are tried in order
+(:mod:`node.client.failover`); when none answers the error is :class:`EnvironmentFault`
+(``peer_unavailable``); a peer without the version asked for answers NOT_FOUND
+(``registry_version_unknown``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import grpc
 
 from node.client.channel import open_channel
+from node.client.failover import Refused, prefer, status_of, try_in_order
 from node.core.errors import EnvironmentFault
 from node.federation.pki import TlsMaterial
 from node.federation.registry import MAX_REGISTRY_BYTES, NodeEntry
@@ -32,6 +34,7 @@ class GrpcRegistryFetcher:
         self._tls = tls
         self._timeout = timeout_s
         self._channels: dict[str, grpc.Channel] = {}
+        self._last_good: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _channel(self, endpoint: str) -> grpc.Channel:
@@ -43,16 +46,27 @@ class GrpcRegistryFetcher:
             return ch
 
     def fetch(self, peer: NodeEntry, version: int) -> bytes:
-        call = self._channel(peer.endpoint).unary_unary(wire.GET_REGISTRY_METHOD)
-        try:
-            raw = call(wire.encode_get_request(version), timeout=self._timeout)
-        except grpc.RpcError as err:
-            code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-            reason = ("registry_version_unknown" if code is grpc.StatusCode.NOT_FOUND
-                      else "peer_unavailable")
-            raise EnvironmentFault(f"registry from {peer.node_id}: {code.name.lower()}",
+        """Version ``version`` (0: the current one) from ``peer``, trying its addresses in
+        order.  GetRegistry is an unsigned read, so the same request may go to the next
+        address after a deadline too (``resend_safe``)."""
+        def send(address: str, request: bytes, timeout: float) -> bytes:
+            raw: bytes = self._channel(address).unary_unary(wire.GET_REGISTRY_METHOD)(
+                request, timeout=timeout)
+            return raw
+
+        with self._lock:
+            addresses = prefer(peer.endpoint, self._last_good.get(peer.node_id))
+        out = try_in_order(addresses, wire.encode_get_request(version), send,
+                           peer=peer.node_id, deadline_s=self._timeout, renew=None,
+                           resend_safe=True)
+        if isinstance(out, Refused):
+            status, _ = status_of(out.error)
+            reason = "registry_version_unknown" if status == "NOT_FOUND" else "peer_unavailable"
+            raise EnvironmentFault(f"registry from {peer.node_id}: {status.lower()}",
                                    reason=reason) from None
-        return wire.decode_get_response(raw)
+        with self._lock:
+            self._last_good[peer.node_id] = out.address
+        return wire.decode_get_response(out.value)
 
     def close(self) -> None:
         with self._lock:

@@ -7,12 +7,135 @@ a threshold-signed registry replaces it later behind the same interface.
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from node.core.errors import Unauthenticated
+from node.core.errors import InvalidInput, Unauthenticated
 
-__all__ = ["Member", "MemberDirectory", "MemberKey", "StaticDirectory"]
+__all__ = [
+    "MAX_ADDRESS_LEN",
+    "MAX_ENDPOINTS",
+    "Member",
+    "MemberDirectory",
+    "MemberKey",
+    "StaticDirectory",
+    "parse_address",
+    "parse_endpoint",
+]
+
+#: Bounds on a member's ``endpoint`` (STYLE 8), checked where members files and registry
+#: documents are parsed.  Eight addresses cover a primary/secondary pair per site and then
+#: some; more would make one call's deadline meaningless (each address gets a share).
+MAX_ENDPOINTS = 8
+MAX_ADDRESS_LEN = 256
+
+_PORT = re.compile(r"[0-9]{1,5}")
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_DNS_SCHEME = "dns:///"
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+#: gRPC target schemes other than ``dns:///`` (refused rather than misread as host:port).
+_GRPC_SCHEMES = frozenset({"dns", "unix", "unix-abstract", "ipv4", "ipv6", "vsock", "xds",
+                           "google-c2p"})
+
+
+def _bad_endpoint(what: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"{what}: {problem}", reason="bad_endpoint")
+
+
+def _host_port(text: str, what: str) -> tuple[str, str]:
+    """Split ``host:port`` / ``[v6]:port``; the host comes back without brackets."""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1:close + 2] != ":":
+            raise _bad_endpoint(what, "a bracketed IPv6 address needs a port: [::1]:50051")
+        host, port = text[1:close], text[close + 2:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _bad_endpoint(what, f"[{host}] is not an IPv6 address") from None
+        return host, port
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise _bad_endpoint(what, "needs a port: host:port")
+    if ":" in host:
+        raise _bad_endpoint(what, "an IPv6 address must be in brackets: [::1]:50051")
+    if not host:
+        raise _bad_endpoint(what, "needs a host before the port")
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise _bad_endpoint(what, f"{host} is not an IPv4 address") from None
+    elif len(host) > 253 or not all(_LABEL.fullmatch(label) for label in host.split(".")):
+        raise _bad_endpoint(what, f"{host!r} is not a host name (letters, digits, hyphens, "
+                                  "dot-separated labels of 1-63 characters)")
+    return host, port
+
+
+def parse_address(text: object, what: str = "endpoint") -> str:
+    """One peer address, as gRPC takes it: ``host:port``, ``[IPv6]:port`` or ``dns:///host:port``.
+
+    Returned unchanged; raises :class:`InvalidInput` (``bad_endpoint``) naming ``what``.
+    Other gRPC schemes (``unix:``, ``ipv4:``, ``dns://server/``, ...) are refused: a peer
+    is reached over TCP, and a name is resolved by the system resolver.  Port 0 is accepted
+    (the development documents use it as a placeholder); it never answers.
+    """
+    if not isinstance(text, str):
+        raise _bad_endpoint(what, "must be a string")
+    if not text:
+        raise _bad_endpoint(what, "is empty")
+    if len(text) > MAX_ADDRESS_LEN:
+        raise _bad_endpoint(what, f"is longer than {MAX_ADDRESS_LEN} characters")
+    if text != text.strip() or any(c.isspace() or c == "," for c in text):
+        raise _bad_endpoint(what, f"{text!r} holds a space or comma (list several addresses "
+                                  "as a JSON list)")
+    body = text.removeprefix(_DNS_SCHEME)
+    scheme = _SCHEME.match(body)
+    if "/" in body or (scheme is not None and scheme.group(1).lower() in _GRPC_SCHEMES
+                       and not _PORT.fullmatch(body[scheme.end():])):
+        raise _bad_endpoint(what, f"{text!r}: only host:port, [IPv6]:port and dns:///host:port "
+                                  "are accepted")
+    _, port = _host_port(body, what)
+    if not _PORT.fullmatch(port) or int(port) > 65535:
+        raise _bad_endpoint(what, f"port {port!r} must be a number 0..65535")
+    return text
+
+
+def _address_key(address: str) -> str:
+    """What makes two addresses the same target: the scheme and host case do not."""
+    return address.removeprefix(_DNS_SCHEME).lower()
+
+
+def parse_endpoint(value: object, what: str = "endpoint", *,
+                   allow_none: bool = False) -> tuple[str, ...]:
+    """A member's ``endpoint``: one address (a string) or a list of 1..8 distinct addresses.
+
+    The order is the order of preference: the first is the primary.  ``allow_none``: the
+    empty string means "takes no calls" (an auditor's entry in a members file) and gives
+    ``()``.  Raises :class:`InvalidInput` (``bad_endpoint``) naming ``what`` and the index.
+    """
+    if isinstance(value, str):
+        if not value and allow_none:
+            return ()
+        return (parse_address(value, what),)
+    if not isinstance(value, list | tuple):
+        raise _bad_endpoint(what, "must be an address or a list of addresses")
+    if not value:
+        raise _bad_endpoint(what, "is an empty list (give at least one address)")
+    if len(value) > MAX_ENDPOINTS:
+        raise _bad_endpoint(what, f"lists {len(value)} addresses; at most {MAX_ENDPOINTS}")
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        address = parse_address(item, f"{what}[{i}]")
+        first = seen.setdefault(_address_key(address), i)
+        if first != i:
+            raise _bad_endpoint(f"{what}[{i}]", f"{address!r} repeats {what}[{first}]")
+        out.append(address)
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +147,32 @@ class MemberKey:
     revoked: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Member:
+    """A federation member.  ``endpoint`` holds its addresses in order of preference (the
+    first is the primary), ``()`` for a member that takes no calls (an auditor).  The
+    constructor also takes a single address as a plain string."""
+
     node_id: str
     country: str
     agency: str
-    endpoint: str
+    endpoint: tuple[str, ...]
     roles: tuple[str, ...]
     keys: tuple[MemberKey, ...]
     tls_cert_sha256: tuple[str, ...]
-    contact: str = ""
+    contact: str
+
+    def __init__(self, *, node_id: str, country: str, agency: str,
+                 endpoint: str | Sequence[str], roles: tuple[str, ...],
+                 keys: tuple[MemberKey, ...], tls_cert_sha256: tuple[str, ...],
+                 contact: str = "") -> None:
+        if isinstance(endpoint, str):
+            endpoint = (endpoint,) if endpoint else ()
+        for name, value in (("node_id", node_id), ("country", country), ("agency", agency),
+                            ("endpoint", tuple(endpoint)), ("roles", roles),
+                            ("keys", keys), ("tls_cert_sha256", tls_cert_sha256),
+                            ("contact", contact)):
+            object.__setattr__(self, name, value)
 
 
 class MemberDirectory(Protocol):

@@ -11,7 +11,10 @@ Shape (README, "The members file")::
                                     "revoked": false}],
                   "tls_cert_sha256": ["<hex SHA-256 of the DER certificate>"]}]}
 
-Key ids are derived from the public key, never trusted from the file.
+Key ids are derived from the public key, never trusted from the file.  ``endpoint`` is one
+address or a list of 1..8 distinct addresses, the primary first
+(:func:`node.core.members.parse_endpoint`); ``""`` is accepted for a member without the
+``node`` role (an auditor calls in and is never called).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from node.core.envelope import key_id_for
-from node.core.errors import ConfigError
-from node.core.members import Member, MemberKey, StaticDirectory
+from node.core.errors import ConfigError, InvalidInput
+from node.core.members import Member, MemberKey, StaticDirectory, parse_endpoint
 from node.core.model import validate_id, validate_state
 
-__all__ = ["MAX_MEMBERS_FILE_BYTES", "load_members", "member_to_json", "parse_members"]
+__all__ = ["MAX_MEMBERS_FILE_BYTES", "endpoint_to_json", "load_members", "member_to_json",
+           "parse_members"]
 
 MAX_MEMBERS_FILE_BYTES = 1024 * 1024
 
@@ -63,6 +67,20 @@ def _key(obj: dict[str, Any]) -> MemberKey:
     )
 
 
+def _endpoint(value: object, node_id: str, roles: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return parse_endpoint(value, f"{node_id} endpoint", allow_none="node" not in roles)
+    except InvalidInput as exc:
+        raise ConfigError(f"members file: {exc}", reason="bad_endpoint") from None
+
+
+def endpoint_to_json(addresses: tuple[str, ...]) -> str | list[str]:
+    """One address as a string (the file's original shape), several as a list."""
+    if len(addresses) <= 1:
+        return addresses[0] if addresses else ""
+    return list(addresses)
+
+
 def parse_members(data: bytes) -> StaticDirectory:
     if len(data) > MAX_MEMBERS_FILE_BYTES:
         raise ConfigError("members file is larger than 1 MiB", reason="bad_members_file")
@@ -70,12 +88,14 @@ def parse_members(data: bytes) -> StaticDirectory:
         doc = json.loads(data)
         members = []
         for m in doc["members"]:
+            node_id = validate_id(m["node_id"], "node id")
+            roles = tuple(m.get("roles", ["node"]))
             members.append(Member(
-                node_id=validate_id(m["node_id"], "node id"),
+                node_id=node_id,
                 country=validate_state(m["country"], "country"),
                 agency=str(m["agency"]),
-                endpoint=str(m["endpoint"]),
-                roles=tuple(m.get("roles", ["node"])),
+                endpoint=_endpoint(m["endpoint"], node_id, roles),
+                roles=roles,
                 keys=tuple(_key(k) for k in m["signing_keys"]),
                 tls_cert_sha256=tuple(fp.lower() for fp in m["tls_cert_sha256"]),
                 contact=str(m.get("contact", "")),
@@ -111,5 +131,5 @@ def member_to_json(m: Member) -> dict[str, Any]:
             entry["revoked"] = True
         keys.append(entry)
     return {"node_id": m.node_id, "country": m.country, "agency": m.agency,
-            "endpoint": m.endpoint, "roles": list(m.roles), "contact": m.contact,
+            "endpoint": endpoint_to_json(m.endpoint), "roles": list(m.roles), "contact": m.contact,
             "signing_keys": keys, "tls_cert_sha256": list(m.tls_cert_sha256)}

@@ -11,7 +11,7 @@ Document (README, "Federation registry")::
                 "states":  [{"country": "KAZ", "governance_keys": ["<base64 Ed25519>"]}, ...],
                 "members": [{"node_id": "KAZ-BS", "country": "KAZ", "agency": "...",
                              "contact": "...", "endpoint": "kaz-bs.example.gov:50051",
-                             "roles": ["node"],
+                             "roles": ["node"],  # endpoint: or a list of 1..8 addresses
                              "signing_keys": [{"public_key": "<base64>",
                                                "not_before": "...Z", "not_after": "...Z"}],
                              "tls_certs": [{"sha256": "<hex>",
@@ -54,7 +54,8 @@ import nacl.signing
 import rfc8785
 
 from node.core.envelope import key_id_for, pae
-from node.core.errors import PeerError
+from node.core.errors import InvalidInput, PeerError
+from node.core.members import parse_endpoint
 from node.core.model import validate_id, validate_state
 
 __all__ = [
@@ -148,7 +149,7 @@ class NodeEntry:
     country: str
     agency: str
     contact: str
-    endpoint: str
+    endpoint: tuple[str, ...]  # the primary first; written as a string when there is one
     roles: tuple[str, ...]
     signing_keys: tuple[NodeKey, ...]
     tls_certs: tuple[TlsCert, ...]
@@ -367,8 +368,16 @@ def _node(v: object, countries: set[str]) -> NodeEntry:
     return NodeEntry(
         node_id=node_id, country=country, agency=_text(o["agency"], f"{node_id} agency"),
         contact=_text(o["contact"], f"{node_id} contact"),
-        endpoint=_text(o["endpoint"], f"{node_id} endpoint", empty=False),
+        endpoint=_endpoint(o["endpoint"], node_id),
         roles=roles, signing_keys=tuple(keys), tls_certs=tuple(certs))
+
+
+def _endpoint(v: object, node_id: str) -> tuple[str, ...]:
+    """One address or a list of 1..8 distinct ones, the primary first (members.parse_endpoint)."""
+    try:
+        return parse_endpoint(v, f"{node_id} endpoint")
+    except InvalidInput as exc:
+        raise RegistryError(str(exc), reason="bad_endpoint") from None
 
 
 def _revocation(v: object) -> Revocation:

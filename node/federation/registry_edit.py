@@ -54,8 +54,11 @@ class RevokeNode:
 
 @dataclass(frozen=True, slots=True)
 class SetEndpoint:
+    """Replace a node's addresses (the primary first).  Several ``SetEndpoint`` for one node in
+    one draft list its addresses in their order (``--endpoint NODE ADDR`` given repeatedly)."""
+
     node_id: str
-    endpoint: str
+    endpoint: str | tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,8 @@ def _find(signed: dict[str, Any], node_id: str) -> dict[str, Any]:
     raise RegistryError(f"node {node_id} is not in the registry", reason="unknown_node")
 
 
-def _apply(signed: dict[str, Any], change: Change, now_ms: int) -> None:
+def _apply(signed: dict[str, Any], change: Change, now_ms: int,
+           endpoints_set: set[str]) -> None:
     if isinstance(change, AddMember):
         entry = member_entry(change.entry, now_ms=now_ms)
         if any(m["node_id"] == entry.get("node_id") for m in signed["members"]):
@@ -125,7 +129,13 @@ def _apply(signed: dict[str, Any], change: Change, now_ms: int) -> None:
                                 reason="already_revoked")
         signed["revoked"].append({"node_id": change.node_id, "reason": change.reason})
     elif isinstance(change, SetEndpoint):
-        _find(signed, change.node_id)["endpoint"] = change.endpoint
+        m = _find(signed, change.node_id)
+        new = [change.endpoint] if isinstance(change.endpoint, str) else list(change.endpoint)
+        if change.node_id in endpoints_set:  # a later --endpoint for the node adds an address
+            old = m["endpoint"]
+            new = ([old] if isinstance(old, str) else list(old)) + new
+        endpoints_set.add(change.node_id)
+        m["endpoint"] = new[0] if len(new) == 1 else new  # one address stays a plain string
     else:
         for s in signed["states"]:
             if s["country"] == change.country:
@@ -141,8 +151,9 @@ def draft_next(current: Registry, changes: Sequence[Change], *, now_ms: int,
     """The next version: ``current`` plus ``changes``, version + 1, unsigned, validated."""
     signed = copy.deepcopy(dict(current.signed))
     signed["version"] = current.version + 1
+    endpoints_set: set[str] = set()
     for change in changes:
-        _apply(signed, change, now_ms)
+        _apply(signed, change, now_ms, endpoints_set)
     if expires_ms is not None:
         signed["expires"] = format_time(expires_ms)
     return parse_signed(signed)
@@ -181,7 +192,8 @@ def diff(old: Registry | None, new: Registry) -> list[str]:
     for nid in sorted(old_m.keys() | new_m.keys()):
         a_m, b_m = old_m.get(nid), new_m.get(nid)
         if a_m is None and b_m is not None:
-            out.append(f"+ member {nid} ({b_m.country}, {b_m.agency or '-'}) at {b_m.endpoint}, "
+            out.append(f"+ member {nid} ({b_m.country}, {b_m.agency or '-'}) at "
+                       f"{', '.join(b_m.endpoint)}, "
                        f"roles {','.join(b_m.roles)}, keys "
                        f"{', '.join(k.key_id for k in b_m.signing_keys)}")
             continue
@@ -192,6 +204,8 @@ def diff(old: Registry | None, new: Registry) -> list[str]:
         for attr in ("country", "agency", "contact", "endpoint", "roles"):
             va, vb = getattr(a_m, attr), getattr(b_m, attr)
             if va != vb:
+                if attr == "endpoint":
+                    va, vb = ", ".join(va), ", ".join(vb)
                 out.append(f"~ {nid} {attr}: {va} -> {vb}")
         ka = {k.key_id: k for k in a_m.signing_keys}
         kb = {k.key_id: k for k in b_m.signing_keys}

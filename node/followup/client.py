@@ -8,6 +8,7 @@ returned.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -89,9 +90,12 @@ def file_followup(client: PeerClient, store: FollowUpStore, peer: str, ctx: Quer
                             hit_item_index=hit_item_index, hit_reference=hit_reference,
                             fields=tuple(fields))
     env = client.sign(wire.FOLLOWUP_FILE_TYPE, wire.encode_followup_file(req))
-    response = client.call(peer, FILE_METHOD, env, request_cls=cpb.FileFollowUpRequest,
-                           response_cls=cpb.FileFollowUpResponse,
-                           response_type=wire.FOLLOWUP_STATUS_TYPE, keep=False)
+    # Not renewed: a FileFollowUp that may have reached the owner is not filed again at
+    # another address (a second signed filing would open a second case for its officers).
+    ex = client.exchange(peer, FILE_METHOD, env, request_cls=cpb.FileFollowUpRequest,
+                         response_cls=cpb.FileFollowUpResponse,
+                         response_type=wire.FOLLOWUP_STATUS_TYPE)
+    env, response = ex.request, ex.response
     status = wire.decode_followup_status(response.payload)
     with store.db.transaction():
         store.add_sent(SentRow(
@@ -100,7 +104,7 @@ def file_followup(client: PeerClient, store: FollowUpStore, peer: str, ctx: Quer
             fields=tuple(fields), purpose=ctx.purpose, legal_basis=ctx.legal_basis,
             case_ref=ctx.case_ref, file_digest=env_mod.digest(env), filed_ms=status.issued_at_ms,
             state=status.state, deadline_ms=status.deadline_ms))
-        client.keep(peer, env, response, outcome="answered", extra={
+        client.keep(peer, env, response, outcome="answered", address=ex.address, extra={
             "event": "followup_sent", "followup_id": status.followup_id,
             "hit_request_digest": hit_request_digest.hex(), "hit_item_index": hit_item_index,
             "fields": sorted(fields), "peer_audit_seq": status.audit_seq})
@@ -123,12 +127,12 @@ def get_followup(client: PeerClient, store: FollowUpStore, peer: str, ctx: Query
                  fid: str) -> Answer:
     """Poll once."""
     sent = _sent(store, peer, fid)
-    env = _get_env(client, ctx, fid)
-    response = client.call(peer, GET_METHOD, env, request_cls=cpb.GetFollowUpRequest,
-                           response_cls=cpb.GetFollowUpResponse,
-                           response_type=wire.FOLLOWUP_STATUS_TYPE, keep=False)
-    answer = _answer(client, store, peer, wire.decode_followup_status(response.payload), sent)
-    client.keep(peer, env, response, outcome="answered", extra={
+    ex = client.exchange(peer, GET_METHOD, _get_env(client, ctx, fid),
+                         request_cls=cpb.GetFollowUpRequest, response_cls=cpb.GetFollowUpResponse,
+                         response_type=wire.FOLLOWUP_STATUS_TYPE,
+                         renew=lambda: _get_env(client, ctx, fid))
+    answer = _answer(client, store, peer, wire.decode_followup_status(ex.response.payload), sent)
+    client.keep(peer, ex.request, ex.response, outcome="answered", address=ex.address, extra={
         "event": "followup_polled", "followup_id": fid, "state": answer.status.state,
         "peer_audit_seq": answer.status.audit_seq})
     return answer
@@ -138,14 +142,15 @@ def watch_followup(client: PeerClient, store: FollowUpStore, peer: str, ctx: Que
                    fid: str, *, timeout_s: float = 600.0) -> Iterator[Answer]:
     """Stream the follow-up's state until it is decided; each message verified."""
     sent = _sent(store, peer, fid)
-    env = _get_env(client, ctx, fid)
+    stream = client.open_stream(peer, WATCH_METHOD, _get_env(client, ctx, fid),
+                                request_cls=cpb.WatchFollowUpRequest,
+                                renew=lambda: _get_env(client, ctx, fid), timeout_s=timeout_s)
+    env, address = stream.request, stream.address
     digest = env_mod.digest(env)
-    member = client._directory.member(peer)
-    stub = client._channel(member.endpoint).unary_stream(WATCH_METHOD)
-    wire_req = cpb.WatchFollowUpRequest(envelope=convert.envelope_to_pb(env)).SerializeToString()
     last: Envelope | None = None
+    messages = itertools.chain(() if stream.first is None else (stream.first,), stream.rest)
     try:
-        for raw in stub(wire_req, timeout=timeout_s):
+        for raw in messages:
             response = convert.envelope_from_pb(cpb.WatchFollowUpResponse.FromString(raw).envelope)
             client.verify_response(peer, response, digest,
                                    expected_type=wire.FOLLOWUP_STATUS_TYPE)
@@ -153,12 +158,12 @@ def watch_followup(client: PeerClient, store: FollowUpStore, peer: str, ctx: Que
             answer = _answer(client, store, peer, wire.decode_followup_status(response.payload),
                              sent)
             if answer.decision is not None:
-                client.keep(peer, env, response, outcome="answered", extra={
+                client.keep(peer, env, response, outcome="answered", address=address, extra={
                     "event": "followup_watched", "followup_id": fid,
                     "state": answer.status.state, "peer_audit_seq": answer.status.audit_seq})
             yield answer
     except grpc.RpcError as err:
         error = client._remote_error(peer, err, digest)
         if last is None:
-            client.keep(peer, env, None, outcome="refused", error=error)
+            client.keep(peer, env, None, outcome="refused", error=error, address=address)
         raise error from None

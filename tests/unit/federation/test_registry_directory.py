@@ -33,7 +33,7 @@ def test_members_keys_and_tls_from_the_registry() -> None:
     w = World()
     d = RegistryDirectory(registry=w.sign(w.signed(), "KAZ", "KGZ", "UZB"), clock_ms=Clock())
     m = d.member("KGZ-BS")
-    assert m.endpoint == "127.0.0.1:50052"
+    assert m.endpoint == ("127.0.0.1:50052",)
     assert signing_key(m, w.kid("KGZ-BS"), NOW) == bytes(w.node_keys["KGZ-BS"].verify_key)
     assert d.owner_of_tls_cert("01" * 32) == "KGZ-BS"
     assert {x.node_id for x in d.members()} == {"KAZ-BS", "KGZ-BS", "UZB-BS"}
