@@ -43,7 +43,8 @@ from node.federation.registry import (
     verify_self_signed,
 )
 from node.federation.registry_directory import RegistryDirectory
-from node.store.sqlcipher import Store
+from node.store.db import Database
+from node.store.registry import RegistryTables, RegistryVersionRow
 
 __all__ = ["AuditAppender", "RefreshReport", "RegistryFetcher", "RegistryKeeper",
            "load_anchor", "write_atomically"]
@@ -52,15 +53,6 @@ log = structlog.get_logger("bxnode.registry")
 
 #: At most this many versions are walked in one offer (each is fetched separately).
 MAX_CHAIN = 100
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS registry_versions (
-    version    INTEGER PRIMARY KEY,
-    digest     TEXT NOT NULL,
-    document   BLOB NOT NULL,
-    applied_ms INTEGER NOT NULL
-)
-"""
 
 
 class AuditAppender(Protocol):
@@ -115,11 +107,12 @@ def write_atomically(path: Path, data: bytes) -> None:
 class RegistryKeeper:
     """Owns the trusted version: the directory's contents, the history table and the file."""
 
-    def __init__(self, *, directory: RegistryDirectory, store: Store, audit: AuditAppender,
+    def __init__(self, *, directory: RegistryDirectory, store: Database, audit: AuditAppender,
                  path: Path, node_id: str, clock_ms: Callable[[], int],
                  fetcher: RegistryFetcher | None = None) -> None:
         self.directory = directory
         self._store = store
+        self._tables = RegistryTables(store)
         self._audit = audit
         self._path = path
         self._node_id = node_id
@@ -130,26 +123,24 @@ class RegistryKeeper:
     # --- start-up ----------------------------------------------------------------------------
 
     @staticmethod
-    def trusted_version(*, store: Store, path: Path) -> Registry:
+    def trusted_version(*, store: Database, path: Path) -> Registry:
         """The newest applied version in the database, or the file as anchor on first start."""
-        store.ensure_schema("registry", _DDL)
-        row = store.query_one("SELECT document FROM registry_versions "
-                              "ORDER BY version DESC LIMIT 1")
-        if row is None:
+        tables = RegistryTables(store)
+        tables.ensure_schema()
+        document = tables.latest_document()
+        if document is None:
             return load_anchor(path)
         try:
-            return parse_registry(bytes(row[0]))
+            return parse_registry(document)
         except RegistryError as exc:
             raise ConfigError(f"the stored registry does not parse: {exc}",
                               reason="bad_registry") from exc
 
     def start(self) -> None:
         """Record the anchor on first start (audited); then offer a newer registry file."""
-        self._store.ensure_schema("registry", _DDL)
+        self._tables.ensure_schema()
         current = self.directory.current
-        row = self._store.query_one("SELECT digest FROM registry_versions WHERE version=?",
-                                    (current.version,))
-        if row is None:
+        if self._tables.digest(current.version) is None:
             self._commit([current], source="anchor", previous=None)
         else:
             self.check_file()
@@ -181,9 +172,7 @@ class RegistryKeeper:
         write_atomically(self._path, final.to_bytes())  # file first: a crash leaves it newer
         with self._store.transaction():
             for reg in regs:
-                self._store.execute(
-                    "INSERT OR IGNORE INTO registry_versions VALUES (?, ?, ?, ?)",
-                    (reg.version, reg.digest, reg.to_bytes(), now))
+                self._tables.add(RegistryVersionRow(reg.version, reg.digest, reg.to_bytes(), now))
                 self._audit.append({
                     "event": "registry_applied", "version": reg.version, "digest": reg.digest,
                     "source": source, "previous_version": previous.version if previous else None,
@@ -215,9 +204,7 @@ class RegistryKeeper:
         """The stored document of ``version`` (0: the current one)."""
         if version == 0:
             return self.directory.current.to_bytes()
-        row = self._store.query_one("SELECT document FROM registry_versions WHERE version=?",
-                                    (version,))
-        return None if row is None else bytes(row[0])
+        return self._tables.document(version)
 
     # --- sources -----------------------------------------------------------------------------
 
