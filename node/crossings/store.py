@@ -1,6 +1,8 @@
-"""Crossing tables in the node's encrypted database: BCPs, facing pairs, crossings.
+"""Crossing tables in the node database: BCPs, facing pairs, crossings.
 
-Owns its SQL (docs/extending.md, "Storage"); callers hold the transaction.
+Converts between the crossing model and the rows of :mod:`node.store.crossings`, which
+holds the SQL (and protects document numbers and names on PostgreSQL); callers hold the
+transaction.
 """
 
 from __future__ import annotations
@@ -17,56 +19,39 @@ from node.crossings.model import (
     Direction,
     TravelMode,
 )
-from node.store.sqlcipher import Store
+from node.store.crossings import BcpRow, CrossingRow, CrossingTables
+from node.store.db import Database
 
 __all__ = ["CrossingStore"]
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS crossing_bcps (
-    code TEXT PRIMARY KEY, country TEXT NOT NULL, name TEXT NOT NULL, modes TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS crossing_pairs (
-    a TEXT NOT NULL, b TEXT NOT NULL, section TEXT NOT NULL, PRIMARY KEY (a, b)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS crossings (
-    record_id TEXT PRIMARY KEY, event TEXT NOT NULL, bcp TEXT NOT NULL,
-    crossed_at_ms INTEGER NOT NULL, mode TEXT NOT NULL, doc_number TEXT NOT NULL,
-    doc_state TEXT NOT NULL, doc_type TEXT NOT NULL, family_name TEXT NOT NULL,
-    given_names TEXT NOT NULL, dob TEXT NOT NULL, nationality TEXT NOT NULL,
-    recorded_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS crossings_doc ON crossings (doc_number, doc_state, crossed_at_ms);
-CREATE INDEX IF NOT EXISTS crossings_bcp_time ON crossings (bcp, crossed_at_ms)
-"""
 
-_COLS = ("record_id, event, bcp, crossed_at_ms, mode, doc_number, doc_state, doc_type, "
-         "family_name, given_names, dob, nationality")
+def _row(r: CrossingRecord) -> CrossingRow:
+    return CrossingRow(
+        record_id=r.record_id, event=r.event.value, bcp=r.bcp, crossed_at_ms=r.crossed_at_ms,
+        mode=r.mode.value, doc_number=r.document.number, doc_state=r.document.issuing_state,
+        doc_type=r.document.doc_type, family_name=r.family_name, given_names=r.given_names,
+        dob=str(r.date_of_birth) if r.date_of_birth else "", nationality=r.nationality)
 
 
-def _row(r: CrossingRecord) -> tuple[object, ...]:
-    return (r.record_id, r.event.value, r.bcp, r.crossed_at_ms, r.mode.value, r.document.number,
-            r.document.issuing_state, r.document.doc_type, r.family_name, r.given_names,
-            str(r.date_of_birth) if r.date_of_birth else "", r.nationality)
-
-
-def _record(row: Sequence[object]) -> CrossingRecord:
-    dob = str(row[10])
+def _record(row: CrossingRow) -> CrossingRecord:
     return CrossingRecord(
-        record_id=str(row[0]), event=CrossingEvent(str(row[1])), bcp=str(row[2]),
-        crossed_at_ms=int(str(row[3])), mode=TravelMode(str(row[4])),
-        document=DocumentQuery(number=str(row[5]), issuing_state=str(row[6]),
-                               doc_type=str(row[7])),
-        family_name=str(row[8]), given_names=str(row[9]),
-        date_of_birth=PartialDate.parse(dob) if dob else None, nationality=str(row[11]))
+        record_id=row.record_id, event=CrossingEvent(row.event), bcp=row.bcp,
+        crossed_at_ms=row.crossed_at_ms, mode=TravelMode(row.mode),
+        document=DocumentQuery(number=row.doc_number, issuing_state=row.doc_state,
+                               doc_type=row.doc_type),
+        family_name=row.family_name, given_names=row.given_names,
+        date_of_birth=PartialDate.parse(row.dob) if row.dob else None,
+        nationality=row.nationality)
 
 
 class CrossingStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Database) -> None:
         self._s = store
-        store.ensure_schema("crossings", _DDL)
+        self._t = CrossingTables(store)
+        self._t.ensure_schema()
 
     @property
-    def db(self) -> Store:
+    def db(self) -> Database:
         """The node database these tables live in (for the caller's transaction)."""
         return self._s
 
@@ -74,22 +59,14 @@ class CrossingStore:
 
     def replace_bcps(self, bcp_map: BcpMap) -> None:
         """Replace the BCP list and pairs with ``bcp_map`` (the caller holds the transaction)."""
-        self._s.execute("DELETE FROM crossing_pairs")
-        self._s.execute("DELETE FROM crossing_bcps")
-        self._s.executemany("INSERT INTO crossing_bcps VALUES (?,?,?,?)", [
-            (b.code, b.country, b.name, ",".join(m.value for m in b.modes))
-            for b in bcp_map.bcps.values()])
-        self._s.executemany("INSERT INTO crossing_pairs VALUES (?,?,?)", bcp_map.pairs)
+        self._t.replace_bcps(
+            [BcpRow(b.code, b.country, b.name, tuple(m.value for m in b.modes))
+             for b in bcp_map.bcps.values()], bcp_map.pairs)
 
     def bcp_map(self) -> BcpMap:
-        bcps = {
-            str(code): Bcp(str(code), str(country), str(name),
-                           tuple(TravelMode(m) for m in str(modes).split(",") if m))
-            for code, country, name, modes in self._s.query(
-                "SELECT code, country, name, modes FROM crossing_bcps ORDER BY code")}
-        pairs = tuple((str(a), str(b), str(s)) for a, b, s in self._s.query(
-            "SELECT a, b, section FROM crossing_pairs ORDER BY a, b"))
-        return BcpMap(bcps=bcps, pairs=pairs)
+        bcps = {b.code: Bcp(b.code, b.country, b.name, tuple(TravelMode(m) for m in b.modes))
+                for b in self._t.bcps()}
+        return BcpMap(bcps=bcps, pairs=tuple(self._t.pairs()))
 
     # --- crossings --------------------------------------------------------------------------
 
@@ -100,16 +77,14 @@ class CrossingStore:
         new = dup = 0
         for r in records:
             row = _row(r)
-            old = self._s.query_one(f"SELECT {_COLS} FROM crossings WHERE record_id=?",  # noqa: S608 - constant columns
-                                    (r.record_id,))
+            old = self._t.get(r.record_id)
             if old is not None:
-                if tuple(old) != row:
+                if old != row:
                     raise InvalidInput(f"record {r.record_id} is already stored with other "
                                        "content", reason="record_conflict")
                 dup += 1
                 continue
-            self._s.execute(f"INSERT INTO crossings ({_COLS}, recorded_ms) VALUES "  # noqa: S608 - constant columns
-                            "(?,?,?,?,?,?,?,?,?,?,?,?,?)", (*row, now_ms))
+            self._t.insert(row, recorded_ms=now_ms)
             new += 1
         return new, dup
 
@@ -117,18 +92,13 @@ class CrossingStore:
         """The earliest crossing (never a refused entry) matching ``q`` at one of ``bcps``."""
         if not bcps:
             return None
-        marks = ",".join("?" * len(bcps))
-        events = (CrossingEvent.EXIT.value,) if q.direction is Direction.EXIT else (
-            CrossingEvent.ENTRY.value,)
-        sql = (f"SELECT {_COLS} FROM crossings WHERE bcp IN ({marks}) AND event=? AND "  # noqa: S608 - constant columns
-               "crossed_at_ms BETWEEN ? AND ?")
-        args: list[object] = [*bcps, events[0], q.window_start_ms, q.window_end_ms]
+        event = CrossingEvent.EXIT if q.direction is Direction.EXIT else CrossingEvent.ENTRY
+        document = None
         if isinstance(q.subject, DocumentQuery):
-            sql += " AND doc_number=? AND doc_state=? AND doc_type=?"
-            args += [q.subject.number, q.subject.issuing_state, q.subject.doc_type]
-        else:
-            sql += " AND family_name != ''"
-        for row in self._s.query(sql + " ORDER BY crossed_at_ms, record_id", args):
+            document = (q.subject.number, q.subject.issuing_state, q.subject.doc_type)
+        for row in self._t.at(bcps=bcps, event=event.value, from_ms=q.window_start_ms,
+                              to_ms=q.window_end_ms, document=document,
+                              named_only=document is None):
             rec = _record(row)
             if rec.matches(q.subject):
                 return rec
@@ -138,12 +108,8 @@ class CrossingStore:
                 to_ms: int) -> list[CrossingRecord]:
         if not bcps:
             return []
-        marks = ",".join("?" * len(bcps))
-        return [_record(r) for r in self._s.query(
-            f"SELECT {_COLS} FROM crossings WHERE bcp IN ({marks}) AND event=? AND "  # noqa: S608 - constant columns
-            "crossed_at_ms BETWEEN ? AND ? ORDER BY crossed_at_ms, record_id",
-            [*bcps, event.value, from_ms, to_ms])]
+        return [_record(r) for r in self._t.at(bcps=bcps, event=event.value, from_ms=from_ms,
+                                               to_ms=to_ms)]
 
     def count(self) -> int:
-        row = self._s.query_one("SELECT count(*) FROM crossings")
-        return int(str(row[0])) if row else 0
+        return self._t.count()
