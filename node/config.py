@@ -19,7 +19,8 @@ from node.core.errors import ConfigError
 from node.core.model import validate_id, validate_state
 from node.federation.pki import is_dev_material
 
-__all__ = ["CONFIG_NAME", "AuditSettings", "NodeConfig", "load_config", "render_config"]
+__all__ = ["CONFIG_NAME", "AuditSettings", "NodeConfig", "StorageSettings", "load_config",
+           "render_config"]
 
 CONFIG_NAME = "node.toml"
 log = structlog.get_logger("bxnode.config")
@@ -59,6 +60,82 @@ class AuditSettings:
             witnesses=None if witnesses is None else tuple(witnesses))
 
 
+_STORAGE_KEYS = frozenset({"backend", "path", "key_file", "dsn", "password_file",
+                           "field_key_file", "pool_min", "pool_max", "connect_timeout_s"})
+_PG_ONLY = ("dsn", "password_file", "field_key_file", "pool_min", "pool_max", "connect_timeout_s")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """``[storage]`` beyond the SQLCipher file: which backend, and PostgreSQL's settings.
+
+    ``backend = "sqlcipher"`` (the default: ``path`` and ``key_file``) or ``"postgresql"``:
+    ``dsn`` (libpq ``key=value`` or a URI, never with a password: the password comes only
+    from ``$BXNODE_PG_PASSWORD`` or ``password_file``, mode 0600), ``field_key_file`` (the
+    key of the blind indexes and sealed fields, 0600; or ``$BXNODE_FIELD_KEY``), and the
+    connection pool's ``pool_min`` / ``pool_max`` and ``connect_timeout_s``.
+    """
+
+    backend: str = "sqlcipher"
+    dsn: str | None = None
+    password_file: Path | None = None
+    field_key_file: Path | None = None
+    pool_min: int = 1
+    pool_max: int = 10
+    connect_timeout_s: int = 5
+
+    @classmethod
+    def parse(cls, root: Path, doc: dict[str, Any]) -> StorageSettings:
+        unknown = sorted(set(doc) - _STORAGE_KEYS)
+        if unknown:
+            raise ConfigError(f"config: [storage] has no key {unknown[0]!r}", reason="bad_config")
+        backend = doc.get("backend", "sqlcipher")
+        if backend not in ("sqlcipher", "postgresql"):
+            raise ConfigError('config: [storage] backend must be "sqlcipher" or "postgresql"',
+                              reason="bad_config")
+        if backend == "sqlcipher":
+            extra = [k for k in _PG_ONLY if k in doc]
+            if extra:
+                raise ConfigError(f'config: [storage] {extra[0]} applies only to backend = '
+                                  '"postgresql"', reason="bad_config")
+            return cls()
+
+        def num(key: str, default: int, lo: int, hi: int) -> int:
+            value = doc.get(key, default)
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ConfigError(f"config: [storage] {key} must be {lo}..{hi}",
+                                  reason="bad_config")
+            return value
+
+        def path(key: str) -> Path | None:
+            value = doc.get(key)
+            if value is None:
+                return None
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"config: [storage] {key} must be a file name",
+                                  reason="bad_config")
+            return (root / value).resolve()
+
+        dsn = doc.get("dsn")
+        if not isinstance(dsn, str) or not dsn.strip():
+            raise ConfigError('config: [storage] dsn is required for backend = "postgresql"',
+                              reason="bad_config")
+        from node.store.postgresql import dsn_has_password
+
+        if dsn_has_password(dsn):  # never echo the DSN: it holds the password
+            raise ConfigError("config: [storage] dsn must not contain a password; set "
+                              "$BXNODE_PG_PASSWORD or [storage] password_file (mode 0600)",
+                              reason="dsn_has_password")
+        pool_min = num("pool_min", 1, 1, 100)
+        pool_max = num("pool_max", max(10, pool_min), 1, 1000)
+        if pool_min > pool_max:
+            raise ConfigError("config: [storage] pool_min must not exceed pool_max",
+                              reason="bad_config")
+        return cls(backend="postgresql", dsn=dsn, password_file=path("password_file"),
+                   field_key_file=path("field_key_file"), pool_min=pool_min,
+                   pool_max=pool_max, connect_timeout_s=num("connect_timeout_s", 5, 1, 120))
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     root: Path
@@ -86,6 +163,8 @@ class NodeConfig:
     registry: Path | None = None
     registry_refresh_s: int = 60       # fetch newer registry versions from peers this often
     registry_expiry_grace_s: int = 3600  # then, with the registry expired, refuse peers
+    #: [storage] backend and PostgreSQL settings (the SQLCipher file is db_path, db_key_file).
+    storage: StorageSettings = field(default_factory=lambda: StorageSettings())
 
     def secret_paths(self) -> list[Path]:
         return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
@@ -148,6 +227,7 @@ def load_config(path: Path) -> NodeConfig:
         policy_cache=bool(doc.get("policy", {}).get("cache", True)),
         operator=str(doc.get("client", {}).get("operator", "")),
         audit=AuditSettings.parse(doc.get("audit", {})),
+        storage=StorageSettings.parse(root, doc.get("storage", {})),
         **_registry_settings(root, doc.get("federation", {})),
     )
     check_dev_keys(cfg)
