@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from node.store._fields import marks
 from node.store.db import Database
+from node.store.schema import register
 
 __all__ = [
     "AUDIT_LOG_SCHEMA",
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 AUDIT_LOG_SCHEMA_NAME: Final = "audit_merkle"
-AUDIT_LOG_SCHEMA: Final = """
+AUDIT_LOG_SCHEMA: Final = register(AUDIT_LOG_SCHEMA_NAME, 1, """
 CREATE TABLE IF NOT EXISTS audit_entries (
     seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, salt BLOB, body BLOB,
     leaf BLOB NOT NULL, erased_ms INTEGER,
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS audit_cosignatures (
     size INTEGER NOT NULL, witness TEXT NOT NULL, time_ms INTEGER NOT NULL,
     line TEXT NOT NULL, PRIMARY KEY (size, witness)
 ) WITHOUT ROWID;
-"""
+""").ddl
 
 #: Coordinates per statement when reading hashes: 2 parameters each, far below both
 #: engines' limits (SQLite 32,766, PostgreSQL 65,535).

@@ -23,13 +23,13 @@ from typing import Any, Final
 
 from node.store._fields import index_text, marks
 from node.store.db import Database
+from node.store.schema import register
 
-__all__ = ["CROSSINGS_SCHEMA", "CROSSINGS_SCHEMA_NAME", "CROSSINGS_SEALED_STEP", "BcpRow",
-           "CrossingRow", "CrossingTables"]
+__all__ = ["CROSSINGS_SCHEMA", "CROSSINGS_SCHEMA_NAME", "CROSSINGS_SEALED_SCHEMA_NAME",
+           "CROSSINGS_SEALED_STEP", "BcpRow", "CrossingRow", "CrossingTables"]
 
 CROSSINGS_SCHEMA_NAME: Final = "crossings"
-#: Version 1 of the crossing tables.
-CROSSINGS_SCHEMA: Final = """
+CROSSINGS_SCHEMA: Final = register(CROSSINGS_SCHEMA_NAME, 1, """
 CREATE TABLE IF NOT EXISTS crossing_bcps (
     code TEXT PRIMARY KEY, country TEXT NOT NULL, name TEXT NOT NULL, modes TEXT NOT NULL
 ) WITHOUT ROWID;
@@ -45,9 +45,13 @@ CREATE TABLE IF NOT EXISTS crossings (
 );
 CREATE INDEX IF NOT EXISTS crossings_doc ON crossings (doc_number, doc_state, crossed_at_ms);
 CREATE INDEX IF NOT EXISTS crossings_bcp_time ON crossings (bcp, crossed_at_ms)
-"""
-#: Version 2: the sealed identifiers (NULL in SQLCipher, where the file is encrypted).
-CROSSINGS_SEALED_STEP: Final = "ALTER TABLE crossings ADD COLUMN sealed BLOB"
+""").ddl
+#: The sealed identifiers (NULL in SQLCipher, where the file is encrypted).  A schema name
+#: of its own, not version 2 of ``crossings``: SQLCipher's ``ensure_schema`` keeps one DDL
+#: digest per name, so two steps under one name would re-run each other on every open.
+CROSSINGS_SEALED_SCHEMA_NAME: Final = "crossings_sealed"
+CROSSINGS_SEALED_STEP: Final = register(
+    CROSSINGS_SEALED_SCHEMA_NAME, 1, "ALTER TABLE crossings ADD COLUMN sealed BLOB").ddl
 
 _DOC_NUMBER: Final = "crossings.doc_number"
 _SEALED: Final = "crossings.sealed"
@@ -96,7 +100,7 @@ class CrossingTables:
 
     def ensure_schema(self) -> None:
         self.db.ensure_schema(CROSSINGS_SCHEMA_NAME, CROSSINGS_SCHEMA)
-        self.db.ensure_schema(f"{CROSSINGS_SCHEMA_NAME}.2", CROSSINGS_SEALED_STEP)
+        self.db.ensure_schema(CROSSINGS_SEALED_SCHEMA_NAME, CROSSINGS_SEALED_STEP)
 
     # --- BCPs -------------------------------------------------------------------------------
 

@@ -15,17 +15,18 @@ from dataclasses import dataclass
 from typing import Final
 
 from node.store.db import Database
+from node.store.schema import register
 
 __all__ = ["RECEIPT_PROOF_SCHEMA", "RECEIPT_PROOF_SCHEMA_NAME", "ReceiptTables",
            "ReceivedEnvelopes"]
 
 RECEIPT_PROOF_SCHEMA_NAME: Final = "receipt_proofs"
-RECEIPT_PROOF_SCHEMA: Final = """
+RECEIPT_PROOF_SCHEMA: Final = register(RECEIPT_PROOF_SCHEMA_NAME, 1, """
 CREATE TABLE IF NOT EXISTS receipt_proofs (
     request_digest BLOB PRIMARY KEY, peer TEXT NOT NULL, bundle BLOB NOT NULL,
     fetched_ms INTEGER NOT NULL
 );
-"""
+""").ddl
 
 #: The codec kinds the exchange's receipt store seals envelopes under.
 REQUEST_ENV_KIND: Final = "receipts.request_env"

@@ -11,18 +11,19 @@ from dataclasses import dataclass
 from typing import Final
 
 from node.store.db import Database
+from node.store.schema import register
 
 __all__ = ["REGISTRY_SCHEMA", "REGISTRY_SCHEMA_NAME", "RegistryTables", "RegistryVersionRow"]
 
 REGISTRY_SCHEMA_NAME: Final = "registry"
-REGISTRY_SCHEMA: Final = """
+REGISTRY_SCHEMA: Final = register(REGISTRY_SCHEMA_NAME, 1, """
 CREATE TABLE IF NOT EXISTS registry_versions (
     version    INTEGER PRIMARY KEY,
     digest     TEXT NOT NULL,
     document   BLOB NOT NULL,
     applied_ms INTEGER NOT NULL
 )
-"""
+""").ddl
 
 
 @dataclass(frozen=True, slots=True)

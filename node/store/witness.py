@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from node.store.db import Database
+from node.store.schema import register
 
 __all__ = ["WITNESS_SCHEMA", "WITNESS_SCHEMA_NAME", "EvidenceRow", "WitnessStateRow",
            "WitnessTables"]
 
 WITNESS_SCHEMA_NAME: Final = "audit_witness"
-WITNESS_SCHEMA: Final = """
+WITNESS_SCHEMA: Final = register(WITNESS_SCHEMA_NAME, 1, """
 CREATE TABLE IF NOT EXISTS witness_state (
     origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL, note BLOB NOT NULL,
     updated_ms INTEGER NOT NULL
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS witness_evidence (
 CREATE TABLE IF NOT EXISTS audit_witnessed (
     peer TEXT PRIMARY KEY, size INTEGER NOT NULL, updated_ms INTEGER NOT NULL
 );
-"""
+""").ddl
 
 
 @dataclass(frozen=True, slots=True)
