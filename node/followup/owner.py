@@ -23,6 +23,9 @@ from node.core.model import DocumentQuery, LookupAnswer, Outcome, validate_id
 from node.followup.policy import FOLLOWUP_QUERY, followup_decision, followup_input
 from node.followup.store import DOCUMENT_FIELDS, PERSON_FIELDS, FollowUpRow, FollowUpStore
 from node.policy import PolicyEngine
+from node.store.db import Database
+from node.store.followups import HitRecords
+from node.store.receipts import ReceiptTables
 from node.wire import convert
 from node.wire import crossings as wire
 from node.wire.convert import pb
@@ -58,18 +61,16 @@ class Hit:
     audit_seq: int
 
 
-def locate_hit(db: Any, *, requester: str, lookup_digest: bytes, index: int,
+def locate_hit(db: Database, *, requester: str, lookup_digest: bytes, index: int,
                reference: str) -> Hit:
     """Find the HIT at ``index`` of the lookup ``lookup_digest`` that *we* answered to
     ``requester``.  Unknown, foreign (another requester's) or mismatching references raise
     NOT_FOUND ``unknown_hit_reference``; a NO_HIT raises FAILED_PRECONDITION ``not_a_hit``."""
     unknown = NotFound("no HIT with this reference was answered to you",
                        reason="unknown_hit_reference")
-    rows = db.query("SELECT request_env, response_env FROM receipts WHERE direction='received' "
-                    "AND peer=? AND request_digest=? ORDER BY id", (requester, lookup_digest))
-    for request_raw, response_raw in rows:
-        request = convert.envelope_from_pb(pb.SignedEnvelope.FromString(bytes(request_raw)))
-        response = convert.envelope_from_pb(pb.SignedEnvelope.FromString(bytes(response_raw)))
+    for receipt in ReceiptTables(db).received(peer=requester, request_digest=lookup_digest):
+        request = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.request_env))
+        response = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.response_env))
         if (request.payload_type != env_mod.REQUEST_TYPE
                 or response.payload_type != env_mod.RESPONSE_TYPE):
             continue
@@ -140,16 +141,15 @@ class FollowUpDesk:
         return f"FU-{os.urandom(8).hex().upper()}"
 
     def record_value(self, row: FollowUpRow, field: str) -> str:
-        db = self.store.db
+        records = HitRecords(self.store.db)
         if row.record_kind == "person":
-            p = db.person(row.hit_reference)
+            p = records.person(row.hit_reference)
             if p is None:
                 raise FailedPrecondition("the record behind this hit no longer exists",
                                          reason="record_withdrawn")
             values = dict(zip(PERSON_FIELDS, (p[1], p[2], p[3], p[4], p[5], p[6]), strict=True))
         else:
-            d = db.query_one("SELECT number, issuing_state, doc_type, loss_type FROM documents "
-                             "WHERE owner_ref=? ORDER BY number LIMIT 1", (row.hit_reference,))
+            d = records.document(row.hit_reference)
             if d is None:
                 raise FailedPrecondition("the record behind this hit no longer exists",
                                          reason="record_withdrawn")
