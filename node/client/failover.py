@@ -17,6 +17,9 @@ request could have reached the peer:
 * Every other status is the peer's answer or refusal (``PERMISSION_DENIED``,
   ``UNAUTHENTICATED``, ``INVALID_ARGUMENT``, ``RESOURCE_EXHAUSTED``, ...): final, never
   tried elsewhere.
+* An ``UNAVAILABLE`` that carries the peer's reason (its policy server is down, its
+  registry expired: "retry later") was delivered: the next address gets a fresh request as
+  above, and if there is none, the peer's refusal is what the caller gets.
 
 Each attempt gets an equal share of the time left (``remaining / addresses left``), unless
 ``attempt_timeout_s`` says otherwise, so a primary that accepts connections and never
@@ -77,19 +80,22 @@ def delivery_of(status: str, details: str) -> Delivery | None:
 @dataclass(frozen=True, slots=True)
 class Attempt:
     """One address tried (or not): ``status`` is the gRPC status name, ``OK``, or
-    ``NOT_TRIED``; ``note`` says why an address was not tried."""
+    ``NOT_TRIED``; ``note`` says why an address was not tried; ``reason`` is the peer's
+    reason code when it sent one (``policy_unavailable``)."""
 
     address: str
     status: str
     delivery: Delivery | None = None
     note: str = ""
+    reason: str = ""  # the peer's reason code, when it sent one
 
     def describe(self) -> str:
         if self.status == "NOT_TRIED":
             return f"{self.address} not tried ({self.note})"
         what = {Delivery.NOT_SENT: "not delivered",
                 Delivery.MAYBE_SENT: "may have been delivered", None: "final"}[self.delivery]
-        return f"{self.address} {self.status.lower()} ({what})"
+        said = f"/{self.reason}" if self.reason else ""
+        return f"{self.address} {self.status.lower()}{said} ({what})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +156,17 @@ def try_in_order(
     attempt_timeout_s: float | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     on_failure: Callable[[str, R, grpc.RpcError, Delivery], None] | None = None,
+    reason_of: Callable[[grpc.RpcError], str] | None = None,
 ) -> Answered[R, T] | Refused[R]:
     """Call ``send(address, request, timeout_s)`` on each address until one answers.
 
     Returns the answer or the final refusal, with the request that address got; raises
     :class:`PeerUnreachable` when no address answered within ``deadline_s``.
-    ``on_failure`` sees each failed attempt (the caller records what it sent).
+    ``on_failure`` sees each failed attempt that is not returned (the caller records what
+    it sent).  ``reason_of`` reads the peer's reason code from an error ("" for none): an
+    ``UNAVAILABLE`` with one is the peer saying "retry later" — the next address is tried
+    as for any ``UNAVAILABLE``, but when it is the last word, it is returned as
+    :class:`Refused` rather than raised as :class:`PeerUnreachable`.
     """
     if not addresses:
         raise ConfigError(f"peer {peer} lists no address to call", reason="no_endpoint")
@@ -175,17 +186,27 @@ def try_in_order(
         except grpc.RpcError as err:
             status, details = status_of(err)
             delivery = delivery_of(status, details)
-            attempts.append(Attempt(address, status, delivery))
+            reason = reason_of(err) if reason_of is not None else ""
+            attempts.append(Attempt(address, status, delivery, reason=reason))
             if delivery is None:
+                return Refused(address, current, err, tuple(attempts))
+            more = i + 1 < len(addresses)
+            stop = (more and delivery is Delivery.MAYBE_SENT and not resend_safe
+                    and renew is None)
+            if stop:
+                attempts += [Attempt(a, "NOT_TRIED", note="the request may have been "
+                                     "delivered and is not re-sent")
+                             for a in addresses[i + 1:]]
+            if reason and (stop or not more):
+                # the last word was the peer's own "retry later" (UNAVAILABLE with a
+                # reason, perhaps a signed refusal): report it, not a silent peer
                 return Refused(address, current, err, tuple(attempts))
             if on_failure is not None:
                 on_failure(address, current, err, delivery)
-            if i + 1 < len(addresses) and delivery is Delivery.MAYBE_SENT and not resend_safe:
-                if renew is None:
-                    attempts += [Attempt(a, "NOT_TRIED", note="the request may have been "
-                                         "delivered and is not re-sent")
-                                 for a in addresses[i + 1:]]
-                    break
+            if stop:
+                break
+            if more and delivery is Delivery.MAYBE_SENT and not resend_safe:
+                assert renew is not None
                 current = renew()  # a fresh nonce: the bytes already sent are never re-sent
             continue
         attempts.append(Attempt(address, "OK"))

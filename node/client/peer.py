@@ -109,6 +109,12 @@ class _NoFirstMessage(grpc.RpcError):  # type: ignore[misc]  # grpc is untyped
         return ()
 
 
+def _reason_of(err: grpc.RpcError) -> str:
+    """The peer's reason code (``bxnode-reason``) on an error, "" when it sent none."""
+    md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
+    return str(md.get(REASON_KEY, ""))
+
+
 class PeerClient:
     def __init__(
         self,
@@ -255,7 +261,7 @@ class PeerClient:
                            deadline_s=timeout_s or self._timeout, renew=renew,
                            attempt_timeout_s=self._attempt_timeout, monotonic=self._monotonic,
                            on_failure=lambda address, env, err, delivery: self._keep_failed(
-                               peer, address, env, err, delivery))
+                               peer, address, env, err, delivery), reason_of=_reason_of)
         if isinstance(out, Refused):
             error = self._remote_error(peer, out.error, env_mod.digest(out.request))
             self.keep(peer, out.request, None, outcome="refused", error=error,
@@ -309,7 +315,7 @@ class PeerClient:
                            deadline_s=timeout_s, renew=renew,
                            attempt_timeout_s=self._attempt_timeout, monotonic=self._monotonic,
                            on_failure=lambda address, env, err, delivery: self._keep_failed(
-                               peer, address, env, err, delivery))
+                               peer, address, env, err, delivery), reason_of=_reason_of)
         if isinstance(out, Refused):
             error = self._remote_error(peer, out.error, env_mod.digest(out.request))
             self.keep(peer, out.request, None, outcome="refused", error=error,
@@ -325,8 +331,7 @@ class PeerClient:
                      delivery: Delivery) -> None:
         """Our audit entry of an attempt nobody answered (no receipt: no response)."""
         status, _ = status_of(err)
-        md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
-        reason = str(md.get(REASON_KEY, "peer_unavailable"))
+        reason = _reason_of(err) or "peer_unavailable"
         log.warning("peer_address_failed", peer=peer, address=address, status=status,
                     reason=reason, delivery=delivery.value)
         self.keep(peer, request, None, outcome="unanswered", address=address,
@@ -354,10 +359,11 @@ class PeerClient:
 
     def _remote_error(self, peer: str, err: grpc.RpcError, digest: bytes) -> BxError:
         code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and (
+                REASON_KEY not in md):  # the transport's, not the peer's "retry later"
             return EnvironmentFault(f"peer {peer} did not answer ({code.name.lower()})",
                                     reason="peer_unavailable")
-        md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
         reason = str(md.get(REASON_KEY, "unknown"))
         verified = False
         refusal_raw = md.get(REFUSAL_KEY)

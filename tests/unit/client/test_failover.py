@@ -27,9 +27,10 @@ NO_NAME = "errors resolving kgz-bs.invalid:443: [field:hostname lookup error: no
 
 
 class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
-    def __init__(self, code: grpc.StatusCode, details: str = "") -> None:
+    def __init__(self, code: grpc.StatusCode, details: str = "", reason: str = "") -> None:
         super().__init__(details)
         self._code, self._details = code, details
+        self._md = (("bxnode-reason", reason),) if reason else ()
 
     def code(self) -> grpc.StatusCode:
         return self._code
@@ -37,8 +38,12 @@ class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
     def details(self) -> str:
         return self._details
 
-    def trailing_metadata(self) -> tuple[()]:
-        return ()
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._md
+
+
+def reason_of(err: grpc.RpcError) -> str:
+    return str(dict(err.trailing_metadata()).get("bxnode-reason", ""))
 
 
 @dataclass
@@ -70,6 +75,9 @@ class Peer:
             raise FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         if action == "broken":
             raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+        if action == "retry_later":  # the peer's own UNAVAILABLE, with its reason
+            raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, "policy server did not answer",
+                               reason="policy_unavailable")
         if action in ("PERMISSION_DENIED", "UNAUTHENTICATED", "INVALID_ARGUMENT",
                       "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "INTERNAL", "UNKNOWN"):
             raise FakeRpcError(grpc.StatusCode[action], "refused")
@@ -91,7 +99,7 @@ def run(peer: Peer, addresses: tuple[str, ...], *, renew: Renewer | None = None,
     return try_in_order(addresses, "request#0", peer.send, peer="KGZ-BS",
                         deadline_s=deadline_s, renew=renew, monotonic=peer.clock,
                         on_failure=lambda a, r, _e, d: peer.failures.append((a, r, d)),
-                        **kw)  # type: ignore[arg-type]
+                        reason_of=reason_of, **kw)  # type: ignore[arg-type]
 
 
 # --- classification ---------------------------------------------------------------------------
@@ -192,6 +200,40 @@ def test_a_refusal_after_a_failover_is_final_too() -> None:
     out = run(peer, ("a:1", "b:2", "c:3"), renew=Renewer())
     assert isinstance(out, Refused) and out.address == "b:2"
     assert [a for a, _, _ in peer.sent] == ["a:1", "b:2"]
+
+
+def test_the_peers_retry_later_moves_a_fresh_request_on() -> None:
+    peer = Peer(Clock(), {"a:1": ["retry_later"], "b:2": ["answer"]})
+    out = run(peer, ("a:1", "b:2"), renew=Renewer())
+    assert isinstance(out, Answered)
+    assert (out.address, out.request) == ("b:2", "request#1")
+    assert out.attempts[0] == Attempt("a:1", "UNAVAILABLE", Delivery.MAYBE_SENT,
+                                      reason="policy_unavailable")
+    assert peer.failures == [("a:1", "request#0", Delivery.MAYBE_SENT)]
+
+
+@pytest.mark.parametrize("renew", [Renewer(), None])
+def test_the_peers_retry_later_as_the_last_word_is_its_refusal(renew: Renewer | None) -> None:
+    peer = Peer(Clock(), {"a:1": ["refused"], "b:2": ["retry_later"]})
+    out = run(peer, ("a:1", "b:2"), renew=renew)
+    assert isinstance(out, Refused)
+    assert (out.address, out.request, out.error.code().name) == ("b:2", "request#0",
+                                                                 "UNAVAILABLE")
+    assert peer.failures == [("a:1", "request#0", Delivery.NOT_SENT)]  # b:2 is the refusal
+    peer = Peer(Clock(), {"a:1": ["retry_later"], "b:2": ["answer"]})
+    out = run(peer, ("a:1", "b:2"), renew=None)  # cannot renew: that refusal is the answer
+    assert isinstance(out, Refused) and out.address == "a:1"
+    assert [a.status for a in out.attempts] == ["UNAVAILABLE", "NOT_TRIED"]
+    assert peer.failures == []
+
+
+def test_a_retry_later_before_other_failures_is_named_with_its_reason() -> None:
+    peer = Peer(Clock(), {"a:1": ["retry_later"], "b:2": ["refused"]})
+    with pytest.raises(PeerUnreachable) as err:
+        run(peer, ("a:1", "b:2"), renew=Renewer())
+    assert str(err.value) == (
+        "peer KGZ-BS did not answer: a:1 unavailable/policy_unavailable (may have been "
+        "delivered); b:2 unavailable (not delivered)")
 
 
 def test_when_every_address_fails_the_error_names_each() -> None:

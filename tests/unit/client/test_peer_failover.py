@@ -76,6 +76,9 @@ class Network:
             raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Socket closed")
         if action == "deny":
             raise FakeRpcError(grpc.StatusCode.PERMISSION_DENIED, "purpose not agreed")
+        if action == "retry_later":
+            raise FakeRpcError(grpc.StatusCode.UNAVAILABLE, "policy server did not answer",
+                               reason="policy_unavailable")
         assert action == "answer"
         return signed_answer(wire, self.clock)
 
@@ -172,6 +175,26 @@ def test_a_refusal_is_not_tried_elsewhere() -> None:
     assert [a for a, _, _ in net.sent] == [A]
     assert [(k["address"], k["outcome"], k["status"]) for k in client.kept] == [
         (A, "refused", "PERMISSION_DENIED")]
+
+
+def test_the_peers_own_retry_later_is_its_refusal_when_no_address_is_left() -> None:
+    net = Network(Clock(), {A: ["retry_later"]})
+    client = Client(net, (A,))
+    with pytest.raises(RemoteError) as err:
+        client.lookup("KGZ-BS", CTX, QueryKind.DOCUMENT, ITEMS)
+    assert (err.value.status, err.value.reason) == ("UNAVAILABLE", "policy_unavailable")
+    assert [(k["address"], k["outcome"], k["status"]) for k in client.kept] == [
+        (A, "refused", "UNAVAILABLE")]
+
+
+def test_the_peers_retry_later_sends_a_fresh_request_to_the_next_replica() -> None:
+    net = Network(Clock(), {A: ["retry_later"], B: ["answer"]})
+    client = Client(net, (A, B))
+    out = client.lookup_outcome("KGZ-BS", CTX, QueryKind.DOCUMENT, ITEMS)
+    (_, first, _), (_, second, _) = net.sent
+    assert out.exchange.address == B and nonce(first) != nonce(second)
+    assert [(k["address"], k["outcome"], k.get("reason")) for k in client.kept] == [
+        (A, "unanswered", "policy_unavailable"), (B, "answered", None)]
 
 
 def test_every_address_failing_names_each_and_records_each() -> None:
