@@ -71,11 +71,11 @@ def group_commit(d: Path, n: int, *, concurrency: int, batch_max: int,
 
         async def client() -> None:
             for i in counter:
-                done = writer.begin()
-                with store.transaction():
-                    log.append(EVENT, time_ms=1_763_900_000_000 + i)
-                writer.added()
-                await writer.durable(done)
+                def step(i: int = i) -> None:
+                    with store.transaction():
+                        log.append(EVENT, time_ms=1_763_900_000_000 + i)
+
+                await writer.run_in_batch(step)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))

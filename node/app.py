@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import nacl.signing
 
+from node.audit.log import MerkleAuditLog
+from node.audit.sink import MerkleAuditSink
 from node.config import NodeConfig
 from node.core.envelope import key_id_for
 from node.core.errors import ConfigError
@@ -17,8 +19,11 @@ from node.federation.members_file import load_members
 from node.federation.pki import TlsMaterial, load_signing_key
 from node.policy import PolicyEngine, load_policy_engine
 from node.responder import Responder, ResponderSettings
+from node.store.exchange import SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
 from node.store.keys import load_db_key
 from node.store.sqlcipher import Store
+from node.store.watchlist import SqlWatchlistStore
+from node.watchlist.handler import LookupHandler
 from node.watchlist.lookup import Watchlist
 from node.watchlist.persons import default_matcher
 
@@ -44,17 +49,24 @@ def load_policy(cfg: NodeConfig) -> PolicyEngine:
 
 
 def _assemble(cfg: NodeConfig, store: Store, signing_key: nacl.signing.SigningKey,
-              directory: MemberDirectory) -> tuple[PolicyEngine, Watchlist, Responder]:
-    """Policy, watchlist and responder: the same for either kind of federation directory."""
+              directory: MemberDirectory
+              ) -> tuple[PolicyEngine, Watchlist, Responder, LookupHandler]:
+    """Policy, watchlist, responder and the lookup capability: the same for either kind of
+    federation directory.  The pipeline gets its ports here, and nowhere else."""
     policy = load_policy(cfg)
-    watchlist = Watchlist(store=store, matcher=default_matcher(), default_contact=cfg.contact)
+    watchlist = Watchlist(store=SqlWatchlistStore(store), matcher=default_matcher(),
+                          default_contact=cfg.contact)
     watchlist.reload(dt.datetime.now(dt.UTC).date())
+    settings = ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
+                                 clock_skew_ms=cfg.clock_skew_s * 1000)
+    audit_log = MerkleAuditLog(store=store, node_id=cfg.node_id, signing_key=signing_key)
     responder = Responder(
-        settings=ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
-                                   clock_skew_ms=cfg.clock_skew_s * 1000),
-        signing_key=signing_key, directory=directory, policy=policy, store=store,
-        watchlist=watchlist, clock_ms=now_ms)
-    return policy, watchlist, responder
+        settings=settings, signing_key=signing_key, directory=directory, policy=policy,
+        uow=store, nonces=SqlNonceLedger(store), receipts=SqlReceiptStore(store),
+        audit=MerkleAuditSink(audit_log), audit_log=audit_log, clock_ms=now_ms)
+    lookup = LookupHandler(settings=settings, key_id=responder.key_id, policy=policy,
+                           usage=SqlUsageLedger(store), watchlist=watchlist)
+    return policy, watchlist, responder, lookup
 
 
 def open_store(cfg: NodeConfig) -> Store:
@@ -70,6 +82,7 @@ class NodeRuntime:
     policy: PolicyEngine
     watchlist: Watchlist
     responder: Responder
+    lookup: LookupHandler
     registry: RegistryKeeper | None = None  # set when [federation] registry is configured
 
     @classmethod
@@ -94,11 +107,11 @@ class NodeRuntime:
                                   "members file", reason="tls_not_registered")
         store = open_store(cfg)
         try:
-            policy, watchlist, responder = _assemble(cfg, store, signing_key, directory)
+            policy, watchlist, responder, lookup = _assemble(cfg, store, signing_key, directory)
         except BaseException:
             store.close()
             raise
-        return cls(cfg, store, signing_key, directory, policy, watchlist, responder)
+        return cls(cfg, store, signing_key, directory, policy, watchlist, responder, lookup)
 
     @classmethod
     def _load_with_registry(cls, cfg: NodeConfig, *, with_tls: bool) -> NodeRuntime:
@@ -119,7 +132,7 @@ class NodeRuntime:
                               tls_fingerprint=tls.fingerprint if tls else None)
             directory = RegistryDirectory(registry=trusted, clock_ms=now_ms,
                                           expiry_grace_ms=cfg.registry_expiry_grace_s * 1000)
-            policy, watchlist, responder = _assemble(cfg, store, signing_key, directory)
+            policy, watchlist, responder, lookup = _assemble(cfg, store, signing_key, directory)
             keeper = RegistryKeeper(
                 directory=directory, store=store, audit=responder.audit_log, path=cfg.registry,
                 node_id=cfg.node_id, clock_ms=now_ms,
@@ -128,7 +141,8 @@ class NodeRuntime:
         except BaseException:
             store.close()
             raise
-        return cls(cfg, store, signing_key, directory, policy, watchlist, responder, keeper)
+        return cls(cfg, store, signing_key, directory, policy, watchlist, responder, lookup,
+                   keeper)
 
     @staticmethod
     def tls(cfg: NodeConfig) -> TlsMaterial:

@@ -29,6 +29,7 @@ from node.federation.members_file import load_members
 from node.federation.pki import TlsMaterial, load_signing_key
 from node.server.assemble import build_server
 from node.server.grpc_server import REASON_KEY
+from node.server.registry_service import refresh
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "keys" / "dev"
@@ -65,7 +66,9 @@ class RunningNode:
         """One registry refresh (file, then peers) on the node's own loop, as serving does."""
         keeper = self.runtime.registry
         assert keeper is not None, "this node has no registry configured"
-        return asyncio.run_coroutine_threadsafe(keeper.refresh_async(), self.loop).result(30)
+        run = self.server.writer.run_in_batch if self.server.writer is not None else None
+        return asyncio.run_coroutine_threadsafe(
+            refresh(keeper, run) if run is not None else refresh(keeper), self.loop).result(30)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.server.stop(0.5), self.loop).result(10)

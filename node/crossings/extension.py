@@ -47,14 +47,12 @@ class Durability:
 
     async def run(self, fn: Callable[[], T]) -> T:
         w = self.writer
-        if w is None:
-            return fn()
-        batch = w.begin()
-        try:
-            return fn()
-        finally:
-            w.added()
-            await w.durable(batch)
+        return fn() if w is None else await w.run_in_batch(fn)
+
+    async def read(self, fn: Callable[[], T]) -> T:
+        """Read on the database thread (the loop never touches the store)."""
+        w = self.writer
+        return fn() if w is None else await w.call(fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +90,7 @@ def crossings_extension(rt: NodeRuntime, *, dev_plaintext: bool = False) -> Cros
     return CrossingsExtension(
         signed_methods=(confirm, file_method(r, desk), get_method(r, desk)),
         extra_handlers=(watch_handler(r, desk, dev_plaintext=dev_plaintext,
-                                      run=durability.run),),
+                                      run=durability.run, read=durability.read),),
         service_names=(CROSSING_SERVICE, FOLLOWUP_SERVICE),
         local=local, durability=durability)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from node.core.errors import InvalidInput, PolicyDenied
 from node.core.model import RequestHeader
+from node.core.ports import Answer, with_facts
 from node.crossings.bcps import BcpMap
 from node.crossings.model import (
     MAX_QUESTIONS_HARD,
@@ -24,7 +25,7 @@ from node.crossings.model import (
 )
 from node.crossings.policy import CROSSINGS_QUERY, crossing_decision, crossing_input
 from node.crossings.store import CrossingStore
-from node.responder import Exchange, Responder, Verified
+from node.responder import Responder, Verified
 from node.wire import crossings as wire
 
 __all__ = ["ConfirmCrossingHandler", "resolve_locations"]
@@ -79,13 +80,12 @@ class ConfirmCrossingHandler:
                 "directions": sorted({q.direction.value for q in req.questions}),
                 "max_window_ms": max(q.window_ms for q in req.questions)}
 
-    def answer(self, v: Verified[CrossingRequest], ex: Exchange) -> tuple[str, bytes]:
+    def answer(self, v: Verified[CrossingRequest], audit_seq: int) -> Answer:
         req = v.request
         bmap = self._store.bcp_map()
         located = [resolve_locations(bmap, self._country, q, i)
                    for i, q in enumerate(req.questions)]
         asked = sorted({c for codes in located for c in codes})
-        ex.audit["bcps"] = asked
         doc = crossing_input(
             member=v.member, header=v.header, responder=self._r.settings.node_id,
             time_ms=v.now_ms, batch_size=len(req.questions),
@@ -93,11 +93,12 @@ class ConfirmCrossingHandler:
             datasets=[q.dataset for q in req.questions],
             bcps=[(c, _faces(bmap, self._country, c)) for c in asked])
         decision = crossing_decision(self._r.policy.decide_query(CROSSINGS_QUERY, doc))
-        ex.audit.update(decision="allow" if decision.allow else "deny",
-                        reasons=list(decision.reasons))
+        facts: dict[str, Any] = {"bcps": asked,
+                                 "decision": "allow" if decision.allow else "deny",
+                                 "reasons": list(decision.reasons)}
         if not decision.allow:
-            raise PolicyDenied("the owner's policy refused this request",
-                               reasons=decision.reasons)
+            raise with_facts(PolicyDenied("the owner's policy refused this request",
+                                          reasons=decision.reasons), **facts)
         minutes = int(decision.extra["resolution_minutes"])
         answers = []
         for i, (q, codes) in enumerate(zip(req.questions, located, strict=True)):
@@ -106,11 +107,10 @@ class ConfirmCrossingHandler:
                            CrossingAnswer(index=i, confirmed=True, bcp=rec.bcp,
                                           crossed_at_ms=round_down(rec.crossed_at_ms, minutes),
                                           resolution_minutes=minutes))
-        ex.items = len(answers)
-        ex.hits = sum(1 for a in answers if a.confirmed)
-        ex.audit.update(confirmed=ex.hits, not_found=ex.items - ex.hits,
-                        resolution_minutes=minutes)
+        hits = sum(1 for a in answers if a.confirmed)
+        facts.update(confirmed=hits, not_found=len(answers) - hits, resolution_minutes=minutes)
         resp = CrossingResponse(
             responder=self._r.settings.node_id, key_id=self._r.key_id, request_digest=v.digest,
-            issued_at_ms=v.now_ms, answers=tuple(answers), audit_seq=self._r.next_audit_seq())
-        return wire.CROSSING_RESPONSE_TYPE, wire.encode_crossing_response(resp)
+            issued_at_ms=v.now_ms, answers=tuple(answers), audit_seq=audit_seq)
+        return Answer(wire.CROSSING_RESPONSE_TYPE, wire.encode_crossing_response(resp),
+                      facts=facts, items=len(answers), hits=hits)

@@ -18,6 +18,7 @@ import grpc
 
 from node.core.errors import PolicyDenied
 from node.core.model import RequestHeader
+from node.core.ports import Answer, with_facts
 from node.followup.owner import (
     FollowUpDesk,
     NotFound,
@@ -26,7 +27,7 @@ from node.followup.owner import (
 )
 from node.followup.policy import FOLLOWUP_QUERY, followup_decision, followup_input
 from node.followup.store import FollowUpRow
-from node.responder import Exchange, Responder, Verified
+from node.responder import AUDIT_LOCK, Responder, Verified
 from node.server.grpc_server import SignedMethod, signed_reply, tls_fingerprint
 from node.wire import convert
 from node.wire import crossings as wire
@@ -41,13 +42,14 @@ MAX_WATCH_S = 600.0
 _POLL_S = 0.25
 
 
-def _status(desk: FollowUpDesk, r: Responder, row: FollowUpRow, v: Verified[Any]) -> bytes:
+def _status(desk: FollowUpDesk, r: Responder, row: FollowUpRow, v: Verified[Any],
+            audit_seq: int) -> bytes:
     decision = None
     if row.decision_env is not None:
         decision = convert.envelope_from_pb(pb.SignedEnvelope.FromString(row.decision_env))
     return wire.encode_followup_status(wire.FollowUpStatus(
         responder=r.settings.node_id, key_id=r.key_id, request_digest=v.digest,
-        issued_at_ms=v.now_ms, audit_seq=r.next_audit_seq(), followup_id=row.id,
+        issued_at_ms=v.now_ms, audit_seq=audit_seq, followup_id=row.id,
         state=row.state, deadline_ms=row.deadline_ms, overdue=row.overdue_ms is not None,
         decision=decision))
 
@@ -70,22 +72,25 @@ class FileFollowUpHandler:
         return {"query_kind": "followup", "hit_request_digest": req.hit_request_digest.hex(),
                 "hit_item_index": req.hit_item_index, "fields": sorted(req.fields)}
 
-    def answer(self, v: Verified[wire.FollowUpFile], ex: Exchange) -> tuple[str, bytes]:
+    def answer(self, v: Verified[wire.FollowUpFile], audit_seq: int) -> Answer:
         req, h = v.request, v.header
         hit = locate_hit(self._desk.store.db, requester=v.member.node_id,
                          lookup_digest=req.hit_request_digest, index=req.hit_item_index,
                          reference=req.hit_reference)
-        ex.audit.update(hit_audit_seq=hit.audit_seq, record_kind=hit.record_kind)
-        check_field_names(hit.record_kind, req.fields)
+        facts: dict[str, Any] = {"hit_audit_seq": hit.audit_seq, "record_kind": hit.record_kind}
+        try:
+            check_field_names(hit.record_kind, req.fields)
+        except Exception as exc:
+            raise with_facts(exc, **facts) from None
         decision = followup_decision(self._r.policy.decide_query(FOLLOWUP_QUERY, followup_input(
             member=v.member, operator=h.operator, purpose=h.purpose, legal_basis=h.legal_basis,
             case_ref=h.case_ref, record_kind=hit.record_kind, fields=req.fields,
             responder=self._r.settings.node_id, time_ms=v.now_ms)))
-        ex.audit.update(decision="allow" if decision.allow else "deny",
-                        reasons=list(decision.reasons))
+        facts.update(decision="allow" if decision.allow else "deny",
+                     reasons=list(decision.reasons))
         if not decision.allow:
-            raise PolicyDenied("the owner's policy refused this follow-up",
-                               reasons=decision.reasons)
+            raise with_facts(PolicyDenied("the owner's policy refused this follow-up",
+                                          reasons=decision.reasons), **facts)
         row = FollowUpRow(
             id=self._desk.new_id(), requester=v.member.node_id, state="pending",
             record_kind=hit.record_kind, hit_reference=hit.reference,
@@ -95,9 +100,9 @@ class FileFollowUpHandler:
             allowed=tuple(decision.extra["fields"]), file_digest=v.digest, filed_ms=v.now_ms,
             deadline_ms=v.now_ms + self._desk.deadline_ms)
         self._desk.store.add(row)
-        ex.items = 1
-        ex.audit.update(row.link, event="followup_filed", deadline_ms=row.deadline_ms)
-        return wire.FOLLOWUP_STATUS_TYPE, _status(self._desk, self._r, row, v)
+        facts.update(row.link, event="followup_filed", deadline_ms=row.deadline_ms)
+        return Answer(wire.FOLLOWUP_STATUS_TYPE, _status(self._desk, self._r, row, v, audit_seq),
+                      facts=facts, items=1)
 
 
 class GetFollowUpHandler:
@@ -121,7 +126,7 @@ class GetFollowUpHandler:
     def describe(self, req: wire.FollowUpGet) -> dict[str, Any]:
         return {"query_kind": "followup", "followup_id": req.followup_id}
 
-    def answer(self, v: Verified[wire.FollowUpGet], ex: Exchange) -> tuple[str, bytes]:
+    def answer(self, v: Verified[wire.FollowUpGet], audit_seq: int) -> Answer:
         row = self._desk.store.get(v.request.followup_id)
         if row is None or row.requester != v.member.node_id:
             raise NotFound("no follow-up with this id was filed by you",
@@ -132,11 +137,12 @@ class GetFollowUpHandler:
                                      "deadline_ms": row.deadline_ms}, time_ms=v.now_ms)
             row = self._desk.store.get(row.id)
             assert row is not None
-        ex.audit.update(row.link, state=row.state)
+        facts: dict[str, Any] = {**row.link, "state": row.state}
         if row.state != "pending":
             self._desk.store.mark_fetched(row.id, v.now_ms)
-            ex.audit.update(event="followup_fetched", delivered=row.state)
-        return wire.FOLLOWUP_STATUS_TYPE, _status(self._desk, self._r, row, v)
+            facts.update(event="followup_fetched", delivered=row.state)
+        return Answer(wire.FOLLOWUP_STATUS_TYPE, _status(self._desk, self._r, row, v, audit_seq),
+                      facts=facts)
 
 
 def file_method(responder: Responder, desk: FollowUpDesk) -> SignedMethod:
@@ -155,11 +161,13 @@ async def _direct(fn: Callable[[], Any]) -> Any:
 
 def watch_handler(responder: Responder, desk: FollowUpDesk, *, dev_plaintext: bool = False,
                   run: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct,
+                  read: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct,
                   ) -> grpc.GenericRpcHandler:
     """``WatchFollowUp``: the first message is a signed, audited answer exactly like a poll
     (bound to the watch request); then the owner's state is re-read every 250 ms and,
     once decided, one more signed message carries the decision and the stream ends.
-    ``run`` performs each store-writing step (inside the server's group commit, if any)."""
+    ``run`` performs each store-writing step (inside the server's group commit, if any),
+    ``read`` each read (on the database thread)."""
     method = SignedMethod(FOLLOWUP_SERVICE, "WatchFollowUp",
                           GetFollowUpHandler(responder, desk, event="followup_watch"),
                           cpb.WatchFollowUpRequest, cpb.WatchFollowUpResponse)
@@ -180,7 +188,7 @@ def watch_handler(responder: Responder, desk: FollowUpDesk, *, dev_plaintext: bo
         until = loop.time() + MAX_WATCH_S
         while loop.time() < until:
             await asyncio.sleep(_POLL_S)
-            row = desk.store.get(first.followup_id)
+            row = await read(functools.partial(desk.store.get, first.followup_id))
             if row is None or row.state == "pending":
                 continue
             yield await run(functools.partial(_deliver, responder, desk, row, request_env))
@@ -200,7 +208,8 @@ def _deliver(responder: Responder, desk: FollowUpDesk, row: FollowUpRow,
     with desk.store.db.transaction():
         decision = convert.envelope_from_pb(pb.SignedEnvelope.FromString(
             row.decision_env or b""))
-        seq = responder.next_audit_seq()
+        responder.uow.lock(AUDIT_LOCK)
+        seq = responder.audit.reserve()
         payload = wire.encode_followup_status(wire.FollowUpStatus(
             responder=responder.settings.node_id, key_id=responder.key_id,
             request_digest=digest, issued_at_ms=now, audit_seq=seq, followup_id=row.id,

@@ -11,7 +11,7 @@ from node.crossings.extension import NodeServerWithLocal, crossings_extension
 from node.federation.pki import TlsMaterial
 from node.server.audit_services import make_audit_services
 from node.server.group_commit import BatchWriter
-from node.server.grpc_server import NodeServer
+from node.server.grpc_server import NodeServer, lookup_method
 from node.server.registry_service import registry_parts
 
 __all__ = ["build_server"]
@@ -22,13 +22,13 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
     audit = rt.cfg.audit
     writer = BatchWriter(store=rt.store, batch_max=audit.batch_max, batch_ms=audit.batch_ms)
     aud = make_audit_services(  # issue 4: inclusion proofs, witnessing, auditor access
-        responder=rt.responder, directory=rt.directory, cfg=rt.cfg,
+        responder=rt.responder, store=rt.store, directory=rt.directory, cfg=rt.cfg,
         signing_key=rt.signing_key, writer=writer, tls=tls, clock_ms=now_ms)
     ext = crossings_extension(rt, dev_plaintext=dev_plaintext)  # issue 3: crossings, follow-ups
     reg = registry_parts(rt, dev_plaintext=dev_plaintext)  # issue 5: the federation registry
     server = NodeServerWithLocal(
         ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext, writer=writer,
-        signed_methods=aud.signed_methods(),
+        signed_methods=(lookup_method(rt.lookup), *aud.signed_methods()),
         extra_handlers=(*aud.handlers(), *(reg.handlers if reg else ())),
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
         background=(*aud.background(), *(reg.background if reg else ())))

@@ -15,10 +15,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -33,14 +34,18 @@ from node.client.channel import open_channel
 from node.core.errors import BxError, InvalidInput, NotAuthorised
 from node.core.members import Member, MemberDirectory
 from node.core.model import RequestHeader
+from node.core.ports import Answer
 from node.federation.pki import TlsMaterial
-from node.responder import Exchange, Responder, Verified
+from node.responder import Responder, Verified
 from node.server.group_commit import BatchWriter
 from node.server.grpc_server import REASON_KEY, SignedMethod, tls_fingerprint
+from node.store.db import Database
 from node.wire import audit as wire
 from node.wire.audit import apb
 
 __all__ = ["AuditServices", "ProofHandler", "make_audit_services", "witness_once"]
+
+T = TypeVar("T")
 
 log = structlog.get_logger("bxnode.audit.services")
 
@@ -69,7 +74,7 @@ class ProofHandler:
     def describe(self, request: wire.ProofRequest) -> dict[str, Any]:
         return {"query_kind": "inclusion_proof", "asked_digest": request.request_digest.hex()}
 
-    def answer(self, v: Verified[wire.ProofRequest], ex: Exchange) -> tuple[str, bytes]:
+    def answer(self, v: Verified[wire.ProofRequest], audit_seq: int) -> Answer:
         log_ = self._r.audit_log
         entry = log_.entry_for_request(v.request.request_digest.hex())
         if entry is None or entry.body is None:
@@ -79,11 +84,10 @@ class ProofHandler:
             raise NotAuthorised("that audit entry is not of a request of yours",
                                 reason="not_your_entry")
         bundle = make_bundle(log_, entry.seq, node_id=self._r.settings.node_id)
-        ex.audit.update(proved_seq=entry.seq)
-        return wire.PROOF_RESPONSE_TYPE, wire.encode_proof_answer(
+        return Answer(wire.PROOF_RESPONSE_TYPE, wire.encode_proof_answer(
             responder=self._r.settings.node_id, key_id=self._r.key_id,
             request_digest=v.digest, issued_at_ms=v.now_ms,
-            audit_seq=self._r.next_audit_seq(), bundle=bundle)
+            audit_seq=audit_seq, bundle=bundle), facts={"proved_seq": entry.seq})
 
 
 @dataclass
@@ -102,7 +106,8 @@ class AuditServices:
 
     @property
     def log(self) -> MerkleAuditLog:
-        return self.responder.audit_log
+        log_: MerkleAuditLog = self.responder.audit_log
+        return log_
 
     def signed_methods(self) -> list[SignedMethod]:
         return [SignedMethod(AUDIT_SERVICE, "GetInclusionProof", ProofHandler(self.responder),
@@ -118,9 +123,12 @@ class AuditServices:
         owner = None if fp is None else self.directory.owner_of_tls_cert(fp)
         return None if owner is None else self.directory.member(owner)
 
-    async def _commit(self) -> None:
-        if self.writer is not None:
-            await self.writer.sync()
+    async def _db(self, fn: Callable[[], T]) -> T:
+        """Run a store-writing step on the database thread; return once it is durable."""
+        return fn() if self.writer is None else await self.writer.run_in_batch(fn)
+
+    async def _read(self, fn: Callable[[], T]) -> T:
+        return fn() if self.writer is None else await self.writer.call(fn)
 
     @staticmethod
     async def _refuse(context: grpc.aio.ServicerContext, exc: BxError) -> None:
@@ -134,23 +142,25 @@ class AuditServices:
         if caller is None or "node" not in caller.roles:
             await self._refuse(context, NotAuthorised("only federation nodes submit checkpoints",
                                                       reason="not_a_node"))
-        try:
-            if self.writer is not None:
-                self.writer.begin()
-            body = self.desk.add_checkpoint(bytes(request.body), now_ms=self.clock_ms())
-        except WitnessError as exc:
-            await self._commit()  # evidence is durable before we refuse
+        def add() -> bytes | BxError:
+            try:
+                return self.desk.add_checkpoint(bytes(request.body), now_ms=self.clock_ms())
+            except BxError as exc:  # returned, not raised: its evidence commits with the batch
+                return exc
+
+        result = await self._db(add)  # tlog-witness: persist before answering (or refusing)
+        if isinstance(result, WitnessError):
+            exc = result
             md: tuple[tuple[str, str], ...] = ((REASON_KEY, exc.reason),)
             stored = getattr(exc, "stored_size", None)
             if stored is not None:
                 md += (("bxnode-witness-size", str(stored)),)
             await context.abort(grpc.StatusCode[exc.status], f"{exc.reason}: {exc.message}",
                                 trailing_metadata=md)
-        except BxError as exc:
-            await self._commit()
-            await self._refuse(context, exc)
-        await self._commit()  # tlog-witness: persist before answering
-        return apb.AddCheckpointResponse(cosignatures=body)
+        if isinstance(result, BxError):
+            await self._refuse(context, result)
+            raise AssertionError("unreachable")
+        return apb.AddCheckpointResponse(cosignatures=result)
 
     # --- AuditorService ---------------------------------------------------------------------
 
@@ -165,11 +175,12 @@ class AuditServices:
         return caller
 
     async def _log_access(self, who: Member, what: str, **fields: Any) -> None:
-        if self.writer is not None:
-            self.writer.begin()
-        self.log.append({"event": "auditor_access", "requester": who.node_id,
-                         "action": what, **fields}, time_ms=self.clock_ms())
-        await self._commit()
+        def append() -> None:
+            with self.log.store.transaction():
+                self.log.append({"event": "auditor_access", "requester": who.node_id,
+                                 "action": what, **fields}, time_ms=self.clock_ms())
+
+        await self._db(append)
 
     async def search(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         who = await self._auditor(context, "search")
@@ -181,18 +192,25 @@ class AuditServices:
                        outcome=request.outcome or None, operator=request.operator or None,
                        case_ref=request.case_ref or None, from_ms=request.from_ms or None,
                        to_ms=request.to_ms or None, limit=limit)
-        entries = [json.dumps(e, sort_keys=True, separators=(",", ":")).encode()
-                   for e in self.log.search(q)]
+        entries = await self._read(lambda: [
+            json.dumps(e, sort_keys=True, separators=(",", ":")).encode()
+            for e in self.log.search(q)])
         await self._log_access(who, "search", results=len(entries))
         return apb.SearchEntriesResponse(entries=entries)
 
     async def proof_bundle(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         who = await self._auditor(context, "proof_bundle")
-        try:
-            bundle = make_bundle(self.log, int(request.seq),
-                                 node_id=self.responder.settings.node_id)
-        except BxError as exc:
-            await self._refuse(context, exc)
+        def bundle_or_error() -> bytes | BxError:
+            try:
+                return make_bundle(self.log, int(request.seq),
+                                   node_id=self.responder.settings.node_id)
+            except BxError as exc:
+                return exc
+
+        bundle = await self._read(bundle_or_error)
+        if isinstance(bundle, BxError):
+            await self._refuse(context, bundle)
+            raise AssertionError("unreachable")
         await self._log_access(who, "proof_bundle", proved_seq=int(request.seq))
         return apb.GetProofBundleResponse(bundle=bundle)
 
@@ -235,20 +253,21 @@ async def witness_once(svc: AuditServices, *,
                        ) -> dict[str, str]:
     """Send our latest checkpoint to every witness; returns ``{peer: outcome}``."""
     send = send or _grpc_sender(svc)
-    head = svc.log.latest_head()
+    head = await svc._read(svc.log.latest_head)
     if head is None:
         return {}
     checkpoint = Checkpoint.parse(parse_note(head.note).text)
     out: dict[str, str] = {}
     for peer in svc.witnesses:
-        old = svc.desk.witnessed_size(peer)
+        old = await svc._read(functools.partial(svc.desk.witnessed_size, peer))
         for _attempt in range(2):
             if old > head.size:
                 out[peer] = f"witness holds size {old} > ours {head.size}"
                 log.error("witness_ahead_of_log", peer=peer, witnessed=old, ours=head.size)
                 break
-            body = AddCheckpointRequest(old, tuple(svc.log.consistency_proof(old, head.size)),
-                                        head.note).to_bytes()
+            proof = await svc._read(functools.partial(svc.log.consistency_proof, old,
+                                                      head.size))
+            body = AddCheckpointRequest(old, tuple(proof), head.note).to_bytes()
             try:
                 lines = await send(peer, body)
             except _SizeConflict as conflict:
@@ -264,17 +283,17 @@ async def witness_once(svc: AuditServices, *,
             except BxError as exc:
                 out[peer] = f"bad cosignature: {exc.message}"
                 break
-            if svc.writer is not None:
-                svc.writer.begin()
-            with svc.log.store.transaction():
-                for c in cosigs:
-                    svc.log.add_cosignature(head.size, c.name, c.line(), time_ms=svc.clock_ms())
-                svc.desk.set_witnessed_size(peer, head.size, now_ms=svc.clock_ms())
+            def keep(cosigs: list[Any] = cosigs, peer: str = peer) -> None:
+                with svc.log.store.transaction():
+                    for c in cosigs:
+                        svc.log.add_cosignature(head.size, c.name, c.line(),
+                                                time_ms=svc.clock_ms())
+                    svc.desk.set_witnessed_size(peer, head.size, now_ms=svc.clock_ms())
+
+            await svc._db(keep)
             out[peer] = "cosigned"
             break
-    if svc.writer is not None:
-        await svc.writer.sync()
-    if head.size and not svc.witnessed(head.size):
+    if head.size and not await svc._read(functools.partial(svc.witnessed, head.size)):
         log.warning("checkpoint_not_witnessed", size=head.size, quorum=svc.quorum)
     return out
 
@@ -320,7 +339,8 @@ def _grpc_sender(svc: AuditServices) -> Callable[[str, bytes], Awaitable[bytes]]
     return send
 
 
-def make_audit_services(*, responder: Responder, directory: MemberDirectory, cfg: Any,
+def make_audit_services(*, responder: Responder, store: Database,
+                        directory: MemberDirectory, cfg: Any,
                         signing_key: Any, writer: BatchWriter | None,
                         tls: TlsMaterial | None, clock_ms: Callable[[], int]
                         ) -> AuditServices:
@@ -328,7 +348,7 @@ def make_audit_services(*, responder: Responder, directory: MemberDirectory, cfg
     audit = cfg.audit
     witnesses = audit.witnesses if audit.witnesses is not None else tuple(
         m.node_id for m in directory.members() if m.node_id != cfg.node_id and "node" in m.roles)
-    desk = WitnessDesk(store=responder.store, node_id=cfg.node_id, signing_key=signing_key,
+    desk = WitnessDesk(store=store, node_id=cfg.node_id, signing_key=signing_key,
                        directory=directory)
     return AuditServices(responder=responder, directory=directory, desk=desk, writer=writer,
                          tls=tls, clock_ms=clock_ms, witnesses=tuple(witnesses),

@@ -10,6 +10,7 @@ reason code) and, once the requester was verified, ``bxnode-refusal-bin``
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import hashlib
@@ -46,7 +47,7 @@ __all__ = [
     "Reply",
     "SignedMethod",
     "SyncNodeServicer",
-    "lookup_reply",
+    "lookup_method",
     "serve_forever",
     "signed_reply",
 ]
@@ -99,22 +100,18 @@ class SignedMethod:
     response_cls: Any
 
 
-def lookup_method(responder: Responder) -> SignedMethod:
-    return SignedMethod(SERVICE_NAME, "Lookup", responder.lookup, pb.LookupRequest,
-                        pb.LookupResponse)
-
-
-def lookup_reply(responder: Responder, raw: bytes, fingerprint: str | None, *,
-                 dev_plaintext: bool) -> Reply:
-    return signed_reply(responder, lookup_method(responder), raw, fingerprint,
-                        dev_plaintext=dev_plaintext)
+def lookup_method(handler: Handler[Any]) -> SignedMethod:
+    """``NodeService.Lookup``: registered like every other capability's method."""
+    return SignedMethod(SERVICE_NAME, "Lookup", handler, pb.LookupRequest, pb.LookupResponse)
 
 
 def signed_reply(responder: Responder, method: SignedMethod, raw: bytes,
                  fingerprint: str | None, *, dev_plaintext: bool) -> Reply:
     """Decode, answer and encode one signed call: the whole servicer, minus the transport."""
     first = prepare_reply(responder, method, raw, fingerprint, dev_plaintext=dev_plaintext)
-    return first if isinstance(first, Reply) else finish_reply(responder, method, first)
+    if isinstance(first, Reply):
+        return first
+    return finish_reply(responder, method, responder.predecide(first))
 
 
 def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
@@ -142,8 +139,7 @@ def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
 
 def finish_reply(responder: Responder, method: SignedMethod, pending: Pending[Any]) -> Reply:
     """The database part (steps 7-11) and the encoded reply."""
-    request_id = str(pending.ex.audit.get("request_id", ""))
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    with structlog.contextvars.bound_contextvars(request_id=pending.request_id):
         ex = responder.complete(pending)
     if ex.error is not None:
         md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
@@ -162,15 +158,17 @@ class SyncNodeServicer(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
     The responder's store is one connection: calls are serialised with a lock.
     """
 
-    def __init__(self, *, responder: Responder, dev_plaintext: bool = False) -> None:
+    def __init__(self, *, responder: Responder, lookup: Handler[Any],
+                 dev_plaintext: bool = False) -> None:
         self._responder = responder
+        self._method = lookup_method(lookup)
         self._dev_plaintext = dev_plaintext
         self._lock = threading.Lock()
 
     def Lookup(self, request: pb.LookupRequest, context: grpc.ServicerContext) -> Any:
         fp = None if self._dev_plaintext else tls_fingerprint(context)
         with self._lock:
-            reply = lookup_reply(self._responder, request.SerializeToString(), fp,
+            reply = signed_reply(self._responder, self._method, request.SerializeToString(), fp,
                                  dev_plaintext=self._dev_plaintext)
         if reply.code is not grpc.StatusCode.OK:
             context.abort_with_status(_Status(reply))
@@ -199,14 +197,21 @@ class NodeServer:
         self.writer = writer  # group commit: responses wait for their batch to be durable
         self._background = tuple(background)
         self._tasks: list[asyncio.Task[None]] = []
-        self._methods = (lookup_method(responder), *signed_methods)
+        self._methods = tuple(signed_methods)
         self._extra_handlers = tuple(extra_handlers)
         self._extra_names = tuple(extra_service_names)
         self._tls = tls
         self._dev_plaintext = dev_plaintext
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
+        self._conditions: dict[str, bool] = {}
+        self.db_check_s = 1.0
+        self.db_timeout_s = 2.0
         self.port = 0
+        # Policy evaluation (and any handler's predecide) runs here: a slow policy server
+        # holds one of these threads, never the loop or the database thread.
+        self._policy_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix="bxnode-policy")
 
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler:
         async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -216,13 +221,18 @@ class NodeServer:
             if isinstance(first, Reply):
                 await context.abort(first.code, first.details, trailing_metadata=first.metadata)
                 raise AssertionError("abort returns by raising")
-            batch = self.writer.begin() if self.writer is not None else None
-            reply = finish_reply(self._responder, method, first)
-            if self.writer is not None and batch is not None:
-                self.writer.added()
+            loop = asyncio.get_running_loop()
+            if getattr(method.handler, "predecide", None) is not None:  # policy, off the loop
+                first = await loop.run_in_executor(self._policy_pool,
+                                                   self._responder.predecide, first)
+            if self.writer is None:
+                reply = finish_reply(self._responder, method, first)
+            else:
                 try:  # nothing is sent before the batch holding its audit entry is durable
-                    await self.writer.durable(batch)
-                except Exception:
+                    reply = await self.writer.run_in_batch(
+                        functools.partial(finish_reply, self._responder, method, first))
+                except Exception as exc:
+                    log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
                     await context.abort(grpc.StatusCode.UNAVAILABLE,
                                         "the audit log could not be committed; retry",
                                         trailing_metadata=((REASON_KEY, "audit_unavailable"),))
@@ -260,10 +270,44 @@ class NodeServer:
             self.writer.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(job()) for job in self._background]
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        if self.writer is not None:
+            self._tasks.append(loop.create_task(self._watch_database()))
+        await self._publish_health()
         self.server, self.port = server, port
         return port
+
+    async def set_condition(self, name: str, ok: bool) -> None:
+        """One input of the node's health: SERVING only while every condition holds (the
+        database answers, the federation registry is fresh)."""
+        if self._conditions.get(name) != ok:
+            self._conditions[name] = ok
+            await self._publish_health()
+
+    async def _publish_health(self) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if all(self._conditions.values())
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set("", status)
+        await self.health.set(SERVICE_NAME, status)
+
+    async def _watch_database(self) -> None:
+        """NOT_SERVING while the database does not answer within ``db_timeout_s``; SERVING
+        again once it does.  Requests meanwhile fail with UNAVAILABLE (nothing is answered
+        without a durable audit entry), health just tells load balancers early."""
+        assert self.writer is not None
+        store = self.writer.store
+        while True:
+            try:
+                await asyncio.wait_for(self.writer.call(
+                    lambda: store.query_one("SELECT 1")), self.db_timeout_s)
+                ok = True
+            except Exception as exc:
+                if self._conditions.get("database", True):
+                    log.error("database_unreachable", error=f"{type(exc).__name__}: {exc}")
+                ok = False
+            if ok and self._conditions.get("database") is False:
+                log.info("database_reachable")
+            await self.set_condition("database", ok)
+            await asyncio.sleep(self.db_check_s)
 
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.enter_graceful_shutdown()
@@ -277,6 +321,7 @@ class NodeServer:
         self._tasks = []
         if self.writer is not None:
             await self.writer.stop()
+        self._policy_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def serve_forever(node_server: NodeServer, listen: str, *, on_ready: object = None) -> None:

@@ -16,17 +16,20 @@ few seconds it reflects the registry's freshness in the health status
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import structlog
 
-from node.federation.registry_keeper import RegistryKeeper
+from node.federation.registry_keeper import RefreshReport, RegistryKeeper
 from node.server.grpc_server import REASON_KEY, tls_fingerprint
 from node.wire import registry as wire
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from node.app import NodeRuntime
@@ -53,7 +56,12 @@ def _caller(keeper: RegistryKeeper, fingerprint: str, now_ms: int) -> str | None
     return None
 
 
-def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False
+async def _direct(fn: Callable[[], T]) -> T:
+    return fn()
+
+
+def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False,
+                     read: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct,
                      ) -> grpc.GenericRpcHandler:
     async def get_registry(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         fp = None if dev_plaintext else tls_fingerprint(context)
@@ -68,7 +76,7 @@ def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request",
                                 trailing_metadata=((REASON_KEY, "malformed_request"),))
             raise
-        doc = keeper.document(version)
+        doc = await read(functools.partial(keeper.document, version))
         if doc is None:
             await context.abort(grpc.StatusCode.NOT_FOUND,
                                 f"this node never applied registry version {version}",
@@ -80,9 +88,22 @@ def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False
         SERVICE_NAME, {"GetRegistry": grpc.unary_unary_rpc_method_handler(get_registry)})
 
 
+async def refresh(keeper: RegistryKeeper,
+                  run: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct) -> RefreshReport:
+    """One refresh: apply a newer registry file, fetch from peers in a worker thread, apply
+    what verifies.  Every store step runs through ``run`` (the database thread)."""
+    report = RefreshReport()
+    if await run(keeper.check_file) is not None:
+        report.applied.append(keeper.directory.current.version)
+    fetched = await asyncio.to_thread(keeper._fetch_all, report, skip_file=True)
+    await run(functools.partial(keeper._apply_fetched, fetched, report))
+    return report
+
+
 async def registry_loop(keeper: RegistryKeeper, *, refresh_s: float,
                         set_serving: Callable[[bool], Awaitable[None]],
-                        tick_s: float = 5.0) -> None:
+                        tick_s: float = 5.0,
+                        run: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct) -> None:
     """Refresh every ``refresh_s``; check freshness every ``tick_s``.  Runs until cancelled."""
     state: str | None = None
     next_refresh = time.monotonic() + refresh_s
@@ -91,7 +112,7 @@ async def registry_loop(keeper: RegistryKeeper, *, refresh_s: float,
         if refreshed:
             next_refresh = time.monotonic() + refresh_s
             try:
-                report = await keeper.refresh_async()
+                report = await refresh(keeper, run)
                 if report.applied or report.refused:
                     log.info("registry_refreshed", applied=report.applied,
                              refused=report.refused, unreachable=report.unreachable)
@@ -131,24 +152,25 @@ def registry_parts(rt: NodeRuntime, *, dev_plaintext: bool = False) -> RegistryP
     keeper = rt.registry
     if keeper is None:
         return None
-    parts = RegistryParts(keeper=keeper,
-                          handlers=(registry_handler(keeper, dev_plaintext=dev_plaintext),))
+    async def run(fn: Callable[[], T]) -> T:
+        writer = parts.server.writer if parts.server is not None else None
+        return fn() if writer is None else await writer.run_in_batch(fn)
+
+    async def read(fn: Callable[[], T]) -> T:
+        writer = parts.server.writer if parts.server is not None else None
+        return fn() if writer is None else await writer.call(fn)
+
+    parts = RegistryParts(keeper=keeper, handlers=(
+        registry_handler(keeper, dev_plaintext=dev_plaintext, read=read),))
 
     async def set_serving(serving: bool) -> None:
         server = parts.server
-        if server is None:
-            return
-        from grpc_health.v1 import health_pb2
-
-        from node.server.grpc_server import SERVICE_NAME as NODE_SERVICE
-
-        status = (health_pb2.HealthCheckResponse.SERVING if serving
-                  else health_pb2.HealthCheckResponse.NOT_SERVING)
-        await server.health.set("", status)
-        await server.health.set(NODE_SERVICE, status)
+        if server is not None:
+            await server.set_condition("registry", serving)
 
     async def loop() -> None:
-        await registry_loop(keeper, refresh_s=rt.cfg.registry_refresh_s, set_serving=set_serving)
+        await registry_loop(keeper, refresh_s=rt.cfg.registry_refresh_s,
+                            set_serving=set_serving, run=run)
 
     parts.background = (loop,)
     return parts

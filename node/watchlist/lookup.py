@@ -2,7 +2,10 @@
 
 Documents are looked up exactly (number, issuing state, type) in the
 encrypted store.  Persons go through a :class:`PersonMatcher` (an in-memory
-index rebuilt from the store at start-up and after every import).  Expired
+index rebuilt from the store at start-up and whenever the store's watchlist
+generation changes, through this process or any other replica); a person the
+index finds is confirmed against the store before it counts as a hit, so an
+alert withdrawn or changed elsewhere never hits from a stale index.  Expired
 records never hit.
 """
 
@@ -24,7 +27,7 @@ from node.core.model import (
     Query,
     Sex,
 )
-from node.store.sqlcipher import Store
+from node.core.ports import WatchlistStore
 
 __all__ = ["DISCLOSABLE_FIELDS", "PersonMatcher", "Watchlist", "WatchlistHit"]
 
@@ -61,25 +64,31 @@ def person_from_row(row: tuple[str, ...]) -> PersonQuery:
 
 
 class Watchlist:
-    def __init__(self, *, store: Store, matcher: PersonMatcher, default_contact: str) -> None:
+    def __init__(self, *, store: WatchlistStore, matcher: PersonMatcher,
+                 default_contact: str) -> None:
         self._store = store
         self._matcher = matcher
         self._default_contact = default_contact
-        self._persons: dict[str, tuple[ActionCode, str, str]] = {}
+        self._persons: dict[str, tuple[str, ...]] = {}
         self._generation: str | None = None
         self._checked_at = 0.0
 
     def reload(self, today: dt.date) -> int:
         """Rebuild the person index from the store; returns how many live persons it holds."""
-        self._generation = self._store.get_meta("watchlist_generation")
-        self._checked_at = time.monotonic()
+        generation = self._store.generation()
         records = []
-        self._persons = {}
+        persons: dict[str, tuple[str, ...]] = {}
         for row in self._store.iter_persons(today.isoformat()):
             records.append((row[0], person_from_row(row)))
-            self._persons[row[0]] = (ActionCode(row[7]), row[8], row[9])
+            persons[row[0]] = row
         self._matcher.rebuild(records)
+        self._persons, self._generation = persons, generation
+        self._checked_at = time.monotonic()
         return len(records)
+
+    def stale(self) -> bool:
+        """Has the watchlist changed since the index was built (through any replica)?"""
+        return self._store.generation() != self._generation
 
     def check_many(self, items: Sequence[Query], today: dt.date,
                    matching: tuple[float, int] | None = None) -> list[WatchlistHit | None]:
@@ -105,14 +114,20 @@ class Watchlist:
                       matching: tuple[float, int] | None = None) -> WatchlistHit | None:
         if time.monotonic() - self._checked_at > 1.0:  # an import may have run meanwhile
             self._checked_at = time.monotonic()
-            if self._store.get_meta("watchlist_generation") != self._generation:
+            if self.stale():
                 self.reload(today)
         threshold, limit = matching if matching is not None else (None, None)
-        for ref in self._matcher.search(q, threshold=threshold, max_candidates=limit):
-            meta = self._persons.get(ref)
-            if meta is None or meta[2] < today.isoformat():
-                continue
-            return WatchlistHit(ref, meta[0], meta[1] or self._default_contact)
+        refs = [ref for ref in self._matcher.search(q, threshold=threshold,
+                                                   max_candidates=limit)
+                if ref in self._persons and self._persons[ref][9] >= today.isoformat()]
+        if not refs:
+            return None
+        live = self._store.live_persons(refs, today.isoformat())  # confirm in the store
+        for ref in refs:
+            row = live.get(ref)
+            if row is None or row != self._persons[ref]:
+                continue  # withdrawn or changed since the index was built: no hit from it
+            return WatchlistHit(ref, ActionCode(row[7]), row[8] or self._default_contact)
         return None
 
     @staticmethod

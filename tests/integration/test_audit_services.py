@@ -38,7 +38,8 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
 def services(fed: Federation, node_id: str) -> AuditServices:
     node = fed.nodes[node_id]
     rt = node.runtime
-    return make_audit_services(responder=rt.responder, directory=rt.directory, cfg=rt.cfg,
+    return make_audit_services(responder=rt.responder, store=rt.store, directory=rt.directory,
+                               cfg=rt.cfg,
                                signing_key=rt.signing_key, writer=node.server.writer,
                                tls=NodeRuntime.tls(rt.cfg), clock_ms=now_ms)
 

@@ -17,62 +17,32 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlcipher3
 
 from node.core.errors import ConfigError, EnvironmentFault
+from node.core.ports import Receipt
 from node.store.db import Dialect, FieldCodec, PlainCodec
+from node.store.exchange import EXCHANGE_DDL, SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
+from node.store.watchlist import WATCHLIST_DDL, SqlWatchlistStore
 
 __all__ = ["ReceiptRow", "Store"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: documents and persons gained the column ``sealed`` (PostgreSQL)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    issuing_state TEXT NOT NULL, number TEXT NOT NULL, doc_type TEXT NOT NULL,
-    owner_ref TEXT NOT NULL, action TEXT NOT NULL, contact TEXT NOT NULL,
-    expires TEXT NOT NULL, loss_type TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (number, issuing_state, doc_type, owner_ref)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS persons (
-    owner_ref TEXT PRIMARY KEY, family_name TEXT NOT NULL, given_names TEXT NOT NULL,
-    patronymic TEXT NOT NULL, dob TEXT NOT NULL, nationality TEXT NOT NULL, sex TEXT NOT NULL,
-    action TEXT NOT NULL, contact TEXT NOT NULL, expires TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS nonces (
-    node_id TEXT NOT NULL, nonce BLOB NOT NULL, expires_ms INTEGER NOT NULL,
-    PRIMARY KEY (node_id, nonce)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_ms);
-CREATE TABLE IF NOT EXISTS usage (
-    node_id TEXT NOT NULL, day TEXT NOT NULL, items INTEGER NOT NULL,
-    PRIMARY KEY (node_id, day)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS receipts (
-    id INTEGER PRIMARY KEY, direction TEXT NOT NULL, peer TEXT NOT NULL,
-    request_digest BLOB NOT NULL, request_env BLOB NOT NULL, response_env BLOB NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS receipts_digest ON receipts (request_digest);
-"""
+_META_DDL = "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+#: The core tables (meta, the exchange's ledgers, the watchlist), for node.store.schema.
+_SCHEMA = _META_DDL + EXCHANGE_DDL + WATCHLIST_DDL
 
 
 def hash_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiptRow:
-    direction: str
-    peer: str
-    request_digest: bytes
-    request_env: bytes
-    response_env: bytes
-    created_ms: int
+#: The receipt value (kept under its old name for callers of the embedded store).
+ReceiptRow = Receipt
 
 
 class Store:
@@ -88,7 +58,6 @@ class Store:
         self._conn = conn
         self.path = path
         self._depth = 0
-        self._nonces_purged_ms = 0
         self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
 
@@ -138,15 +107,22 @@ class Store:
 
     def _migrate(self) -> None:
         with self.transaction():
+            self._conn.execute(_META_DDL)
+            row = self._conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise ConfigError("database was written by a newer bxnode", reason="schema_newer")
+            if row is not None and int(row[0]) < 2:  # 1 -> 2: the column ``sealed``
+                for table in ("documents", "persons"):
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN sealed BLOB")
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
-            row = self._conn.execute("SELECT v FROM meta WHERE k='schema_version'").fetchone()
-            if row is None:
-                self._conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
-                                   (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise ConfigError("database was written by a newer bxnode", reason="schema_newer")
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                               (str(SCHEMA_VERSION),))
+        self.nonces = SqlNonceLedger(self)
+        self.usage = SqlUsageLedger(self)
+        self.receipt_store = SqlReceiptStore(self)
+        self.watchlist = SqlWatchlistStore(self)
 
     # --- transactions ---------------------------------------------------------------------
 
@@ -247,92 +223,39 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    # --- watchlist --------------------------------------------------------------------------
+    # --- the ports' adapters, kept as methods for the embedded store's older callers ------
 
     def insert_documents(self, rows: Iterable[tuple[str, ...]]) -> int:
-        """Rows: (issuing_state, number, doc_type, owner_ref, action, contact, expires, loss)."""
-        cur = self._conn.executemany(
-            "INSERT OR REPLACE INTO documents VALUES (?,?,?,?,?,?,?,?)", rows)
-        return int(cur.rowcount)
+        return self.watchlist.insert_documents(rows)
 
     def insert_persons(self, rows: Iterable[tuple[str, ...]]) -> int:
-        """Rows: (owner_ref, family, given, patronymic, dob, nationality, sex, action, contact,
-        expires)."""
-        cur = self._conn.executemany(
-            "INSERT OR REPLACE INTO persons VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
-        return int(cur.rowcount)
+        return self.watchlist.insert_persons(rows)
 
     def find_documents_many(self, keys: Sequence[tuple[str, str, str]],
                             today: str) -> dict[tuple[str, str, str], list[tuple[str, str, str]]]:
-        """Live records for many (number, issuing_state, doc_type) keys in one statement."""
-        found: dict[tuple[str, str, str], list[tuple[str, str, str]]] = {}
-        unique = list(dict.fromkeys(keys))
-        for i in range(0, len(unique), 5000):  # 3 parameters each, under SQLite's 32,766
-            chunk = unique[i:i + 5000]
-            values = ",".join("(?,?,?)" for _ in chunk)  # placeholders only, never data
-            sql = ("SELECT number, issuing_state, doc_type, owner_ref, action, contact "
-                   "FROM documents WHERE expires >= ? AND (number, issuing_state, doc_type) "
-                   "IN (VALUES " + values + ") ORDER BY owner_ref")
-            args: list[str] = [v for k in chunk for v in k]
-            for r in self._conn.execute(sql, (today, *args)):
-                found.setdefault((r[0], r[1], r[2]), []).append((r[3], r[4], r[5]))
-        return found
+        return self.watchlist.find_documents_many(keys, today)
 
     def iter_persons(self, today: str) -> Iterator[tuple[str, ...]]:
-        yield from (tuple(r) for r in self._conn.execute(
-            "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
-            "action, contact, expires FROM persons WHERE expires >= ?", (today,)))
+        return self.watchlist.iter_persons(today)
 
     def person(self, owner_ref: str) -> tuple[str, ...] | None:
-        row = self._conn.execute(
-            "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
-            "action, contact, expires FROM persons WHERE owner_ref=?", (owner_ref,)).fetchone()
-        return None if row is None else tuple(row)
+        return self.watchlist.person(owner_ref)
 
     def watchlist_counts(self) -> tuple[int, int]:
-        d = self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-        p = self._conn.execute("SELECT count(*) FROM persons").fetchone()[0]
-        return int(d), int(p)
-
-    # --- nonces and usage -------------------------------------------------------------------
+        return self.watchlist.counts()
 
     def remember_nonce(self, node_id: str, nonce: bytes, *, expires_ms: int,
                        now_ms: int) -> bool:
-        """Record a nonce; False when it was seen before and has not yet expired."""
-        if now_ms - self._nonces_purged_ms > 1000:  # purge expired nonces once a second
-            self._conn.execute("DELETE FROM nonces WHERE expires_ms < ?", (now_ms,))
-            self._nonces_purged_ms = now_ms
-        row = self._conn.execute("SELECT expires_ms FROM nonces WHERE node_id=? AND nonce=?",
-                                 (node_id, nonce)).fetchone()
-        if row is not None and int(row[0]) >= now_ms:
-            return False
-        cur = self._conn.execute(
-            "INSERT OR REPLACE INTO nonces VALUES (?, ?, ?)", (node_id, nonce, expires_ms))
-        return bool(cur.rowcount == 1)
+        return self.nonces.remember(node_id, nonce, expires_ms=expires_ms, now_ms=now_ms)
 
     def items_today(self, node_id: str, day: str) -> int:
-        row = self._conn.execute(
-            "SELECT items FROM usage WHERE node_id=? AND day=?", (node_id, day)).fetchone()
-        return 0 if row is None else int(row[0])
+        return self.usage.items_today(node_id, day)
 
     def add_usage(self, node_id: str, day: str, items: int) -> None:
-        self._conn.execute(
-            "INSERT INTO usage VALUES (?, ?, ?) ON CONFLICT(node_id, day) "
-            "DO UPDATE SET items = items + excluded.items", (node_id, day, items))
+        self.usage.add(node_id, day, items)
 
-    # --- receipts ---------------------------------------------------------------------------
+    def put_receipt(self, r: Receipt) -> None:
+        self.receipt_store.put(r)
 
-    def put_receipt(self, r: ReceiptRow) -> None:
-        self._conn.execute(
-            "INSERT INTO receipts (direction, peer, request_digest, request_env, response_env, "
-            "created_ms) VALUES (?,?,?,?,?,?)",
-            (r.direction, r.peer, r.request_digest, r.request_env, r.response_env, r.created_ms))
-
-    def receipts(self, *, direction: str | None = None) -> list[ReceiptRow]:
-        q = ("SELECT direction, peer, request_digest, request_env, response_env, created_ms "
-             "FROM receipts")
-        args: tuple[str, ...] = ()
-        if direction:
-            q += " WHERE direction=?"
-            args = (direction,)
-        return [ReceiptRow(*r) for r in self._conn.execute(q + " ORDER BY id", args)]
+    def receipts(self, *, direction: str | None = None) -> list[Receipt]:
+        return self.receipt_store.all(direction=direction)

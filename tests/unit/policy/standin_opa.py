@@ -38,6 +38,11 @@ class StandInOpaServer:
         self._lock = threading.Lock()
         self.revision = revision
         self.mode = "normal"
+        #: Requester node ids whose decisions are held until :attr:`release` is set (a
+        #: deliberately slow policy server); :attr:`held` is set when one arrives.
+        self.hold_for: set[str] = set()
+        self.held = threading.Event()
+        self.release = threading.Event()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._http.serve_forever,
                                         kwargs={"poll_interval": 0.02}, daemon=True)
@@ -66,6 +71,9 @@ class StandInOpaServer:
         if self.mode == "garbage":
             return 200, b"<html>not OPA</html>"
         doc: dict[str, Any] = json.loads(body)["input"]
+        if doc.get("requester", {}).get("node") in self.hold_for:
+            self.held.set()
+            self.release.wait(timeout=30)
         with self._lock:
             self._eval.set_input(regopy.Input(doc))
             text = str(self._eval.query_bundle(self._bundle))

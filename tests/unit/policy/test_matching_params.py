@@ -11,7 +11,7 @@ import pytest
 from node.core.errors import PolicyDenied
 from node.policy import RegoPolicyEngine
 from node.policy.cache import CachingPolicyEngine
-from node.responder import matching_params
+from node.watchlist.handler import matching_params
 from tests.unit.policy._support import make_input
 
 

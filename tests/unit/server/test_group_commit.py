@@ -16,12 +16,12 @@ KEY = bytes(range(32))
 SK = nacl.signing.SigningKey(bytes(range(1, 33)))
 
 
-def _request(writer: BatchWriter, log: MerkleAuditLog, i: int) -> asyncio.Future[None]:
-    done = writer.begin()
-    with log.store.transaction():  # a savepoint inside the open batch
-        log.append({"event": "lookup", "i": i}, time_ms=1_000 + i)
-    writer.added()
-    return done
+async def _request(writer: BatchWriter, log: MerkleAuditLog, i: int) -> int:
+    def step() -> int:
+        with log.store.transaction():  # a savepoint inside the open batch
+            return log.append({"event": "lookup", "i": i}, time_ms=1_000 + i)
+
+    return await writer.run_in_batch(step)
 
 
 def test_batch_commits_once_with_one_checkpoint(tmp_path: Path) -> None:
@@ -31,8 +31,8 @@ def test_batch_commits_once_with_one_checkpoint(tmp_path: Path) -> None:
     async def main() -> None:
         writer = BatchWriter(store=store, batch_max=10, batch_ms=50)
         writer.start()
-        batches = [_request(writer, log, i) for i in range(25)]
-        await asyncio.gather(*(writer.durable(b) for b in batches))
+        seqs = await asyncio.gather(*(_request(writer, log, i) for i in range(25)))
+        assert sorted(seqs) == list(range(1, 26))
         assert writer.batches == 3 and writer.committed == 25
         await writer.stop()
 
@@ -52,14 +52,40 @@ def test_nothing_is_released_when_the_commit_fails(tmp_path: Path) -> None:
     async def main() -> None:
         writer = BatchWriter(store=store, batch_max=100, batch_ms=10)
         writer.start()
-        done = _request(writer, log, 1)
-        store.before_commit("zz_broken", broken)
+        def failing() -> None:
+            with log.store.transaction():
+                log.append({"event": "lookup", "i": 1}, time_ms=1_001)
+            store.before_commit("zz_broken", broken)
+
         with pytest.raises(OSError):
-            await writer.durable(done)
+            await writer.run_in_batch(failing)
         # the next batch works again
-        await writer.durable(_request(writer, log, 2))
+        assert await _request(writer, log, 2) == 1
         await writer.stop()
 
     asyncio.run(main())
     assert log.next_seq() == 2 and log.verify().ok
     store.close()
+
+
+def test_the_event_loop_never_runs_database_work(tmp_path: Path) -> None:
+    """Every step runs on the one database thread, never on the loop's thread."""
+    import threading
+
+    store = Store.open(tmp_path / "n.db", KEY, create=True)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+
+    async def main() -> None:
+        writer = BatchWriter(store=store, batch_max=4, batch_ms=5)
+        loop_thread = threading.get_ident()
+        threads = await asyncio.gather(*(writer.run_in_batch(threading.get_ident)
+                                         for _ in range(6)),
+                                       writer.call(threading.get_ident))
+        assert len(set(threads)) == 1 and loop_thread not in threads
+        assert writer.thread_id == threads[0]
+        await writer.stop()
+
+    asyncio.run(main())
+    assert log.next_seq() == 1
+    store.close()
+

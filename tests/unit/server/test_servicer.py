@@ -41,7 +41,8 @@ def grpc_add_to_server() -> Any:
 
 @pytest.fixture(scope="module")
 def grpc_servicer(runtime: tuple[NodeRuntime, Any]) -> SyncNodeServicer:
-    return SyncNodeServicer(responder=runtime[0].responder, dev_plaintext=True)
+    return SyncNodeServicer(responder=runtime[0].responder, lookup=runtime[0].lookup,
+                            dev_plaintext=True)
 
 
 @pytest.fixture(scope="module")

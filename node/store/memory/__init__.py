@@ -1,0 +1,213 @@
+"""In-memory adapters of every port the exchange pipeline uses.
+
+They drive the pipeline's sans-I/O unit tests (as python-tuf tests its client against a
+repository simulator): the same :class:`node.responder.Responder`, the same handlers, no
+database.  A :class:`MemoryUnitOfWork` gives them real transaction semantics — nested
+savepoints and ``before_commit`` hooks — by snapshotting every registered adapter's state
+when a transaction or savepoint opens and restoring it on rollback.  Not for production:
+nothing here is durable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from node.core.ports import AuditRecord, DocumentHit, PersonRow, Receipt
+
+__all__ = [
+    "MemoryAuditSink",
+    "MemoryNonceLedger",
+    "MemoryReceiptStore",
+    "MemoryUnitOfWork",
+    "MemoryUsageLedger",
+    "MemoryWatchlistStore",
+    "memory_ports",
+]
+
+
+class _State:
+    """An adapter whose whole state is ``self.state`` (snapshotted by the unit of work)."""
+
+    state: Any
+
+
+class MemoryUnitOfWork:
+    def __init__(self, *parts: _State) -> None:
+        self._parts = list(parts)
+        self._depth = 0
+        self._hooks: dict[str, Callable[[], None]] = {}
+        self.commits = 0
+        self.locks: list[str] = []
+
+    def add(self, part: _State) -> None:
+        self._parts.append(part)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            with self.savepoint():
+                yield
+            return
+        snapshot = self._snapshot()
+        self._depth = 1
+        try:
+            yield
+            while self._hooks:
+                self._hooks.pop(next(iter(self._hooks)))()
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        else:
+            self.commits += 1
+        finally:
+            self._depth = 0
+            self._hooks.clear()
+            self.locks.clear()
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        snapshot = self._snapshot()
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._restore(snapshot)
+            raise
+        finally:
+            self._depth -= 1
+
+    def before_commit(self, key: str, fn: Callable[[], None]) -> None:
+        if not self._depth:
+            raise RuntimeError("before_commit needs an open transaction")
+        self._hooks.setdefault(key, fn)
+
+    def lock(self, name: str) -> None:
+        if not self._depth:
+            raise RuntimeError("lock needs an open transaction")
+        self.locks.append(name)
+
+    def _snapshot(self) -> list[Any]:
+        return [copy.deepcopy(p.state) for p in self._parts]
+
+    def _restore(self, snapshot: list[Any]) -> None:
+        for part, state in zip(self._parts, snapshot, strict=True):
+            part.state = state
+
+
+class MemoryNonceLedger(_State):
+    def __init__(self) -> None:
+        self.state: dict[tuple[str, bytes], int] = {}
+
+    def remember(self, node_id: str, nonce: bytes, *, expires_ms: int, now_ms: int) -> bool:
+        seen = self.state.get((node_id, nonce))
+        if seen is not None and seen >= now_ms:
+            return False
+        self.state[(node_id, nonce)] = expires_ms
+        return True
+
+
+class MemoryUsageLedger(_State):
+    def __init__(self) -> None:
+        self.state: dict[tuple[str, str], int] = {}
+
+    def items_today(self, node_id: str, day: str) -> int:
+        return self.state.get((node_id, day), 0)
+
+    def add(self, node_id: str, day: str, items: int) -> None:
+        self.state[(node_id, day)] = self.state.get((node_id, day), 0) + items
+
+
+class MemoryReceiptStore(_State):
+    def __init__(self) -> None:
+        self.state: list[Receipt] = []
+
+    def put(self, receipt: Receipt) -> None:
+        self.state.append(receipt)
+
+    def all(self, *, direction: str | None = None) -> list[Receipt]:
+        return [r for r in self.state if direction is None or r.direction == direction]
+
+
+class MemoryAuditSink(_State):
+    """Sequence numbers from 1, as the Merkle log gives them; records kept in order."""
+
+    def __init__(self) -> None:
+        self.state: list[AuditRecord] = []
+
+    def reserve(self) -> int:
+        return len(self.state) + 1
+
+    def append_record(self, record: AuditRecord) -> int:
+        self.state.append(record)
+        return len(self.state)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [r.body() for r in self.state]
+
+
+class MemoryWatchlistStore(_State):
+    def __init__(self) -> None:
+        # documents: (number, state, type, owner) -> (action, contact, expires, loss)
+        self.state: tuple[dict[tuple[str, str, str, str], tuple[str, str, str, str]],
+                          dict[str, PersonRow], str | None] = ({}, {}, None)
+
+    def insert_documents(self, rows: Iterable[tuple[str, ...]]) -> int:
+        n = 0
+        for r in rows:
+            self.state[0][(r[1], r[0], r[2], r[3])] = (r[4], r[5], r[6], r[7])
+            n += 1
+        return n
+
+    def insert_persons(self, rows: Iterable[tuple[str, ...]]) -> int:
+        n = 0
+        for r in rows:
+            self.state[1][r[0]] = tuple(r)
+            n += 1
+        return n
+
+    def find_documents_many(self, keys: Sequence[tuple[str, str, str]],
+                            today: str) -> dict[tuple[str, str, str], list[DocumentHit]]:
+        wanted = set(keys)
+        found: dict[tuple[str, str, str], list[DocumentHit]] = {}
+        for (number, state, kind, owner), (action, contact, expires, _) in self.state[0].items():
+            if (number, state, kind) in wanted and expires >= today:
+                found.setdefault((number, state, kind), []).append((owner, action, contact))
+        for hits in found.values():
+            hits.sort()
+        return found
+
+    def iter_persons(self, today: str) -> Iterator[PersonRow]:
+        yield from (r for r in list(self.state[1].values()) if r[9] >= today)
+
+    def live_persons(self, owner_refs: Sequence[str], today: str) -> dict[str, PersonRow]:
+        return {ref: row for ref in owner_refs
+                if (row := self.state[1].get(ref)) is not None and row[9] >= today}
+
+    def generation(self) -> str | None:
+        return self.state[2]
+
+    def bump_generation(self, value: str) -> None:
+        self.state = (self.state[0], self.state[1], value)
+
+    def withdraw_person(self, owner_ref: str) -> None:
+        """Remove a person (as another replica's change would)."""
+        self.state[1].pop(owner_ref, None)
+
+    def counts(self) -> tuple[int, int]:
+        return len(self.state[0]), len(self.state[1])
+
+
+def memory_ports() -> tuple[MemoryUnitOfWork, MemoryNonceLedger, MemoryUsageLedger,
+                            MemoryReceiptStore, MemoryAuditSink, MemoryWatchlistStore]:
+    """A fresh set of ports sharing one unit of work."""
+    nonces, usage, receipts = MemoryNonceLedger(), MemoryUsageLedger(), MemoryReceiptStore()
+    audit, watchlist = MemoryAuditSink(), MemoryWatchlistStore()
+    uow = MemoryUnitOfWork(nonces, usage, receipts, audit, watchlist)
+    return uow, nonces, usage, receipts, audit, watchlist

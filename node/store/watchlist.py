@@ -1,0 +1,187 @@
+"""The watchlist's tables: documents and persons, in portable SQL.
+
+Personal identifiers go through the backend's :class:`~node.store.db.FieldCodec`:
+
+* SQLCipher (the whole file is encrypted): every column holds its value, as always;
+* PostgreSQL: ``number`` and ``owner_ref`` hold keyed HMACs (blind indexes, so a lookup
+  is still one indexed equality), names, dates of birth and contacts are blank, and the
+  column ``sealed`` holds the record's identifying fields as AES-GCM ciphertext bound to
+  the table.  A database administrator with full read access sees no document number,
+  name, owner reference or contact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from node.core.ports import DocumentHit, PersonRow
+from node.store.db import Database
+
+__all__ = ["WATCHLIST_DDL", "SqlWatchlistStore"]
+
+WATCHLIST_DDL = """
+CREATE TABLE IF NOT EXISTS documents (
+    issuing_state TEXT NOT NULL, number TEXT NOT NULL, doc_type TEXT NOT NULL,
+    owner_ref TEXT NOT NULL, action TEXT NOT NULL, contact TEXT NOT NULL,
+    expires TEXT NOT NULL, loss_type TEXT NOT NULL DEFAULT '', sealed BLOB,
+    PRIMARY KEY (number, issuing_state, doc_type, owner_ref)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_owner ON documents (owner_ref);
+CREATE TABLE IF NOT EXISTS persons (
+    owner_ref TEXT PRIMARY KEY, family_name TEXT NOT NULL, given_names TEXT NOT NULL,
+    patronymic TEXT NOT NULL, dob TEXT NOT NULL, nationality TEXT NOT NULL, sex TEXT NOT NULL,
+    action TEXT NOT NULL, contact TEXT NOT NULL, expires TEXT NOT NULL, sealed BLOB
+);
+"""
+
+_DOC_NUMBER = "documents.number"
+_OWNER = "watchlist.owner_ref"
+_DOC_SEALED = "documents.sealed"
+_PERSON_SEALED = "persons.sealed"
+_GENERATION = "watchlist_generation"
+_CHUNK = 5000  # 3 parameters each, under SQLite's 32,766
+
+
+
+
+
+class SqlWatchlistStore:
+    """Implements :class:`node.core.ports.WatchlistStore` over a :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._protects = db.codec.protects
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def insert_documents(self, rows: Iterable[tuple[str, ...]]) -> int:
+        """Rows: (issuing_state, number, doc_type, owner_ref, action, contact, expires, loss).
+        A row for the same (number, state, type, owner) replaces the earlier one."""
+        sql = ("INSERT INTO documents (issuing_state, number, doc_type, owner_ref, action, "
+               "contact, expires, loss_type, sealed) VALUES (?,?,?,?,?,?,?,?,?) "
+               "ON CONFLICT (number, issuing_state, doc_type, owner_ref) DO UPDATE SET "
+               "action=excluded.action, contact=excluded.contact, expires=excluded.expires, "
+               "loss_type=excluded.loss_type, sealed=excluded.sealed")
+        if not self._protects:
+            return self._db.executemany(sql, ((*r[:8], None) for r in rows))
+        c = self._db.codec
+
+        def protect(r: tuple[str, ...]) -> tuple[Any, ...]:
+            sealed = c.seal(_DOC_SEALED, json.dumps([r[1], r[3], r[5]]).encode())
+            return (r[0], c.index(_DOC_NUMBER, r[1]), r[2], c.index(_OWNER, r[3]), r[4], "",
+                    r[6], r[7], sealed)
+
+        return self._db.executemany(sql, (protect(r) for r in rows))
+
+    def insert_persons(self, rows: Iterable[tuple[str, ...]]) -> int:
+        """Rows: (owner_ref, family, given, patronymic, dob, nationality, sex, action, contact,
+        expires).  A row for the same owner reference replaces the earlier one."""
+        sql = ("INSERT INTO persons (owner_ref, family_name, given_names, patronymic, dob, "
+               "nationality, sex, action, contact, expires, sealed) "
+               "VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (owner_ref) DO UPDATE SET "
+               "family_name=excluded.family_name, given_names=excluded.given_names, "
+               "patronymic=excluded.patronymic, dob=excluded.dob, "
+               "nationality=excluded.nationality, sex=excluded.sex, action=excluded.action, "
+               "contact=excluded.contact, expires=excluded.expires, sealed=excluded.sealed")
+        if not self._protects:
+            return self._db.executemany(sql, ((*r[:10], None) for r in rows))
+        c = self._db.codec
+
+        def protect(r: tuple[str, ...]) -> tuple[Any, ...]:
+            sealed = c.seal(_PERSON_SEALED, json.dumps(list(r)).encode())
+            return (c.index(_OWNER, r[0]), "", "", "", "", "", "", r[7], "", r[9], sealed)
+
+        return self._db.executemany(sql, (protect(r) for r in rows))
+
+    def generation(self) -> str | None:
+        return self._db.get_meta(_GENERATION)
+
+    def bump_generation(self, value: str) -> None:
+        self._db.set_meta(_GENERATION, value)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def find_documents_many(self, keys: Sequence[tuple[str, str, str]],
+                            today: str) -> dict[tuple[str, str, str], list[DocumentHit]]:
+        """Live records for many (number, issuing_state, doc_type) keys in one statement
+        (a chunk of 5,000 keys each)."""
+        found: dict[tuple[str, str, str], list[DocumentHit]] = {}
+        unique = list(dict.fromkeys(keys))
+        c = self._db.codec
+        for i in range(0, len(unique), _CHUNK):
+            chunk = unique[i:i + _CHUNK]
+            values = ",".join("(?,?,?)" for _ in chunk)  # placeholders only, never data
+            sql = ("SELECT number, issuing_state, doc_type, owner_ref, action, contact, sealed "
+                   "FROM documents WHERE expires >= ? AND (number, issuing_state, doc_type) "
+                   "IN (VALUES " + values + ")")
+            if not self._protects:
+                args: list[Any] = [v for k in chunk for v in k]
+                for r in self._db.query(sql, (today, *args)):
+                    found.setdefault((r[0], r[1], r[2]), []).append((r[3], r[4], r[5]))
+                continue
+            by_index = {(c.index(_DOC_NUMBER, k[0]), k[1], k[2]): k for k in chunk}
+            args = [v for k in by_index for v in k]
+            for r in self._db.query(sql, (today, *args)):
+                key = by_index[(_bytes_or_str(r[0]), r[1], r[2])]
+                _, ref, contact = json.loads(c.open(_DOC_SEALED, bytes(r[6])))
+                found.setdefault(key, []).append((ref, r[4], contact))
+        for hits in found.values():
+            hits.sort()
+        return found
+
+    def iter_persons(self, today: str) -> Iterator[PersonRow]:
+        rows = self._db.stream(
+            "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
+            "action, contact, expires, sealed FROM persons WHERE expires >= ?", (today,))
+        for r in rows:
+            yield self._person(r)
+
+    def live_persons(self, owner_refs: Sequence[str], today: str) -> dict[str, PersonRow]:
+        out: dict[str, PersonRow] = {}
+        c = self._db.codec
+        for ref in dict.fromkeys(owner_refs):
+            row = self._db.query_one(
+                "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
+                "action, contact, expires, sealed FROM persons WHERE owner_ref=? AND "
+                "expires >= ?", (c.index(_OWNER, ref), today))
+            if row is not None:
+                out[ref] = self._person(row)
+        return out
+
+    def person(self, owner_ref: str) -> PersonRow | None:
+        row = self._db.query_one(
+            "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
+            "action, contact, expires, sealed FROM persons WHERE owner_ref=?",
+            (self._db.codec.index(_OWNER, owner_ref),))
+        return None if row is None else self._person(row)
+
+    def document_of(self, owner_ref: str) -> tuple[str, str, str, str] | None:
+        """(number, issuing_state, doc_type, loss_type) of a document record, the first by
+        number when one owner reference names several."""
+        rows = self._db.query(
+            "SELECT number, issuing_state, doc_type, loss_type, sealed FROM documents "
+            "WHERE owner_ref=?", (self._db.codec.index(_OWNER, owner_ref),))
+        if not rows:
+            return None
+        if self._protects:
+            c = self._db.codec
+            rows = [(json.loads(c.open(_DOC_SEALED, bytes(r[4])))[0], *r[1:4]) for r in rows]
+        best = min(rows, key=lambda r: str(r[0]))
+        return str(best[0]), str(best[1]), str(best[2]), str(best[3])
+
+    def counts(self) -> tuple[int, int]:
+        d = self._db.query_one("SELECT count(*) FROM documents")
+        p = self._db.query_one("SELECT count(*) FROM persons")
+        return int(d[0]) if d else 0, int(p[0]) if p else 0
+
+    def _person(self, r: tuple[Any, ...]) -> PersonRow:
+        if not self._protects:
+            return tuple(str(v) for v in r[:10])
+        values = json.loads(self._db.codec.open(_PERSON_SEALED, bytes(r[10])))
+        return tuple(str(v) for v in values)
+
+
+def _bytes_or_str(v: Any) -> Any:
+    return bytes(v) if isinstance(v, memoryview) else v

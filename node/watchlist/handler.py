@@ -1,0 +1,160 @@
+"""``Lookup`` on the owner's side: a capability's handler like every other.
+
+Steps 1-7, signing, the audit entry and the receipt are :class:`node.responder.Responder`'s.
+Here: step 8, the owner's policy (agreement, purpose, datasets, batch size, daily quota),
+is asked in :meth:`LookupHandler.predecide`, off the database thread and before the
+request joins a unit of work, so a slow policy server delays only its own request.  Inside
+the unit of work (:meth:`LookupHandler.answer`) the day's real usage is read; if it is not
+what the decision saw (another request, or another replica, used quota meanwhile) the
+policy is asked again with the real figure, so daily quotas stay exact.  Step 9 answers
+every item from the watchlist and keeps only the fields policy discloses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from node.core import envelope as env_mod
+from node.core.errors import BxError, PolicyDenied
+from node.core.model import (
+    Decision,
+    LookupAnswer,
+    LookupRequest,
+    PersonQuery,
+    PolicyInput,
+    RequestHeader,
+)
+from node.core.ports import Answer, UsageLedger, with_facts
+from node.policy import PolicyEngine
+from node.responder import ResponderSettings, Verified
+from node.watchlist.lookup import DISCLOSABLE_FIELDS, Watchlist
+from node.wire import convert
+
+__all__ = ["MATCHING_QUERY", "LookupDecided", "LookupHandler", "matching_params"]
+
+MATCHING_QUERY = "data.bxnode.lookup.matching"
+
+
+def matching_params(policy: PolicyEngine, inp: PolicyInput) -> tuple[float, int]:
+    """The owner's policy says how strictly person lookups match (issue 6): the score a
+    candidate needs (0..1) and how many candidates a query may consider (1..1000).
+    Anything else is a policy error: the request is refused, never matched loosely."""
+    answer = policy.decide_query(MATCHING_QUERY, inp.as_document())
+    threshold, limit = answer.get("threshold"), answer.get("max_candidates")
+    if (answer.get("allow") is not True or isinstance(threshold, bool)
+            or not isinstance(threshold, int | float) or not 0 < threshold <= 1
+            or isinstance(limit, bool) or not isinstance(limit, int | float)
+            or limit != int(limit) or not 1 <= limit <= 1000):
+        raise PolicyDenied("the owner's policy gave no valid matching parameters",
+                           reasons=("policy_error",))
+    return float(threshold), int(limit)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupDecided:
+    """The policy's word on one lookup, and the usage figure it was given."""
+
+    inp: PolicyInput
+    decision: Decision
+    matching: tuple[float, int] | None = None
+    error: BxError | None = None  # raised in answer, after the nonce step
+
+
+def _day(now_ms: int) -> str:
+    return dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date().isoformat()
+
+
+class LookupHandler:
+    """Hit / no-hit lookups of documents, persons and manifests."""
+
+    event = "lookup"
+    request_type = env_mod.REQUEST_TYPE
+
+    def __init__(self, *, settings: ResponderSettings, key_id: str, policy: PolicyEngine,
+                 usage: UsageLedger, watchlist: Watchlist) -> None:
+        self._settings = settings
+        self._key_id = key_id
+        self._policy = policy
+        self._usage = usage
+        self.watchlist = watchlist
+        # Usage this process last committed per (requester, day): the figure predecide
+        # gives the policy.  A hint only: answer() checks it against the database.
+        self._seen: dict[tuple[str, str], int] = {}
+        self._seen_lock = threading.Lock()
+
+    def decode(self, payload: bytes) -> LookupRequest:
+        return convert.decode_request(payload, max_items=self._settings.max_batch)
+
+    def header(self, request: LookupRequest) -> RequestHeader:
+        return request.header
+
+    def describe(self, req: LookupRequest) -> dict[str, Any]:
+        return {"query_kind": req.kind.value, "datasets": list(req.datasets),
+                "data_types": list(req.data_types), "items": len(req.items)}
+
+    # --- step 8 -------------------------------------------------------------------------------
+
+    def predecide(self, v: Verified[LookupRequest]) -> LookupDecided:
+        day = _day(v.now_ms)
+        with self._seen_lock:
+            used = self._seen.get((v.member.node_id, day), 0)
+        return self._decide(v, used)
+
+    def _decide(self, v: Verified[LookupRequest], items_today: int) -> LookupDecided:
+        req, h = v.request, v.header
+        inp = PolicyInput(
+            requester_node=v.member.node_id, requester_country=v.member.country,
+            requester_agency=v.member.agency, operator=h.operator, purpose=h.purpose,
+            legal_basis=h.legal_basis, case_ref=h.case_ref, query_kind=req.kind.value,
+            datasets=req.datasets, data_types=req.data_types, batch_size=len(req.items),
+            items_today=items_today, time_ms=v.now_ms, responder_node=self._settings.node_id)
+        decision = self._policy.decide(inp)
+        if not decision.allow or not any(isinstance(i, PersonQuery) for i in req.items):
+            return LookupDecided(inp=inp, decision=decision)
+        try:
+            return LookupDecided(inp=inp, decision=decision,
+                                 matching=matching_params(self._policy, inp))
+        except BxError as exc:
+            return LookupDecided(inp=inp, decision=decision, error=exc)
+
+    # --- step 9 -------------------------------------------------------------------------------
+
+    def answer(self, v: Verified[LookupRequest], audit_seq: int) -> Answer:
+        req = v.request
+        node, day = v.member.node_id, _day(v.now_ms)
+        used = self._usage.items_today(node, day)
+        decided = v.decided if isinstance(v.decided, LookupDecided) else None
+        if decided is None or decided.inp.items_today != used:
+            decided = self._decide(v, used)  # the real figure: quotas stay exact
+        decision = decided.decision
+        verdict = {"decision": "allow" if decision.allow else "deny",
+                   "reasons": list(decision.reasons)}
+        if not decision.allow:
+            raise with_facts(PolicyDenied("the owner's policy refused this request",
+                                          reasons=decision.reasons), **verdict)
+        if decided.error is not None:
+            raise with_facts(decided.error, **verdict)
+        self._usage.add(node, day, len(req.items))
+        with self._seen_lock:
+            if len(self._seen) > 4096:
+                self._seen.clear()
+            self._seen[(node, day)] = used + len(req.items)
+        fields = decision.disclose & DISCLOSABLE_FIELDS
+        facts: dict[str, Any] = dict(verdict)
+        if decided.matching is not None:
+            facts.update(match_threshold=decided.matching[0], max_candidates=decided.matching[1])
+        today = dt.date.fromisoformat(day)
+        results = tuple(
+            Watchlist.disclose(i, hit, fields)
+            for i, hit in enumerate(self.watchlist.check_many(req.items, today,
+                                                              decided.matching)))
+        hits = sum(1 for r in results if r.outcome.value == "hit")
+        facts.update(hits=hits, no_hits=len(results) - hits, disclosed=sorted(fields))
+        answer = LookupAnswer(
+            responder=self._settings.node_id, key_id=self._key_id, request_digest=v.digest,
+            issued_at_ms=v.now_ms, results=results, audit_seq=audit_seq)
+        return Answer(env_mod.RESPONSE_TYPE, convert.encode_answer(answer), facts=facts,
+                      items=len(results), hits=hits)

@@ -1,0 +1,240 @@
+"""The exchange pipeline, sans I/O: the real Responder and lookup handler on in-memory ports.
+
+No database, no network, no clock of its own: every port is an adapter from
+``node/store/memory``, time comes from the test, policy is the shipped Rego evaluated
+in-process (regopy).  Every test asserts exact outcomes: status, reason, the audit record,
+and what was (not) written.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+import pytest
+
+from node.core import envelope as env_mod
+from node.core.envelope import Envelope
+from node.core.errors import BxError
+from node.core.members import Member, MemberKey, StaticDirectory
+from node.core.model import (
+    DocumentQuery,
+    LookupRequest,
+    PartialDate,
+    PersonQuery,
+    QueryKind,
+    RequestHeader,
+    Sex,
+)
+from node.policy.rego import RegoPolicyEngine
+from node.responder import AUDIT_LOCK, Exchange, Responder, ResponderSettings
+from node.store.memory import (
+    MemoryAuditSink,
+    MemoryReceiptStore,
+    MemoryUnitOfWork,
+    MemoryUsageLedger,
+    MemoryWatchlistStore,
+    memory_ports,
+)
+from node.watchlist.handler import LookupHandler
+from node.watchlist.lookup import Watchlist
+from node.watchlist.persons import default_matcher
+from node.wire import convert
+from tests.unit.policy._support import NOW, agreement, write_policy_dir
+
+OWNER = nacl.signing.SigningKey(bytes(range(1, 33)))
+ASKER = nacl.signing.SigningKey(bytes(range(2, 34)))
+ASKER_KID = env_mod.key_id_for(bytes(ASKER.verify_key))
+TLS = "ab" * 32
+DAY = "2026-07-01"
+
+
+@dataclass
+class Rig:
+    responder: Responder
+    lookup: LookupHandler
+    uow: MemoryUnitOfWork
+    usage: MemoryUsageLedger
+    receipts: MemoryReceiptStore
+    audit: MemoryAuditSink
+    watchlist: MemoryWatchlistStore
+    clock: list[int]
+
+    def ask(self, env: Envelope | BxError, *, tls: str | None = TLS) -> Exchange:
+        return self.responder.handle(self.lookup, env, tls_fingerprint=tls)
+
+
+@pytest.fixture()
+def rig(tmp_path: Path) -> Rig:
+    policy = RegoPolicyEngine.from_directory(write_policy_dir(tmp_path / "p", {"bxnode": {
+        "agreements": [agreement("KGZ-BS", daily_quota=10)]}}))
+    uow, nonces, usage, receipts, audit, watchlist = memory_ports()
+    watchlist.insert_documents([("KAZ", "N1234567", "P", "KZ-STOLEN-1", "seize_document", "",
+                                 "2030-01-01", "stolen")])
+    watchlist.insert_persons([("KZ-W-7", "YUSUPOV", "RUSTAM", "", "1980-04-02", "KAZ", "M",
+                               "arrest", "", "2030-01-01")])
+    clock = [NOW]
+    directory = StaticDirectory(members=(Member(
+        node_id="KGZ-BS", country="KGZ", agency="BS", endpoint="127.0.0.1:1", roles=("node",),
+        keys=(MemberKey(ASKER_KID, bytes(ASKER.verify_key)),), tls_cert_sha256=(TLS,)),))
+    settings = ResponderSettings(node_id="KAZ-BS", max_batch=100)
+    responder = Responder(settings=settings, signing_key=OWNER, directory=directory,
+                          policy=policy, uow=uow, nonces=nonces, receipts=receipts, audit=audit,
+                          clock_ms=lambda: clock[0])
+    wl = Watchlist(store=watchlist, matcher=default_matcher(), default_contact="desk@kaz")
+    import datetime as dt
+    wl.reload(dt.date(2026, 7, 1))
+    lookup = LookupHandler(settings=settings, key_id=responder.key_id, policy=policy,
+                           usage=usage, watchlist=wl)
+    return Rig(responder, lookup, uow, usage, receipts, audit, watchlist, clock)
+
+
+def request(*items: Any, purpose: str = "border_check", issued_at_ms: int = NOW,
+            nonce: bytes | None = None) -> Envelope:
+    kind = QueryKind.BATCH if len(items) > 1 else items[0].kind
+    header = RequestHeader(requester="KGZ-BS", key_id=ASKER_KID, operator="kg-0042",
+                           purpose=purpose, legal_basis="Agreement 2024/7", case_ref="C-1",
+                           issued_at_ms=issued_at_ms, nonce=nonce or os.urandom(16))
+    payload = convert.encode_request(LookupRequest(header=header, kind=kind, items=items))
+    return env_mod.sign(payload_type=env_mod.REQUEST_TYPE, payload=payload, signer="KGZ-BS",
+                        key=ASKER)
+
+
+STOLEN = DocumentQuery("N1234567", "KAZ")
+CLEAN = DocumentQuery("N7654321", "KAZ")
+WANTED = PersonQuery(family_name="Юсупов", given_names="Рустам",
+                     date_of_birth=PartialDate.parse("1980-04-02"), nationality="KAZ",
+                     sex=Sex.MALE)
+
+
+def answer_of(ex: Exchange) -> Any:
+    assert ex.response is not None
+    return convert.decode_response(ex.response.payload)
+
+
+def test_an_answered_lookup_writes_one_record_one_receipt_and_its_usage(rig: Rig) -> None:
+    ex = rig.ask(request(STOLEN, CLEAN))
+    assert ex.error is None and ex.audit_seq == 1 and (ex.items, ex.hits) == (2, 1)
+    ans = answer_of(ex)
+    assert [r.outcome.value for r in ans.results] == ["hit", "no_hit"]
+    assert ans.results[0].reference == "KZ-STOLEN-1" and ans.audit_seq == 1
+    body = rig.audit.bodies()[0]
+    assert body["outcome"] == "answered" and body["status"] == "OK"
+    assert body["requester"] == "KGZ-BS" and body["operator"] == "kg-0042"
+    assert body["decision"] == "allow" and (body["hits"], body["no_hits"]) == (1, 1)
+    assert body["response_digest"] == env_mod.digest(ex.response).hex()  # type: ignore[arg-type]
+    assert "N1234567" not in repr(body)  # no document number in the audit record
+    assert rig.usage.items_today("KGZ-BS", DAY) == 2
+    assert [r.direction for r in rig.receipts.all()] == ["received"]
+    assert rig.uow.commits == 1
+
+
+def test_the_audit_lock_is_held_before_a_sequence_number_is_reserved(rig: Rig) -> None:
+    seen: list[list[str]] = []
+    reserve = rig.audit.reserve
+
+    def spy() -> int:
+        seen.append(list(rig.uow.locks))
+        return reserve()
+
+    rig.audit.reserve = spy  # type: ignore[method-assign]
+    rig.ask(request(CLEAN))
+    assert seen == [[AUDIT_LOCK]]
+
+
+def test_a_replay_is_refused_signed_and_audited(rig: Rig) -> None:
+    env = request(CLEAN)
+    rig.ask(env)
+    ex = rig.ask(env)
+    assert ex.error is not None and ex.error.reason == "replayed_nonce"
+    assert ex.refusal is not None
+    refusal = convert.decode_response(ex.refusal.payload)
+    assert refusal.reason == "replayed_nonce" and refusal.audit_seq == 2 == ex.audit_seq
+    assert [b["outcome"] for b in rig.audit.bodies()] == ["answered", "rejected"]
+    assert rig.usage.items_today("KGZ-BS", DAY) == 1  # the replay used no quota
+
+
+def test_a_policy_denial_uses_no_quota_and_is_audited(rig: Rig) -> None:
+    ex = rig.ask(request(CLEAN, purpose="criminal_investigation"))
+    assert ex.error is not None and ex.error.status == "PERMISSION_DENIED"
+    body = rig.audit.bodies()[0]
+    assert body["outcome"] == "denied" and body["decision"] == "deny"
+    assert body["reason"] == ex.error.reason
+    assert rig.usage.items_today("KGZ-BS", DAY) == 0
+
+
+def test_quota_is_exact_when_another_replica_used_it_after_the_decision(rig: Rig) -> None:
+    """predecide saw 0 items used; meanwhile (another replica) 9 of the 10 were used: the
+    unit of work reads the real figure and the policy refuses 2 more."""
+    env = request(CLEAN, DocumentQuery("N1111111", "KAZ"))
+    pending = rig.responder.predecide(rig.responder.prepare(rig.lookup, env,
+                                                            tls_fingerprint=TLS))
+    rig.usage.add("KGZ-BS", DAY, 9)
+    ex = rig.responder.complete(pending)
+    assert ex.error is not None and ex.error.reason == "quota_exhausted"
+    assert ex.error.status == "RESOURCE_EXHAUSTED"
+    assert rig.usage.items_today("KGZ-BS", DAY) == 9
+
+
+def test_a_bug_in_a_handler_becomes_internal_error_audited_and_nothing_half_written(
+        rig: Rig) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        rig.usage.add("KGZ-BS", DAY, 5)  # written, then the handler fails
+        raise KeyError("driver exploded")
+
+    rig.lookup.watchlist.check_many = broken  # type: ignore[method-assign]
+    ex = rig.ask(request(CLEAN))
+    assert ex.error is not None
+    assert (ex.error.status, ex.error.reason) == ("INTERNAL", "internal_error")
+    assert "driver" not in ex.error.message  # no detail to the peer
+    assert ex.refusal is not None
+    body = rig.audit.bodies()[0]
+    assert body["outcome"] == "rejected" and body["reason"] == "internal_error"
+    assert rig.usage.items_today("KGZ-BS", DAY) == 0  # the handler's writes rolled back
+
+
+def test_a_failing_audit_sink_leaves_nothing_behind(rig: Rig) -> None:
+    def down(_: Any) -> int:
+        raise OSError("disk full")
+
+    rig.audit.append_record = down  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        rig.ask(request(CLEAN))
+    assert rig.usage.items_today("KGZ-BS", DAY) == 0
+    assert rig.receipts.all() == [] and rig.uow.commits == 0
+    rig.audit.append_record = MemoryAuditSink.append_record.__get__(rig.audit)  # type: ignore[method-assign]
+    assert rig.ask(request(CLEAN)).error is None  # the nonce was not kept either
+
+
+@pytest.mark.parametrize(("tls", "issued", "reason"), [
+    ("cd" * 32, NOW, "tls_identity_mismatch"),
+    (TLS, NOW - 10 * 60_000, "stale_request"),
+    (TLS, NOW + 10 * 60_000, "stale_request"),
+])
+def test_authentication_failures_are_refused_before_any_write(
+        rig: Rig, tls: str, issued: int, reason: str) -> None:
+    ex = rig.ask(request(CLEAN, issued_at_ms=issued), tls=tls)
+    assert ex.error is not None and ex.error.reason == reason
+    assert ex.refusal is None  # not verified: no signed refusal
+    body = rig.audit.bodies()[0]
+    assert body["verified"] is False and body["reason"] == reason
+    assert rig.receipts.all() == [] and rig.usage.state == {}
+
+
+def test_a_forged_signature_is_refused(rig: Rig) -> None:
+    env = request(CLEAN)
+    forged = replace(env, signature=bytes(64))
+    ex = rig.ask(forged)
+    assert ex.error is not None and ex.error.status == "UNAUTHENTICATED"
+    assert rig.audit.bodies()[0]["outcome"] == "rejected"
+
+
+def test_a_person_hit_is_confirmed_against_the_store(rig: Rig) -> None:
+    assert rig.ask(request(WANTED)).hits == 1
+    rig.watchlist.withdraw_person("KZ-W-7")  # another replica withdrew it; index is stale
+    ex = rig.ask(request(WANTED))
+    assert ex.error is None and ex.hits == 0
+    assert answer_of(ex).results[0].outcome.value == "no_hit"
