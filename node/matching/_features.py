@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 from node.core.model import PersonQuery
 from node.matching import _tables as t
+from node.matching._lexicon import GIVEN_NAMES
 from node.matching._phonetic import block_code, coarse, skeletons, stems
-from node.matching.transliterate import is_cyrillic
+from node.matching.transliterate import fold_latin, is_cyrillic
 
 __all__ = ["FieldFeat", "PersonFeat", "TokenFeat", "field_feat", "person_feat"]
 
-_SPLIT = re.compile(r"[\s\-]+")
+_SPLIT = re.compile(r"[\s\-<]+")
 #: Tokens that are a detached patronymic suffix ("Нурлан ұлы", "Alisher o'g'li").
 _SUFFIX_TOKENS = frozenset({"uli", "ulu", "kisi", "ugli", "ogli", "ogl", "kis"})
 _PATRONYMIC_ENDS = tuple(e for e, _ in t.PATRONYMIC_ENDINGS)
@@ -32,6 +33,8 @@ class TokenFeat:
     coarse: frozenset[str]
     stems: frozenset[str]
     ending_sex: str
+    plain: str  # lower-case letters as written (Latin folded to ASCII): for typing slips
+    known: bool  # a given name people are given (see _lexicon.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,20 @@ def _token(text: str, role: str) -> TokenFeat:
         coarse=frozenset(coarse(s) for s in fine_t),
         stems=frozenset(stem_set),
         ending_sex=sex,
+        plain=_plain(text),
+        known=role == "given" and not _known_skeletons().isdisjoint(fine_t),
     )
+
+
+@functools.cache
+def _known_skeletons() -> frozenset[str]:
+    return frozenset(sk for name in GIVEN_NAMES for sk in skeletons(name))
+
+
+def _plain(text: str) -> str:
+    if is_cyrillic(text):
+        return "".join(ch for ch in text.lower() if ch.isalpha())
+    return fold_latin(text).lower().replace(" ", "").replace("-", "")
 
 
 def _split(text: str) -> list[str]:

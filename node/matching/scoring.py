@@ -21,6 +21,7 @@ from rapidfuzz.distance import OSA, Levenshtein
 
 from node.core.model import PersonQuery
 from node.matching._features import FieldFeat, PersonFeat, TokenFeat, person_feat
+from node.matching._phonetic import coarse
 from node.matching.transliterate import fold_latin, key_systems
 
 __all__ = ["DEFAULT_THRESHOLD", "MatchResult", "score"]
@@ -34,6 +35,9 @@ W_NAME = 0.6
 W_DOB = 0.4
 COARSE_SIM = 0.92  # same consonants, vowel quality differs (Rahmon / Rakhman)
 TRANSPOSITION_SIM = 0.9  # two adjacent letters swapped (Daelr / Daler)
+SLIP_SIM = 0.9  # one letter typed wrong, dropped or added (Nurlan / Nurlam), not two names
+SLIP_MIN_LEN = 4  # shorter tokens are too short to tell a slip from another name
+KNOWN_DISTINCT_SIM = 0.75  # two different given names people are given (Elvira / Elmira)
 STEM_SIM = 0.95  # same stem, Russified or patronymic ending differs
 SWAP_FACTOR = 0.98  # given and family names swapped
 EXTRA_TOKEN_FACTOR = 0.97  # per name token present on one side only
@@ -43,7 +47,7 @@ ENDING_CONFLICT = 0.20  # Юсупов vs Юсупова: a relative, not the sa
 DOB_CONFLICT = 0.10
 NATIONALITY_DIFFERS = 0.05
 PATRONYMIC_OK = 0.85
-PATRONYMIC_PENALTY = 0.6
+PATRONYMIC_PENALTY = 0.9
 
 DOB_EXACT = 1.0
 DOB_MONTH_ONLY = 0.85
@@ -62,13 +66,14 @@ class MatchResult:
     explanation: tuple[str, ...]
 
 
-Memo = dict[tuple[str, str, bool], float]
+Memo = dict[tuple[str, str, bool | str], float]
 
 
 def _tok_sim(a: TokenFeat, b: TokenFeat, use_stems: bool) -> float:
     if not a.fine.isdisjoint(b.fine):
         return 1.0
     best = 0.0
+    slip = False
     for x in a.fine_t:
         for y in b.fine_t:
             s = OSA.normalized_similarity(x, y)
@@ -76,11 +81,52 @@ def _tok_sim(a: TokenFeat, b: TokenFeat, use_stems: bool) -> float:
                 best = s
                 if OSA.distance(x, y) == 1 and Levenshtein.distance(x, y) == 2:
                     best = max(best, TRANSPOSITION_SIM)  # a typing slip, not another name
+            if not slip and min(len(x), len(y)) >= SLIP_MIN_LEN and OSA.distance(
+                    x, y, score_cutoff=1) == 1:
+                slip = True
     if best < COARSE_SIM and not a.coarse.isdisjoint(b.coarse):
         best = COARSE_SIM
     if use_stems and best < STEM_SIM and not a.stems.isdisjoint(b.stems):
         best = STEM_SIM
-    return best
+    if best >= COARSE_SIM:
+        return best
+    if a.known and b.known:
+        # Two names people are given, and not one name's spellings: two people.
+        return min(best, KNOWN_DISTINCT_SIM)
+    if not slip and a.cyrillic == b.cyrillic and min(len(a.plain), len(b.plain)) >= \
+            SLIP_MIN_LEN:
+        slip = OSA.distance(a.plain, b.plain, score_cutoff=1) == 1
+    return max(best, SLIP_SIM) if slip else best
+
+
+def _father_sim(a: TokenFeat, b: TokenFeat) -> float:
+    """Patronymic tokens compared on their stems: the father's name, without -ovich /
+    -ovna / -uly / oʻgʻli, whose shared ending says nothing (Ravshanovna / Zafarovna)."""
+    if not a.fine.isdisjoint(b.fine) or not a.stems.isdisjoint(b.stems):
+        return 1.0
+    best = 0.0
+    slip = False
+    for x in a.stems:
+        for y in b.stems:
+            best = max(best, OSA.normalized_similarity(x, y))
+            slip = slip or (min(len(x), len(y)) >= SLIP_MIN_LEN
+                            and OSA.distance(x, y, score_cutoff=1) == 1)
+    if best < COARSE_SIM and not {coarse(x) for x in a.stems}.isdisjoint(
+            {coarse(y) for y in b.stems}):
+        best = COARSE_SIM
+    return max(best, SLIP_SIM) if slip else best
+
+
+def _patronymic_sim(a: FieldFeat, b: FieldFeat, memo: Memo) -> float:
+    key = (a.text, b.text, "father")
+    cached = memo.get(key)
+    if cached is not None:
+        return cached
+    toks_a = a.tokens + ((a.joined,) if a.joined else ())
+    toks_b = b.tokens + ((b.joined,) if b.joined else ())
+    result = max((_father_sim(x, y) for x in toks_a for y in toks_b), default=0.0)
+    memo[key] = result
+    return result
 
 
 def _field_sim(a: FieldFeat, b: FieldFeat, use_stems: bool, memo: Memo) -> float:
@@ -184,7 +230,7 @@ def _compare(a: PersonFeat, b: PersonFeat, memo: Memo, why: list[str] | None) ->
             why.append("family name: ending differs by sex")
     p = None
     if a.patronymic is not None and b.patronymic is not None:
-        p = _field_sim(a.patronymic, b.patronymic, True, memo)
+        p = _patronymic_sim(a.patronymic, b.patronymic, memo)
         if p < PATRONYMIC_OK:
             total -= PATRONYMIC_PENALTY * (PATRONYMIC_OK - p)
     if a.nationality != b.nationality:

@@ -128,8 +128,30 @@ def test_namesake_with_another_dob_is_not_a_match() -> None:
 
 
 def test_twins_with_lookalike_names_are_not_a_match() -> None:
+    # Both are names people are given (node/matching/_lexicon.py): two people, not a slip.
     r = score(P("Каримов", "Ҳасан", nat="UZB"), P("KARIMOV", "KHUSAN", nat="UZB"))
-    assert (r.score, r.match) == (0.7, False)
+    assert (r.score, r.match) == (0.625, False)
+    r = score(P("Иванова", "Эльвира", sex="F"), P("Иванова", "Эльмира", sex="F"))
+    assert (r.score, r.match) == (0.625, False)
+
+
+def test_one_letter_slips_are_a_match() -> None:
+    for a, b in [("Нурлан", "Нурлам"), ("Нурлан", "Нкрлан"), ("Нурлан", "Нурлпн"),
+                 ("NURLAN", "NURLN")]:
+        r = score(P("Абдуллаев", a), P("Абдуллаев", b))
+        assert (r.score, r.match) == (0.85, True), (a, b)
+    # a doubled letter is no difference at all
+    r = score(P("Абдуллаев", "Нурлан"), P("Абдулаев", "Нурлаан"))
+    assert (r.score, r.match) == (1.0, True)
+
+
+def test_patronymics_compare_on_the_fathers_name() -> None:
+    r = score(P("Алексеева", "Нилуфар", pat="Равшановна", sex="F"),
+              P("Alekseeva", "Nilufar", pat="Zafarovna", sex="F"))
+    assert (r.match, "patronymic: differs" in r.explanation) == (False, True)
+    r = score(P("Тураева", "Мафтуна", pat="BAKHTIER KIZI", sex="F"),
+              P("TURAYEVA", "MAFTUNA", pat="BAKHTIYOROVNA", sex="F"))
+    assert (r.match, "patronymic: match" in r.explanation) == (True, True)
 
 
 def test_parent_and_child_are_not_a_match() -> None:
