@@ -14,7 +14,7 @@ from node.core.model import PersonQuery
 from node.matching import _tables as t
 from node.matching._lexicon import GIVEN_NAMES
 from node.matching._phonetic import block_code, coarse, skeletons, stems
-from node.matching.transliterate import fold_latin, is_cyrillic
+from node.matching.transliterate import fold_latin, is_cyrillic, name_keys
 
 __all__ = ["FieldFeat", "PersonFeat", "TokenFeat", "field_feat", "person_feat"]
 
@@ -34,6 +34,7 @@ class TokenFeat:
     stems: frozenset[str]
     ending_sex: str
     plain: str  # lower-case letters as written (Latin folded to ASCII): for typing slips
+    keys: frozenset[str]  # Latin spellings, lower case (Cyrillic: every system's): for slips
     known: bool  # a given name people are given (see _lexicon.py)
 
 
@@ -78,6 +79,7 @@ def _token(text: str, role: str) -> TokenFeat:
         stems=frozenset(stem_set),
         ending_sex=sex,
         plain=_plain(text),
+        keys=_slip_keys(text),
         known=role == "given" and not _known_skeletons().isdisjoint(fine_t),
     )
 
@@ -87,10 +89,22 @@ def _known_skeletons() -> frozenset[str]:
     return frozenset(sk for name in GIVEN_NAMES for sk in skeletons(name))
 
 
+_DOUBLED = re.compile(r"(.)\1+")
+
+
 def _plain(text: str) -> str:
     if is_cyrillic(text):
-        return "".join(ch for ch in text.lower() if ch.isalpha())
-    return fold_latin(text).lower().replace(" ", "").replace("-", "")
+        return _DOUBLED.sub(r"\1", "".join(ch for ch in text.lower() if ch.isalpha()))
+    return _DOUBLED.sub(r"\1", fold_latin(text).lower().replace(" ", "").replace("-", ""))
+
+
+def _slip_keys(text: str) -> frozenset[str]:
+    """The token's Latin spellings, to find a slip made in one of them (Rasvhan for
+    RAVSHAN, Fayzullayfv for FAYZULLAYEV), which phonetic forms can blur."""
+    if not is_cyrillic(text):
+        return frozenset({_plain(text)})
+    return frozenset(_DOUBLED.sub(r"\1", k.lower().replace(" ", "").replace("-", ""))
+                     for k in name_keys(_plain(text)))
 
 
 def _split(text: str) -> list[str]:

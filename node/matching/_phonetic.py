@@ -88,13 +88,25 @@ def _cyrillic_forms(token: str) -> list[str]:
     return forms
 
 
+#: The apostrophe family, folded to U+02BB before anything else: keyboards type the
+#: Uzbek oʻ and gʻ with any of them (REFERENCE.md "Uzbek Latin"), and ʼ for ʻ.
+_APOSTROPHES = re.compile("[\u02bb\u02bc\u02bd\u02b9\u2018\u2019\u201b'`\u00b4\u2032\uff07]")
+_UZBEK_O = re.compile("[oO]\u02bb")
+#: Ё romanised YO / IO / JO / Ë, where ICAO 9303 and most registers write E.
+_YO = re.compile("[YyIiJj][Oo]|[\u00cb\u00eb]")
+
+
 def _latin_forms(token: str) -> list[str]:
-    s = token
+    s = _APOSTROPHES.sub("\u02bb", token)
+    sources = [s]
     # Uzbek Oʻ is Ў (Russian-style У); keep both readings.
-    alt_u = re.sub(r"[oO][\u02bb\u2018\u2019'`]", "ŭ", s) if re.search(
-        r"[oO][\u02bb\u2018\u2019'`]", s) else None
+    if _UZBEK_O.search(s):
+        sources.append(_UZBEK_O.sub("ŭ", s))
+    # Ё may have been written E on the other document (Семёнов / SEMENOV, PYOTR / PETR).
+    if _YO.search(s):
+        sources.append(_YO.sub(lambda m: "E" if m.group()[0].isupper() else "e", s))
     out: list[str] = []
-    for src in (s, alt_u) if alt_u else (s,):
+    for src in sources:
         src = _UNAMBIGUOUS_CH.sub("tch", src)
         up = fold_latin(src).replace(" ", "").replace("-", "")
         for a, b in _LATIN_STEPS:

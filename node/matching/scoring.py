@@ -37,6 +37,7 @@ COARSE_SIM = 0.92  # same consonants, vowel quality differs (Rahmon / Rakhman)
 TRANSPOSITION_SIM = 0.9  # two adjacent letters swapped (Daelr / Daler)
 SLIP_SIM = 0.9  # one letter typed wrong, dropped or added (Nurlan / Nurlam), not two names
 SLIP_MIN_LEN = 4  # shorter tokens are too short to tell a slip from another name
+SLIP_FLOOR = 0.5  # phonetic similarity below which Latin spellings are not searched for a slip
 KNOWN_DISTINCT_SIM = 0.75  # two different given names people are given (Elvira / Elmira)
 STEM_SIM = 0.95  # same stem, Russified or patronymic ending differs
 SWAP_FACTOR = 0.98  # given and family names swapped
@@ -96,7 +97,16 @@ def _tok_sim(a: TokenFeat, b: TokenFeat, use_stems: bool) -> float:
     if not slip and a.cyrillic == b.cyrillic and min(len(a.plain), len(b.plain)) >= \
             SLIP_MIN_LEN:
         slip = OSA.distance(a.plain, b.plain, score_cutoff=1) == 1
+    if not slip and best > SLIP_FLOOR:
+        slip = any(min(len(x), len(y)) >= SLIP_MIN_LEN and OSA.distance(
+            x, y, score_cutoff=1) == 1 for x in a.keys for y in b.keys)
     return max(best, SLIP_SIM) if slip else best
+
+
+def _cores(stems: frozenset[str]) -> list[str]:
+    """Stems with no shorter stem as a prefix: the readings whose ending came off
+    (TIMUR, not TIMUROVIW read with CH as Ш)."""
+    return [x for x in stems if not any(y != x and x.startswith(y) for y in stems)]
 
 
 def _father_sim(a: TokenFeat, b: TokenFeat) -> float:
@@ -106,13 +116,13 @@ def _father_sim(a: TokenFeat, b: TokenFeat) -> float:
         return 1.0
     best = 0.0
     slip = False
-    for x in a.stems:
-        for y in b.stems:
+    for x in _cores(a.stems):
+        for y in _cores(b.stems):
             best = max(best, OSA.normalized_similarity(x, y))
             slip = slip or (min(len(x), len(y)) >= SLIP_MIN_LEN
                             and OSA.distance(x, y, score_cutoff=1) == 1)
-    if best < COARSE_SIM and not {coarse(x) for x in a.stems}.isdisjoint(
-            {coarse(y) for y in b.stems}):
+    if best < COARSE_SIM and not {coarse(x) for x in _cores(a.stems)}.isdisjoint(
+            {coarse(y) for y in _cores(b.stems)}):
         best = COARSE_SIM
     return max(best, SLIP_SIM) if slip else best
 
