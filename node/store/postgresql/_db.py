@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
@@ -36,6 +37,10 @@ from node.store.db import Dialect, FieldCodec
 from node.store.postgresql._sql import lock_key, translate_sql
 
 __all__ = ["PgDatabase", "PgPool", "dsn_has_password", "parse_dsn"]
+
+# The pool's own reconnection warnings: our errors (EnvironmentFault) say the same, once,
+# and the node logs JSON lines; plain text on stderr only where the process configures it.
+logging.getLogger("psycopg.pool").addHandler(logging.NullHandler())
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 MIN_SERVER_VERSION = 130000
@@ -282,10 +287,14 @@ class PgDatabase:
             while self._before_commit:  # hooks may register further hooks
                 self._before_commit.pop(next(iter(self._before_commit)))()
         except BaseException:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
+            if self._conn is conn:  # else close() rolled back and returned it already
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
             raise
         else:
+            if self._conn is not conn:
+                raise RuntimeError("the database was closed inside this transaction; "
+                                   "it rolled back")
             try:
                 conn.execute("COMMIT")
             except psycopg.Error as exc:
@@ -293,10 +302,11 @@ class PgDatabase:
                     raise _unavailable("commit; its outcome is unknown", exc) from None
                 raise
         finally:
-            self._depth = 0
-            self._before_commit.clear()
-            self._conn = None
-            self.pool._release(conn)
+            if self._conn is conn:
+                self._depth = 0
+                self._before_commit.clear()
+                self._conn = None
+                self.pool._release(conn)
 
     @property
     def in_transaction(self) -> bool:

@@ -278,3 +278,44 @@ def test_a_non_protecting_codec_is_refused(pg_cluster: PgCluster, pg_dsn: str) -
     with pytest.raises(ConfigError) as exc:
         PgPool.open(dsn=pg_dsn, password=pg_cluster.password, codec=PlainCodec())
     assert exc.value.reason == "unprotected_codec"
+
+
+def test_handles_hold_no_connection_while_idle(pool: PgPool, db: PgDatabase) -> None:
+    handles = [pool.database() for _ in range(40)]  # the pool has at most 4 connections
+    for i, h in enumerate(handles):
+        h.execute("INSERT INTO t VALUES (?, ?, ?)", (f"h{i:02}", i, None))
+    assert db.query_one("SELECT count(*) FROM t") == (40,)
+
+
+def test_closing_inside_a_transaction_rolls_it_back(pool: PgPool, db: PgDatabase) -> None:
+    other = pool.database()
+    tx = other.transaction()
+    tx.__enter__()
+    other.execute("INSERT INTO t VALUES (?, ?, ?)", ("uncommitted", 1, None))
+    other.close()
+    assert not other.in_transaction
+    assert keys(db) == []
+    with pytest.raises(RuntimeError, match="closed inside this transaction"):
+        tx.__exit__(None, None, None)
+    tx2 = other.transaction()
+    tx2.__enter__()
+    other.close()  # an exception after close propagates; the connection is not touched
+    assert tx2.__exit__(KeyError, KeyError("x"), None) is False
+    assert other.query("SELECT count(*) FROM t") == [(0,)]  # the handle still works
+
+
+def test_an_exhausted_pool_is_busy_not_unavailable(pg_cluster: PgCluster, pg_dsn: str) -> None:
+    from node.core.errors import EnvironmentFault
+
+    p = PgPool.open(dsn=pg_dsn, password=pg_cluster.password, codec=CODEC, max_size=1,
+                    timeout_s=1.0, check_schema=False)
+    holder, waiter = p.database(), p.database()
+    try:
+        with holder.transaction():
+            with pytest.raises(EnvironmentFault) as exc:
+                waiter.query("SELECT 1")
+            assert exc.value.reason == "database_busy"
+            assert str(exc.value) == "no database connection free within 1 s (pool_max = 1)"
+        assert waiter.query("SELECT 1") == [(1,)]
+    finally:
+        p.close()
