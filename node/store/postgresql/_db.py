@@ -73,6 +73,12 @@ def _configure(conn: Conn) -> None:
     conn.autocommit = True  # we issue BEGIN / COMMIT / SAVEPOINT ourselves
     conn.execute("SET synchronous_commit = on")
     conn.execute("SET TIME ZONE 'UTC'")
+    # A replica whose machine died (no FIN, no RST) must not hold its locks (the audit
+    # append lock above all) for the kernel's two hours: the server probes its TCP peer
+    # after 10 s of silence and drops it after 3 unanswered probes 5 s apart.
+    conn.execute("SET tcp_keepalives_idle = 10")
+    conn.execute("SET tcp_keepalives_interval = 5")
+    conn.execute("SET tcp_keepalives_count = 3")
     conn.adapters.register_loader("numeric", _IntegralNumericLoader)
 
 
@@ -410,11 +416,13 @@ class PgDatabase:
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._statement():
-            return self._run(translate_sql(sql), args).fetchall()
+            cur = self._run(translate_sql(sql), args)
+            return [] if cur.description is None else cur.fetchall()  # as SQLite: no rows
 
     def query_one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self._statement():
-            return self._run(translate_sql(sql), args).fetchone()
+            cur = self._run(translate_sql(sql), args)
+            return None if cur.description is None else cur.fetchone()
 
     def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows one by one through a server-side cursor (2,000 rows a fetch).  Outside a

@@ -22,7 +22,8 @@ from node.store.postgresql._db import PgDatabase
 from node.store.postgresql._sql import split_statements, translate_ddl
 from node.store.schema import Schema, latest_versions, steps
 
-__all__ = ["MigrateResult", "check_schema", "ensure_current", "migrate", "recorded_versions"]
+__all__ = ["MigrateResult", "check_schema", "ensure_current", "migrate", "recorded_versions",
+           "sync_identities"]
 
 log = structlog.get_logger("bxnode.store")
 
@@ -159,3 +160,25 @@ def migrate(db: PgDatabase, *, now_ms: int | None = None) -> MigrateResult:
     for s in applied:
         log.info("schema_applied", name=s.name, version=s.version)
     return MigrateResult(applied=tuple(applied), versions=versions)
+
+
+def sync_identities(db: PgDatabase) -> dict[str, int]:
+    """Move every identity column's sequence past the largest id stored.
+
+    SQLite numbers an ``INTEGER PRIMARY KEY`` row max(id) + 1; PostgreSQL's identity takes
+    the next value of its sequence, which rows inserted with explicit ids (a copy from a
+    SQLCipher file) do not advance.  Run after such inserts, in their transaction.
+    Returns table -> the id the next row will get.
+    """
+    out: dict[str, int] = {}
+    cols = db.query("SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND is_identity = 'YES' "
+                    "ORDER BY table_name")
+    for table, column in cols:
+        t, c = '"' + str(table).replace('"', '""') + '"', '"' + str(column).replace('"', '""') + '"'
+        row = db.query_one(f"SELECT max({c}) FROM {t}")  # noqa: S608 (catalog names, quoted)
+        top = int(row[0]) if row and row[0] is not None else 0
+        db.query_one("SELECT setval(pg_get_serial_sequence(?, ?), ?, ?)",
+                     (t, str(column), max(top, 1), top > 0))
+        out[str(table)] = top + 1
+    return out

@@ -184,6 +184,8 @@ def test_values_come_back_as_sqlite_gives_them(db: PgDatabase) -> None:
     assert row == (b"\x00\xff",) and type(row[0]) is bytes
     assert db.query_one("SELECT k, n FROM t WHERE k=?", ("Юсупов",)) == ("Юсупов", 2 ** 62)
     assert db.query_one("SELECT k FROM t WHERE k=?", ("nobody",)) is None
+    assert db.query("UPDATE t SET n = n WHERE k=?", ("b",)) == []  # no result set: no rows
+    assert db.query_one("UPDATE t SET n = n WHERE k=?", ("b",)) is None
     total, mean, count = db.query("SELECT sum(n), avg(n), count(*) FROM t WHERE n < 10")[0]
     assert (total, mean, count) == (3, 1.5, 2)
     assert (type(total), type(mean), type(count)) == (int, float, int)
@@ -249,6 +251,7 @@ def test_commits_are_synchronous_even_where_the_database_says_otherwise(
     p = PgPool.open(dsn=pg_dsn, password=pg_cluster.password, codec=CODEC, check_schema=False)
     try:
         assert p.database().query_one("SHOW synchronous_commit") == ("on",)
+        assert p.database().query_one("SHOW tcp_keepalives_idle") == ("10",)
     finally:
         p.close()
 

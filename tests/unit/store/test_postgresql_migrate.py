@@ -181,3 +181,24 @@ def test_another_field_key_is_refused(pg_cluster: PgCluster, pg_dsn: str) -> Non
         open_pool(pg_cluster, pg_dsn, codec=KeyedCodec.from_key(b"\x01" * 32))
     assert exc.value.reason == "wrong_field_key"
     open_pool(pg_cluster, pg_dsn).close()
+
+
+def test_identities_follow_explicit_ids_after_sync(pg_cluster: PgCluster, pg_dsn: str) -> None:
+    from node.store.postgresql import translate_ddl
+    from node.store.postgresql.migrate import sync_identities
+
+    pool = open_pool(pg_cluster, pg_dsn, check=False)
+    try:
+        db = pool.database()
+        db.execute_raw(translate_ddl("CREATE TABLE copied (id INTEGER PRIMARY KEY, v TEXT)"))
+        db.execute_raw(translate_ddl("CREATE TABLE empty (id INTEGER PRIMARY KEY, v TEXT)"))
+        with db.transaction():
+            db.executemany("INSERT INTO copied (id, v) VALUES (?, ?)",
+                           [(1, "a"), (2, "b"), (7, "c")])
+            assert sync_identities(db) == {"copied": 8, "empty": 1}
+        db.execute("INSERT INTO copied (v) VALUES (?)", ("new",))
+        db.execute("INSERT INTO empty (v) VALUES (?)", ("first",))
+        assert db.query("SELECT id FROM copied WHERE v='new'") == [(8,)]
+        assert db.query("SELECT id FROM empty") == [(1,)]
+    finally:
+        pool.close()
