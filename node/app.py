@@ -19,9 +19,9 @@ from node.federation.members_file import load_members
 from node.federation.pki import TlsMaterial, load_signing_key
 from node.policy import PolicyEngine, load_policy_engine
 from node.responder import Responder, ResponderSettings
+from node.store.db import Database
 from node.store.exchange import SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
-from node.store.keys import load_db_key
-from node.store.sqlcipher import Store
+from node.store.open import open_database
 from node.store.watchlist import SqlWatchlistStore
 from node.watchlist.handler import LookupHandler
 from node.watchlist.lookup import Watchlist
@@ -48,7 +48,7 @@ def load_policy(cfg: NodeConfig) -> PolicyEngine:
     return CachingPolicyEngine(inner=engine)
 
 
-def _assemble(cfg: NodeConfig, store: Store, signing_key: nacl.signing.SigningKey,
+def _assemble(cfg: NodeConfig, store: Database, signing_key: nacl.signing.SigningKey,
               directory: MemberDirectory
               ) -> tuple[PolicyEngine, Watchlist, Responder, LookupHandler]:
     """Policy, watchlist, responder and the lookup capability: the same for either kind of
@@ -69,14 +69,16 @@ def _assemble(cfg: NodeConfig, store: Store, signing_key: nacl.signing.SigningKe
     return policy, watchlist, responder, lookup
 
 
-def open_store(cfg: NodeConfig) -> Store:
-    return Store.open(cfg.db_path, load_db_key(cfg.db_key_file))
+def open_store(cfg: NodeConfig) -> Database:
+    """The node's database, whichever backend ``[storage]`` names (SQLCipher or
+    PostgreSQL)."""
+    return open_database(cfg)
 
 
 @dataclass
 class NodeRuntime:
     cfg: NodeConfig
-    store: Store
+    store: Database
     signing_key: nacl.signing.SigningKey
     directory: StaticDirectory | MemberDirectory
     policy: PolicyEngine

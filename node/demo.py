@@ -212,10 +212,12 @@ def main() -> int:
 
         say("== proving what was logged (RFC 9162 proofs, signed checkpoints, witnesses) ==")
         from node.audit.receipts import fetch_inclusion_proof
+        from node.store.exchange import SqlReceiptStore
 
         client, store = client_for("KGZ-BS")
         try:
-            first = next(r for r in store.receipts(direction="sent") if r.peer == "KAZ-BS")
+            first = next(r for r in SqlReceiptStore(store).all(direction="sent")
+                         if r.peer == "KAZ-BS")
             proof = fetch_inclusion_proof(
                 client, "KAZ-BS", QueryContext(operator="kgz-officer-01",
                                                purpose="border_check",

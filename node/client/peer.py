@@ -47,9 +47,11 @@ from node.core.model import (
     Refusal,
     RequestHeader,
 )
+from node.core.ports import Receipt
 from node.federation.pki import TlsMaterial
 from node.server.grpc_server import REASON_KEY, REFUSAL_KEY
-from node.store.sqlcipher import ReceiptRow, Store
+from node.store.db import Database as Store
+from node.store.exchange import SqlReceiptStore
 from node.wire import convert
 from node.wire.convert import pb
 
@@ -405,7 +407,7 @@ class PeerClient:
         entry.update(extra or {})
         with self._store.transaction():
             if response is not None:
-                self._store.put_receipt(ReceiptRow(
+                SqlReceiptStore(self._store).put(Receipt(
                     "sent", peer, env_mod.digest(request), pack(request).SerializeToString(),
                     pack(response).SerializeToString(), now))
             self.audit_log.append(entry, time_ms=now)

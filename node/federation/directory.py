@@ -11,7 +11,7 @@ from node.federation.members_file import load_members
 from node.federation.registry import Registry
 from node.federation.registry_directory import RegistryDirectory
 from node.federation.registry_keeper import RegistryKeeper, load_anchor
-from node.store.sqlcipher import Store
+from node.store.db import Database as Store
 
 __all__ = ["check_self_listed", "load_directory"]
 

@@ -20,7 +20,8 @@ from node.core.envelope import Envelope
 from node.core.errors import InvalidInput, Unauthenticated
 from node.core.model import LookupAnswer, Outcome
 from node.followup.store import FollowUpStore, SentRow
-from node.store.sqlcipher import Store
+from node.store.db import Database as Store
+from node.store.exchange import SqlReceiptStore
 from node.wire import convert
 from node.wire import crossings as wire
 from node.wire.convert import pb
@@ -41,7 +42,7 @@ class Answer:
 
 def find_hit(store: Store, peer: str, reference: str) -> tuple[bytes, int]:
     """The latest lookup we sent ``peer`` that it answered HIT with ``reference``."""
-    for r in reversed(store.receipts(direction="sent")):
+    for r in reversed(SqlReceiptStore(store).all(direction="sent")):
         if r.peer != peer:
             continue
         response = convert.envelope_from_pb(pb.SignedEnvelope.FromString(r.response_env))

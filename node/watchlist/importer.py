@@ -47,7 +47,8 @@ from node.importing import (
     read_rows,
     text_field,
 )
-from node.store.sqlcipher import Store
+from node.store.db import Database as Store
+from node.store.watchlist import SqlWatchlistStore
 
 __all__ = ["MAX_ERRORS_REPORTED", "MAX_IMPORT_FIELD", "ImportResult", "import_file", "parse_file"]
 
@@ -161,8 +162,9 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
 
     def flush() -> None:
         if store is not None and not out.error_count:
-            store.insert_documents(docs)
-            store.insert_persons(persons)
+            tables = SqlWatchlistStore(store)
+            tables.insert_documents(docs)
+            tables.insert_persons(persons)
         out.document_count += len(docs)
         out.person_count += len(persons)
         docs.clear()
