@@ -14,7 +14,9 @@ Connection loss: a connection that broke is returned to the pool, which discards
 transaction that finds a stale connection at ``BEGIN`` (the server restarted while it sat
 idle) takes a fresh one, since nothing was sent yet.  Loss after ``BEGIN`` raises
 :class:`EnvironmentFault` with reason ``database_unavailable``; at ``COMMIT`` the outcome
-is then unknown, as with any database.
+is then unknown, as with any database.  Once the server was found down, the next request
+first tries a direct connection, so during an outage requests fail at once (with libpq's
+reason) instead of each waiting ``timeout_s`` for the pool.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class PgPool:
         self.timeout_s = timeout_s
         #: (schema name, DDL digest) pairs ensure_schema found current.
         self.schema_ok: set[tuple[str, str]] = set()
+        self._down = False
 
     @classmethod
     def open(cls, *, dsn: str, password: str | None, codec: FieldCodec, min_size: int = 1,
@@ -201,24 +204,32 @@ class PgPool:
     # --- connections (for PgDatabase) -----------------------------------------------------
 
     def _acquire(self) -> Conn:
-        try:
-            return self._pool.getconn(timeout=self.timeout_s)
-        except PoolTimeout:
-            pass
-        # No connection in time: say why (server down, credentials changed), or, with the
-        # server reachable again, let the pool connect anew and wait once more.
-        try:
-            psycopg.connect(self._conninfo, autocommit=True,
-                            connect_timeout=max(1, math.ceil(min(self.timeout_s, 5)))).close()
-        except psycopg.Error as exc:
-            raise _connect_fault(exc) from None
+        if not self._down:
+            try:
+                return self._pool.getconn(timeout=self.timeout_s)
+            except PoolTimeout:
+                pass
+        # No connection in time, or the server was down a moment ago: a direct attempt
+        # says why at once (server down, credentials changed); with the server reachable
+        # the pool connects anew and we wait once more.
+        self._probe()
         self._pool.check()
         try:
-            return self._pool.getconn(timeout=self.timeout_s)
+            conn = self._pool.getconn(timeout=self.timeout_s)
         except PoolTimeout:
             raise EnvironmentFault(
                 f"no database connection free within {self.timeout_s:g} s (pool_max = "
                 f"{self._pool.max_size})", reason="database_busy") from None
+        self._down = False
+        return conn
+
+    def _probe(self) -> None:
+        try:
+            psycopg.connect(self._conninfo, autocommit=True,
+                            connect_timeout=max(1, math.ceil(min(self.timeout_s, 5)))).close()
+        except psycopg.Error as exc:
+            self._down = True  # until a connection succeeds, fail fast instead of waiting
+            raise _connect_fault(exc) from None
 
     def _release(self, conn: Conn) -> None:
         self._pool.putconn(conn)  # the pool discards a broken connection
@@ -235,9 +246,10 @@ class PgPool:
                 self._release(conn)
                 if not _is_disconnect(exc, conn):
                     raise
-                if attempt == 0 and broken:  # stale: the server restarted while it idled
-                    self._pool.check()  # drop its stale siblings too
+                if attempt == 0 and broken:  # stale: the server restarted while it idled,
+                    self._pool.check()  # or is down: drop its stale siblings, try once more
                     continue
+                self._down = True
                 raise _unavailable("begin", exc) from None
         raise AssertionError("unreachable")
 
@@ -305,6 +317,7 @@ class PgDatabase:
                 conn.execute("COMMIT")
             except psycopg.Error as exc:
                 if _is_disconnect(exc, conn):
+                    self.pool._down = True
                     raise _unavailable("commit; its outcome is unknown", exc) from None
                 raise
         finally:
@@ -381,6 +394,7 @@ class PgDatabase:
             return conn.execute(sql, tuple(args))
         except psycopg.Error as exc:
             if _is_disconnect(exc, conn):
+                self.pool._down = True
                 raise _unavailable("statement", exc) from None
             raise
 
@@ -410,6 +424,7 @@ class PgDatabase:
                 cur.executemany(translate_sql(sql), batch)
             except psycopg.Error as exc:
                 if _is_disconnect(exc, conn):
+                    self.pool._down = True
                     raise _unavailable("statement", exc) from None
                 raise
             return max(0, int(cur.rowcount))
