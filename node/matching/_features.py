@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from node.core.model import PersonQuery
 from node.matching import _tables as t
 from node.matching._lexicon import GIVEN_NAMES
-from node.matching._phonetic import block_code, coarse, skeletons, stems
+from node.matching._phonetic import block_code, coarse, skeletons, slip_codes, stems
 from node.matching.transliterate import fold_latin, is_cyrillic, name_keys
 
 __all__ = ["FieldFeat", "PersonFeat", "TokenFeat", "field_feat", "person_feat"]
@@ -35,7 +35,7 @@ class TokenFeat:
     ending_sex: str
     plain: str  # lower-case letters as written (Latin folded to ASCII): for typing slips
     keys: frozenset[str]  # Latin spellings, lower case (Cyrillic: every system's): for slips
-    known: bool  # a given name people are given (see _lexicon.py)
+    known: bool  # a given name people are given, or a family name made of one + an ending
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,7 @@ class FieldFeat:
     tokens: tuple[TokenFeat, ...]
     joined: TokenFeat | None
     codes: frozenset[str]
+    slip_codes: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,9 @@ def _token(text: str, role: str) -> TokenFeat:
         ending_sex=sex,
         plain=_plain(text),
         keys=_slip_keys(text),
-        known=role == "given" and not _known_skeletons().isdisjoint(fine_t),
+        known=not _known_skeletons().isdisjoint(fine_t) if role == "given" else (
+            role == "family" and bool(stem_set - set(fine_t))
+            and not _known_skeletons().isdisjoint(stem_set)),
     )
 
 
@@ -126,12 +129,15 @@ def field_feat(text: str, role: str) -> FieldFeat:
     tokens = tuple(_token(p, role) for p in parts)
     joined = _token("".join(parts), role) if len(parts) > 1 else None
     codes: set[str] = set()
+    slips: set[str] = set()
     for tok in tokens + ((joined,) if joined else ()):
         for sk in tok.fine_t[:4]:
             codes.add(block_code(sk))
+        slips.update(slip_codes(tok.fine_t[0]) if tok.fine_t else ())
         for st in tok.stems:
             codes.add(block_code(st))
-    return FieldFeat(text=text, tokens=tokens, joined=joined, codes=frozenset(codes))
+    return FieldFeat(text=text, tokens=tokens, joined=joined, codes=frozenset(codes),
+                     slip_codes=frozenset(slips - codes))
 
 
 def _looks_patronymic(token: str) -> bool:

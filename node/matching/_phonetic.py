@@ -23,7 +23,7 @@ import re
 from node.matching import _tables as t
 from node.matching.transliterate import fold_latin, is_cyrillic
 
-__all__ = ["block_code", "coarse", "skeletons", "stems"]
+__all__ = ["block_code", "coarse", "consonants", "skeletons", "slip_codes", "stems"]
 
 #: Cyrillic letter → phonetic form; tuples give alternates (first is preferred).
 _CYR: dict[str, tuple[str, ...]] = {
@@ -173,11 +173,27 @@ def stems(skeleton: str, endings: tuple[tuple[str, str], ...]) -> tuple[tuple[st
     return tuple(found), sex
 
 
+def consonants(skeleton: str) -> str:
+    """The consonants of ``skeleton`` in order, vowels and H dropped, repeats collapsed."""
+    out: list[str] = []
+    for ch in skeleton:
+        if ch not in _VOWELS and ch != "h" and (not out or out[-1] != ch):
+            out.append(ch)
+    return "".join(out)
+
+
 def block_code(skeleton: str) -> str:
     """A blocking code: the first four consonants (vowels and H dropped)."""
-    cons = [ch for ch in skeleton if ch not in _VOWELS and ch != "h"]
-    out: list[str] = []
-    for ch in cons:
-        if not out or out[-1] != ch:
-            out.append(ch)
-    return "".join(out[:4]) or skeleton[:2]
+    return consonants(skeleton)[:4] or skeleton[:2]
+
+
+def slip_codes(skeleton: str) -> tuple[str, ...]:
+    """Blocking codes of ``skeleton`` with its first or second consonant dropped.
+
+    Symmetric deletion: a slip that substitutes, drops, adds or swaps one of the
+    first two consonants leaves one of these equal to a code of the other spelling.
+    """
+    cons = consonants(skeleton)
+    if len(cons) < 3:
+        return ()
+    return cons[1:5], cons[0] + cons[2:5]

@@ -5,7 +5,10 @@ Retrieval (sans-I/O, no persistence: the caller rebuilds at start-up):
 * pair keys — the blocking codes of a family-name form and a given-name form,
   in sorted order, so swapped names meet in the same block;
 * year keys — the code of one name field, the first consonant of the other and
-  the year of birth, so a misspelt field still finds its block.
+  the year of birth, so a misspelt field still finds its block;
+* slip keys — one field's code with its first or second consonant dropped, the
+  other field's code and the year of birth (symmetric deletion), so a slip in
+  the first letters of a name (Vakyt for Bakyt, Nrulan for Nurlan) still finds it.
 
 Candidates whose year of birth differs are skipped without scoring when the
 threshold is above the best score a conflicting date of birth can reach.
@@ -52,7 +55,18 @@ def _keys(f: PersonFeat) -> set[str]:
     for a in fam:
         for b in giv:
             keys.add(f"p{a}|{b}" if a <= b else f"p{b}|{a}")
+    # Slip keys: one field with a slip in its first two consonants, the other exact, the
+    # same year of birth (symmetric deletion: both sides also index each field's codes
+    # with the first or second consonant dropped, so a substituted, dropped, added or
+    # swapped consonant meets its original).  Family and given are kept apart here.
     year = f.year
+    fam_s, giv_s = f.family.slip_codes, f.given.slip_codes
+    for a in fam | fam_s:
+        for b in giv:
+            keys.add(f"s{a}|{b}|{year}")
+    for a in fam:
+        for b in giv_s:
+            keys.add(f"s{a}|{b}|{year}")
     for codes, others in ((fam, giv), (giv, fam)):
         initials = {o[:1] for o in others} or {""}
         for c in codes:

@@ -551,8 +551,8 @@ class Builder:
         self.add(father, son, False, "uzbek_parent_child")
 
 
-def build() -> list[dict[str, Any]]:
-    b = Builder(SEED)
+def build(seed: int = SEED) -> list[dict[str, Any]]:
+    b = Builder(seed)
     plan: list[tuple[int, Callable[[], None]]] = [
         (110, b.iuliia_scheme), (60, b.iuliia_two_schemes), (80, lambda: b.typo(False)),
         (60, lambda: b.typo(True)), (50, b.yo_ye), (50, b.soft_signs), (90, b.uzbek),
@@ -568,11 +568,20 @@ def build() -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    rows = build()
-    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+    import argparse
+
+    ap = argparse.ArgumentParser(description="build the independent labelled set")
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help="another seed draws other persons, typos and schemes from the "
+                         "same hand-written lists (a check for over-fitting)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    rows = build(args.seed)
+    out = args.out
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                    encoding="utf-8")
     pos = sum(r["match"] for r in rows)
-    print(f"{OUT.name}: {len(rows)} pairs, {pos} matches, {len(rows) - pos} non-matches")
+    print(f"{out.name}: {len(rows)} pairs, {pos} matches, {len(rows) - pos} non-matches")
 
 
 if __name__ == "__main__":

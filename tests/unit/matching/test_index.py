@@ -7,6 +7,7 @@ import pytest
 from node.core.errors import InvalidInput
 from node.core.model import PartialDate, PersonQuery, Sex
 from node.matching import Candidate, PersonIndex
+from node.matching._features import person_feat
 from node.matching.index import MAX_CANDIDATES_LIMIT, MAX_REF_LEN
 
 
@@ -105,3 +106,24 @@ def test_bounds() -> None:
         with pytest.raises(InvalidInput):
             idx.search(P("Ab", "B"), **kwargs)
     assert len(idx.search(P("Ab", "B"), max_candidates=MAX_CANDIDATES_LIMIT)) == 1
+
+
+@pytest.mark.parametrize("query", [
+    P("Юсупов", "Айрат"),  # first consonant dropped (Қайрат)
+    P("IUSUPOV", "VAIRAT"),  # substituted
+    P("IUSUPOV", "KLAIRAT"),  # added
+    P("Юсупов", "Ақйрат"),  # first two consonants swapped
+    P("USUPOV", "KAIRAT"),  # in the family name (vowel)
+    P("ISUPOV", "KAIRAT"),
+])
+def test_finds_the_person_with_a_slip_in_the_first_letters(index: PersonIndex,
+                                                           query: PersonQuery) -> None:
+    assert [c.ref for c in index.search(query)] == ["w1"]
+
+
+def test_slip_keys_need_the_same_year(index: PersonIndex) -> None:
+    from node.matching.index import _keys
+
+    q = _keys(person_feat(P("IUSUPOV", "VAIRAT", "1986-07-15")))
+    w = _keys(person_feat(P("Юсупов", "Қайрат")))
+    assert not {k for k in q & w if k.startswith("s")}
