@@ -35,6 +35,7 @@ from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
 from node.responder import Handler, Pending, Responder
 from node.server.group_commit import BatchWriter
+from node.store.db import ping
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
@@ -297,8 +298,8 @@ class NodeServer:
         store = self.writer.store
         while True:
             try:
-                await asyncio.wait_for(self.writer.call(
-                    lambda: store.query_one("SELECT 1")), self.db_timeout_s)
+                await asyncio.wait_for(self.writer.call(functools.partial(ping, store)),
+                                       self.db_timeout_s)
                 ok = True
             except Exception as exc:
                 if self._conditions.get("database", True):

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
-__all__ = ["Database", "Dialect", "FieldCodec", "PlainCodec"]
+__all__ = ["Database", "Dialect", "FieldCodec", "PlainCodec", "ping"]
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -111,3 +111,8 @@ class Database(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def ping(db: Database) -> None:
+    """One round trip to the database; raises when it does not answer (health checks)."""
+    db.query_one("SELECT 1")

@@ -24,6 +24,7 @@ from typing import Any, Final
 from node.store._fields import open_blob, open_text, seal_blob
 from node.store.db import Database
 from node.store.schema import register
+from node.store.watchlist import SqlWatchlistStore
 
 __all__ = ["FOLLOWUPS_SCHEMA", "FOLLOWUPS_SCHEMA_NAME", "FOLLOWUPS_SEALED_SCHEMA_NAME",
            "FOLLOWUPS_SEALED_STEP", "FollowUpRow", "FollowUpTables", "HitRecords", "SentRow"]
@@ -262,38 +263,19 @@ class FollowUpTables:
 
 
 class HitRecords:
-    """The watchlist record behind a HIT, for the follow-up desk to release fields of.
-
-    Reads the watchlist's tables in their embedded layout (every column holds its value).
-    On a protecting backend the watchlist seals these values in its own layout, which
-    only its store can open: there this refuses rather than release blanks or indexes.
-    """
+    """The watchlist record behind a HIT, for the follow-up desk to release fields of
+    (through the watchlist's own store, which opens its sealed layout on PostgreSQL)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    def _check(self) -> None:
-        if self.db.codec.protects:
-            raise NotImplementedError("reading a watchlist record behind a hit needs the "
-                                      "watchlist store of this backend")
+        self._records = SqlWatchlistStore(db)
 
     def document(self, owner_ref: str) -> tuple[str, str, str, str] | None:
         """``(number, issuing_state, doc_type, loss_type)`` of the document record
         ``owner_ref``, the first by number when it names several."""
-        self._check()
-        rows = self.db.query("SELECT number, issuing_state, doc_type, loss_type FROM documents "
-                             "WHERE owner_ref=?", (owner_ref,))
-        if not rows:
-            return None
-        best = min(((str(a), str(b), str(c), str(d)) for a, b, c, d in rows),
-                   key=lambda r: r[0])
-        return best
+        return self._records.document_of(owner_ref)
 
     def person(self, owner_ref: str) -> tuple[str, ...] | None:
         """``(owner_ref, family_name, given_names, patronymic, dob, nationality, sex, action,
         contact, expires)`` of the person record ``owner_ref``."""
-        self._check()
-        row = self.db.query_one(
-            "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
-            "action, contact, expires FROM persons WHERE owner_ref=?", (owner_ref,))
-        return None if row is None else tuple(str(v) for v in row)
+        return self._records.person(owner_ref)

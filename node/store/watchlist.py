@@ -44,6 +44,11 @@ _GENERATION = "watchlist_generation"
 _CHUNK = 5000  # 3 parameters each, under SQLite's 32,766
 
 
+def _text(index: str | bytes) -> str:
+    """A blind index for a TEXT column: the HMAC in hex (the value itself on SQLCipher)."""
+    return index.hex() if isinstance(index, bytes) else index
+
+
 
 
 
@@ -70,7 +75,8 @@ class SqlWatchlistStore:
 
         def protect(r: tuple[str, ...]) -> tuple[Any, ...]:
             sealed = c.seal(_DOC_SEALED, json.dumps([r[1], r[3], r[5]]).encode())
-            return (r[0], c.index(_DOC_NUMBER, r[1]), r[2], c.index(_OWNER, r[3]), r[4], "",
+            return (r[0], _text(c.index(_DOC_NUMBER, r[1])), r[2], _text(c.index(_OWNER, r[3])),
+                    r[4], "",
                     r[6], r[7], sealed)
 
         return self._db.executemany(sql, (protect(r) for r in rows))
@@ -91,7 +97,7 @@ class SqlWatchlistStore:
 
         def protect(r: tuple[str, ...]) -> tuple[Any, ...]:
             sealed = c.seal(_PERSON_SEALED, json.dumps(list(r)).encode())
-            return (c.index(_OWNER, r[0]), "", "", "", "", "", "", r[7], "", r[9], sealed)
+            return (_text(c.index(_OWNER, r[0])), "", "", "", "", "", "", r[7], "", r[9], sealed)
 
         return self._db.executemany(sql, (protect(r) for r in rows))
 
@@ -121,10 +127,10 @@ class SqlWatchlistStore:
                 for r in self._db.query(sql, (today, *args)):
                     found.setdefault((r[0], r[1], r[2]), []).append((r[3], r[4], r[5]))
                 continue
-            by_index = {(c.index(_DOC_NUMBER, k[0]), k[1], k[2]): k for k in chunk}
+            by_index = {(_text(c.index(_DOC_NUMBER, k[0])), k[1], k[2]): k for k in chunk}
             args = [v for k in by_index for v in k]
             for r in self._db.query(sql, (today, *args)):
-                key = by_index[(_bytes_or_str(r[0]), r[1], r[2])]
+                key = by_index[(r[0], r[1], r[2])]
                 _, ref, contact = json.loads(c.open(_DOC_SEALED, bytes(r[6])))
                 found.setdefault(key, []).append((ref, r[4], contact))
         for hits in found.values():
@@ -145,7 +151,7 @@ class SqlWatchlistStore:
             row = self._db.query_one(
                 "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
                 "action, contact, expires, sealed FROM persons WHERE owner_ref=? AND "
-                "expires >= ?", (c.index(_OWNER, ref), today))
+                "expires >= ?", (_text(c.index(_OWNER, ref)), today))
             if row is not None:
                 out[ref] = self._person(row)
         return out
@@ -154,7 +160,7 @@ class SqlWatchlistStore:
         row = self._db.query_one(
             "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
             "action, contact, expires, sealed FROM persons WHERE owner_ref=?",
-            (self._db.codec.index(_OWNER, owner_ref),))
+            (_text(self._db.codec.index(_OWNER, owner_ref)),))
         return None if row is None else self._person(row)
 
     def document_of(self, owner_ref: str) -> tuple[str, str, str, str] | None:
@@ -162,7 +168,7 @@ class SqlWatchlistStore:
         number when one owner reference names several."""
         rows = self._db.query(
             "SELECT number, issuing_state, doc_type, loss_type, sealed FROM documents "
-            "WHERE owner_ref=?", (self._db.codec.index(_OWNER, owner_ref),))
+            "WHERE owner_ref=?", (_text(self._db.codec.index(_OWNER, owner_ref)),))
         if not rows:
             return None
         if self._protects:
@@ -182,6 +188,3 @@ class SqlWatchlistStore:
         values = json.loads(self._db.codec.open(_PERSON_SEALED, bytes(r[10])))
         return tuple(str(v) for v in values)
 
-
-def _bytes_or_str(v: Any) -> Any:
-    return bytes(v) if isinstance(v, memoryview) else v
