@@ -3,7 +3,8 @@
 Documents are looked up exactly (number, issuing state, type) in the
 encrypted store.  Persons go through a :class:`PersonMatcher` (an in-memory
 index rebuilt from the store at start-up and whenever the store's watchlist
-generation changes, through this process or any other replica); a person the
+generation changes, through this process or any other replica: every lookup that
+holds a person reads the generation first, one indexed read); a person the
 index finds is confirmed against the store before it counts as a hit, so an
 alert withdrawn or changed elsewhere never hits from a stale index.  Expired
 records never hit.
@@ -12,7 +13,6 @@ records never hit.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,7 +71,6 @@ class Watchlist:
         self._default_contact = default_contact
         self._persons: dict[str, tuple[str, ...]] = {}
         self._generation: str | None = None
-        self._checked_at = 0.0
 
     def reload(self, today: dt.date) -> int:
         """Rebuild the person index from the store; returns how many live persons it holds."""
@@ -83,7 +82,6 @@ class Watchlist:
             persons[row[0]] = row
         self._matcher.rebuild(records)
         self._persons, self._generation = persons, generation
-        self._checked_at = time.monotonic()
         return len(records)
 
     def stale(self) -> bool:
@@ -97,6 +95,8 @@ class Watchlist:
         docs = [(q.number, q.issuing_state, q.doc_type) for q in items
                 if isinstance(q, DocumentQuery)]
         found = self._store.find_documents_many(docs, today.isoformat()) if docs else {}
+        if len(docs) < len(items) and self.stale():  # changed through any replica: follow
+            self.reload(today)
         out: list[WatchlistHit | None] = []
         for q in items:
             if isinstance(q, DocumentQuery):
@@ -112,10 +112,6 @@ class Watchlist:
 
     def _check_person(self, q: PersonQuery, today: dt.date,
                       matching: tuple[float, int] | None = None) -> WatchlistHit | None:
-        if time.monotonic() - self._checked_at > 1.0:  # an import may have run meanwhile
-            self._checked_at = time.monotonic()
-            if self.stale():
-                self.reload(today)
         threshold, limit = matching if matching is not None else (None, None)
         refs = [ref for ref in self._matcher.search(q, threshold=threshold,
                                                    max_candidates=limit)

@@ -32,7 +32,7 @@ from node.client.peer import PeerClient
 from node.config import load_config
 from node.core import envelope as env_mod
 from node.core.errors import BxError
-from node.core.model import DocumentQuery, QueryKind
+from node.core.model import DocumentQuery, PartialDate, PersonQuery, QueryKind, Sex
 from node.federation.members_file import load_members
 from node.store.open import open_database
 from node.wire.convert import pb
@@ -270,6 +270,62 @@ def test_one_log_survives_a_replica_killed_mid_load(replicated: Replicated) -> N
         only_a.close()
     assert out.answer.results[0].outcome.value == "hit"
     assert out.answer.audit_seq == max(by_seq) + 1 or out.answer.audit_seq > max(by_seq)
+
+
+def _person_lookup(rep: Replicated, which: str) -> Any:
+    client = rep.fed.client("KGZ-BS", store=False, members=_only(rep, which))
+    try:
+        return client.lookup("KAZ-BS", CTX, QueryKind.PERSON, [PersonQuery(
+            family_name="NURLANOV", given_names="ARMAN", date_of_birth=PartialDate(1988, 7, 7),
+            nationality="KAZ", sex=Sex.MALE)]).results[0]
+    finally:
+        client.close()
+
+
+def test_every_replica_follows_watchlist_changes_at_once(replicated: Replicated,
+                                                         tmp_path: Path) -> None:
+    """A person added through one node's database hits on both replicas at once; the same
+    alert expired (re-imported with a past date) never hits again on either."""
+    rep = replicated
+    assert _person_lookup(rep, "B").outcome.value == "no_hit"  # B has built its index
+    row = ('{"kind": "person", "owner_ref": "KAZ-WNT-2026-000999", "action": "arrest", '
+           '"expires": "%s", "family_name": "Нурланов", "given_names": "Арман", '
+           '"dob": "1988-07-07", "nationality": "KAZ", "sex": "M"}\n')
+    rows = tmp_path / "add.jsonl"
+    rows.write_text(row % "2031-01-01")
+    assert bxnode(["watchlist", "import", str(rows), "--node-dir", str(rep.a)]) == 0
+    assert [_person_lookup(rep, w).reference for w in ("B", "A")] == ["KAZ-WNT-2026-000999"] * 2
+    rows.write_text(row % "2020-01-01")
+    assert bxnode(["watchlist", "import", str(rows), "--node-dir", str(rep.a)]) == 0
+    assert [_person_lookup(rep, w).outcome.value for w in ("B", "A")] == ["no_hit"] * 2
+
+
+def test_no_identifier_reaches_postgresql_in_plaintext(replicated: Replicated) -> None:
+    """A pg_dump of the populated database (watchlist, receipts, audit log after real
+    lookups) holds none of the imported identifiers, in UTF-8 or transliterated."""
+    rep = replicated
+    client = rep.fed.client("KGZ-BS", store=False)
+    try:
+        client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
+                      [DocumentQuery(number="N0481516", issuing_state="KAZ")])
+        client.lookup("KAZ-BS", CTX, QueryKind.PERSON, [PersonQuery(
+            family_name="YUSUPOV", given_names="TIMUR", date_of_birth=PartialDate(1984, 3, 17),
+            nationality="UZB", sex=Sex.MALE)])
+    finally:
+        client.close()
+    cfg = load_config(rep.a)
+    assert cfg.storage.dsn is not None
+    dbname = dict(p.split("=", 1) for p in cfg.storage.dsn.split())["dbname"]
+    dump = subprocess.run([str(rep.cluster.tool("pg_dump")), "-h", str(rep.cluster.socket_dir),
+                           "-p", str(rep.cluster.port), "-U", rep.cluster.superuser, dbname],
+                          capture_output=True, timeout=60, check=True,
+                          env={**os.environ, "PGPASSWORD": rep.cluster.password}).stdout
+    assert b"audit_entries" in dump and b"documents" in dump  # the dump holds the data
+    text = dump.decode("utf-8", "replace")
+    for secret in ("N0481516", "N1122334", "AB1234567", "KAZ-SLTD-2026-000117",
+                   "KAZ-WNT-2026-000311", "Юсупов", "Тимур", "Рашидович", "YUSUPOV", "Yusupov",
+                   "IUSUPOV", "Сейткали", "SEITKALI", "SIRENE-style desk", "+7 7172 000 001"):
+        assert secret not in text and secret.lower() not in text.lower(), secret
 
 
 def test_health_follows_the_database(replicated: Replicated) -> None:
