@@ -49,24 +49,37 @@ class Candidate:
     explanation: tuple[str, ...]
 
 
-def _keys(f: PersonFeat) -> set[str]:
+def _pair(prefix: str, a: str, b: str) -> str:
+    return f"{prefix}{a}|{b}" if a <= b else f"{prefix}{b}|{a}"
+
+
+def _keys(f: PersonFeat, *, query: bool = False) -> set[str]:
+    """Blocking keys of a person indexed (``query=False``) or searched for.
+
+    Slip keys are symmetric deletion split between the two sides, so that the
+    index holds each deletion once: the index stores each field's codes with the
+    first or second consonant dropped (``s`` keys, with the year of birth) beside
+    the exact pairs (``p`` keys); a query also looks its exact codes up among the
+    ``s`` keys (it dropped a consonant) and its dropped-consonant codes among the
+    ``p`` keys (it added one), and both sides meet on a substituted one.
+    """
     keys: set[str] = set()
     fam, giv = f.family.codes, f.given.codes
     for a in fam:
         for b in giv:
-            keys.add(f"p{a}|{b}" if a <= b else f"p{b}|{a}")
-    # Slip keys: one field with a slip in its first two consonants, the other exact, the
-    # same year of birth (symmetric deletion: both sides also index each field's codes
-    # with the first or second consonant dropped, so a substituted, dropped, added or
-    # swapped consonant meets its original).  Family and given are kept apart here.
+            keys.add(_pair("p", a, b))
     year = f.year
     fam_s, giv_s = f.family.slip_codes, f.given.slip_codes
-    for a in fam | fam_s:
-        for b in giv:
-            keys.add(f"s{a}|{b}|{year}")
-    for a in fam:
-        for b in giv_s:
-            keys.add(f"s{a}|{b}|{year}")
+    for slips, others, first in ((fam_s, giv, True), (giv_s, fam, False)):
+        for a in slips:
+            for b in others:
+                keys.add(f"s{a}|{b}|{year}" if first else f"s{b}|{a}|{year}")
+                if query:
+                    keys.add(_pair("p", a, b))
+    if query:
+        for a in fam:
+            for b in giv:
+                keys.add(f"s{a}|{b}|{year}")
     for codes, others in ((fam, giv), (giv, fam)):
         initials = {o[:1] for o in others} or {""}
         for c in codes:
@@ -147,7 +160,7 @@ class PersonIndex:
         q = person_feat(query)
         ids: set[int] = set()
         blocks = self._blocks
-        for key in _keys(q):
+        for key in _keys(q, query=True):
             bucket = blocks.get(key)
             if bucket is not None:
                 ids.update(bucket)

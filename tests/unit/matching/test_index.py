@@ -124,6 +124,6 @@ def test_finds_the_person_with_a_slip_in_the_first_letters(index: PersonIndex,
 def test_slip_keys_need_the_same_year(index: PersonIndex) -> None:
     from node.matching.index import _keys
 
-    q = _keys(person_feat(P("IUSUPOV", "VAIRAT", "1986-07-15")))
+    q = _keys(person_feat(P("IUSUPOV", "VAIRAT", "1986-07-15")), query=True)
     w = _keys(person_feat(P("Юсупов", "Қайрат")))
     assert not {k for k in q & w if k.startswith("s")}
