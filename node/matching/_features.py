@@ -44,7 +44,8 @@ class FieldFeat:
     tokens: tuple[TokenFeat, ...]
     joined: TokenFeat | None
     codes: frozenset[str]
-    slip_codes: frozenset[str]
+    slip_codes: frozenset[str]  # from each token's preferred reading: indexed
+    slip_codes_all: frozenset[str]  # from every reading: looked up by a query
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +98,20 @@ _DOUBLED = re.compile(r"(.)\1+")
 
 def _plain(text: str) -> str:
     if is_cyrillic(text):
-        return _DOUBLED.sub(r"\1", "".join(ch for ch in text.lower() if ch.isalpha()))
-    return _DOUBLED.sub(r"\1", fold_latin(text).lower().replace(" ", "").replace("-", ""))
+        return "".join(ch for ch in text.lower() if ch.isalpha())
+    return fold_latin(text).lower().replace(" ", "").replace("-", "")
 
 
 def _slip_keys(text: str) -> frozenset[str]:
     """The token's Latin spellings, to find a slip made in one of them (Rasvhan for
-    RAVSHAN, Fayzullayfv for FAYZULLAYEV), which phonetic forms can blur."""
+    RAVSHAN, Fayzullayfv for FAYZULLAYEV), which phonetic forms can blur; with
+    doubled letters also collapsed when it has any (ЮЮлдуз)."""
+    plain = _plain(text)
+    forms = {plain, _DOUBLED.sub(r"\1", plain)}
     if not is_cyrillic(text):
-        return frozenset({_plain(text)})
-    return frozenset(_DOUBLED.sub(r"\1", k.lower().replace(" ", "").replace("-", ""))
-                     for k in name_keys(_plain(text)))
+        return frozenset(forms)
+    return frozenset(k.lower().replace(" ", "").replace("-", "")
+                     for form in forms for k in name_keys(form))
 
 
 def _split(text: str) -> list[str]:
@@ -130,14 +134,17 @@ def field_feat(text: str, role: str) -> FieldFeat:
     joined = _token("".join(parts), role) if len(parts) > 1 else None
     codes: set[str] = set()
     slips: set[str] = set()
+    slips_all: set[str] = set()
     for tok in tokens + ((joined,) if joined else ()):
         for sk in tok.fine_t[:4]:
             codes.add(block_code(sk))
+            slips_all.update(slip_codes(sk))
         slips.update(slip_codes(tok.fine_t[0]) if tok.fine_t else ())
         for st in tok.stems:
             codes.add(block_code(st))
     return FieldFeat(text=text, tokens=tokens, joined=joined, codes=frozenset(codes),
-                     slip_codes=frozenset(slips - codes))
+                     slip_codes=frozenset(slips - codes),
+                     slip_codes_all=frozenset(slips_all - codes))
 
 
 def _looks_patronymic(token: str) -> bool:

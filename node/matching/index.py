@@ -69,7 +69,10 @@ def _keys(f: PersonFeat, *, query: bool = False) -> set[str]:
         for b in giv:
             keys.add(_pair("p", a, b))
     year = f.year
-    fam_s, giv_s = f.family.slip_codes, f.given.slip_codes
+    if query:
+        fam_s, giv_s = f.family.slip_codes_all, f.given.slip_codes_all
+    else:
+        fam_s, giv_s = f.family.slip_codes, f.given.slip_codes
     for slips, others, first in ((fam_s, giv, True), (giv_s, fam, False)):
         for a in slips:
             for b in others:
