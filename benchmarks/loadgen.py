@@ -2,7 +2,8 @@
 
 Sends pre-serialized unary requests (raw bytes, e.g. signed LookupRequests) to one
 gRPC method over mTLS (or plaintext for the echo baseline) with grpc.aio, in one of
-two modes:
+two modes (``targets``, a list, spreads the callers evenly over several servers, e.g.
+two replicas of one node; ``target`` is one):
 
 * ``closed``: ``concurrency`` callers send back-to-back for ``seconds``: throughput
   at saturation;
@@ -42,17 +43,21 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     payloads = [bytes.fromhex(x) for x in json.loads(Path(spec["payloads"]).read_text())]
     opts = [("grpc.max_receive_message_length", 8 << 20)]
     channels = []
+    targets = spec.get("targets") or [spec["target"]]
+    # interleaved (A, B, A, B, ...): caller k uses channel k % len, so each target gets
+    # an equal share of the callers
     for _ in range(int(spec.get("channels", 2))):
-        if spec.get("tls"):
-            t = spec["tls"]
-            creds = grpc.ssl_channel_credentials(
-                root_certificates=Path(t["ca"]).read_bytes(),
-                private_key=Path(t["key"]).read_bytes(),
-                certificate_chain=Path(t["cert"]).read_bytes())
-            ch = grpc.aio.secure_channel(spec["target"], creds, options=opts)
-        else:
-            ch = grpc.aio.insecure_channel(spec["target"], options=opts)
-        channels.append(ch)
+        for target in targets:
+            if spec.get("tls"):
+                t = spec["tls"]
+                creds = grpc.ssl_channel_credentials(
+                    root_certificates=Path(t["ca"]).read_bytes(),
+                    private_key=Path(t["key"]).read_bytes(),
+                    certificate_chain=Path(t["cert"]).read_bytes())
+                ch = grpc.aio.secure_channel(target, creds, options=opts)
+            else:
+                ch = grpc.aio.insecure_channel(target, options=opts)
+            channels.append(ch)
     stubs = [ch.unary_unary(spec["method"]) for ch in channels]
     for st in stubs:  # warm up connections (not counted)
         try:

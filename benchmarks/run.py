@@ -6,7 +6,9 @@ Every figure is measured in this run, on this machine:
   same load generator (benchmarks/echo.py, benchmarks/loadgen.py);
 * the node is started as ``bxnode serve`` would start it (a real node directory,
   SQLCipher, Rego policy, signed requests from a real peer identity);
-* each load generator runs in its own process.
+* each load generator runs in its own process;
+* the same lookups against one and two replicas on PostgreSQL, and the time a peer's
+  client takes to fail over when the replica it uses is killed (benchmarks/replicas.py).
 
 Writes benchmarks/results/latest.json and latest.md, and prints the table.
 No figure here is asserted by any test.
@@ -79,9 +81,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, work: Path, smoke: bool) -> None:
+    def __init__(self, work: Path, smoke: bool, only: str | None = None) -> None:
         self.work = work
         self.smoke = smoke
+        self.only = only
         self.seconds = 1.5 if smoke else 5.0
         self.results: dict[str, Any] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -131,12 +134,14 @@ class Bench:
                              "rows_per_s": round(rows / secs)}
         log(f"{key}: {rows:,} rows in {secs:.1f}s = {rows / secs:,.0f} rows/s")
 
-    def start_node(self) -> subprocess.Popen[bytes]:
-        d = self.dirs["KAZ-BS"]
+    def start_node(self, d: Path | None = None, log: str = "node.log"
+                   ) -> subprocess.Popen[bytes]:
+        """``bxnode serve`` on KAZ-BS's directory (or ``d``), once it listens."""
+        d = d or self.dirs["KAZ-BS"]
         (d / "serve.port").unlink(missing_ok=True)
         proc = subprocess.Popen([PY, "-m", "node.cli.main", "serve", "--node-dir", str(d)],
                                 cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=(self.work / "node.log").open("ab"))
+                                stderr=(self.work / log).open("ab"))
         self.procs.append(proc)
         deadline = time.monotonic() + 120
         while not (d / "serve.port").exists():
@@ -177,10 +182,12 @@ class Bench:
         path.write_text(json.dumps(out))
         return path
 
-    def load(self, *, target: str, method: str, payloads: Path, mode: str,
-             tls: bool = True, concurrency: int = 64, rate: float = 0) -> dict[str, Any]:
+    def load(self, *, method: str, payloads: Path, mode: str, target: str = "",
+             targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
+             rate: float = 0) -> dict[str, Any]:
         d = self.dirs["KGZ-BS"]
-        spec = {"target": target, "method": method, "payloads": str(payloads), "mode": mode,
+        spec = {"targets": targets or [target], "method": method,
+                "payloads": str(payloads), "mode": mode,
                 "seconds": self.seconds, "concurrency": concurrency, "rate": rate,
                 "tls": {"cert": str(d / "tls.crt"), "key": str(d / "tls.key"),
                         "ca": str(d / "ca.crt")} if tls else None}
@@ -334,6 +341,19 @@ class Bench:
         s = self.results["person_index"]
         log(f"person index of {n:,}: build {s['index_build_s']} s, lookup p99 {s['p99_ms']} ms")
 
+    def postgresql(self, base: float) -> None:
+        from benchmarks.replicas import run_postgresql
+
+        if self.smoke and self.only != "postgresql":
+            # make bench-smoke runs inside make test and is already about a minute on
+            # this machine; a cluster, two replicas and fail-over rounds add ~30 s more.
+            why = ("not in --smoke (keeps make test fast); "
+                   "`python -m benchmarks.run --smoke --only postgresql` runs them")
+            self.results["postgresql"] = {"skipped": why}
+            log(f"PostgreSQL scenarios skipped: {why}")
+            return
+        run_postgresql(self, base)
+
     def run(self) -> dict[str, Any]:
         self.n_docs = 2_000 if self.smoke else 100_000
         self.n_persons = 500 if self.smoke else 10_000
@@ -341,7 +361,11 @@ class Bench:
         wl = self.watchlist(self.n_docs, self.n_persons, "small")
         self.import_(wl, self.n_docs + self.n_persons, "import_small")
         base = self.baseline()
+        if self.only == "postgresql":
+            self.postgresql(base)
+            return self.results
         self.scenarios(base)
+        self.postgresql(base)
         audit = self.audit_start()
         self.matching()
         self.audit_finish(audit)
@@ -374,6 +398,11 @@ def table(results: dict[str, Any]) -> str:
     add("batch of 100, saturation (document checks)", "batch100_saturation", " checks/s", 100)
     add("person lookup, saturation", "person_lookup_saturation")
     add("person lookup, 1000/s offered", "person_lookup_at_1000_rps")
+    for label, name in (("1_replica", "one replica"), ("2_replicas", "two replicas")):
+        add(f"PostgreSQL, {name}: document lookup, saturation",
+            f"pg_doc_lookup_saturation_{label}")
+        add(f"PostgreSQL, {name}: document lookup, 250/s offered",
+            f"pg_doc_lookup_at_250_rps_{label}")
     large = results.get("doc_lookup_large_at_250_rps", {})
     for rate in (250, 1000):
         if f"doc_lookup_large_at_{rate}_rps" in results:
@@ -383,18 +412,40 @@ def table(results: dict[str, Any]) -> str:
     out.insert(1, "|" + "---|" * len(rows[0]))
     extra = [
         "",
-        f"- watchlist import: {results['import_small']['rows_per_s']:,} rows/s (small), "
-        + (f"{results['import_large']['rows_per_s']:,} rows/s (large)"
-           if "import_large" in results else ""),
-        f"- audit: {results['audit']['appends_per_s_per_entry_commit']:,} durable appends/s "
-        f"committing each, {results['audit']['appends_per_s_group_commit']:,}/s with group "
-        f"commit; full verification of {results['audit']['verify_entries']:,} entries "
-        f"{results['audit']['verify_seconds']} s; proofs at 10M entries: "
-        f"{results['audit']['max_inclusion_proof_hashes_10M']} / "
-        f"{results['audit']['max_consistency_proof_hashes_10M']} hashes",
-        f"- node peak RSS: {results.get('node_peak_rss_mb_small')} MB (small watchlist), "
-        f"{results.get('node_peak_rss_mb_large')} MB (large)",
+        f"- watchlist import: {results['import_small']['rows_per_s']:,} rows/s (small)"
+        + (f", {results['import_large']['rows_per_s']:,} rows/s (large)"
+           if "import_large" in results else "")
+        + (f"; into PostgreSQL {results['pg_import_small']['rows_per_s']:,} rows/s (small)"
+           if "pg_import_small" in results else ""),
     ]
+    if "audit" in results:
+        a = results["audit"]
+        extra.append(
+            f"- audit: {a['appends_per_s_per_entry_commit']:,} durable appends/s "
+            f"committing each, {a['appends_per_s_group_commit']:,}/s with group "
+            f"commit; full verification of {a['verify_entries']:,} entries "
+            f"{a['verify_seconds']} s; proofs at 10M entries: "
+            f"{a['max_inclusion_proof_hashes_10M']} / "
+            f"{a['max_consistency_proof_hashes_10M']} hashes")
+    if "node_peak_rss_mb_small" in results:
+        extra.append(f"- node peak RSS: {results.get('node_peak_rss_mb_small')} MB (small "
+                     f"watchlist), {results.get('node_peak_rss_mb_large')} MB (large)")
+    pg = results.get("postgresql", {})
+    if pg.get("skipped"):
+        extra.append(f"- PostgreSQL scenarios skipped: {pg['skipped']}")
+    elif pg:
+        extra.append(f"- PostgreSQL {pg['server_version']} on this machine, fsync on, "
+                     "synchronous_commit on; both replicas on one database")
+    fo = results.get("pg_failover")
+    if fo:
+        each = ", ".join(f"{r['failover_ms']}" for r in fo["rounds"])
+        extra.append(
+            f"- fail-over (SIGKILL of the replica in use, {fo['callers']} closed-loop "
+            f"callers through the peer client): first answer on the survivor after "
+            f"{each} ms (median {fo['median_ms']} ms); {fo['failed_requests']} requests "
+            f"failed; longest call across a kill "
+            f"{max(r['longest_call_across_kill_ms'] for r in fo['rounds'])} ms; "
+            f"audit verify {fo['audit_verify']}")
     if large:
         extra.append(f"- large-watchlist p99 / small-watchlist p99 at 250/s offered: "
                      f"{large['p99_ratio_to_small']}")
@@ -415,9 +466,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run for CI")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--only", choices=["postgresql"],
+                    help="the echo baseline and these scenarios only (results go to "
+                         "<name>-<only>.json)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bxnode-bench-"))
-    bench = Bench(work, args.smoke)
+    bench = Bench(work, args.smoke, args.only)
     t0 = time.perf_counter()
     try:
         results = bench.run()
@@ -429,7 +483,7 @@ def main() -> int:
                        "python": platform.python_version(),
                        "wall_s": round(time.perf_counter() - t0, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "smoke" if args.smoke else "latest"
+    name = ("smoke" if args.smoke else "latest") + (f"-{args.only}" if args.only else "")
     (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     md = table(results)
     (args.out / f"{name}.md").write_text(md + "\n")
