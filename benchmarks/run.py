@@ -316,11 +316,13 @@ class Bench:
 
     def matching(self) -> None:
         """Person matching: quality through ``bxnode names compare``, speed in-process."""
-        from benchmarks.matching import speed
+        from benchmarks.matching import QUALITY_SETS, speed
 
-        for name in ("dev.jsonl", "heldout.jsonl"):
+        for name in QUALITY_SETS:
             path = ROOT / "tests" / "data" / "names" / name
-            proc = subprocess.run([PY, "-m", "node.cli.main", "names", "compare", str(path)],
+            report = self.work / f"names-{name}.report.json"
+            proc = subprocess.run([PY, "-m", "node.cli.main", "names", "compare", "--strict",
+                                   str(path), "--report", str(report)],
                                   capture_output=True, text=True, cwd=ROOT, timeout=300)
             if proc.returncode != 0:
                 raise SystemExit(f"bench: names compare failed: {proc.stderr.strip()}")
@@ -332,9 +334,12 @@ class Bench:
             p = tp / (tp + fp) if tp + fp else 0.0
             r = tp / (tp + fn) if tp + fn else 0.0
             f1 = 2 * p * r / (p + r) if p + r else 0.0
+            kinds = json.loads(report.read_text())["kinds"]
             self.results[f"names_{name.split('.')[0]}"] = {
                 "pairs": len(want), "precision": round(p, 4), "recall": round(r, 4),
-                "f1": round(f1, 4)}
+                "f1": round(f1, 4), "below_1": {
+                    k: f"{v['correct']}/{v['pairs']}" for k, v in kinds.items()
+                    if v["correct"] != v["pairs"]}}
             log(f"names compare {name}: P {p:.4f} R {r:.4f} F1 {f1:.4f}")
         n = 20_000 if self.smoke else 1_000_000
         self.results["person_index"] = speed(n, 500 if self.smoke else 2000)
@@ -449,16 +454,18 @@ def table(results: dict[str, Any]) -> str:
     if large:
         extra.append(f"- large-watchlist p99 / small-watchlist p99 at 250/s offered: "
                      f"{large['p99_ratio_to_small']}")
-    for key in ("names_dev", "names_heldout"):
+    for key in ("names_dev", "names_heldout", "names_independent"):
         if key in results:
             q = results[key]
             extra.append(f"- person matching, {key[6:]} set ({q['pairs']} pairs, through "
                          f"`bxnode names compare`): P {q['precision']}, R {q['recall']}, "
-                         f"F1 {q['f1']}")
+                         f"F1 {q['f1']}; kinds below 1.0: {q.get('below_1') or 'none'}")
     if "person_index" in results:
         s = results["person_index"]
         extra.append(f"- person index of {s['persons']:,}: build {s['index_build_s']} s, "
-                     f"in-process lookup p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms")
+                     f"in-process lookup p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; "
+                     f"present found {s['present_found']}, with a slip in the first "
+                     f"letters {s.get('slipped_found', '-')}")
     return "\n".join(out + extra)
 
 
