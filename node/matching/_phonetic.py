@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import unicodedata
 
 from node.matching import _tables as t
 from node.matching.transliterate import fold_latin, is_cyrillic
@@ -137,6 +138,12 @@ def skeletons(token: str) -> tuple[str, ...]:
         n = _normalise(form)
         if n:
             seen[n] = None
+    if not seen:
+        # A script with no table here (Arabic, Georgian, Han, ...): the letters as
+        # written, so that a name written the same way still meets itself.
+        own = "".join(ch for ch in unicodedata.normalize("NFKC", token).casefold()
+                      if ch.isalpha())
+        return (own,) if own else ()
     return tuple(seen)
 
 

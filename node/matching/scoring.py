@@ -276,7 +276,8 @@ def _describe(what: str, a: FieldFeat, b: FieldFeat, sim: float) -> str:
             return f"{what}: cross-script match (phonetic)"
         kind = "cross-script"
     else:
-        if fold_latin(a.text) == fold_latin(b.text) and not cyr_a:
+        folded = fold_latin(a.text)
+        if folded and folded == fold_latin(b.text) and not cyr_a:
             return f"{what}: same letters"
         kind = "spelling"
     if sim >= 1.0:

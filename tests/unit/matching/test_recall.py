@@ -61,3 +61,27 @@ def test_two_real_names_one_letter_apart_stay_two_people() -> None:
     assert score(P("Бобоева", "Зарина", sex="F"), P("Boboeva", "Karina", sex="F")).match is False
     assert score(P("Исаева", "Мария", sex="F"), P("Исаева", "Марина", sex="F")).match is False
     assert score(P("Сариев", "Марат"), P("Сариев", "Мурат")).match is False
+
+
+def test_a_script_without_tables_still_meets_itself() -> None:
+    from node.matching import PersonIndex
+
+    li = P("\u674e", "\u5c0f\u9f8d", nat="CHN")
+    wang = P("\u738b", "\u5c0f\u9f8d", nat="CHN")
+    assert (score(li, li).score, score(li, li).match) == (1.0, True)
+    r = score(li, wang)
+    assert (r.match, r.explanation[0]) == (False, "family name: differs")
+    index = PersonIndex()
+    index.add("c1", li)
+    assert [c.ref for c in index.search(li)] == ["c1"]
+    assert index.search(wang) == []
+
+
+def test_the_lexicon_is_cyrillic_names_the_model_accepts() -> None:
+    from node.core.model import validate_name
+    from node.matching._lexicon import GIVEN_NAMES
+    from node.matching.transliterate import is_cyrillic
+
+    assert len(GIVEN_NAMES) > 300
+    for name in GIVEN_NAMES:
+        assert is_cyrillic(name) and validate_name(name, "given names", required=True) == name
