@@ -309,7 +309,10 @@ def _client(cfg: Any, store: Any) -> Any:
                       tls=NodeRuntime.tls(cfg), store=store, clock_ms=now_ms)
 
 
-def _run_query(args: argparse.Namespace, kind: Any, items: list[Any]) -> int:
+def _run_query(args: argparse.Namespace, kind: Any, items: list[Any],
+               rows: Callable[[list[Any]], tuple[list[Any], list[str]]] | None = None) -> int:
+    """Ask ``args.peer`` one signed question; ``rows`` turns the item results into a
+    manifest's rows (JSON ``rows``, and the text lines instead of one per item)."""
     from node.app import open_store
     from node.client.peer import QueryContext
 
@@ -345,10 +348,13 @@ def _run_query(args: argparse.Namespace, kind: Any, items: list[Any]) -> int:
                         f"action={r.action.value if r.action else '-'} contact={r.contact or '-'}")
         else:
             text.append(f"#{r.index}: no hit")
+    payload = {"peer": answer.responder, "results": results, "hits": answer.hits,
+               "peer_audit_seq": answer.audit_seq, "verified": True}
+    if rows is not None:
+        payload["rows"], text = rows(list(answer.results))
     text.append(f"{answer.responder}: {answer.hits} hit(s) in {len(answer.results)} item(s); "
                 f"answer verified, receipt kept (peer audit entry {answer.audit_seq})")
-    _emit(args, {"peer": answer.responder, "results": results, "hits": answer.hits,
-                 "peer_audit_seq": answer.audit_seq, "verified": True}, "\n".join(text))
+    _emit(args, payload, "\n".join(text))
     return 0
 
 
@@ -369,11 +375,9 @@ def cmd_query_person(args: argparse.Namespace) -> int:
 
 
 def cmd_query_batch(args: argparse.Namespace) -> int:
-    from node.core.model import QueryKind
-    from node.watchlist.manifest import read_manifest
+    from node.cli.paxlst import cmd_query_batch as run  # with ``query paxlst``
 
-    items = read_manifest(Path(args.file))
-    return _run_query(args, QueryKind.BATCH, items)
+    return run(args)
 
 
 def _positive_int(text: str) -> int:
@@ -403,7 +407,7 @@ def query_args(sp: argparse.ArgumentParser) -> None:
 #: Modules that add command groups: each defines ``register(sub, common)``.
 COMMAND_MODULES: tuple[str, ...] = ("node.cli.names", "node.cli.audit", "node.cli.registry",
                                     "node.cli.crossings", "node.cli.followup", "node.cli.store",
-                                    "node.cli.watchlist")
+                                    "node.cli.watchlist", "node.cli.paxlst")
 
 
 def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,
