@@ -198,18 +198,27 @@ class Responder:
                 tls_fingerprint: str | None, request_id: str = "") -> Pending[R]:
         """Steps 1-6, which need no database: the server runs them while a batch commits."""
         now = self.clock_ms()
+        # Step 0: who is on the other end of the TLS connection.  A certificate the CA
+        # signed but no member lists gets one reason, before any member-specific check, so
+        # it cannot probe which node ids or keys exist.
         base = AuditRecord(event=handler.event, time_ms=now, request_id=request_id,
                            tls_peer=tls_fingerprint or "plaintext",
                            policy_digest=self.policy.digest)
+        if tls_fingerprint is not None:
+            try:
+                base = replace(base, requester=self.directory.sender_of(tls_fingerprint))
+            except BxError as exc:
+                return Pending(handler=handler, raw=raw, now_ms=now, base=base, error=exc)
         if isinstance(raw, BxError):
             return Pending(handler=handler, raw=raw, now_ms=now, base=base, error=raw)
         digest = env_mod.digest(raw)
-        base = replace(base, requester=raw.signer, request_digest=digest.hex())
+        base = replace(base, claimed_signer=raw.signer, request_digest=digest.hex())
         try:
             verified = self._authenticate(handler, raw, tls_fingerprint, now, digest)
         except BxError as exc:
             return Pending(handler=handler, raw=raw, now_ms=now, base=base, error=exc)
-        base = replace(base, verified=True, header=_header_fields(verified.header),
+        base = replace(base, verified=True, requester=verified.member.node_id,
+                       header=_header_fields(verified.header),
                        described=dict(handler.describe(verified.request)))
         return Pending(handler=handler, raw=raw, now_ms=now, base=base, verified=verified)
 

@@ -186,6 +186,19 @@ class MemberDirectory(Protocol):
         """Node id whose TLS certificate has this SHA-256 fingerprint, if any."""
         ...
 
+    def sender_of(self, fingerprint_hex: str) -> str:
+        """The member a connection's client certificate belongs to, checked before anything
+        the connection sends is looked at.  Raises :class:`Unauthenticated`
+        ``unlisted_certificate`` for a certificate no member lists (one reason, whatever the
+        request says: it cannot probe membership), and whatever the directory itself
+        refuses with (an expired registry, a revoked node)."""
+        ...
+
+
+def unlisted_certificate() -> Unauthenticated:
+    return Unauthenticated("the client certificate belongs to no federation member",
+                           reason="unlisted_certificate")
+
 
 class StaticDirectory:
     """An immutable in-memory directory.  Checks that apply to every implementation live here."""
@@ -216,6 +229,12 @@ class StaticDirectory:
 
     def owner_of_tls_cert(self, fingerprint_hex: str) -> str | None:
         return self._by_fp.get(fingerprint_hex)
+
+    def sender_of(self, fingerprint_hex: str) -> str:
+        owner = self._by_fp.get(fingerprint_hex)
+        if owner is None:
+            raise unlisted_certificate()
+        return owner
 
 
 def signing_key(member: Member, key_id: str, at_ms: int) -> bytes:

@@ -127,7 +127,11 @@ class AuditRecord:
     verified: bool = False
     tls_peer: str = "plaintext"
     policy_digest: str = ""
+    #: The member the TLS client certificate belongs to (who really sent it), or "" when
+    #: the transport named no member; the envelope's claimed signer is kept apart, so an
+    #: auditor filtering by a peer sees only what that peer sent.
     requester: str = ""
+    claimed_signer: str = ""
     request_digest: str = ""
     header: Mapping[str, Any] = field(default_factory=dict)
     described: Mapping[str, Any] = field(default_factory=dict)
@@ -142,8 +146,11 @@ class AuditRecord:
         out: dict[str, Any] = {"event": self.event, "request_id": self.request_id,
                                "verified": self.verified, "tls_peer": self.tls_peer,
                                "policy_digest": self.policy_digest}
-        if self.requester or self.request_digest:
-            out.update(requester=self.requester, request_digest=self.request_digest)
+        out["requester"] = self.requester
+        if self.request_digest:
+            out["request_digest"] = self.request_digest
+        if self.claimed_signer and self.claimed_signer != self.requester:
+            out["claimed_signer"] = self.claimed_signer
         out.update(self.header)
         out.update(self.described)
         out.update(self.facts)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
 from node.core.errors import EnvironmentFault, Unauthenticated
-from node.core.members import Member, MemberKey, signing_key
+from node.core.members import Member, MemberKey, signing_key, unlisted_certificate
 from node.federation.registry import NodeEntry, Registry, format_time
 
 __all__ = ["RegistryDirectory", "RegistryStatus"]
@@ -119,6 +119,19 @@ class RegistryDirectory:
                    for c in e.tls_certs):
                 return e.node_id
         return None
+
+    def sender_of(self, fingerprint_hex: str) -> str:
+        reg, now = self._usable()  # an expired registry refuses everyone: registry_expired
+        fp = fingerprint_hex.lower()
+        for e in reg.members:
+            if any(c.sha256 == fp and c.not_before_ms <= now <= c.not_after_ms
+                   for c in e.tls_certs):
+                if reg.is_revoked("node_id", e.node_id) or reg.is_revoked("tls_cert_sha256",
+                                                                          fp):
+                    raise Unauthenticated("this node has been revoked by the federation "
+                                          "registry", reason="node_revoked")
+                return e.node_id
+        raise unlisted_certificate()
 
     def verify_signed_at(self, env: Envelope, *, at_ms: int, expected_type: str) -> None:
         """Verify ``env`` as signed at ``at_ms`` (a receipt): keys that retired since still count.

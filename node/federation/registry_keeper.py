@@ -120,6 +120,20 @@ class RegistryKeeper:
         self._fetcher = fetcher
         self._refused_digests: set[str] = set()
 
+    def now_ms(self) -> int:
+        return self._clock_ms()
+
+    def audit_served(self, *, requester: str, tls_peer: str, version: int, outcome: str,
+                     status: str = "OK", reason: str = "") -> None:
+        """One audit entry for a GetRegistry call, served or refused (a durable step)."""
+        entry: dict[str, Any] = {"event": "registry_served", "requester": requester,
+                                 "tls_peer": tls_peer, "asked_version": version,
+                                 "outcome": outcome, "status": status}
+        if reason:
+            entry["reason"] = reason
+        with self._store.transaction():
+            self._audit.append(entry, time_ms=self._clock_ms())
+
     # --- start-up ----------------------------------------------------------------------------
 
     @staticmethod

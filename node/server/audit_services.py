@@ -26,7 +26,7 @@ import structlog
 
 from node.audit.bundle import make_bundle, witness_name
 from node.audit.checkpoint import Checkpoint, CosignatureV1Verifier
-from node.audit.checkpoint_witness import AddCheckpointRequest, WitnessError
+from node.audit.checkpoint_witness import AddCheckpointRequest
 from node.audit.log import AuditQuery, MerkleAuditLog
 from node.audit.note import parse_note
 from node.audit.witnessing import WitnessDesk, verify_cosignatures
@@ -130,10 +130,25 @@ class AuditServices:
     async def _read(self, fn: Callable[[], T]) -> T:
         return fn() if self.writer is None else await self.writer.call(fn)
 
-    @staticmethod
-    async def _refuse(context: grpc.aio.ServicerContext, exc: BxError) -> None:
+    async def _refuse(self, context: grpc.aio.ServicerContext, exc: BxError, *, event: str,
+                      action: str, extra_md: tuple[tuple[str, str], ...] = ()) -> None:
+        """Audit the refusal (who, from which certificate, why), log it, then abort: every
+        request to every service is in the log, answered or refused."""
+        fp = tls_fingerprint(context)
+        caller = None if fp is None else self.directory.owner_of_tls_cert(fp)
+        log.warning(event, caller=caller or "", action=action, reason=exc.reason)
+
+        def append() -> None:
+            with self.log.store.transaction():
+                self.log.append({"event": event, "requester": caller or "",
+                                 "tls_peer": fp or "plaintext", "action": action,
+                                 "outcome": "rejected", "status": exc.status,
+                                 "reason": exc.reason}, time_ms=self.clock_ms())
+
+        await self._db(append)
         await context.abort(grpc.StatusCode[exc.status], f"{exc.reason}: {exc.message}",
-                            trailing_metadata=((REASON_KEY, exc.reason),))
+                            trailing_metadata=((REASON_KEY, exc.reason), *extra_md))
+        raise AssertionError("abort returns by raising")
 
     # --- WitnessService ---------------------------------------------------------------------
 
@@ -141,7 +156,9 @@ class AuditServices:
         caller = self._caller(context)
         if caller is None or "node" not in caller.roles:
             await self._refuse(context, NotAuthorised("only federation nodes submit checkpoints",
-                                                      reason="not_a_node"))
+                                                      reason="not_a_node"),
+                               event="witness_refused", action="add_checkpoint")
+
         def add() -> bytes | BxError:
             try:
                 return self.desk.add_checkpoint(bytes(request.body), now_ms=self.clock_ms())
@@ -149,17 +166,13 @@ class AuditServices:
                 return exc
 
         result = await self._db(add)  # tlog-witness: persist before answering (or refusing)
-        if isinstance(result, WitnessError):
-            exc = result
-            md: tuple[tuple[str, str], ...] = ((REASON_KEY, exc.reason),)
-            stored = getattr(exc, "stored_size", None)
-            if stored is not None:
-                md += (("bxnode-witness-size", str(stored)),)
-            await context.abort(grpc.StatusCode[exc.status], f"{exc.reason}: {exc.message}",
-                                trailing_metadata=md)
         if isinstance(result, BxError):
-            await self._refuse(context, result)
-            raise AssertionError("unreachable")
+            stored = getattr(result, "stored_size", None)
+            await self._refuse(context, result, event="witness_refused",
+                               action="add_checkpoint",
+                               extra_md=() if stored is None else (
+                                   ("bxnode-witness-size", str(stored)),))
+        assert isinstance(result, bytes)
         return apb.AddCheckpointResponse(cosignatures=result)
 
     # --- AuditorService ---------------------------------------------------------------------
@@ -167,11 +180,10 @@ class AuditServices:
     async def _auditor(self, context: grpc.aio.ServicerContext, what: str) -> Member:
         caller = self._caller(context)
         if caller is None or "auditor" not in caller.roles:
-            log.warning("auditor_access_refused", caller=caller.node_id if caller else "",
-                        what=what)
             await self._refuse(context, NotAuthorised("audit access needs the auditor role",
-                                                      reason="not_an_auditor"))
-            raise AssertionError("unreachable")
+                                                      reason="not_an_auditor"),
+                               event="auditor_access_refused", action=what)
+        assert caller is not None
         return caller
 
     async def _log_access(self, who: Member, what: str, **fields: Any) -> None:
@@ -187,7 +199,8 @@ class AuditServices:
         limit = request.limit or 1000
         if limit > MAX_SEARCH:
             await self._refuse(context, InvalidInput("limit is at most 10000",
-                                                     reason="limit_too_large"))
+                                                     reason="limit_too_large"),
+                               event="auditor_access_refused", action="search")
         q = AuditQuery(peer=request.peer or None, purpose=request.purpose or None,
                        outcome=request.outcome or None, operator=request.operator or None,
                        case_ref=request.case_ref or None, from_ms=request.from_ms or None,
@@ -200,6 +213,7 @@ class AuditServices:
 
     async def proof_bundle(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         who = await self._auditor(context, "proof_bundle")
+
         def bundle_or_error() -> bytes | BxError:
             try:
                 return make_bundle(self.log, int(request.seq),
@@ -209,8 +223,9 @@ class AuditServices:
 
         bundle = await self._read(bundle_or_error)
         if isinstance(bundle, BxError):
-            await self._refuse(context, bundle)
-            raise AssertionError("unreachable")
+            await self._refuse(context, bundle, event="auditor_access_refused",
+                               action="proof_bundle")
+        assert isinstance(bundle, bytes)
         await self._log_access(who, "proof_bundle", proved_seq=int(request.seq))
         return apb.GetProofBundleResponse(bundle=bundle)
 

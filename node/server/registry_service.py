@@ -62,26 +62,39 @@ async def _direct(fn: Callable[[], T]) -> T:
 
 def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False,
                      read: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct,
+                     run: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct,
                      ) -> grpc.GenericRpcHandler:
+    """``GetRegistry``: served to members only; every call, served or refused, audited."""
+
     async def get_registry(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         fp = None if dev_plaintext else tls_fingerprint(context)
-        if not dev_plaintext:
-            if fp is None or _caller(keeper, fp, time.time_ns() // 1_000_000) is None:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                    "the registry is served to federation members only",
-                                    trailing_metadata=((REASON_KEY, "not_a_member"),))
+        caller = None if fp is None else _caller(keeper, fp, keeper.now_ms())
+        version = -1
+
+        async def refuse(code: grpc.StatusCode, message: str, reason: str) -> None:
+            await run(functools.partial(keeper.audit_served, requester=caller or "",
+                                        tls_peer=fp or "plaintext", version=version,
+                                        outcome="rejected", status=code.name, reason=reason))
+            await context.abort(code, message, trailing_metadata=((REASON_KEY, reason),))
+
+        if not dev_plaintext and caller is None:
+            await refuse(grpc.StatusCode.PERMISSION_DENIED,
+                         "the registry is served to federation members only", "not_a_member")
         try:
             version = wire.decode_get_request(raw)
         except Exception:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed request",
-                                trailing_metadata=((REASON_KEY, "malformed_request"),))
+            await refuse(grpc.StatusCode.INVALID_ARGUMENT, "malformed request",
+                         "malformed_request")
             raise
         doc = await read(functools.partial(keeper.document, version))
         if doc is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"this node never applied registry version {version}",
-                                trailing_metadata=((REASON_KEY, "registry_version_unknown"),))
+            await refuse(grpc.StatusCode.NOT_FOUND,
+                         f"this node never applied registry version {version}",
+                         "registry_version_unknown")
             raise AssertionError("unreachable")
+        await run(functools.partial(keeper.audit_served, requester=caller or "",
+                                    tls_peer=fp or "plaintext", version=version,
+                                    outcome="answered"))
         return wire.encode_get_response(doc, version or keeper.directory.current.version)
 
     return grpc.method_handlers_generic_handler(
@@ -161,7 +174,7 @@ def registry_parts(rt: NodeRuntime, *, dev_plaintext: bool = False) -> RegistryP
         return fn() if writer is None else await writer.call(fn)
 
     parts = RegistryParts(keeper=keeper, handlers=(
-        registry_handler(keeper, dev_plaintext=dev_plaintext, read=read),))
+        registry_handler(keeper, dev_plaintext=dev_plaintext, read=read, run=run),))
 
     async def set_serving(serving: bool) -> None:
         server = parts.server

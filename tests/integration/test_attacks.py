@@ -16,7 +16,7 @@ from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, LookupRequest, QueryKind, RequestHeader
 from node.wire import convert
 from node.wire.convert import pb
-from tests.federation import CTX, Federation, make_federation, sample_policy
+from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
 
 pytestmark = pytest.mark.integration
 
@@ -269,3 +269,53 @@ def test_refusal_details_never_leak_the_watchlist(fed: Federation) -> None:
     client.close()
     assert err.value.reason == "purpose_not_agreed"
     assert "KAZ-SLTD" not in str(err.value) and "N0481516" not in str(err.value)
+
+
+def _unlisted_creds(fed: Federation) -> grpc.ChannelCredentials:
+    """A certificate the federation CA signed (so TLS accepts it) that no member lists."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from node.federation.pki import issue_cert, new_tls_key
+
+    dev = ROOT / "keys" / "dev"
+    ca = (serialization.load_pem_private_key((dev / "ca.key").read_bytes(), None),
+          x509.load_pem_x509_certificate((dev / "ca.crt").read_bytes()))
+    key = new_tls_key()
+    cert = issue_cert(cn="TJK-BS", org="bxnode DEVELOPMENT ONLY", key=key, hosts=["127.0.0.1"],
+                      ca=ca)  # type: ignore[arg-type]
+    return grpc.ssl_channel_credentials(
+        root_certificates=(fed.dirs["KGZ-BS"] / "ca.crt").read_bytes(),
+        private_key=key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()),
+        certificate_chain=cert.public_bytes(serialization.Encoding.PEM))
+
+
+@pytest.mark.parametrize("signer", ["KGZ-BS", "TJK-BS", "NOPE-XX"])
+def test_a_certificate_no_member_lists_cannot_probe_membership(fed: Federation,
+                                                               signer: str) -> None:
+    """Whatever it sends (a member's name, a non-member's, garbage) it gets one reason."""
+    key = _key(fed, "KGZ-BS") if signer == "KGZ-BS" else nacl.signing.SigningKey.generate()
+    payload = _wire(_signed(signer, key)) if signer != "NOPE-XX" else b"\x0a\x03abc"
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", _unlisted_creds(fed)) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            ch.unary_unary("/bxnode.v1.NodeService/Lookup")(payload, timeout=10)
+    md = dict(err.value.trailing_metadata() or ())  # type: ignore[attr-defined]
+    assert (err.value.code(), md.get("bxnode-reason")) == (  # type: ignore[attr-defined]
+        grpc.StatusCode.UNAUTHENTICATED, "unlisted_certificate")
+    assert "bxnode-refusal-bin" not in md
+    e = _last(fed, "KAZ-BS")
+    assert (e["reason"], e["requester"], e["verified"]) == ("unlisted_certificate", "", False)
+    assert "claimed_signer" not in e
+
+
+def test_a_forgery_is_filed_under_its_real_sender(fed: Federation) -> None:
+    """KGZ-BS's certificate, a request claiming to be UZB-BS's: an auditor filtering by
+    UZB-BS does not see it; it is filed under KGZ-BS with the claim beside it."""
+    env = _signed("UZB-BS", nacl.signing.SigningKey.generate())
+    assert fed.raw_call("KGZ-BS", "KAZ-BS", _wire(env)) == (
+        grpc.StatusCode.UNAUTHENTICATED, "unknown_key")
+    e = _last(fed, "KAZ-BS")
+    assert (e["requester"], e["claimed_signer"], e["reason"]) == (
+        "KGZ-BS", "UZB-BS", "unknown_key")

@@ -128,21 +128,56 @@ def test_witness_refuses_an_inconsistent_checkpoint_and_keeps_evidence(fed: Fede
         assert desk.status(our_size=0).witnessed_logs["bxnode/KAZ-BS"] == size
     finally:
         store.close()
+    e = [x for x in fed.audit("UZB-BS") if x.get("event") == "witness_refused"][-1]
+    assert (e["requester"], e["action"], e["reason"], e["status"]) == (
+        "KAZ-BS", "add_checkpoint", "inconsistent_checkpoint", "ABORTED")
 
 
-def test_auditor_service_refuses_nodes(fed: Federation) -> None:
-    d: Path = fed.dirs["KGZ-BS"]
+def _refused(fed: Federation, as_node: str, method: str, request: Any,
+             response_cls: Any) -> tuple[grpc.StatusCode, str]:
+    d: Path = fed.dirs[as_node]
     creds = grpc.ssl_channel_credentials(
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", creds) as ch:
+        call = ch.unary_unary(method, request_serializer=type(request).SerializeToString,
+                              response_deserializer=response_cls.FromString)
+        with pytest.raises(grpc.RpcError) as err:
+            call(request, timeout=10)
+    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
+    return err.value.code(), str(md["bxnode-reason"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("method", "action"), [("SearchEntries", "search"),
+                                                ("GetProofBundle", "proof_bundle")])
+def test_auditor_service_refuses_nodes_and_audits_it(fed: Federation, method: str,
+                                                     action: str) -> None:
     from node.wire.audit import apb
 
-    with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", creds) as ch:
-        call = ch.unary_unary("/bxnode.v1.AuditorService/SearchEntries",
-                              request_serializer=apb.SearchEntriesRequest.SerializeToString,
-                              response_deserializer=apb.SearchEntriesResponse.FromString)
-        with pytest.raises(grpc.RpcError) as err:
-            call(apb.SearchEntriesRequest(), timeout=10)
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED  # type: ignore[attr-defined]
-    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
-    assert md["bxnode-reason"] == "not_an_auditor"
+    request = (apb.SearchEntriesRequest() if method == "SearchEntries"
+               else apb.GetProofBundleRequest(seq=1))
+    response = (apb.SearchEntriesResponse if method == "SearchEntries"
+                else apb.GetProofBundleResponse)
+    before = len(fed.audit("KAZ-BS"))
+    assert _refused(fed, "KGZ-BS", f"/bxnode.v1.AuditorService/{method}", request,
+                    response) == (grpc.StatusCode.PERMISSION_DENIED, "not_an_auditor")
+    entries = fed.audit("KAZ-BS")
+    assert len(entries) == before + 1
+    e = entries[-1]
+    assert (e["event"], e["requester"], e["action"], e["reason"], e["outcome"]) == (
+        "auditor_access_refused", "KGZ-BS", action, "not_an_auditor", "rejected")
+
+
+def test_witness_service_audits_a_malformed_submission(fed: Federation) -> None:
+    """A witness's refusals are in its log too, naming the submitter."""
+    from node.wire.audit import apb
+
+    before = len(fed.audit("KAZ-BS"))
+    assert _refused(fed, "KGZ-BS", "/bxnode.v1.WitnessService/AddCheckpoint",
+                    apb.AddCheckpointRequest(body=b"garbage"), apb.AddCheckpointResponse) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "bad_witness_request")
+    entries = fed.audit("KAZ-BS")
+    assert len(entries) == before + 1
+    e = entries[-1]
+    assert (e["event"], e["requester"], e["action"], e["reason"]) == (
+        "witness_refused", "KGZ-BS", "add_checkpoint", "bad_witness_request")

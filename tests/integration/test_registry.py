@@ -137,6 +137,42 @@ def _policy_with_tjk() -> dict[str, Any]:
 # --- tests --------------------------------------------------------------------------------------
 
 
+def _raw_get(fed: Federation, as_node: str, peer: str, raw: bytes) -> tuple[Any, str]:
+    d = fed.dirs[as_node]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
+        certificate_chain=(d / "tls.crt").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports[peer]}", creds) as ch:
+        try:
+            ch.unary_unary(wire.GET_REGISTRY_METHOD)(raw, timeout=10)
+        except grpc.RpcError as err:
+            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
+            return err.code(), str(md.get("bxnode-reason"))  # type: ignore[attr-defined]
+    return grpc.StatusCode.OK, ""
+
+
+def test_every_get_registry_call_is_audited(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS", "TJK-BS"), registry=True,
+                          registry_nodes=("KAZ-BS", "KGZ-BS"))
+    fed.start("KAZ-BS")
+    try:
+        calls = [("KGZ-BS", wire.encode_get_request(0)), ("KGZ-BS", b"\xff\xff\xff"),
+                 ("KGZ-BS", wire.encode_get_request(99)), ("TJK-BS", wire.encode_get_request(0))]
+        assert [_raw_get(fed, who, "KAZ-BS", raw) for who, raw in calls] == [
+            (grpc.StatusCode.OK, ""),
+            (grpc.StatusCode.INVALID_ARGUMENT, "malformed_request"),
+            (grpc.StatusCode.NOT_FOUND, "registry_version_unknown"),
+            (grpc.StatusCode.PERMISSION_DENIED, "not_a_member")]
+    finally:
+        fed.stop_all()
+    served = [(e["requester"], e["asked_version"], e["outcome"], e.get("reason"))
+              for e in fed.audit("KAZ-BS") if e.get("event") == "registry_served"]
+    assert served == [("KGZ-BS", 0, "answered", None), ("KGZ-BS", -1, "rejected",
+                                                        "malformed_request"),
+                      ("KGZ-BS", 99, "rejected", "registry_version_unknown"),
+                      ("", -1, "rejected", "not_a_member")]
+
+
 def test_a_fourth_member_is_added_and_queries(tmp_path: Path) -> None:
     fed = make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS", "UZB-BS", "TJK-BS"),
                           policy_data=_policy_with_tjk(), registry=True,
@@ -151,7 +187,7 @@ def test_a_fourth_member_is_added_and_queries(tmp_path: Path) -> None:
         with pytest.raises(RemoteError) as err:
             client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT, [DOC])
         client.close()
-        assert err.value.reason == "tls_identity_mismatch"
+        assert err.value.reason == "unlisted_certificate"  # listed for no member yet
 
         members = json.loads((DEV / "members.json").read_text())["members"]
         tjk = next(m for m in members if m["node_id"] == "TJK-BS")

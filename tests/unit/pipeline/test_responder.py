@@ -18,7 +18,7 @@ import pytest
 
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
-from node.core.errors import BxError
+from node.core.errors import BxError, InvalidInput
 from node.core.members import Member, MemberKey, StaticDirectory
 from node.core.model import (
     DocumentQuery,
@@ -49,6 +49,9 @@ OWNER = nacl.signing.SigningKey(bytes(range(1, 33)))
 ASKER = nacl.signing.SigningKey(bytes(range(2, 34)))
 ASKER_KID = env_mod.key_id_for(bytes(ASKER.verify_key))
 TLS = "ab" * 32
+OTHER = nacl.signing.SigningKey(bytes(range(3, 35)))
+OTHER_KID = env_mod.key_id_for(bytes(OTHER.verify_key))
+OTHER_TLS = "cd" * 32
 DAY = "2026-07-01"
 
 
@@ -79,7 +82,10 @@ def rig(tmp_path: Path) -> Rig:
     clock = [NOW]
     directory = StaticDirectory(members=(Member(
         node_id="KGZ-BS", country="KGZ", agency="BS", endpoint="127.0.0.1:1", roles=("node",),
-        keys=(MemberKey(ASKER_KID, bytes(ASKER.verify_key)),), tls_cert_sha256=(TLS,)),))
+        keys=(MemberKey(ASKER_KID, bytes(ASKER.verify_key)),), tls_cert_sha256=(TLS,)),
+        Member(node_id="UZB-BS", country="UZB", agency="BS", endpoint="127.0.0.1:2",
+               roles=("node",), keys=(MemberKey(OTHER_KID, bytes(OTHER.verify_key)),),
+               tls_cert_sha256=(OTHER_TLS,))))
     settings = ResponderSettings(node_id="KAZ-BS", max_batch=100)
     responder = Responder(settings=settings, signing_key=OWNER, directory=directory,
                           policy=policy, uow=uow, nonces=nonces, receipts=receipts, audit=audit,
@@ -210,7 +216,8 @@ def test_a_failing_audit_sink_leaves_nothing_behind(rig: Rig) -> None:
 
 
 @pytest.mark.parametrize(("tls", "issued", "reason"), [
-    ("cd" * 32, NOW, "tls_identity_mismatch"),
+    (OTHER_TLS, NOW, "tls_identity_mismatch"),
+    ("ef" * 32, NOW, "unlisted_certificate"),
     (TLS, NOW - 10 * 60_000, "stale_request"),
     (TLS, NOW + 10 * 60_000, "stale_request"),
 ])
@@ -222,6 +229,34 @@ def test_authentication_failures_are_refused_before_any_write(
     body = rig.audit.bodies()[0]
     assert body["verified"] is False and body["reason"] == reason
     assert rig.receipts.all() == [] and rig.usage.state == {}
+
+
+def test_a_forgery_is_filed_under_who_sent_it_not_whom_it_claims(rig: Rig) -> None:
+    """KGZ-BS's connection carries a request claiming to be UZB-BS's: the record names the
+    authenticated sender as requester and keeps the claim apart."""
+    header = RequestHeader(requester="UZB-BS", key_id=OTHER_KID, operator="x",
+                           purpose="border_check", legal_basis="Agreement", case_ref="C-2",
+                           issued_at_ms=NOW, nonce=os.urandom(16))
+    payload = convert.encode_request(LookupRequest(header=header, kind=QueryKind.DOCUMENT,
+                                                   items=(CLEAN,)))
+    forged = env_mod.sign(payload_type=env_mod.REQUEST_TYPE, payload=payload, signer="UZB-BS",
+                          key=ASKER)  # not UZB's key
+    ex = rig.ask(forged)
+    assert ex.error is not None and ex.error.reason == "unknown_key"
+    body = rig.audit.bodies()[0]
+    assert (body["requester"], body["claimed_signer"], body["verified"]) == (
+        "KGZ-BS", "UZB-BS", False)
+
+
+def test_an_unlisted_certificate_gets_one_reason_whatever_it_sends(rig: Rig) -> None:
+    unlisted = "ef" * 32
+    for env in (request(CLEAN), InvalidInput("not a request", reason="malformed_request")):
+        ex = rig.ask(env, tls=unlisted)
+        assert ex.error is not None and ex.error.reason == "unlisted_certificate"
+    bodies = rig.audit.bodies()
+    assert [(b["reason"], b["requester"], b["tls_peer"]) for b in bodies] == [
+        ("unlisted_certificate", "", unlisted)] * 2
+    assert "claimed_signer" not in bodies[0]  # nothing of the request was looked at
 
 
 def test_a_forged_signature_is_refused(rig: Rig) -> None:
