@@ -177,27 +177,65 @@ class SqlWatchlistStore:
         best = min(rows, key=lambda r: str(r[0]))
         return str(best[0]), str(best[1]), str(best[2]), str(best[3])
 
-    def all_documents(self) -> Iterator[tuple[str, ...]]:
-        """Every document record, expired ones too, decoded, in the row shape of
-        :meth:`insert_documents`; streamed (``bxnode store copy``)."""
-        c = self._db.codec
+    # --- the alert lifecycle (node.watchlist.lifecycle; not on the lookup path) -----------
+
+    def documents_of(self, owner_ref: str) -> list[tuple[str, ...]]:
+        """Every document row of ``owner_ref``, live or expired, as inserted: (issuing_state,
+        number, doc_type, owner_ref, action, contact, expires, loss_type), by number."""
+        rows = self._db.query(
+            "SELECT issuing_state, number, doc_type, owner_ref, action, contact, expires, "
+            "loss_type, sealed FROM documents WHERE owner_ref=?",
+            (_text(self._db.codec.index(_OWNER, owner_ref)),))
+        return sorted((self._document(r) for r in rows), key=lambda r: (r[1], r[0], r[2]))
+
+    def iter_documents(self) -> Iterator[tuple[str, ...]]:
+        """Every document row, live or expired (as :meth:`documents_of`)."""
         for r in self._db.stream(
                 "SELECT issuing_state, number, doc_type, owner_ref, action, contact, expires, "
                 "loss_type, sealed FROM documents"):
-            number, ref, contact = str(r[1]), str(r[3]), str(r[5])
-            if self._protects:
-                number, ref, contact = (str(v) for v in json.loads(
-                    c.open(_DOC_SEALED, bytes(r[8]))))
-            yield (str(r[0]), number, str(r[2]), ref, str(r[4]), contact, str(r[6]),
-                   str(r[7]))
+            yield self._document(r)
 
-    def all_persons(self) -> Iterator[PersonRow]:
-        """Every person record, expired ones too, decoded, in the row shape of
-        :meth:`insert_persons`; streamed (``bxnode store copy``)."""
+    def iter_all_persons(self) -> Iterator[PersonRow]:
+        """Every person row, live or expired."""
         for r in self._db.stream(
                 "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, sex, "
                 "action, contact, expires, sealed FROM persons"):
             yield self._person(r)
+
+    def delete_ref(self, owner_ref: str) -> int:
+        """Delete every row (documents and person) of ``owner_ref``; returns how many."""
+        ix = _text(self._db.codec.index(_OWNER, owner_ref))
+        return (self._db.execute("DELETE FROM documents WHERE owner_ref=?", (ix,))
+                + self._db.execute("DELETE FROM persons WHERE owner_ref=?", (ix,)))
+
+    def delete_expired(self, owner_ref: str, before: str) -> int:
+        """Delete the rows of ``owner_ref`` that expired before the day ``before``."""
+        ix = _text(self._db.codec.index(_OWNER, owner_ref))
+        return (self._db.execute("DELETE FROM documents WHERE owner_ref=? AND expires < ?",
+                                 (ix, before))
+                + self._db.execute("DELETE FROM persons WHERE owner_ref=? AND expires < ?",
+                                   (ix, before)))
+
+    def expired_refs(self, before: str) -> list[str]:
+        """Owner references with a row that expired before the day ``before``."""
+        refs: set[str] = set()
+        c = self._db.codec
+        for r in self._db.query("SELECT owner_ref, sealed FROM documents WHERE expires < ?",
+                                (before,)):
+            refs.add(json.loads(c.open(_DOC_SEALED, bytes(r[1])))[1] if self._protects
+                     else str(r[0]))
+        for r in self._db.query("SELECT owner_ref, sealed FROM persons WHERE expires < ?",
+                                (before,)):
+            refs.add(json.loads(c.open(_PERSON_SEALED, bytes(r[1])))[0] if self._protects
+                     else str(r[0]))
+        return sorted(refs)
+
+    def _document(self, r: tuple[Any, ...]) -> tuple[str, ...]:
+        if not self._protects:
+            return tuple(str(v) for v in r[:8])
+        number, ref, contact = json.loads(self._db.codec.open(_DOC_SEALED, bytes(r[8])))
+        return (str(r[0]), str(number), str(r[2]), str(ref), str(r[4]), str(contact),
+                str(r[6]), str(r[7]))
 
     def counts(self) -> tuple[int, int]:
         d = self._db.query_one("SELECT count(*) FROM documents")
