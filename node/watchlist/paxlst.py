@@ -601,7 +601,8 @@ def _message(r: _Reader, unh: _Seg, prepared: dt.datetime, version: str, part: i
         raise PaxlstError(f"BGM document name code {bgm.get(0)!r} is neither 745 (passenger "
                           "list) nor 250 (crew list)", position=bgm.position)
     r.take_while(frozenset({"RFF", "DTM", "LOC"}))  # message reference and dates (D05B)
-    while (s := r.peek()) is not None and s.tag == "NAD":  # Gr. 1 reporting party (IG 4.6)
+    while (s := r.peek()) is not None and s.tag == "NAD" and s.get(0) not in _ROLES:
+        # Gr. 1, the reporting party (IG 4.6: NAD+MS); a traveller's NAD is Gr. 4's
         r.take()
         r.take_while(frozenset({"CTA", "COM"}))
     legs = []
