@@ -252,120 +252,6 @@ class LocalApiSettings:
                    fanout_deadline_ms=num("fanout_deadline_ms", 10_000, 100, 60_000))
 
 
-_LOCAL_KEYS = frozenset({"listen", "api_socket", "api_tcp", "tls_cert", "tls_key", "server_ca",
-                         "client_ca", "oidc_issuer", "oidc_audience", "oidc_jwks",
-                         "oidc_algorithms", "token_leeway_s", "roles", "roles_file",
-                         "fanout_deadline_ms"})
-
-
-@dataclass(frozen=True, slots=True)
-class LocalApiSettings:
-    """``[local]``: the LocalService listener for national systems and officers (README,
-    "For the national system integrator").  ``listen`` (LocalCrossingService) is read by
-    :mod:`node.crossings.settings`.
-
-    ``api_socket`` is ``unix:PATH`` (relative to the node folder; default
-    ``unix:officers.sock``) or ``"off"``; ``api_tcp`` an optional ``host:port`` for client
-    systems on the agency network (needs ``client_ca``: always mTLS).  ``tls_cert`` /
-    ``tls_key`` are the listener's own certificate (default: the node's), ``server_ca``
-    what clients verify it with (default: ``[tls] ca``).  ``client_ca`` is the agency CA
-    issuing officer and workstation certificates: when set, every connection must present
-    one.  ``oidc_issuer`` + ``oidc_audience`` + ``oidc_jwks`` enable bearer tokens.  Roles:
-    the ``[local.roles]`` table or ``roles_file`` (JSON ``{"roles": {id: [role, ...]}}``).
-    """
-
-    api_socket: str | None = None
-    api_tcp: str | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    server_ca: Path | None = None
-    client_ca: Path | None = None
-    oidc_issuer: str = ""
-    oidc_audience: str = ""
-    oidc_jwks: Path | None = None
-    oidc_algorithms: tuple[str, ...] = ()
-    token_leeway_s: int = 30
-    roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    roles_file: Path | None = None
-    fanout_deadline_ms: int = 10000
-
-    @property
-    def enabled(self) -> bool:
-        """Served only when some way to authenticate a caller is configured."""
-        return ((self.api_socket is not None or self.api_tcp is not None)
-                and (self.client_ca is not None or self.oidc_jwks is not None))
-
-    @classmethod
-    def parse(cls, root: Path, doc: dict[str, Any]) -> LocalApiSettings:
-        unknown = sorted(set(doc) - _LOCAL_KEYS)
-        if unknown:
-            raise ConfigError(f"config: [local] has no key {unknown[0]!r}", reason="bad_config")
-
-        def text(key: str) -> str:
-            value = doc.get(key, "")
-            if not isinstance(value, str):
-                raise ConfigError(f"config: [local] {key} must be text", reason="bad_config")
-            return value.strip()
-
-        def path(key: str) -> Path | None:
-            value = text(key)
-            return (root / value).resolve() if value else None
-
-        def num(key: str, default: int, lo: int, hi: int) -> int:
-            value = doc.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(f"config: [local] {key} must be {lo}..{hi}",
-                                  reason="bad_config")
-            return value
-
-        sock = text("api_socket") or "unix:officers.sock"
-        if sock == "off":
-            api_socket = None
-        elif sock.startswith("unix:"):
-            resolved = (root / sock[len("unix:"):]).resolve()
-            if len(str(resolved)) > 100:
-                raise ConfigError(f"config: [local] api_socket path {resolved} is longer than "
-                                  "100 characters; choose a shorter path", reason="bad_config")
-            api_socket = f"unix:{resolved}"
-        else:
-            raise ConfigError('config: [local] api_socket must be "unix:PATH" or "off"',
-                              reason="bad_config")
-        tcp = text("api_tcp") or None
-        if tcp is not None and (":" not in tcp or not tcp.rsplit(":", 1)[1].isdigit()):
-            raise ConfigError("config: [local] api_tcp must be host:port", reason="bad_config")
-        client_ca = path("client_ca")
-        if tcp is not None and client_ca is None:
-            raise ConfigError("config: [local] api_tcp needs client_ca: the TCP listener always "
-                              "requires client certificates (mTLS)", reason="bad_config")
-        jwks = path("oidc_jwks")
-        issuer, audience = text("oidc_issuer"), text("oidc_audience")
-        if (jwks is not None) != bool(issuer) or (jwks is not None) != bool(audience):
-            raise ConfigError("config: [local] oidc_issuer, oidc_audience and oidc_jwks go "
-                              "together", reason="bad_config")
-        algs = doc.get("oidc_algorithms", [])
-        if not isinstance(algs, list) or not all(isinstance(a, str) for a in algs):
-            raise ConfigError("config: [local] oidc_algorithms must be a list of names",
-                              reason="bad_config")
-        roles = doc.get("roles", {})
-        if not isinstance(roles, dict) or not all(
-                isinstance(v, list) and all(isinstance(r, str) for r in v)
-                for v in roles.values()):
-            raise ConfigError("config: [local.roles] maps an identity to a list of roles",
-                              reason="bad_config")
-        roles_file = path("roles_file")
-        if roles and roles_file is not None:
-            raise ConfigError("config: [local] give either [local.roles] or roles_file",
-                              reason="bad_config")
-        return cls(api_socket=api_socket, api_tcp=tcp, tls_cert=path("tls_cert"),
-                   tls_key=path("tls_key"), server_ca=path("server_ca"), client_ca=client_ca,
-                   oidc_issuer=issuer, oidc_audience=audience, oidc_jwks=jwks,
-                   oidc_algorithms=tuple(algs),
-                   token_leeway_s=num("token_leeway_s", 30, 0, 300),
-                   roles=tuple((k, tuple(v)) for k, v in sorted(roles.items())),
-                   roles_file=roles_file,
-                   fanout_deadline_ms=num("fanout_deadline_ms", 10000, 100, 60000))
-
-
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     root: Path
@@ -462,7 +348,6 @@ def load_config(path: Path) -> NodeConfig:
         operator=str(doc.get("client", {}).get("operator", "")),
         audit=AuditSettings.parse(doc.get("audit", {})),
         storage=StorageSettings.parse(root, doc.get("storage", {})),
-        local_api=LocalApiSettings.parse(root, doc.get("local", {})),
         local_api=LocalApiSettings.parse(root, doc.get("local", {})),
         **_registry_settings(root, doc.get("federation", {})),
     )

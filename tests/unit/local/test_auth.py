@@ -72,7 +72,7 @@ def test_wrongly_signed_unknown_key_none_and_hmac_tokens_are_refused(tmp_path: P
     with pytest.raises(Unauthenticated) as err:
         v.verify(token(signing_key("k9")))
     assert err.value.reason == "token_unknown_key"
-    header, body, _ = token(key).split(".")
+    _header, body, _ = token(key).split(".")
     import base64
 
     none_header = base64.urlsafe_b64encode(b'{"alg":"none","kid":"k1"}').rstrip(b"=").decode()
