@@ -17,10 +17,11 @@ Source agencies, kinds, operator ids and times are stored as they are.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from node.core.errors import ConfigError
 from node.store._fields import index_text
 from node.store.db import Database
 from node.store.schema import register
@@ -111,6 +112,26 @@ class AlertTables:
                     f"WHERE owner_ref IN ({marks})", tuple(by_ix)):
                 out[by_ix[str(r[0])]] = AlertMeta(str(r[1]), str(r[2]), int(r[3]), int(r[4]))
         return out
+
+    def all_meta(self) -> Iterator[tuple[str, AlertMeta]]:
+        """Every alert's reference and metadata, streamed (``bxnode store copy``).  Only
+        where references are stored as they are (SQLCipher): a blind index cannot be
+        turned back into the reference."""
+        if self.db.codec.protects:
+            raise ConfigError("alert references in this database are blind indexes; they "
+                              "cannot be read back", reason="unreadable_index")
+        for r in self.db.stream(
+                "SELECT owner_ref, kind, source, created_ms, updated_ms FROM alert_meta"):
+            yield str(r[0]), AlertMeta(str(r[1]), str(r[2]), int(r[3]), int(r[4]))
+
+    def restore_meta(self, rows: Iterable[tuple[str, AlertMeta]]) -> int:
+        """Insert metadata as it was, times included (a copied store; the references must
+        not be stored yet); returns how many."""
+        batch = [(self._ix(ref), m.kind, m.source, m.created_ms, m.updated_ms)
+                 for ref, m in rows]
+        self.db.executemany("INSERT INTO alert_meta (owner_ref, kind, source, created_ms, "
+                            "updated_ms) VALUES (?,?,?,?,?)", batch)
+        return len(batch)
 
     def delete_meta(self, ref: str) -> None:
         self.db.execute("DELETE FROM alert_meta WHERE owner_ref=?", (self._ix(ref),))

@@ -17,7 +17,7 @@ rows are sorted here, in code point order, as SQLite's ``ORDER BY`` did.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -58,6 +58,8 @@ _SEALED: Final = "crossings.sealed"
 
 _COLS: Final = ("record_id, event, bcp, crossed_at_ms, mode, doc_number, doc_state, doc_type, "
                 "family_name, given_names, dob, nationality, sealed")
+_INSERT: Final = (f"INSERT INTO crossings ({_COLS}, recorded_ms) VALUES "  # noqa: S608 - constant columns
+                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,17 @@ class CrossingTables:
 
     def insert(self, r: CrossingRow, *, recorded_ms: int) -> None:
         """Store a new record (its id must not be stored yet)."""
+        self.db.execute(_INSERT, self._stored(r, recorded_ms))
+
+    def insert_many(self, rows: Iterable[tuple[CrossingRow, int]]) -> int:
+        """Store new records ``(record, recorded_ms)`` (none of their ids stored yet), as
+        :meth:`insert` does one by one; returns how many."""
+        batch = [self._stored(r, recorded_ms) for r, recorded_ms in rows]
+        self.db.executemany(_INSERT, batch)
+        return len(batch)
+
+    def _stored(self, r: CrossingRow, recorded_ms: int) -> tuple[Any, ...]:
+        """The column values of ``r`` as stored (identifiers protected on PostgreSQL)."""
         c = self.db.codec
         if self._protects:
             number: str = index_text(c, _DOC_NUMBER, r.doc_number)
@@ -144,11 +157,14 @@ class CrossingTables:
                 [r.doc_number, r.family_name, r.given_names]).encode())
         else:
             number, family, given, sealed = r.doc_number, r.family_name, r.given_names, None
-        self.db.execute(
-            f"INSERT INTO crossings ({_COLS}, recorded_ms) VALUES "  # noqa: S608 - constant columns
-            "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (r.record_id, r.event, r.bcp, r.crossed_at_ms, r.mode, number, r.doc_state,
-             r.doc_type, family, given, r.dob, r.nationality, sealed, recorded_ms))
+        return (r.record_id, r.event, r.bcp, r.crossed_at_ms, r.mode, number, r.doc_state,
+                r.doc_type, family, given, r.dob, r.nationality, sealed, recorded_ms)
+
+    def all(self) -> Iterator[tuple[CrossingRow, int]]:
+        """Every record and the time it was recorded, decoded; streamed in no particular
+        order (``bxnode store copy``)."""
+        for row in self.db.stream(f"SELECT {_COLS}, recorded_ms FROM crossings"):  # noqa: S608 - constant columns
+            yield self._row(row), int(row[13])
 
     def at(self, *, bcps: Sequence[str], event: str, from_ms: int, to_ms: int,
            document: tuple[str, str, str] | None = None,

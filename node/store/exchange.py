@@ -8,6 +8,8 @@ exactly one gets a row count of 1), and usage is incremented in place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 from node.core.ports import Receipt
 from node.store.db import Database
 
@@ -90,3 +92,24 @@ class SqlReceiptStore:
         return [Receipt(str(d), str(p), bytes(dg), open_(_REQUEST, bytes(rq)),
                         open_(_RESPONSE, bytes(rs)), int(t))
                 for d, p, dg, rq, rs, t in self._db.query(q + " ORDER BY id", args)]
+
+    def all_with_ids(self) -> Iterator[tuple[int, Receipt]]:
+        """Every receipt with its row id, opened, in id order; streamed (``bxnode store
+        copy``)."""
+        open_ = self._db.codec.open
+        for i, d, p, dg, rq, rs, t in self._db.stream(
+                "SELECT id, direction, peer, request_digest, request_env, response_env, "
+                "created_ms FROM receipts ORDER BY id"):
+            yield int(i), Receipt(str(d), str(p), bytes(dg), open_(_REQUEST, bytes(rq)),
+                                  open_(_RESPONSE, bytes(rs)), int(t))
+
+    def restore(self, rows: Iterable[tuple[int, Receipt]]) -> int:
+        """Insert receipts under the ids they had (a copied store); returns how many.  On
+        PostgreSQL, move the identity past them afterwards (``sync_identities``)."""
+        seal = self._db.codec.seal
+        batch = [(i, r.direction, r.peer, r.request_digest, seal(_REQUEST, r.request_env),
+                  seal(_RESPONSE, r.response_env), r.created_ms) for i, r in rows]
+        self._db.executemany(
+            "INSERT INTO receipts (id, direction, peer, request_digest, request_env, "
+            "response_env, created_ms) VALUES (?,?,?,?,?,?,?)", batch)
+        return len(batch)

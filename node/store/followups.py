@@ -246,8 +246,9 @@ class FollowUpTables:
     def sent(self, peer: str, fid: str) -> SentRow | None:
         r = self.db.query_one(f"SELECT {_SENT_COLS} FROM followups_sent WHERE peer=? AND id=?",  # noqa: S608 - constant columns
                               (peer, fid))
-        if r is None:
-            return None
+        return None if r is None else self._sent(r)
+
+    def _sent(self, r: Sequence[Any]) -> SentRow:
         return SentRow(id=str(r[0]), peer=str(r[1]),
                        hit_reference=self._ref(_SENT_REF, r[2], r[14]),
                        hit_request_digest=bytes(r[3]), hit_item_index=int(r[4]),
@@ -255,6 +256,12 @@ class FollowUpTables:
                        case_ref=str(r[8]), file_digest=bytes(r[9]), filed_ms=int(r[10]),
                        state=str(r[11]), deadline_ms=int(r[12]),
                        decision_env=open_blob(self.db.codec, _SENT_DECISION, r[13]))
+
+    def all_sent(self) -> list[SentRow]:
+        """Every follow-up we filed, by peer and then id (``bxnode store copy``)."""
+        rows = [self._sent(r) for r in self.db.query(
+            f"SELECT {_SENT_COLS} FROM followups_sent")]  # noqa: S608 - constant columns
+        return sorted(rows, key=lambda s: (s.peer, s.id))
 
     def update_sent(self, peer: str, fid: str, *, state: str, decision_env: bytes | None) -> None:
         self.db.execute("UPDATE followups_sent SET state=?, decision_env=? WHERE peer=? AND id=?",
