@@ -368,8 +368,9 @@ def _tokenize(text: str, una: str, pos: Position) -> _Seg:
         raise PaxlstError("not one EDIFACT segment", position=pos)
     tag, *elements = raw[0]
     if not isinstance(tag, str) or _TAG.fullmatch(tag) is None:
-        raise PaxlstError("a segment starts with a three-character tag (A-Z, 0-9)",
-                          position=pos)
+        raise PaxlstError(f"a segment starts with a three-character tag (A-Z, 0-9), not "
+                          f"{text[:16]!r} (is a separator in the segment before it not "
+                          f"released with {una[3]!r}?)", position=pos)
     return _Seg(tag, tuple((e,) if isinstance(e, str) else tuple(e) for e in elements), pos)
 
 
