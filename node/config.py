@@ -290,6 +290,32 @@ class NodeConfig:
         return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
 
 
+#: The sections load_config reads; each must be a TOML table when present.
+_SECTIONS = ("node", "server", "limits", "keys", "tls", "storage", "federation", "policy",
+             "client", "audit", "local")
+
+
+def _whole(value: Any, what: str) -> int:
+    """``int(value)`` as before, but a value int() cannot take is a ConfigError (fuzzing)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"config: {what} must be a whole number", reason="bad_config") from None
+
+
+def _nul_key(value: Any, where: str = "") -> str | None:
+    """The first key whose text holds a NUL (no path, id or URL may: os calls refuse them)."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
+        value, list) else ()
+    for k, v in items:
+        found = _nul_key(v, f"{where}.{k}" if where else str(k))
+        if found is not None:
+            return found
+    return None
+
+
 def _get(doc: dict[str, Any], section: str, key: str, default: Any = None) -> Any:
     value = doc.get(section, {}).get(key, default)
     if value is None:
@@ -301,23 +327,34 @@ def load_config(path: Path) -> NodeConfig:
     if path.is_dir():
         path = path / CONFIG_NAME
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"no config at {path} (run 'bxnode init' first)",
                           reason="missing_config") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}", reason="bad_config") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})",
+                          reason="bad_config") from None
+    nul = _nul_key(doc)
+    if nul is not None:
+        raise ConfigError(f"config: {nul} holds a NUL character", reason="bad_config")
+    for section in _SECTIONS:  # `audit = 1` where [audit] belongs: refused, not a crash
+        if not isinstance(doc.get(section, {}), dict):
+            raise ConfigError(f"config: [{section}] must be a table", reason="bad_config")
     root = path.parent.resolve()
 
     def p(section: str, key: str, default: Any = None) -> Path:
         return (root / str(_get(doc, section, key, default))).resolve()
 
     key_file = doc.get("storage", {}).get("key_file")
-    max_batch = int(_get(doc, "limits", "max_batch", 500))
+    if key_file is not None and not isinstance(key_file, str):
+        raise ConfigError("config: [storage] key_file must be a file name", reason="bad_config")
+    max_batch = _whole(_get(doc, "limits", "max_batch", 500), "[limits] max_batch")
     if not 1 <= max_batch <= limits.MAX_BATCH_ITEMS_HARD:
         raise ConfigError(f"config: max_batch must be 1..{limits.MAX_BATCH_ITEMS_HARD}",
                           reason="bad_config")
-    skew = int(_get(doc, "limits", "clock_skew_s", 120))
+    skew = _whole(_get(doc, "limits", "clock_skew_s", 120), "[limits] clock_skew_s")
     if not 1 <= skew <= 3600:
         raise ConfigError("config: clock_skew_s must be 1..3600", reason="bad_config")
     try:
