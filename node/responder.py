@@ -225,7 +225,7 @@ class Responder:
     def predecide(self, pending: Pending[R]) -> Pending[R]:
         """The handler's write-free step (policy), if it has one; off the database thread."""
         pre = getattr(pending.handler, "predecide", None)
-        if pending.verified is None or pre is None:
+        if pending.verified is None or pending.error is not None or pre is None:
             return pending
         try:
             decided = pre(pending.verified)

@@ -22,6 +22,7 @@ __all__ = [
     "NotAuthorised",
     "PeerError",
     "PolicyDenied",
+    "RateLimited",
     "RemoteError",
     "Unauthenticated",
 ]
@@ -68,6 +69,13 @@ class NotAuthorised(PeerError):
 
     status = "PERMISSION_DENIED"
     default_reason = "not_authorised"
+
+
+class RateLimited(PeerError):
+    """The peer asks faster, or more at once, than its agreement allows."""
+
+    status = "RESOURCE_EXHAUSTED"
+    default_reason = "rate_limited"
 
 
 class PolicyDenied(PeerError):

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -31,10 +33,11 @@ from grpc_reflection.v1alpha import reflection
 
 from node.core import limits
 from node.core.envelope import Envelope
-from node.core.errors import BxError, InvalidInput
+from node.core.errors import BxError, InvalidInput, RateLimited
 from node.federation.pki import TlsMaterial
 from node.responder import Handler, Pending, Responder
 from node.server.group_commit import BatchWriter
+from node.server.limits import PeerLimiter, PolicyLimits
 from node.store.db import ping
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
@@ -213,6 +216,10 @@ class NodeServer:
         # holds one of these threads, never the loop or the database thread.
         self._policy_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=16, thread_name_prefix="bxnode-policy")
+        self._limits = PolicyLimits(policy=responder.policy,
+                                    responder=responder.settings.node_id,
+                                    clock_ms=responder.clock_ms)
+        self.limiter = PeerLimiter(limits_for=self._limits.evaluate, clock=time.monotonic)
 
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler:
         async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -223,25 +230,47 @@ class NodeServer:
                 await context.abort(first.code, first.details, trailing_metadata=first.metadata)
                 raise AssertionError("abort returns by raising")
             loop = asyncio.get_running_loop()
-            if getattr(method.handler, "predecide", None) is not None:  # policy, off the loop
-                first = await loop.run_in_executor(self._policy_pool,
-                                                   self._responder.predecide, first)
-            if self.writer is None:
-                reply = finish_reply(self._responder, method, first)
-            else:
-                try:  # nothing is sent before the batch holding its audit entry is durable
-                    reply = await self.writer.run_in_batch(
-                        functools.partial(finish_reply, self._responder, method, first))
-                except Exception as exc:
-                    log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
-                    await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                        "the audit log could not be committed; retry",
-                                        trailing_metadata=((REASON_KEY, "audit_unavailable"),))
+            peer = first.base.requester  # from the TLS certificate: bad requests count too
+            admitted = False
+            if peer:  # one peer cannot starve the others (node/server/limits.py)
+                limits = self._limits.cached(peer) or await loop.run_in_executor(
+                    self._policy_pool, self._limits.evaluate, peer)
+                admitted = self.limiter.admit(peer, limits)
+                if not admitted:
+                    first = dataclasses.replace(first, error=RateLimited(
+                        "this peer asks faster, or more at once, than its agreement allows",
+                        reason="rate_limited"))
+            try:
+                reply = await self._finish(method, first, context, loop)
+            finally:
+                if admitted:
+                    self.limiter.release(peer)
             if reply.code is not grpc.StatusCode.OK:
                 await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
             return reply.body
 
         return grpc.unary_unary_rpc_method_handler(call)
+
+    async def _finish(self, method: SignedMethod, first: Pending[Any],
+                      context: grpc.aio.ServicerContext,
+                      loop: asyncio.AbstractEventLoop) -> Reply:
+        """Policy off the loop, then steps 7-11 on the database thread; durable first."""
+        if getattr(method.handler, "predecide", None) is not None and first.error is None:
+            first = await loop.run_in_executor(self._policy_pool,
+                                               self._responder.predecide, first)
+        if self.writer is None:
+            reply = finish_reply(self._responder, method, first)
+        else:
+            try:  # nothing is sent before the batch holding its audit entry is durable
+                reply = await self.writer.run_in_batch(
+                    functools.partial(finish_reply, self._responder, method, first))
+            except Exception as exc:
+                log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
+                await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                    "the audit log could not be committed; retry",
+                                    trailing_metadata=((REASON_KEY, "audit_unavailable"),))
+                raise AssertionError("abort returns by raising") from exc
+        return reply
 
     async def start(self, listen: str) -> int:
         server = grpc.aio.server(options=SERVER_OPTIONS)

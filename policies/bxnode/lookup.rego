@@ -140,3 +140,18 @@ matching := {
 	"threshold": object.get(agreement, "match_threshold", 0.73),
 	"max_candidates": object.get(agreement, "max_candidates", 10),
 } if is_object(agreement)
+
+# Fairness between peers (node/server/limits.py): how fast ("rate_per_s", refilling a
+# bucket of "burst" requests) and how many at once ("max_in_flight") this requester may
+# call this node, per agreement, with the defaults below.  A requester with no governing
+# agreement ("allow": false) gets the node's tight limits for strangers (its requests are
+# refused anyway, but must not crowd out the others: node/server/limits.py STRANGER).
+# Read by the server edge per requester and UTC day.
+default rate_limit := {"allow": false}
+
+rate_limit := {
+	"allow": true,
+	"rate_per_s": object.get(agreement, "rate_per_s", 5000),
+	"burst": object.get(agreement, "burst", 10000),
+	"max_in_flight": object.get(agreement, "max_in_flight", 256),
+} if is_object(agreement)

@@ -245,6 +245,30 @@ def test_quota_and_agreed_batch_size(tmp_path: Path) -> None:
         f.stop_all()
 
 
+def test_a_peer_over_its_rate_is_refused_and_audited_while_others_go_on(
+        tmp_path: Path) -> None:
+    """KGZ-BS's agreement allows a burst of 3 and next to no refill: its 4th and 5th calls
+    are refused with rate_limited (audited, signed), UZB-BS is answered all along."""
+    data = sample_policy()
+    for a in data["bxnode"]["agreements"]:
+        if (a["responder"], a["requester"]) == ("KAZ-BS", "KGZ-BS"):
+            a.update(rate_per_s=0.0001, burst=3, max_in_flight=8)
+    f = make_federation(tmp_path, policy_data=data)
+    f.start("KAZ-BS")
+    try:
+        kgz = [f.raw_call("KGZ-BS", "KAZ-BS", _wire(_signed("KGZ-BS", _key(f, "KGZ-BS"))))
+               for _ in range(5)]
+        uzb = [f.raw_call("UZB-BS", "KAZ-BS", _wire(_signed("UZB-BS", _key(f, "UZB-BS"))))
+               for _ in range(5)]
+    finally:
+        f.stop_all()
+    ok, limited = (grpc.StatusCode.OK, ""), (grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")
+    assert kgz == [ok, ok, ok, limited, limited] and uzb == [ok] * 5
+    refused = [e for e in f.audit("KAZ-BS") if e.get("reason") == "rate_limited"]
+    assert [(e["requester"], e["status"], e["outcome"]) for e in refused] == [
+        ("KGZ-BS", "RESOURCE_EXHAUSTED", "rejected")] * 2
+
+
 def test_no_plaintext_in_the_database_files(fed: Federation) -> None:
     needles = ["N0481516", "AB1234567", "KAZ-SLTD-2026-000117", "Юсупов", "Сейткали",
                "Тимур", "officer-7"]

@@ -1,0 +1,129 @@
+"""One peer cannot starve the others: per-peer rate and concurrency limits at the edge.
+
+Each member (identified by its TLS certificate, before anything it sent is parsed) has a
+token bucket (``rate_per_s`` refilling up to ``burst``) and a cap on requests in flight
+(``max_in_flight``), from the owner's policy per agreement (``data.bxnode.lookup
+.rate_limit``, cached per requester and UTC day).  A request over either limit is refused
+with RESOURCE_EXHAUSTED/``rate_limited`` — audited like every refusal, but without the
+policy evaluation, the database reads and the answer it would otherwise cost.  The limits
+are per replica.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from node.policy import PolicyEngine
+
+__all__ = ["RATE_QUERY", "PeerLimiter", "PeerLimits", "limits_from_policy"]
+
+RATE_QUERY = "data.bxnode.lookup.rate_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLimits:
+    rate_per_s: float
+    burst: int
+    max_in_flight: int
+
+
+#: When the policy gives no valid limits: tight, so a policy error never opens the flood.
+STRANGER = PeerLimits(rate_per_s=5.0, burst=10, max_in_flight=4)
+
+
+def limits_from_policy(answer: dict[str, Any]) -> PeerLimits:
+    """The policy's limits, or :data:`STRANGER` for anything that is not a valid answer."""
+    rate, burst, flight = (answer.get(k) for k in ("rate_per_s", "burst", "max_in_flight"))
+    if (answer.get("allow") is not True
+            or any(isinstance(v, bool) or not isinstance(v, int | float)
+                   for v in (rate, burst, flight))):
+        return STRANGER
+    assert isinstance(rate, int | float) and isinstance(burst, int | float)
+    assert isinstance(flight, int | float)
+    if not (0 < rate <= 1e6 and 1 <= burst <= 1e7 and 1 <= flight <= 1e5) or \
+            not all(math.isfinite(v) for v in (rate, burst, flight)):
+        return STRANGER
+    return PeerLimits(float(rate), int(burst), int(flight))
+
+
+class _Bucket:
+    __slots__ = ("flight", "limits", "stamp", "tokens")
+
+    def __init__(self, limits: PeerLimits, now: float) -> None:
+        self.limits = limits
+        self.tokens = float(limits.burst)
+        self.stamp = now
+        self.flight = 0
+
+
+class PeerLimiter:
+    """Thread-safe; ``clock`` is monotonic seconds (injected in tests)."""
+
+    def __init__(self, *, limits_for: Callable[[str], PeerLimits],
+                 clock: Callable[[], float]) -> None:
+        self._limits_for = limits_for
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+
+    def admit(self, peer: str, limits: PeerLimits | None = None) -> bool:
+        """Take one token and one in-flight slot for ``peer``; False when over a limit.
+        Every True must be paired with :meth:`release`."""
+        now = self._clock()
+        with self._lock:
+            b = self._buckets.get(peer)
+            want = limits or self._limits_for(peer)
+            if b is None:
+                b = self._buckets[peer] = _Bucket(want, now)
+            elif b.limits != want:
+                b.limits = want
+                b.tokens = min(b.tokens, float(want.burst))
+            b.tokens = min(float(b.limits.burst),
+                           b.tokens + (now - b.stamp) * b.limits.rate_per_s)
+            b.stamp = now
+            if b.tokens < 1.0 or b.flight >= b.limits.max_in_flight:
+                return False
+            b.tokens -= 1.0
+            b.flight += 1
+            return True
+
+    def release(self, peer: str) -> None:
+        with self._lock:
+            b = self._buckets.get(peer)
+            if b is not None and b.flight > 0:
+                b.flight -= 1
+
+
+class PolicyLimits:
+    """``limits_for`` backed by the policy, cached per (requester, UTC day, policy)."""
+
+    def __init__(self, *, policy: PolicyEngine, responder: str,
+                 clock_ms: Callable[[], int]) -> None:
+        self._policy = policy
+        self._responder = responder
+        self._clock_ms = clock_ms
+        self._cache: dict[tuple[str, int, str], PeerLimits] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, peer: str) -> PeerLimits | None:
+        with self._lock:
+            return self._cache.get(self._key(peer))
+
+    def evaluate(self, peer: str) -> PeerLimits:
+        """Ask the policy (may block on an OPA server: call it off the event loop)."""
+        now = self._clock_ms()
+        doc = {"requester": {"node": peer}, "responder": {"node": self._responder},
+               "time_ms": now}
+        limits = limits_from_policy(self._policy.decide_query(RATE_QUERY, doc))
+        with self._lock:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[self._key(peer)] = limits
+        return limits
+
+    def _key(self, peer: str) -> tuple[str, int, str]:
+        return peer, self._clock_ms() // 86_400_000, self._policy.digest
