@@ -121,7 +121,7 @@ def verify_bundle(data: bytes, *, directory: MemberDirectory, quorum: int = 0,
         raise BundleError("bundle larger than 1 MiB")
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be a bundle
         raise BundleError("bundle is not JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"not a {BUNDLE_FORMAT} bundle")
@@ -141,11 +141,16 @@ def verify_bundle(data: bytes, *, directory: MemberDirectory, quorum: int = 0,
         raise BundleError("bundle: checkpoint missing")
     try:
         note = verify_note(note_text.encode("utf-8"), verifiers=[*log_keys, *cosigners])
+    except UnicodeEncodeError:  # a lone surrogate from a JSON \ud800 escape
+        raise BundleError("bundle: checkpoint is not text") from None
     except BxError as exc:
         raise BundleError(f"checkpoint does not verify: {exc.message}") from None
     if not any(note.signed_by(v) for v in log_keys):
         raise BundleError(f"checkpoint is not signed by {node_id}")
-    checkpoint = Checkpoint.parse(note.text)
+    try:
+        checkpoint = Checkpoint.parse(note.text)
+    except BxError as exc:  # signed by the log, but not a checkpoint
+        raise BundleError(f"bundle: {exc.message}") from None
     if checkpoint.origin != log_origin(node_id) or checkpoint.size != size:
         raise BundleError("checkpoint is for another log or size")
     leaf = _unb64(doc.get("leaf"), "leaf")
@@ -161,10 +166,16 @@ def verify_bundle(data: bytes, *, directory: MemberDirectory, quorum: int = 0,
         salt = _unb64(doc.get("salt"), "salt")
         if body_commitment(salt, body) != data_.commitment:
             raise BundleError("entry body does not match its leaf")
-        entry = json.loads(body)
+        try:
+            entry = json.loads(body)
+        except (ValueError, RecursionError):
+            raise BundleError("entry body is not JSON") from None
         if not isinstance(entry, dict) or entry.get("seq") != seq:
             raise BundleError("entry body names another entry")
-    proof = [_unb64(h, "inclusion proof") for h in doc.get("inclusion") or []]
+    hashes = doc.get("inclusion") or []
+    if not isinstance(hashes, list):
+        raise BundleError("bundle: inclusion must be a list of hashes")
+    proof = [_unb64(h, "inclusion proof") for h in hashes]
     try:
         verify_inclusion(leaf_hash=hash_leaf(leaf), index=seq - 1, size=size, proof=proof,
                          root=checkpoint.root_hash)

@@ -6,12 +6,19 @@ in the test's docstring); the inputs are also in the corpus.
 
 from __future__ import annotations
 
+import base64
+import json
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node.audit.bundle import BundleError, verify_bundle
+from node.audit.log import body_commitment, decode_leaf, encode_leaf
 from node.core.errors import ConfigError
-from tests.fuzz.keys import FIXTURES
+from tests.fuzz.keys import FIXTURES, directory
+from tests.fuzz.seeds import audit_log_material
 
 NODE_TOML = (FIXTURES / "node.toml").read_text()
 
@@ -53,3 +60,47 @@ def test_config_fixes_keep_what_was_accepted(tmp_path: Path) -> None:
 
     (tmp_path / "node.toml").write_text(NODE_TOML.replace("max_batch = 500", 'max_batch = "400"'))
     assert load_config(tmp_path).max_batch == 400
+
+
+# --- proof bundles (node/audit/bundle.py) ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bundle() -> dict[str, Any]:
+    """A valid bundle for entry 2 of a real KAZ-BS log (dev key), as ``audit prove`` writes."""
+    material = audit_log_material(random.Random(1))
+    doc: dict[str, Any] = json.loads(material.bundles[1])
+    assert verify_bundle(material.bundles[1], directory=directory()).seq == 2
+    return doc
+
+
+def _refused(doc: dict[str, Any] | bytes) -> BundleError:
+    data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    with pytest.raises(BundleError) as err:
+        verify_bundle(data, directory=directory())
+    return err.value
+
+
+def test_bundle_nested_too_deep() -> None:
+    """Was RecursionError out of json.loads."""
+    _refused(b"[" * 100_000)
+
+
+def test_bundle_checkpoint_with_a_lone_surrogate(bundle: dict[str, Any]) -> None:
+    """Was UnicodeEncodeError: JSON's \\ud800 escape gives a str that is not UTF-8."""
+    _refused({**bundle, "checkpoint": "\ud800" + bundle["checkpoint"]})
+
+
+def test_bundle_inclusion_that_is_not_a_list(bundle: dict[str, Any]) -> None:
+    """Was TypeError ('int' object is not iterable)."""
+    assert "inclusion" in _refused({**bundle, "inclusion": 5}).message
+
+
+def test_bundle_body_that_matches_its_leaf_but_is_not_json(bundle: dict[str, Any]) -> None:
+    """Was JSONDecodeError: the body is checked against the leaf before the leaf is proven
+    included, so a made-up leaf committing to any bytes reached json.loads."""
+    leaf = decode_leaf(base64.b64decode(bundle["leaf"]))
+    salt, body = bytes(32), b"{not json"
+    forged = encode_leaf(leaf.seq, leaf.time_ms, body_commitment(salt, body))
+    assert "not JSON" in _refused({**bundle, "leaf": base64.b64encode(forged).decode(),
+                                   "salt": base64.b64encode(salt).decode(),
+                                   "body": base64.b64encode(body).decode()}).message
