@@ -6,6 +6,13 @@
   an audit entry linked to the original hit (``hit_audit_seq``, ``hit_request_digest``,
   ``hit_item_index``, ``followup_id``).  A refused step changes nothing but the
   audit log.
+* Four eyes: when the follow-up policy says ``officers_required: 2`` (the agreement's
+  ``four_eyes: true``), the first approval is only recorded
+  (``followup_approval_pending``, nothing is signed or released); a second, different
+  officer confirms it (``approve`` again, with no fields or the same fields), and only
+  then is the decision signed and released.  The same officer confirming is refused
+  (``FAILED_PRECONDITION/same_officer``); a confirmation naming other fields is refused
+  (``FAILED_PRECONDITION/confirmation_differs``).  A denial needs one officer.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from node.core.model import DocumentQuery, LookupAnswer, Outcome, validate_id
 from node.followup.policy import FOLLOWUP_QUERY, followup_decision, followup_input
 from node.followup.store import DOCUMENT_FIELDS, PERSON_FIELDS, FollowUpRow, FollowUpStore
 from node.policy import PolicyEngine
+from node.retention.checks import check_alert_live, check_receipt_retention
 from node.store.db import Database
+from node.store.followup_confirmations import FollowUpConfirmations, PendingApproval
 from node.store.followups import HitRecords
 from node.store.receipts import ReceiptTables
 from node.wire import convert
@@ -62,12 +71,16 @@ class Hit:
 
 
 def locate_hit(db: Database, *, requester: str, lookup_digest: bytes, index: int,
-               reference: str) -> Hit:
+               reference: str, now_ms: int | None = None) -> Hit:
     """Find the HIT at ``index`` of the lookup ``lookup_digest`` that *we* answered to
     ``requester``.  Unknown, foreign (another requester's) or mismatching references raise
-    NOT_FOUND ``unknown_hit_reference``; a NO_HIT raises FAILED_PRECONDITION ``not_a_hit``."""
+    NOT_FOUND ``unknown_hit_reference``; a NO_HIT raises FAILED_PRECONDITION ``not_a_hit``;
+    a receipt past its retention ``receipt_expired`` and a hit on an alert withdrawn since
+    ``alert_withdrawn`` (issue 13, :mod:`node.retention.checks`)."""
     unknown = NotFound("no HIT with this reference was answered to you",
                        reason="unknown_hit_reference")
+    check_receipt_retention(db, requester=requester, lookup_digest=lookup_digest,
+                            now_ms=now_ms)
     for receipt in ReceiptTables(db).received(peer=requester, request_digest=lookup_digest):
         request = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.request_env))
         response = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.response_env))
@@ -86,6 +99,7 @@ def locate_hit(db: Database, *, requester: str, lookup_digest: bytes, index: int
         if not result.reference or (reference and reference != result.reference):
             raise unknown
         item = convert.decode_request(request.payload, max_items=len(answer.results)).items[index]
+        check_alert_live(db, result.reference)
         return Hit(reference=result.reference,
                    record_kind="document" if isinstance(item, DocumentQuery) else "person",
                    audit_seq=answer.audit_seq)
@@ -156,6 +170,10 @@ class FollowUpDesk:
             values = dict(zip(DOCUMENT_FIELDS, (str(v) for v in d), strict=True))
         return str(values[field])
 
+    def pending_approval(self, fid: str) -> PendingApproval | None:
+        """Four eyes: the first approval of ``fid`` awaiting a second officer, if any."""
+        return FollowUpConfirmations(self.store.db).get(fid)
+
     def approve(self, fid: str, *, fields: Sequence[str] | None, operator: str) -> FollowUpRow:
         """Release ``fields`` (default: every field requested and allowed).  An approval may
         narrow the request, never widen it; policy is asked again now."""
@@ -194,8 +212,21 @@ class FollowUpDesk:
                         fields: Sequence[str] | None, reason: str) -> FollowUpRow:
         released: tuple[str, ...] = ()
         values: dict[str, str] = {}
+        confirmations = FollowUpConfirmations(self.store.db)
+        pending = confirmations.get(row.id)
+        first_operator = ""
         if approve:
-            chosen = tuple(sorted(set(fields))) if fields else row.requested
+            chosen = tuple(sorted(set(fields))) if fields else (
+                pending.fields if pending is not None else row.requested)
+            if pending is not None and pending.approved_by == operator:
+                raise FailedPrecondition(
+                    f"{operator} recorded the first approval of {row.id}; four eyes: a "
+                    "second, different followup_desk officer must confirm it",
+                    reason="same_officer")
+            if pending is not None and chosen != pending.fields:
+                raise FailedPrecondition(
+                    f"the confirmation must release exactly the fields of the first approval "
+                    f"({', '.join(pending.fields)})", reason="confirmation_differs")
             check_field_names(row.record_kind, chosen)
             member = self.directory.member(row.requester)
             decision = followup_decision(self.policy.decide_query(FOLLOWUP_QUERY, followup_input(
@@ -212,6 +243,15 @@ class FollowUpDesk:
                                    "narrow a request, never widen it",
                                    reason="field_not_requested")
             released = tuple(f for f in chosen if f in decision.extra["fields"])
+            if decision.extra["officers_required"] == 2 and pending is None:
+                confirmations.put(PendingApproval(followup_id=row.id, approved_by=operator,
+                                                  fields=released, approved_ms=now))
+                self.audit.append({"event": "followup_approval_pending", **row.link,
+                                   "operator": operator, "fields": list(released),
+                                   "officers_required": 2}, time_ms=now)
+                return row  # nothing is signed or released before a second officer confirms
+            if pending is not None:
+                first_operator = pending.approved_by
             values = {f: self.record_value(row, f) for f in released}
         else:
             reason = reason.strip()
@@ -232,11 +272,15 @@ class FollowUpDesk:
                                  decision_env=env_bytes):
             raise FailedPrecondition(f"follow-up {row.id} was already decided",
                                      reason="already_decided")
+        if pending is not None:
+            confirmations.clear(row.id)
         digest = env_mod.digest(env).hex()
         if approve:
+            four_eyes = {"first_operator": first_operator} if first_operator else {}
             self.audit.append({"event": "followup_approved", **row.link, "operator": operator,
-                               "fields": list(released), "late": row.overdue_at(now),
-                               "decision_digest": digest}, time_ms=now)
+                               **four_eyes, "fields": list(released),
+                               "late": row.overdue_at(now), "decision_digest": digest},
+                              time_ms=now)
             self.audit.append({"event": "followup_released", **row.link,
                                "fields": list(released), "decision_digest": digest},
                               time_ms=now)

@@ -26,4 +26,9 @@ def followup_input(*, member: Member, operator: str, purpose: str, legal_basis: 
 
 
 def followup_decision(doc: Any) -> QueryDecision:
-    return parse_query_decision(doc, code_lists=("fields",))
+    """``extra``: ``fields`` (what may be released) and ``officers_required`` (1, or 2 under
+    four eyes: the agreement's ``four_eyes: true``)."""
+    d = parse_query_decision(doc, ints=("officers_required",), code_lists=("fields",))
+    if d.allow and d.extra["officers_required"] not in (1, 2):
+        return parse_query_decision(None)  # policy_error: fail closed
+    return d

@@ -7,9 +7,12 @@
 #    "time_ms", "responder": {"node"}}
 # Data: data.bxnode.followup_agreements (policies/data.json), each with
 #   "release": {<purpose>: {"document": [fields], "person": [fields]}}.
-# Yields exactly one object {"allow", "reasons", "fields"}: on allow, "fields" is
-# every field policy allows for this requester, purpose and record kind (an
-# operator's approval may narrow it, never widen it).
+# Yields exactly one object {"allow", "reasons", "fields", "officers_required"}: on
+# allow, "fields" is every field policy allows for this requester, purpose and record
+# kind (an operator's approval may narrow it, never widen it), and
+# "officers_required" is 2 when the agreement sets "four_eyes": true (a second,
+# different followup_desk officer must confirm a release before anything leaves),
+# else 1.
 #
 # Fail closed: every deny reason is "not <positive check>".
 package bxnode.followup
@@ -85,8 +88,15 @@ allow if {
 	count(reasons) == 0
 }
 
-default decision := {"allow": false, "reasons": ["policy_error"], "fields": []}
+officers_required := 2 if agreement.four_eyes == true
 
-decision := {"allow": true, "reasons": [], "fields": sort(allowed_fields)} if allow
+default officers_required := 1
 
-decision := {"allow": false, "reasons": sort(reasons), "fields": []} if not allow
+default decision := {"allow": false, "reasons": ["policy_error"], "fields": [], "officers_required": 1}
+
+decision := {
+	"allow": true, "reasons": [], "fields": sort(allowed_fields),
+	"officers_required": officers_required,
+} if allow
+
+decision := {"allow": false, "reasons": sort(reasons), "fields": [], "officers_required": 1} if not allow
