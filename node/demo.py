@@ -197,6 +197,17 @@ def main() -> int:
         manifest = read_manifest(DATA / "flight-KC127-manifest.csv")
         ask("KAZ-BS", "UZB-BS", "Kazakhstan checks flight KC127's passenger manifest in one "
             "signed batch", QueryKind.BATCH, manifest)
+        # Issue 11: the airline's own PAXLST message, checked traveller by traveller.
+        say("-- Kyrgyzstan checks flight KC109 Almaty-Bishkek from the airline's PAXLST "
+            "message: a wanted man travels on a new passport")
+        text = bxnode("query", "paxlst", str(DATA / "flight-KC109-paxlst.edi"), "--peer",
+                     "KAZ-BS", "--purpose", "border_check", "--case-ref", "DEMO-PAXLST-1",
+                     "--node-dir", str(dirs["KGZ-BS"])).stdout
+        tally.queries += 1
+        tally.hits += text.count(": HIT ")
+        tally.no_hits += text.count(": no hit")
+        for line in text.splitlines():
+            say(f"   {line.strip()}")
         ask("UZB-BS", "KAZ-BS", "Uzbekistan asks Kazakhstan for a criminal investigation, "
             "a purpose their agreement does not cover", QueryKind.DOCUMENT,
             [DocumentQuery(number="N1122334", issuing_state="KAZ")],
