@@ -40,7 +40,6 @@ same key twice is refused outright rather than having the signature ignored.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -282,7 +281,7 @@ def _int(v: object, what: str, lo: int, hi: int) -> int:
 def _ed25519(v: object, what: str) -> bytes:
     try:
         raw = base64.b64decode(_text(v, what, max_len=64), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise _bad(f"{what} is not base64") from None
     if len(raw) != 32:
         raise _bad(f"{what} must be a 32-byte Ed25519 public key")
@@ -444,7 +443,7 @@ def parse_registry(data: bytes) -> Registry:
             raise _bad("signature keyid must be 16 lower-case hex characters")
         try:
             raw = base64.b64decode(_text(so["sig"], "signature", max_len=128), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a character outside ASCII
             raise _bad("signature is not base64") from None
         if len(raw) != 64:
             raise _bad("an Ed25519 signature is 64 bytes")

@@ -17,7 +17,8 @@ import pytest
 from node.audit.bundle import BundleError, verify_bundle
 from node.audit.log import body_commitment, decode_leaf, encode_leaf
 from node.core.errors import ConfigError
-from tests.fuzz.keys import FIXTURES, directory
+from node.federation.registry import RegistryError, parse_registry
+from tests.fuzz.keys import DEV, FIXTURES, directory
 from tests.fuzz.seeds import audit_log_material
 
 NODE_TOML = (FIXTURES / "node.toml").read_text()
@@ -104,3 +105,19 @@ def test_bundle_body_that_matches_its_leaf_but_is_not_json(bundle: dict[str, Any
     assert "not JSON" in _refused({**bundle, "leaf": base64.b64encode(forged).decode(),
                                    "salt": base64.b64encode(salt).decode(),
                                    "body": base64.b64encode(body).decode()}).message
+
+
+# --- the federation registry (node/federation/registry.py) ----------------------------------
+
+@pytest.mark.parametrize("where", ["signature", "governance key"])
+def test_registry_base64_with_a_character_outside_ascii(where: str) -> None:
+    """Was ValueError ("string argument should contain only ASCII characters") out of
+    base64.b64decode, which raises binascii.Error only for bad ASCII input."""
+    doc = json.loads((DEV / "registry.json").read_text())
+    if where == "signature":
+        doc["signatures"][0]["sig"] = "é" + doc["signatures"][0]["sig"][1:]
+    else:
+        doc["signed"]["states"][0]["governance_keys"][0] = "é" * 44
+    with pytest.raises(RegistryError) as err:
+        parse_registry(json.dumps(doc).encode())
+    assert err.value.reason == "malformed" and "base64" in err.value.message
