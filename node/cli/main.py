@@ -215,8 +215,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from node.app import NodeRuntime
+    from node.local.server import serve_with_local_api
     from node.server.assemble import build_server
-    from node.server.grpc_server import serve_forever
 
     cfg = _config(args)
     if args.dev_plaintext and not cfg.dev_mode:
@@ -231,7 +231,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port_file.write_text(f"{port}\n")
 
     try:
-        asyncio.run(serve_forever(server, listen, on_ready=ready))
+        asyncio.run(serve_with_local_api(rt, server, listen,
+                                         dev_plaintext=args.dev_plaintext, on_ready=ready))
     finally:
         port_file.unlink(missing_ok=True)
         rt.close()
@@ -314,9 +315,11 @@ def _run_query(args: argparse.Namespace, kind: Any, items: list[Any],
     """Ask ``args.peer`` one signed question; ``rows`` turns the item results into a
     manifest's rows (JSON ``rows``, and the text lines instead of one per item)."""
     from node.app import open_store
+    from node.cli.identity import check_operator_flag
     from node.client.peer import QueryContext
 
     cfg = _config(args)
+    check_operator_flag(cfg, args.operator)
     operator = args.operator or cfg.operator
     if not operator:
         raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
