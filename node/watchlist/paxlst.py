@@ -322,7 +322,7 @@ def _segments(text: str, una: str, start: int) -> Iterator[tuple[int, int, int, 
     release = una[3] if una[3] != " " else None
     terminator = una[5]
     line, line_start = 1, 0
-    i, n, begin = start, len(text), -1
+    i, n, begin, count = start, len(text), -1, 0
     begin_line = begin_col = 0
     while i < n:
         c = text[i]
@@ -342,13 +342,13 @@ def _segments(text: str, una: str, start: int) -> Iterator[tuple[int, int, int, 
             continue
         if c == terminator:
             yield begin, i, begin_line, begin_col
-            begin = -1
+            begin, count = -1, count + 1
         i += 1
     if begin >= 0:
         tag = text[begin:begin + 3]
         raise PaxlstError(f"the last segment is not terminated with {terminator!r} (the "
                           "message is truncated)",
-                          position=Position(-1, tag, begin_line, begin_col))
+                          position=Position(count + 1, tag, begin_line, begin_col))
 
 
 def _tokenize(text: str, una: str, pos: Position) -> _Seg:

@@ -135,7 +135,7 @@ def test_a_crew_list(fed: Federation, bx: Bx) -> None:
      "PAXLST segment 44 (CNT, line 45 column 1): CNT declares 5 travellers but the message "
      "holds 4 (bad_paxlst)"),
     (lambda b: b[:b.rindex(b"'")],
-     "PAXLST segment -1 (UNZ, line 47 column 1): the last segment is not terminated with "
+     "PAXLST segment 46 (UNZ, line 47 column 1): the last segment is not terminated with "
      "\"'\" (the message is truncated) (bad_paxlst)"),
     (lambda b: b.replace(b"O?'BRIEN", b"O'BRIEN"),
      "PAXLST segment 23 (BRI, line 23 column 12): a segment starts with a three-character "

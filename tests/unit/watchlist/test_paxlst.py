@@ -159,7 +159,8 @@ def test_released_release_character_and_empty_components() -> None:
 
 def test_release_before_the_terminator_does_not_end_the_segment() -> None:
     data = message(PAX).replace(b"UNZ+1+REF1'", b"UNZ+1+REF1?'")
-    assert refusal(data).startswith("PAXLST segment -1 (UNZ, line")
+    assert refusal(data).startswith(
+        "PAXLST segment 19 (UNZ, line 20 column 1): the last segment is not terminated")
 
 
 def test_blank_lines_and_spaces_between_segments() -> None:
@@ -283,7 +284,7 @@ def test_truncated_message_is_refused_not_silently_shortened() -> None:
     data = message(PAX)
     cut = data[:data.rindex(b"UNZ") + 5]  # "UNZ+1" without its terminator
     assert refusal(cut) == (
-        "PAXLST segment -1 (UNZ, line 20 column 1): the last segment is not terminated with "
+        "PAXLST segment 19 (UNZ, line 20 column 1): the last segment is not terminated with "
         "\"'\" (the message is truncated) (bad_paxlst)")
 
 
