@@ -103,7 +103,9 @@ class PersonIndex:
         self._feats: list[PersonFeat | None] = []
         self._refs: list[str] = []
         self._by_ref: dict[str, int] = {}
-        self._blocks: dict[str, list[int]] = {}
+        # A bucket of one person is the bare index: most slip keys hold one person, and
+        # a list each would cost about 60 bytes more per key.
+        self._blocks: dict[str, int | list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._by_ref)
@@ -127,7 +129,9 @@ class PersonIndex:
         for key in _keys(feat):
             bucket = blocks.get(key)
             if bucket is None:
-                blocks[key] = [idx]
+                blocks[key] = idx
+            elif isinstance(bucket, int):
+                blocks[key] = [bucket, idx]
             else:
                 bucket.append(idx)
 
@@ -147,10 +151,13 @@ class PersonIndex:
         self._feats[idx] = None
         for key in _keys(feat):
             bucket = self._blocks.get(key)
-            if bucket is not None:
-                bucket.remove(idx)
-                if not bucket:
+            if isinstance(bucket, int):
+                if bucket == idx:
                     del self._blocks[key]
+            elif bucket is not None:
+                bucket.remove(idx)
+                if len(bucket) == 1:
+                    self._blocks[key] = bucket[0]
 
     def search(self, query: PersonQuery, *, threshold: float = DEFAULT_THRESHOLD,
                max_candidates: int = 10) -> list[Candidate]:
@@ -165,7 +172,9 @@ class PersonIndex:
         blocks = self._blocks
         for key in _keys(q, query=True):
             bucket = blocks.get(key)
-            if bucket is not None:
+            if isinstance(bucket, int):
+                ids.add(bucket)
+            elif bucket is not None:
                 ids.update(bucket)
         skip_other_years = threshold > _BEST_WITH_YEAR_CONFLICT
         feats = self._feats

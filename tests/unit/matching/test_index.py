@@ -127,3 +127,14 @@ def test_slip_keys_need_the_same_year(index: PersonIndex) -> None:
     q = _keys(person_feat(P("IUSUPOV", "VAIRAT", "1986-07-15")), query=True)
     w = _keys(person_feat(P("Юсупов", "Қайрат")))
     assert not {k for k in q & w if k.startswith("s")}
+
+
+def test_remove_from_shared_and_single_buckets() -> None:
+    idx = PersonIndex()
+    idx.add("a", P("Юсупов", "Қайрат"))
+    idx.add("b", P("Юсупов", "Қайрат"))
+    idx.remove("a")
+    assert [c.ref for c in idx.search(P("IUSUPOV", "KAIRAT"))] == ["b"]
+    assert [c.ref for c in idx.search(P("IUSUPOV", "VAIRAT"))] == ["b"]
+    idx.remove("b")
+    assert (len(idx), idx._blocks) == (0, {})
