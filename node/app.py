@@ -45,7 +45,7 @@ def load_policy(cfg: NodeConfig) -> PolicyEngine:
         return engine
     from node.policy.cache import CachingPolicyEngine
 
-    return CachingPolicyEngine(inner=engine)
+    return CachingPolicyEngine(inner=engine, policy_dir=cfg.policy_dir)
 
 
 def _assemble(cfg: NodeConfig, store: Database, signing_key: nacl.signing.SigningKey,

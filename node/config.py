@@ -8,7 +8,7 @@ database key may come from ``$BXNODE_DB_KEY`` instead.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from node.core import limits
 from node.core.errors import ConfigError
 from node.core.model import validate_id, validate_state
 from node.federation.pki import is_dev_material
+from node.retention.settings import RetentionSettings
 
 __all__ = ["CONFIG_NAME", "AuditSettings", "LocalApiSettings", "NodeConfig", "StorageSettings",
            "load_config", "render_config"]
@@ -281,6 +282,8 @@ class NodeConfig:
     registry_expiry_grace_s: int = 3600  # then, with the registry expired, refuse peers
     #: [storage] backend and PostgreSQL settings (the SQLCipher file is db_path, db_key_file).
     storage: StorageSettings = field(default_factory=lambda: StorageSettings())
+    #: [retention] days each kind of record holding personal data is kept (issue 13).
+    retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
     #: [local] the LocalService listener for national systems and officers.
     local_api: LocalApiSettings = field(default_factory=lambda: LocalApiSettings())
     #: [local] the LocalService listener: transports, officer credentials, roles.
@@ -383,13 +386,35 @@ def load_config(path: Path) -> NodeConfig:
         opa_url=doc.get("policy", {}).get("opa_url") or None,
         policy_cache=bool(doc.get("policy", {}).get("cache", True)),
         operator=str(doc.get("client", {}).get("operator", "")),
-        audit=AuditSettings.parse(doc.get("audit", {})),
+        audit=_audit_settings(doc),
+        retention=_retention_settings(doc),
         storage=StorageSettings.parse(root, doc.get("storage", {})),
         local_api=LocalApiSettings.parse(root, doc.get("local", {})),
         **_registry_settings(root, doc.get("federation", {})),
     )
     check_dev_keys(cfg)
     return cfg
+
+
+def _retention_settings(doc: dict[str, Any]) -> RetentionSettings:
+    """``[retention]`` (node/retention/settings.py); ``audit_bodies_days`` defaults to
+    ``[audit] retention_days``."""
+    section = doc.get("retention", {})
+    if not isinstance(section, dict):
+        raise ConfigError("config: [retention] must be a table", reason="bad_config")
+    audit_days = doc.get("audit", {}).get("retention_days")
+    return RetentionSettings.parse(
+        section, audit_retention_days=audit_days if isinstance(audit_days, int) else None)
+
+
+def _audit_settings(doc: dict[str, Any]) -> AuditSettings:
+    """``[audit]``, with ``retention_days`` taken from ``[retention] audit_bodies_days`` when
+    that is set: one retention for audit bodies, whichever tool erases them."""
+    audit = AuditSettings.parse(doc.get("audit", {}))
+    section = doc.get("retention", {})
+    if isinstance(section, dict) and "audit_bodies_days" in section:
+        audit = replace(audit, retention_days=_retention_settings(doc).audit_bodies_days)
+    return audit
 
 
 def _registry_settings(root: Path, fed: dict[str, Any]) -> dict[str, Any]:

@@ -410,7 +410,8 @@ def query_args(sp: argparse.ArgumentParser) -> None:
 #: Modules that add command groups: each defines ``register(sub, common)``.
 COMMAND_MODULES: tuple[str, ...] = ("node.cli.names", "node.cli.audit", "node.cli.registry",
                                     "node.cli.crossings", "node.cli.followup", "node.cli.store",
-                                    "node.cli.watchlist", "node.cli.paxlst")
+                                    "node.cli.watchlist", "node.cli.paxlst",
+                                    "node.cli.retention")
 
 
 def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,

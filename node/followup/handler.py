@@ -76,7 +76,7 @@ class FileFollowUpHandler:
         req, h = v.request, v.header
         hit = locate_hit(self._desk.store.db, requester=v.member.node_id,
                          lookup_digest=req.hit_request_digest, index=req.hit_item_index,
-                         reference=req.hit_reference)
+                         reference=req.hit_reference, now_ms=v.now_ms)
         facts: dict[str, Any] = {"hit_audit_seq": hit.audit_seq, "record_kind": hit.record_kind}
         try:
             check_field_names(hit.record_kind, req.fields)

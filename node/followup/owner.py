@@ -30,6 +30,7 @@ from node.core.model import DocumentQuery, LookupAnswer, Outcome, validate_id
 from node.followup.policy import FOLLOWUP_QUERY, followup_decision, followup_input
 from node.followup.store import DOCUMENT_FIELDS, PERSON_FIELDS, FollowUpRow, FollowUpStore
 from node.policy import PolicyEngine
+from node.retention.checks import check_alert_live, check_receipt_retention
 from node.store.db import Database
 from node.store.followup_confirmations import FollowUpConfirmations, PendingApproval
 from node.store.followups import HitRecords
@@ -70,12 +71,16 @@ class Hit:
 
 
 def locate_hit(db: Database, *, requester: str, lookup_digest: bytes, index: int,
-               reference: str) -> Hit:
+               reference: str, now_ms: int | None = None) -> Hit:
     """Find the HIT at ``index`` of the lookup ``lookup_digest`` that *we* answered to
     ``requester``.  Unknown, foreign (another requester's) or mismatching references raise
-    NOT_FOUND ``unknown_hit_reference``; a NO_HIT raises FAILED_PRECONDITION ``not_a_hit``."""
+    NOT_FOUND ``unknown_hit_reference``; a NO_HIT raises FAILED_PRECONDITION ``not_a_hit``;
+    a receipt past its retention ``receipt_expired`` and a hit on an alert withdrawn since
+    ``alert_withdrawn`` (issue 13, :mod:`node.retention.checks`)."""
     unknown = NotFound("no HIT with this reference was answered to you",
                        reason="unknown_hit_reference")
+    check_receipt_retention(db, requester=requester, lookup_digest=lookup_digest,
+                            now_ms=now_ms)
     for receipt in ReceiptTables(db).received(peer=requester, request_digest=lookup_digest):
         request = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.request_env))
         response = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.response_env))
@@ -94,6 +99,7 @@ def locate_hit(db: Database, *, requester: str, lookup_digest: bytes, index: int
         if not result.reference or (reference and reference != result.reference):
             raise unknown
         item = convert.decode_request(request.payload, max_items=len(answer.results)).items[index]
+        check_alert_live(db, result.reference)
         return Hit(reference=result.reference,
                    record_kind="document" if isinstance(item, DocumentQuery) else "person",
                    audit_seq=answer.audit_seq)

@@ -1,18 +1,27 @@
-"""Cache lookup decisions on exactly the inputs the shipped policy reads.
+"""Cache lookup decisions on exactly the inputs the policy declares it reads.
 
-ARCHITECTURE/issue 7: a Rego evaluation costs about 0.6 ms, most of a lookup's
-time.  The shipped lookup policy (policies/bxnode/lookup.rego) reads the
-requester, purpose, datasets, batch size, the UTC *day* (agreements are valid
-per calendar day), whether legal basis and case reference are blank, and the
-day's usage, and nothing else.  So a decision is cached under every input
-except those, evaluated with ``usage.items_today = 0``; the quota rule is then
-applied to the real usage with the limit the policy itself reports
-(``data.bxnode.lookup.quota_limit``), exactly as ``quota_ok`` does:
-``items_today + batch_size <= daily_quota``.
+A Rego evaluation costs about 0.6 ms, most of a lookup's time, and most lookups ask the
+same question again (the same peer, purpose and kind of query, the same day).  The
+policy declares what it reads of its input, and how, in ``data.bxnode.lookup
+.cache_inputs`` (policies/bxnode/lookup.rego)::
 
-A policy that reads anything else (the operator, the case reference's text,
-the time of day) must run with ``[policy] cache = false``.  The cache is
-dropped on every reload and keyed by the policy digest.
+    {"allow": false, "reasons": ["declaration"], "inputs": {"purpose": "value", ...}}
+
+with one of four modes per input path: ``value`` (the value itself), ``blank`` (only
+whether it is blank after trimming: checked, every read must be ``trim_space(input.x)
+!= ""`` or ``== ""``), ``utc_day`` (only the UTC day of a time in ms: the policy's word,
+as agreements run per calendar day; the equivalence tests check the shipped policy) and
+``quota`` (only through ``items_today + batch_size <= daily_quota``, the limit the policy
+reports at ``data.bxnode.lookup.quota_limit``).  A decision is cached under exactly the
+declared values; every undeclared field is replaced by a fixed stand-in before the
+policy sees it, so what the policy does not declare it cannot read.
+
+Fail closed: the cache refuses to start (ConfigError ``policy_cache_undeclared``) when the
+declaration is missing or malformed, or when any module of the package reads an input
+path it does not declare (the modules are scanned for ``input.<path>``; ``input[...]`` or
+the bare ``input`` cannot be checked and refuse too).  Adding a policy input therefore
+can never be silently ignored: declare it, or set ``[policy] cache = false``.  The cache
+is dropped on every reload and keyed by the policy digest.
 """
 
 from __future__ import annotations
@@ -21,16 +30,103 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import structlog
+
+from node.core.errors import ConfigError
 from node.core.model import Decision, PolicyInput
 from node.policy.engine import PolicyEngine
 
-__all__ = ["QUOTA_QUERY", "CachingPolicyEngine"]
+__all__ = ["DECLARATION_QUERY", "QUOTA_QUERY", "CachingPolicyEngine", "check_declaration"]
+
+log = structlog.get_logger("bxnode.policy.cache")
 
 QUOTA_QUERY = "data.bxnode.lookup.quota_limit"
+DECLARATION_QUERY = "data.bxnode.lookup.cache_inputs"
+_PACKAGE = "bxnode.lookup"
+
+#: input path -> (PolicyInput field, the modes that field may be declared with)
+_FIELDS: dict[str, tuple[str, frozenset[str]]] = {
+    "requester.node": ("requester_node", frozenset({"value"})),
+    "requester.country": ("requester_country", frozenset({"value"})),
+    "requester.agency": ("requester_agency", frozenset({"value"})),
+    "requester.operator": ("operator", frozenset({"value", "blank"})),
+    "purpose": ("purpose", frozenset({"value"})),
+    "legal_basis": ("legal_basis", frozenset({"value", "blank"})),
+    "case_ref": ("case_ref", frozenset({"value", "blank"})),
+    "query.kind": ("query_kind", frozenset({"value"})),
+    "query.datasets": ("datasets", frozenset({"value"})),
+    "query.data_types": ("data_types", frozenset({"value"})),
+    "query.batch_size": ("batch_size", frozenset({"value"})),
+    "usage.items_today": ("items_today", frozenset({"quota"})),
+    "time_ms": ("time_ms", frozenset({"value", "utc_day"})),
+    "responder.node": ("responder_node", frozenset({"value"})),
+}
+#: What an undeclared field is replaced with before the policy sees it.
+_STAND_IN: dict[str, Any] = {
+    "requester_node": "", "requester_country": "", "requester_agency": "",
+    "operator": "cache", "purpose": "", "legal_basis": "", "case_ref": "", "query_kind": "",
+    "datasets": (), "data_types": (), "batch_size": 0, "items_today": 0, "time_ms": 0,
+    "responder_node": "",
+}
+_INPUT_REF = re.compile(r"\binput\b(\.[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?")
+_BLANK_TEST = re.compile(r'trim_space\(input\.[a-z_.]+\)\s*(?:!=|==)\s*""')
+_PACKAGE_LINE = re.compile(r"^\s*package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
+
+
+def _undeclared(message: str) -> ConfigError:
+    return ConfigError(f"policy decision cache: {message}; declare it in "
+                       f"{DECLARATION_QUERY} or set [policy] cache = false",
+                       reason="policy_cache_undeclared")
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
+def check_declaration(declared: dict[str, Any], modules: Sequence[tuple[str, str]]
+                      ) -> dict[str, str]:
+    """The declared ``{input path: mode}``, checked against the modules of the lookup
+    package; raises ConfigError ``policy_cache_undeclared`` otherwise."""
+    inputs = declared.get("inputs") if isinstance(declared, dict) else None
+    if not isinstance(inputs, dict) or not inputs:
+        raise _undeclared("the policy declares no inputs")
+    out: dict[str, str] = {}
+    for path, mode in inputs.items():
+        known = _FIELDS.get(path)
+        if known is None or mode not in known[1]:
+            raise _undeclared(f"input {path!r} with mode {mode!r} is not one the cache "
+                              "can key on")
+        out[path] = mode
+    if "usage.items_today" in out and "query.batch_size" not in out:
+        raise _undeclared("a quota needs query.batch_size declared too")
+    scanned = False
+    for name, text in modules:
+        code = _strip_comments(text)
+        package = _PACKAGE_LINE.search(code)
+        if package is None or package.group(1) != _PACKAGE:
+            continue
+        scanned = True
+        for m in _INPUT_REF.finditer(code):
+            path = (m.group(1) or "")[1:]
+            if not path:
+                raise _undeclared(f"{name} reads input as a whole, or by a computed key")
+            if not any(path == d or path.startswith(d + ".") or d.startswith(path + ".")
+                       for d in out):
+                raise _undeclared(f"{name} reads input.{path}")
+            if out.get(path) == "blank" and not _BLANK_TEST.fullmatch(
+                    code[max(0, m.start() - 11):m.end() + 8].strip()):
+                raise _undeclared(f"{name} reads input.{path} other than whether it is blank "
+                                  f'(only trim_space(input.{path}) != "" or == "")')
+    if not scanned:
+        raise _undeclared(f"no module of package {_PACKAGE} was found")
+    return out
 MATCHING_QUERY = "data.bxnode.lookup.matching"
 _QUOTA = "quota_exhausted"
 
@@ -51,8 +147,14 @@ def _quota(limit: dict[str, Any]) -> int | None:
 class CachingPolicyEngine:
     """Wraps an engine; same decisions, evaluated once per distinct key."""
 
-    def __init__(self, *, inner: PolicyEngine, max_entries: int = 4096) -> None:
+    def __init__(self, *, inner: PolicyEngine, policy_dir: Path | None = None,
+                 modules: Sequence[tuple[str, str]] | None = None,
+                 max_entries: int = 4096) -> None:
+        """``modules`` (or the Rego files of ``policy_dir``) are what the inner engine
+        evaluates; they are scanned for the inputs they read (see the module docstring)."""
         self._inner = inner
+        self._policy_dir = policy_dir
+        self._declared = self._load_declaration(modules)
         self._max = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[Any, ...], tuple[Decision, int | None]] = OrderedDict()
@@ -64,11 +166,21 @@ class CachingPolicyEngine:
     def digest(self) -> str:
         return self._inner.digest
 
+    def _load_declaration(self, modules: Sequence[tuple[str, str]] | None) -> dict[str, str]:
+        if modules is None:
+            if self._policy_dir is None:
+                raise _undeclared("no policy sources to check the declaration against")
+            from node.policy._sources import read_policy_dir
+
+            modules = read_policy_dir(self._policy_dir).modules
+        return check_declaration(self._inner.decide_query(DECLARATION_QUERY, {}), modules)
+
     def reload(self) -> None:
         self._inner.reload()
         with self._lock:
             self._entries.clear()
             self._queries.clear()
+        self._declared = self._load_declaration(None)
 
     def decide_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any]:
         """Other queries are not cached, except the matching parameters, which read only
@@ -91,17 +203,29 @@ class CachingPolicyEngine:
                     self._queries.popitem(last=False)
         return answer
 
-    @staticmethod
-    def _key(inp: PolicyInput, digest: str) -> tuple[Any, ...]:
-        day = dt.datetime.fromtimestamp(inp.time_ms / 1000, dt.UTC).date().toordinal()
-        return (digest, inp.requester_node, inp.requester_country, inp.requester_agency,
-                inp.purpose, inp.legal_basis.strip() == "", inp.case_ref.strip() == "",
-                inp.query_kind, inp.datasets, inp.data_types, inp.batch_size, day,
-                inp.responder_node)
+    def _base(self, inp: PolicyInput) -> PolicyInput:
+        """``inp`` as the cache lets the policy see it: declared inputs reduced to what
+        their mode keeps, everything else a fixed stand-in."""
+        values = dict(_STAND_IN)
+        for path, mode in self._declared.items():
+            field = _FIELDS[path][0]
+            value = getattr(inp, field)
+            if mode == "blank":
+                value = "x" if str(value).strip() else ""
+            elif mode == "utc_day":
+                value = value - value % 86_400_000  # the day's first instant, UTC
+            elif mode == "quota":
+                value = 0  # applied below against the reported limit
+            values[field] = value
+        return PolicyInput(**values)
+
+    def _key(self, base: PolicyInput, digest: str) -> tuple[Any, ...]:
+        return (digest, *dataclasses.astuple(base))
 
     def decide(self, inp: PolicyInput) -> Decision:
         digest = self._inner.digest
-        key = self._key(inp, digest)
+        base_inp = self._base(inp)
+        key = self._key(base_inp, digest)
         with self._lock:
             cached = self._entries.get(key)
             if cached is not None:
@@ -109,12 +233,6 @@ class CachingPolicyEngine:
                 self.hits += 1
         if cached is None:
             self.misses += 1
-            # The day's first instant stands for the whole day (agreements are per day).
-            day_ms = inp.time_ms - inp.time_ms % 86_400_000  # UTC midnight of that day
-            base_inp = dataclasses.replace(inp, items_today=0, time_ms=day_ms,
-                                           legal_basis=inp.legal_basis.strip() and "x",
-                                           case_ref=inp.case_ref.strip() and "x",
-                                           operator="cache")
             base = self._inner.decide(base_inp)
             limit = self._inner.decide_query(QUOTA_QUERY, base_inp.as_document())
             quota = _quota(limit)
@@ -128,6 +246,8 @@ class CachingPolicyEngine:
                 if len(self._entries) > self._max:
                     self._entries.popitem(last=False)
         base, quota = cached
+        if "usage.items_today" not in self._declared:
+            return base
         if quota is None or (0 <= inp.items_today and inp.items_today + inp.batch_size <= quota):
             return base
         reasons = tuple(sorted({*base.reasons, _QUOTA} - {"policy_denied"}))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from node.app import NodeRuntime, now_ms
 from node.crossings.extension import NodeServerWithLocal, crossings_extension
 from node.federation.pki import TlsMaterial
+from node.retention.serve import sweep_job
+from node.retention.sweep import RetentionSweep
 from node.server.audit_services import make_audit_services
 from node.server.group_commit import BatchWriter
 from node.server.grpc_server import NodeServer, lookup_method
@@ -26,10 +28,13 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         signing_key=rt.signing_key, writer=writer, tls=tls, clock_ms=now_ms)
     ext = crossings_extension(rt, dev_plaintext=dev_plaintext)  # issue 3: crossings, follow-ups
     reg = registry_parts(rt, dev_plaintext=dev_plaintext)  # issue 5: the federation registry
+    sweep = RetentionSweep(db=rt.store, audit=rt.responder.audit_log,  # issue 13: retention
+                           settings=rt.cfg.retention, clock_ms=now_ms)
+    erase = sweep_job(sweep, writer, interval_s=rt.cfg.retention.sweep_interval_s)
     server = NodeServerWithLocal(
         ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext, writer=writer,
         signed_methods=(lookup_method(rt.lookup), *aud.signed_methods()),
         extra_handlers=(*aud.handlers(), *(reg.handlers if reg else ())),
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
-        background=(*aud.background(), *(reg.background if reg else ())))
+        background=(*aud.background(), *(reg.background if reg else ()), erase))
     return reg.bind(server) if reg else server

@@ -155,3 +155,20 @@ rate_limit := {
 	"burst": object.get(agreement, "burst", 10000),
 	"max_in_flight": object.get(agreement, "max_in_flight", 256),
 } if is_object(agreement)
+
+# What this package reads of its input, and how: node/policy/cache.py caches decisions
+# on exactly these, and refuses to start when a module of this package reads an input
+# path that is not listed here.  Modes: "value" (the value itself), "blank" (only
+# whether it is blank), "utc_day" (only the UTC day), "quota" (only through quota_ok
+# against quota_limit).  A declaration, not a decision: "allow" is false.
+cache_inputs := {"allow": false, "reasons": ["declaration"], "inputs": {
+	"requester.node": "value",
+	"responder.node": "value",
+	"time_ms": "utc_day",
+	"purpose": "value",
+	"query.datasets": "value",
+	"query.batch_size": "value",
+	"usage.items_today": "quota",
+	"legal_basis": "blank",
+	"case_ref": "blank",
+}}

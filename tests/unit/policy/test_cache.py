@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from node.core.errors import ConfigError
 from node.core.model import Decision
 from node.policy import RegoPolicyEngine
 from node.policy.cache import CachingPolicyEngine
@@ -16,7 +17,8 @@ from tests.unit.policy.cases import CASES
 
 @pytest.fixture
 def cached(policy_dir: Path) -> CachingPolicyEngine:
-    return CachingPolicyEngine(inner=RegoPolicyEngine.from_directory(policy_dir))
+    return CachingPolicyEngine(inner=RegoPolicyEngine.from_directory(policy_dir),
+                               policy_dir=policy_dir)
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [(o, e) for _, o, e in CASES],
@@ -56,3 +58,51 @@ def test_reload_drops_the_cache(policy_dir: Path, cached: CachingPolicyEngine) -
     data.write_text(data.read_text().replace('"border_check"', '"visa_application"'))
     cached.reload()
     assert cached.decide(make_input()).reasons == ("purpose_not_agreed",)
+
+
+def _with_module(policy_dir: Path, extra: str) -> Path:
+    (policy_dir / "bxnode" / "extra.rego").write_text("package bxnode.lookup\n\n" + extra)
+    return policy_dir
+
+
+@pytest.mark.parametrize(("extra", "what"), [
+    ('reasons contains "night" if input.requester.operator == "op-night"\n',
+     "reads input.requester.operator"),
+    ('reasons contains "odd" if input.case_ref == "C-13"\n',
+     "reads input.case_ref other than whether it is blank"),
+    ('reasons contains "x" if input.query.kind == "person"\n', "reads input.query.kind"),
+    ('reasons contains "y" if input["purpose"] == "border_check"\n', "as a whole"),
+    ('reasons contains "z" if count(input) > 20\n', "as a whole"),
+])
+def test_a_policy_reading_an_undeclared_input_cannot_be_cached(policy_dir: Path, extra: str,
+                                                               what: str) -> None:
+    """Adding a policy input can never be silently ignored by the cache."""
+    _with_module(policy_dir, extra)
+    engine = RegoPolicyEngine.from_directory(policy_dir)
+    with pytest.raises(ConfigError) as err:
+        CachingPolicyEngine(inner=engine, policy_dir=policy_dir)
+    assert err.value.reason == "policy_cache_undeclared" and what in err.value.message
+
+
+def test_reads_in_comments_do_not_count(policy_dir: Path) -> None:
+    _with_module(policy_dir, "# input.requester.operator is not read here\n"
+                             "noted := true\n")
+    engine = RegoPolicyEngine.from_directory(policy_dir)
+    CachingPolicyEngine(inner=engine, policy_dir=policy_dir)
+
+
+@pytest.mark.parametrize("declaration", [
+    "cache_inputs := {}",
+    'cache_inputs := {"allow": false, "inputs": {"requester.operator": "utc_day"}}',
+    'cache_inputs := {"allow": false, "inputs": {"no.such.input": "value"}}',
+    'cache_inputs := {"allow": false, "inputs": {"usage.items_today": "quota"}}',
+])
+def test_a_malformed_declaration_is_refused(policy_dir: Path, declaration: str) -> None:
+    rego = policy_dir / "bxnode" / "lookup.rego"
+    text = rego.read_text()
+    start = text.index("cache_inputs :=")
+    rego.write_text(text[:start] + declaration + "\n")
+    engine = RegoPolicyEngine.from_directory(policy_dir)
+    with pytest.raises(ConfigError) as err:
+        CachingPolicyEngine(inner=engine, policy_dir=policy_dir)
+    assert err.value.reason == "policy_cache_undeclared"

@@ -30,7 +30,7 @@ def test_defaults_when_the_agreement_says_nothing(engine: RegoPolicyEngine) -> N
 def test_agreement_sets_threshold_and_candidates(policy_dir: Path) -> None:
     engine = _with(policy_dir, match_threshold=0.9, max_candidates=3)
     assert matching_params(engine, make_input()) == (0.9, 3)
-    cached = CachingPolicyEngine(inner=engine)
+    cached = CachingPolicyEngine(inner=engine, policy_dir=policy_dir)
     assert matching_params(cached, make_input()) == (0.9, 3)
     assert matching_params(cached, make_input(case_ref="other")) == (0.9, 3)
 

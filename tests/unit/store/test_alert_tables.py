@@ -35,7 +35,7 @@ DOC = {"kind": "document", "owner_ref": "UZB-D-1", "action": "seize_document",
 
 def text_of(db: Database, table: str) -> str:
     out = []
-    for row in db.query(f"SELECT * FROM {table}"):  # noqa: S608 - test tables
+    for row in db.query(f"SELECT * FROM {table}"):
         for v in row:
             out.append(bytes(v).decode("utf-8", "replace") if isinstance(v, bytes | memoryview)
                        else str(v))
