@@ -112,7 +112,7 @@ BAD_ROWS = [
      "day does not exist in that month"),
     ("person,REF-11,arrest,2036-01-31,,,,,,Иванов,Иван,,1990,KAZ,Q", "sex must be M, F or X"),
     ("person,REF-12,arrest,2036-01-31,,,,,,Ivanov2,Ivan,,1990,KAZ,M",
-     "family name may hold only letters, spaces, hyphens and apostrophes"),
+     "family name holds a digit ('2', U+0032) at position 7; a name has no digits"),
     ("passport,REF-13,arrest,2036-01-31,,,,,,,,,,,", "kind must be 'document' or 'person'"),
     ("document,REF-14,inform,2036-01-31,,N14,KAZ,P,borrowed,,,,,,",
      "loss_type must be one of ['invalidated', 'lost', 'revoked', 'stolen']"),
