@@ -284,8 +284,6 @@ class NodeConfig:
     storage: StorageSettings = field(default_factory=lambda: StorageSettings())
     #: [retention] days each kind of record holding personal data is kept (issue 13).
     retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
-    #: [local] the LocalService listener for national systems and officers.
-    local_api: LocalApiSettings = field(default_factory=lambda: LocalApiSettings())
     #: [local] the LocalService listener: transports, officer credentials, roles.
     local_api: LocalApiSettings = field(default_factory=lambda: LocalApiSettings())
 
