@@ -11,7 +11,7 @@ import functools
 
 import pycountry
 
-__all__ = ["is_icao_code"]
+__all__ = ["NATIONALITY_ONLY", "is_icao_code", "is_icao_issuer"]
 
 ICAO_SPECIAL_CODES = frozenset(
     {
@@ -31,6 +31,18 @@ def _iso_codes() -> frozenset[str]:
     return frozenset(c.alpha_3 for c in pycountry.countries)
 
 
+#: Codes for a person's nationality only (Doc 9303 Part 3, 5.1): a stateless person
+#: (XXA), a refugee (XXB, XXC) or an unspecified nationality (XXX).  No state issues
+#: documents under them: a stateless person's or a refugee's travel document carries the
+#: code of the state that issued it.
+NATIONALITY_ONLY = frozenset({"XXA", "XXB", "XXC", "XXX"})
+
+
 def is_icao_code(code: str) -> bool:
-    """True when ``code`` is an ICAO 9303 three-letter state code (or ``D``)."""
+    """True when ``code`` is an ICAO 9303 three-letter code for a nationality (or ``D``)."""
     return code in ICAO_SPECIAL_CODES or code in _iso_codes()
+
+
+def is_icao_issuer(code: str) -> bool:
+    """True when ``code`` may name the issuing state or organisation of a document."""
+    return code not in NATIONALITY_ONLY and is_icao_code(code)

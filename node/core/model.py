@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from node.core import limits
-from node.core.countries import is_icao_code
+from node.core.countries import NATIONALITY_ONLY, is_icao_code
 from node.core.errors import InvalidInput
 
 __all__ = [
@@ -96,7 +96,19 @@ def _require(cond: bool, message: str, reason: str = "invalid_argument") -> None
 
 
 def validate_state(code: str, what: str = "issuing state") -> str:
+    """An issuing state, or a node's or crossing point's country: ICAO 9303 codes except
+    the nationality-only XXA, XXB, XXC and XXX (no state issues documents under them)."""
+    if code in NATIONALITY_ONLY:
+        raise InvalidInput(f"{what} {code} is a nationality code (stateless, refugee or "
+                           "unspecified) that never names an issuing state",
+                           reason="bad_country")
     _require(is_icao_code(code), f"{what} must be an ICAO 9303 three-letter code", "bad_country")
+    return code
+
+
+def validate_nationality(code: str) -> str:
+    _require(is_icao_code(code), "nationality must be an ICAO 9303 three-letter code",
+             "bad_country")
     return code
 
 
@@ -246,7 +258,7 @@ class PersonQuery:
                                                               required=False))
         object.__setattr__(self, "patronymic", validate_name(self.patronymic, "patronymic",
                                                              required=False))
-        validate_state(self.nationality, "nationality")
+        validate_nationality(self.nationality)
 
     kind = QueryKind.PERSON
     data_types = ("name", "date_of_birth", "nationality", "sex")

@@ -50,7 +50,7 @@ def test_doc_number_digits_and_letters() -> None:
     assert validate_doc_number("0123456789") == "0123456789"
 
 
-@pytest.mark.parametrize("code", ["KAZ", "KGZ", "UZB", "TJK", "D", "GBD", "UNO", "XXA", "RKS",
+@pytest.mark.parametrize("code", ["KAZ", "KGZ", "UZB", "TJK", "D", "GBD", "UNO", "RKS",
                                   "EUE", "DEU"])
 def test_icao_codes_accepted(code: str) -> None:
     assert validate_state(code) == code
@@ -290,3 +290,17 @@ def test_lookup_request_datasets_and_data_types() -> None:
 def test_models_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         DOC.number = "X"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("code", ["XXA", "XXB", "XXC", "XXX"])
+def test_nationality_only_codes_never_name_an_issuing_state(code: str) -> None:
+    """ICAO 9303 Part 3 5.1: stateless, refugee and unspecified are nationalities only."""
+    from node.core.errors import InvalidInput
+    from node.core.model import DocumentQuery, PartialDate, PersonQuery, Sex
+
+    with pytest.raises(InvalidInput) as err:
+        DocumentQuery(number="N1234567", issuing_state=code)
+    assert err.value.reason == "bad_country" and code in err.value.message
+    person = PersonQuery(family_name="Doe", given_names="J", nationality=code,
+                         date_of_birth=PartialDate(1980, 1, 1), sex=Sex.MALE)
+    assert person.nationality == code  # as a nationality it is valid
