@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint proto bench bench-smoke clean
+.PHONY: demo test lint proto bench bench-smoke fuzz clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -19,6 +19,13 @@ test: $(STAMP)
 	@bash scripts/ensure-chromium.sh
 	@bash scripts/ensure-postgresql.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Coverage-guided fuzzing (atheris) of every parser a peer or an operator file reaches, FUZZ_SECONDS
+# per target (FUZZ_TARGETS: a subset); new inputs land in tests/fuzz/corpus, which make test replays.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check node tests benchmarks
