@@ -49,6 +49,13 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
         print(text)
 
 
+def _json_error(args: argparse.Namespace, **error: Any) -> None:
+    """With --json, a refusal or error is a JSON object on stdout too (the one line on
+    stderr stays): a script reading stdout always gets one document."""
+    if getattr(args, "json", False):
+        print(json.dumps({"error": error}, ensure_ascii=False, sort_keys=True))
+
+
 def _node_dir(args: argparse.Namespace) -> Path:
     return Path(args.node_dir or os.environ.get("BXNODE_HOME") or ".").resolve()
 
@@ -435,11 +442,18 @@ def add_group(sub: Any, name: str, help_: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Given before the command or after it: the subcommands' copies default to SUPPRESS,
+    # so an option the user put before the command is not overwritten by their default.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--node-dir", help="node directory (default: $BXNODE_HOME or .)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--node-dir", default=argparse.SUPPRESS,
+                        help="node directory (default: $BXNODE_HOME or .)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="machine-readable output")
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--node-dir", help="node directory (default: $BXNODE_HOME or .)")
+    top.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = _Parser(prog="bxnode", parents=[common],
+    p = _Parser(prog="bxnode", parents=[top],
                 description="border-exchange-node: signed, policy-governed border-data "
                             "exchange between sovereign nodes")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True,
@@ -513,16 +527,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except CliError as exc:
         print(f"bxnode: {exc}", file=sys.stderr)
+        _json_error(args, status="FAILED_PRECONDITION", reason="cli_error", message=str(exc))
         return exc.code
     except RemoteError as exc:
         print(f"bxnode: the peer refused: {exc.status.lower()}/{exc.reason}"
               f"{' (signed refusal verified)' if exc.refusal_verified else ''}", file=sys.stderr)
+        _json_error(args, status=exc.status, reason=exc.reason, message=exc.message,
+                    refused_by_peer=True, refusal_verified=exc.refusal_verified)
         return EXIT_REFUSED
     except ConfigError as exc:
         print(f"bxnode: {exc}", file=sys.stderr)
+        _json_error(args, status=exc.status, reason=exc.reason, message=exc.message)
         return EXIT_FAIL
     except BxError as exc:
         print(f"bxnode: {exc} ({exc.reason})", file=sys.stderr)
+        _json_error(args, status=exc.status, reason=exc.reason, message=exc.message)
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130

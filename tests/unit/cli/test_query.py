@@ -99,6 +99,28 @@ def test_policy_refusal_exits_3(fed: Federation, bx: Bx) -> None:
         "lookup_sent", "refused", "purpose_not_agreed")
 
 
+def test_a_refused_query_with_json_prints_the_refusal_on_stdout(fed: Federation,
+                                                                bx: Bx) -> None:
+    r = bx("query", "doc", *_q(fed, "UZB-BS", "KAZ-BS", "--number", "N0481516", "--state",
+                                "KAZ", "--json", purpose="criminal_investigation"))
+    assert r.rc == 3
+    assert json.loads(r.out) == {"error": {
+        "status": "PERMISSION_DENIED", "reason": "purpose_not_agreed",
+        "message": json.loads(r.out)["error"]["message"], "refused_by_peer": True,
+        "refusal_verified": True}}
+
+
+def test_node_dir_and_json_before_the_command_are_used(fed: Federation, bx: Bx) -> None:
+    """``bxnode --node-dir DIR --json <command>``: the options before the command count."""
+    args = _q(fed, "UZB-BS", "KAZ-BS", "--number", "N0481516", "--state", "KAZ")
+    after = args[2:]  # without --node-dir
+    r = bx("--node-dir", str(fed.dirs["UZB-BS"]), "--json", "query", "doc", *after)
+    assert r.rc == 0 and json.loads(r.out)["results"][0]["outcome"] == "hit"
+    # given after the command too, the later (the command's own) wins
+    r = bx("--node-dir", "/nonexistent", "query", "doc", *args)
+    assert r.rc == 0
+
+
 def test_unknown_purpose_is_refused_locally(fed: Federation, bx: Bx) -> None:
     before = len(audit_bodies(fed.dirs["KAZ-BS"]))
     r = bx("query", "doc", *_q(fed, "KGZ-BS", "KAZ-BS", "--number", "N1", "--state", "KAZ",
