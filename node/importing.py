@@ -56,13 +56,27 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
                     continue
                 try:
                     obj = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested too deep
                     yield n, None, "not valid JSON"
                     continue
                 if not isinstance(obj, dict):
                     yield n, None, "each line must be a JSON object"
                     continue
+                if "\\u" in line and _has_lone_surrogate(obj):  # a \ud800 escape: no database
+                    yield n, None, "holds a \\ud800-\\udfff escape that is no character"
+                    continue
                 yield n, obj, ""
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a parsed JSON value holds a string with a lone surrogate (not UTF-8 text)."""
+    if isinstance(value, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def detect_format(path: Path, fmt: str | None) -> str:

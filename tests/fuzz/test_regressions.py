@@ -17,8 +17,10 @@ import pytest
 from node.audit.bundle import BundleError, verify_bundle
 from node.audit.log import body_commitment, decode_leaf, encode_leaf
 from node.core.errors import ConfigError
+from node.crossings.importer import parse_crossings_file
 from node.federation.registry import RegistryError, parse_registry
-from tests.fuzz.keys import DEV, FIXTURES, directory
+from node.watchlist.importer import parse_file
+from tests.fuzz.keys import DEMO, DEV, FIXTURES, OWN_BCPS, TODAY, directory
 from tests.fuzz.seeds import audit_log_material
 
 NODE_TOML = (FIXTURES / "node.toml").read_text()
@@ -121,3 +123,39 @@ def test_registry_base64_with_a_character_outside_ascii(where: str) -> None:
     with pytest.raises(RegistryError) as err:
         parse_registry(json.dumps(doc).encode())
     assert err.value.reason == "malformed" and "base64" in err.value.message
+
+
+# --- CSV / JSON Lines imports (node/importing.py) --------------------------------------------
+
+def test_jsonl_line_nested_too_deep_is_a_bad_line_not_a_crash(tmp_path: Path) -> None:
+    """Was RecursionError out of json.loads, ending the whole import with a traceback."""
+    path = tmp_path / "w.jsonl"
+    good = (DEMO / "kgz-watchlist.jsonl").read_bytes()
+    path.write_bytes(good + b"[" * 100_000 + b"\n")
+    result = parse_file(path, fmt="jsonl", today=TODAY)
+    assert result.error_count == 1 and result.errors[0][1] == "not valid JSON"
+    crossings = tmp_path / "c.jsonl"
+    crossings.write_bytes(b"[" * 100_000 + b"\n")
+    assert parse_crossings_file(crossings, own_bcps=OWN_BCPS).errors == [(1, "not valid JSON")]
+
+
+def test_jsonl_lone_surrogate_is_a_bad_line_not_a_database_crash(tmp_path: Path) -> None:
+    """Was UnicodeEncodeError out of the database insert: a ``\\ud800`` escape in a free-text
+    field (``contact``) passed every check and reached SQLite, which refuses non-UTF-8."""
+    from node.store.sqlcipher import Store
+    from node.watchlist.importer import import_file
+
+    path = tmp_path / "w.jsonl"
+    path.write_text('{"kind": "document", "owner_ref": "K-1", "action": "inform", '
+                    '"expires": "2036-02-28", "number": "AC7654321", "issuing_state": "KGZ", '
+                    '"doc_type": "P", "contact": "desk \\ud800"}\n'
+                    '{"kind": "document", "owner_ref": "K-2", "action": "inform", '
+                    '"expires": "2036-02-28", "number": "AC7654322", "issuing_state": "KGZ", '
+                    '"doc_type": "P", "contact": "desk \\u00e9 \\ud83d\\ude00"}\n')
+    store = Store.open(tmp_path / "n.db", bytes(32), create=True)
+    try:
+        result = import_file(path, store=store, fmt="jsonl", today=TODAY)
+    finally:
+        store.close()
+    assert not result.written and result.error_count == 1
+    assert result.errors[0][0] == 1 and "\\ud800" in result.errors[0][1]
