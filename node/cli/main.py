@@ -526,8 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except CliError as exc:
-        print(f"bxnode: {exc}", file=sys.stderr)
-        _json_error(args, status="FAILED_PRECONDITION", reason="cli_error", message=str(exc))
+        print(f"bxnode: {exc}", file=sys.stderr)  # the command printed its own --json result
         return exc.code
     except RemoteError as exc:
         print(f"bxnode: the peer refused: {exc.status.lower()}/{exc.reason}"
