@@ -49,8 +49,10 @@ _KIND_TO_PB = {
     QueryKind.BATCH: pb.QUERY_KIND_BATCH,
 }
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
-_SEX_TO_PB = {Sex.MALE: pb.SEX_MALE, Sex.FEMALE: pb.SEX_FEMALE, Sex.UNSPECIFIED: pb.SEX_UNSPECIFIED}
-_SEX_FROM_PB = {v: k for k, v in _SEX_TO_PB.items()}
+_SEX_TO_PB = {Sex.MALE: pb.SEX_MALE, Sex.FEMALE: pb.SEX_FEMALE, Sex.UNSPECIFIED: pb.SEX_X}
+#: SEX_UNSPECIFIED (0, not given) and SEX_X (the document's X) both read as X.
+_SEX_FROM_PB = {pb.SEX_MALE: Sex.MALE, pb.SEX_FEMALE: Sex.FEMALE, pb.SEX_X: Sex.UNSPECIFIED,
+                pb.SEX_UNSPECIFIED: Sex.UNSPECIFIED}
 _ACTION_TO_PB = {
     ActionCode.REFUSE_ENTRY: pb.ACTION_CODE_REFUSE_ENTRY,
     ActionCode.ARREST: pb.ACTION_CODE_ARREST,

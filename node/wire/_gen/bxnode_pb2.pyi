@@ -19,6 +19,7 @@ class Sex(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEX_UNSPECIFIED: _ClassVar[Sex]
     SEX_MALE: _ClassVar[Sex]
     SEX_FEMALE: _ClassVar[Sex]
+    SEX_X: _ClassVar[Sex]
 
 class QueryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -48,6 +49,7 @@ DATE_PRECISION_DAY: DatePrecision
 SEX_UNSPECIFIED: Sex
 SEX_MALE: Sex
 SEX_FEMALE: Sex
+SEX_X: Sex
 QUERY_KIND_UNSPECIFIED: QueryKind
 QUERY_KIND_DOCUMENT: QueryKind
 QUERY_KIND_PERSON: QueryKind

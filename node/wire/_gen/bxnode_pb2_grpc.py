@@ -27,6 +27,15 @@ if _version_not_supported:
 
 class NodeServiceStub:
     """The peer-facing service: narrow, signed questions between border agencies.
+
+    Errors: every refusal is a gRPC status with trailing metadata "bxnode-reason" (a
+    stable reason code, README "Refusals"). "bxnode-refusal-bin" (a serialized, signed
+    SignedEnvelope whose ResponsePayload holds a Refusal bound to the request) is present
+    exactly when the request passed every check up to and including freshness (README
+    "What the node checks", steps 0-6): so for a replayed nonce, a policy refusal, and
+    any refusal while answering; it is absent when the client certificate, the envelope,
+    the signature, the payload, the header or the request time was refused (nobody
+    verified can be bound to).
     """
 
     def __init__(self, channel):
@@ -44,6 +53,15 @@ class NodeServiceStub:
 
 class NodeServiceServicer:
     """The peer-facing service: narrow, signed questions between border agencies.
+
+    Errors: every refusal is a gRPC status with trailing metadata "bxnode-reason" (a
+    stable reason code, README "Refusals"). "bxnode-refusal-bin" (a serialized, signed
+    SignedEnvelope whose ResponsePayload holds a Refusal bound to the request) is present
+    exactly when the request passed every check up to and including freshness (README
+    "What the node checks", steps 0-6): so for a replayed nonce, a policy refusal, and
+    any refusal while answering; it is absent when the client certificate, the envelope,
+    the signature, the payload, the header or the request time was refused (nobody
+    verified can be bound to).
     """
 
     def Lookup(self, request, context):
@@ -71,6 +89,15 @@ def add_NodeServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class NodeService:
     """The peer-facing service: narrow, signed questions between border agencies.
+
+    Errors: every refusal is a gRPC status with trailing metadata "bxnode-reason" (a
+    stable reason code, README "Refusals"). "bxnode-refusal-bin" (a serialized, signed
+    SignedEnvelope whose ResponsePayload holds a Refusal bound to the request) is present
+    exactly when the request passed every check up to and including freshness (README
+    "What the node checks", steps 0-6): so for a replayed nonce, a policy refusal, and
+    any refusal while answering; it is absent when the client certificate, the envelope,
+    the signature, the payload, the header or the request time was refused (nobody
+    verified can be bound to).
     """
 
     @staticmethod

@@ -208,3 +208,18 @@ def test_envelope_pb_roundtrip_and_empty_payload() -> None:
     with pytest.raises(InvalidInput) as err:
         convert.envelope_from_pb(pb.SignedEnvelope(payload_type="t", signer="s", key_id="k"))
     assert err.value.reason == "bad_envelope"
+
+
+def test_sex_x_is_sent_as_sex_x_and_unspecified_reads_as_x() -> None:
+    """ICAO 9303 X travels as SEX_X; an outside client's SEX_UNSPECIFIED (not given) is X."""
+    from node.core.model import PartialDate, PersonQuery, Sex
+    from node.wire import convert
+    from node.wire.convert import pb
+
+    p = PersonQuery(family_name="Doe", given_names="Sam", date_of_birth=PartialDate(1990),
+                    nationality="KAZ", sex=Sex.UNSPECIFIED)
+    assert convert._person_to_pb(p).sex == pb.SEX_X
+    for wire_sex in (pb.SEX_X, pb.SEX_UNSPECIFIED):
+        m = convert._person_to_pb(p)
+        m.sex = wire_sex
+        assert convert._person_from_pb(m).sex is Sex.UNSPECIFIED
