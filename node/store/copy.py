@@ -92,7 +92,6 @@ PLAIN_TABLES: Final = (
     PlainTable("crossing_bcps", ("code", "country", "name", "modes")),
     PlainTable("crossing_pairs", ("a", "b", "section")),
     PlainTable("alert_feeds", ("source", "seq", "updated_ms")),
-    PlainTable("retention_holds", ("case_ref", "reason", "placed_by", "role", "placed_ms")),
 )
 #: Tables holding personal identifiers: copied through their domain module's codec.
 PROTECTED_TABLES: Final = ("documents", "persons", "receipts", "crossings", "followups",
