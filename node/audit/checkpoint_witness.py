@@ -17,7 +17,23 @@ why the stored state goes in and comes out as a value: the caller persists it
 with a compare-and-swap on the state it loaded.
 
 Every refusal is a :class:`WitnessError` carrying the HTTP status the spec
-prescribes (``http_status``) beside the gRPC-style ``status``.
+prescribes (``http_status``) beside the gRPC status the server answers with
+(``status``).  The status codes follow the current text (C2SP/C2SP#280: a same-size
+checkpoint with another root, and a non-empty proof from old size zero, are 422 like
+any inconsistent request; only an old-size mismatch is 409, always with the size body).
+The mapping, one gRPC status per HTTP status::
+
+    HTTP  gRPC                 reason                        class
+    400   INVALID_ARGUMENT     bad_witness_request, ...      BadWitnessRequest
+    403   PERMISSION_DENIED    checkpoint_not_trusted        CheckpointNotTrusted
+    404   NOT_FOUND            unknown_log                   UnknownLog
+    409   ABORTED              old_size_mismatch             WitnessConflict (+ size)
+    422   FAILED_PRECONDITION  inconsistent_checkpoint       InconsistentCheckpoint
+    422   FAILED_PRECONDITION  bad_consistency_proof         WitnessProofError, UnneededProof
+
+ABORTED is gRPC's "retry at a higher level": the client retries from the size the witness
+returned (trailer ``bxnode-witness-size``).  FAILED_PRECONDITION: the request can never
+succeed against the witness's state; do not retry it.
 """
 
 from __future__ import annotations
@@ -57,6 +73,7 @@ __all__ = [
     "CheckpointNotTrusted",
     "InconsistentCheckpoint",
     "UnknownLog",
+    "UnneededProof",
     "Witness",
     "WitnessConflict",
     "WitnessError",
@@ -125,12 +142,13 @@ class WitnessConflict(WitnessError):
 class InconsistentCheckpoint(WitnessError):
     """Evidence of log misbehaviour: two validly signed checkpoints of one size, different roots.
 
-    Carries both signed notes; keep them, they prove the log forked (409).
+    Carries both signed notes; keep them, they prove the log forked (422; drafts before
+    C2SP/C2SP#280 said 409).
     """
 
-    status = "ABORTED"
+    status = "FAILED_PRECONDITION"
     default_reason = "inconsistent_checkpoint"
-    http_status = 409
+    http_status = 422
 
     def __init__(self, message: str, *, stored_note: bytes, submitted_note: bytes) -> None:
         super().__init__(message)
@@ -153,6 +171,18 @@ class WitnessProofError(WitnessError):
         super().__init__(message)
         self.stored_note = stored_note
         self.submitted_note = submitted_note
+
+
+class UnneededProof(WitnessError):
+    """A non-empty consistency proof from old size zero (422; earlier drafts: 400).
+
+    "If the old size is zero, the consistency proof MUST be empty, because the empty
+    tree is consistent with any tree."  Not evidence of misbehaviour: nothing is kept.
+    """
+
+    status = "FAILED_PRECONDITION"
+    default_reason = "bad_consistency_proof"
+    http_status = 422
 
 
 # --- Values ---------------------------------------------------------------------
@@ -306,12 +336,12 @@ class Witness:
             )
         stored_note = stored.note if stored is not None else None
         if old_size == 0:
-            # "The proof MUST be empty if the old size is zero."
+            # "If the old size is zero, the consistency proof MUST be empty" (422).
             if consistency_proof:
-                raise BadWitnessRequest("consistency proof must be empty from size zero")
+                raise UnneededProof("consistency proof must be empty from size zero")
         elif old_size == checkpoint.size:
             # "If the old size matches the checkpoint size, the witness MUST check
-            # that the root hashes are also identical" (409).
+            # that the root hashes are also identical" (422 since C2SP/C2SP#280).
             assert stored is not None
             if checkpoint.root_hash != stored.root_hash:
                 raise InconsistentCheckpoint(

@@ -114,7 +114,7 @@ def test_witness_refuses_an_inconsistent_checkpoint_and_keeps_evidence(fed: Fede
 
         return await _grpc_sender(svc)("UZB-BS", AddCheckpointRequest(size, (), forged).to_bytes())
 
-    with pytest.raises(RuntimeError, match="ABORTED: inconsistent_checkpoint"):
+    with pytest.raises(RuntimeError, match="FAILED_PRECONDITION: inconsistent_checkpoint"):
         on_loop(fed, "KAZ-BS", send_forged())
     cfg = load_config(fed.dirs["UZB-BS"])
     store = open_store(cfg)
@@ -130,7 +130,7 @@ def test_witness_refuses_an_inconsistent_checkpoint_and_keeps_evidence(fed: Fede
         store.close()
     e = [x for x in fed.audit("UZB-BS") if x.get("event") == "witness_refused"][-1]
     assert (e["requester"], e["action"], e["reason"], e["status"]) == (
-        "KAZ-BS", "add_checkpoint", "inconsistent_checkpoint", "ABORTED")
+        "KAZ-BS", "add_checkpoint", "inconsistent_checkpoint", "FAILED_PRECONDITION")
 
 
 def _refused(fed: Federation, as_node: str, method: str, request: Any,

@@ -13,6 +13,7 @@ from node.audit.checkpoint_witness import (
     CheckpointNotTrusted,
     InconsistentCheckpoint,
     UnknownLog,
+    UnneededProof,
     Witness,
     WitnessConflict,
     WitnessedCheckpoint,
@@ -136,7 +137,7 @@ def test_old_size_mismatch_is_409_with_stored_size(log: Log, witness: Witness) -
                 timestamp=NOW,
             )
         assert exc.value.stored_size == 4
-        assert exc.value.http_status == 409
+        assert (exc.value.http_status, exc.value.status) == (409, "ABORTED")
         assert exc.value.response_body() == b"4\n"
     # Never-witnessed log: the stored size is zero.
     with pytest.raises(WitnessConflict) as exc:
@@ -192,7 +193,9 @@ def test_forked_log_is_caught_with_both_notes(log: Log, witness: Witness) -> Non
             stored=state,
             timestamp=NOW,
         )
-    assert exc.value.http_status == 409
+    # C2SP/C2SP#280: same size, another root is 422 (drafts said 409), FAILED_PRECONDITION
+    assert (exc.value.http_status, exc.value.status, exc.value.reason) == (
+        422, "FAILED_PRECONDITION", "inconsistent_checkpoint")
     assert exc.value.stored_note == state.note
     assert exc.value.submitted_note == forked_note
     # A larger forked tree fails the consistency proof instead (422, note kept).
@@ -248,7 +251,7 @@ def test_unknown_log_untrusted_key_and_bad_requests(log: Log, witness: Witness) 
             stored=None,
             timestamp=NOW,
         )
-    with pytest.raises(BadWitnessRequest):  # proof must be empty from size zero
+    with pytest.raises(UnneededProof) as unneeded:  # proof must be empty from size zero
         witness.add_checkpoint(
             old_size=0,
             consistency_proof=[b"\x00" * 32],
@@ -256,6 +259,9 @@ def test_unknown_log_untrusted_key_and_bad_requests(log: Log, witness: Witness) 
             stored=None,
             timestamp=NOW,
         )
+    # C2SP/C2SP#280: 422, not 400; not evidence of misbehaviour (nothing to keep)
+    assert (unneeded.value.http_status, unneeded.value.status, unneeded.value.reason) == (
+        422, "FAILED_PRECONDITION", "bad_consistency_proof")
     with pytest.raises(BadWitnessRequest):
         witness.add_checkpoint(
             old_size=0,
