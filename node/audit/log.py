@@ -14,6 +14,14 @@ One entry per exchange (or import, or sent request).  Each entry keeps:
   and so every root, inclusion and consistency proof, stays verifiable, and nobody can
   confirm a guessed body from the commitment.
 
+Erasures are recorded in the log itself: every erasure of audit bodies -- ``bxnode audit
+erase-expired`` or the retention sweep (:mod:`node.retention.sweep`) -- appends, in the
+same transaction and at the erasure's own time, one entry carrying an
+:class:`ErasureRecord` under :data:`ERASURE_KEY` (one format for both paths).  Records are
+never erased themselves, and :meth:`MerkleAuditLog.verify` accepts an erased body only
+when a record covers it (same erasure time, older than the record's cutoff, inside its
+range, written after it), and only as many as the records say.
+
 The tree (RFC 9162 section 2.1, :mod:`node.audit.merkle`) stores its perfect-subtree
 hashes in ``audit_hashes`` (:class:`SqlHashStore`); proofs read O(log n) of them.
 
@@ -58,14 +66,23 @@ from node.audit.note import (
     parse_note,
 )
 from node.core.errors import BxError, ConfigError
-from node.store.audit_log import AuditEntry, AuditLogTables, CheckpointRow, NewAuditEntry
+from node.store.audit_log import (
+    ERASURE_RECORD_EVENTS,
+    AuditEntry,
+    AuditLogTables,
+    CheckpointRow,
+    NewAuditEntry,
+)
 from node.store.db import Database
 
 __all__ = [
+    "ERASURE_EVENT",
+    "ERASURE_KEY",
     "LEAF_SIZE",
     "AuditEntry",
     "AuditLog",
     "AuditQuery",
+    "ErasureRecord",
     "LeafData",
     "MerkleAuditLog",
     "SignedHead",
@@ -126,6 +143,126 @@ def log_verifiers(node_id: str, public_keys: Sequence[bytes]) -> list[Ed25519Not
     return [Ed25519NoteVerifier(name=log_origin(node_id), public_key=k) for k in public_keys]
 
 
+# --- recorded erasures ---------------------------------------------------------------------
+
+#: The key of an :class:`ErasureRecord` in an audit entry's body.
+ERASURE_KEY: Final = "audit_erasure"
+#: The event of the entry ``bxnode audit erase-expired`` appends (the retention sweep's
+#: ``retention_sweep`` entry carries the same record).
+ERASURE_EVENT: Final = "audit_erasure"
+assert ERASURE_EVENT in ERASURE_RECORD_EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureRecord:
+    """One erasure of audit bodies, as recorded in the log (JSON under :data:`ERASURE_KEY`).
+
+    ``erased_ms`` is the erasure's time: the ``erased_ms`` of every body it erased and the
+    time of the entry that records it.  It erased ``erased`` bodies of entries older than
+    ``before_ms`` (= ``erased_ms - retention_ms``), all within ``first_seq..last_seq``
+    (None when it erased none); entries kept by a hold stay in the range unerased.
+    """
+
+    erased_ms: int
+    retention_ms: int
+    erased: int
+    first_seq: int | None
+    last_seq: int | None
+
+    @property
+    def before_ms(self) -> int:
+        return self.erased_ms - self.retention_ms
+
+    @classmethod
+    def of(cls, *, erased_ms: int, retention_ms: int, seqs: Sequence[int]) -> ErasureRecord:
+        return cls(erased_ms, retention_ms, len(seqs), min(seqs, default=None),
+                   max(seqs, default=None))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"erased_ms": self.erased_ms, "retention_ms": self.retention_ms,
+                "before_ms": self.before_ms, "erased": self.erased,
+                "first_seq": self.first_seq, "last_seq": self.last_seq}
+
+    @classmethod
+    def from_json(cls, obj: object) -> ErasureRecord | None:
+        """The record, or None for anything that is not a well-formed one (fail closed:
+        an erasure it would cover is then reported)."""
+        if not isinstance(obj, dict):
+            return None
+        erased_ms, retention_ms, before_ms, erased = (
+            obj.get(k) for k in ("erased_ms", "retention_ms", "before_ms", "erased"))
+        first, last = obj.get("first_seq"), obj.get("last_seq")
+        if not (type(erased_ms) is int and type(retention_ms) is int and retention_ms >= 0
+                and type(erased) is int and erased >= 0
+                and before_ms == erased_ms - retention_ms):
+            return None
+        if erased == 0:
+            if first is not None or last is not None:
+                return None
+        elif not (type(first) is int and type(last) is int and 1 <= first <= last
+                  and last - first + 1 >= erased):
+            return None
+        return cls(erased_ms, retention_ms, erased, first, last)
+
+    def covers(self, seq: int, time_ms: int, *, recorded_at: int) -> bool:
+        """Whether this record (in entry ``recorded_at``) accounts for erasing entry ``seq``."""
+        return (self.first_seq is not None and self.last_seq is not None
+                and self.first_seq <= seq <= self.last_seq and seq < recorded_at
+                and time_ms < self.before_ms)
+
+
+class _Erasures:
+    """The erasure records of a log, by erasure time, and the erased bodies counted against
+    them while verifying."""
+
+    def __init__(self, records: Sequence[tuple[int, bytes]]) -> None:
+        self.bodies: dict[int, bytes] = {}
+        self.by_time: dict[int, list[tuple[int, ErasureRecord]]] = {}
+        for seq, body in records:
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                continue
+            rec = ErasureRecord.from_json(doc.get(ERASURE_KEY)) if isinstance(doc, dict) else None
+            if rec is None or doc.get("time_ms") != rec.erased_ms:
+                continue
+            self.bodies[seq] = body
+            self.by_time.setdefault(rec.erased_ms, []).append((seq, rec))
+        self.counted: dict[int, int] = {}
+
+    @classmethod
+    def load(cls, tables: AuditLogTables) -> _Erasures:
+        return cls(tables.erasure_records())
+
+    def raw(self) -> list[tuple[int, str]]:
+        return [(s, b.hex()) for s, b in self.bodies.items()]
+
+    def accept(self, seq: int, time_ms: int, erased_ms: int) -> None:
+        recs = self.by_time.get(erased_ms, [])
+        if not any(r.covers(seq, time_ms, recorded_at=at) for at, r in recs):
+            raise _Bad(seq, f"entry {seq} body was erased with no recorded erasure covering "
+                            "it (tampering)")
+        self.counted[erased_ms] = self.counted.get(erased_ms, 0) + 1
+
+    def check_record(self, seq: int, body: bytes) -> None:
+        """The record read before the scan is the body the scan verified."""
+        if seq in self.bodies and self.bodies[seq] != body:
+            raise _Bad(seq, f"entry {seq} (an erasure record) changed while verifying")
+
+    def check_counts(self, counted: dict[int, int]) -> None:
+        """Exactly as many bodies carry each erasure time as its records say were erased."""
+        for when, recs in sorted(self.by_time.items()):
+            want = sum(r.erased for _, r in recs)
+            got = counted.get(when, 0)
+            if got != want:
+                seq = recs[-1][0]
+                raise _Bad(seq, f"entry {seq} records {want} erased bodies at {when}, but "
+                                f"{got} bodies carry that erasure time")
+
+    def records(self) -> tuple[tuple[int, ErasureRecord], ...]:
+        return tuple(sorted(x for recs in self.by_time.values() for x in recs))
+
+
 # --- values -------------------------------------------------------------------------------
 
 
@@ -139,6 +276,15 @@ class VerifyReport:
     checkpoints: int = 0
     erased: int = 0
     checkpoint_size: int = 0
+    #: The erasures recorded in the log, ``(seq of the recording entry, record)``.
+    erasures: tuple[tuple[int, ErasureRecord], ...] = ()
+    #: Roots of the recomputed tree at the sizes asked for (``roots_at``).
+    roots: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def unsealed(self) -> int:
+        """Entries after the last signed checkpoint (no signature covers them yet)."""
+        return max(0, self.entries - self.checkpoint_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,10 +446,26 @@ class MerkleAuditLog:
     def add_cosignature(self, size: int, witness: str, line: str, *, time_ms: int) -> None:
         self._tables.put_cosignature(size, witness, line, time_ms=time_ms)
 
-    def erase_expired(self, *, now_ms: int, retention_ms: int) -> int:
-        """Delete body, salt and search fields of entries older than ``retention_ms``."""
+    def erase_expired(self, *, now_ms: int, retention_ms: int,
+                      facts: dict[str, Any] | None = None) -> int:
+        """Delete body, salt and search fields of entries older than ``retention_ms`` and
+        record it: one ``audit_erasure`` entry (with ``facts``) carrying the
+        :class:`ErasureRecord`, in the same transaction, at ``now_ms``."""
         with self._store.transaction():
-            return self._tables.erase_before(now_ms - retention_ms, now_ms=now_ms)
+            self._tables.append_lock()
+            cutoff = now_ms - retention_ms
+            count, first, last = self._tables.erasable_range(cutoff)
+            erased = self._tables.erase_before(cutoff, now_ms=now_ms)
+            if erased != count:
+                raise StoreCorrupt("audit erasure changed underneath")
+            record = ErasureRecord(now_ms, retention_ms, erased, first, last)
+            self.append({**(facts or {}), "event": ERASURE_EVENT,
+                         ERASURE_KEY: record.to_json()}, time_ms=now_ms)
+            return erased
+
+    def erasure_records(self) -> tuple[tuple[int, ErasureRecord], ...]:
+        """Every recorded erasure, ``(seq of its entry, record)`` in seq order."""
+        return _Erasures.load(self._tables).records()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -364,16 +526,18 @@ class MerkleAuditLog:
     # --- verification -----------------------------------------------------------------------
 
     def verify(self, *, verifiers: Sequence[NoteVerifier] | None = None,
-               retention_ms: int | None = None) -> VerifyReport:
+               roots_at: Sequence[int] = ()) -> VerifyReport:
         """Recompute the whole tree from the stored leaves; check every entry and checkpoint.
 
         Names the first bad entry: a changed body or leaf, a missing, inserted or
-        reordered entry, an entry erased before its retention period ended, or a
-        checkpoint whose signature or root does not match the recomputed tree.
+        reordered entry, a body erased with no recorded erasure covering it (or more
+        bodies erased than recorded), or a checkpoint whose signature or root does not
+        match the recomputed tree.  ``roots_at``: sizes whose recomputed roots the report
+        carries (``roots``), e.g. the sizes witnesses hold.
         """
         if verifiers is None:
             verifiers = [self.verifier] if self.verifier is not None else []
-        return _verify(self._store, list(verifiers), retention_ms)
+        return _verify(self._store, list(verifiers), sorted(set(roots_at)))
 
 
 def _s(value: object) -> str | None:
@@ -395,7 +559,7 @@ class _Bad(Exception):
 
 
 def _check_entry(expected: int, seq: int, time_ms: int, salt: Any, body: Any, leaf: Any,
-                 erased_ms: int | None, retention_ms: int | None) -> tuple[bytes, int]:
+                 erased_ms: int | None, erasures: _Erasures) -> tuple[bytes, int]:
     """One stored entry against its leaf: ``(leaf hash, 1 if erased else 0)``, or raise."""
     if seq != expected:
         if seq > expected:
@@ -412,11 +576,11 @@ def _check_entry(expected: int, seq: int, time_ms: int, salt: Any, body: Any, le
     if body is None:
         if erased_ms is None:
             raise _Bad(seq, f"entry {seq} body was deleted")
-        if retention_ms is not None and erased_ms - time_ms < retention_ms:
-            raise _Bad(seq, f"entry {seq} was erased before its retention period ended")
+        erasures.accept(seq, time_ms, int(erased_ms))
         return hashlib.sha256(b"\x00" + leaf).digest(), 1
     if salt is None or hashlib.sha256(bytes(salt) + bytes(body)).digest() != commitment:
         raise _Bad(seq, f"entry {seq} was changed after it was written")
+    erasures.check_record(seq, bytes(body))
     return hashlib.sha256(b"\x00" + leaf).digest(), 0
 
 
@@ -428,7 +592,7 @@ _ScanResult = tuple[dict[int, list[bytes]], list[bytes], int]
 
 
 def _scan(store: Database, first: int, last: int, sizes: Sequence[int],
-          retention_ms: int | None) -> _ScanResult:
+          erasures: _Erasures) -> _ScanResult:
     """Check entries ``first..last`` and build the Merkle stack of that range alone (RFC 9162
     2.1.1: complete subtrees, left to right).  Returns the stack at each size in ``sizes``,
     the final stack and the erased count; raises :class:`_Bad` on the first problem."""
@@ -440,7 +604,7 @@ def _scan(store: Database, first: int, last: int, sizes: Sequence[int],
     erased = 0
     for seq, time_ms, salt, body, leaf, erased_ms in AuditLogTables(store).scan(first, last):
         h, was_erased = _check_entry(n + 1, seq, time_ms, salt, body, leaf, erased_ms,
-                                     retention_ms)
+                                     erasures)
         erased += was_erased
         stack.append(h)
         n = seq
@@ -457,7 +621,7 @@ def _scan(store: Database, first: int, last: int, sizes: Sequence[int],
 
 
 def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int, sizes: list[int],
-                   retention_ms: int | None) -> _ScanResult | None:
+                   erasures: _Erasures) -> tuple[_ScanResult, dict[int, int]] | None:
     """Run :func:`_scan` in a worker process (``python -m node.audit.log``); the database
     key travels over the worker's stdin, never the command line.  None on any problem."""
     import json as _json
@@ -465,7 +629,7 @@ def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int, sizes: list[
     import sys
 
     job = {"path": str(spec[0]), "key": spec[1].hex(), "first": first, "last": last,
-           "sizes": sizes, "retention_ms": retention_ms}
+           "sizes": sizes, "erasures": erasures.raw()}
     try:
         proc = subprocess.run([sys.executable, "-m", "node.audit.log"], input=_json.dumps(job),
                               capture_output=True, text=True, timeout=3600, check=False)
@@ -477,7 +641,8 @@ def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int, sizes: list[
     if not out.get("ok"):
         return None
     states = {int(k): [bytes.fromhex(h) for h in v] for k, v in out["states"].items()}
-    return states, [bytes.fromhex(h) for h in out["stack"]], int(out["erased"])
+    counted = {int(k): int(v) for k, v in out["counted"].items()}
+    return (states, [bytes.fromhex(h) for h in out["stack"]], int(out["erased"])), counted
 
 
 def _worker_main() -> int:
@@ -489,21 +654,23 @@ def _worker_main() -> int:
 
     job = _json.loads(sys.stdin.read())
     store = Store.open(Path(job["path"]), bytes.fromhex(job["key"]))
+    erasures = _Erasures([(int(s), bytes.fromhex(b)) for s, b in job["erasures"]])
     try:
         states, stack, erased = _scan(store, job["first"], job["last"], job["sizes"],
-                                      job["retention_ms"])
+                                      erasures)
     except _Bad:
         print(_json.dumps({"ok": False}))
         return 0
     finally:
         store.close()
     print(_json.dumps({"ok": True, "erased": erased, "stack": [h.hex() for h in stack],
+                       "counted": {str(k): v for k, v in erasures.counted.items()},
                        "states": {str(k): [h.hex() for h in v] for k, v in states.items()}}))
     return 0
 
 
-def _verify_parallel(store: Database, verifiers: list[NoteVerifier],
-                     retention_ms: int | None) -> VerifyReport | None:
+def _verify_parallel(store: Database, verifiers: list[NoteVerifier], roots_at: list[int],
+                     erasures: _Erasures) -> VerifyReport | None:
     """Verify a large log on two cores; None when anything is off (the caller then runs the
     sequential verification, which names the first bad entry).
 
@@ -527,46 +694,63 @@ def _verify_parallel(store: Database, verifiers: list[NoteVerifier],
     heads = [(c.size, c.root, c.note) for c in tables.checkpoints()]
     if any(size > n or size < 1 for size, _, _ in heads) or not verifiers:
         return None
+    sizes = sorted({s for s, _, _ in heads} | {s for s in roots_at if 1 <= s <= n})
     k = 1 << ((n - 1).bit_length() - 1)
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # waits on the worker
         right = pool.submit(_scan_in_child, reader_spec(), k + 1, n,
-                            [s for s, _, _ in heads if s > k], retention_ms)
+                            [s for s in sizes if s > k], erasures)
         try:
             left_states, left, erased_left = _scan(
-                store, 1, k, [s for s, _, _ in heads if s <= k], retention_ms)
+                store, 1, k, [s for s in sizes if s <= k], erasures)
         except _Bad:
             return None
         result = right.result()
     if result is None or len(left) != 1:
         return None
-    right_states, right_stack, erased_right = result
+    (right_states, right_stack, erased_right), right_counted = result
+    for when, got in right_counted.items():
+        erasures.counted[when] = erasures.counted.get(when, 0) + got
+    try:
+        erasures.check_counts(erasures.counted)
+    except _Bad:
+        return None
+
+    def stack_at(size: int) -> list[bytes]:
+        return left_states[size] if size <= k else [left[0], *right_states[size]]
+
     for size, root_col, note in heads:
-        stack = left_states[size] if size <= k else [left[0], *right_states[size]]
         try:
             signed = open_checkpoint(note, log_verifiers=verifiers).checkpoint
         except BxError:
             return None
-        if signed.size != size or signed.root_hash != root_col or _fold(stack) != root_col:
+        if (signed.size != size or signed.root_hash != root_col
+                or _fold(stack_at(size)) != root_col):
             return None
-    return VerifyReport(True, n, _fold([left[0], *right_stack]).hex(),
+    full = _fold([left[0], *right_stack])
+    roots = {s: (full if s == n else _fold(stack_at(s))) for s in roots_at if 1 <= s <= n}
+    return VerifyReport(True, n, full.hex(),
                         checkpoints=len(heads), erased=erased_left + erased_right,
-                        checkpoint_size=heads[-1][0] if heads else 0)
+                        checkpoint_size=heads[-1][0] if heads else 0,
+                        erasures=erasures.records(), roots=roots)
 
 
 def _verify(store: Database, verifiers: list[NoteVerifier],
-            retention_ms: int | None) -> VerifyReport:
-    fast = _verify_parallel(store, verifiers, retention_ms)
+            roots_at: list[int]) -> VerifyReport:
+    tables = AuditLogTables(store)
+    fast = _verify_parallel(store, verifiers, roots_at, _Erasures.load(tables))
     if fast is not None:
         return fast
-    return _verify_sequential(store, verifiers, retention_ms)
+    return _verify_sequential(store, verifiers, roots_at, _Erasures.load(tables))
 
 
-def _verify_sequential(store: Database, verifiers: list[NoteVerifier],
-                       retention_ms: int | None) -> VerifyReport:
+def _verify_sequential(store: Database, verifiers: list[NoteVerifier], roots_at: list[int],
+                       erasures: _Erasures) -> VerifyReport:
     tables = AuditLogTables(store)
     heads = [(c.size, c.root, c.note) for c in tables.checkpoints()]
+    want_roots = set(roots_at)
+    roots: dict[int, bytes] = {}
     sha = hashlib.sha256
     stack: list[bytes] = []
     window: list[bytes] = []  # leaf hashes since the last checked checkpoint
@@ -577,7 +761,7 @@ def _verify_sequential(store: Database, verifiers: list[NoteVerifier],
     try:
         for seq, time_ms, salt, body, leaf, erased_ms in tables.scan():
             h, was_erased = _check_entry(n + 1, seq, time_ms, salt, body, leaf, erased_ms,
-                                         retention_ms)
+                                         erasures)
             erased += was_erased
             window.append(h)
             stack.append(h)
@@ -587,6 +771,8 @@ def _verify_sequential(store: Database, verifiers: list[NoteVerifier],
                 r = stack.pop()
                 stack[-1] = sha(b"\x01" + stack[-1] + r).digest()
                 k >>= 1
+            if n in want_roots:
+                roots[n] = _fold(stack)
             while hi < len(heads) and heads[hi][0] == n:
                 _check_head(tables, heads[hi], stack, verifiers, window, last_ok)
                 last_ok = n
@@ -596,13 +782,16 @@ def _verify_sequential(store: Database, verifiers: list[NoteVerifier],
             size = heads[-1][0]
             raise _Bad(n + 1, f"entries {n + 1}..{size} are missing: checkpoint of size "
                               f"{size} covers them")
+        erasures.check_counts(erasures.counted)
     except _Bad as bad:
         bad = _earlier_bad_leaf(tables, window, n - len(window)) or bad
         return VerifyReport(False, n, _fold(stack).hex(), bad.seq, bad.problem,
                             checkpoints=hi, erased=erased,
-                            checkpoint_size=heads[hi - 1][0] if hi else 0)
+                            checkpoint_size=heads[hi - 1][0] if hi else 0,
+                            erasures=erasures.records(), roots=roots)
     return VerifyReport(True, n, _fold(stack).hex(), checkpoints=len(heads), erased=erased,
-                        checkpoint_size=heads[-1][0] if heads else 0)
+                        checkpoint_size=heads[-1][0] if heads else 0,
+                        erasures=erasures.records(), roots=roots)
 
 
 def _earlier_bad_leaf(tables: AuditLogTables, window: list[bytes], start: int) -> _Bad | None:

@@ -74,12 +74,12 @@ class _Opened:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     with _Opened(args) as o:
-        retention = o.cfg.audit.retention_days * 86_400_000
-        report = o.log.verify(verifiers=o.verifiers, retention_ms=retention)
+        report = o.log.verify(verifiers=o.verifiers)
     payload = {"ok": report.ok, "entries": report.entries, "head": report.head,
                "first_bad_seq": report.first_bad_seq, "problem": report.problem,
                "checkpoints": report.checkpoints, "erased": report.erased,
-               "checkpoint_size": report.checkpoint_size}
+               "checkpoint_size": report.checkpoint_size, "unsealed": report.unsealed,
+               "erasures": [{"seq": seq, **r.to_json()} for seq, r in report.erasures]}
     if report.ok:
         _emit(args, payload, f"audit log verified: {report.entries} entries, "
                              f"{report.checkpoints} signed checkpoints, root {report.head}")
@@ -158,9 +158,16 @@ def cmd_erase_expired(args: argparse.Namespace) -> int:
     from node.app import now_ms
 
     with _Opened(args) as o:
-        days = args.retention_days or o.cfg.audit.retention_days
-        n = o.log.erase_expired(now_ms=now_ms(), retention_ms=days * 86_400_000)
-    _emit(args, {"erased": n, "retention_days": days},
+        configured = o.cfg.audit.retention_days
+        days = args.retention_days or configured
+        # the override (if any) goes into the log with the erasure (ErasureRecord)
+        n = o.log.erase_expired(now_ms=now_ms(), retention_ms=days * 86_400_000,
+                                facts={"retention_days": days,
+                                       "configured_retention_days": configured,
+                                       "override": days != configured})
+        seq = o.log.next_seq() - 1
+    _emit(args, {"erased": n, "retention_days": days, "override": days != configured,
+                 "audit_seq": seq},
           f"erased the bodies of {n} entr{'y' if n == 1 else 'ies'} older than {days} days; "
           "their leaves stay in the tree")
     return 0

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from node.audit.log import ERASURE_KEY, ErasureRecord
 from node.core import envelope as env_mod
 from node.core.errors import BxError, InvalidInput, PeerError
 from node.core.model import validate_id
@@ -58,6 +59,7 @@ class SweepReport:
     time_ms: int = 0
     audit_seq: int | None = None
     compacted: str = ""
+    erased_audit_seqs: list[int] = field(default_factory=list)
 
 
 def _case_ref(request_env: bytes) -> str:
@@ -97,7 +99,10 @@ class RetentionSweep:
                 event: dict[str, Any] = {
                     "event": "retention_sweep", "erased": dict(report.erased),
                     "held": dict(report.held),
-                    "retention_days": {k: self.settings.days(k) for k in RETENTION_KINDS}}
+                    "retention_days": {k: self.settings.days(k) for k in RETENTION_KINDS},
+                    ERASURE_KEY: ErasureRecord.of(  # what `audit verify` checks erasures by
+                        erased_ms=now, retention_ms=self.settings.ms("audit_bodies"),
+                        seqs=report.erased_audit_seqs).to_json()}
                 if operator:
                     event["operator"] = operator
                 report.audit_seq = self.audit.append(event, time_ms=now)
@@ -188,6 +193,7 @@ class RetentionSweep:
             else:
                 erase.append(seq)
         report.erased["audit_bodies"] = len(erase)
+        report.erased_audit_seqs = erase
         if not dry_run and erase:
             t.erase_audit_bodies(erase, now_ms=now)
 

@@ -27,6 +27,8 @@ from node.store.schema import register
 __all__ = [
     "AUDIT_LOG_SCHEMA",
     "AUDIT_LOG_SCHEMA_NAME",
+    "ERASURE_RECORD_EVENTS",
+    "KEEP_ERASURE_RECORDS",
     "AuditEntry",
     "AuditLogTables",
     "CheckpointRow",
@@ -56,6 +58,15 @@ CREATE TABLE IF NOT EXISTS audit_cosignatures (
     line TEXT NOT NULL, PRIMARY KEY (size, witness)
 ) WITHOUT ROWID;
 """).ddl
+
+#: Events whose entries record an erasure of audit bodies (``audit_erasure`` from ``bxnode
+#: audit erase-expired``, ``retention_sweep`` from the retention sweep).  Their bodies are
+#: never erased: ``verify`` accepts an erased body only against the record covering it.
+ERASURE_RECORD_EVENTS: Final = ("audit_erasure", "retention_sweep")
+
+#: ``AND`` clause (and its arguments) sparing erasure records from erasure.
+KEEP_ERASURE_RECORDS: Final = (
+    "(event IS NULL OR event NOT IN (" + ",".join("?" * len(ERASURE_RECORD_EVENTS)) + "))")
 
 #: Coordinates per statement when reading hashes: 2 parameters each, far below both
 #: engines' limits (SQLite 32,766, PostgreSQL 65,535).
@@ -167,14 +178,31 @@ class AuditLogTables:
         return [bytes(r[0]) for r in self.db.query(
             "SELECT leaf FROM audit_entries WHERE seq > ? ORDER BY seq", (size,))]
 
+    def erasable_range(self, cutoff_ms: int) -> tuple[int, int | None, int | None]:
+        """``(count, first seq, last seq)`` of what :meth:`erase_before` would erase."""
+        row = self.db.query_one(
+            "SELECT count(*), min(seq), max(seq) FROM audit_entries WHERE time_ms < ? AND "  # noqa: S608 - constant clause
+            "body IS NOT NULL AND " + KEEP_ERASURE_RECORDS,
+            (cutoff_ms, *ERASURE_RECORD_EVENTS))
+        if row is None or not row[0]:
+            return 0, None, None
+        return int(row[0]), int(row[1]), int(row[2])
+
     def erase_before(self, cutoff_ms: int, *, now_ms: int) -> int:
         """Delete body, salt and search fields of entries older than ``cutoff_ms`` that
-        still have a body (the leaf stays); returns how many."""
+        still have a body (the leaf stays), erasure records excepted; returns how many."""
         return self.db.execute(
-            "UPDATE audit_entries SET body=NULL, salt=NULL, event=NULL, requester=NULL, "
+            "UPDATE audit_entries SET body=NULL, salt=NULL, event=NULL, requester=NULL, "  # noqa: S608 - constant clause
             "operator=NULL, purpose=NULL, case_ref=NULL, outcome=NULL, "
-            "request_digest=NULL, erased_ms=? WHERE time_ms < ? AND body IS NOT NULL",
-            (now_ms, cutoff_ms))
+            "request_digest=NULL, erased_ms=? WHERE time_ms < ? AND body IS NOT NULL AND "
+            + KEEP_ERASURE_RECORDS, (now_ms, cutoff_ms, *ERASURE_RECORD_EVENTS))
+
+    def erasure_records(self) -> list[tuple[int, bytes]]:
+        """``(seq, body)`` of the entries of :data:`ERASURE_RECORD_EVENTS`, in seq order."""
+        return [(int(s), bytes(b)) for s, b in self.db.query(
+            "SELECT seq, body FROM audit_entries WHERE body IS NOT NULL AND event IN ("  # noqa: S608 - placeholders only
+            + ",".join("?" * len(ERASURE_RECORD_EVENTS)) + ") ORDER BY seq",
+            ERASURE_RECORD_EVENTS)]
 
     def entry(self, seq: int) -> AuditEntry | None:
         row = self.db.query_one(
@@ -314,3 +342,17 @@ class AuditLogTables:
         sorted here: PostgreSQL's text collation need not be SQLite's binary one)."""
         rows = self.db.query("SELECT witness, line FROM audit_cosignatures WHERE size=?", (size,))
         return tuple(str(line) for _, line in sorted((str(w), str(x)) for w, x in rows))
+
+    # --- tests only -------------------------------------------------------------------------
+
+    def unsafe_roll_back_for_tests(self, size: int) -> None:
+        """TESTS ONLY: what an attacker with the database would do to hide entries after
+        ``size`` -- delete them *with* their checkpoints, cosignatures and tree hashes, so
+        what is left is a consistent log of ``size`` entries.  Only a comparison with what
+        the witnesses hold (``bxnode audit verify --witnesses``) can see it."""
+        self.db.execute("DELETE FROM audit_entries WHERE seq > ?", (size,))
+        self.db.execute("DELETE FROM audit_checkpoints WHERE size > ?", (size,))
+        self.db.execute("DELETE FROM audit_cosignatures WHERE size > ?", (size,))
+        for level in range(64):  # a node at (level, idx) covers leaves up to (idx+1) << level
+            self.db.execute("DELETE FROM audit_hashes WHERE level = ? AND idx >= ?",
+                            (level, size >> level))

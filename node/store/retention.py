@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from node.store.audit_log import ERASURE_RECORD_EVENTS, KEEP_ERASURE_RECORDS
 from node.store.db import Database
 from node.store.schema import register
 
@@ -176,10 +177,12 @@ class RetentionTables:
         return self.db.execute("DELETE FROM nonces WHERE expires_ms < ?", (cutoff_ms,))
 
     def audit_bodies_before(self, cutoff_ms: int) -> list[tuple[int, str]]:
-        """(seq, case_ref) of audit entries older than ``cutoff_ms`` whose body is kept."""
+        """(seq, case_ref) of audit entries older than ``cutoff_ms`` whose body is kept
+        (erasure records are never erased: ``audit verify`` checks erasures against them)."""
         return [(int(s), str(c or "")) for s, c in self.db.query(
-            "SELECT seq, case_ref FROM audit_entries WHERE time_ms < ? AND erased_ms IS NULL "
-            "AND body IS NOT NULL ORDER BY seq", (cutoff_ms,))]
+            "SELECT seq, case_ref FROM audit_entries WHERE time_ms < ? AND erased_ms IS NULL "  # noqa: S608 - constant clause
+            "AND body IS NOT NULL AND " + KEEP_ERASURE_RECORDS + " ORDER BY seq",
+            (cutoff_ms, *ERASURE_RECORD_EVENTS))]
 
     def erase_audit_bodies(self, seqs: Sequence[int], *, now_ms: int) -> int:
         """Delete body, salt and search fields of these entries; the leaf stays (so every

@@ -150,6 +150,16 @@ def test_html_report_renders_in_headless_chromium(fed: Federation, tmp_path: Pat
 def test_erase_expired_keeps_the_log_verifiable(fed: Federation) -> None:
     kaz = str(fed.dirs["KAZ-BS"])
     rc, out = run("audit", "erase-expired", "--retention-days", "1", "--json", "--node-dir", kaz)
-    assert rc == 0 and json.loads(out)["erased"] == 0  # nothing is a day old yet
+    result = json.loads(out)
+    assert rc == 0 and (result["erased"], result["override"]) == (0, True)  # nothing is old
+    # the override is in the log: retention used, range erased (none), at the erasure's time
+    [entry] = [e for e in fed.audit("KAZ-BS") if e["seq"] == result["audit_seq"]]
+    assert (entry["event"], entry["retention_days"], entry["configured_retention_days"],
+            entry["override"]) == ("audit_erasure", 1, 1095, True)
+    assert entry["audit_erasure"] == {
+        "erased_ms": entry["time_ms"], "retention_ms": 86_400_000,
+        "before_ms": entry["time_ms"] - 86_400_000, "erased": 0, "first_seq": None,
+        "last_seq": None}
     rc, out = run("audit", "verify", "--json", "--node-dir", kaz)
     assert rc == 0 and json.loads(out)["ok"]
+    assert [r["seq"] for r in json.loads(out)["erasures"]] == [result["audit_seq"]]

@@ -15,6 +15,7 @@ import sqlcipher3
 from node.audit.checkpoint import Checkpoint, open_checkpoint
 from node.audit.log import (
     AuditQuery,
+    ErasureRecord,
     MerkleAuditLog,
     body_commitment,
     canonical_json,
@@ -175,16 +176,105 @@ def test_search_filters(log: MerkleAuditLog) -> None:
     assert seqs(limit=2) == [1, 2]
 
 
-def test_erasure_keeps_the_tree_verifiable(log: MerkleAuditLog) -> None:
+def test_erasure_keeps_the_tree_verifiable_and_is_recorded(log: MerkleAuditLog) -> None:
     day = 86_400_000
-    assert log.erase_expired(now_ms=T0 + 10 * day + 1500, retention_ms=10 * day) == 2
+    now = T0 + 10 * day + 1500
+    assert log.erase_expired(now_ms=now, retention_ms=10 * day,
+                             facts={"retention_days": 10}) == 2
     e = log.entry(1)
     assert e is not None and e.body is None and e.salt is None
-    r = log.verify(retention_ms=10 * day)
-    assert (r.ok, r.erased) == (True, 2)
+    # the erasure is entry 6: the retention used and the range erased, at the erasure's time
+    record = json.loads(log.entry(6).body)  # type: ignore[union-attr, arg-type]
+    assert (record["event"], record["time_ms"], record["retention_days"]) == (
+        "audit_erasure", now, 10)
+    assert record["audit_erasure"] == {"erased_ms": now, "retention_ms": 10 * day,
+                                       "before_ms": T0 + 1500, "erased": 2, "first_seq": 1,
+                                       "last_seq": 2}
+    r = log.verify()
+    assert (r.ok, r.erased, r.entries, r.unsealed) == (True, 2, 6, 0)
+    assert r.erasures == ((6, ErasureRecord(now, 10 * day, 2, 1, 2)),)
     assert [x["seq"] for x in log.search(AuditQuery(peer="KGZ-BS"))] == [3, 4]
-    # an entry erased early (to hide it) is named
-    assert not log.verify(retention_ms=11 * day).ok
+
+
+def test_erasure_records_are_never_erased(log: MerkleAuditLog) -> None:
+    day = 86_400_000
+    log.erase_expired(now_ms=T0 + day + 1500, retention_ms=day)  # erases 1, 2; record 6
+    later = T0 + 100 * day
+    assert log.erase_expired(now_ms=later, retention_ms=day) == 3  # 3, 4, 5; not 6
+    assert log.entry(6).body is not None  # type: ignore[union-attr]
+    r = log.verify()
+    assert (r.ok, r.erased, [seq for seq, _ in r.erasures]) == (True, 5, [6, 7])
+
+
+def _erase_raw(db: Path, seq: int, erased_ms: int) -> None:
+    conn = _raw(db)
+    conn.execute("UPDATE audit_entries SET body=NULL, salt=NULL, erased_ms=? WHERE seq=?",
+                 (erased_ms, seq))
+    conn.close()
+
+
+def test_an_erasure_without_a_record_is_tampering(db: Path) -> None:
+    _erase_raw(db, 3, T0 + 10**9)  # what erase-expired did before erasures were recorded
+    assert _verify(db) == (False, 3, "entry 3 body was erased with no recorded erasure "
+                                     "covering it (tampering)")
+
+
+def test_a_record_covers_only_what_it_says(db: Path) -> None:
+    day = 86_400_000
+    now = T0 + 10 * day + 1500
+    store = Store.open(db, KEY)
+    try:
+        _log(store).erase_expired(now_ms=now, retention_ms=10 * day)  # 1, 2; record is 6
+    finally:
+        store.close()
+    # entry 3 is younger than the record's cutoff: its erasure is not covered
+    _erase_raw(db, 3, now)
+    assert _verify(db)[:2] == (False, 3)
+
+
+def test_more_bodies_erased_than_recorded_is_named(db: Path) -> None:
+    day = 86_400_000
+    now = T0 + 10 * day + 5000
+    store = Store.open(db, KEY)
+    try:  # a record that erased one of 1..2 (the other was kept, e.g. by a hold)
+        log = _log(store)
+        with store.transaction():
+            store.execute("UPDATE audit_entries SET body=NULL, salt=NULL, erased_ms=? "
+                          "WHERE seq=1", (now,))
+            log.append({"event": "retention_sweep", "audit_erasure": ErasureRecord(
+                now, 10 * day, 1, 1, 2).to_json()}, time_ms=now)
+        assert log.verify().ok
+    finally:
+        store.close()
+    _erase_raw(db, 2, now)  # ... and then the kept one, under the record's time
+    assert _verify(db) == (False, 6, f"entry 6 records 1 erased bodies at {now}, but 2 "
+                                     "bodies carry that erasure time")
+
+
+def test_the_retention_sweep_records_its_erasure_in_the_same_format(db: Path) -> None:
+    from node.retention.settings import DAY_MS, RetentionSettings
+    from node.retention.sweep import RetentionSweep
+    from node.store.crossings import CrossingTables
+
+    later = T0 + 1100 * DAY_MS
+    store = Store.open(db, KEY)
+    try:
+        CrossingTables(store).ensure_schema()  # the sweep's tables (a node creates them)
+        log = _log(store)
+        report = RetentionSweep(db=store, audit=log, settings=RetentionSettings(),
+                                clock_ms=lambda: later).run()
+        assert (report.erased["audit_bodies"], report.audit_seq) == (5, 6)
+        sweep = json.loads(log.entry(6).body)  # type: ignore[union-attr, arg-type]
+        assert ErasureRecord.from_json(sweep["audit_erasure"]) == ErasureRecord(
+            later, 1095 * DAY_MS, 5, 1, 5)
+        r = log.verify()
+        assert (r.ok, r.erased) == (True, 5)
+        # a second sweep later erases nothing more: the sweep's own record is kept
+        RetentionSweep(db=store, audit=log, settings=RetentionSettings(),
+                       clock_ms=lambda: later + 1100 * DAY_MS).run()
+        assert log.entry(6).body is not None and log.verify().ok  # type: ignore[union-attr]
+    finally:
+        store.close()
 
 
 # --- tampering ------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import node.audit.log as audit_log
-from node.audit.log import MerkleAuditLog, _verify_parallel, _verify_sequential
+from node.audit.log import MerkleAuditLog, _Erasures, _verify_parallel, _verify_sequential
+from node.store.audit_log import AuditLogTables as tables
 from node.store.sqlcipher import Store
 from tests.unit.audit.test_log import *  # noqa: F403 - the same tests, run again here
 from tests.unit.audit.test_log import EVENTS, KEY, SK, T0
@@ -44,12 +45,14 @@ def test_parallel_report_equals_the_sequential_one(tmp_path: Path, entries: int)
     try:
         log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
         assert log.verifier is not None
-        fast = _verify_parallel(store, [log.verifier], None)
-        slow = _verify_sequential(store, [log.verifier], None)
+        sizes = sorted({1, entries // 2, entries})  # roots asked for (witnessed sizes)
+        fast = _verify_parallel(store, [log.verifier], sizes, _Erasures.load(tables(store)))
+        slow = _verify_sequential(store, [log.verifier], sizes, _Erasures.load(tables(store)))
     finally:
         store.close()
     assert fast is not None and fast.ok
-    assert fast == slow
+    assert fast == slow and set(fast.roots) == set(sizes)
+    assert fast.roots[entries] == bytes.fromhex(fast.head)
 
 
 def test_parallel_path_declines_a_tampered_right_half(tmp_path: Path) -> None:
@@ -64,7 +67,8 @@ def test_parallel_path_declines_a_tampered_right_half(tmp_path: Path) -> None:
     try:
         log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
         assert log.verifier is not None
-        assert _verify_parallel(store, [log.verifier], None) is None
+        assert _verify_parallel(store, [log.verifier], [],
+                                _Erasures.load(tables(store))) is None
         report = log.verify()
     finally:
         store.close()
