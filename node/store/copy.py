@@ -9,10 +9,11 @@ This is the one module that knows every table of a node.  Tables split in two:
   on the target, which encodes them with the target's field codec (blind indexes, AES-GCM
   sealed columns).  A protected column is never copied as stored;
 * tables without any (nonces, usage, the whole audit log, registry history, witnessing,
-  receipt proofs, BCPs and their pairs, alert feed numbers) are copied column by column
-  as stored: the audit log's bodies, salts, leaves, erased markers, tree hashes,
-  checkpoints and cosignatures byte for byte, so the target's log has the same size and
-  root and verifies.
+  receipt proofs, BCPs and their pairs, alert feed numbers, first approvals awaiting a
+  second officer, retention holds; receipts' answer digests and erasure times) are
+  copied column by column as stored: the audit log's bodies, salts, leaves, erased
+  markers, tree hashes, checkpoints and cosignatures byte for byte, so the target's log
+  has the same size and root and verifies.
 
 ``meta`` is copied except the SQLCipher file's own schema bookkeeping (``schema_version``,
 ``schema:*``): the target's comes from ``bxnode store migrate``.  Nonces are copied only
@@ -46,9 +47,11 @@ from node.store.audit_log import AuditLogTables
 from node.store.crossings import CrossingTables
 from node.store.db import Database
 from node.store.exchange import SqlReceiptStore
+from node.store.followup_confirmations import FollowUpConfirmations
 from node.store.followups import FollowUpTables
 from node.store.receipts import ReceiptTables
 from node.store.registry import RegistryTables
+from node.store.retention import RetentionTables
 from node.store.watchlist import SqlWatchlistStore
 from node.store.witness import WitnessTables
 
@@ -92,10 +95,40 @@ PLAIN_TABLES: Final = (
     PlainTable("crossing_bcps", ("code", "country", "name", "modes")),
     PlainTable("crossing_pairs", ("a", "b", "section")),
     PlainTable("alert_feeds", ("source", "seq", "updated_ms")),
+    PlainTable("followup_confirmations", ("followup_id", "approved_by", "fields",
+                                          "approved_ms")),
+    PlainTable("retention_holds", ("case_ref", "reason", "placed_by", "role", "placed_ms")),
 )
 #: Tables holding personal identifiers: copied through their domain module's codec.
 PROTECTED_TABLES: Final = ("documents", "persons", "receipts", "crossings", "followups",
                            "followups_sent", "alert_meta", "alerts_withdrawn")
+#: Every column of those tables: a column added later must be handled here (through its
+#: module, or as a plain column below) before a copy runs, never silently dropped.
+PROTECTED_COLUMNS: Final = {
+    "documents": ("issuing_state", "number", "doc_type", "owner_ref", "action", "contact",
+                  "expires", "loss_type", "sealed"),
+    "persons": ("owner_ref", "family_name", "given_names", "patronymic", "dob", "nationality",
+                "sex", "action", "contact", "expires", "sealed"),
+    "receipts": ("id", "direction", "peer", "request_digest", "request_env", "response_env",
+                 "created_ms", "response_digest", "erased_ms"),
+    "crossings": ("record_id", "event", "bcp", "crossed_at_ms", "mode", "doc_number",
+                  "doc_state", "doc_type", "family_name", "given_names", "dob", "nationality",
+                  "recorded_ms", "sealed"),
+    "followups": ("id", "requester", "state", "record_kind", "hit_reference",
+                  "hit_request_digest", "hit_item_index", "hit_audit_seq", "purpose",
+                  "legal_basis", "case_ref", "operator", "requested", "allowed", "file_digest",
+                  "filed_ms", "deadline_ms", "overdue_ms", "decided_ms", "decided_by",
+                  "released", "deny_reason", "decision_env", "fetched_ms", "sealed"),
+    "followups_sent": ("id", "peer", "hit_reference", "hit_request_digest", "hit_item_index",
+                       "fields", "purpose", "legal_basis", "case_ref", "file_digest",
+                       "filed_ms", "state", "deadline_ms", "decision_env", "sealed"),
+    "alert_meta": ("owner_ref", "kind", "source", "created_ms", "updated_ms"),
+    "alerts_withdrawn": ("owner_ref", "kind", "source", "withdrawn_ms", "operator", "record"),
+}
+#: Columns without personal identifiers that a protected table's module does not write,
+#: copied by key after it: (table, key column, columns).  Receipts' retention (digest of
+#: the answer, erasure time: ``node.store.retention``).
+_PLAIN_COLUMNS: Final = (("receipts", "id", ("response_digest", "erased_ms")),)
 _META: Final = "meta"
 _KNOWN: Final = frozenset({_META, *PROTECTED_TABLES, *(t.name for t in PLAIN_TABLES)})
 #: PostgreSQL's schema bookkeeping (``bxnode store migrate``), never copied into.
@@ -143,8 +176,9 @@ def _check_source(source: Database) -> None:
     # Bring the file to this code's schema first, as 'bxnode serve' would on start.
     for module in (AuditLogTables(source), CrossingTables(source), FollowUpTables(source),
                    ReceiptTables(source), RegistryTables(source), WitnessTables(source),
-                   AlertTables(source)):
+                   AlertTables(source), RetentionTables(source)):
         module.ensure_schema()
+    FollowUpConfirmations(source)  # ensures its schema when made
     names = {str(r[0]) for r in source.query(
         "SELECT name FROM sqlite_master WHERE type = 'table'")}
     unknown = sorted(n for n in names - _KNOWN if not n.startswith("sqlite_")
@@ -172,13 +206,15 @@ def _check_target(target: PgDatabase) -> None:
     if missing:
         raise ConfigError(f"the target database lacks the tables {', '.join(missing)}: "
                           "run 'bxnode store migrate' on it first", reason="schema_outdated")
-    for t in PLAIN_TABLES:  # this module must name every column, or it would drop some
+    # this module must name every column, or it would drop some
+    named = {**{t.name: t.columns for t in PLAIN_TABLES}, **PROTECTED_COLUMNS}
+    for name, columns in sorted(named.items()):
         cols = {str(r[0]) for r in target.query(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            "current_schema() AND table_name = ?", (t.name,))}
-        if cols != set(t.columns):
-            raise RuntimeError(f"node/store/copy.py names the columns of {t.name} as "
-                               f"{sorted(t.columns)}, the schema has {sorted(cols)}")
+            "current_schema() AND table_name = ?", (name,))}
+        if cols != set(columns):
+            raise RuntimeError(f"node/store/copy.py names the columns of {name} as "
+                               f"{sorted(columns)}, the schema has {sorted(cols)}")
     for name in sorted(tables - _PG_BOOKKEEPING - {_META}):  # ours, and any other table
         if target.query_one(f"SELECT 1 FROM {_quoted(name)} LIMIT 1") is not None:  # noqa: S608 - a quoted catalog name
             raise ConfigError(f"the target database is not empty (table {name} has rows): "
@@ -243,6 +279,13 @@ def _copy_protected(source: Database, target: Database) -> dict[str, int]:
     for w in withdrawn:
         dst_alerts.put_withdrawn(w)
     out["alerts_withdrawn"] = len(withdrawn)
+    for table, key, columns in _PLAIN_COLUMNS:
+        where = " OR ".join(f"{c} IS NOT NULL" for c in columns)
+        select = f"SELECT {key}, {', '.join(columns)} FROM {table} WHERE {where}"  # noqa: S608 - names from _PLAIN_COLUMNS
+        update = (f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in columns)} "  # noqa: S608 - names from _PLAIN_COLUMNS
+                  f"WHERE {key} = ?")
+        for batch in _chunks(source.stream(select)):
+            target.executemany(update, [(*r[1:], r[0]) for r in batch])
     return out
 
 
