@@ -11,7 +11,21 @@ import sys
 
 import structlog
 
-__all__ = ["configure"]
+__all__ = ["configure", "set_process_fields"]
+
+#: Fields every line of this process carries, whatever thread logs it (``worker``).
+_PROCESS_FIELDS: dict[str, object] = {}
+
+
+def set_process_fields(**fields: object) -> None:
+    _PROCESS_FIELDS.update(fields)
+
+
+def _add_process_fields(_logger: object, _name: str,
+                        event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    for k, v in _PROCESS_FIELDS.items():
+        event.setdefault(k, v)
+    return event
 
 
 def _stderr_logger(*_args: object) -> structlog.PrintLogger:
@@ -23,6 +37,7 @@ def configure(level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _add_process_fields,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -224,22 +224,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from node.app import NodeRuntime
     from node.local.server import serve_with_local_api
     from node.server.assemble import build_server
+    from node.server.grpc_server import serve_forever
+    from node.server.workers import parse_worker, supervise, write_port_file
 
     cfg = _config(args)
     if args.dev_plaintext and not cfg.dev_mode:
         raise CliError("--dev-plaintext is refused unless the node config sets dev_mode = true")
+    listen = args.listen or cfg.listen
+    node_dir = _node_dir(args)
+    if not 1 <= args.workers <= 64:
+        raise CliError("--workers must be 1..64")
+    if args.workers > 1 and args.worker is None:  # the supervisor
+        port_file = node_dir / "serve.port"
+        try:
+            return supervise(node_dir=node_dir, listen=listen, workers=args.workers,
+                             extra=["--dev-plaintext"] if args.dev_plaintext else [],
+                             on_ready=lambda port: write_port_file(port_file, port))
+        finally:
+            port_file.unlink(missing_ok=True)
+    try:
+        worker = None if args.worker is None else parse_worker(args.worker)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if worker is not None:  # every log line of a worker says which one it is
+        from node.logging import set_process_fields
+
+        set_process_fields(worker=worker.index)
     rt = NodeRuntime.load(cfg, with_tls=not args.dev_plaintext)
     tls = None if args.dev_plaintext else NodeRuntime.tls(cfg)
-    server = build_server(rt, tls=tls, dev_plaintext=args.dev_plaintext)
-    listen = args.listen or cfg.listen
-    port_file = _node_dir(args) / "serve.port"
+    primary = worker is None or worker.primary
+    server = build_server(rt, tls=tls, dev_plaintext=args.dev_plaintext, primary=primary)
+    server.reuse_port = worker is not None
+    port_file = node_dir / ("serve.port" if worker is None
+                            else f"serve.worker-{worker.index}.port")
 
     def ready(port: int) -> None:
-        port_file.write_text(f"{port}\n")
+        write_port_file(port_file, port)
 
     try:
-        asyncio.run(serve_with_local_api(rt, server, listen,
-                                         dev_plaintext=args.dev_plaintext, on_ready=ready))
+        if primary:
+            asyncio.run(serve_with_local_api(rt, server, listen,
+                                             dev_plaintext=args.dev_plaintext, on_ready=ready))
+        else:
+            asyncio.run(serve_forever(server, listen, on_ready=ready))
     finally:
         port_file.unlink(missing_ok=True)
         rt.close()
@@ -481,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add(sub, "serve", cmd_serve, "run the gRPC server (mTLS) until SIGTERM")
     sp.add_argument("--listen", help="override [server] listen")
+    sp.add_argument("--workers", type=int, default=1,
+                    help="serving processes sharing the port, one per core (default 1)")
+    sp.add_argument("--worker", help=argparse.SUPPRESS)  # I/N: set by the supervisor
     sp.add_argument("--dev-plaintext", action="store_true",
                     help="serve WITHOUT TLS (development only; logs a warning)")
 

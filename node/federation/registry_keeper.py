@@ -123,6 +123,11 @@ class RegistryKeeper:
     def now_ms(self) -> int:
         return self._clock_ms()
 
+    @property
+    def path(self) -> Path:
+        """The registry file named in node.toml."""
+        return self._path
+
     def audit_served(self, *, requester: str, tls_peer: str, version: int, outcome: str,
                      status: str = "OK", reason: str = "") -> None:
         """One audit entry for a GetRegistry call, served or refused (a durable step)."""

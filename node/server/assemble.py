@@ -6,6 +6,8 @@ so that ``bxnode serve``, the tests and the benchmarks run the same server.
 
 from __future__ import annotations
 
+import dataclasses
+
 from node.app import NodeRuntime, now_ms
 from node.crossings.extension import NodeServerWithLocal, crossings_extension
 from node.federation.pki import TlsMaterial
@@ -20,7 +22,10 @@ __all__ = ["build_server"]
 
 
 def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
-                 dev_plaintext: bool = False) -> NodeServer:
+                 dev_plaintext: bool = False, primary: bool = True) -> NodeServer:
+    """The node's server.  ``primary=False`` (a further worker of ``serve --workers``):
+    the same peer services, but no local listener and no background jobs of its own — it
+    follows the registry versions the primary worker applies."""
     audit = rt.cfg.audit
     writer = BatchWriter(store=rt.store, batch_max=audit.batch_max, batch_ms=audit.batch_ms)
     aud = make_audit_services(  # issue 4: inclusion proofs, witnessing, auditor access
@@ -31,10 +36,14 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
     sweep = RetentionSweep(db=rt.store, audit=rt.responder.audit_log,  # issue 13: retention
                            settings=rt.cfg.retention, clock_ms=now_ms)
     erase = sweep_job(sweep, writer, interval_s=rt.cfg.retention.sweep_interval_s)
+    background = (*aud.background(), *(reg.background if reg else ()), erase)
+    if not primary:
+        ext = dataclasses.replace(ext, local=None)
+        background = (reg.follower,) if reg is not None and reg.follower is not None else ()
     server = NodeServerWithLocal(
         ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext, writer=writer,
         signed_methods=(lookup_method(rt.lookup), *aud.signed_methods()),
         extra_handlers=(*aud.handlers(), *(reg.handlers if reg else ())),
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
-        background=(*aud.background(), *(reg.background if reg else ()), erase))
+        background=background)
     return reg.bind(server) if reg else server

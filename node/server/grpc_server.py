@@ -209,6 +209,8 @@ class NodeServer:
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self._conditions: dict[str, bool] = {}
+        #: Share the port with the node's other worker processes (``serve --workers``).
+        self.reuse_port = False
         self.db_check_s = 1.0
         self.db_timeout_s = 2.0
         self.port = 0
@@ -273,7 +275,9 @@ class NodeServer:
         return reply
 
     async def start(self, listen: str) -> int:
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"]
+        options.append(("grpc.so_reuseport", 1 if self.reuse_port else 0))
+        server = grpc.aio.server(options=options)
         by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
         for m in self._methods:
             by_service.setdefault(m.service, {})[m.method] = self._unary(m)

@@ -153,6 +153,8 @@ class RegistryParts:
     handlers: tuple[grpc.GenericRpcHandler, ...]
     service_names: tuple[str, ...] = (SERVICE_NAME,)
     background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = ()
+    #: The job a further worker runs instead of ``background`` (see ``build_server``).
+    follower: Callable[[], Coroutine[Any, Any, None]] | None = None
     server: NodeServer | None = field(default=None, repr=False)
 
     def bind(self, server: NodeServer) -> NodeServer:
@@ -185,5 +187,21 @@ def registry_parts(rt: NodeRuntime, *, dev_plaintext: bool = False) -> RegistryP
         await registry_loop(keeper, refresh_s=rt.cfg.registry_refresh_s,
                             set_serving=set_serving, run=run)
 
+    async def follow() -> None:
+        """A further worker: take up the versions the primary applied (already verified,
+        in the database), and say NOT_SERVING when the registry expired."""
+        while True:
+            try:
+                trusted = await read(functools.partial(
+                    RegistryKeeper.trusted_version, store=rt.store, path=keeper.path))
+                if trusted.version > keeper.directory.current.version:
+                    keeper.directory.swap(trusted)
+                    log.info("registry_followed", version=trusted.version)
+            except Exception as exc:  # keep following on the next tick
+                log.error("registry_follow_failed", error=str(exc))
+            await set_serving(keeper.directory.status().serving)
+            await asyncio.sleep(5.0)
+
     parts.background = (loop,)
+    parts.follower = follow
     return parts

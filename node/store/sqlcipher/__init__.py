@@ -14,6 +14,7 @@ entry) commit in one transaction, so nothing is ever half-written.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -60,6 +61,7 @@ class Store:
         self._depth = 0
         self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
+        self._lock_fd: int | None = None
 
     @classmethod
     def open(cls, path: Path, key: bytes, *, create: bool = False) -> Store:
@@ -85,13 +87,18 @@ class Store:
         store = cls(conn=conn, path=path)
         store._key = key
         try:
+            store._lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                     0o600)
+        except OSError:  # a read-only place: SQLite's own lock still guards the file
+            store._lock_fd = None
+        try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA secure_delete = ON")
             store._migrate()
         except BaseException:
-            conn.close()  # a refused database leaves no open file behind
+            store.close()  # a refused database leaves no open file behind
             raise
         if create:
             os.chmod(path, 0o600)
@@ -99,6 +106,9 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def reader_spec(self) -> tuple[Path, bytes]:
         """Path and key for another process to open this database (e.g. to verify in
@@ -133,20 +143,40 @@ class Store:
             with self.savepoint():
                 yield
             return
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._depth = 1
+        with self._writer_lock():
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+                while self._before_commit:  # hooks may register further hooks
+                    self._before_commit.pop(next(iter(self._before_commit)))()
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+            finally:
+                self._depth = 0
+                self._before_commit.clear()
+
+    @contextlib.contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """The file's writers queue on ``<db>.lock`` (flock) before ``BEGIN IMMEDIATE``.
+
+        SQLite's own lock is what keeps the file consistent; but a writer it turns away
+        waits in a busy handler that sleeps and polls, so several processes writing at
+        once (``serve --workers``, the CLI beside a running node) would stall each other
+        by milliseconds.  The kernel hands a flock to the next waiter the moment it is
+        released.  A database opened read-only for verification takes no lock.
+        """
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
             yield
-            while self._before_commit:  # hooks may register further hooks
-                self._before_commit.pop(next(iter(self._before_commit)))()
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
         finally:
-            self._depth = 0
-            self._before_commit.clear()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @property
     def in_transaction(self) -> bool:
