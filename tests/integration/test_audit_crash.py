@@ -1,8 +1,8 @@
 """Crash during a batch: a real ``bxnode serve`` process killed between queueing and commit.
 
-The node runs with a long group-commit window, so a request's audit entry sits in the open
-batch when the process is SIGKILLed.  After restart the log verifies, the entry is not
-there, and the client never received a response for it.
+The node gathers a batch of heavy requests and is SIGKILLed while it runs them inside the
+open transaction.  After restart the log verifies, none of their entries is there, and
+no client received a response.
 """
 
 from __future__ import annotations
@@ -99,33 +99,43 @@ def _verify(fed: Federation) -> bool:
         store.close()
 
 
-def test_kill_between_queueing_and_commit(fed: Federation) -> None:
+REQUESTS = 40  # heavy ones, so the batch runs for a good while before it commits
+
+
+def test_kill_while_a_batch_runs_before_its_commit(fed: Federation) -> None:
+    """The node gathers a batch of 40 requests of 500 documents each (a long window, so
+    they all join), runs them in one transaction — each logs ``lookup`` as it is answered —
+    and is SIGKILLed after the first is answered, while the others still run: nothing of
+    the batch is committed, no client received an answer, the log verifies."""
     kaz = fed.dirs["KAZ-BS"]
-    _set_batch(kaz, batch_max=10_000, batch_ms=8_000)  # the batch stays open for 8 s
+    _set_batch(kaz, batch_max=REQUESTS, batch_ms=8_000)  # gather all of them, then run
     node = Serve(kaz)
     client = fed.client("KGZ-BS")
-    request = client.build(CTX, QueryKind.DOCUMENT,
-                           [DocumentQuery(number="N1122334", issuing_state="KAZ")])
-    digest = env_mod.digest(request).hex()
-    outcome: dict[str, object] = {}
+    asker = fed.client("KGZ-BS", store=False)  # many threads: keeps no receipts of its own
+    items = [DocumentQuery(number=f"N{i:07d}", issuing_state="KAZ") for i in range(500)]
+    requests = [asker.build(CTX, QueryKind.BATCH, items) for _ in range(REQUESTS)]
+    outcomes: list[dict[str, object]] = [{} for _ in requests]
 
-    def ask() -> None:
+    def ask(i: int) -> None:
         try:
-            outcome["answer"] = client.send("KAZ-BS", request, expected_items=1)
+            outcomes[i]["answer"] = asker.send("KAZ-BS", requests[i], expected_items=500)
         except Exception as exc:  # the transport failure is the expected result
-            outcome["error"] = exc
+            outcomes[i]["error"] = exc
 
-    t = threading.Thread(target=ask)
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(REQUESTS)]
     try:
-        t.start()
-        node.wait_for('"event": "lookup"')  # answered and queued, not yet committed
+        for t in threads:
+            t.start()
+        node.wait_for('"event": "lookup"', timeout=30)  # answered inside the open batch
         node.kill()
-        t.join(15)
+        for t in threads:
+            t.join(15)
     finally:
         if node.proc.poll() is None:
             node.kill()
-    assert "answer" not in outcome and "error" in outcome
-    assert _entries_for(fed, digest) == 0
+        asker.close()
+    assert all("answer" not in o and "error" in o for o in outcomes)
+    assert sum(_entries_for(fed, env_mod.digest(r).hex()) for r in requests) == 0
     assert _verify(fed)
 
     # restarted with normal batching, the node answers, and the entry is there and verifies
