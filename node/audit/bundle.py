@@ -83,11 +83,13 @@ def _unb64(v: Any, what: str) -> bytes:
 
 
 def make_bundle(log: MerkleAuditLog, seq: int, *, node_id: str) -> bytes:
-    """The bundle for entry ``seq`` against the smallest stored checkpoint that covers it."""
+    """The bundle for entry ``seq`` against the latest cosigned checkpoint that covers it,
+    so it carries the witnesses' cosignatures; an entry newer than every cosigned
+    checkpoint gets the smallest signed checkpoint covering it (no cosignatures yet)."""
     entry = log.entry(seq)
     if entry is None:
         raise NotAuthorised(f"no audit entry {seq}", reason="no_such_entry")
-    head = log.head_at_least(seq)
+    head = log.latest_cosigned_head(seq) or log.head_at_least(seq)
     if head is None:
         raise NotAuthorised(f"entry {seq} is not yet in a signed checkpoint",
                             reason="not_yet_sealed")

@@ -285,6 +285,18 @@ class Witness:
     def cosigner_name(self) -> str:
         return self._cosigner.name
 
+    def follows(self, origin: str) -> bool:
+        """Whether ``origin`` is a log this witness cosigns."""
+        return origin in self._logs
+
+    def recosign(self, stored: WitnessedCheckpoint, *, timestamp: int) -> Cosignature:
+        """A fresh cosignature of the checkpoint already cosigned (tlog-cosignature: the
+        witness vouches again, at ``timestamp``, for a checkpoint it verified)."""
+        if stored.origin not in self._logs:
+            raise UnknownLog(f"unknown log {stored.origin!r}")
+        checkpoint = Checkpoint.parse(parse_note(stored.note).text)
+        return self._cosigner.cosign(checkpoint, timestamp=timestamp)
+
     def add_checkpoint(
         self,
         *,

@@ -477,6 +477,11 @@ class MerkleAuditLog:
         row = self._tables.checkpoint_at_least(size)
         return None if row is None else self._head(row)
 
+    def latest_cosigned_head(self, at_least: int = 1) -> SignedHead | None:
+        """The latest checkpoint with stored cosignatures covering entry ``at_least``."""
+        size = self._tables.latest_cosigned_size(at_least)
+        return None if size is None else self.head(size)
+
     def head(self, size: int) -> SignedHead | None:
         row = self._tables.checkpoint(size)
         return None if row is None else self._head(row)
@@ -487,6 +492,10 @@ class MerkleAuditLog:
 
     def heads(self) -> list[SignedHead]:
         return [self._head(r) for r in self._tables.checkpoints()]
+
+    def cosignature_rows(self) -> list[tuple[int, str, str]]:
+        """Every stored cosignature ``(checkpoint size, witness name, line)``."""
+        return self._tables.cosignatures()
 
     def entry(self, seq: int) -> AuditEntry | None:
         return self._tables.entry(seq)

@@ -21,10 +21,17 @@ import nacl.signing
 import structlog
 
 from node.audit.bundle import witness_name
-from node.audit.checkpoint import Cosignature, CosignatureV1Signer, CosignatureV1Verifier
+from node.audit.checkpoint import (
+    MAX_ORIGIN_BYTES,
+    Cosignature,
+    CosignatureV1Signer,
+    CosignatureV1Verifier,
+)
 from node.audit.checkpoint_witness import (
     AddCheckpointRequest,
+    BadWitnessRequest,
     InconsistentCheckpoint,
+    UnknownLog,
     Witness,
     WitnessedCheckpoint,
     WitnessProofError,
@@ -114,6 +121,20 @@ class WitnessDesk:
             raise failure
         log.info("checkpoint_cosigned", origin=origin, size=result.new_state.size)
         return result.response_body()
+
+    def witnessed_checkpoint(self, origin: str, *, now_ms: int) -> tuple[bytes, bytes]:
+        """``(signed checkpoint, fresh cosignature line)`` of the latest checkpoint of
+        ``origin`` we cosigned, from the stored state; ``(b"", b"")`` if none yet.  Raises
+        :class:`UnknownLog` for a log we do not witness."""
+        if len(origin.encode("utf-8")) > MAX_ORIGIN_BYTES:
+            raise BadWitnessRequest("origin too long")
+        if self._witness is None or not self._witness.follows(origin):
+            raise UnknownLog(f"unknown log {origin!r}")
+        stored = self._load(origin)
+        if stored is None:
+            return b"", b""
+        cosig = self._witness.recosign(stored, timestamp=now_ms // 1000)
+        return stored.note, cosig.line().encode("utf-8")
 
     def _keep_evidence(self, origin: str, reason: str, stored: bytes | None, submitted: bytes,
                        *, now_ms: int, message: str) -> None:

@@ -46,15 +46,16 @@ class _Opened:
     """The node's store and its audit log (read side), closed on exit."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from node.app import open_store
+        from node.app import now_ms, open_store
         from node.audit.log import MerkleAuditLog, log_verifiers
-        from node.federation.members_file import load_members
+        from node.federation.directory import load_directory
 
         self.cfg = _config(args)
         self.store = open_store(self.cfg)
         try:
             self.log = MerkleAuditLog(store=self.store, node_id=self.cfg.node_id)
-            directory = load_members(self.cfg.members)
+            # the federation directory: members file, or the trusted signed registry
+            directory = load_directory(self.cfg, store=self.store, clock_ms=now_ms)
             me = directory.member(self.cfg.node_id)
             self.verifiers = log_verifiers(self.cfg.node_id, [k.public_key for k in me.keys])
             self.directory = directory
@@ -65,6 +66,19 @@ class _Opened:
     def __enter__(self) -> _Opened:
         return self
 
+    def cosignatures(self) -> Any:
+        from node.audit.verification import check_cosignatures
+
+        return check_cosignatures(self.log.heads(), self.log.cosignature_rows(),
+                                  directory=self.directory, log_id=self.cfg.node_id)
+
+    def witnesses(self) -> tuple[str, ...]:
+        """``[audit] witnesses``, or every other node (as ``serve`` witnesses)."""
+        w = self.cfg.audit.witnesses
+        return tuple(w) if w is not None else tuple(
+            m.node_id for m in self.directory.members()
+            if m.node_id != self.cfg.node_id and "node" in m.roles)
+
     def __exit__(self, *exc: object) -> None:
         self.store.close()
 
@@ -72,21 +86,105 @@ class _Opened:
 # --- verify, list, search, export -------------------------------------------------------------
 
 
+def _ask_witnesses(o: _Opened) -> tuple[list[Any], dict[str, str]]:
+    """Ask each witness (mTLS, as this node) what it holds of our log:
+    ``(verified WitnessedHeads, {witness: why it could not be compared})``."""
+    import grpc
+
+    from node.app import NodeRuntime
+    from node.audit.log import log_origin
+    from node.audit.verification import open_witnessed
+    from node.client.channel import open_channel
+    from node.server.audit_services import GET_WITNESSED
+    from node.server.grpc_server import REASON_KEY
+    from node.wire.audit import apb
+
+    tls = NodeRuntime.tls(o.cfg)
+    origin = log_origin(o.cfg.node_id)
+    heads: list[Any] = []
+    failed: dict[str, str] = {}
+    for peer in o.witnesses():
+        try:
+            member = o.directory.member(peer)
+            with open_channel(member.endpoint, tls) as channel:
+                resp = channel.unary_unary(
+                    GET_WITNESSED,
+                    request_serializer=apb.GetWitnessedCheckpointRequest.SerializeToString,
+                    response_deserializer=apb.GetWitnessedCheckpointResponse.FromString)(
+                    apb.GetWitnessedCheckpointRequest(origin=origin), timeout=10)
+            heads.append(open_witnessed(member, checkpoint=bytes(resp.checkpoint),
+                                        cosignatures=bytes(resp.cosignatures),
+                                        log_verifiers=o.verifiers, origin=origin))
+        except grpc.RpcError as err:
+            md = dict(err.trailing_metadata() or ())
+            failed[peer] = f"{err.code().name}/{md.get(REASON_KEY, '')}"
+        except BxError as exc:
+            failed[peer] = exc.message
+    return heads, failed
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    from node.audit.verification import compare_with_witnesses
+
     with _Opened(args) as o:
-        report = o.log.verify(verifiers=o.verifiers)
-    payload = {"ok": report.ok, "entries": report.entries, "head": report.head,
-               "first_bad_seq": report.first_bad_seq, "problem": report.problem,
-               "checkpoints": report.checkpoints, "erased": report.erased,
-               "checkpoint_size": report.checkpoint_size, "unsealed": report.unsealed,
-               "erasures": [{"seq": seq, **r.to_json()} for seq, r in report.erasures]}
-    if report.ok:
-        _emit(args, payload, f"audit log verified: {report.entries} entries, "
-                             f"{report.checkpoints} signed checkpoints, root {report.head}")
-        return 0
-    if args.json:
-        print(json.dumps(payload))
-    raise CliError(f"audit log is NOT intact: {report.problem}")
+        # ask first: whatever a witness holds, the log verified after it must hold too
+        heads, failed = _ask_witnesses(o) if args.witnesses else ([], {})
+        report = o.log.verify(verifiers=o.verifiers, roots_at=[h.size for h in heads])
+        cos = o.cosignatures()
+        quorum = o.cfg.audit.witness_quorum
+    compared = compare_with_witnesses(report, heads)
+    last_cosigned = cos.last_cosigned(quorum)
+    payload: dict[str, Any] = {
+        "ok": report.ok and not cos.problems, "entries": report.entries, "head": report.head,
+        "first_bad_seq": report.first_bad_seq, "problem": report.problem,
+        "checkpoints": report.checkpoints, "erased": report.erased,
+        "checkpoint_size": report.checkpoint_size, "unsealed": report.unsealed,
+        "erasures": [{"seq": seq, **r.to_json()} for seq, r in report.erasures],
+        "cosignatures": sum(len(w) for w in cos.valid.values()),
+        "cosignature_problems": list(cos.problems), "cosignature_notes": list(cos.notes),
+        "quorum": quorum, "last_cosigned_size": last_cosigned,
+        "after_last_cosigned": max(0, report.entries - last_cosigned),
+        "witnesses_compared": args.witnesses,
+        "witnesses": [{"witness": c.witness, "size": c.size, "ok": c.ok,
+                       "problem": c.problem} for c in compared],
+        "not_compared": failed}
+    if not report.ok or cos.problems:
+        if not report.ok:
+            problem = report.problem
+        else:
+            problem = cos.problems[0]
+            payload["problem"] = problem
+        if args.json:
+            print(json.dumps(payload))
+        raise CliError(f"audit log is NOT intact: {problem}")
+    bad = [c for c in compared if not c.ok]
+    if args.witnesses and (bad or len(compared) < quorum):
+        problem = (bad[0].problem if bad else
+                   f"compared with {len(compared)} witness(es), fewer than the quorum of "
+                   f"{quorum}: " + "; ".join(f"{p}: {why}" for p, why in failed.items()))
+        payload["ok"] = False
+        payload["problem"] = problem
+        if args.json:
+            print(json.dumps(payload))
+        raise CliError(f"audit log does NOT match its witnesses: {problem}")
+    text = [f"audit log verified: {report.entries} entries, {report.checkpoints} signed "
+            f"checkpoints, root {report.head}",
+            f"{payload['cosignatures']} cosignature(s) verified; last checkpoint cosigned by "
+            f"the quorum ({quorum}): size {last_cosigned}, "
+            f"{payload['after_last_cosigned']} entries after it; "
+            f"{report.unsealed} entries after the last signed checkpoint",
+            f"{report.erased} bodies erased, each under one of {len(report.erasures)} "
+            "recorded erasure(s)"]
+    text += [f"note: {n}" for n in cos.notes]
+    if args.witnesses:
+        text += [f"witness {c.witness}: holds size {c.size}, the log matches it"
+                 for c in compared]
+        text += [f"witness {p}: not compared ({why})" for p, why in failed.items()]
+    else:
+        text.append("internally consistent; NOT compared with any witness (a log rolled "
+                    "back to an earlier consistent state passes this: use --witnesses)")
+    _emit(args, payload, "\n".join(text))
+    return 0
 
 
 def _query(args: argparse.Namespace) -> Any:
@@ -192,9 +290,12 @@ def _filters(sp: argparse.ArgumentParser, *, full: bool) -> None:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     au = add_group(sub, "audit", "review and verify the audit log")
-    add_command(au, "verify", cmd_verify,
-                "recompute the Merkle tree, check every signed checkpoint; name the first bad "
-                "entry", common)
+    sp = add_command(au, "verify", cmd_verify,
+                     "recompute the Merkle tree, check every signed checkpoint, cosignature "
+                     "and erasure; name the first bad entry", common)
+    sp.add_argument("--witnesses", action="store_true",
+                    help="also ask every witness which size of this log it holds and compare "
+                         "(detects a log rolled back to an earlier consistent state)")
     _filters(add_command(au, "list", cmd_list, "list audit entries", common), full=False)
     sp = add_command(au, "search", cmd_search,
                      "search entries by peer, operator, purpose, case, outcome, time", common)
@@ -237,8 +338,9 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
     with open(args.file, "rb") as f:
         data = f.read()
     directory = load_members(Path(args.members))
+    quorum = args.quorum if args.quorum is not None else _configured_quorum(args)
     try:
-        r = verify_bundle(data, directory=directory, quorum=args.quorum)
+        r = verify_bundle(data, directory=directory, quorum=quorum)
     except BxError as exc:
         if args.json:
             print(json.dumps({"ok": False, "problem": exc.message}))
@@ -254,6 +356,17 @@ def cmd_verify_bundle(args: argparse.Namespace) -> int:
         raise CliError(f"{text}, fewer than the quorum of {r.quorum}")
     _emit(args, payload, text)
     return 0
+
+
+def _configured_quorum(args: argparse.Namespace) -> int:
+    """``[audit] witness_quorum`` of the node directory if there is one (``--node-dir``,
+    ``$BXNODE_HOME``, the working directory), else that setting's default."""
+    from node.cli.main import _node_dir
+    from node.config import CONFIG_NAME, AuditSettings
+
+    if (_node_dir(args) / CONFIG_NAME).exists():
+        return int(_config(args).audit.witness_quorum)
+    return AuditSettings().witness_quorum
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -294,18 +407,25 @@ def cmd_status(args: argparse.Namespace) -> int:
                            directory=o.directory)
         st = desk.status(our_size=head.size if head else 0)
         evidence = desk.evidence()
-    cos = len(head.cosignatures) if head else 0
+        check = o.cosignatures()  # verified, not counted: each against the witness's key
+    cos = check.count(head.size) if head else 0
+    stored = len(head.cosignatures) if head else 0
+    quorum = o.cfg.audit.witness_quorum
     payload = {"checkpoint_size": st.our_size, "cosignatures": cos,
-               "quorum": o.cfg.audit.witness_quorum,
-               "witnessed": cos >= o.cfg.audit.witness_quorum, "witness_alert": st.alert,
+               "cosigned_by_witnesses": list(check.valid.get(st.our_size, ())),
+               "quorum": quorum, "witnessed": cos >= quorum, "witness_alert": st.alert,
+               "cosignature_problems": list(check.problems),
+               "last_cosigned_size": check.last_cosigned(quorum),
                "evidence": evidence, "cosigned_by": st.cosigned_by,
                "witnessed_logs": st.witnessed_logs}
-    _emit(args, payload,
-          f"checkpoint {st.our_size}: {cos} cosignature(s), quorum "
-          f"{o.cfg.audit.witness_quorum}\n"
-          + ("ALERT: inconsistent checkpoints kept as evidence: " + str(len(evidence))
-             if st.alert else "no inconsistent checkpoint seen"))
-    return 1 if st.alert else 0
+    lines = [f"checkpoint {st.our_size}: {cos} verified cosignature(s)"
+             + (f" ({stored - cos} stored that do not count)" if stored != cos else "")
+             + f", quorum {quorum}"]
+    lines += [f"BAD COSIGNATURE: {p}" for p in check.problems]
+    lines.append("ALERT: inconsistent checkpoints kept as evidence: " + str(len(evidence))
+                 if st.alert else "no inconsistent checkpoint seen")
+    _emit(args, payload, "\n".join(lines))
+    return 1 if st.alert or check.problems else 0
 
 
 # --- remote (auditor role) -----------------------------------------------------------------------
@@ -384,7 +504,9 @@ def register_more(au: Any, common: argparse.ArgumentParser) -> None:
                      "verify a proof bundle offline, against a members file", common)
     sp.add_argument("file")
     sp.add_argument("--members", required=True, help="the federation members file")
-    sp.add_argument("--quorum", type=int, default=0, help="cosignatures required (default 0)")
+    sp.add_argument("--quorum", type=int, default=None,
+                    help="witness cosignatures required (default: the node's [audit] "
+                         "witness_quorum)")
     sp = add_command(au, "report", cmd_report, "write a self-contained HTML audit report",
                      common)
     sp.add_argument("--from", help="ISO 8601 start (default: 30 days before --to)")

@@ -6,6 +6,9 @@
   ``not_your_entry``.
 * ``WitnessService.AddCheckpoint``: C2SP tlog-witness over mTLS; the caller must be a
   federation node.  The new witness state is durable before the cosignature is returned.
+* ``WitnessService.GetWitnessedCheckpoint``: the latest checkpoint of a log we cosigned,
+  from the stored witness state, with a fresh cosignature; for federation nodes and
+  auditors (mTLS), each call audited (``witness_read``) before it is answered.
 * ``AuditorService``: search and proof bundles for members with the role ``auditor`` (their
   own TLS certificate); anyone else gets PERMISSION_DENIED ``not_an_auditor``.
 * :func:`witness_once`: send our latest checkpoint, with a consistency proof from the size
@@ -53,6 +56,7 @@ AUDIT_SERVICE = apb.DESCRIPTOR.services_by_name["AuditService"].full_name
 WITNESS_SERVICE = apb.DESCRIPTOR.services_by_name["WitnessService"].full_name
 AUDITOR_SERVICE = apb.DESCRIPTOR.services_by_name["AuditorService"].full_name
 ADD_CHECKPOINT = f"/{WITNESS_SERVICE}/AddCheckpoint"
+GET_WITNESSED = f"/{WITNESS_SERVICE}/GetWitnessedCheckpoint"
 MAX_SEARCH = 10_000
 
 
@@ -175,6 +179,38 @@ class AuditServices:
         assert isinstance(result, bytes)
         return apb.AddCheckpointResponse(cosignatures=result)
 
+    async def get_witnessed(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        caller = self._caller(context)
+        action = "get_witnessed_checkpoint"
+        if caller is None or not {"node", "auditor"} & set(caller.roles):
+            await self._refuse(context, NotAuthorised(
+                "only federation nodes and auditors read witnessed checkpoints",
+                reason="not_a_node"), event="witness_refused", action=action)
+        assert caller is not None
+        origin = str(request.origin)
+
+        def read() -> tuple[bytes, bytes] | BxError:
+            try:
+                return self.desk.witnessed_checkpoint(origin, now_ms=self.clock_ms())
+            except BxError as exc:
+                return exc
+
+        result = await self._read(read)
+        if isinstance(result, BxError):
+            await self._refuse(context, result, event="witness_refused", action=action)
+        assert not isinstance(result, BxError)
+        note, cosignatures = result
+        size = Checkpoint.parse(parse_note(note).text).size if note else 0
+
+        def append() -> None:
+            with self.log.store.transaction():
+                self.log.append({"event": "witness_read", "requester": caller.node_id,
+                                 "action": action, "origin": origin, "size": size,
+                                 "outcome": "answered"}, time_ms=self.clock_ms())
+
+        await self._db(append)  # audited (durably) before it is answered
+        return apb.GetWitnessedCheckpointResponse(checkpoint=note, cosignatures=cosignatures)
+
     # --- AuditorService ---------------------------------------------------------------------
 
     async def _auditor(self, context: grpc.aio.ServicerContext, what: str) -> Member:
@@ -235,7 +271,11 @@ class AuditServices:
             grpc.method_handlers_generic_handler(WITNESS_SERVICE, {
                 "AddCheckpoint": u(self.add_checkpoint,
                                    request_deserializer=apb.AddCheckpointRequest.FromString,
-                                   response_serializer=apb.AddCheckpointResponse.SerializeToString)}),
+                                   response_serializer=apb.AddCheckpointResponse.SerializeToString),
+                "GetWitnessedCheckpoint": u(
+                    self.get_witnessed,
+                    request_deserializer=apb.GetWitnessedCheckpointRequest.FromString,
+                    response_serializer=apb.GetWitnessedCheckpointResponse.SerializeToString)}),
             grpc.method_handlers_generic_handler(AUDITOR_SERVICE, {
                 "SearchEntries": u(self.search,
                                    request_deserializer=apb.SearchEntriesRequest.FromString,

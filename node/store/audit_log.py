@@ -337,6 +337,19 @@ class AuditLogTables:
             "ON CONFLICT (size, witness) DO UPDATE SET time_ms = excluded.time_ms, "
             "line = excluded.line", (size, witness, time_ms, line))
 
+    def latest_cosigned_size(self, at_least: int) -> int | None:
+        """The largest checkpoint size ``>= at_least`` that has a stored cosignature."""
+        row = self.db.query_one(
+            "SELECT max(c.size) FROM audit_cosignatures c JOIN audit_checkpoints p "
+            "ON p.size = c.size WHERE c.size >= ?", (at_least,))
+        return None if row is None or row[0] is None else int(row[0])
+
+    def cosignatures(self) -> list[tuple[int, str, str]]:
+        """Every stored cosignature ``(size, witness, line)``, by size then witness name
+        (code point order, sorted here)."""
+        rows = self.db.query("SELECT size, witness, line FROM audit_cosignatures")
+        return sorted((int(s), str(w), str(x)) for s, w, x in rows)
+
     def cosignature_lines(self, size: int) -> tuple[str, ...]:
         """The cosignature lines of checkpoint ``size``, by witness name (code point order,
         sorted here: PostgreSQL's text collation need not be SQLite's binary one)."""

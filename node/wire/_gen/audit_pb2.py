@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import bxnode_pb2 as bxnode_dot_v1_dot_bxnode__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62xnode/v1/audit.proto\x12\tbxnode.v1\x1a\x16\x62xnode/v1/bxnode.proto\"G\n\x18GetInclusionProofRequest\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"H\n\x19GetInclusionProofResponse\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"Y\n\x15InclusionProofPayload\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.bxnode.v1.RequestHeader\x12\x16\n\x0erequest_digest\x18\x14 \x01(\x0c\"\x91\x01\n\x1bInclusionProofResultPayload\x12\x11\n\tresponder\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x11\n\taudit_seq\x18\x05 \x01(\x04\x12\x0e\n\x06\x62undle\x18\x14 \x01(\x0c\"$\n\x14\x41\x64\x64\x43heckpointRequest\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\"-\n\x15\x41\x64\x64\x43heckpointResponse\x12\x14\n\x0c\x63osignatures\x18\x01 \x01(\x0c\"\x99\x01\n\x14SearchEntriesRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x10\n\x08operator\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x05 \x01(\t\x12\x0f\n\x07\x66rom_ms\x18\x06 \x01(\x03\x12\r\n\x05to_ms\x18\x07 \x01(\x03\x12\r\n\x05limit\x18\x08 \x01(\r\"(\n\x15SearchEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c\"$\n\x15GetProofBundleRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"(\n\x16GetProofBundleResponse\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x32n\n\x0c\x41uditService\x12^\n\x11GetInclusionProof\x12#.bxnode.v1.GetInclusionProofRequest\x1a$.bxnode.v1.GetInclusionProofResponse2d\n\x0eWitnessService\x12R\n\rAddCheckpoint\x12\x1f.bxnode.v1.AddCheckpointRequest\x1a .bxnode.v1.AddCheckpointResponse2\xbb\x01\n\x0e\x41uditorService\x12R\n\rSearchEntries\x12\x1f.bxnode.v1.SearchEntriesRequest\x1a .bxnode.v1.SearchEntriesResponse\x12U\n\x0eGetProofBundle\x12 .bxnode.v1.GetProofBundleRequest\x1a!.bxnode.v1.GetProofBundleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x62xnode/v1/audit.proto\x12\tbxnode.v1\x1a\x16\x62xnode/v1/bxnode.proto\"G\n\x18GetInclusionProofRequest\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"H\n\x19GetInclusionProofResponse\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"Y\n\x15InclusionProofPayload\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.bxnode.v1.RequestHeader\x12\x16\n\x0erequest_digest\x18\x14 \x01(\x0c\"\x91\x01\n\x1bInclusionProofResultPayload\x12\x11\n\tresponder\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x11\n\taudit_seq\x18\x05 \x01(\x04\x12\x0e\n\x06\x62undle\x18\x14 \x01(\x0c\"$\n\x14\x41\x64\x64\x43heckpointRequest\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\"-\n\x15\x41\x64\x64\x43heckpointResponse\x12\x14\n\x0c\x63osignatures\x18\x01 \x01(\x0c\"/\n\x1dGetWitnessedCheckpointRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\"J\n\x1eGetWitnessedCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63osignatures\x18\x02 \x01(\x0c\"\x99\x01\n\x14SearchEntriesRequest\x12\x0c\n\x04peer\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12\x10\n\x08operator\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x05 \x01(\t\x12\x0f\n\x07\x66rom_ms\x18\x06 \x01(\x03\x12\r\n\x05to_ms\x18\x07 \x01(\x03\x12\r\n\x05limit\x18\x08 \x01(\r\"(\n\x15SearchEntriesResponse\x12\x0f\n\x07\x65ntries\x18\x01 \x03(\x0c\"$\n\x15GetProofBundleRequest\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"(\n\x16GetProofBundleResponse\x12\x0e\n\x06\x62undle\x18\x01 \x01(\x0c\x32n\n\x0c\x41uditService\x12^\n\x11GetInclusionProof\x12#.bxnode.v1.GetInclusionProofRequest\x1a$.bxnode.v1.GetInclusionProofResponse2\xd3\x01\n\x0eWitnessService\x12R\n\rAddCheckpoint\x12\x1f.bxnode.v1.AddCheckpointRequest\x1a .bxnode.v1.AddCheckpointResponse\x12m\n\x16GetWitnessedCheckpoint\x12(.bxnode.v1.GetWitnessedCheckpointRequest\x1a).bxnode.v1.GetWitnessedCheckpointResponse2\xbb\x01\n\x0e\x41uditorService\x12R\n\rSearchEntries\x12\x1f.bxnode.v1.SearchEntriesRequest\x1a .bxnode.v1.SearchEntriesResponse\x12U\n\x0eGetProofBundle\x12 .bxnode.v1.GetProofBundleRequest\x1a!.bxnode.v1.GetProofBundleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,18 +44,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADDCHECKPOINTREQUEST']._serialized_end=482
   _globals['_ADDCHECKPOINTRESPONSE']._serialized_start=484
   _globals['_ADDCHECKPOINTRESPONSE']._serialized_end=529
-  _globals['_SEARCHENTRIESREQUEST']._serialized_start=532
-  _globals['_SEARCHENTRIESREQUEST']._serialized_end=685
-  _globals['_SEARCHENTRIESRESPONSE']._serialized_start=687
-  _globals['_SEARCHENTRIESRESPONSE']._serialized_end=727
-  _globals['_GETPROOFBUNDLEREQUEST']._serialized_start=729
-  _globals['_GETPROOFBUNDLEREQUEST']._serialized_end=765
-  _globals['_GETPROOFBUNDLERESPONSE']._serialized_start=767
-  _globals['_GETPROOFBUNDLERESPONSE']._serialized_end=807
-  _globals['_AUDITSERVICE']._serialized_start=809
-  _globals['_AUDITSERVICE']._serialized_end=919
-  _globals['_WITNESSSERVICE']._serialized_start=921
-  _globals['_WITNESSSERVICE']._serialized_end=1021
-  _globals['_AUDITORSERVICE']._serialized_start=1024
-  _globals['_AUDITORSERVICE']._serialized_end=1211
+  _globals['_GETWITNESSEDCHECKPOINTREQUEST']._serialized_start=531
+  _globals['_GETWITNESSEDCHECKPOINTREQUEST']._serialized_end=578
+  _globals['_GETWITNESSEDCHECKPOINTRESPONSE']._serialized_start=580
+  _globals['_GETWITNESSEDCHECKPOINTRESPONSE']._serialized_end=654
+  _globals['_SEARCHENTRIESREQUEST']._serialized_start=657
+  _globals['_SEARCHENTRIESREQUEST']._serialized_end=810
+  _globals['_SEARCHENTRIESRESPONSE']._serialized_start=812
+  _globals['_SEARCHENTRIESRESPONSE']._serialized_end=852
+  _globals['_GETPROOFBUNDLEREQUEST']._serialized_start=854
+  _globals['_GETPROOFBUNDLEREQUEST']._serialized_end=890
+  _globals['_GETPROOFBUNDLERESPONSE']._serialized_start=892
+  _globals['_GETPROOFBUNDLERESPONSE']._serialized_end=932
+  _globals['_AUDITSERVICE']._serialized_start=934
+  _globals['_AUDITSERVICE']._serialized_end=1044
+  _globals['_WITNESSSERVICE']._serialized_start=1047
+  _globals['_WITNESSSERVICE']._serialized_end=1258
+  _globals['_AUDITORSERVICE']._serialized_start=1261
+  _globals['_AUDITORSERVICE']._serialized_end=1448
 # @@protoc_insertion_point(module_scope)

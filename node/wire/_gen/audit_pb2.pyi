@@ -55,6 +55,20 @@ class AddCheckpointResponse(_message.Message):
     cosignatures: bytes
     def __init__(self, cosignatures: _Optional[bytes] = ...) -> None: ...
 
+class GetWitnessedCheckpointRequest(_message.Message):
+    __slots__ = ("origin",)
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    def __init__(self, origin: _Optional[str] = ...) -> None: ...
+
+class GetWitnessedCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint", "cosignatures")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    COSIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: bytes
+    cosignatures: bytes
+    def __init__(self, checkpoint: _Optional[bytes] = ..., cosignatures: _Optional[bytes] = ...) -> None: ...
+
 class SearchEntriesRequest(_message.Message):
     __slots__ = ("peer", "purpose", "outcome", "operator", "case_ref", "from_ms", "to_ms", "limit")
     PEER_FIELD_NUMBER: _ClassVar[int]

@@ -116,6 +116,11 @@ class WitnessServiceStub:
                 request_serializer=bxnode_dot_v1_dot_audit__pb2.AddCheckpointRequest.SerializeToString,
                 response_deserializer=bxnode_dot_v1_dot_audit__pb2.AddCheckpointResponse.FromString,
                 _registered_method=True)
+        self.GetWitnessedCheckpoint = channel.unary_unary(
+                '/bxnode.v1.WitnessService/GetWitnessedCheckpoint',
+                request_serializer=bxnode_dot_v1_dot_audit__pb2.GetWitnessedCheckpointRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_audit__pb2.GetWitnessedCheckpointResponse.FromString,
+                _registered_method=True)
 
 
 class WitnessServiceServicer:
@@ -129,6 +134,13 @@ class WitnessServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWitnessedCheckpoint(self, request, context):
+        """The latest checkpoint of a log that this witness cosigned, cosigned again now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WitnessServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -136,6 +148,11 @@ def add_WitnessServiceServicer_to_server(servicer, server):
                     servicer.AddCheckpoint,
                     request_deserializer=bxnode_dot_v1_dot_audit__pb2.AddCheckpointRequest.FromString,
                     response_serializer=bxnode_dot_v1_dot_audit__pb2.AddCheckpointResponse.SerializeToString,
+            ),
+            'GetWitnessedCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWitnessedCheckpoint,
+                    request_deserializer=bxnode_dot_v1_dot_audit__pb2.GetWitnessedCheckpointRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_audit__pb2.GetWitnessedCheckpointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -166,6 +183,33 @@ class WitnessService:
             '/bxnode.v1.WitnessService/AddCheckpoint',
             bxnode_dot_v1_dot_audit__pb2.AddCheckpointRequest.SerializeToString,
             bxnode_dot_v1_dot_audit__pb2.AddCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWitnessedCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.WitnessService/GetWitnessedCheckpoint',
+            bxnode_dot_v1_dot_audit__pb2.GetWitnessedCheckpointRequest.SerializeToString,
+            bxnode_dot_v1_dot_audit__pb2.GetWitnessedCheckpointResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,49 @@ def test_verify_ok(imported: Path, bx: Bx) -> None:
         0, True, 2, None, "")
 
 
+def test_verify_says_nothing_was_compared_without_witnesses(imported: Path, bx: Bx) -> None:
+    r = bx("audit", "verify", "--node-dir", str(imported), "--json")
+    out = json.loads(r.out)
+    assert (r.rc, out["ok"], out["witnesses_compared"], out["witnesses"], out["unsealed"],
+            out["cosignatures"], out["last_cosigned_size"], out["after_last_cosigned"]) == (
+        0, True, False, [], 0, 0, 0, 2)
+    r = bx("audit", "verify", "--node-dir", str(imported))
+    assert r.out.splitlines()[-1] == (
+        "internally consistent; NOT compared with any witness (a log rolled back to an "
+        "earlier consistent state passes this: use --witnesses)")
+
+
+def _add_cosignature(node_dir: Path, witness: str, line: str) -> int:
+    from node.audit.log import MerkleAuditLog
+    from tests.unit.cli._support import store_of
+
+    store = store_of(node_dir)
+    try:
+        log = MerkleAuditLog(store=store)
+        head = log.latest_head()
+        assert head is not None
+        with store.transaction():
+            log.add_cosignature(head.size, witness, line, time_ms=now_ms())
+        return head.size
+    finally:
+        store.close()
+
+
+def test_status_and_verify_check_cosignatures_instead_of_counting(imported: Path,
+                                                                   bx: Bx) -> None:
+    """A cosignature row nobody's witness key made does not count; it is named."""
+    size = _add_cosignature(imported, "bxnode-witness/KGZ-BS",
+                            "\u2014 bxnode-witness/KGZ-BS " + "QUFB" * 25 + "\n")
+    r = bx("audit", "status", "--node-dir", str(imported), "--json")
+    out = json.loads(r.out)
+    problem = (f"cosignature on checkpoint {size} is by bxnode-witness/KGZ-BS, not a "
+               "federation witness")
+    assert (r.rc, out["cosignatures"], out["witnessed"], out["cosignature_problems"]) == (
+        1, 0, False, [problem])
+    r = bx("audit", "verify", "--node-dir", str(imported))
+    assert assert_one_sentence(r) == f"bxnode: audit log is NOT intact: {problem}"
+
+
 def test_verify_an_empty_log(node: Path, bx: Bx) -> None:
     r = bx("audit", "verify", "--node-dir", str(node), "--json")
     assert r.rc == 0
