@@ -134,12 +134,13 @@ class Bench:
                              "rows_per_s": round(rows / secs)}
         log(f"{key}: {rows:,} rows in {secs:.1f}s = {rows / secs:,.0f} rows/s")
 
-    def start_node(self, d: Path | None = None, log: str = "node.log"
+    def start_node(self, d: Path | None = None, log: str = "node.log", workers: int = 1
                    ) -> subprocess.Popen[bytes]:
         """``bxnode serve`` on KAZ-BS's directory (or ``d``), once it listens."""
         d = d or self.dirs["KAZ-BS"]
         (d / "serve.port").unlink(missing_ok=True)
-        proc = subprocess.Popen([PY, "-m", "node.cli.main", "serve", "--node-dir", str(d)],
+        proc = subprocess.Popen([PY, "-m", "node.cli.main", "serve", "--node-dir", str(d),
+                                 "--workers", str(workers)],
                                 cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=(self.work / log).open("ab"))
         self.procs.append(proc)
@@ -273,6 +274,24 @@ class Bench:
         self.results["person_lookup_at_1000_rps"] = r
         self.results["node_peak_rss_mb_small"] = peak_rss_mb(node.pid)
         self.stop(node)
+        self.workers(base, target, method)
+
+    def workers(self, base: float, target: str, method: str) -> None:
+        """The same node as ``bxnode serve --workers 2`` (one process per core)."""
+        node = self.start_node(workers=2, log="node-workers.log")
+        r = self.load(target=target, method=method, mode="closed",
+                      payloads=self.signed_requests(self.n_requests(5000), self.doc_items))
+        r["ratio_to_baseline"] = round(r["throughput_rps"] / base, 3) if base else 0
+        self.results["doc_lookup_saturation_2_workers"] = r
+        log(f"document lookups, 2 workers: {r['throughput_rps']:,.0f}/s "
+            f"({r['ratio_to_baseline']:.0%} of baseline)")
+        r = self.load(target=target, method=method, mode="open", rate=1000,
+                      payloads=self.signed_requests(int(1000 * self.seconds) + 10,
+                                                    self.doc_items))
+        self.results["doc_lookup_at_1000_rps_2_workers"] = r
+        log(f"document lookups at 1000/s offered, 2 workers: p50 {r['p50_ms']} ms, "
+            f"p99 {r['p99_ms']} ms, errors {r['errors']}")
+        self.stop(node)
 
     def large(self, n_docs: int) -> None:
         """Lookup latency with a large watchlist, against the small-watchlist figure."""
@@ -403,6 +422,8 @@ def table(results: dict[str, Any]) -> str:
     add("batch of 100, saturation (document checks)", "batch100_saturation", " checks/s", 100)
     add("person lookup, saturation", "person_lookup_saturation")
     add("person lookup, 1000/s offered", "person_lookup_at_1000_rps")
+    add("document lookup, saturation, --workers 2", "doc_lookup_saturation_2_workers")
+    add("document lookup, 1000/s offered, --workers 2", "doc_lookup_at_1000_rps_2_workers")
     for label, name in (("1_replica", "one replica"), ("2_replicas", "two replicas")):
         add(f"PostgreSQL, {name}: document lookup, saturation",
             f"pg_doc_lookup_saturation_{label}")
