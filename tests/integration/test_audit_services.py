@@ -181,3 +181,122 @@ def test_witness_service_audits_a_malformed_submission(fed: Federation) -> None:
     e = entries[-1]
     assert (e["event"], e["requester"], e["action"], e["reason"]) == (
         "witness_refused", "KGZ-BS", "add_checkpoint", "bad_witness_request")
+
+
+def _get_witnessed(fed: Federation, as_node: str, witness: str, origin: str) -> Any:
+    from node.wire.audit import apb
+
+    d: Path = fed.dirs[as_node]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
+        certificate_chain=(d / "tls.crt").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports[witness]}", creds) as ch:
+        return ch.unary_unary("/bxnode.v1.WitnessService/GetWitnessedCheckpoint",
+                              request_serializer=apb.GetWitnessedCheckpointRequest.SerializeToString,
+                              response_deserializer=apb.GetWitnessedCheckpointResponse.FromString)(
+            apb.GetWitnessedCheckpointRequest(origin=origin), timeout=10)
+
+
+def test_a_witness_tells_what_it_holds_and_audits_the_read(fed: Federation) -> None:
+    from node.audit.log import log_verifiers
+    from node.audit.verification import open_witnessed
+
+    svc = services(fed, "KAZ-BS")
+    assert on_loop(fed, "KAZ-BS", witness_once(svc))["KGZ-BS"] == "cosigned"
+    held = svc.desk.witnessed_size("KGZ-BS")
+    before = len(fed.audit("KGZ-BS"))
+    resp = _get_witnessed(fed, "KAZ-BS", "KGZ-BS", "bxnode/KAZ-BS")
+    directory = load_members(load_config(fed.dirs["KAZ-BS"]).members)
+    kaz = directory.member("KAZ-BS")
+    got = open_witnessed(directory.member("KGZ-BS"), checkpoint=resp.checkpoint,
+                         cosignatures=resp.cosignatures,
+                         log_verifiers=log_verifiers("KAZ-BS", [k.public_key for k in kaz.keys]),
+                         origin="bxnode/KAZ-BS")
+    head = svc.log.head(held)
+    assert head is not None and (got.size, got.root) == (held, head.root)
+    entries = fed.audit("KGZ-BS")
+    assert len(entries) == before + 1
+    e = entries[-1]
+    assert (e["event"], e["requester"], e["origin"], e["size"], e["outcome"]) == (
+        "witness_read", "KAZ-BS", "bxnode/KAZ-BS", held, "answered")
+    # a log the witness does not follow: NOT_FOUND, audited
+    with pytest.raises(grpc.RpcError) as err:
+        _get_witnessed(fed, "KAZ-BS", "KGZ-BS", "bxnode/TJK-BS")
+    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
+    assert (err.value.code(), md["bxnode-reason"]) == (  # type: ignore[attr-defined]
+        grpc.StatusCode.NOT_FOUND, "unknown_log")
+    e = fed.audit("KGZ-BS")[-1]
+    assert (e["event"], e["requester"], e["action"], e["reason"]) == (
+        "witness_refused", "KAZ-BS", "get_witnessed_checkpoint", "unknown_log")
+
+
+def test_a_rolled_back_log_is_detected_only_against_its_witnesses(
+        tmp_path: Path) -> None:
+    """Traffic, witnessing, then entries, checkpoints, cosignatures and hashes above N
+    deleted together: the log verifies on its own, and `--witnesses` names the size."""
+    import io
+    import json
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from node.cli.main import main as bxnode
+    from node.store.audit_log import AuditLogTables
+
+    f = make_federation(tmp_path, ("KAZ-BS", "KGZ-BS"))
+    for n in f.dirs:
+        f.start(n)
+    kaz = str(f.dirs["KAZ-BS"])
+
+    def verify(*extra: str) -> tuple[int, dict[str, Any], str]:
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            rc = bxnode(["audit", "verify", "--json", "--node-dir", kaz, *extra])
+        return rc, json.loads(out.getvalue()), err.getvalue()
+
+    def traffic(n: int) -> None:
+        client = f.client("KGZ-BS")
+        try:
+            for _ in range(n):
+                _ask(f, client)
+        finally:
+            client._store.close()  # type: ignore[union-attr]
+            client.close()
+
+    try:
+        traffic(3)
+        assert on_loop(f, "KAZ-BS", witness_once(services(f, "KAZ-BS"))) == {
+            "KGZ-BS": "cosigned"}
+        rc, out, _ = verify("--witnesses")
+        witnessed = out["checkpoint_size"]
+        assert (rc, out["ok"], out["witnesses"]) == (0, True, [
+            {"witness": "KGZ-BS", "size": witnessed, "ok": True, "problem": ""}])
+        assert out["cosignatures"] == 1 and out["last_cosigned_size"] == witnessed
+        f.nodes.pop("KAZ-BS").stop()
+        cfg = load_config(f.dirs["KAZ-BS"])
+        rolled = witnessed - 2
+        store = open_store(cfg)
+        try:
+            with store.transaction():
+                AuditLogTables(store).unsafe_roll_back_for_tests(rolled)
+        finally:
+            store.close()
+        # alone, the log is consistent: it says so, and that nothing was compared
+        rc, out, _ = verify()
+        assert (rc, out["ok"], out["entries"], out["checkpoint_size"],
+                out["witnesses_compared"], out["witnesses"]) == (
+            0, True, rolled, rolled, False, [])
+        # against its witness it is not
+        rc, out, err = verify("--witnesses")
+        problem = (f"KGZ-BS witnessed size {witnessed}, but the log holds only {rolled} "
+                   f"entries: entries {rolled + 1}..{witnessed} are gone (rolled back)")
+        assert (rc, out["ok"], out["problem"]) == (1, False, problem)
+        assert f"bxnode: audit log does NOT match its witnesses: {problem}" in err
+        # grown again past the witnessed size with another history: another root there
+        f.start("KAZ-BS")
+        traffic(3)
+        f.nodes.pop("KAZ-BS").stop()
+        rc, out, _ = verify("--witnesses")
+        assert (rc, out["ok"], out["problem"]) == (1, False, (
+            f"the log's first {witnessed} entries are not the ones KGZ-BS witnessed at size "
+            f"{witnessed} (another root: rewritten or forked)"))
+    finally:
+        f.stop_all()

@@ -21,6 +21,7 @@ from node.client.peer import QueryContext
 from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, QueryKind
 from node.federation.devkeys_auditor import AUDITOR_ID, add_dev_auditor
+from node.server.audit_services import witness_once
 from tests.federation import CTX, DEV, Federation, make_federation
 
 
@@ -45,6 +46,11 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
         finally:
             client._store.close()  # type: ignore[union-attr]
             client.close()
+    from tests.integration.test_audit_services import on_loop, services
+
+    # witnessed by KGZ-BS and UZB-BS: proof bundles carry their cosignatures
+    assert on_loop(f, "KAZ-BS", witness_once(services(f, "KAZ-BS"))) == {
+        "KGZ-BS": "cosigned", "UZB-BS": "cosigned"}
     yield f
     f.stop_all()
 
@@ -64,9 +70,39 @@ def test_prove_and_verify_bundle_offline(fed: Federation, tmp_path: Path) -> Non
     rc, out = run("audit", "verify-bundle", str(bundle), "--members", members, "--json")
     assert rc == 0 and json.loads(out)["seq"] == 2
     doc = json.loads(bundle.read_text())
+    # the latest cosigned checkpoint, with both witnesses' cosignatures, and the default
+    # quorum is the node's [audit] witness_quorum (1)
+    result = json.loads(out)
+    assert (result["witnesses"], result["quorum"]) == (
+        ["bxnode-witness/KGZ-BS", "bxnode-witness/UZB-BS"], 1)
+    rc, out = run("audit", "status", "--json", "--node-dir", kaz)
+    assert doc["tree_size"] == json.loads(out)["last_cosigned_size"] > 2
+    assert json.loads(out)["cosignatures"] == 2 and rc == 0
     doc["inclusion"] = doc["inclusion"][:-1] or ["AAAA"]
     bundle.write_text(json.dumps(doc))
     assert run("audit", "verify-bundle", str(bundle), "--members", members)[0] == 1
+
+
+def test_a_bundle_below_the_configured_quorum_fails_by_default(fed: Federation,
+                                                             tmp_path: Path) -> None:
+    kaz = str(fed.dirs["KAZ-BS"])
+    client = fed.client("KGZ-BS")
+    try:  # one more exchange: its entry is after the witnessed checkpoint
+        client.send("KAZ-BS", client.build(CTX, QueryKind.DOCUMENT, [
+            DocumentQuery(number="N1122334", issuing_state="KAZ")]), expected_items=1)
+    finally:
+        client._store.close()  # type: ignore[union-attr]
+        client.close()
+    newest = max(e["seq"] for e in fed.audit("KAZ-BS"))
+    bundle = tmp_path / "n.json"
+    assert run("audit", "prove", "--seq", str(newest), "--out", str(bundle),
+               "--node-dir", kaz)[0] == 0
+    members = str(fed.root / "members.json")
+    rc, out = run("audit", "verify-bundle", str(bundle), "--members", members, "--json",
+                  "--node-dir", kaz)
+    assert (rc, json.loads(out)["witnesses"], json.loads(out)["quorum"]) == (1, [], 1)
+    assert run("audit", "verify-bundle", str(bundle), "--members", members, "--quorum",
+               "0")[0] == 0
 
 
 def test_search_and_export(fed: Federation, tmp_path: Path) -> None:
