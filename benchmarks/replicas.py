@@ -37,31 +37,9 @@ if TYPE_CHECKING:
     from benchmarks.run import Bench
     from tests.pgcluster import PgCluster
 
-__all__ = ["run_postgresql", "to_postgresql"]
+__all__ = ["run_postgresql"]
 
 METHOD = "/bxnode.v1.NodeService/Lookup"
-
-
-def to_postgresql(node_dir: Path, *, dsn: str, password: str, field_key: str,
-                  listen: str | None) -> None:
-    """Point a node directory at PostgreSQL (as ``_to_postgresql`` in
-    tests/integration/test_replicas.py): DSN in node.toml, password and field key in 0600
-    files (kept when present, so a copied replica shares them)."""
-    for name, text in (("pg.password", password + "\n"), ("field.key", field_key + "\n")):
-        path = node_dir / name
-        if not path.exists():
-            path.write_text(text)
-            path.chmod(0o600)
-    text = (node_dir / "node.toml").read_text()
-    start = text.index("[storage]")
-    end = text.index("\n[", start + 1)
-    storage = (f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
-               'password_file = "pg.password"\nfield_key_file = "field.key"\n')
-    text = text[:start] + storage + text[end:]
-    if listen is not None:
-        text = "\n".join(f'listen = "{listen}"' if ln.startswith("listen") else ln
-                         for ln in text.splitlines()) + "\n"
-    (node_dir / "node.toml").write_text(text)
 
 
 def _cluster() -> PgCluster:
@@ -119,6 +97,7 @@ class _Replicas:
 
     def setup(self) -> None:
         from benchmarks.run import bxnode, free_port, log
+        from tests.pgcluster import to_postgresql
 
         b = self.bench
         with self.cluster.admin() as conn:

@@ -204,3 +204,24 @@ class PgCluster:
     def tool(self, name: str) -> Path:
         """A client tool from the same PostgreSQL (e.g. ``pg_dump``)."""
         return self.bindir / name
+
+
+def to_postgresql(node_dir: Path, *, dsn: str, password: str, field_key: str,
+                  listen: str | None) -> None:
+    """Point a node directory at PostgreSQL: the DSN in node.toml, the password and the
+    field key in 0600 files (kept when present, so a copied replica shares them)."""
+    for name, text in (("pg.password", password + "\n"), ("field.key", field_key + "\n")):
+        path = node_dir / name
+        if not path.exists():
+            path.write_text(text)
+            path.chmod(0o600)
+    text = (node_dir / "node.toml").read_text()
+    start = text.index("[storage]")
+    end = text.index("\n[", start + 1)
+    storage = (f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
+               'password_file = "pg.password"\nfield_key_file = "field.key"\n')
+    text = text[:start] + storage + text[end:]
+    if listen is not None:
+        text = "\n".join(f'listen = "{listen}"' if ln.startswith("listen") else ln
+                         for ln in text.splitlines()) + "\n"
+    (node_dir / "node.toml").write_text(text)

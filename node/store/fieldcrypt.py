@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from node.core.errors import ConfigError, EnvironmentFault
-from node.store.keys import check_private_file
+from node.store.keys import load_hex_key
 
 __all__ = ["FIELD_KEY_ENV", "KeyedCodec", "SealedFieldError", "load_field_key"]
 
@@ -112,24 +112,8 @@ class KeyedCodec:
                 "another column, or sealed under a different field key") from None
 
 
-def _parse(text: str, where: str) -> bytes:
-    try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        raise ConfigError(f"field key from {where} is not hex", reason="bad_field_key") from None
-    if len(key) != 32:
-        raise ConfigError(f"field key from {where} must be 64 hex characters",
-                          reason="bad_field_key")
-    return key
-
-
 def load_field_key(key_file: Path | None) -> bytes:
     """The field key from ``$BXNODE_FIELD_KEY``, else from ``key_file`` (mode 0600)."""
-    env = os.environ.get(FIELD_KEY_ENV)
-    if env:
-        return _parse(env, f"${FIELD_KEY_ENV}")
-    if key_file is None:
-        raise ConfigError(f"no field key: set ${FIELD_KEY_ENV} or [storage] field_key_file",
-                          reason="no_field_key")
-    check_private_file(key_file, "field key file")
-    return _parse(key_file.read_text(), str(key_file))
+    return load_hex_key(env=FIELD_KEY_ENV, key_file=key_file, what="field key",
+                        setting="[storage] field_key_file", bad="bad_field_key",
+                        missing="no_field_key")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from node.core.errors import ConfigError
 
-__all__ = ["DB_KEY_ENV", "check_private_file", "load_db_key", "new_db_key_file", "write_private"]
+__all__ = ["DB_KEY_ENV", "check_private_file", "load_db_key", "load_hex_key", "new_db_key_file",
+           "write_private"]
 
 DB_KEY_ENV = "BXNODE_DB_KEY"
 
@@ -29,26 +30,31 @@ def check_private_file(path: Path, what: str) -> None:
                           reason="insecure_file_mode")
 
 
-def _parse(text: str, where: str) -> bytes:
+def load_hex_key(*, env: str, key_file: Path | None, what: str, setting: str,
+                 bad: str, missing: str) -> bytes:
+    """A 32-byte key written as 64 hex characters: from ``$env``, else from ``key_file``
+    (mode 0600), never from the configuration or the database.  ``what`` names it in
+    errors ("database key"), ``setting`` is the config key that names the file."""
+    value = os.environ.get(env)
+    if value:
+        where = f"${env}"
+    elif key_file is None:
+        raise ConfigError(f"no {what}: set ${env} or {setting}", reason=missing)
+    else:
+        check_private_file(key_file, f"{what} file")
+        value, where = key_file.read_text(), str(key_file)
     try:
-        key = bytes.fromhex(text.strip())
+        key = bytes.fromhex(value.strip())
     except ValueError:
-        raise ConfigError(f"database key from {where} is not hex", reason="bad_db_key") from None
+        raise ConfigError(f"{what} from {where} is not hex", reason=bad) from None
     if len(key) != 32:
-        raise ConfigError(f"database key from {where} must be 64 hex characters",
-                          reason="bad_db_key")
+        raise ConfigError(f"{what} from {where} must be 64 hex characters", reason=bad)
     return key
 
 
 def load_db_key(key_file: Path | None) -> bytes:
-    env = os.environ.get(DB_KEY_ENV)
-    if env:
-        return _parse(env, f"${DB_KEY_ENV}")
-    if key_file is None:
-        raise ConfigError(f"no database key: set ${DB_KEY_ENV} or storage.key_file",
-                          reason="no_db_key")
-    check_private_file(key_file, "database key file")
-    return _parse(key_file.read_text(), str(key_file))
+    return load_hex_key(env=DB_KEY_ENV, key_file=key_file, what="database key",
+                        setting="storage.key_file", bad="bad_db_key", missing="no_db_key")
 
 
 def new_db_key_file(path: Path) -> bytes:

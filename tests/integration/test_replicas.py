@@ -47,7 +47,7 @@ from tests.federation import (
     sample_policy,
 )
 from tests.integration.test_audit_crash import Serve
-from tests.pgcluster import PgCluster
+from tests.pgcluster import PgCluster, to_postgresql
 
 pytestmark = pytest.mark.integration
 
@@ -72,25 +72,6 @@ class Replicated:
         return self.ports[0] if which == "A" else self.ports[1]
 
 
-def _to_postgresql(node_dir: Path, dsn: str, password: str, *, listen: str | None) -> None:
-    """Point a node at PostgreSQL: the DSN, the password and field key from 0600 files."""
-    for name, text in (("pg.password", password + "\n"), ("field.key", "5a" * 32 + "\n")):
-        path = node_dir / name
-        if not path.exists():
-            path.write_text(text)
-            path.chmod(0o600)
-    text = (node_dir / "node.toml").read_text()
-    start = text.index("[storage]")
-    end = text.index("\n[", start + 1)
-    storage = (f'[storage]\nbackend = "postgresql"\ndsn = "{dsn}"\n'
-               'password_file = "pg.password"\nfield_key_file = "field.key"\n')
-    text = text[:start] + storage + text[end:]
-    if listen is not None:
-        text = "\n".join(f'listen = "{listen}"' if ln.startswith("listen") else ln
-                         for ln in text.splitlines()) + "\n"
-    (node_dir / "node.toml").write_text(text)
-
-
 @pytest.fixture
 def replicated(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Replicated]:
     b_port = free_port()
@@ -106,10 +87,12 @@ def replicated(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[R
 
     fed = make_federation(tmp_path, policy_data=data, members_edit=two_addresses)
     a = fed.dirs["KAZ-BS"]
-    _to_postgresql(a, pg_dsn, pg_cluster.password, listen=None)
+    to_postgresql(a, dsn=pg_dsn, password=pg_cluster.password, field_key="5a" * 32,
+                  listen=None)
     b = tmp_path / "kaz-b"
     shutil.copytree(a, b, ignore=shutil.ignore_patterns("node.db*", "*.sock", "serve.port"))
-    _to_postgresql(b, pg_dsn, pg_cluster.password, listen=f"127.0.0.1:{b_port}")
+    to_postgresql(b, dsn=pg_dsn, password=pg_cluster.password, field_key="5a" * 32,
+                  listen=f"127.0.0.1:{b_port}")
     assert bxnode(["store", "migrate", "--node-dir", str(a)]) == 0
     assert bxnode(["watchlist", "import", str(DEMO / WATCHLISTS["KAZ-BS"]),
                    "--node-dir", str(a)]) == 0

@@ -8,7 +8,6 @@ the reason, where PostgreSQL cannot be had.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,27 +37,10 @@ SK = nacl.signing.SigningKey(bytes(range(32)))
 T0 = 1_763_900_000_000
 
 
-@pytest.fixture(params=["sqlcipher", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlcipher":
-        store = Store.open(tmp_path / "node.db", bytes(range(100, 132)), create=True)
-        yield store
-        store.close()
-        return
-    from node.store.fieldcrypt import KeyedCodec
-    from node.store.postgresql import PgPool
-    from node.store.postgresql.migrate import migrate
-
-    cluster = request.getfixturevalue("pg_cluster")
-    dsn = request.getfixturevalue("pg_dsn")
-    pool = PgPool.open(dsn=dsn, password=cluster.password,
-                       codec=KeyedCodec.from_key(bytes(range(32))), max_size=2, timeout_s=5.0,
-                       check_schema=False)
-    database = pool.database()
-    migrate(database)
-    yield database
-    database.close()
-    pool.close()
+@pytest.fixture
+def db(any_db: Database) -> Database:
+    """Either backend (tests/unit/store/conftest.py)."""
+    return any_db
 
 
 def all_text(db: Database, table: str) -> str:
