@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from node.config_schema import check_schema
 from node.core import limits
 from node.core.errors import ConfigError
 from node.core.model import validate_id, validate_state
@@ -286,6 +287,10 @@ class NodeConfig:
     retention: RetentionSettings = field(default_factory=lambda: RetentionSettings())
     #: [local] the LocalService listener: transports, officer credentials, roles.
     local_api: LocalApiSettings = field(default_factory=lambda: LocalApiSettings())
+    #: [local] listen as written (the local crossings listener; parsed by node.crossings).
+    local_listen: str | None = None
+    #: [followup] deadline_hours (checked by node.crossings.settings).
+    followup_deadline_hours: float = 12.0
 
     def secret_paths(self) -> list[Path]:
         return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
@@ -340,6 +345,7 @@ def load_config(path: Path) -> NodeConfig:
     nul = _nul_key(doc)
     if nul is not None:
         raise ConfigError(f"config: {nul} holds a NUL character", reason="bad_config")
+    check_schema(doc)  # unknown sections and keys, wrong types: one line naming the key
     for section in _SECTIONS:  # `audit = 1` where [audit] belongs: refused, not a crash
         if not isinstance(doc.get(section, {}), dict):
             raise ConfigError(f"config: [{section}] must be a table", reason="bad_config")
@@ -388,6 +394,8 @@ def load_config(path: Path) -> NodeConfig:
         retention=_retention_settings(doc),
         storage=StorageSettings.parse(root, doc.get("storage", {})),
         local_api=LocalApiSettings.parse(root, doc.get("local", {})),
+        local_listen=doc.get("local", {}).get("listen"),
+        followup_deadline_hours=float(doc.get("followup", {}).get("deadline_hours", 12.0)),
         **_registry_settings(root, doc.get("federation", {})),
     )
     check_dev_keys(cfg)

@@ -7,19 +7,18 @@
     [followup]
     deadline_hours = 12          # a follow-up not decided by then is marked overdue
 
-They are read here rather than in :mod:`node.config` so that the capability owns
-its settings; the file and its root are the same.
+:mod:`node.config` parses the file once (and its schema refuses unknown keys and wrong
+types); the capability checks its own values here.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from node.config import CONFIG_NAME, NodeConfig
+from node.config import NodeConfig
 from node.core.errors import ConfigError
 
 __all__ = ["DEFAULT_DEADLINE_HOURS", "CapabilitySettings", "load_settings", "parse_local_listen"]
@@ -58,13 +57,9 @@ def parse_local_listen(value: str, root: Path) -> str | None:
 
 
 def load_settings(cfg: NodeConfig) -> CapabilitySettings:
-    path = cfg.root / CONFIG_NAME
-    try:
-        doc = tomllib.loads(path.read_text()) if path.is_file() else {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path} is not valid TOML: {exc}", reason="bad_config") from exc
-    local = doc.get("local", {}).get("listen")
-    hours = doc.get("followup", {}).get("deadline_hours", DEFAULT_DEADLINE_HOURS)
+    """From the configuration as loaded (node.config parsed the file once)."""
+    local = cfg.local_listen
+    hours = cfg.followup_deadline_hours
     if (not isinstance(hours, int | float) or isinstance(hours, bool)
             or not 0 < hours <= _MAX_DEADLINE_HOURS):
         raise ConfigError(f"config: [followup] deadline_hours must be a number in "

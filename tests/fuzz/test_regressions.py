@@ -57,12 +57,15 @@ def test_config_that_is_not_utf8(tmp_path: Path) -> None:
     assert "UTF-8" in _config(tmp_path, NODE_TOML.encode() + b"# \xff\n").message
 
 
-def test_config_fixes_keep_what_was_accepted(tmp_path: Path) -> None:
-    """A quoted number still converts as int() always did (the schema rework may refuse it)."""
+def test_a_quoted_number_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """The configuration schema (node/config_schema.py) refuses wrong TOML types."""
     from node.config import load_config
+    from node.core.errors import ConfigError
 
     (tmp_path / "node.toml").write_text(NODE_TOML.replace("max_batch = 500", 'max_batch = "400"'))
-    assert load_config(tmp_path).max_batch == 400
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert err.value.message == "config: [limits] max_batch must be int, not str"
 
 
 # --- proof bundles (node/audit/bundle.py) ----------------------------------------------------

@@ -33,8 +33,9 @@ def _init(bx: Bx, d: Path, *extra: str) -> Run:
 
 def test_init_creates_a_complete_node(node: Path) -> None:
     assert sorted(p.name for p in node.iterdir()) == [
-        "ca.crt", "db.key", "members.json", "node.db", "node.toml", "policies", "signing.key",
-        "tls.crt", "tls.key"]
+        "ca.crt", "db.key", "members.json", "node.db", "node.db.lock", "node.toml", "policies",
+        "signing.key", "tls.crt", "tls.key"]
+    assert _mode(node / "node.db.lock") == 0o600  # the writers' queue (node/store/sqlcipher)
     for name in SECRETS:
         assert _mode(node / name) == 0o600, name
     assert _mode(node) == 0o700

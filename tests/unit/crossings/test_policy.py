@@ -183,13 +183,13 @@ def test_deadline_setting(tmp_path: Path) -> None:
     from node.core.errors import ConfigError
     from node.crossings.settings import load_settings
 
-    cfg: Any = SimpleNamespace(root=tmp_path)
-    assert load_settings(cfg).followup_deadline_ms == 12 * 3600_000  # the SIRENE norm
-    for bad in ("0", "-1", "721", '"12"', "true"):
-        (tmp_path / "node.toml").write_text(f"[followup]\ndeadline_hours = {bad}\n")
+    def cfg(hours: Any = 12.0, listen: Any = None) -> Any:
+        return SimpleNamespace(root=tmp_path, followup_deadline_hours=hours,
+                               local_listen=listen)
+
+    assert load_settings(cfg()).followup_deadline_ms == 12 * 3600_000  # the SIRENE norm
+    for bad in (0, -1, 721, "12", True):
         with pytest.raises(ConfigError):
-            load_settings(cfg)
-    (tmp_path / "node.toml").write_text("[followup]\ndeadline_hours = 24\n[local]\nlisten = "
-                                        '"off"\n')
-    s = load_settings(cfg)
+            load_settings(cfg(hours=bad))
+    s = load_settings(cfg(hours=24, listen="off"))
     assert (s.followup_deadline_ms, s.local_listen) == (24 * 3600_000, None)

@@ -1,0 +1,75 @@
+"""node.toml's schema (issue 12): a typo or a wrong type is an error naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.cli.main import main as bxnode
+from node.config import load_config
+from node.core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    d = tmp_path_factory.mktemp("cfg") / "kaz"
+    assert bxnode(["init", "--node-dir", str(d), "--node-id", "KAZ-BS", "--country", "KAZ",
+                   "--dev", "--dev-keys", str(ROOT / "keys" / "dev" / "kaz"),
+                   "--listen", "127.0.0.1:0"]) == 0
+    return d, (d / "node.toml").read_text()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("dev_mode = true", 'dev_mode = "false"'), "config: [node] dev_mode must be bool, not str"),
+    (("cache = true", 'cache = "false"'), "config: [policy] cache must be bool, not str"),
+    (("max_batch = 500", 'max_batch = "500"'), "config: [limits] max_batch must be int, not str"),
+    (("batch_ms = 2", "batch_mss = 2"),
+     "config: unknown key 'batch_mss' in [audit] (did you mean 'batch_ms'?)"),
+    (("[policy]", "[polcy]"), "config: unknown section [polcy] (did you mean 'policy'?)"),
+    (("[audit]", "[audti]"), "config: unknown section [audti] (did you mean 'audit'?)"),
+    (("batch_max = 256", "batch_max = 256.5"), "config: [audit] batch_max must be int, not float"),
+    (("witness_quorum = 1", 'witnesses = "KGZ-BS"'),
+     "config: [audit] witnesses must be array | null, not str"),
+])
+def test_a_typo_or_a_wrong_type_is_refused_naming_the_key(base: tuple[Path, str],
+                                                          edit: tuple[str, str],
+                                                          message: str) -> None:
+    d, text = base
+    assert edit[0] in text
+    (d / "node.toml").write_text(text.replace(edit[0], edit[1], 1))
+    try:
+        with pytest.raises(ConfigError) as err:
+            load_config(d)
+        assert (err.value.reason, err.value.message) == ("bad_config", message)
+    finally:
+        (d / "node.toml").write_text(text)
+
+
+def test_the_file_bxnode_init_writes_passes_the_schema(base: tuple[Path, str]) -> None:
+    d, _ = base
+    assert load_config(d).dev_mode is True
+
+
+def test_the_crossings_settings_come_from_the_file_loaded(base: tuple[Path, str],
+                                                          tmp_path: Path) -> None:
+    """The capability reads the configuration as loaded, not node.toml from a fixed path."""
+    from node.crossings.settings import load_settings
+
+    d, text = base
+    (d / "node.toml").write_text(text + "\n[followup]\ndeadline_hours = 6\n")
+    try:
+        cfg = load_config(d)
+    finally:
+        (d / "node.toml").write_text(text)  # the file on disk changes afterwards ...
+    assert load_settings(cfg).followup_deadline_ms == 6 * 3_600_000  # ... and counts not
+
+
+def test_the_production_example_passes_the_schema() -> None:
+    import tomllib
+
+    from node.config_schema import check_schema
+
+    check_schema(tomllib.loads((ROOT / "deployments" / "node.production.toml").read_text()))
