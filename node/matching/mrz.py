@@ -1,4 +1,4 @@
-"""Machine-readable zones of TD1 (ID card) and TD3 (passport) documents.
+"""Machine-readable zones of travel documents and visas.
 
 ICAO Doc 9303 (8th ed., 2021):
 
@@ -6,6 +6,9 @@ ICAO Doc 9303 (8th ed., 2021):
   their value, A–Z count 10–35, the filler ``<`` counts 0; the sum modulo 10.
 * Part 4, section 4.2.2: TD3 — two lines of 44 characters.
 * Part 5, section 4.2.2: TD1 — three lines of 30 characters.
+* Part 6, section 4.2.2: TD2 — two lines of 36 characters (ID cards, types I, A, C).
+* Part 7, sections 8.2 and 9.2: visas — MRV-A, two lines of 44, and MRV-B, two lines
+  of 36 (type V), with no composite check digit.
 * Part 3, section 4.6: names — primary identifier, ``<<``, secondary
   identifier; ``<`` between name components.
 
@@ -32,6 +35,8 @@ __all__ = ["MAX_MRZ_TEXT_LEN", "MrzFields", "MrzResult", "check_digit", "parse_m
 
 #: Longest text accepted (TD3 is 2 × 44 characters; room for whitespace and CRLF).
 MAX_MRZ_TEXT_LEN = 200
+
+Format = Literal["TD1", "TD2", "TD3", "MRV-A", "MRV-B"]
 
 _MRZ_LINE = re.compile(r"[A-Z0-9<]+")
 _WEIGHTS = (7, 3, 1)
@@ -68,7 +73,7 @@ def _verify(what: str, field: str, digit: str, *, filler_ok: bool = False) -> No
 class MrzFields:
     """Raw fields of an MRZ whose layout and check digits are valid."""
 
-    format: Literal["TD1", "TD3"]
+    format: Format
     doc_type: str
     issuing_state: str
     number: str
@@ -86,7 +91,7 @@ class MrzResult:
     document: DocumentQuery
     person: PersonQuery
     expiry: date
-    format: Literal["TD1", "TD3"]
+    format: Format
 
 
 def _lines(text: str) -> list[str]:
@@ -116,11 +121,14 @@ def read_mrz_fields(text: str) -> MrzFields:
     """Check layout and every check digit; return the raw fields."""
     lines = _lines(text)
     if len(lines) == 2 and all(len(line) == 44 for line in lines):
-        return _td3(*lines)
+        return _visa(lines[0], lines[1], "MRV-A") if lines[0][0] == "V" else _td3(*lines)
+    if len(lines) == 2 and all(len(line) == 36 for line in lines):
+        return _visa(lines[0], lines[1], "MRV-B") if lines[0][0] == "V" else _td2(*lines)
     if len(lines) == 3 and all(len(line) == 30 for line in lines):
         return _td1(*lines)
     shape = " + ".join(str(len(line)) for line in lines) or "nothing"
-    raise _bad(f"expected TD3 (2 lines of 44) or TD1 (3 lines of 30), got {shape}")
+    raise _bad(f"expected TD3 or MRV-A (2 lines of 44), TD2 or MRV-B (2 lines of 36) or TD1 "
+               f"(3 lines of 30), got {shape}")
 
 
 def _td3(l1: str, l2: str) -> MrzFields:
@@ -137,6 +145,52 @@ def _td3(l1: str, l2: str) -> MrzFields:
         format="TD3", doc_type=_strip(l1[0:2]), issuing_state=_strip(l1[2:5]),
         number=_strip(l2[0:9]), nationality=_strip(l2[10:13]), birth=l2[13:19], sex=l2[20],
         expiry=l2[21:27], primary=primary, secondary=secondary, optional=_strip(l2[28:42]),
+    )
+
+
+def _long_number(first9: str, digit: str, optional: str, what: str) -> tuple[str, str]:
+    """Doc 9303 Part 5 note j / Part 6 note j: a document number longer than 9 goes on in
+    the optional field (check digit position ``<``), ending with its own check digit.
+    Returns the number and what is left of the optional field."""
+    if digit == "<" and optional[:1] not in ("", "<"):
+        extra = optional.split("<", 1)[0]
+        if len(extra) < 2:
+            raise _bad(f"long {what} has no check digit")
+        number = first9 + extra[:-1]
+        _verify(what, number, extra[-1])
+        return number, optional[len(extra):]
+    _verify(what, first9, digit)
+    return first9, optional
+
+
+def _td2(l1: str, l2: str) -> MrzFields:
+    """Doc 9303 Part 6, 4.2.2: the TD2 MRZ (ID card), with the long number of note j."""
+    if l1[0] not in "IAC":
+        raise _bad("a TD2 machine-readable zone must be an ID card (type I, A or C)")
+    number, optional = _long_number(l2[0:9], l2[9], l2[28:35], "document number")
+    _verify("date of birth", l2[13:19], l2[19])
+    _verify("date of expiry", l2[21:27], l2[27])
+    _verify("composite", l2[0:10] + l2[13:20] + l2[21:35], l2[35])
+    primary, secondary = _names(l1[5:36])
+    return MrzFields(
+        format="TD2", doc_type=_strip(l1[0:2]), issuing_state=_strip(l1[2:5]),
+        number=_strip(number), nationality=_strip(l2[10:13]), birth=l2[13:19], sex=l2[20],
+        expiry=l2[21:27], primary=primary, secondary=secondary, optional=_strip(optional),
+    )
+
+
+def _visa(l1: str, l2: str, fmt: Format) -> MrzFields:
+    """Doc 9303 Part 7, 8.2 (MRV-A, 2 x 44) and 9.2 (MRV-B, 2 x 36): a visa; no composite
+    check digit.  The "document" is the visa, its number the visa number."""
+    width = len(l1)
+    _verify("visa number", l2[0:9], l2[9])
+    _verify("date of birth", l2[13:19], l2[19])
+    _verify("date of expiry", l2[21:27], l2[27])
+    primary, secondary = _names(l1[5:width])
+    return MrzFields(
+        format=fmt, doc_type=_strip(l1[0:2]), issuing_state=_strip(l1[2:5]),
+        number=_strip(l2[0:9]), nationality=_strip(l2[10:13]), birth=l2[13:19], sex=l2[20],
+        expiry=l2[21:27], primary=primary, secondary=secondary, optional=_strip(l2[28:width]),
     )
 
 
@@ -198,7 +252,7 @@ def _birth(yymmdd: str, pivot_year: int) -> PartialDate:
 
 
 def parse_mrz(text: str, *, today: date | None = None) -> MrzResult:
-    """Parse a TD1 or TD3 MRZ into a document query and a person query.
+    """Parse an MRZ (TD1, TD2, TD3, MRV-A, MRV-B) into a document query and a person query.
 
     Raises :class:`~node.core.errors.InvalidInput` with reason ``bad_mrz``
     (layout, characters, dates), ``bad_check_digit`` (naming the field), or

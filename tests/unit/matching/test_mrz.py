@@ -139,3 +139,69 @@ def test_bound_is_exact() -> None:
     assert parse_mrz(padded).document.number == "N12345678"
     with pytest.raises(InvalidInput):
         parse_mrz(padded + " ")
+
+
+# --- TD2 and visas (Doc 9303 Parts 6 and 7) ---------------------------------------------------
+
+TD2_SPECIMEN = "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<\nD231458907UTO7408122F1204159<<<<<<<6"
+MRVA_SPECIMEN = ("V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<\n"
+                 "L8988901C4XXX4009078F96121096ZE184226B<<<<<<")
+MRVB_SPECIMEN = "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<\nL8988901C4XXX4009078F9612109<<<<<<<<"
+
+
+@pytest.mark.parametrize(("text", "fmt", "number", "optional"), [
+    (TD2_SPECIMEN, "TD2", "D23145890", ""),
+    (MRVA_SPECIMEN, "MRV-A", "L8988901C", "6ZE184226B"),
+    (MRVB_SPECIMEN, "MRV-B", "L8988901C", ""),
+])
+def test_icao_specimens_of_td2_and_visas(text: str, fmt: str, number: str,
+                                        optional: str) -> None:
+    from node.matching.mrz import read_mrz_fields
+
+    f = read_mrz_fields(text)
+    assert (f.format, f.number, f.primary, f.secondary, f.birth, f.sex, f.optional) == (
+        fmt, number, "ERIKSSON", "ANNA MARIA", "740812" if fmt == "TD2" else "400907", "F",
+        optional)
+
+
+def _zone2(width: int, l1: str, number: str, nat: str, dob: str, sex: str, exp: str,
+           opt: str, *, composite: bool) -> str:
+    from node.matching.mrz import check_digit as cd
+
+    l1 = l1.ljust(width, "<")
+    head = f"{number.ljust(9, '<')}{cd(number.ljust(9, '<'))}{nat}{dob}{cd(dob)}{sex}"
+    opt_len = width - 28 - (1 if composite else 0)
+    body = f"{head}{exp}{cd(exp)}{opt.ljust(opt_len, '<')}"
+    if composite:
+        body += str(cd(body[0:10] + body[13:20] + body[21:35]))
+    return f"{l1}\n{body}"
+
+
+def test_a_kazakh_td2_card_and_a_visa_become_document_and_person_queries() -> None:
+    from node.matching.mrz import parse_mrz
+
+    card = parse_mrz(_zone2(36, "I<KAZSEITKALI<<AIGERIM", "N12345678", "KAZ", "920514", "F",
+                            "310101", "", composite=True))
+    assert (card.format, card.document.number, card.document.doc_type,
+            card.document.issuing_state) == ("TD2", "N12345678", "I", "KAZ")
+    assert (card.person.family_name, card.person.given_names) == ("SEITKALI", "AIGERIM")
+    visa = parse_mrz(_zone2(36, "V<KAZIUSUPOV<<TIMUR", "V0000123", "UZB", "840317", "M",
+                            "270101", "", composite=False))
+    assert (visa.format, visa.document.doc_type, visa.person.nationality) == (
+        "MRV-B", "V", "UZB")
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    (TD2_SPECIMEN[:-1] + "7", "bad_check_digit"),            # composite
+    (TD2_SPECIMEN.replace("D231458907", "D231458908"), "bad_check_digit"),
+    (MRVA_SPECIMEN.replace("4009078", "4009079"), "bad_check_digit"),  # date of birth
+    ("P" + TD2_SPECIMEN[1:], "bad_mrz"),                      # a passport is never 2 x 36
+    (TD2_SPECIMEN.split("\n")[0] + "\n" + "<" * 35, "bad_mrz"),  # 36 + 35
+])
+def test_td2_and_visa_refusals(text: str, reason: str) -> None:
+    from node.core.errors import InvalidInput
+    from node.matching.mrz import read_mrz_fields
+
+    with pytest.raises(InvalidInput) as err:
+        read_mrz_fields(text)
+    assert err.value.reason == reason
