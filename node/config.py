@@ -63,7 +63,8 @@ class AuditSettings:
 
 
 _STORAGE_KEYS = frozenset({"backend", "path", "key_file", "dsn", "password_file",
-                           "field_key_file", "pool_min", "pool_max", "connect_timeout_s"})
+                           "field_key_file", "pool_min", "pool_max", "connect_timeout_s",
+                           "busy_timeout_s"})
 _PG_ONLY = ("dsn", "password_file", "field_key_file", "pool_min", "pool_max", "connect_timeout_s")
 
 
@@ -76,6 +77,10 @@ class StorageSettings:
     from ``$BXNODE_PG_PASSWORD`` or ``password_file``, mode 0600), ``field_key_file`` (the
     key of the blind indexes and sealed fields, 0600; or ``$BXNODE_FIELD_KEY``), and the
     connection pool's ``pool_min`` / ``pool_max`` and ``connect_timeout_s``.
+
+    ``busy_timeout_s`` (SQLCipher, 1..300, default 5): how long a statement waits for
+    another process's lock on the file before the request fails UNAVAILABLE
+    (``database_locked``); below a peer's usual 10 s deadline on purpose.
     """
 
     backend: str = "sqlcipher"
@@ -85,6 +90,7 @@ class StorageSettings:
     pool_min: int = 1
     pool_max: int = 10
     connect_timeout_s: int = 5
+    busy_timeout_s: int = 5
 
     @classmethod
     def parse(cls, root: Path, doc: dict[str, Any]) -> StorageSettings:
@@ -95,12 +101,6 @@ class StorageSettings:
         if backend not in ("sqlcipher", "postgresql"):
             raise ConfigError('config: [storage] backend must be "sqlcipher" or "postgresql"',
                               reason="bad_config")
-        if backend == "sqlcipher":
-            extra = [k for k in _PG_ONLY if k in doc]
-            if extra:
-                raise ConfigError(f'config: [storage] {extra[0]} applies only to backend = '
-                                  '"postgresql"', reason="bad_config")
-            return cls()
 
         def num(key: str, default: int, lo: int, hi: int) -> int:
             value = doc.get(key, default)
@@ -108,6 +108,16 @@ class StorageSettings:
                 raise ConfigError(f"config: [storage] {key} must be {lo}..{hi}",
                                   reason="bad_config")
             return value
+
+        if backend == "sqlcipher":
+            extra = [k for k in _PG_ONLY if k in doc]
+            if extra:
+                raise ConfigError(f'config: [storage] {extra[0]} applies only to backend = '
+                                  '"postgresql"', reason="bad_config")
+            return cls(busy_timeout_s=num("busy_timeout_s", 5, 1, 300))
+        if "busy_timeout_s" in doc:
+            raise ConfigError('config: [storage] busy_timeout_s applies only to backend = '
+                              '"sqlcipher"', reason="bad_config")
 
         def path(key: str) -> Path | None:
             value = doc.get(key)

@@ -71,6 +71,9 @@ class BatchWriter:
         self.thread_id: int | None = None
         self.batches = 0
         self.committed = 0
+        #: Why the last batch did not commit (None once one has): reads may still work while
+        #: every write fails (a full disk), so health probes with a write meanwhile.
+        self.commit_error: str | None = None
 
     # --- on the event loop --------------------------------------------------------------------
 
@@ -166,9 +169,12 @@ class BatchWriter:
                     except Exception as exc:
                         step.error = exc
         except BaseException as exc:
-            log.error("audit_batch_commit_failed", error=str(exc), requests=len(batch))
+            log.error("audit_batch_commit_failed", error=str(exc), requests=len(batch),
+                      reason=getattr(exc, "reason", None))
             error = exc
+            self.commit_error = f"{type(exc).__name__}: {exc}"
         else:
+            self.commit_error = None
             self.batches += 1
             self.committed += len(batch)
         for step in batch:

@@ -38,7 +38,7 @@ from node.federation.pki import TlsMaterial
 from node.responder import Handler, Pending, Responder
 from node.server.group_commit import BatchWriter
 from node.server.limits import PeerLimiter, PolicyLimits
-from node.store.db import ping
+from node.store.db import Database, ping
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
@@ -326,13 +326,22 @@ class NodeServer:
     async def _watch_database(self) -> None:
         """NOT_SERVING while the database does not answer within ``db_timeout_s``; SERVING
         again once it does.  Requests meanwhile fail with UNAVAILABLE (nothing is answered
-        without a durable audit entry), health just tells load balancers early."""
+        without a durable audit entry), health just tells load balancers early.
+
+        The probe is a read; after a batch failed to commit it is a write, committed like a
+        batch (a full disk still answers reads).  One probe at a time: a database thread
+        stuck on a lock is not sent another each round."""
         assert self.writer is not None
-        store = self.writer.store
+        writer, store = self.writer, self.writer.store
+        probe: asyncio.Future[None] | None = None
         while True:
+            if probe is None or probe.done():
+                probe = asyncio.ensure_future(
+                    writer.run_in_batch(functools.partial(_write_probe, store))
+                    if writer.commit_error is not None
+                    else writer.call(functools.partial(ping, store)))
             try:
-                await asyncio.wait_for(self.writer.call(functools.partial(ping, store)),
-                                       self.db_timeout_s)
+                await asyncio.wait_for(asyncio.shield(probe), self.db_timeout_s)
                 ok = True
             except Exception as exc:
                 if self._conditions.get("database", True):
@@ -372,3 +381,10 @@ async def serve_forever(node_server: NodeServer, listen: str, *, on_ready: objec
     log.info("shutting_down")
     await node_server.stop()
     log.info("stopped")
+
+
+def _write_probe(store: Database) -> None:
+    """A write that leaves nothing behind but still has pages to commit (a health probe
+    after a failed commit, in a batch of its own)."""
+    store.set_meta("health_write_probe", "1")
+    store.execute("DELETE FROM meta WHERE k = ?", ("health_write_probe",))

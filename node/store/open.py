@@ -70,4 +70,5 @@ def open_database(cfg: NodeConfig) -> Database:
     from node.store.keys import load_db_key
     from node.store.sqlcipher import Store
 
-    return Store.open(cfg.db_path, load_db_key(cfg.db_key_file))
+    return Store.open(cfg.db_path, load_db_key(cfg.db_key_file),
+                      busy_timeout_s=cfg.storage.busy_timeout_s)

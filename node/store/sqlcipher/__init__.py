@@ -9,6 +9,14 @@ into :class:`ConfigError` with reason ``wrong_db_key``.
 Durability: WAL journal with ``synchronous=FULL``: a committed transaction
 survives power loss.  Every request's writes (nonce, usage, receipt, audit
 entry) commit in one transaction, so nothing is ever half-written.
+
+Faults of the machine become :class:`EnvironmentFault` (UNAVAILABLE) with a precise
+reason, by SQLite's primary result code (https://sqlite.org/rescode.html):
+``SQLITE_FULL`` is ``database_full``; ``SQLITE_BUSY``/``SQLITE_LOCKED`` (another process
+held the file longer than ``busy_timeout_s``) is ``database_locked``; ``SQLITE_IOERR``,
+``SQLITE_CANTOPEN`` and ``SQLITE_PROTOCOL`` are ``database_unavailable``.  Other errors
+(SQL errors: our bugs) pass unchanged.  A ``COMMIT`` that fails leaves no transaction
+open behind it.
 """
 
 from __future__ import annotations
@@ -29,7 +37,37 @@ from node.store.db import Dialect, FieldCodec, PlainCodec
 from node.store.exchange import EXCHANGE_DDL, SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
 from node.store.watchlist import WATCHLIST_DDL, SqlWatchlistStore
 
-__all__ = ["ReceiptRow", "Store"]
+__all__ = ["DEFAULT_BUSY_TIMEOUT_S", "ReceiptRow", "Store"]
+
+#: How long a statement waits for another process's lock on the file before it fails with
+#: ``database_locked`` (``[storage] busy_timeout_s``).  Below a peer's usual 10 s deadline,
+#: so a border post's peer gets a precise refusal to retry elsewhere, not a timeout.
+#: bxnode's own writers queue on ``<db>.lock`` first, so this bounds only foreign lockers.
+DEFAULT_BUSY_TIMEOUT_S = 5.0
+
+#: SQLite primary result codes that are the machine's fault, and their reasons.
+_FAULTS = {13: "database_full",                                    # SQLITE_FULL
+           5: "database_locked", 6: "database_locked",             # SQLITE_BUSY, _LOCKED
+           10: "database_unavailable", 14: "database_unavailable",  # SQLITE_IOERR, _CANTOPEN
+           15: "database_unavailable"}                             # SQLITE_PROTOCOL
+
+
+def _fault(exc: sqlcipher3.Error) -> EnvironmentFault | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    reason = _FAULTS.get(code & 0xFF) if isinstance(code, int) else None
+    return None if reason is None else EnvironmentFault(f"database: {exc}", reason=reason)
+
+
+@contextlib.contextmanager
+def _faults() -> Iterator[None]:
+    """Turn SQLite's environment faults into :class:`EnvironmentFault` (see the module)."""
+    try:
+        yield
+    except sqlcipher3.Error as exc:
+        fault = _fault(exc)
+        if fault is None:
+            raise
+        raise fault from exc
 
 SCHEMA_VERSION = 2  # 2: documents and persons gained the column ``sealed`` (PostgreSQL)
 
@@ -64,14 +102,15 @@ class Store:
         self._lock_fd: int | None = None
 
     @classmethod
-    def open(cls, path: Path, key: bytes, *, create: bool = False) -> Store:
+    def open(cls, path: Path, key: bytes, *, create: bool = False,
+             busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> Store:
         if len(key) != 32:
             raise ConfigError("database key must be 32 bytes", reason="bad_db_key")
         if not create and not path.exists():
             raise ConfigError(f"database {path} does not exist (run 'bxnode init')",
                               reason="no_database")
         try:
-            conn = sqlcipher3.connect(str(path), isolation_level=None, timeout=30.0,
+            conn = sqlcipher3.connect(str(path), isolation_level=None, timeout=busy_timeout_s,
                                       check_same_thread=False)
         except sqlcipher3.Error as exc:
             raise EnvironmentFault(f"cannot open database {path}: {exc}") from exc
@@ -144,17 +183,25 @@ class Store:
                 yield
             return
         with self._writer_lock():
-            self._conn.execute("BEGIN IMMEDIATE")
+            with _faults():
+                self._conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield
                 while self._before_commit:  # hooks may register further hooks
                     self._before_commit.pop(next(iter(self._before_commit)))()
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have rolled back already
+                    self._conn.execute("ROLLBACK")
                 raise
             else:
-                self._conn.execute("COMMIT")
+                try:
+                    with _faults():
+                        self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # e.g. SQLITE_FULL: never left open
+                        self._conn.execute("ROLLBACK")
+                    raise
             finally:
                 self._depth = 0
                 self._before_commit.clear()
@@ -200,8 +247,9 @@ class Store:
         try:
             yield
         except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
+            if self._conn.in_transaction:  # SQLite may have rolled back the whole of it
+                self._conn.execute(f"ROLLBACK TO {name}")
+                self._conn.execute(f"RELEASE {name}")
             raise
         else:
             self._conn.execute(f"RELEASE {name}")
@@ -228,30 +276,37 @@ class Store:
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run one statement; returns the row count."""
-        return int(self._conn.execute(sql, tuple(args)).rowcount)
+        with _faults():
+            return int(self._conn.execute(sql, tuple(args)).rowcount)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
-        return int(self._conn.executemany(sql, rows).rowcount)
+        with _faults():
+            return int(self._conn.executemany(sql, rows).rowcount)
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._conn.execute(sql, tuple(args))]
+        with _faults():
+            return [tuple(r) for r in self._conn.execute(sql, tuple(args))]
 
     def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows one by one, without building a list (full scans of large tables)."""
-        yield from self._conn.execute(sql, tuple(args))
+        with _faults():
+            yield from self._conn.execute(sql, tuple(args))
 
     def query_one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        row = self._conn.execute(sql, tuple(args)).fetchone()
+        with _faults():
+            row = self._conn.execute(sql, tuple(args)).fetchone()
         return None if row is None else tuple(row)
 
     # --- meta -------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        row = self._conn.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+        with _faults():
+            row = self._conn.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        with _faults():
+            self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # --- the ports' adapters, kept as methods for the embedded store's older callers ------
 

@@ -1,0 +1,101 @@
+"""SQLCipher when the machine fails: a full file, another process's lock (issue 12 §4).
+
+The faults are SQLite's own: ``PRAGMA max_page_count`` makes the file "full" exactly as a
+full disk does (SQLITE_FULL), and a second connection holding ``BEGIN EXCLUSIVE`` is
+another process's lock (SQLITE_BUSY after the busy timeout).  The real disk and the real
+process are tests/integration/test_faults.py.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import sqlcipher3
+
+from node.config import StorageSettings, load_config
+from node.core.errors import ConfigError, EnvironmentFault
+from node.store.sqlcipher import DEFAULT_BUSY_TIMEOUT_S, Store
+
+KEY = bytes(range(32))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "node.db", KEY, create=True, busy_timeout_s=0.3)
+
+
+def _fill_to_the_limit(store: Store) -> None:
+    (pages,) = store.query_one("PRAGMA page_count") or (0,)
+    store.query_one(f"PRAGMA max_page_count = {int(pages) + 2}")
+    store.execute("CREATE TABLE IF NOT EXISTS filler (v BLOB)")
+
+
+def test_a_full_file_is_database_full_and_leaves_no_transaction_open(store: Store) -> None:
+    _fill_to_the_limit(store)
+    with pytest.raises(EnvironmentFault) as exc, store.transaction():
+        for _ in range(50):
+            store.execute("INSERT INTO filler VALUES (randomblob(4000))")
+    assert (exc.value.status, exc.value.reason) == ("UNAVAILABLE", "database_full")
+    assert "database or disk is full" in str(exc.value)
+    assert not store.in_transaction
+    # a nested savepoint that hits the limit raises the same, not "no such savepoint"
+    with pytest.raises(EnvironmentFault) as exc, store.transaction(), store.savepoint():
+        for _ in range(50):
+            store.execute("INSERT INTO filler VALUES (randomblob(4000))")
+    assert exc.value.reason == "database_full"
+    # room again: the same connection writes on, no reopening
+    store.query_one("PRAGMA max_page_count = 1000000")
+    with store.transaction():
+        store.set_meta("after", "full")
+    assert store.get_meta("after") == "full"
+
+
+def test_sql_errors_are_not_environment_faults(store: Store) -> None:
+    with pytest.raises(sqlcipher3.OperationalError):
+        store.query("SELECT * FROM no_such_table")
+
+
+def test_another_processs_lock_is_database_locked_after_the_busy_timeout(
+        store: Store, tmp_path: Path) -> None:
+    other = sqlcipher3.connect(str(tmp_path / "node.db"), isolation_level=None)
+    other.execute(f"PRAGMA key = \"x'{KEY.hex()}'\"")
+    other.execute("BEGIN EXCLUSIVE")
+    other.execute("INSERT INTO meta VALUES ('held', '1')")
+    try:
+        started = time.monotonic()
+        with pytest.raises(EnvironmentFault) as exc, store.transaction():
+            store.set_meta("k", "v")
+        waited = time.monotonic() - started
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert (exc.value.status, exc.value.reason) == ("UNAVAILABLE", "database_locked")
+    assert 0.25 < waited < 3, waited
+    assert not store.in_transaction
+    with store.transaction():  # released: the next transaction goes through
+        store.set_meta("k", "v")
+    assert store.get_meta("k") == "v"
+
+
+def _config(tmp_path: Path, storage: str) -> Path:
+    path = tmp_path / "node.toml"
+    path.write_text(f'[node]\nid = "KAZ-BS"\ncountry = "KAZ"\n\n[storage]\n{storage}\n')
+    return path
+
+
+def test_busy_timeout_s_is_read_checked_and_defaults_below_a_peers_deadline(
+        tmp_path: Path) -> None:
+    assert StorageSettings().busy_timeout_s == DEFAULT_BUSY_TIMEOUT_S == 5
+    cfg = load_config(_config(tmp_path, "busy_timeout_s = 2"))
+    assert cfg.storage.busy_timeout_s == 2
+    for bad in ("0", "301", '"5"', "true", "2.5"):
+        with pytest.raises(ConfigError) as exc:
+            load_config(_config(tmp_path, f"busy_timeout_s = {bad}"))
+        assert str(exc.value) == "config: [storage] busy_timeout_s must be 1..300"
+    with pytest.raises(ConfigError) as exc:
+        load_config(_config(tmp_path, 'backend = "postgresql"\ndsn = "host=x dbname=y"\n'
+                                      "busy_timeout_s = 2"))
+    assert str(exc.value) == ('config: [storage] busy_timeout_s applies only to backend = '
+                              '"sqlcipher"')
