@@ -34,6 +34,10 @@ class PeerLimits:
 #: When the policy gives no valid limits: tight, so a policy error never opens the flood.
 STRANGER = PeerLimits(rate_per_s=5.0, burst=10, max_in_flight=4)
 
+#: The policy gave no decision (node.policy.opa): never cached, or an OPA server down at a
+#: peer's first request of the day would hold it to STRANGER's limits all day.
+_FAILURES = frozenset({"policy_error", "policy_unavailable"})
+
 
 def limits_from_policy(answer: dict[str, Any]) -> PeerLimits:
     """The policy's limits, or :data:`STRANGER` for anything that is not a valid answer."""
@@ -118,7 +122,10 @@ class PolicyLimits:
         now = self._clock_ms()
         doc = {"requester": {"node": peer}, "responder": {"node": self._responder},
                "time_ms": now}
-        limits = limits_from_policy(self._policy.decide_query(RATE_QUERY, doc))
+        answer = self._policy.decide_query(RATE_QUERY, doc)
+        limits = limits_from_policy(answer)
+        if set(answer.get("reasons") or ()) & _FAILURES:
+            return limits  # no decision (OPA down): tight now, asked again next request
         with self._lock:
             if len(self._cache) > 4096:
                 self._cache.clear()

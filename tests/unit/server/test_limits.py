@@ -78,3 +78,32 @@ def test_limits_come_from_the_agreement_with_defaults(tmp_path: Path) -> None:
     assert limits.cached("KGZ-BS") == PeerLimits(3.0, 7, 2)
     assert limits.evaluate("UZB-BS") == PeerLimits(5000.0, 10000, 256)
     assert limits.evaluate("TJK-BS") == STRANGER  # no agreement: the stranger's limits
+
+
+class _Flaky:
+    """A policy whose server is down for the first ``down`` rate-limit queries."""
+
+    digest = "d"
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+        self.asked = 0
+
+    def decide_query(self, query: str, doc: dict[str, object]) -> dict[str, object]:
+        self.asked += 1
+        if self.asked <= self.down:
+            return {"allow": False, "reasons": ["policy_unavailable"]}
+        return {"allow": True, "rate_per_s": 100, "burst": 200, "max_in_flight": 50}
+
+
+def test_limits_are_not_cached_while_the_policy_gives_no_decision() -> None:
+    """Issue 12 §4 (OPA down): a failure is tight now, and asked again, never kept all day."""
+    policy = _Flaky(down=2)
+    limits = PolicyLimits(policy=policy, responder="KAZ-BS",  # type: ignore[arg-type]
+                          clock_ms=lambda: NOW)
+    assert limits.evaluate("KGZ-BS") == STRANGER
+    assert limits.cached("KGZ-BS") is None
+    assert limits.evaluate("KGZ-BS") == STRANGER
+    assert limits.evaluate("KGZ-BS") == PeerLimits(100.0, 200, 50)  # the server is back
+    assert limits.cached("KGZ-BS") == PeerLimits(100.0, 200, 50)
+    assert policy.asked == 3
