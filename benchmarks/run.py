@@ -40,6 +40,12 @@ PY = sys.executable
 _LETTERS = "абвгдежзиклмнопрстуфхшыэюя"
 
 
+#: The fairness scenario: UZB-BS's agreed rate (it floods at ten times this) and the
+#: modest rate KGZ-BS asks at meanwhile.
+FLOOD_LIMIT = 100
+MODEST_RATE = 50
+
+
 def word(i: int, first: str) -> str:
     """A name-like word for ``i`` (names may not hold digits): Бaa, Бab, ..."""
     out = first
@@ -92,7 +98,7 @@ class Bench:
     # --- set-up -------------------------------------------------------------------------------
 
     def federation(self) -> None:
-        ports = {"KAZ-BS": free_port(), "KGZ-BS": free_port()}
+        ports = {"KAZ-BS": free_port(), "KGZ-BS": free_port(), "UZB-BS": free_port()}
         self.ports = ports
         members = json.loads((DEV / "members.json").read_text())
         members["members"] = [m for m in members["members"] if m["node_id"] in ports]
@@ -104,9 +110,12 @@ class Bench:
         data = json.loads((policy / "data.json").read_text())
         for a in data["bxnode"]["agreements"]:
             a["daily_quota"] = 10**12  # the benchmark measures speed, not quotas
+            if (a["requester"], a["responder"]) == ("UZB-BS", "KAZ-BS"):
+                # the fairness scenario floods from UZB-BS at ten times this
+                a.update(rate_per_s=FLOOD_LIMIT, burst=FLOOD_LIMIT, max_in_flight=64)
         (policy / "data.json").write_text(json.dumps(data))
         self.dirs = {}
-        for node_id, folder in (("KAZ-BS", "kaz"), ("KGZ-BS", "kgz")):
+        for node_id, folder in (("KAZ-BS", "kaz"), ("KGZ-BS", "kgz"), ("UZB-BS", "uzb")):
             d = self.work / folder
             bxnode("init", "--node-dir", str(d), "--node-id", node_id, "--country",
                    node_id[:3], "--dev", "--dev-keys", str(DEV / folder), "--listen",
@@ -159,15 +168,15 @@ class Bench:
     # --- requests -----------------------------------------------------------------------------
 
     def signed_requests(self, n: int, make_items: Callable[[int], list[Any]],
-                        method: str = "lookup") -> Path:
+                        method: str = "lookup", asker: str = "KGZ-BS") -> Path:
         from node.client.peer import PeerClient, QueryContext
         from node.core.model import QueryKind
         from node.federation.members_file import load_members
         from node.federation.pki import load_signing_key
         from node.wire.convert import envelope_to_pb, pb
 
-        d = self.dirs["KGZ-BS"]
-        client = PeerClient(node_id="KGZ-BS", signing_key=load_signing_key(d / "signing.key"),
+        d = self.dirs[asker]
+        client = PeerClient(node_id=asker, signing_key=load_signing_key(d / "signing.key"),
                             directory=load_members(self.work / "members.json"), tls=None,
                             store=None, clock_ms=lambda: time.time_ns() // 1_000_000,
                             dev_plaintext=True)
@@ -179,26 +188,39 @@ class Bench:
             kind = QueryKind.BATCH if len(items) > 1 else items[0].kind
             env = client.build(ctx, kind, items)
             out.append(pb.LookupRequest(envelope=envelope_to_pb(env)).SerializeToString().hex())
-        path = self.work / f"payloads-{method}-{n}.json"
+        path = self.work / f"payloads-{method}-{asker}-{n}.json"
         path.write_text(json.dumps(out))
         return path
 
     def load(self, *, method: str, payloads: Path, mode: str, target: str = "",
              targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
-             rate: float = 0) -> dict[str, Any]:
-        d = self.dirs["KGZ-BS"]
+             rate: float = 0, asker: str = "KGZ-BS") -> dict[str, Any]:
+        return self.finish_load(self.start_load(
+            method=method, payloads=payloads, mode=mode, target=target, targets=targets,
+            tls=tls, concurrency=concurrency, rate=rate, asker=asker))
+
+    def start_load(self, *, method: str, payloads: Path, mode: str, target: str = "",
+                   targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
+                   rate: float = 0, asker: str = "KGZ-BS") -> subprocess.Popen[str]:
+        """A load generator in its own process, presenting ``asker``'s certificate."""
+        d = self.dirs[asker]
         spec = {"targets": targets or [target], "method": method,
                 "payloads": str(payloads), "mode": mode,
                 "seconds": self.seconds, "concurrency": concurrency, "rate": rate,
                 "tls": {"cert": str(d / "tls.crt"), "key": str(d / "tls.key"),
                         "ca": str(d / "ca.crt")} if tls else None}
-        spec_path = self.work / "spec.json"
+        spec_path = self.work / f"spec-{asker}-{time.monotonic_ns()}.json"
         spec_path.write_text(json.dumps(spec))
-        proc = subprocess.run([PY, "-m", "benchmarks.loadgen", str(spec_path)],
-                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        return subprocess.Popen([PY, "-m", "benchmarks.loadgen", str(spec_path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+
+    @staticmethod
+    def finish_load(proc: subprocess.Popen[str]) -> dict[str, Any]:
+        out, err = proc.communicate(timeout=300)
         if proc.returncode != 0:
-            raise SystemExit(f"bench: load generator failed: {proc.stderr[-2000:]}")
-        result: dict[str, Any] = json.loads(proc.stdout)
+            raise SystemExit(f"bench: load generator failed: {err[-2000:]}")
+        result: dict[str, Any] = json.loads(out)
         return result
 
     # --- scenarios ----------------------------------------------------------------------------
@@ -275,6 +297,33 @@ class Bench:
         self.results["node_peak_rss_mb_small"] = peak_rss_mb(node.pid)
         self.stop(node)
         self.workers(base, target, method)
+        self.fairness(target, method)
+
+    def fairness(self, target: str, method: str) -> None:
+        """Issue 12: UZB-BS floods at ten times its agreed rate while KGZ-BS asks at a
+        modest one; KGZ-BS's p99 against its own unloaded figure (target: within 2x)."""
+        node = self.start_node(log="node-fairness.log")
+        modest = int(self.seconds * MODEST_RATE) + 10
+        alone = self.load(target=target, method=method, mode="open", rate=MODEST_RATE,
+                          payloads=self.signed_requests(modest, self.doc_items))
+        flood_rate = 10 * FLOOD_LIMIT
+        flood = self.start_load(
+            target=target, method=method, mode="open", rate=flood_rate, asker="UZB-BS",
+            payloads=self.signed_requests(int(self.seconds * flood_rate) + 10, self.doc_items,
+                                          asker="UZB-BS"))
+        loaded = self.load(target=target, method=method, mode="open", rate=MODEST_RATE,
+                           payloads=self.signed_requests(modest, self.doc_items))
+        flooded = self.finish_load(flood)
+        self.stop(node)
+        ratio = round(loaded["p99_ms"] / alone["p99_ms"], 2) if alone["p99_ms"] else 0
+        self.results["fairness"] = {
+            "modest_rate": MODEST_RATE, "flood_rate": flood_rate, "flood_limit": FLOOD_LIMIT,
+            "flood": flooded, "p99_ratio": ratio}
+        self.results["fairness_modest_alone"] = alone
+        self.results["fairness_modest_under_flood"] = loaded
+        log(f"fairness: KGZ-BS at {MODEST_RATE}/s p99 {alone['p99_ms']} ms alone, "
+            f"{loaded['p99_ms']} ms while UZB-BS floods at {flood_rate}/s (limit "
+            f"{FLOOD_LIMIT}/s; {flooded['codes']} refused): {ratio}x")
 
     def workers(self, base: float, target: str, method: str) -> None:
         """The same node as ``bxnode serve --workers 2`` (one process per core)."""
@@ -424,6 +473,12 @@ def table(results: dict[str, Any]) -> str:
     add("person lookup, 1000/s offered", "person_lookup_at_1000_rps")
     add("document lookup, saturation, --workers 2", "doc_lookup_saturation_2_workers")
     add("document lookup, 1000/s offered, --workers 2", "doc_lookup_at_1000_rps_2_workers")
+    fair = results.get("fairness")
+    if fair:
+        add(f"fairness: one peer at {fair['modest_rate']}/s, alone",
+            "fairness_modest_alone")
+        add(f"fairness: the same while another floods at {fair['flood_rate']}/s "
+            f"(limit {fair['flood_limit']}/s)", "fairness_modest_under_flood")
     for label, name in (("1_replica", "one replica"), ("2_replicas", "two replicas")):
         add(f"PostgreSQL, {name}: document lookup, saturation",
             f"pg_doc_lookup_saturation_{label}")
@@ -462,6 +517,10 @@ def table(results: dict[str, Any]) -> str:
     elif pg:
         extra.append(f"- PostgreSQL {pg['server_version']} on this machine, fsync on, "
                      "synchronous_commit on; both replicas on one database")
+    if fair:
+        extra.append(f"- fairness: the modest peer's p99 under a flood from another peer at "
+                     f"ten times its limit is {fair['p99_ratio']}x its unloaded p99 "
+                     f"(target: within 2x); the flood's refusals: {fair['flood']['codes']}")
     fo = results.get("pg_failover")
     if fo:
         each = ", ".join(f"{r['failover_ms']}" for r in fo["rounds"])

@@ -73,6 +73,56 @@ def wait_serving(node_dir: Path, proc: subprocess.Popen[bytes], timeout: float =
     raise SystemExit("demo: a node did not start in time")
 
 
+def _officer_access(work: Path, node_dir: Path) -> tuple[Path, Path]:
+    """KGZ-BS's LocalService for its officers: an agency CA, one duty officer's certificate,
+    the role table (issue 11).  Returns the officer's certificate and key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from node.federation import pki
+
+    ca = pki.new_ca("KGZ-BS officers CA (demo)", "KGZ-BS")
+    key = pki.new_tls_key()
+    cert = pki.issue_cert(cn="kgz-duty-07", org="Border Service", key=key,
+                          hosts=["kgz-duty-07"], ca=ca)
+    folder = work / "officers-kgz"
+    folder.mkdir()
+    (folder / "ca.crt").write_bytes(ca[1].public_bytes(serialization.Encoding.PEM))
+    (folder / "kgz-duty-07.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "kgz-duty-07.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with (node_dir / "node.toml").open("a") as f:
+        f.write(f'\n[local]\napi_socket = "unix:officers.sock"\n'
+                f'client_ca = "{folder / "ca.crt"}"\n'
+                '\n[local.roles]\n"kgz-duty-07" = ["duty_officer"]\n')
+    return folder / "kgz-duty-07.crt", folder / "kgz-duty-07.key"
+
+
+def _fan_out(node_dir: Path, officer: tuple[Path, Path], tally: Tally) -> None:
+    """A duty officer at a Kyrgyz post asks every neighbour at once through the node's
+    LocalService: one answer per peer, each verified, never merged."""
+    from node.local.client import LocalClient
+
+    say("-- A Kyrgyz duty officer (certificate kgz-duty-07) checks one passport with every "
+        "neighbour at once, through KGZ-BS's LocalService")
+    with LocalClient.over_socket(node_dir / "officers.sock", cert=officer[0], key=officer[1],
+                                 ca=node_dir / "ca.crt") as local:
+        out = local.lookup_document("N0481516", "KAZ", peers=["all"], purpose="border_check",
+                                    case_ref="DEMO-FANOUT-1")
+    tally.queries += 1
+    for p in out.peers:
+        if p.outcome == "answered":
+            tally.hits += p.hits
+            tally.no_hits += len(p.results) - p.hits
+            what = (f"HIT reference {p.results[0].reference or '(withheld)'}" if p.hits
+                    else "no hit")
+            say(f"   {p.peer}: {what} (signed answer verified; its audit entry "
+                f"{p.peer_audit_seq} names officer kgz-duty-07)")
+        else:
+            say(f"   {p.peer}: {p.outcome} {p.status.lower()}/{p.reason}".rstrip("/"))
+    say(f"   KGZ-BS logged the officer's call as audit entry {out.audit_seq}")
+
+
 def main() -> int:
     from node.app import now_ms, open_store
     from node.client.peer import PeerClient, QueryContext
@@ -124,6 +174,7 @@ def main() -> int:
             toml = d / "node.toml"
             toml.write_text(toml.read_text().replace("witness_interval_s = 60",
                                                      "witness_interval_s = 1"))
+        officer = _officer_access(work, dirs["KGZ-BS"])  # issue 11: the LocalService
         for d in dirs.values():
             env = dict(os.environ)
             log = (d / "serve.log").open("wb")
@@ -212,6 +263,7 @@ def main() -> int:
             "a purpose their agreement does not cover", QueryKind.DOCUMENT,
             [DocumentQuery(number="N1122334", issuing_state="KAZ")],
             purpose="criminal_investigation")
+        _fan_out(dirs["KGZ-BS"], officer, tally)
         say()
 
         from node.crossings.demo import run_crossings_demo  # issue 3: crossings, follow-ups
