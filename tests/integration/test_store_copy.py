@@ -221,8 +221,13 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
         fed.stop_all()
     cfg = load_config(fed.dirs["KAZ-BS"])
     store = open_store(cfg)
-    try:  # the oldest entry's retention ran out (the clock is the log's own argument)
-        log = MerkleAuditLog(store=store)
+    try:  # the oldest entry's retention ran out (the clock is the log's own argument);
+        # erased with the node's key, as `bxnode audit erase-expired` does: the recorded
+        # erasure is an entry, sealed under a signed checkpoint like every other
+        from node.federation.pki import load_signing_key
+
+        log = MerkleAuditLog(store=store, node_id=cfg.node_id,
+                             signing_key=load_signing_key(cfg.signing_key))
         first = log.entry(1)
         assert first is not None
         retention = cfg.audit.retention_days * 86_400_000
