@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import signal
@@ -226,27 +225,35 @@ class NodeServer:
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler:
         async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
             fp = None if self._dev_plaintext else tls_fingerprint(context)
-            first = prepare_reply(self._responder, method, raw, fp,
-                                  dev_plaintext=self._dev_plaintext)
-            if isinstance(first, Reply):
-                await context.abort(first.code, first.details, trailing_metadata=first.metadata)
-                raise AssertionError("abort returns by raising")
             loop = asyncio.get_running_loop()
-            peer = first.base.requester  # from the TLS certificate: bad requests count too
-            admitted = False
-            if peer:  # one peer cannot starve the others (node/server/limits.py)
+            # One peer cannot starve the others (node/server/limits.py): the limit is
+            # checked on the TLS identity alone, before anything the request holds is
+            # parsed or verified, so a refusal over the limit costs one audit entry.
+            peer = None if fp is None else self._responder.directory.owner_of_tls_cert(fp)
+            admitted = over_limit = False
+            if peer:
                 limits = self._limits.cached(peer) or await loop.run_in_executor(
                     self._policy_pool, self._limits.evaluate, peer)
                 admitted = self.limiter.admit(peer, limits)
-                if not admitted:
-                    first = dataclasses.replace(first, error=RateLimited(
-                        "this peer asks faster, or more at once, than its agreement allows",
-                        reason="rate_limited"))
+                over_limit = not admitted
             try:
+                if over_limit:
+                    first: Reply | Pending[Any] = self._responder.prepare(
+                        method.handler, RateLimited(
+                            "this peer asks faster, or more at once, than its agreement "
+                            "allows", reason="rate_limited"),
+                        tls_fingerprint=fp, request_id=uuid.uuid4().hex[:16])
+                else:
+                    first = prepare_reply(self._responder, method, raw, fp,
+                                          dev_plaintext=self._dev_plaintext)
+                if isinstance(first, Reply):
+                    await context.abort(first.code, first.details,
+                                        trailing_metadata=first.metadata)
+                    raise AssertionError("abort returns by raising")
                 reply = await self._finish(method, first, context, loop)
             finally:
                 if admitted:
-                    self.limiter.release(peer)
+                    self.limiter.release(peer or "")
             if reply.code is not grpc.StatusCode.OK:
                 await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
             return reply.body

@@ -248,7 +248,8 @@ def test_quota_and_agreed_batch_size(tmp_path: Path) -> None:
 def test_a_peer_over_its_rate_is_refused_and_audited_while_others_go_on(
         tmp_path: Path) -> None:
     """KGZ-BS's agreement allows a burst of 3 and next to no refill: its 4th and 5th calls
-    are refused with rate_limited (audited, signed), UZB-BS is answered all along."""
+    are refused with rate_limited (audited; refused before the request is even parsed, so
+    there is no signed refusal), UZB-BS is answered all along."""
     data = sample_policy()
     for a in data["bxnode"]["agreements"]:
         if (a["responder"], a["requester"]) == ("KAZ-BS", "KGZ-BS"):
