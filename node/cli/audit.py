@@ -254,11 +254,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_erase_expired(args: argparse.Namespace) -> int:
     from node.app import now_ms
+    from node.audit.log import MerkleAuditLog
+    from node.federation.pki import load_signing_key
 
     with _Opened(args) as o:
         configured = o.cfg.audit.retention_days
         days = args.retention_days or configured
-        # the override (if any) goes into the log with the erasure (ErasureRecord)
+        # signing: the erasure and its record are sealed in one checkpoint, as the CLI's
+        # other appends are; the override (if any) goes into the record's entry
+        o.log = MerkleAuditLog(store=o.store, node_id=o.cfg.node_id,
+                               signing_key=load_signing_key(o.cfg.signing_key))
         n = o.log.erase_expired(now_ms=now_ms(), retention_ms=days * 86_400_000,
                                 facts={"retention_days": days,
                                        "configured_retention_days": configured,

@@ -199,3 +199,4 @@ def test_erase_expired_keeps_the_log_verifiable(fed: Federation) -> None:
     rc, out = run("audit", "verify", "--json", "--node-dir", kaz)
     assert rc == 0 and json.loads(out)["ok"]
     assert [r["seq"] for r in json.loads(out)["erasures"]] == [result["audit_seq"]]
+    assert json.loads(out)["unsealed"] == 0  # sealed with the erasure, in one checkpoint
