@@ -93,6 +93,7 @@ class Asked:
     status: str
     reason: str = ""
     audit_seq: int | None = None
+    outcome: Outcome | None = None
 
 
 def peer_client(fed: Federation, node: str, *, timeout_s: float = 10.0,
@@ -116,8 +117,8 @@ def ask(client: PeerClient, peer: str) -> Asked:
         return Asked(digest, exc.status, exc.reason)
     except BxError as exc:  # the client gave up (no answer, deadline)
         return Asked(digest, getattr(exc, "status", "?"), exc.reason)
-    assert out.answer.results[0].outcome is Outcome.HIT
-    return Asked(digest, "OK", audit_seq=out.answer.audit_seq)
+    return Asked(digest, "OK", audit_seq=out.answer.audit_seq,
+                 outcome=out.answer.results[0].outcome)
 
 
 def assert_audited_exactly(fed: Federation, node: str, asked: list[Asked]) -> None:
@@ -132,6 +133,7 @@ def assert_audited_exactly(fed: Federation, node: str, asked: list[Asked]) -> No
         entries = by_digest.get(a.digest, [])
         if a.status == "OK":
             assert [(e["seq"], e["outcome"]) for e in entries] == [(a.audit_seq, "answered")], a
+            assert a.outcome is (Outcome.HIT if node == "KAZ-BS" else Outcome.NO_HIT), a
         elif a.reason in ("audit_unavailable", "deadline_exceeded", "peer_unavailable"):
             assert entries == [], f"{a} was not answered but left {entries}"
         else:  # a refusal the node answered: audited with its reason
@@ -589,7 +591,6 @@ def query_from(netns: str, node_dir: Path, peer: str) -> dict[str, Any]:
          "--state", DOC.issuing_state, "--peer", peer, "--purpose", "border_check",
          "--case-ref", "CASE-P", "--legal-basis", "art. 7"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
-    print(done.stdout, done.stderr[-2000:])
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
@@ -613,23 +614,75 @@ def test_network_partition_between_two_nodes(fed: Federation, namespaces: Namesp
     kgz = NsServe(fed.dirs["KGZ-BS"], ns.kgz)
     uzb = peer_client(fed, "UZB-BS", timeout_s=5)
     asked: dict[str, list[Asked]] = {"KAZ-BS": [], "KGZ-BS": []}
-    across: list[dict[str, Any]] = []
     try:
-        across.append(query_from(ns.kgz, fed.dirs["KGZ-BS"], "KAZ-BS"))
+        before = query_from(ns.kgz, fed.dirs["KGZ-BS"], "KAZ-BS")  # they talk
+        assert (before["hits"], before["verified"]) == (1, True), before
+        poll(lambda: _cosigned_size(fed, "KAZ-BS", "KGZ-BS") > 0, timeout=20, every=0.3,
+             what="KAZ-BS's checkpoint cosigned by KGZ-BS across the link")
+
         ip("link", "set", ns.link, "down", netns=ns.kaz)  # the partition
-        across.append(query_from(ns.kgz, fed.dirs["KGZ-BS"], "KAZ-BS"))
-        across.append(query_from(ns.kaz, fed.dirs["KAZ-BS"], "KGZ-BS"))
-        for peer in ("KAZ-BS", "KGZ-BS"):  # each still answers its other peer
+        mark = len(kaz.lines)
+        for netns, me, peer in ((ns.kgz, "KGZ-BS", "KAZ-BS"), (ns.kaz, "KAZ-BS", "KGZ-BS")):
+            started = time.monotonic()
+            failed = query_from(netns, fed.dirs[me], peer)  # (a) fails, and says so
+            assert failed["error"]["status"] == "UNAVAILABLE", failed
+            assert failed["error"]["reason"] == "peer_unavailable", failed
+            assert time.monotonic() - started < 30
+        for peer in ("KAZ-BS", "KGZ-BS", "KAZ-BS", "KGZ-BS"):  # each answers its other peer
+            started = time.monotonic()
             asked[peer].append(ask(uzb, peer))
-        ip("link", "set", ns.link, "up", netns=ns.kaz)  # healed
-        across.append(query_from(ns.kgz, fed.dirs["KGZ-BS"], "KAZ-BS"))
+            assert asked[peer][-1].status == "OK", asked[peer][-1]
+            assert time.monotonic() - started < 1.5
+        poll(lambda: any('"witness_unavailable"' in ln and '"KGZ-BS"' in ln
+                         for ln in kaz.lines[mark:]), timeout=20,
+             what="KAZ-BS's witnessing to fail across the partition")
+        cut_off = _cosigned_size(fed, "KAZ-BS", "KGZ-BS")
+
+        ip("link", "set", ns.link, "up", netns=ns.kaz)  # (c) healed: they talk again
+        after = query_from(ns.kgz, fed.dirs["KGZ-BS"], "KAZ-BS")
+        assert (after["hits"], after["verified"]) == (1, True), after
+        back = query_from(ns.kaz, fed.dirs["KAZ-BS"], "KGZ-BS")
+        assert back["verified"] is True and "error" not in back, back
+        poll(lambda: _cosigned_size(fed, "KAZ-BS", "KGZ-BS") > cut_off, timeout=20,
+             every=0.3, what="KAZ-BS's newer checkpoint cosigned by KGZ-BS after healing")
         for peer in ("KAZ-BS", "KGZ-BS"):
             asked[peer].append(ask(uzb, peer))
+            assert asked[peer][-1].status == "OK"
     finally:
         uzb.close()
         kaz.stop()
         kgz.stop()
         for r in relays:
             r.close()
-    print(across)
-    raise AssertionError("explore")
+    for peer in ("KAZ-BS", "KGZ-BS"):
+        assert_audited_exactly(fed, peer, asked[peer])
+        assert_sent_match_received(fed, asker=peer, peer=next(
+            p for p in ("KAZ-BS", "KGZ-BS") if p != peer))
+        audit_verify(fed, peer)
+
+
+def assert_sent_match_received(fed: Federation, *, asker: str, peer: str) -> None:
+    """(b) across the link: each of the asker's logged ``lookup_sent`` answered has the
+    peer's entry with that digest and seq; each unanswered one left nothing at the peer."""
+    received = {e["request_digest"]: e for e in fed.audit(peer) if e.get("request_digest")}
+    sent = [e for e in fed.audit(asker) if e.get("event") == "lookup_sent"]
+    assert sorted(e["outcome"] for e in sent) == sorted(
+        ["answered"] * (2 if asker == "KGZ-BS" else 1) + ["unanswered"]), sent
+    for e in sent:
+        if e["outcome"] == "answered":
+            got = received[e["request_digest"]]
+            assert (got["seq"], got["outcome"], got["requester"]) == (
+                e["peer_audit_seq"], "answered", asker)
+        else:
+            assert (e["status"], e["delivery"]) == ("UNAVAILABLE", "not_sent"), e
+            assert e["request_digest"] not in received, e
+
+
+def _cosigned_size(fed: Federation, node: str, witness: str) -> int:
+    store = open_store(load_config(fed.dirs[node]))
+    try:
+        row = store.query_one("SELECT max(size) FROM audit_cosignatures WHERE witness LIKE ?",
+                              (f"%{witness}%",))
+        return int(row[0]) if row and row[0] is not None else 0
+    finally:
+        store.close()
