@@ -32,6 +32,10 @@ lint: $(STAMP)
 	$(BIN)/mypy node
 	bash scripts/buf.sh lint
 
+# proto/ against the previous commit's: a wire-breaking change fails (buf's FILE rules).
+breaking:
+	bash scripts/buf.sh breaking-previous
+
 proto: $(STAMP)
 	$(BIN)/python -m node.wire.codegen
 
