@@ -30,6 +30,7 @@ from tests.packaging._common import ROOT
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("src")
     shutil.copy(ROOT / "pyproject.toml", src)
+    shutil.copy(ROOT / "LICENSE", src)
     shutil.copytree(ROOT / "node", src / "node",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = src / "dist"
@@ -48,7 +49,8 @@ def test_wheel_contents_and_metadata(wheel: Path) -> None:
         meta = zf.read("border_exchange_node-0.1.0.dist-info/METADATA").decode()
         entry = zf.read("border_exchange_node-0.1.0.dist-info/entry_points.txt").decode()
     assert {"node/py.typed", "node/cli/main.py", "node/cli/health.py",
-            "node/wire/_gen/bxnode_pb2.py"} <= names
+            "node/wire/_gen/bxnode_pb2.py",
+            "border_exchange_node-0.1.0.dist-info/licenses/LICENSE"} <= names
     assert not [n for n in names if n.startswith(("tests/", "keys/", "benchmarks/"))]
     assert "License-Expression: Apache-2.0" in meta.splitlines()
     assert "Requires-Python: >=3.11" in meta.splitlines()
