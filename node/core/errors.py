@@ -32,7 +32,7 @@ class BxError(Exception):
     """Base of every error this package raises on purpose."""
 
     status: str = "INTERNAL"
-    default_reason: str = "internal"
+    default_reason: str = "internal_error"
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
