@@ -42,18 +42,15 @@ CARRIER_CALLS = {
 }
 #: Calls whose ``reason=`` is an operator's free text (why an alert was withdrawn, a
 #: follow-up denied, a hold placed), never a code.
+#: (``dict.update`` is not one: audit entries are updated with codes.)
 HUMAN_TEXT_CALLEES = frozenset({
-    "add", "update", "withdraw", "sync", "deny", "desk_deny", "deny_followup", "hold",
-    "release", "_decide", "_decide_pending", "_change", "_audited", "_reason",
-    "FollowUpDecision", "FollowUpDecisionPayload", "DenyFollowUpRequest",
+    "deny", "desk_deny", "deny_followup", "hold", "release", "_decide", "_decide_pending",
+    "_change", "_audited", "_reason", "FollowUpDecision", "FollowUpDecisionPayload",
+    "DenyFollowUpRequest",
 })
 #: (module, enclosing function) whose ``"reason"`` dict entries are free text.
 HUMAN_TEXT_DICTS = frozenset({
-    ("node/federation/registry_edit.py", "_apply"),   # a revocation's stated reason
     ("node/retention/sweep.py", "_audited"),          # why a hold was placed
-    ("node/watchlist/lifecycle.py", "_change"),       # why an alert changed
-    ("node/cli/followup.py", "_deny"),                # the desk's denial text
-    ("node/cli/retention.py", "_holds"),              # holds listing
 })
 #: Classes that start the error hierarchy (node/core/errors.py).
 _ROOT_ERROR = "BxError"

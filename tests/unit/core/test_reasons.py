@@ -22,7 +22,7 @@ import pytest
 from node.core import reasons
 from node.core.reasons import REASONS, is_registered, lookup, peer_visible
 from node.policy._decision import Reason
-from tests.unit.core._reason_scan import Scan, Site, scan
+from tests.unit.core._reason_scan import HUMAN_TEXT_DICTS, Scan, Site, scan
 
 ROOT = Path(__file__).resolve().parents[3]
 _STATUS = re.compile(r"[A-Z][A-Z_]+")
@@ -105,6 +105,12 @@ def test_scanner_finds_each_idiom() -> None:
     assert found("no_db_key", "load_hex_key(")                          # a parameter named missing
     assert found("malformed_note", "MalformedNote() without reason=")   # class default, raised bare
     assert found("database_full", "EnvironmentFault(reason=)")          # a table of codes (.get)
+
+
+def test_free_text_exemptions_name_real_functions() -> None:
+    for rel, fn in HUMAN_TEXT_DICTS:
+        text = (ROOT / rel).read_text(encoding="utf-8")
+        assert re.search(rf"def {fn}\b", text), f"{rel} has no {fn}: drop the exemption"
 
 
 def test_scanner_refuses_a_dynamic_code(tmp_path: Path) -> None:
