@@ -376,13 +376,15 @@ def _run_query(args: argparse.Namespace, kind: Any, items: list[Any],
         client.close()
         store.close()
     results = [{"index": r.index, "outcome": r.outcome.value, "reference": r.reference,
-                "action": r.action.value if r.action else None, "contact": r.contact}
+                "action": r.action.value if r.action else None, "contact": r.contact,
+                **({"source_agency": r.source_agency} if r.source_agency else {})}
                for r in answer.results]
     text = []
     for r in answer.results:
         if r.outcome.value == "hit":
             text.append(f"#{r.index}: HIT  ref={r.reference or '-'} "
-                        f"action={r.action.value if r.action else '-'} contact={r.contact or '-'}")
+                        f"action={r.action.value if r.action else '-'} contact={r.contact or '-'}"
+                        + (f" source={r.source_agency}" if r.source_agency else ""))
         else:
             text.append(f"#{r.index}: no hit")
     payload = {"peer": answer.responder, "results": results, "hits": answer.hits,

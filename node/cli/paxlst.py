@@ -42,12 +42,14 @@ def _result_text(r: ItemResult) -> str:
     if r.outcome.value != "hit":
         return "no hit"
     return (f"HIT  ref={r.reference or '-'} action={r.action.value if r.action else '-'} "
-            f"contact={r.contact or '-'}")
+            f"contact={r.contact or '-'}" + (f" source={r.source_agency}" if r.source_agency
+                                             else ""))
 
 
 def _result_json(r: ItemResult) -> dict[str, Any]:
     return {"outcome": r.outcome.value, "reference": r.reference,
-            "action": r.action.value if r.action else None, "contact": r.contact}
+            "action": r.action.value if r.action else None, "contact": r.contact,
+            **({"source_agency": r.source_agency} if r.source_agency else {})}
 
 
 # --- query batch ------------------------------------------------------------------------

@@ -338,6 +338,8 @@ class ItemResult:
     reference: str = ""
     action: ActionCode | None = None
     contact: str = ""
+    #: The agency the alert came from, only where the owner's policy discloses it.
+    source_agency: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,7 +104,7 @@ class DeskFollowUp:
 def _item(r: Any) -> ItemResult:
     return ItemResult(index=r.index, outcome=convert._OUTCOME_FROM_PB[r.outcome],
                       reference=r.reference, action=convert._ACTION_FROM_PB.get(r.action),
-                      contact=r.contact)
+                      contact=r.contact, source_agency=r.source_agency)
 
 
 def _fan_out(m: Any) -> FanOut:

@@ -311,7 +311,8 @@ class LocalOps:
                 seq = answer.audit_seq
                 results.extend(ItemResult(index=r.index + offset, outcome=r.outcome,
                                           reference=r.reference, action=r.action,
-                                          contact=r.contact) for r in answer.results)
+                                          contact=r.contact, source_agency=r.source_agency)
+                               for r in answer.results)
                 offset += len(batch)
         except RemoteError as exc:
             return PeerAnswer(peer=peer, outcome=PeerOutcome.REFUSED, status=exc.status,

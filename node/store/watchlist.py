@@ -58,6 +58,7 @@ class SqlWatchlistStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._protects = db.codec.protects
+        self._alerts: Any = None  # node.store.alerts.AlertTables, on first use
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -103,6 +104,18 @@ class SqlWatchlistStore:
 
     def generation(self) -> str | None:
         return self._db.get_meta(_GENERATION)
+
+    def sources_of(self, owner_refs: Sequence[str]) -> dict[str, str]:
+        """The source agency of each listed alert recorded with one (``alert_meta``, kept by
+        :mod:`node.store.alerts`; one statement per 500 references)."""
+        if self._alerts is None:
+            from node.store.alerts import AlertTables
+
+            tables = AlertTables(self._db)
+            tables.ensure_schema()  # SQLCipher: created once; PostgreSQL: checked migrated
+            self._alerts = tables
+        return {ref: m.source for ref, m in self._alerts.meta_many(owner_refs).items()
+                if m.source}
 
     def bump_generation(self, value: str) -> None:
         self._db.set_meta(_GENERATION, value)

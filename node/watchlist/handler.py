@@ -147,10 +147,10 @@ class LookupHandler:
         if decided.matching is not None:
             facts.update(match_threshold=decided.matching[0], max_candidates=decided.matching[1])
         today = dt.date.fromisoformat(day)
-        results = tuple(
-            Watchlist.disclose(i, hit, fields)
-            for i, hit in enumerate(self.watchlist.check_many(req.items, today,
-                                                              decided.matching)))
+        found = self.watchlist.check_many(req.items, today, decided.matching)
+        if "source_agency" in fields:  # read in this unit of work, only when disclosed
+            found = self.watchlist.with_sources(found)
+        results = tuple(Watchlist.disclose(i, hit, fields) for i, hit in enumerate(found))
         hits = sum(1 for r in results if r.outcome.value == "hit")
         facts.update(hits=hits, no_hits=len(results) - hits, disclosed=sorted(fields))
         answer = LookupAnswer(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from node.core.model import (
@@ -32,7 +32,9 @@ from node.core.ports import WatchlistStore
 __all__ = ["DISCLOSABLE_FIELDS", "PersonMatcher", "Watchlist", "WatchlistHit"]
 
 #: Fields of a hit that policy may disclose (the first step of Prüm's two steps).
-DISCLOSABLE_FIELDS = frozenset({"reference", "action", "contact"})
+#: ``source_agency``: the agency of our country the alert came from (issue 13), read from
+#: the store only for hits, and only when policy discloses it.
+DISCLOSABLE_FIELDS = frozenset({"reference", "action", "contact", "source_agency"})
 
 #: When two live records hit, the most severe action wins.
 _SEVERITY = {a: i for i, a in enumerate([ActionCode.ARREST, ActionCode.REFUSE_ENTRY,
@@ -45,6 +47,7 @@ class WatchlistHit:
     reference: str
     action: ActionCode
     contact: str
+    source_agency: str = ""
 
 
 class PersonMatcher(Protocol):
@@ -126,6 +129,14 @@ class Watchlist:
             return WatchlistHit(ref, ActionCode(row[7]), row[8] or self._default_contact)
         return None
 
+    def with_sources(self, hits: Sequence[WatchlistHit | None]) -> list[WatchlistHit | None]:
+        """The hits with their source agency (one read for all of them; an alert recorded
+        without a source keeps "")."""
+        refs = [h.reference for h in hits if h is not None]
+        sources = self._store.sources_of(refs) if refs else {}
+        return [None if h is None else replace(h, source_agency=sources.get(h.reference, ""))
+                for h in hits]
+
     @staticmethod
     def disclose(index: int, hit: WatchlistHit | None, fields: frozenset[str]) -> ItemResult:
         """Only the fields policy allows leave the node; the outcome always does."""
@@ -137,4 +148,5 @@ class Watchlist:
             reference=hit.reference if "reference" in fields else "",
             action=hit.action if "action" in fields else None,
             contact=hit.contact if "contact" in fields else "",
+            source_agency=hit.source_agency if "source_agency" in fields else "",
         )

@@ -25,6 +25,7 @@ from node.core.model import (
     Refusal,
     RequestHeader,
     Sex,
+    validate_id,
 )
 from node.wire._gen import bxnode_pb2 as pb
 
@@ -67,6 +68,15 @@ _OUTCOME_FROM_PB = {v: k for k, v in _OUTCOME_TO_PB.items()}
 
 def _bad(message: str, reason: str = "malformed_payload") -> InvalidInput:
     return InvalidInput(message, reason=reason)
+
+
+def _valid_id(value: str) -> bool:
+    """An agency's short name as the owner records it (1-64 of A-Z a-z 0-9 . _ : @ -)."""
+    try:
+        validate_id(value, "source agency")
+    except InvalidInput:
+        return False
+    return True
 
 
 def envelope_from_pb(msg: pb.SignedEnvelope) -> Envelope:
@@ -197,6 +207,7 @@ def encode_answer(ans: LookupAnswer) -> bytes:
             reference=r.reference,
             action=_ACTION_TO_PB[r.action] if r.action else pb.ACTION_CODE_UNSPECIFIED,
             contact=r.contact,
+            source_agency=r.source_agency,
         )
     return msg.SerializeToString()
 
@@ -282,12 +293,15 @@ def decode_response(payload: bytes) -> LookupAnswer | Refusal:
     for r in msg.lookup.results:
         if r.outcome not in _OUTCOME_FROM_PB:
             raise _bad("result has no outcome")
+        if r.source_agency and not _valid_id(r.source_agency):
+            raise _bad("result has a malformed source agency")
         results.append(ItemResult(
             index=r.index,
             outcome=_OUTCOME_FROM_PB[r.outcome],
             reference=r.reference,
             action=_ACTION_FROM_PB.get(r.action),
             contact=r.contact,
+            source_agency=r.source_agency,
         ))
     return LookupAnswer(
         responder=msg.responder,

@@ -87,7 +87,7 @@ def item_result_to_pb(r: ItemResult) -> convert.pb.ItemResult:
     return convert.pb.ItemResult(
         index=r.index, outcome=convert._OUTCOME_TO_PB[r.outcome], reference=r.reference,
         action=convert._ACTION_TO_PB[r.action] if r.action else
-        convert.pb.ACTION_CODE_UNSPECIFIED, contact=r.contact)
+        convert.pb.ACTION_CODE_UNSPECIFIED, contact=r.contact, source_agency=r.source_agency)
 
 
 def crossing_answers_to_pb(answers: Sequence[CrossingAnswer]) -> list[cwire.cpb.CrossingAnswer]:

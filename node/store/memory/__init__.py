@@ -157,6 +157,8 @@ class MemoryWatchlistStore(_State):
         # documents: (number, state, type, owner) -> (action, contact, expires, loss)
         self.state: tuple[dict[tuple[str, str, str, str], tuple[str, str, str, str]],
                           dict[str, PersonRow], str | None] = ({}, {}, None)
+        #: owner_ref -> source agency (the SQL adapters' ``alert_meta``).
+        self.sources: dict[str, str] = {}
 
     def insert_documents(self, rows: Iterable[tuple[str, ...]]) -> int:
         n = 0
@@ -192,6 +194,9 @@ class MemoryWatchlistStore(_State):
 
     def generation(self) -> str | None:
         return self.state[2]
+
+    def sources_of(self, owner_refs: Sequence[str]) -> dict[str, str]:
+        return {ref: self.sources[ref] for ref in owner_refs if self.sources.get(ref)}
 
     def bump_generation(self, value: str) -> None:
         self.state = (self.state[0], self.state[1], value)

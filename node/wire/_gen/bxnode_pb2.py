@@ -24,23 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62xnode/v1/bxnode.proto\x12\tbxnode.v1\"j\n\x0eSignedEnvelope\x12\x14\n\x0cpayload_type\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"<\n\rLookupRequest\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"=\n\x0eLookupResponse\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"\xa1\x01\n\rRequestHeader\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x13\n\x0blegal_basis\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x06 \x01(\t\x12\x14\n\x0cissued_at_ms\x18\x07 \x01(\x03\x12\r\n\x05nonce\x18\x08 \x01(\x0c\"M\n\rDocumentQuery\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x15\n\rissuing_state\x18\x02 \x01(\t\x12\x15\n\rdocument_type\x18\x03 \x01(\t\"\xec\x01\n\x0bPersonQuery\x12\x13\n\x0b\x66\x61mily_name\x18\x01 \x01(\t\x12\x13\n\x0bgiven_names\x18\x02 \x01(\t\x12\x12\n\npatronymic\x18\x03 \x01(\t\x12\x12\n\nbirth_year\x18\x04 \x01(\x05\x12\x13\n\x0b\x62irth_month\x18\x05 \x01(\x05\x12\x11\n\tbirth_day\x18\x06 \x01(\x05\x12\x31\n\x0f\x62irth_precision\x18\x07 \x01(\x0e\x32\x18.bxnode.v1.DatePrecision\x12\x13\n\x0bnationality\x18\x08 \x01(\t\x12\x1b\n\x03sex\x18\t \x01(\x0e\x32\x0e.bxnode.v1.Sex\"k\n\tQueryItem\x12,\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x18.bxnode.v1.DocumentQueryH\x00\x12(\n\x06person\x18\x02 \x01(\x0b\x32\x16.bxnode.v1.PersonQueryH\x00\x42\x06\n\x04item\"\x83\x01\n\x0eRequestPayload\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.bxnode.v1.RequestHeader\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.bxnode.v1.QueryKind\x12#\n\x05items\x18\x03 \x03(\x0b\x32\x14.bxnode.v1.QueryItem\"\x8b\x01\n\nItemResult\x12\r\n\x05index\x18\x01 \x01(\r\x12#\n\x07outcome\x18\x02 \x01(\x0e\x32\x12.bxnode.v1.Outcome\x12\x11\n\treference\x18\x03 \x01(\t\x12%\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x15.bxnode.v1.ActionCode\x12\x0f\n\x07\x63ontact\x18\x05 \x01(\t\"6\n\x0cLookupResult\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.bxnode.v1.ItemResult\":\n\x07Refusal\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07reasons\x18\x03 \x03(\t\"r\n\x0cResponseHead\x12\x11\n\tresponder\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x11\n\taudit_seq\x18\x05 \x01(\x04\"\xcf\x01\n\x0fResponsePayload\x12\x11\n\tresponder\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x11\n\taudit_seq\x18\x05 \x01(\x04\x12)\n\x06lookup\x18\n \x01(\x0b\x32\x17.bxnode.v1.LookupResultH\x00\x12%\n\x07refusal\x18\x0b \x01(\x0b\x32\x12.bxnode.v1.RefusalH\x00\x42\x06\n\x04\x62ody*z\n\rDatePrecision\x12\x1e\n\x1a\x44\x41TE_PRECISION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TE_PRECISION_YEAR\x10\x01\x12\x18\n\x14\x44\x41TE_PRECISION_MONTH\x10\x02\x12\x16\n\x12\x44\x41TE_PRECISION_DAY\x10\x03*C\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0c\n\x08SEX_MALE\x10\x01\x12\x0e\n\nSEX_FEMALE\x10\x02\x12\t\n\x05SEX_X\x10\x03*m\n\tQueryKind\x12\x1a\n\x16QUERY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13QUERY_KIND_DOCUMENT\x10\x01\x12\x15\n\x11QUERY_KIND_PERSON\x10\x02\x12\x14\n\x10QUERY_KIND_BATCH\x10\x03*G\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n\x0eOUTCOME_NO_HIT\x10\x01\x12\x0f\n\x0bOUTCOME_HIT\x10\x02*\xb0\x01\n\nActionCode\x12\x1b\n\x17\x41\x43TION_CODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43TION_CODE_REFUSE_ENTRY\x10\x01\x12\x16\n\x12\x41\x43TION_CODE_ARREST\x10\x02\x12\x1e\n\x1a\x41\x43TION_CODE_SEIZE_DOCUMENT\x10\x03\x12\x16\n\x12\x41\x43TION_CODE_INFORM\x10\x04\x12\x17\n\x13\x41\x43TION_CODE_MONITOR\x10\x05\x32L\n\x0bNodeService\x12=\n\x06Lookup\x12\x18.bxnode.v1.LookupRequest\x1a\x19.bxnode.v1.LookupResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x62xnode/v1/bxnode.proto\x12\tbxnode.v1\"j\n\x0eSignedEnvelope\x12\x14\n\x0cpayload_type\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x0e\n\x06signer\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"<\n\rLookupRequest\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"=\n\x0eLookupResponse\x12+\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x19.bxnode.v1.SignedEnvelope\"\xa1\x01\n\rRequestHeader\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x13\n\x0blegal_basis\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61se_ref\x18\x06 \x01(\t\x12\x14\n\x0cissued_at_ms\x18\x07 \x01(\x03\x12\r\n\x05nonce\x18\x08 \x01(\x0c\"M\n\rDocumentQuery\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x15\n\rissuing_state\x18\x02 \x01(\t\x12\x15\n\rdocument_type\x18\x03 \x01(\t\"\xec\x01\n\x0bPersonQuery\x12\x13\n\x0b\x66\x61mily_name\x18\x01 \x01(\t\x12\x13\n\x0bgiven_names\x18\x02 \x01(\t\x12\x12\n\npatronymic\x18\x03 \x01(\t\x12\x12\n\nbirth_year\x18\x04 \x01(\x05\x12\x13\n\x0b\x62irth_month\x18\x05 \x01(\x05\x12\x11\n\tbirth_day\x18\x06 \x01(\x05\x12\x31\n\x0f\x62irth_precision\x18\x07 \x01(\x0e\x32\x18.bxnode.v1.DatePrecision\x12\x13\n\x0bnationality\x18\x08 \x01(\t\x12\x1b\n\x03sex\x18\t \x01(\x0e\x32\x0e.bxnode.v1.Sex\"k\n\tQueryItem\x12,\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x18.bxnode.v1.DocumentQueryH\x00\x12(\n\x06person\x18\x02 \x01(\x0b\x32\x16.bxnode.v1.PersonQueryH\x00\x42\x06\n\x04item\"\x83\x01\n\x0eRequestPayload\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x18.bxnode.v1.RequestHeader\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.bxnode.v1.QueryKind\x12#\n\x05items\x18\x03 \x03(\x0b\x32\x14.bxnode.v1.QueryItem\"\xa2\x01\n\nItemResult\x12\r\n\x05index\x18\x01 \x01(\r\x12#\n\x07outcome\x18\x02 \x01(\x0e\x32\x12.bxnode.v1.Outcome\x12\x11\n\treference\x18\x03 \x01(\t\x12%\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x15.bxnode.v1.ActionCode\x12\x0f\n\x07\x63ontact\x18\x05 \x01(\t\x12\x15\n\rsource_agency\x18\x06 \x01(\t\"6\n\x0cLookupResult\x12&\n\x07results\x18\x01 \x03(\x0b\x32\x15.bxnode.v1.ItemResult\":\n\x07Refusal\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07reasons\x18\x03 \x03(\t\"r\n\x0cResponseHead\x12\x11\n\tresponder\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x11\n\taudit_seq\x18\x05 \x01(\x04\"\xcf\x01\n\x0fResponsePayload\x12\x11\n\tresponder\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x16\n\x0erequest_digest\x18\x03 \x01(\x0c\x12\x14\n\x0cissued_at_ms\x18\x04 \x01(\x03\x12\x11\n\taudit_seq\x18\x05 \x01(\x04\x12)\n\x06lookup\x18\n \x01(\x0b\x32\x17.bxnode.v1.LookupResultH\x00\x12%\n\x07refusal\x18\x0b \x01(\x0b\x32\x12.bxnode.v1.RefusalH\x00\x42\x06\n\x04\x62ody*z\n\rDatePrecision\x12\x1e\n\x1a\x44\x41TE_PRECISION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x41TE_PRECISION_YEAR\x10\x01\x12\x18\n\x14\x44\x41TE_PRECISION_MONTH\x10\x02\x12\x16\n\x12\x44\x41TE_PRECISION_DAY\x10\x03*C\n\x03Sex\x12\x13\n\x0fSEX_UNSPECIFIED\x10\x00\x12\x0c\n\x08SEX_MALE\x10\x01\x12\x0e\n\nSEX_FEMALE\x10\x02\x12\t\n\x05SEX_X\x10\x03*m\n\tQueryKind\x12\x1a\n\x16QUERY_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13QUERY_KIND_DOCUMENT\x10\x01\x12\x15\n\x11QUERY_KIND_PERSON\x10\x02\x12\x14\n\x10QUERY_KIND_BATCH\x10\x03*G\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x12\n\x0eOUTCOME_NO_HIT\x10\x01\x12\x0f\n\x0bOUTCOME_HIT\x10\x02*\xb0\x01\n\nActionCode\x12\x1b\n\x17\x41\x43TION_CODE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x41\x43TION_CODE_REFUSE_ENTRY\x10\x01\x12\x16\n\x12\x41\x43TION_CODE_ARREST\x10\x02\x12\x1e\n\x1a\x41\x43TION_CODE_SEIZE_DOCUMENT\x10\x03\x12\x16\n\x12\x41\x43TION_CODE_INFORM\x10\x04\x12\x17\n\x13\x41\x43TION_CODE_MONITOR\x10\x05\x32L\n\x0bNodeService\x12=\n\x06Lookup\x12\x18.bxnode.v1.LookupRequest\x1a\x19.bxnode.v1.LookupResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bxnode.v1.bxnode_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATEPRECISION']._serialized_start=1579
-  _globals['_DATEPRECISION']._serialized_end=1701
-  _globals['_SEX']._serialized_start=1703
-  _globals['_SEX']._serialized_end=1770
-  _globals['_QUERYKIND']._serialized_start=1772
-  _globals['_QUERYKIND']._serialized_end=1881
-  _globals['_OUTCOME']._serialized_start=1883
-  _globals['_OUTCOME']._serialized_end=1954
-  _globals['_ACTIONCODE']._serialized_start=1957
-  _globals['_ACTIONCODE']._serialized_end=2133
+  _globals['_DATEPRECISION']._serialized_start=1602
+  _globals['_DATEPRECISION']._serialized_end=1724
+  _globals['_SEX']._serialized_start=1726
+  _globals['_SEX']._serialized_end=1793
+  _globals['_QUERYKIND']._serialized_start=1795
+  _globals['_QUERYKIND']._serialized_end=1904
+  _globals['_OUTCOME']._serialized_start=1906
+  _globals['_OUTCOME']._serialized_end=1977
+  _globals['_ACTIONCODE']._serialized_start=1980
+  _globals['_ACTIONCODE']._serialized_end=2156
   _globals['_SIGNEDENVELOPE']._serialized_start=37
   _globals['_SIGNEDENVELOPE']._serialized_end=143
   _globals['_LOOKUPREQUEST']._serialized_start=145
@@ -58,15 +58,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTPAYLOAD']._serialized_start=862
   _globals['_REQUESTPAYLOAD']._serialized_end=993
   _globals['_ITEMRESULT']._serialized_start=996
-  _globals['_ITEMRESULT']._serialized_end=1135
-  _globals['_LOOKUPRESULT']._serialized_start=1137
-  _globals['_LOOKUPRESULT']._serialized_end=1191
-  _globals['_REFUSAL']._serialized_start=1193
-  _globals['_REFUSAL']._serialized_end=1251
-  _globals['_RESPONSEHEAD']._serialized_start=1253
-  _globals['_RESPONSEHEAD']._serialized_end=1367
-  _globals['_RESPONSEPAYLOAD']._serialized_start=1370
-  _globals['_RESPONSEPAYLOAD']._serialized_end=1577
-  _globals['_NODESERVICE']._serialized_start=2135
-  _globals['_NODESERVICE']._serialized_end=2211
+  _globals['_ITEMRESULT']._serialized_end=1158
+  _globals['_LOOKUPRESULT']._serialized_start=1160
+  _globals['_LOOKUPRESULT']._serialized_end=1214
+  _globals['_REFUSAL']._serialized_start=1216
+  _globals['_REFUSAL']._serialized_end=1274
+  _globals['_RESPONSEHEAD']._serialized_start=1276
+  _globals['_RESPONSEHEAD']._serialized_end=1390
+  _globals['_RESPONSEPAYLOAD']._serialized_start=1393
+  _globals['_RESPONSEPAYLOAD']._serialized_end=1600
+  _globals['_NODESERVICE']._serialized_start=2158
+  _globals['_NODESERVICE']._serialized_end=2234
 # @@protoc_insertion_point(module_scope)

@@ -161,18 +161,20 @@ class RequestPayload(_message.Message):
     def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., kind: _Optional[_Union[QueryKind, str]] = ..., items: _Optional[_Iterable[_Union[QueryItem, _Mapping]]] = ...) -> None: ...
 
 class ItemResult(_message.Message):
-    __slots__ = ("index", "outcome", "reference", "action", "contact")
+    __slots__ = ("index", "outcome", "reference", "action", "contact", "source_agency")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     CONTACT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_AGENCY_FIELD_NUMBER: _ClassVar[int]
     index: int
     outcome: Outcome
     reference: str
     action: ActionCode
     contact: str
-    def __init__(self, index: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reference: _Optional[str] = ..., action: _Optional[_Union[ActionCode, str]] = ..., contact: _Optional[str] = ...) -> None: ...
+    source_agency: str
+    def __init__(self, index: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., reference: _Optional[str] = ..., action: _Optional[_Union[ActionCode, str]] = ..., contact: _Optional[str] = ..., source_agency: _Optional[str] = ...) -> None: ...
 
 class LookupResult(_message.Message):
     __slots__ = ("results",)

@@ -10,6 +10,8 @@ from tests.unit.policy._support import FULL, REPO_POLICIES, make_input
 
 FULL_SET = frozenset(FULL)
 REF_ACTION = frozenset({"reference", "action"})
+#: KAZ-BS discloses the alert's source agency to KGZ-BS, and to nobody else (issue 13).
+WITH_SOURCE = FULL_SET | {"source_agency"}
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +20,11 @@ def sample() -> RegoPolicyEngine:
 
 
 @pytest.mark.parametrize(("requester", "responder", "purpose", "expected"), [
-    ("KGZ-BS", "KAZ-BS", "border_check", Decision(allow=True, disclose=FULL_SET)),
+    ("KGZ-BS", "KAZ-BS", "border_check", Decision(allow=True, disclose=WITH_SOURCE)),
     ("UZB-BS", "KAZ-BS", "border_check", Decision(allow=True, disclose=REF_ACTION)),
     ("UZB-BS", "KAZ-BS", "criminal_investigation",
      Decision(allow=False, reasons=("purpose_not_agreed",))),
-    ("KGZ-BS", "KAZ-BS", "criminal_investigation", Decision(allow=True, disclose=FULL_SET)),
+    ("KGZ-BS", "KAZ-BS", "criminal_investigation", Decision(allow=True, disclose=WITH_SOURCE)),
     ("KAZ-BS", "KGZ-BS", "border_check", Decision(allow=True, disclose=FULL_SET)),
     ("UZB-BS", "KGZ-BS", "border_check", Decision(allow=True, disclose=REF_ACTION)),
     ("KAZ-BS", "UZB-BS", "border_check", Decision(allow=True, disclose=FULL_SET)),

@@ -1,0 +1,130 @@
+"""Alerts on the wire, between real nodes over mTLS (issue 13).
+
+Three demo nodes (KAZ, KGZ, UZB), the shipped policies: KAZ-BS's agreement with KGZ-BS
+discloses an alert's source agency, its agreement with UZB-BS does not.  KGZ-BS also serves
+the LocalService to its officers (certificates from a test CA, the agency's own), so the
+field is seen as an officer sees it, and on ``bxnode query``'s output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from node.client.peer import QueryContext
+from node.core import envelope as env_mod
+from node.core.model import DocumentQuery, LookupAnswer, Outcome, QueryKind
+from node.local.client import LocalClient
+from node.local.server import LocalApiServer
+from node.wire import convert
+from node.wire.convert import pb
+from tests.federation import Federation, make_federation
+from tests.federation import bxnode as cli
+from tests.integration.test_local_api import Officers, start_api
+
+pytestmark = pytest.mark.integration
+
+CTX = QueryContext(operator="officer-7", purpose="border_check",
+                   legal_basis="Agreement on border cooperation, art. 7", case_ref="CASE-W1")
+ROLES = {"KGZ-BS": {"kg-duty": ["duty_officer"]}}
+MVD_DOC = DocumentQuery(number="M0000417", issuing_state="KAZ")
+
+
+@pytest.fixture(scope="module")
+def wfed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("wwire")
+    fed = make_federation(root, ("KAZ-BS", "KGZ-BS", "UZB-BS"))
+    officers = {n: Officers(root / f"officers-{n}", n) for n in ROLES}
+    for node_id, off in officers.items():
+        roles = "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in ROLES[node_id].items())
+        with (fed.dirs[node_id] / "node.toml").open("a") as f:
+            f.write(f'\n[local]\napi_socket = "unix:officers.sock"\n'
+                    f'client_ca = "{off.root / "ca.crt"}"\n\n[local.roles]\n{roles}\n')
+    apis: dict[str, LocalApiServer] = {}
+    for node_id in fed.dirs:
+        node = fed.start(node_id)
+        if node_id in officers:
+            apis[node_id] = start_api(node)
+    assert cli(["watchlist", "add", "--kind", "document", "--ref", "KAZ-MVD-2026-0417",
+                "--action", "seize_document", "--expires", "2036-01-01", "--number",
+                MVD_DOC.number, "--state", "KAZ", "--type", "P", "--source", "MVD",
+                "--reason", "reported stolen", "--operator", "kz-0193",
+                "--node-dir", str(fed.dirs["KAZ-BS"])]) == 0
+    try:
+        yield {"fed": fed, "officers": officers}
+    finally:
+        for node_id, api in apis.items():
+            asyncio.run_coroutine_threadsafe(api.stop(0.5), fed.nodes[node_id].loop).result(10)
+        fed.stop_all()
+
+
+def officer(s: dict[str, Any], node_id: str, cn: str) -> LocalClient:
+    fed: Federation = s["fed"]
+    off: Officers = s["officers"][node_id]
+    cert, key = (off.root / f"{cn}.crt", off.root / f"{cn}.key")
+    if not cert.exists():
+        cert, key = off.issue(cn)
+    return LocalClient.over_socket(fed.dirs[node_id] / "officers.sock", cert=cert, key=key,
+                                   ca=fed.dirs[node_id] / "ca.crt")
+
+
+def ask(fed: Federation, asker: str, *items: Any) -> LookupAnswer:
+    client = fed.client(asker)
+    try:
+        kind = QueryKind.BATCH if len(items) > 1 else items[0].kind
+        return client.lookup("KAZ-BS", CTX, kind, list(items))
+    finally:
+        client.close()
+
+
+def test_source_agency_disclosed_only_where_the_agreement_says_so(
+        wfed: dict[str, Any]) -> None:
+    fed: Federation = wfed["fed"]
+    legacy = DocumentQuery(number="N0481516", issuing_state="KAZ")  # imported, no source
+    kgz = ask(fed, "KGZ-BS", MVD_DOC, legacy)
+    assert [(r.outcome, r.reference, r.source_agency) for r in kgz.results] == [
+        (Outcome.HIT, "KAZ-MVD-2026-0417", "MVD"), (Outcome.HIT, "KAZ-SLTD-2026-000117", "")]
+    uzb = ask(fed, "UZB-BS", MVD_DOC)
+    assert [(r.outcome, r.reference, r.source_agency) for r in uzb.results] == [
+        (Outcome.HIT, "KAZ-MVD-2026-0417", "")]
+    # The field is in the signed payload KGZ-BS keeps as its receipt.
+    client = fed.client("KGZ-BS")
+    try:
+        [receipt] = [r for r in client._store.receipt_store.all(direction="sent")  # type: ignore[union-attr]
+                     if r.request_digest == kgz.request_digest]
+        key = client._directory.member("KAZ-BS").keys[0].public_key  # type: ignore[attr-defined]
+    finally:
+        client.close()
+    env = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.response_env))
+    env_mod.verify(env, key, expected_type=env_mod.RESPONSE_TYPE)  # raises if it does not
+    signed = pb.ResponsePayload.FromString(env.payload)
+    assert [r.source_agency for r in signed.lookup.results] == ["MVD", ""]
+    # The owner audits which fields left, never the value.
+    kaz = [e for e in fed.audit("KAZ-BS") if e.get("event") == "lookup"]
+    assert kaz[-2]["disclosed"] == ["action", "contact", "reference", "source_agency"]
+    assert kaz[-1]["disclosed"] == ["action", "reference"]
+    assert "MVD" not in json.dumps(kaz[-2:])
+
+
+def test_an_officer_sees_the_source_through_the_local_service_and_the_cli(
+        wfed: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    fed: Federation = wfed["fed"]
+    with officer(wfed, "KGZ-BS", "kg-duty") as node:
+        r = node.lookup_document(MVD_DOC.number, "KAZ", peers=["KAZ-BS", "UZB-BS"],
+                                 purpose="border_check", case_ref="CASE-W2")
+    assert [(x.outcome, x.source_agency) for x in r.peer("KAZ-BS").results] == [
+        (Outcome.HIT, "MVD")]
+    assert [x.outcome for x in r.peer("UZB-BS").results] == [Outcome.NO_HIT]
+    capsys.readouterr()
+    argv = ["query", "doc", "--node-dir", str(fed.dirs["KGZ-BS"]), "--peer", "KAZ-BS",
+            "--purpose", "border_check", "--case-ref", "CASE-W3", "--number", MVD_DOC.number,
+            "--state", "KAZ"]
+    assert cli(argv) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "#0: HIT  ref=KAZ-MVD-2026-0417 action=seize_document contact=KAZ-BS desk source=MVD")
+    assert cli([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["source_agency"] == "MVD"
