@@ -266,13 +266,18 @@ class Store:
     def ensure_schema(self, name: str, ddl: str) -> None:
         """Apply ``ddl`` (CREATE ... IF NOT EXISTS statements) once; ``name`` versions it."""
         key = f"schema:{name}"
-        if self.get_meta(key) == str(hash_text(ddl)):
+        digest = str(hash_text(ddl))
+        if self.get_meta(key) == digest:
             return
         with self.transaction():
+            # Again under the write lock: another process (a --workers sibling, a CLI command)
+            # may have applied it between the read above and BEGIN IMMEDIATE.
+            if self.get_meta(key) == digest:
+                return
             for stmt in ddl.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
-            self.set_meta(key, str(hash_text(ddl)))
+            self.set_meta(key, digest)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run one statement; returns the row count."""

@@ -99,3 +99,30 @@ def test_busy_timeout_s_is_read_checked_and_defaults_below_a_peers_deadline(
                                       "busy_timeout_s = 2"))
     assert str(exc.value) == ('config: [storage] busy_timeout_s applies only to backend = '
                               '"sqlcipher"')
+
+
+def test_a_schema_step_another_process_applied_meanwhile_is_not_applied_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `serve --workers` siblings start together: both read "not applied", one applies
+    the step; the other must see that under the write lock instead of re-running an
+    ALTER TABLE that now fails ("duplicate column name", seen in CI)."""
+    path = tmp_path / "node.db"
+    first = Store.open(path, KEY, create=True)
+    second = Store.open(path, KEY)
+    step = "CREATE TABLE IF NOT EXISTS t (a INTEGER); ALTER TABLE t ADD COLUMN b BLOB"
+    real_get_meta = second.get_meta
+    reads: list[str] = []
+
+    def stale_first_read(key: str) -> str | None:
+        reads.append(key)
+        if len(reads) == 1:  # the read before BEGIN IMMEDIATE: the sibling applies it now
+            first.ensure_schema("race", step)
+            return None
+        return real_get_meta(key)
+
+    monkeypatch.setattr(second, "get_meta", stale_first_read)
+    second.ensure_schema("race", step)
+    assert reads == ["schema:race", "schema:race"]
+    assert [r[1] for r in second.query("PRAGMA table_info(t)")] == ["a", "b"]
+    first.close()
+    second.close()
