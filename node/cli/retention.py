@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _opened(args) as (cfg, store, audit):
         sweep = RetentionSweep(db=store, audit=audit, settings=cfg.retention, clock_ms=now_ms)
         report = sweep.run(dry_run=args.dry_run, operator=args.operator or cfg.operator)
-        compacted = "" if args.dry_run else compact(store)
+        compacted = "" if args.dry_run else compact(store, erased=report.erased)
     total = sum(report.erased.values())
     lines = [f"  {kind:<17} {report.erased[kind]:>7} erased"
              + (f", {report.held[kind]} kept by a hold or an open follow-up"

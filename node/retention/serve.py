@@ -23,7 +23,7 @@ log = structlog.get_logger("bxnode.retention")
 async def sweep_once(sweep: RetentionSweep, writer: Any) -> SweepReport:
     """One sweep through the database thread; its audit entry is durable on return."""
     report: SweepReport = await writer.run_in_batch(sweep.run)
-    report.compacted = await writer.call(lambda: compact(sweep.db))
+    report.compacted = await writer.call(lambda: compact(sweep.db, erased=report.erased))
     log.info("retention_sweep", erased=report.erased, held=report.held,
              audit_seq=report.audit_seq, compacted=report.compacted)
     return report

@@ -11,23 +11,27 @@ what holds personal data once its retention ended (:mod:`node.retention`).
 * Everything else is deleted.  SQLCipher has ``secure_delete`` on (freed cells and pages
   are zeroed) and :func:`compact` checkpoints the WAL with ``TRUNCATE`` afterwards, so no
   earlier page image survives in the WAL; PostgreSQL's deleted rows are gone from every
-  snapshot (a ``pg_dump``) at commit and :func:`compact` runs ``VACUUM`` on the swept tables
-  so their space is reclaimed (the row images there were field-key ciphertext and blind
-  indexes already).
+  snapshot (a ``pg_dump``) at commit, and :func:`compact` rewrites the tables that held
+  them (``VACUUM FULL``: a plain ``VACUUM`` leaves the dead row versions' bytes in the
+  heap and index pages) and lets go of the WAL that logged them (a checkpoint and a WAL
+  switch, where the role may).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+import structlog
 
 from node.store.audit_log import ERASURE_RECORD_EVENTS, KEEP_ERASURE_RECORDS
 from node.store.db import Database
 from node.store.schema import register
 
-__all__ = ["HOLDS_SCHEMA_NAME", "RECEIPTS_RETENTION_SCHEMA_NAME", "HoldRow", "ReceiptHead",
-           "RetentionTables", "compact"]
+__all__ = ["COMPACT_PENDING_META", "HOLDS_SCHEMA_NAME", "RECEIPTS_RETENTION_SCHEMA_NAME",
+           "RETENTION_TABLES", "HoldRow", "ReceiptHead", "RetentionTables", "compact"]
 
 HOLDS_SCHEMA_NAME: Final = "retention_holds"
 HOLDS_SCHEMA: Final = register(HOLDS_SCHEMA_NAME, 1, """
@@ -50,6 +54,24 @@ _RESPONSE: Final = "receipts.response_env"
 SWEPT_TABLES: Final = ("receipts", "crossings", "followups", "followups_sent",
                        "alerts_withdrawn", "documents", "persons", "alert_meta", "nonces",
                        "audit_entries")
+#: Per kind a sweep erases, the tables left holding dead versions of what it erased, for
+#: :func:`compact` to rewrite on PostgreSQL.  A withdrawn alert's lookup rows were deleted
+#: when it was withdrawn; their dead versions go with the kept record.  Nonces (a peer's
+#: node id and random bytes) hold no personal data: a plain VACUUM.
+RETENTION_TABLES: Final[dict[str, tuple[str, ...]]] = {
+    "receipts": ("receipts",),
+    "crossings": ("crossings",),
+    "followups": ("followups", "followups_sent"),
+    "withdrawn_alerts": ("alerts_withdrawn", "documents", "persons", "alert_meta"),
+    "expired_alerts": ("documents", "persons", "alert_meta"),
+    "audit_bodies": ("audit_entries",),
+}
+#: Tables whose rewrite waited longer than the lock timeout: rewritten at the next sweep.
+COMPACT_PENDING_META: Final = "retention_compact_pending"
+COMPACT_LOCK_TIMEOUT_MS: Final = 10_000
+_WAL_GRANTS: Final = ("grant the node's role pg_checkpoint and EXECUTE ON FUNCTION "
+                      "pg_switch_wal()")
+log = structlog.get_logger("bxnode.retention")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,23 +219,92 @@ class RetentionTables:
         return n
 
 
-def compact(db: Database) -> str:
-    """After a sweep has committed (never inside a transaction): SQLCipher checkpoints the
-    WAL into the file and truncates it (``secure_delete`` zeroed the freed content there);
-    PostgreSQL vacuums the swept tables.  Returns what it did, for the log."""
+def compact(db: Database, *, erased: Mapping[str, int] | None = None) -> str:
+    """After a sweep has committed (never inside a transaction), remove what the database's
+    files still hold of the rows it erased.  Returns what it did, for the log and the CLI.
+
+    * SQLCipher: ``secure_delete`` zeroed the freed cells and pages; the WAL is checkpointed
+      into the file and truncated, so no earlier page image survives in it.
+    * PostgreSQL: a deleted or updated row stays in its page as a dead version (and in
+      every index) after a plain ``VACUUM``, which only marks the space free.  So each table
+      in which ``erased`` (the sweep's counts per kind; ``None``: every swept table) erased
+      something is rewritten with ``VACUUM FULL``: new heap and index files holding the
+      live rows only, the old files unlinked.  A table whose lock is not had within
+      ``lock_timeout`` is left for the next sweep (kept in ``meta``).  Then, where the
+      node's role may (``pg_checkpoint`` and ``EXECUTE`` on ``pg_switch_wal()``), a
+      checkpoint, a WAL segment switch and a checkpoint make the segments that logged the
+      erased rows removable; with ``wal_recycle = off`` they are deleted, not reused
+      (README "Retention": the server settings and WAL archives are the operator's).
+    """
     if db.in_transaction:
         return "skipped: a transaction is open"
     if db.dialect == "sqlite":
         row = db.query_one("PRAGMA wal_checkpoint(TRUNCATE)")
-        busy = bool(row and row[0])
-        return "wal_checkpoint(TRUNCATE): " + ("busy, retried next sweep" if busy else "done")
+        readers = bool(row and row[0])
+        return "wal_checkpoint(TRUNCATE): " + ("busy, retried next sweep" if readers else "done")
     pool: Any = getattr(db, "pool", None)
     if pool is None:
         return "skipped: no connection pool"
-    conn = pool._acquire()  # VACUUM cannot run in a transaction block: an autocommit one
+    kinds = RETENTION_TABLES if erased is None else {
+        k: t for k, t in RETENTION_TABLES.items() if erased.get(k, 0) > 0}
+    pending = {t for t in (db.get_meta(COMPACT_PENDING_META) or "").split(",") if t}
+    full = sorted(({t for ts in kinds.values() for t in ts} | pending) & set(SWEPT_TABLES))
+    plain = sorted({t for t in SWEPT_TABLES if t not in full}
+                   if erased is None or any(erased.values()) else set())
+    done, busy = _vacuum(pool, full, plain)
+    if set(busy) != pending:
+        db.set_meta(COMPACT_PENDING_META, ",".join(busy))
+    parts = [f"vacuum full: {', '.join(done) if done else 'nothing erased'}"]
+    if busy:
+        parts.append(f"busy, rewritten next sweep: {', '.join(busy)}")
+    if done:
+        parts.append("wal: " + _release_wal(pool))
+    return "; ".join(parts)
+
+
+def _vacuum(pool: Any, full: Sequence[str], plain: Sequence[str]
+            ) -> tuple[list[str], list[str]]:
+    """VACUUM FULL ``full`` and VACUUM ``plain`` on an autocommit connection (neither may
+    run in a transaction block); (rewritten, busy)."""
+    import psycopg
+
+    done: list[str] = []
+    busy: list[str] = []
+    conn = pool._acquire()
     try:
-        for table in SWEPT_TABLES:
-            conn.execute(f"VACUUM {table}")
+        conn.execute(f"SET lock_timeout = {COMPACT_LOCK_TIMEOUT_MS}")
+        for table in full:  # names from SWEPT_TABLES only, never data
+            try:
+                conn.execute(f"VACUUM FULL {table}")
+                done.append(table)
+            except psycopg.errors.LockNotAvailable:
+                busy.append(table)
+        for table in plain:
+            with contextlib.suppress(psycopg.errors.LockNotAvailable):
+                conn.execute(f"VACUUM {table}")
+        conn.execute("RESET lock_timeout")
     finally:
         pool._release(conn)
-    return "vacuum: done"
+    return done, busy
+
+
+def _release_wal(pool: Any) -> str:
+    import psycopg
+
+    conn = pool._acquire()
+    try:
+        try:
+            conn.execute("CHECKPOINT")
+            conn.execute("SELECT pg_switch_wal()")
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning("retention_wal_not_switched", hint=_WAL_GRANTS)
+            return f"not switched ({_WAL_GRANTS})"
+        row = conn.execute("SHOW wal_recycle").fetchone()
+    finally:
+        pool._release(conn)
+    if row is not None and str(row[0]) == "on":
+        log.warning("retention_wal_recycle_on", hint="set wal_recycle = off")
+        return ("switched, but wal_recycle is on: recycled segments keep the erased rows' "
+                "log records until overwritten (set wal_recycle = off)")
+    return "switched; the segments that logged the erased rows are removed"
