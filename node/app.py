@@ -15,6 +15,7 @@ from node.config import NodeConfig
 from node.core.envelope import key_id_for
 from node.core.errors import ConfigError
 from node.core.members import MemberDirectory, StaticDirectory
+from node.core.metrics import NO_METRICS, Metrics
 from node.federation.members_file import load_members
 from node.federation.pki import TlsMaterial, load_signing_key
 from node.policy import PolicyEngine, load_policy_engine
@@ -86,6 +87,8 @@ class NodeRuntime:
     responder: Responder
     lookup: LookupHandler
     registry: RegistryKeeper | None = None  # set when [federation] registry is configured
+    #: Where the serving components report (node/core/metrics.py); off unless [metrics].
+    metrics: Metrics = NO_METRICS
 
     @classmethod
     def load(cls, cfg: NodeConfig, *, with_tls: bool = True) -> NodeRuntime:

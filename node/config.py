@@ -19,6 +19,7 @@ from node.core import limits
 from node.core.errors import ConfigError
 from node.core.model import validate_id, validate_state
 from node.federation.pki import is_dev_material
+from node.observability.settings import MetricsSettings
 from node.retention.settings import RetentionSettings
 
 __all__ = ["CONFIG_NAME", "AuditSettings", "LocalApiSettings", "NodeConfig", "StorageSettings",
@@ -301,6 +302,8 @@ class NodeConfig:
     local_listen: str | None = None
     #: [followup] deadline_hours (checked by node.crossings.settings).
     followup_deadline_hours: float = 12.0
+    #: [metrics] the Prometheus endpoint's local address; None (the default): no endpoint.
+    metrics: MetricsSettings | None = None
 
     def secret_paths(self) -> list[Path]:
         return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
@@ -308,7 +311,7 @@ class NodeConfig:
 
 #: The sections load_config reads; each must be a TOML table when present.
 _SECTIONS = ("node", "server", "limits", "keys", "tls", "storage", "federation", "policy",
-             "client", "audit", "local")
+             "client", "audit", "local", "metrics")
 
 
 def _whole(value: Any, what: str) -> int:
@@ -406,6 +409,8 @@ def load_config(path: Path) -> NodeConfig:
         local_api=LocalApiSettings.parse(root, doc.get("local", {})),
         local_listen=doc.get("local", {}).get("listen"),
         followup_deadline_hours=float(doc.get("followup", {}).get("deadline_hours", 12.0)),
+        metrics=MetricsSettings.parse(root, doc.get("metrics"), peer_listen=str(
+            _get(doc, "server", "listen", "0.0.0.0:50051"))),
         **_registry_settings(root, doc.get("federation", {})),
     )
     check_dev_keys(cfg)

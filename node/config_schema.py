@@ -83,6 +83,10 @@ class Followup(_Section):
     deadline_hours: float = 12.0
 
 
+class Metrics(_Section):  # node/observability/settings.py: loopback or unix:PATH only
+    address: str
+
+
 class NodeToml(msgspec.Struct, forbid_unknown_fields=True):
     node: Node
     server: Server | None = None
@@ -94,6 +98,7 @@ class NodeToml(msgspec.Struct, forbid_unknown_fields=True):
     client: Client | None = None
     audit: Audit | None = None
     followup: Followup | None = None
+    metrics: Metrics | None = None
     # Checked in full by their own parsers (unknown keys, types, ranges):
     storage: dict[str, Any] | None = None
     local: dict[str, Any] | None = None

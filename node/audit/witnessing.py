@@ -40,6 +40,7 @@ from node.audit.log import log_origin, log_verifiers
 from node.audit.note import parse_signature_lines
 from node.core.errors import ConfigError, Unauthenticated
 from node.core.members import MemberDirectory
+from node.core.metrics import NO_METRICS, Metrics
 from node.store.db import Database
 from node.store.witness import WITNESS_SCHEMA, EvidenceRow, WitnessStateRow, WitnessTables
 
@@ -64,8 +65,9 @@ class WitnessDesk:
     """This node as a witness of its peers' logs, and the bookkeeping of its own witnessing."""
 
     def __init__(self, *, store: Database, node_id: str, signing_key: nacl.signing.SigningKey,
-                 directory: MemberDirectory) -> None:
+                 directory: MemberDirectory, metrics: Metrics = NO_METRICS) -> None:
         self._tables = WitnessTables(store)
+        self._metrics = metrics
         self._tables.ensure_schema()
         self._store = store
         self.node_id = node_id
@@ -142,6 +144,7 @@ class WitnessDesk:
         self._store.set_meta(ALERT_KEY, str(now_ms))
         log.error("inconsistent_checkpoint", origin=origin, reason=reason, detail=message,
                   alert="witness_alert")
+        self._metrics.witness_alert(kind=reason)
 
     def evidence(self) -> list[dict[str, Any]]:
         return [{"origin": e.origin, "time_ms": e.time_ms, "reason": e.reason,

@@ -253,8 +253,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     rt = NodeRuntime.load(cfg, with_tls=not args.dev_plaintext)
     tls = None if args.dev_plaintext else NodeRuntime.tls(cfg)
     primary = worker is None or worker.primary
+    metrics = None
+    if cfg.metrics is not None:  # [metrics]: this process's own endpoint (node/observability)
+        from node.observability.endpoint import MetricsEndpoint
+
+        metrics = MetricsEndpoint.for_node(rt, cfg.metrics, node_dir=node_dir,
+                                           worker=0 if worker is None else worker.index)
     server = build_server(rt, tls=tls, dev_plaintext=args.dev_plaintext, primary=primary)
     server.reuse_port = worker is not None
+    if metrics is not None:
+        metrics.attach(server)
+        metrics.start()
     port_file = node_dir / ("serve.port" if worker is None
                             else f"serve.worker-{worker.index}.port")
 
@@ -269,6 +278,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             asyncio.run(serve_forever(server, listen, on_ready=ready))
     finally:
         port_file.unlink(missing_ok=True)
+        if metrics is not None:
+            metrics.stop()
         rt.close()
     return 0
 

@@ -39,6 +39,7 @@ from node.core import envelope as env_mod
 from node.core.envelope import Envelope
 from node.core.errors import BxError, EnvironmentFault, RemoteError, Unauthenticated
 from node.core.members import MemberDirectory, signing_key
+from node.core.metrics import NO_METRICS, Metrics
 from node.core.model import (
     LookupAnswer,
     LookupRequest,
@@ -149,6 +150,8 @@ class PeerClient:
         self._channels: dict[str, grpc.Channel] = {}
         self._last_good: dict[str, str] = {}
         self._lock = threading.Lock()
+        #: Each peer's last verified answer and unanswered attempts (``bxnode serve``).
+        self.metrics: Metrics = NO_METRICS
         self.audit_log = None if store is None else MerkleAuditLog(
             store=store, node_id=node_id, signing_key=signing_key)
 
@@ -278,6 +281,7 @@ class PeerClient:
                              expected_type=response_type)
         with self._lock:
             self._last_good[peer] = out.address
+        self.metrics.peer_answered(peer=peer, at_s=self._clock_ms() / 1000)
         return Exchange(request=out.request, response=response, address=out.address,
                         attempts=out.attempts)
 
@@ -333,6 +337,7 @@ class PeerClient:
                      delivery: Delivery) -> None:
         """Our audit entry of an attempt nobody answered (no receipt: no response)."""
         status, _ = status_of(err)
+        self.metrics.peer_failed(peer=peer, status=status)
         reason = _reason_of(err) or "peer_unavailable"
         log.warning("peer_address_failed", peer=peer, address=address, status=status,
                     reason=reason, delivery=delivery.value)

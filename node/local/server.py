@@ -593,6 +593,7 @@ def build_local_api(rt: NodeRuntime, server: NodeServer, *,
         node_id=cfg.node_id, signing_key=rt.signing_key, directory=rt.directory, tls=tls,
         store=rt.store, audit_log=rt.responder.audit_log, writer=writer, loop=the_loop,
         clock_ms=now_ms, dev_plaintext=dev_plaintext)
+    client.metrics = rt.metrics  # each peer's last answer and failures (node/observability)
     ops = LocalOps(node_id=cfg.node_id, directory=rt.directory, client=client, writer=writer,
                    desk=followup_desk(rt), crossings=CrossingStore(rt.store),
                    followups=FollowUpStore(rt.store), audit_log=rt.responder.audit_log,

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from node.core.metrics import NO_METRICS, Metrics
 from node.retention.checks import RETENTION_META
 from node.retention.sweep import RetentionSweep, SweepReport
 from node.store.retention import compact
@@ -29,8 +30,8 @@ async def sweep_once(sweep: RetentionSweep, writer: Any) -> SweepReport:
     return report
 
 
-def sweep_job(sweep: RetentionSweep, writer: Any, *, interval_s: int
-              ) -> Callable[[], Coroutine[Any, Any, None]]:
+def sweep_job(sweep: RetentionSweep, writer: Any, *, interval_s: int,
+              metrics: Metrics = NO_METRICS) -> Callable[[], Coroutine[Any, Any, None]]:
     """The background job ``serve`` runs: record the receipts' retention at once (the
     follow-up desk reads it), then sweep every ``interval_s``."""
 
@@ -44,8 +45,11 @@ def sweep_job(sweep: RetentionSweep, writer: Any, *, interval_s: int
         while True:
             await asyncio.sleep(interval_s)
             try:
-                await sweep_once(sweep, writer)
+                report = await sweep_once(sweep, writer)
             except Exception as exc:  # the next round tries again
                 log.warning("retention_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+                metrics.erasure_sweep(erased={}, ok=False)
+            else:
+                metrics.erasure_sweep(erased=report.erased, ok=True)
 
     return loop

@@ -27,15 +27,18 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
     the same peer services, but no local listener and no background jobs of its own — it
     follows the registry versions the primary worker applies."""
     audit = rt.cfg.audit
-    writer = BatchWriter(store=rt.store, batch_max=audit.batch_max, batch_ms=audit.batch_ms)
+    writer = BatchWriter(store=rt.store, batch_max=audit.batch_max, batch_ms=audit.batch_ms,
+                         metrics=rt.metrics)
     aud = make_audit_services(  # issue 4: inclusion proofs, witnessing, auditor access
         responder=rt.responder, store=rt.store, directory=rt.directory, cfg=rt.cfg,
-        signing_key=rt.signing_key, writer=writer, tls=tls, clock_ms=now_ms)
+        signing_key=rt.signing_key, writer=writer, tls=tls, clock_ms=now_ms,
+        metrics=rt.metrics)
     ext = crossings_extension(rt, dev_plaintext=dev_plaintext)  # issue 3: crossings, follow-ups
     reg = registry_parts(rt, dev_plaintext=dev_plaintext)  # issue 5: the federation registry
     sweep = RetentionSweep(db=rt.store, audit=rt.responder.audit_log,  # issue 13: retention
                            settings=rt.cfg.retention, clock_ms=now_ms)
-    erase = sweep_job(sweep, writer, interval_s=rt.cfg.retention.sweep_interval_s)
+    erase = sweep_job(sweep, writer, interval_s=rt.cfg.retention.sweep_interval_s,
+                      metrics=rt.metrics)
     background = (*aud.background(), *(reg.background if reg else ()), erase)
     if not primary:
         ext = dataclasses.replace(ext, local=None)

@@ -36,6 +36,7 @@ from node.audit.witnessing import WitnessDesk, verify_cosignatures
 from node.client.channel import open_channel
 from node.core.errors import BxError, InvalidInput, NotAuthorised
 from node.core.members import Member, MemberDirectory
+from node.core.metrics import NO_METRICS, Metrics
 from node.core.model import RequestHeader
 from node.core.ports import Answer
 from node.federation.pki import TlsMaterial
@@ -107,6 +108,7 @@ class AuditServices:
     witnesses: tuple[str, ...]
     interval_s: int
     quorum: int
+    metrics: Metrics = NO_METRICS
 
     @property
     def log(self) -> MerkleAuditLog:
@@ -319,6 +321,8 @@ async def witness_once(svc: AuditServices, *,
             if old > head.size:
                 out[peer] = f"witness holds size {old} > ours {head.size}"
                 log.error("witness_ahead_of_log", peer=peer, witnessed=old, ours=head.size)
+                svc.metrics.witness_result(witness=peer, result="witness_ahead")
+                svc.metrics.witness_alert(kind="witness_ahead")
                 break
             proof = await svc._read(functools.partial(svc.log.consistency_proof, old,
                                                       head.size))
@@ -331,12 +335,14 @@ async def witness_once(svc: AuditServices, *,
             except Exception as exc:
                 out[peer] = f"failed: {exc}"
                 log.warning("witness_unavailable", peer=peer, error=str(exc))
+                svc.metrics.witness_result(witness=peer, result="unavailable")
                 break
             member = svc.directory.member(peer)
             try:
                 cosigs = _first_valid(lines, checkpoint, peer, member)
             except BxError as exc:
                 out[peer] = f"bad cosignature: {exc.message}"
+                svc.metrics.witness_result(witness=peer, result="bad_cosignature")
                 break
             def keep(cosigs: list[Any] = cosigs, peer: str = peer) -> None:
                 with svc.log.store.transaction():
@@ -347,6 +353,7 @@ async def witness_once(svc: AuditServices, *,
 
             await svc._db(keep)
             out[peer] = "cosigned"
+            svc.metrics.witness_result(witness=peer, result="cosigned")
             break
     if head.size and not await svc._read(functools.partial(svc.witnessed, head.size)):
         log.warning("checkpoint_not_witnessed", size=head.size, quorum=svc.quorum)
@@ -397,14 +404,15 @@ def _grpc_sender(svc: AuditServices) -> Callable[[str, bytes], Awaitable[bytes]]
 def make_audit_services(*, responder: Responder, store: Database,
                         directory: MemberDirectory, cfg: Any,
                         signing_key: Any, writer: BatchWriter | None,
-                        tls: TlsMaterial | None, clock_ms: Callable[[], int]
-                        ) -> AuditServices:
+                        tls: TlsMaterial | None, clock_ms: Callable[[], int],
+                        metrics: Metrics = NO_METRICS) -> AuditServices:
     """The audit services of a node, from its ``[audit]`` settings."""
     audit = cfg.audit
     witnesses = audit.witnesses if audit.witnesses is not None else tuple(
         m.node_id for m in directory.members() if m.node_id != cfg.node_id and "node" in m.roles)
     desk = WitnessDesk(store=store, node_id=cfg.node_id, signing_key=signing_key,
-                       directory=directory)
+                       directory=directory, metrics=metrics)
     return AuditServices(responder=responder, directory=directory, desk=desk, writer=writer,
                          tls=tls, clock_ms=clock_ms, witnesses=tuple(witnesses),
-                         interval_s=audit.witness_interval_s, quorum=audit.witness_quorum)
+                         interval_s=audit.witness_interval_s, quorum=audit.witness_quorum,
+                         metrics=metrics)

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from node.core.metrics import NO_METRICS, Metrics
 from node.store.db import Database
 
 __all__ = ["BatchWriter"]
@@ -58,12 +59,14 @@ _STOP = object()
 
 
 class BatchWriter:
-    def __init__(self, *, store: Database, batch_max: int = 256, batch_ms: int = 2) -> None:
+    def __init__(self, *, store: Database, batch_max: int = 256, batch_ms: int = 2,
+                 metrics: Metrics = NO_METRICS) -> None:
         if batch_max < 1 or batch_ms < 0:
             raise ValueError("batch_max must be >= 1 and batch_ms >= 0")
         self.store = store
         self.batch_max = batch_max
         self.batch_ms = batch_ms
+        self.metrics = metrics
         self._queue: queue.SimpleQueue[_Step | object] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="bxnode-db", daemon=True)
         self._started = False
@@ -161,6 +164,7 @@ class BatchWriter:
 
     def _commit(self, batch: list[_Step]) -> None:
         error: BaseException | None = None
+        started = time.perf_counter()
         try:
             with self.store.transaction():  # seal + sign checkpoint, then COMMIT (durable)
                 for step in batch:
@@ -177,6 +181,8 @@ class BatchWriter:
             self.commit_error = None
             self.batches += 1
             self.committed += len(batch)
+        self.metrics.batch_committed(size=len(batch), seconds=time.perf_counter() - started,
+                                     ok=error is None)
         for step in batch:
             if error is not None:
                 step.error = error

@@ -210,6 +210,8 @@ class NodeServer:
         self._conditions: dict[str, bool] = {}
         #: Share the port with the node's other worker processes (``serve --workers``).
         self.reuse_port = False
+        #: gRPC server interceptors (monitoring: node/observability), set before start().
+        self.interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
         self.db_check_s = 1.0
         self.db_timeout_s = 2.0
         self.port = 0
@@ -284,7 +286,7 @@ class NodeServer:
     async def start(self, listen: str) -> int:
         options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"]
         options.append(("grpc.so_reuseport", 1 if self.reuse_port else 0))
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=options, interceptors=self.interceptors)
         by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
         for m in self._methods:
             by_service.setdefault(m.service, {})[m.method] = self._unary(m)
