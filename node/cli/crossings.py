@@ -53,6 +53,14 @@ def _audit_log(cfg: Any, store: Any) -> Any:
                           signing_key=load_signing_key(cfg.signing_key))
 
 
+def _typed_operator(cfg: Any, args: argparse.Namespace) -> None:
+    """An import is the node administrator's act, audited as ``[client] operator``; a
+    typed ``--operator`` is believed only in development."""
+    from node.cli.identity import check_operator_flag
+
+    check_operator_flag(cfg, args.operator)
+
+
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     from node.app import open_store
 
@@ -78,6 +86,7 @@ def cmd_bcps(args: argparse.Namespace) -> int:
         raise CliError(f"{exc}; nothing was imported") from None
     cfg, store = _open(args)
     try:
+        _typed_operator(cfg, args)
         own = sorted(c for c, b in bmap.bcps.items() if b.country == cfg.country)
         if not own:
             raise CliError(f"{path.name} lists no BCP of {cfg.country}; nothing was imported")
@@ -111,6 +120,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CliError(f"{path} is not a readable file")
     cfg, store = _open(args)
     try:
+        _typed_operator(cfg, args)
         cs = CrossingStore(store)
         own = {c for c, b in cs.bcp_map().bcps.items() if b.country == cfg.country}
         if not own:
@@ -147,23 +157,22 @@ def cmd_import(args: argparse.Namespace) -> int:
 # --- confirm / reconcile ------------------------------------------------------------------
 
 
-def _client_ctx(args: argparse.Namespace, cfg: Any, store: Any) -> tuple[Any, Any]:
+def _client_ctx(args: argparse.Namespace, cfg: Any, store: Any,
+                operator: str) -> tuple[Any, Any]:
     from node.cli.main import _client
     from node.client.peer import QueryContext
 
-    operator = args.operator or cfg.operator
-    if not operator:
-        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
     return _client(cfg, store), QueryContext(operator=operator, purpose=args.purpose,
                                              legal_basis=args.legal_basis,
                                              case_ref=args.case_ref)
 
 
 def cmd_confirm(args: argparse.Namespace) -> int:
+    from node.cli.identity import call, officer
     from node.core.errors import BxError
     from node.core.model import DocumentQuery
     from node.crossings.client import confirm_crossings
-    from node.crossings.model import CrossingQuestion, Direction
+    from node.crossings.model import CrossingAnswer, CrossingQuestion, Direction
 
     cfg = _config(args)
     peer, _ = resolve_peer(cfg, args.peer)
@@ -179,15 +188,27 @@ def cmd_confirm(args: argparse.Namespace) -> int:
         raise CliError(f"{exc} ({exc.reason})") from None
     from node.app import open_store
 
-    store = open_store(cfg)
-    try:
-        client, ctx = _client_ctx(args, cfg, store)
+    with officer(args, cfg, "crossings confirm") as off:
+        if off.local is not None:
+            answers, _seq = call(off.local.confirm_crossings, peer, [q], purpose=args.purpose,
+                                 case_ref=args.case_ref, legal_basis=args.legal_basis)
+            a = answers[0]
+            from node.wire import crossings as cwire
+
+            ans = CrossingAnswer(index=a.index,
+                                 confirmed=a.outcome == cwire.cpb.CROSSING_OUTCOME_CONFIRMED,
+                                 bcp=a.bcp, crossed_at_ms=a.crossed_at_ms,
+                                 resolution_minutes=a.resolution_minutes)
+    if off.local is None:
+        store = open_store(cfg)
         try:
-            ans = confirm_crossings(client, peer, ctx, [q]).answers[0]
+            client, ctx = _client_ctx(args, cfg, store, off.operator)
+            try:
+                ans = confirm_crossings(client, peer, ctx, [q]).answers[0]
+            finally:
+                client.close()
         finally:
-            client.close()
-    finally:
-        store.close()
+            store.close()
     payload = {"peer": peer, "outcome": "confirmed" if ans.confirmed else "not_found",
                "bcp": ans.bcp, "crossed_at": _iso(ans.crossed_at_ms) if ans.confirmed else None,
                "resolution_minutes": ans.resolution_minutes, "verified": True}
@@ -199,8 +220,15 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from node.app import now_ms, open_store
+    from node.cli.identity import call, officer
     from node.crossings.client import confirm_crossings
-    from node.crossings.reconcile import plan, reconcile, write_detail
+    from node.crossings.reconcile import (
+        ReconcileLine,
+        ReconcileReport,
+        plan,
+        reconcile,
+        write_detail,
+    )
     from node.crossings.store import CrossingStore
 
     cfg = _config(args)
@@ -212,27 +240,50 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         f"reconcile-{peer}-{args.since[:10]}-{args.until[:10]}.csv")
     if args.case_ref is None:
         args.case_ref = f"RECON-{peer}-{args.since[:10]}-{args.until[:10]}"
-    store = open_store(cfg)
-    try:
-        cs = CrossingStore(store)
-        items = plan(cs, cs.bcp_map(), own_country=cfg.country, peer_country=peer_country,
-                     from_ms=from_ms, to_ms=to_ms, transit_ms=int(args.transit_hours * 3600_000))
-        client, ctx = _client_ctx(args, cfg, store)
+    with officer(args, cfg, "crossings reconcile") as off:
+        if off.local is not None:  # the node plans, asks, and audits the run
+            hours = args.transit_hours
+            if hours != int(hours):
+                raise CliError("--transit-hours is a whole number of hours through the "
+                               "LocalService")
+            r = call(off.local.reconcile_crossings, peer, from_ms=from_ms, to_ms=to_ms,
+                     transit_hours=int(hours), batch_size=args.batch_size,
+                     purpose=args.purpose, case_ref=args.case_ref,
+                     legal_basis=args.legal_basis)
+            report = ReconcileReport(peer=peer, from_ms=from_ms, to_ms=to_ms, batches=r.batches,
+                                     lines=[ReconcileLine(
+                                         outcome=ln.outcome, record_id=ln.record_id,
+                                         event=ln.event, bcp=ln.bcp, crossed_at=ln.crossed_at,
+                                         doc_number="", doc_state="", doc_type="",
+                                         peer_bcp=ln.peer_bcp,
+                                         peer_crossed_at=ln.peer_crossed_at)
+                                         for ln in r.lines])
+            write_detail(report, out)
+            summary = {**report.summary(), "detail": str(out)}
+    if off.local is None:
+        store = open_store(cfg)
         try:
-            report = reconcile(items, lambda qs: confirm_crossings(client, peer, ctx, qs).answers,
-                               peer=peer, from_ms=from_ms, to_ms=to_ms,
-                               batch_size=args.batch_size)
+            cs = CrossingStore(store)
+            items = plan(cs, cs.bcp_map(), own_country=cfg.country, peer_country=peer_country,
+                         from_ms=from_ms, to_ms=to_ms,
+                         transit_ms=int(args.transit_hours * 3600_000))
+            client, ctx = _client_ctx(args, cfg, store, off.operator)
+            try:
+                report = reconcile(items, lambda qs: confirm_crossings(client, peer, ctx,
+                                                                       qs).answers,
+                                   peer=peer, from_ms=from_ms, to_ms=to_ms,
+                                   batch_size=args.batch_size)
+            finally:
+                client.close()
+            write_detail(report, out)
+            summary = {**report.summary(), "detail": str(out)}
+            with store.transaction():
+                _audit_log(cfg, store).append({
+                    "event": "crossings_reconciled", "peer": peer, "operator": ctx.operator,
+                    "purpose": ctx.purpose, "case_ref": ctx.case_ref,
+                    **{k: v for k, v in summary.items() if k != "peer"}}, time_ms=now_ms())
         finally:
-            client.close()
-        write_detail(report, out)
-        summary = {**report.summary(), "detail": str(out)}
-        with store.transaction():
-            _audit_log(cfg, store).append({
-                "event": "crossings_reconciled", "peer": peer, "operator": ctx.operator,
-                "purpose": ctx.purpose, "case_ref": ctx.case_ref,
-                **{k: v for k, v in summary.items() if k != "peer"}}, time_ms=now_ms())
-    finally:
-        store.close()
+            store.close()
     _emit(args, summary,
           f"reconciliation with {peer}, {summary['from']} .. {summary['to']}: "
           f"{summary['checked']} crossing(s) in {summary['batches']} signed batch(es)\n"
@@ -269,7 +320,9 @@ def _ask_args(sp: argparse.ArgumentParser, purpose: str, case_ref_required: bool
     sp.add_argument("--case-ref", required=case_ref_required, help="your case reference")
     sp.add_argument("--legal-basis", default="bilateral agreement",
                     help="legal basis of the request")
-    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    from node.cli.identity import add_officer_args
+
+    add_officer_args(sp)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

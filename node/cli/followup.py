@@ -62,7 +62,20 @@ def _row_json(r: Any, now_ms: int) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from node.app import now_ms
+    from node.cli.identity import call, credentials, officer
 
+    if credentials(args) is not None:  # the desk through the LocalService: authorised, audited
+        with officer(args, _config(args), "followup list") as off:
+            assert off.local is not None
+            desk = call(off.local.list_followups, args.state or "")
+        items_local = [_desk_json(d) for d in desk]
+        lines = [f"{i['id']}  {i['requester']:<8} {i['state']:<8}  {i['record_kind']:<8} "
+                 f"fields {','.join(i['requested'])}"
+                 + (f"  (approved by {i['approval_pending_by']}, awaiting a second officer)"
+                    if i["approval_pending_by"] else "") for i in items_local]
+        lines.append(f"{len(items_local)} follow-up(s)")
+        _emit(args, {"followups": items_local}, "\n".join(lines))
+        return 0
     with _desk(args) as desk:
         now = now_ms()
         desk.sweep_overdue(now)
@@ -77,6 +90,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     lines.append(f"{len(items)} follow-up(s)")
     _emit(args, {"followups": items}, "\n".join(lines))
     return 0
+
+
+def _desk_json(d: Any) -> dict[str, Any]:
+    return {"id": d.followup_id, "requester": d.requester, "state": d.state,
+            "record_kind": d.record_kind, "requested": list(d.requested),
+            "released": list(d.released), "decided_by": d.decided_by,
+            "approval_pending_by": d.approval_pending_by,
+            "approval_pending_fields": list(d.approval_pending_fields)}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -94,12 +115,28 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
+    from node.cli.identity import call, officer
     from node.core.errors import BxError
 
+    with officer(args, _config(args), "followup approve") as off:
+        if off.local is not None:
+            d, pending = call(off.local.approve_followup, args.id, _fields(args.fields))
+            if pending:
+                _emit(args, {"id": d.followup_id, "state": d.state,
+                             "confirmation_pending": True,
+                             "approved_by": d.approval_pending_by},
+                      f"{d.followup_id}: approval recorded; policy requires a second, "
+                      "different followup_desk officer to confirm before anything is released")
+            else:
+                _emit(args, {"id": d.followup_id, "state": d.state,
+                             "released": list(d.released), "confirmation_pending": False},
+                      f"{d.followup_id} approved: releasing {', '.join(d.released) or 'no field'}"
+                      f" to {d.requester} (signed, bound to its request)")
+            return 0
     with _desk(args) as desk:
-        operator = args.operator or desk_operator(args)
         try:
-            row = desk.approve(args.id, fields=_fields(args.fields) or None, operator=operator)
+            row = desk.approve(args.id, fields=_fields(args.fields) or None,
+                               operator=off.operator)
         except BxError as exc:
             raise _owner_error(exc) from None
     _emit(args, {"id": row.id, "state": row.state, "released": list(row.released)},
@@ -109,12 +146,18 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_deny(args: argparse.Namespace) -> int:
+    from node.cli.identity import call, officer
     from node.core.errors import BxError
 
+    with officer(args, _config(args), "followup deny") as off:
+        if off.local is not None:
+            d = call(off.local.deny_followup, args.id, args.reason)
+            _emit(args, {"id": d.followup_id, "state": d.state, "reason": args.reason},
+                  f"{d.followup_id} denied (signed, bound to its request)")
+            return 0
     with _desk(args) as desk:
-        operator = args.operator or desk_operator(args)
         try:
-            row = desk.deny(args.id, reason=args.reason, operator=operator)
+            row = desk.deny(args.id, reason=args.reason, operator=off.operator)
         except BxError as exc:
             raise _owner_error(exc) from None
     _emit(args, {"id": row.id, "state": row.state, "reason": row.deny_reason},
@@ -122,18 +165,12 @@ def cmd_deny(args: argparse.Namespace) -> int:
     return 0
 
 
-def desk_operator(args: argparse.Namespace) -> str:
-    operator = str(_config(args).operator or "")
-    if not operator:
-        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
-    return operator
-
-
 # --- requester ----------------------------------------------------------------------------
 
 
 @contextmanager
-def _client(args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any, Any]]:
+def _client(args: argparse.Namespace, operator: str) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """Development only: this CLI signs and sends the follow-up requests itself."""
     from node.app import open_store
     from node.cli.crossings import resolve_peer
     from node.cli.main import _client as make_client
@@ -142,9 +179,6 @@ def _client(args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any, Any]]:
 
     cfg = _config(args)
     peer, _ = resolve_peer(cfg, args.peer)
-    operator = args.operator or cfg.operator
-    if not operator:
-        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
     store = open_store(cfg)
     try:
         fstore = FollowUpStore(store)
@@ -166,24 +200,55 @@ def _client(args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any, Any]]:
         store.close()
 
 
+@contextmanager
+def _requester(args: argparse.Namespace, command: str) -> Iterator[tuple[Any, str]]:
+    """(who, the peer's node id): ``who.local`` is set under an officer identity."""
+    from node.cli.crossings import resolve_peer
+    from node.cli.identity import officer
+
+    cfg = _config(args)
+    peer, _ = resolve_peer(cfg, args.peer)
+    with officer(args, cfg, command) as off:
+        yield off, peer
+
+
+def _lookup_digest(args: argparse.Namespace) -> bytes:
+    try:
+        digest = bytes.fromhex(args.lookup)
+    except ValueError:
+        raise CliError("--lookup is the hex SHA-256 digest of the lookup request") from None
+    if len(digest) != 32:
+        raise CliError("--lookup is the hex SHA-256 digest (64 hex digits) of the lookup "
+                       "request")
+    return digest
+
+
 def cmd_file(args: argparse.Namespace) -> int:
+    from node.cli.identity import call
     from node.core.errors import InvalidInput
     from node.followup.client import file_followup, find_hit
 
     fields = _fields(args.fields)
     if not fields:
         raise CliError("--fields names at least one field")
-    with _client(args) as (client, fstore, peer, ctx):
+    if not args.lookup and not args.reference:
+        raise CliError("name the hit: --reference REF, or --lookup DIGEST --item N")
+    digest = _lookup_digest(args) if args.lookup else b""
+    with _requester(args, "followup file") as (off, peer):
+        if off.local is not None:
+            sent = call(off.local.send_followup, peer, args.reference or "", fields,
+                        purpose=args.purpose, case_ref=args.case_ref,
+                        legal_basis=args.legal_basis, lookup_digest=digest,
+                        item_index=args.item)
+            _emit(args, {"id": sent.followup_id, "peer": peer, "state": sent.state,
+                         "deadline": _iso(sent.deadline_ms)},
+                  f"follow-up {sent.followup_id} filed with {peer}: {sent.state}, "
+                  f"to be decided by {_iso(sent.deadline_ms)}")
+            return 0
+    with _client(args, off.operator) as (client, fstore, peer, ctx):
         if args.lookup:
-            try:
-                digest = bytes.fromhex(args.lookup)
-            except ValueError:
-                raise CliError("--lookup is the hex SHA-256 digest of the lookup request"
-                               ) from None
             index, reference = args.item, args.reference or ""
         else:
-            if not args.reference:
-                raise CliError("name the hit: --reference REF, or --lookup DIGEST --item N")
             try:
                 digest, index = find_hit(fstore.db, peer, args.reference)
             except InvalidInput as exc:
@@ -215,18 +280,58 @@ def _print_answer(args: argparse.Namespace, peer: str, a: Any) -> None:
     _emit(args, payload, text)
 
 
+def _print_sent(args: argparse.Namespace, s: Any) -> None:
+    """The owner's answer as the node verified it (LocalService)."""
+    payload: dict[str, Any] = {"id": s.followup_id, "peer": s.peer, "state": s.state,
+                               "overdue": s.state == "overdue", "deadline": _iso(s.deadline_ms),
+                               "verified": True}
+    text = f"{s.followup_id} at {s.peer}: {s.state}"
+    if s.state in ("approved", "denied"):
+        payload.update(fields=dict(s.fields), reason=s.reason)
+        text += ("".join(f"\n  {k}: {v}" for k, v in sorted(s.fields.items()))
+                 if s.state == "approved" else f": {s.reason}")
+        text += "\n  decision signed by the owner, verified by this node"
+    _emit(args, payload, text)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from node.cli.identity import call
     from node.followup.client import get_followup
 
-    with _client(args) as (client, fstore, peer, ctx):
+    with _requester(args, "followup status") as (off, peer):
+        if off.local is not None:
+            _print_sent(args, call(off.local.poll_followup, peer, args.id))
+            return 0
+    with _client(args, off.operator) as (client, fstore, peer, ctx):
         _print_answer(args, peer, get_followup(client, fstore, peer, ctx, args.id))
     return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from node.cli.identity import call
     from node.followup.client import watch_followup
 
-    with _client(args) as (client, fstore, peer, ctx):
+    with _requester(args, "followup watch") as (off, peer):
+        if off.local is not None:
+            last_sent = None
+
+            def watch() -> None:
+                nonlocal last_sent
+                assert off.local is not None
+                for s in off.local.await_followup(peer, args.id,
+                                                  timeout_s=max(1, int(args.timeout))):
+                    last_sent = s
+                    if s.state not in ("approved", "denied") and not args.json:
+                        print(f"{s.followup_id}: {s.state}, waiting for {peer}'s decision...",
+                              flush=True)
+
+            call(watch)
+            if last_sent is None or last_sent.state not in ("approved", "denied"):
+                raise CliError(f"no decision from {peer} within {args.timeout:g} s; "
+                               "watch again")
+            _print_sent(args, last_sent)
+            return 0
+    with _client(args, off.operator) as (client, fstore, peer, ctx):
         last = None
         for a in watch_followup(client, fstore, peer, ctx, args.id, timeout_s=args.timeout):
             last = a
@@ -250,21 +355,26 @@ def _seconds(text: str) -> float:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from node.cli.identity import add_officer_args
+
     g = add_group(sub, "followup", "the second step after a HIT: file, decide, fetch")
-    sp = add_command(g, "list", cmd_list, "list follow-ups filed with this node", common)
+    sp = add_command(g, "list", cmd_list, "list follow-ups filed with this node (with an "
+                     "officer identity: through the LocalService, as the follow-up desk)",
+                     common)
     sp.add_argument("--state", choices=["pending", "approved", "denied", "overdue"])
+    add_officer_args(sp)
     sp = add_command(g, "show", cmd_show, "show one follow-up filed with this node", common)
     sp.add_argument("id")
     sp = add_command(g, "approve", cmd_approve, "approve a follow-up, releasing fields "
                      "(default: all requested; may narrow, never widen)", common)
     sp.add_argument("id")
     sp.add_argument("--fields", help="comma-separated fields to release")
-    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    add_officer_args(sp)
     sp = add_command(g, "deny", cmd_deny, "deny a follow-up, with a reason the requester sees",
                      common)
     sp.add_argument("id")
     sp.add_argument("--reason", required=True)
-    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    add_officer_args(sp)
     sp = add_command(g, "file", cmd_file, "file a follow-up to a HIT a peer answered", common)
     sp.add_argument("--peer", required=True, help="the owner: node id or country code")
     sp.add_argument("--reference", help="the owner's hit reference from the HIT answer")
@@ -277,13 +387,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--purpose", required=True, help="e.g. border_check")
     sp.add_argument("--legal-basis", required=True, help="legal basis of the request")
     sp.add_argument("--case-ref", required=True, help="your case reference")
-    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    add_officer_args(sp)
     for name, fn, text in (("status", cmd_status, "poll a follow-up we filed"),
                            ("watch", cmd_watch, "wait for the owner's decision (streaming)")):
         sp = add_command(g, name, fn, text, common)
         sp.add_argument("id")
         sp.add_argument("--peer", required=True, help="the owner: node id or country code")
-        sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+        add_officer_args(sp)
         if name == "watch":
             sp.add_argument("--timeout", type=_seconds, default=600.0,
                             help="give up after this many seconds (default 600)")

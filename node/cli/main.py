@@ -32,6 +32,15 @@ class CliError(Exception):
         self.code = code
 
 
+class LocalRefused(Exception):
+    """The node's LocalService refused a call the CLI made under an officer identity
+    (not a peer's refusal: that is a per-peer result)."""
+
+    def __init__(self, *, status: str, reason: str, details: str) -> None:
+        super().__init__(details)
+        self.status, self.reason, self.details = status, reason, details
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one sentence on stderr, exit 2
         if message == "the following arguments are required: COMMAND":
@@ -360,14 +369,16 @@ def _run_query(args: argparse.Namespace, kind: Any, items: list[Any],
     """Ask ``args.peer`` one signed question; ``rows`` turns the item results into a
     manifest's rows (JSON ``rows``, and the text lines instead of one per item)."""
     from node.app import open_store
-    from node.cli.identity import check_operator_flag
+    from node.cli.identity import officer
     from node.client.peer import QueryContext
 
     cfg = _config(args)
-    check_operator_flag(cfg, args.operator)
-    operator = args.operator or cfg.operator
-    if not operator:
-        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
+    with officer(args, cfg, f"query {args.sub}") as off:
+        if off.local is not None:
+            from node.cli.query import ask_through_local
+
+            return ask_through_local(args, off, kind, items, rows)
+    operator = off.operator
     from node.federation.members_file import load_members
 
     if cfg.registry is None and args.peer not in {
@@ -451,7 +462,9 @@ def query_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--case-ref", required=True, help="your case or file reference")
     sp.add_argument("--legal-basis", default="bilateral agreement",
                     help="legal basis of the request")
-    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    from node.cli.identity import add_officer_args
+
+    add_officer_args(sp)
 
 
 #: Modules that add command groups: each defines ``register(sub, common)``.
@@ -584,6 +597,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BxError as exc:
         print(f"bxnode: {exc} ({exc.reason})", file=sys.stderr)
         _json_error(args, status=exc.status, reason=exc.reason, message=exc.message)
+        return EXIT_FAIL
+    except LocalRefused as exc:  # one sentence: the node's own refusal of the call
+        if exc.status == "UNAVAILABLE" and not exc.reason:
+            print("bxnode: the node's LocalService is unavailable (is it serving, and does "
+                  "its client CA trust your certificate?)", file=sys.stderr)
+        else:
+            text = exc.details.removeprefix(f"{exc.reason}: ")
+            print(f"bxnode: the node refused the call: {exc.status.lower()}/{exc.reason}: "
+                  f"{text}", file=sys.stderr)
+        _json_error(args, status=exc.status, reason=exc.reason, message=exc.details,
+                    refused_by_node=True)
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130

@@ -91,7 +91,7 @@ def cmd_query_batch(args: argparse.Namespace) -> int:
 @dataclass
 class _PeerRun:
     peer: str
-    status: str = "answered"  # answered | refused | unreachable
+    status: str = "answered"  # answered | refused | unreachable | not_asked
     error: str = ""
     reason: str = ""
     refusal_verified: bool = False
@@ -114,10 +114,7 @@ def _read_message(path: Path) -> bytes:
 
 
 def cmd_query_paxlst(args: argparse.Namespace) -> int:
-    from node.app import open_store
-    from node.client.peer import QueryContext
-    from node.core.model import QueryKind
-    from node.federation.members_file import load_members
+    from node.cli.identity import officer
     from node.watchlist.paxlst import (
         flight_batches,
         flight_queries,
@@ -125,58 +122,32 @@ def cmd_query_paxlst(args: argparse.Namespace) -> int:
         traveller_results,
     )
 
-    flight = parse_paxlst(_read_message(Path(args.file)))
+    data = _read_message(Path(args.file))
+    flight = parse_paxlst(data)  # a malformed message is refused here: nothing is sent
     items = flight_queries(flight)
     if not items:
         raise CliError(f"{Path(args.file).name} holds no traveller this node can check")
     cfg = _config(args)
-    operator = args.operator or cfg.operator
-    if not operator:
-        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
     peers: list[str] = args.peers
     twice = next((p for i, p in enumerate(peers) if p in peers[:i]), None)
     if twice is not None:
         raise CliError(f"peer {twice} is named twice")
-    if cfg.registry is None:
-        known = {m.node_id for m in load_members(cfg.members).members()}
-        unknown = next((p for p in peers if p not in known), None)
-        if unknown is not None:
-            raise CliError(f"peer {unknown} is not in the members file {cfg.members}")
     size = min(args.batch_size or cfg.max_batch, cfg.max_batch)
     batches = flight_batches(items, size)
-    ctx = QueryContext(operator=operator, purpose=args.purpose, legal_basis=args.legal_basis,
-                       case_ref=args.case_ref)
-    store = open_store(cfg)
-    try:
-        client = _client(cfg, store)
-    except BaseException:
-        store.close()
-        raise
     runs: list[_PeerRun] = []
-    try:
-        client.header(ctx)  # a bad purpose, case reference or operator: refused, none sent
-        for peer in peers:
-            run = _PeerRun(peer)
-            runs.append(run)
-            for batch in batches:
-                try:
-                    answer = client.lookup(peer, ctx, QueryKind.BATCH,
-                                           [i.query for i in batch])
-                except RemoteError as exc:
-                    run.status, run.reason = "refused", exc.reason
-                    run.error = f"{exc.status.lower()}/{exc.reason}"
-                    run.refusal_verified = exc.refusal_verified
-                    break
-                except EnvironmentFault as exc:
-                    run.status, run.reason, run.error = "unreachable", exc.reason, str(exc)
-                    break
-                run.batches_answered += 1
-                run.results.extend(answer.results)
-                run.audit_seqs.append(answer.audit_seq)
-    finally:
-        client.close()
-        store.close()
-
+    local_seq = None
+    with officer(args, cfg, "query paxlst") as off:
+        if off.local is not None:
+            if args.batch_size:
+                raise CliError("--batch-size applies only when the CLI asks the peers itself "
+                               "(dev_mode); the node batches by its [limits] max_batch")
+            batches = flight_batches(items, cfg.max_batch)
+            runs, local_seq = _through_local(args, off, data, len(batches))
+    if local_seq is None:
+        if "all" in peers:
+            raise CliError("--peer all needs an officer identity: the node's LocalService "
+                           "decides which peers our agreements let us ask")
+        _ask_directly(args, cfg, off.operator, peers, batches, runs)
     text = [f"flight {flight.flight} {flight.route}: PAXLST {flight.version} "
             f"{'crew' if flight.list_type.value == 'crew' else 'passenger'} list "
             f"(message {flight.message_ref}), {len(flight.travellers)} traveller(s), "
@@ -205,7 +176,10 @@ def cmd_query_paxlst(args: argparse.Namespace) -> int:
                 "not_asked": asked < expected, "not_checked": list(tr.not_checked),
                 "notes": list(t.notes)})
         hits = sum(1 for r in run.results if r.outcome.value == "hit")
-        if run.status == "answered":
+        if run.status == "not_asked":
+            text.append(f"  {run.peer}: NOT ASKED ({run.reason}): no agreement in force lets "
+                        "us ask it this")
+        elif run.status == "answered":
             text.append(f"  {run.peer}: {hits} hit(s) in {len(run.results)} item(s), "
                         f"{run.batches_answered} batch(es); answers verified, receipts kept "
                         f"(peer audit entries {', '.join(map(str, run.audit_seqs))})")
@@ -213,20 +187,27 @@ def cmd_query_paxlst(args: argparse.Namespace) -> int:
             what = (f"REFUSED {run.error}"
                     f"{' (signed refusal verified)' if run.refusal_verified else ''}"
                     if run.status == "refused" else f"UNREACHABLE ({run.error})")
-            text.append(f"  {run.peer}: {what} at batch {run.batches_answered + 1} of "
-                        f"{len(batches)}; batches {run.batches_answered + 1}-{len(batches)} "
-                        f"not asked")
+            if local_seq is not None:  # the node reports a peer's failure, not its batch
+                text.append(f"  {run.peer}: {what}; none of its answers is used")
+            else:
+                text.append(f"  {run.peer}: {what} at batch {run.batches_answered + 1} of "
+                            f"{len(batches)}; batches {run.batches_answered + 1}-"
+                            f"{len(batches)} not asked")
         peers_json.append({
             "peer": run.peer, "status": run.status, "reason": run.reason or None,
             "error": run.error or None, "refusal_verified": run.refusal_verified,
             "batches": len(batches), "batches_answered": run.batches_answered,
             "hits": hits, "peer_audit_seqs": run.audit_seqs, "travellers": travellers_json})
-    payload = {"flight": {"flight": flight.flight, "route": flight.route,
+    payload: dict[str, Any] = {"flight": {"flight": flight.flight, "route": flight.route,
                           "version": flight.version, "list": flight.list_type.value,
                           "message_ref": flight.message_ref,
                           "travellers": len(flight.travellers), "items": len(items),
                           "batches": len(batches)},
                "peers": peers_json}
+    if local_seq is not None:
+        payload["local_audit_seq"] = local_seq
+        text.append(f"asked through the node's LocalService under your officer identity "
+                    f"(local audit entry {local_seq})")
     if args.json:
         print(json.dumps(payload, ensure_ascii=False, sort_keys=True))
     else:
@@ -238,20 +219,104 @@ def cmd_query_paxlst(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ask_directly(args: argparse.Namespace, cfg: Any, operator: str, peers: list[str],
+                  batches: list[list[Any]], runs: list[_PeerRun]) -> None:
+    """Development only: this CLI signs and sends each batch to each peer in turn."""
+    from node.app import open_store
+    from node.client.peer import QueryContext
+    from node.core.model import QueryKind
+    from node.federation.members_file import load_members
+
+    if cfg.registry is None:
+        known = {m.node_id for m in load_members(cfg.members).members()}
+        unknown = next((p for p in peers if p not in known), None)
+        if unknown is not None:
+            raise CliError(f"peer {unknown} is not in the members file {cfg.members}")
+    ctx = QueryContext(operator=operator, purpose=args.purpose, legal_basis=args.legal_basis,
+                       case_ref=args.case_ref)
+    store = open_store(cfg)
+    try:
+        client = _client(cfg, store)
+    except BaseException:
+        store.close()
+        raise
+    try:
+        client.header(ctx)  # a bad purpose, case reference or operator: refused, none sent
+        for peer in peers:
+            run = _PeerRun(peer)
+            runs.append(run)
+            for batch in batches:
+                try:
+                    answer = client.lookup(peer, ctx, QueryKind.BATCH,
+                                           [i.query for i in batch])
+                except RemoteError as exc:
+                    run.status, run.reason = "refused", exc.reason
+                    run.error = f"{exc.status.lower()}/{exc.reason}"
+                    run.refusal_verified = exc.refusal_verified
+                    break
+                except EnvironmentFault as exc:
+                    run.status, run.reason, run.error = "unreachable", exc.reason, str(exc)
+                    break
+                run.batches_answered += 1
+                run.results.extend(answer.results)
+                run.audit_seqs.append(answer.audit_seq)
+    finally:
+        client.close()
+        store.close()
+
+
+def _through_local(args: argparse.Namespace, off: Any, data: bytes,
+                   n_batches: int) -> tuple[list[_PeerRun], int]:
+    """Under an officer identity: the node's LocalService asks every peer in parallel."""
+    from node.cli.identity import call
+    text = data.decode(_syntax_codec(data))  # parse_paxlst decoded it this way already
+    result = call(off.local.lookup_paxlst, text, peers=list(args.peers), purpose=args.purpose,
+                  case_ref=args.case_ref, legal_basis=args.legal_basis)
+    runs = []
+    for p in result.peers:
+        run = _PeerRun(p.peer, reason=p.reason, refusal_verified=p.refusal_verified)
+        if p.outcome == "answered":
+            run.batches_answered = n_batches
+            run.results = list(p.results)
+            run.audit_seqs = [p.peer_audit_seq]
+        elif p.outcome == "refused":
+            run.status, run.error = "refused", f"{p.status.lower()}/{p.reason}"
+        elif p.outcome == "not_asked":
+            run.status = "not_asked"
+        else:  # unreachable, or an answer that did not verify: nothing of it is used
+            run.status, run.error = "unreachable", f"{p.outcome}: {p.status.lower()}/{p.reason}"
+        runs.append(run)
+    return runs, int(result.audit_seq)
+
+
+def _syntax_codec(data: bytes) -> str:
+    """The character set UNB's syntax identifier names (the parser already checked it)."""
+    import re
+
+    from node.watchlist.paxlst import _CODECS
+
+    m = re.search(rb"UNB.([A-Z]{4})", data)
+    return _CODECS.get(m.group(1).decode(), "utf-8") if m else "utf-8"
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q = get_group(sub, "query")
     sp = add_command(q, "paxlst", cmd_query_paxlst,
                      "check an airline's UN/EDIFACT PAXLST message, traveller by traveller",
                      common)
     sp.add_argument("file", help="the PAXLST interchange (UNA? UNB ... UNZ)")
-    sp.add_argument("--peer", action="append", required=True, dest="peers", metavar="PEER",
-                    help="node id of a peer to ask (repeat to ask several, each in turn)")
+    sp.add_argument("--peer", "--peers", action="append", required=True, dest="peers",
+                    metavar="PEER",
+                    help="node id of a peer to ask (repeat to ask several); with an officer "
+                         "identity, 'all': every peer whose agreement lets us ask")
     sp.add_argument("--purpose", required=True,
                     help="border_check, visa_application, migration_control, "
                          "criminal_investigation or counter_terrorism")
     sp.add_argument("--case-ref", required=True, help="your case or file reference")
     sp.add_argument("--legal-basis", default="bilateral agreement",
                     help="legal basis of the request")
-    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    from node.cli.identity import add_officer_args
+
+    add_officer_args(sp)
     sp.add_argument("--batch-size", type=_positive_int,
                     help="items per signed batch (default and at most: [limits] max_batch)")

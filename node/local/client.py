@@ -246,24 +246,30 @@ class LocalClient:
         return _fan_out(r.result)
 
     def send_followup(self, peer: str, reference: str, fields: Sequence[str], *,
-                      purpose: str, case_ref: str,
-                      legal_basis: str = "bilateral agreement") -> SentFollowUp:
+                      purpose: str, case_ref: str, legal_basis: str = "bilateral agreement",
+                      lookup_digest: bytes = b"", item_index: int = 0) -> SentFollowUp:
+        """File a follow-up to the HIT ``reference`` (found in our receipts), or to item
+        ``item_index`` of the lookup whose signed request has ``lookup_digest``."""
         r = self._call("SendFollowUp", lpb.SendFollowUpRequest(
-            peer=peer, reference=reference, fields=list(fields),
+            peer=peer, reference=reference, fields=list(fields), lookup_digest=lookup_digest,
+            item_index=item_index,
             context=lpb.CaseContext(purpose=purpose, legal_basis=legal_basis,
                                     case_ref=case_ref)))
         return _sent(r.followup)
 
-    def poll_followup(self, peer: str, followup_id: str, *, purpose: str, case_ref: str,
-                      legal_basis: str = "bilateral agreement") -> SentFollowUp:
+    def poll_followup(self, peer: str, followup_id: str, *, purpose: str = "",
+                      case_ref: str = "", legal_basis: str = "") -> SentFollowUp:
+        """The owner's current answer; asked under the filing's purpose and case unless
+        ``purpose`` is given."""
         r = self._call("PollFollowUp", lpb.PollFollowUpRequest(
             peer=peer, followup_id=followup_id, context=lpb.CaseContext(
                 purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)))
         return _sent(r.followup)
 
-    def await_followup(self, peer: str, followup_id: str, *, purpose: str, case_ref: str,
-                       legal_basis: str = "bilateral agreement",
+    def await_followup(self, peer: str, followup_id: str, *, purpose: str = "",
+                       case_ref: str = "", legal_basis: str = "",
                        timeout_s: int = 600) -> Iterator[SentFollowUp]:
+        """Each state the owner reports until its decision (or ``timeout_s``)."""
         stream = self._stub.AwaitFollowUp(lpb.AwaitFollowUpRequest(
             peer=peer, followup_id=followup_id, timeout_s=timeout_s, context=lpb.CaseContext(
                 purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)),
@@ -289,6 +295,40 @@ class LocalClient:
         r = self._call("DenyFollowUp", lpb.DenyFollowUpRequest(followup_id=followup_id,
                                                                 reason=reason))
         return _desk(r.followup)
+
+    def confirm_crossings(self, peer: str, questions: Sequence[Any], *, purpose: str,
+                          case_ref: str, legal_basis: str = "bilateral agreement"
+                          ) -> tuple[list[Any], int]:
+        """(answers, the peer's audit entry): ``questions`` are
+        :class:`node.crossings.model.CrossingQuestion`, each answered CONFIRMED or
+        NOT_FOUND (``bxnode.v1.CrossingAnswer``) in order."""
+        from node.wire import crossings as cwire
+
+        msg = lpb.ConfirmCrossingsRequest(peer=peer, context=lpb.CaseContext(
+            purpose=purpose, legal_basis=legal_basis, case_ref=case_ref))
+        for q in questions:
+            m = msg.questions.add(bcp=q.bcp, section=q.section,
+                                  direction=cwire._DIR_TO_PB[q.direction],
+                                  window_start_ms=q.window_start_ms,
+                                  window_end_ms=q.window_end_ms)
+            if isinstance(q.subject, DocumentQuery):
+                m.document.CopyFrom(convert.pb.DocumentQuery(
+                    number=q.subject.number, issuing_state=q.subject.issuing_state,
+                    document_type=q.subject.doc_type))
+            else:
+                m.person.CopyFrom(convert._person_to_pb(q.subject))
+        r = self._call("ConfirmCrossings", msg)
+        return list(r.answers), int(r.peer_audit_seq)
+
+    def reconcile_crossings(self, peer: str, *, from_ms: int, to_ms: int,
+                            transit_hours: int = 24, batch_size: int = 100, purpose: str = "",
+                            case_ref: str = "", legal_basis: str = "") -> Any:
+        """A reconciliation run with ``peer`` (node id or country); the
+        ``ReconcileCrossingsResponse`` (counts and one line per crossing checked)."""
+        return self._call("ReconcileCrossings", lpb.ReconcileCrossingsRequest(
+            peer=peer, from_ms=from_ms, to_ms=to_ms, transit_hours=transit_hours,
+            batch_size=batch_size, context=lpb.CaseContext(
+                purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)))
 
     def raw(self, method: str, request: Any) -> Any:
         """Any LocalService method with its request message (see local.proto)."""

@@ -267,17 +267,18 @@ class LocalApiServer:
                                   node_id=self.ops.node_id)
 
     async def _fan_out(self, ident: Identity, target: Any, kind: QueryKind, items: list[Any],
-                       facts: dict[str, Any], *, batches: bool = False) -> Any:
+                       facts: dict[str, Any], *,
+                       batches: list[list[Any]] | None = None) -> Any:
         ops = self.ops
         facts.update(kind=kind.value, items=len(items),
                      data_types=sorted({t for q in items for t in q.data_types}))
-        ops.check_items(items, batches=batches)
+        ops.check_items(items, batches=batches is not None)
         ctx = ops.context(ident.name, *_ctx_args(target.context))
         facts.update(purpose=ctx.purpose, case_ref=ctx.case_ref)
         deadline = ops.deadline_s(target.deadline_ms)
         peers, skipped = ops.resolve_peers(list(target.peers), items=items, purpose=ctx.purpose)
         facts["peers_asked"] = peers
-        result = await ops.fan_out(ctx, peers, skipped, kind, items, deadline)
+        result = await ops.fan_out(ctx, peers, skipped, kind, items, deadline, batches)
         facts["results"] = [a.summary() for a in result.peers]
         return _fan_out_pb(result)
 
@@ -314,11 +315,15 @@ class LocalApiServer:
         except ImportError:
             raise _Refused("UNIMPLEMENTED", "not_yet_available",
                            "PAXLST parsing is not available on this node yet") from None
-        flight = paxlst.parse_paxlst(msg.message.encode("utf-8"))
-        items = [fi.query for fi in paxlst.flight_queries(flight)]
-        facts["travellers"] = len(getattr(flight, "travellers", ()))
+        flight = paxlst.parse_paxlst(_paxlst_bytes(msg.message))
+        flight_items = paxlst.flight_queries(flight)
+        facts["travellers"] = len(flight.travellers)
+        # a traveller's items stay in one signed batch (the CLI's grouping too)
+        batches = [[fi.query for fi in b] for b in paxlst.flight_batches(
+            flight_items, self.ops.max_batch)] if flight_items else None
         return lpb.LookupPaxlstResponse(result=await self._fan_out(
-            ident, msg.target, QueryKind.BATCH, items, facts, batches=True))
+            ident, msg.target, QueryKind.BATCH, [fi.query for fi in flight_items], facts,
+            batches=batches))
 
     async def _confirm(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:
         ops = self.ops
@@ -398,9 +403,10 @@ class LocalApiServer:
 
     async def _poll_followup(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:
         ops = self.ops
-        ctx = ops.context(ident.name, *_ctx_args(msg.context))
         peer = ops.peer(msg.peer)
         facts.update(peer=peer, followup_id=msg.followup_id[:64])
+        sent = await ops._sent(peer, msg.followup_id)
+        ctx = ops.context(ident.name, *self._filing_ctx(msg.context, sent))
         answer = await ops.poll_followup(peer, ctx, msg.followup_id)
         facts["state"] = answer.status.state
         return lpb.PollFollowUpResponse(followup=_sent_pb(peer, answer))
@@ -408,13 +414,13 @@ class LocalApiServer:
     async def _await_followup(self, ident: Identity, msg: Any,
                               facts: dict[str, Any]) -> AsyncIterator[Any]:
         ops = self.ops
-        ctx = ops.context(ident.name, *_ctx_args(msg.context))
         peer = ops.peer(msg.peer)
         timeout = msg.timeout_s or 600
         if timeout > 600:
             raise InvalidInput("a watch lasts at most 600 s", reason="bad_deadline")
         facts.update(peer=peer, followup_id=msg.followup_id[:64])
         sent = await ops._sent(peer, msg.followup_id)
+        ctx = ops.context(ident.name, *self._filing_ctx(msg.context, sent))
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         done = object()
@@ -442,6 +448,13 @@ class LocalApiServer:
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(task), 0.1)
+
+    @staticmethod
+    def _filing_ctx(given: Any, sent: Any) -> tuple[str, str, str]:
+        """A poll or watch asks under the filing's purpose, legal basis and case, each unless
+        the caller names it."""
+        return (given.purpose or sent.purpose, given.legal_basis or sent.legal_basis,
+                given.case_ref or sent.case_ref)
 
     async def _desk_list(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:
         rows = await self.ops.desk_list(msg.state)
@@ -513,6 +526,22 @@ class LocalApiServer:
 
 
 MAX_BATCH_RECONCILE = 1_000
+
+
+def _paxlst_bytes(text: str) -> bytes:
+    """The message's bytes in the character set its UNB syntax identifier names (UNOC is
+    Latin-1, UNOW/UNOY UTF-8, ...), so the parser reads what the airline sent; a character
+    that set cannot hold is the parser's ``bad_paxlst`` (encoded as UTF-8 it fails there)."""
+    import re
+
+    from node.watchlist.paxlst import _CODECS
+
+    m = re.search(r"UNB.([A-Z]{4})", text[:64])
+    codec = _CODECS.get(m.group(1), "utf-8") if m else "utf-8"
+    try:
+        return text.encode(codec)
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
 
 
 def _fan_out_pb(result: FanOutResult) -> Any:

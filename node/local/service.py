@@ -254,11 +254,16 @@ class LocalOps:
     # --- lookups -----------------------------------------------------------------------------
 
     async def fan_out(self, ctx: QueryContext, peers: Sequence[str], skipped: Sequence[PeerAnswer],
-                      kind: QueryKind, items: Sequence[Query], deadline_s: float
-                      ) -> FanOutResult:
+                      kind: QueryKind, items: Sequence[Query], deadline_s: float,
+                      batches: Sequence[Sequence[Query]] | None = None) -> FanOutResult:
+        """Ask ``peers`` in parallel; ``batches`` (default: ``items`` in slices of
+        ``max_batch``) are sent to each peer in turn, each its own signed request."""
         end = self._monotonic() + deadline_s
-        batches = [list(items[i:i + self.max_batch])
-                   for i in range(0, len(items), self.max_batch)]
+        if batches is None:
+            batches = [list(items[i:i + self.max_batch])
+                       for i in range(0, len(items), self.max_batch)]
+        if any(not b or len(b) > self.max_batch for b in batches):
+            raise ValueError("every batch holds 1..max_batch items")
         loop = asyncio.get_running_loop()
         futures = {p: loop.run_in_executor(self._pool, self._ask, p, ctx, kind, batches, end)
                    for p in peers}
