@@ -62,7 +62,7 @@ def _row_json(r: Any, now_ms: int) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from node.app import now_ms
-    from node.cli.identity import call, credentials, officer
+    from node.cli.identity import call, check_operator_flag, credentials, officer
 
     if credentials(args) is not None:  # the desk through the LocalService: authorised, audited
         with officer(args, _config(args), "followup list") as off:
@@ -76,6 +76,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         lines.append(f"{len(items_local)} follow-up(s)")
         _emit(args, {"followups": items_local}, "\n".join(lines))
         return 0
+    check_operator_flag(_config(args), args.operator)  # the node administrator's own read
     with _desk(args) as desk:
         now = now_ms()
         desk.sweep_overdue(now)
