@@ -218,12 +218,14 @@ def _item_text(r: Any) -> str:
     if r.outcome.value != "hit":
         return "no hit"
     return (f"HIT  ref={r.reference or '-'} action={r.action.value if r.action else '-'} "
-            f"contact={r.contact or '-'}")
+            f"contact={r.contact or '-'}" + (f" source={r.source_agency}" if r.source_agency
+                                             else ""))
 
 
 def _item_json(r: Any) -> dict[str, Any]:
     return {"index": r.index, "outcome": r.outcome.value, "reference": r.reference,
-            "action": r.action.value if r.action else None, "contact": r.contact}
+            "action": r.action.value if r.action else None, "contact": r.contact,
+            **({"source_agency": r.source_agency} if r.source_agency else {})}
 
 
 def peer_result_lines(p: PeerResult, *, per_item: bool = True) -> list[str]:
