@@ -18,6 +18,7 @@ from typing import Any
 
 from node.cli.main import CliError, _config, _emit, _positive_int, add_command, add_group
 from node.core.errors import BxError
+from node.wire.trailers import reason
 
 __all__ = ["register"]
 
@@ -96,7 +97,6 @@ def _ask_witnesses(o: _Opened) -> tuple[list[Any], dict[str, str]]:
     from node.audit.verification import open_witnessed
     from node.client.channel import open_channel
     from node.server.audit_services import GET_WITNESSED
-    from node.server.grpc_server import REASON_KEY
     from node.wire.audit import apb
 
     tls = NodeRuntime.tls(o.cfg)
@@ -116,8 +116,7 @@ def _ask_witnesses(o: _Opened) -> tuple[list[Any], dict[str, str]]:
                                         cosignatures=bytes(resp.cosignatures),
                                         log_verifiers=o.verifiers, origin=origin))
         except grpc.RpcError as err:
-            md = dict(err.trailing_metadata() or ())
-            failed[peer] = f"{err.code().name}/{md.get(REASON_KEY, '')}"
+            failed[peer] = f"{err.code().name}/{reason(err)}"
         except BxError as exc:
             failed[peer] = exc.message
     return heads, failed
@@ -470,9 +469,8 @@ def _remote_call(args: argparse.Namespace, method: str, **fields: Any) -> Any:
                        renew=None, resend_safe=True)
     if isinstance(out, Refused):
         err = out.error
-        md = dict(err.trailing_metadata() or ())
-        raise CliError(f"{args.remote} refused: {err.code().name.lower()}/"
-                       f"{md.get('bxnode-reason', '')}", code=3) from None
+        raise CliError(f"{args.remote} refused: {err.code().name.lower()}/{reason(err)}",
+                       code=3) from None
     resp = out.value
     if method == "GetProofBundle":
         return bytes(resp.bundle)

@@ -84,8 +84,9 @@ def check(*, address: str, cert: bytes, key: bytes, ca: bytes, service: str,
     with grpc.secure_channel(address, creds, options=options) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service),
-                               timeout=timeout_s)
+            reply = stub.Check(  # type: ignore[attr-defined]  # stubs: HealthStub has no methods
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=timeout_s)
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
             return f"call failed: {code.name if code is not None else 'UNKNOWN'}"

@@ -55,6 +55,7 @@ from node.store.db import Database as Store
 from node.store.exchange import SqlReceiptStore
 from node.wire import convert
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 
 __all__ = ["Exchange", "LookupOutcome", "PeerClient", "QueryContext", "Stream"]
 
@@ -99,7 +100,7 @@ class Stream:
     rest: Iterator[bytes]
 
 
-class _NoFirstMessage(grpc.RpcError):  # type: ignore[misc]  # grpc is untyped
+class _NoFirstMessage(grpc.RpcError):
     """Our own deadline on a stream's first message, reported like the transport's."""
 
     def code(self) -> grpc.StatusCode:
@@ -114,7 +115,7 @@ class _NoFirstMessage(grpc.RpcError):  # type: ignore[misc]  # grpc is untyped
 
 def _reason_of(err: grpc.RpcError) -> str:
     """The peer's reason code (``bxnode-reason``) on an error, "" when it sent none."""
-    md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
+    md = trailers(err)
     return str(md.get(REASON_KEY, ""))
 
 
@@ -297,8 +298,9 @@ class PeerClient:
         def send(address: str, env: Envelope,
                  timeout: float) -> tuple[bytes | None, Iterator[bytes]]:
             wire = request_cls(envelope=convert.envelope_to_pb(env)).SerializeToString()
-            stream = self._channel(address).unary_stream(method)(
-                wire, timeout=max(end - self._monotonic(), 0.001))
+            call: grpc.UnaryStreamMultiCallable[bytes, bytes] = self._channel(
+                address).unary_stream(method)
+            stream = call(wire, timeout=max(end - self._monotonic(), 0.001))
             gave_up = threading.Event()
 
             def give_up() -> None:
@@ -366,7 +368,7 @@ class PeerClient:
 
     def _remote_error(self, peer: str, err: grpc.RpcError, digest: bytes) -> BxError:
         code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-        md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
+        md = trailers(err)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and (
                 REASON_KEY not in md):  # the transport's, not the peer's "retry later"
             return EnvironmentFault(f"peer {peer} did not answer ({code.name.lower()})",

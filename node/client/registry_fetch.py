@@ -50,9 +50,9 @@ class GrpcRegistryFetcher:
         order.  GetRegistry is an unsigned read, so the same request may go to the next
         address after a deadline too (``resend_safe``)."""
         def send(address: str, request: bytes, timeout: float) -> bytes:
-            raw: bytes = self._channel(address).unary_unary(wire.GET_REGISTRY_METHOD)(
-                request, timeout=timeout)
-            return raw
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = self._channel(
+                address).unary_unary(wire.GET_REGISTRY_METHOD)
+            return call(request, timeout=timeout)
 
         with self._lock:
             addresses = prefer(peer.endpoint, self._last_good.get(peer.node_id))

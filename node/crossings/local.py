@@ -26,7 +26,7 @@ from node.core.errors import BxError, InvalidInput
 from node.core.model import validate_id
 from node.crossings.importer import make_record
 from node.crossings.store import CrossingStore
-from node.server.grpc_server import REASON_KEY
+from node.server.errors import abort
 from node.wire import crossings as wire
 from node.wire.crossings import cpb
 
@@ -105,7 +105,7 @@ class LocalServer:
         self._server: grpc.aio.Server | None = None
 
     def _handler(self) -> grpc.GenericRpcHandler:
-        async def record(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def record(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             def step() -> tuple[int, int]:
                 return record_crossings(self._store, self._audit, request,
                                         country=self._country, now_ms=self._clock_ms())
@@ -113,8 +113,8 @@ class LocalServer:
             try:
                 new, dup = await self._run(step) if self._run is not None else step()
             except BxError as exc:
-                await context.abort(grpc.StatusCode[exc.status], f"{exc.reason}: {exc}",
-                                    trailing_metadata=((REASON_KEY, exc.reason),))
+                await abort(context, grpc.StatusCode[exc.status], exc.reason,
+                            f"{exc.reason}: {exc}")
             log.info("crossings_recorded", records=new, duplicates=dup)
             return cpb.RecordCrossingsResponse(recorded=new + dup, duplicates=dup)
 

@@ -28,6 +28,7 @@ from node.followup.owner import (
 from node.followup.policy import FOLLOWUP_QUERY, followup_decision, followup_input
 from node.followup.store import FollowUpRow
 from node.responder import AUDIT_LOCK, Responder, Verified
+from node.server.errors import abort_reply
 from node.server.grpc_server import SignedMethod, signed_reply, tls_fingerprint
 from node.wire import convert
 from node.wire import crossings as wire
@@ -172,12 +173,12 @@ def watch_handler(responder: Responder, desk: FollowUpDesk, *, dev_plaintext: bo
                           GetFollowUpHandler(responder, desk, event="followup_watch"),
                           cpb.WatchFollowUpRequest, cpb.WatchFollowUpResponse)
 
-    async def watch(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+    async def watch(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         fp = None if dev_plaintext else tls_fingerprint(context)
         reply = await run(lambda: signed_reply(responder, method, raw, fp,
                                                dev_plaintext=dev_plaintext))
         if reply.code is not grpc.StatusCode.OK:
-            await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
+            await abort_reply(context, reply)
         yield reply.body
         first = wire.decode_followup_status(convert.envelope_from_pb(
             cpb.WatchFollowUpResponse.FromString(reply.body).envelope).payload)

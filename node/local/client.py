@@ -24,6 +24,7 @@ import grpc
 from node.core.model import DocumentQuery, ItemResult, PersonQuery, Query
 from node.wire import convert
 from node.wire.local import lpb, lpb_grpc
+from node.wire.trailers import trailers
 
 __all__ = ["DeskFollowUp", "FanOut", "LocalCallError", "LocalClient", "PeerResult",
            "SentFollowUp", "WhoAmI"]
@@ -337,6 +338,6 @@ class LocalClient:
 
 def _error(err: grpc.RpcError) -> LocalCallError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    md = dict(err.trailing_metadata() or ()) if hasattr(err, "trailing_metadata") else {}
+    md = trailers(err)
     details = err.details() if hasattr(err, "details") else ""
     return LocalCallError(code.name, str(md.get(_REASON_KEY, "")), str(details or ""))

@@ -43,7 +43,7 @@ from node.crossings.local import record_crossings
 from node.followup.store import FollowUpRow
 from node.local.auth import Identity, RoleTable, TokenVerifier, identity_from_certificate
 from node.local.service import FanOutResult, LocalOps, PeerAnswer
-from node.server.grpc_server import REASON_KEY
+from node.server.errors import abort
 from node.store.followup_confirmations import PendingApproval
 from node.wire import crossings as cwire
 from node.wire import local as wire
@@ -101,8 +101,9 @@ class LocalApiServer:
 
     # --- identity ---------------------------------------------------------------------------
 
-    def authenticate(self, context: grpc.aio.ServicerContext, caller: list[str]) -> Identity:
-        certs = context.auth_context().get("x509_pem_cert")
+    def authenticate(self, context: grpc.aio.ServicerContext[Any, Any],
+                     caller: list[str]) -> Identity:
+        certs = list(context.auth_context().get("x509_pem_cert") or ())
         cert_id = identity_from_certificate(bytes(certs[0])) if certs else ""
         if cert_id:
             caller[0] = cert_id
@@ -134,7 +135,7 @@ class LocalApiServer:
             lambda: self.ops.audit_log.append(entry, time_ms=now))
         return seq
 
-    def _entry(self, m: _Method, context: grpc.aio.ServicerContext, caller: str,
+    def _entry(self, m: _Method, context: grpc.aio.ServicerContext[Any, Any], caller: str,
                ident: Identity | None) -> dict[str, Any]:
         peer = str(context.peer() or "")
         return {"event": "local_call", "method": m.name, "caller": caller,
@@ -144,7 +145,7 @@ class LocalApiServer:
                 "via": "unix" if peer.startswith("unix") or not peer else "tcp",
                 "roles": list(ident.roles) if ident else []}
 
-    async def _begin(self, m: _Method, raw: bytes, context: grpc.aio.ServicerContext,
+    async def _begin(self, m: _Method, raw: bytes, context: grpc.aio.ServicerContext[Any, Any],
                      entry: dict[str, Any]) -> tuple[Identity, Any]:
         caller = ["anonymous"]
         try:
@@ -163,11 +164,11 @@ class LocalApiServer:
                                reason="malformed_request") from None
         return ident, msg
 
-    def _unary(self, m: _Method) -> grpc.RpcMethodHandler:
+    def _unary(self, m: _Method) -> grpc.RpcMethodHandler[Any, Any]:
         assert m.unary is not None
         fn = m.unary
 
-        async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             entry: dict[str, Any] = {}
             facts: dict[str, Any] = {}
             request_id = uuid.uuid4().hex[:16]
@@ -179,9 +180,8 @@ class LocalApiServer:
                     status, reason, message = self._refusal(exc)
                     entry.update(facts, outcome="refused", status=status, reason=reason)
                     await self._finish(entry)
-                    await context.abort(grpc.StatusCode[status], f"{reason}: {message}",
-                                        trailing_metadata=((REASON_KEY, reason),))
-                    raise AssertionError("abort raises") from None
+                    await abort(context, grpc.StatusCode[status], reason,
+                                f"{reason}: {message}")
                 entry.update(facts, outcome="ok", status="OK")
                 seq = await self._finish(entry)
                 if hasattr(response, "result") and response.HasField("result"):
@@ -190,11 +190,12 @@ class LocalApiServer:
 
         return grpc.unary_unary_rpc_method_handler(call)
 
-    def _streaming(self, m: _Method) -> grpc.RpcMethodHandler:
+    def _streaming(self, m: _Method) -> grpc.RpcMethodHandler[Any, Any]:
         assert m.stream is not None
         fn = m.stream
 
-        async def call(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        async def call(raw: bytes,
+                       context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
             entry: dict[str, Any] = {}
             facts: dict[str, Any] = {}
             sent = 0
@@ -213,9 +214,7 @@ class LocalApiServer:
                 entry.update(facts, outcome="refused", status=status, reason=reason,
                              messages=sent)
                 await self._finish(entry)
-                await context.abort(grpc.StatusCode[status], f"{reason}: {message}",
-                                    trailing_metadata=((REASON_KEY, reason),))
-                return
+                await abort(context, grpc.StatusCode[status], reason, f"{reason}: {message}")
             entry.update(facts, outcome="ok", status="OK", messages=sent)
             await self._finish(entry)
 

@@ -26,7 +26,7 @@ from node.server.grpc_server import REASON_KEY, tls_fingerprint
 __all__ = ["RequestMetrics"]
 
 
-class RequestMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc is untyped
+class RequestMetrics(grpc.aio.ServerInterceptor):
     def __init__(self, *, metrics: Metrics, directory: MemberDirectory) -> None:
         self._metrics = metrics
         self._directory = directory
@@ -42,7 +42,7 @@ class RequestMetrics(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc 
         observe = self._observe
 
         if inspect.iscoroutinefunction(inner):
-            async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 start, answered = time.perf_counter(), False
                 try:
                     reply = await inner(request, context)

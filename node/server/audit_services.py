@@ -41,11 +41,13 @@ from node.core.model import RequestHeader
 from node.core.ports import Answer
 from node.federation.pki import TlsMaterial
 from node.responder import Responder, Verified
+from node.server.errors import abort
 from node.server.group_commit import BatchWriter
 from node.server.grpc_server import REASON_KEY, SignedMethod, tls_fingerprint
 from node.store.db import Database
 from node.wire import audit as wire
 from node.wire.audit import apb
+from node.wire.trailers import reason, trailers
 
 __all__ = ["AuditServices", "ProofHandler", "make_audit_services", "witness_once"]
 
@@ -124,7 +126,7 @@ class AuditServices:
 
     # --- transport helpers ----------------------------------------------------------------
 
-    def _caller(self, context: grpc.aio.ServicerContext) -> Member | None:
+    def _caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> Member | None:
         fp = tls_fingerprint(context)
         owner = None if fp is None else self.directory.owner_of_tls_cert(fp)
         return None if owner is None else self.directory.member(owner)
@@ -136,8 +138,8 @@ class AuditServices:
     async def _read(self, fn: Callable[[], T]) -> T:
         return fn() if self.writer is None else await self.writer.call(fn)
 
-    async def _refuse(self, context: grpc.aio.ServicerContext, exc: BxError, *, event: str,
-                      action: str, extra_md: tuple[tuple[str, str], ...] = ()) -> None:
+    async def _refuse(self, context: grpc.aio.ServicerContext[Any, Any], exc: BxError, *,
+                      event: str, action: str, extra_md: tuple[tuple[str, str], ...] = ()) -> None:
         """Audit the refusal (who, from which certificate, why), log it, then abort: every
         request to every service is in the log, answered or refused."""
         fp = tls_fingerprint(context)
@@ -152,13 +154,13 @@ class AuditServices:
                                  "reason": exc.reason}, time_ms=self.clock_ms())
 
         await self._db(append)
-        await context.abort(grpc.StatusCode[exc.status], f"{exc.reason}: {exc.message}",
-                            trailing_metadata=((REASON_KEY, exc.reason), *extra_md))
-        raise AssertionError("abort returns by raising")
+        await abort(context, grpc.StatusCode[exc.status], exc.reason,
+                    f"{exc.reason}: {exc.message}", trailers=extra_md)
 
     # --- WitnessService ---------------------------------------------------------------------
 
-    async def add_checkpoint(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def add_checkpoint(self, request: Any,
+                             context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         caller = self._caller(context)
         if caller is None or "node" not in caller.roles:
             await self._refuse(context, NotAuthorised("only federation nodes submit checkpoints",
@@ -181,7 +183,7 @@ class AuditServices:
         assert isinstance(result, bytes)
         return apb.AddCheckpointResponse(cosignatures=result)
 
-    async def get_witnessed(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def get_witnessed(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         caller = self._caller(context)
         action = "get_witnessed_checkpoint"
         if caller is None or not {"node", "auditor"} & set(caller.roles):
@@ -215,7 +217,7 @@ class AuditServices:
 
     # --- AuditorService ---------------------------------------------------------------------
 
-    async def _auditor(self, context: grpc.aio.ServicerContext, what: str) -> Member:
+    async def _auditor(self, context: grpc.aio.ServicerContext[Any, Any], what: str) -> Member:
         caller = self._caller(context)
         if caller is None or "auditor" not in caller.roles:
             await self._refuse(context, NotAuthorised("audit access needs the auditor role",
@@ -232,7 +234,7 @@ class AuditServices:
 
         await self._db(append)
 
-    async def search(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def search(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         who = await self._auditor(context, "search")
         limit = request.limit or 1000
         if limit > MAX_SEARCH:
@@ -249,7 +251,7 @@ class AuditServices:
         await self._log_access(who, "search", results=len(entries))
         return apb.SearchEntriesResponse(entries=entries)
 
-    async def proof_bundle(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def proof_bundle(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         who = await self._auditor(context, "proof_bundle")
 
         def bundle_or_error() -> bytes | BxError:
@@ -389,11 +391,11 @@ def _grpc_sender(svc: AuditServices) -> Callable[[str, bytes], Awaitable[bytes]]
             try:
                 return bytes(stub(apb.AddCheckpointRequest(body=body), timeout=10).cosignatures)
             except grpc.RpcError as err:
-                md = dict(err.trailing_metadata() or ())
+                md = trailers(err)
                 size = md.get("bxnode-witness-size")
                 if md.get(REASON_KEY) == "old_size_mismatch" and size is not None:
                     raise _SizeConflict(int(str(size))) from None
-                raise RuntimeError(f"{err.code().name}: {md.get(REASON_KEY, '')}") from None
+                raise RuntimeError(f"{err.code().name}: {reason(err)}") from None
 
     async def send(peer: str, body: bytes) -> bytes:
         return await asyncio.to_thread(call, peer, body)

@@ -3,8 +3,9 @@
 Methods are registered with raw-bytes handlers so that even a request whose
 outer protobuf does not parse reaches the responder and is audited.  Every
 refusal carries trailing metadata ``bxnode-reason`` (the machine-readable
-reason code) and, once the requester was verified, ``bxnode-refusal-bin``
-(a serialized, signed SignedEnvelope with a Refusal payload).
+reason code), once the requester was verified ``bxnode-refusal-bin`` (a serialized,
+signed SignedEnvelope with a Refusal payload) and the standard ``grpc-status-details-bin``
+(node/server/errors.py builds them all).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import structlog
@@ -28,15 +29,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from node.core import limits
 from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput, RateLimited
 from node.federation.pki import TlsMaterial
 from node.responder import Handler, Pending, Responder
+from node.server.errors import (
+    REASON_KEY,
+    REFUSAL_KEY,
+    abort,
+    abort_reply,
+    abort_reply_sync,
+    refusal_metadata,
+)
 from node.server.group_commit import BatchWriter
 from node.server.limits import PeerLimiter, PolicyLimits
+from node.server.reflection import enable_reflection
 from node.store.db import Database, ping
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
@@ -58,8 +67,6 @@ __all__ = [
 log = structlog.get_logger("bxnode.server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["NodeService"].full_name
-REASON_KEY = "bxnode-reason"
-REFUSAL_KEY = "bxnode-refusal-bin"
 
 SERVER_OPTIONS: Sequence[tuple[str, int]] = (
     ("grpc.max_receive_message_length", limits.MAX_REQUEST_BYTES),
@@ -68,9 +75,11 @@ SERVER_OPTIONS: Sequence[tuple[str, int]] = (
 )
 
 
-def tls_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext) -> str | None:
+def tls_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any],
+                    ) -> str | None:
     """SHA-256 of the DER client certificate the TLS handshake verified, or None."""
-    certs = context.auth_context().get("x509_pem_cert")
+    # grpc gives a list of PEM certificates (the sync stubs say bytes)
+    certs = cast("list[bytes] | None", context.auth_context().get("x509_pem_cert"))
     if not certs:
         return None
     return _fingerprint(bytes(certs[0]))
@@ -123,8 +132,9 @@ def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
     request_id = uuid.uuid4().hex[:16]
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         if not dev_plaintext and fingerprint is None:  # require_client_auth makes this moot
-            return Reply(code=grpc.StatusCode.UNAUTHENTICATED, details="no client certificate",
-                         metadata=((REASON_KEY, "no_client_certificate"),))
+            code, details = grpc.StatusCode.UNAUTHENTICATED, "no client certificate"
+            return Reply(code=code, details=details, metadata=refusal_metadata(
+                code, "no_client_certificate", details))
         item: Envelope | BxError
         try:
             msg = method.request_cls.FromString(raw)
@@ -145,11 +155,12 @@ def finish_reply(responder: Responder, method: SignedMethod, pending: Pending[An
     with structlog.contextvars.bound_contextvars(request_id=pending.request_id):
         ex = responder.complete(pending)
     if ex.error is not None:
-        md: list[tuple[str, str | bytes]] = [(REASON_KEY, ex.error.reason)]
-        if ex.refusal is not None:
-            md.append((REFUSAL_KEY, convert.envelope_to_pb(ex.refusal).SerializeToString()))
-        return Reply(code=grpc.StatusCode[ex.error.status],
-                     details=f"{ex.error.reason}: {ex.error.message}", metadata=tuple(md))
+        code = grpc.StatusCode[ex.error.status]
+        details = f"{ex.error.reason}: {ex.error.message}"
+        signed = (None if ex.refusal is None
+                  else bytes(convert.envelope_to_pb(ex.refusal).SerializeToString()))
+        return Reply(code=code, details=details, metadata=refusal_metadata(
+            code, ex.error.reason, details, signed_refusal=signed))
     assert ex.response is not None
     return Reply(body=bytes(method.response_cls(
         envelope=convert.envelope_to_pb(ex.response)).SerializeToString()))
@@ -174,15 +185,8 @@ class SyncNodeServicer(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
             reply = signed_reply(self._responder, self._method, request.SerializeToString(), fp,
                                  dev_plaintext=self._dev_plaintext)
         if reply.code is not grpc.StatusCode.OK:
-            context.abort_with_status(_Status(reply))
+            abort_reply_sync(context, reply)
         return pb.LookupResponse.FromString(reply.body)
-
-
-class _Status(grpc.Status):  # type: ignore[misc]
-    def __init__(self, reply: Reply) -> None:
-        self.code = reply.code
-        self.details = reply.details
-        self.trailing_metadata = reply.metadata
 
 
 class NodeServer:
@@ -208,6 +212,9 @@ class NodeServer:
         self.server: grpc.aio.Server | None = None
         self.health = health.aio.HealthServicer()
         self._conditions: dict[str, bool] = {}
+        #: Health answers for the whole server ("") and for each service it serves, alike.
+        self.health_names = ("", *sorted({m.service for m in self._methods}
+                                         | set(self._extra_names)))
         #: Share the port with the node's other worker processes (``serve --workers``).
         self.reuse_port = False
         #: gRPC server interceptors (monitoring: node/observability), set before start().
@@ -224,8 +231,8 @@ class NodeServer:
                                     clock_ms=responder.clock_ms)
         self.limiter = PeerLimiter(limits_for=self._limits.evaluate, clock=time.monotonic)
 
-    def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler:
-        async def call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler[Any, Any]:
+        async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             fp = None if self._dev_plaintext else tls_fingerprint(context)
             loop = asyncio.get_running_loop()
             # One peer cannot starve the others (node/server/limits.py): the limit is
@@ -249,21 +256,19 @@ class NodeServer:
                     first = prepare_reply(self._responder, method, raw, fp,
                                           dev_plaintext=self._dev_plaintext)
                 if isinstance(first, Reply):
-                    await context.abort(first.code, first.details,
-                                        trailing_metadata=first.metadata)
-                    raise AssertionError("abort returns by raising")
+                    await abort_reply(context, first)
                 reply = await self._finish(method, first, context, loop)
             finally:
                 if admitted:
                     self.limiter.release(peer or "")
             if reply.code is not grpc.StatusCode.OK:
-                await context.abort(reply.code, reply.details, trailing_metadata=reply.metadata)
+                await abort_reply(context, reply)
             return reply.body
 
         return grpc.unary_unary_rpc_method_handler(call)
 
     async def _finish(self, method: SignedMethod, first: Pending[Any],
-                      context: grpc.aio.ServicerContext,
+                      context: grpc.aio.ServicerContext[Any, Any],
                       loop: asyncio.AbstractEventLoop) -> Reply:
         """Policy off the loop, then steps 7-11 on the database thread; durable first."""
         if getattr(method.handler, "predecide", None) is not None and first.error is None:
@@ -277,26 +282,22 @@ class NodeServer:
                     functools.partial(finish_reply, self._responder, method, first))
             except Exception as exc:
                 log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
-                await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                    "the audit log could not be committed; retry",
-                                    trailing_metadata=((REASON_KEY, "audit_unavailable"),))
-                raise AssertionError("abort returns by raising") from exc
+                await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_unavailable",
+                            "the audit log could not be committed; retry")
         return reply
 
     async def start(self, listen: str) -> int:
         options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"]
         options.append(("grpc.so_reuseport", 1 if self.reuse_port else 0))
         server = grpc.aio.server(options=options, interceptors=self.interceptors)
-        by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+        by_service: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
         for m in self._methods:
             by_service.setdefault(m.service, {})[m.method] = self._unary(m)
         server.add_generic_rpc_handlers(tuple(
             grpc.method_handlers_generic_handler(name, methods)
             for name, methods in by_service.items()) + self._extra_handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = {m.service for m in self._methods} | set(self._extra_names)
-        reflection.enable_server_reflection(
-            (*sorted(names), health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        enable_reflection((*self.health_names[1:], health.SERVICE_NAME), server)
         if self._tls is None:
             log.warning("dev_plaintext_listener",
                         note="serving WITHOUT TLS: development only, never in production")
@@ -329,8 +330,8 @@ class NodeServer:
     async def _publish_health(self) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if all(self._conditions.values())
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.health.set("", status)
-        await self.health.set(SERVICE_NAME, status)
+        for name in self.health_names:  # NOT_SERVING together: one database behind them all
+            await self.health.set(name, status)
 
     async def _watch_database(self) -> None:
         """NOT_SERVING while the database does not answer within ``db_timeout_s``; SERVING

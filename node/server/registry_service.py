@@ -26,7 +26,8 @@ import grpc
 import structlog
 
 from node.federation.registry_keeper import RefreshReport, RegistryKeeper
-from node.server.grpc_server import REASON_KEY, tls_fingerprint
+from node.server.errors import abort
+from node.server.grpc_server import tls_fingerprint
 from node.wire import registry as wire
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False,
                      ) -> grpc.GenericRpcHandler:
     """``GetRegistry``: served to members only; every call, served or refused, audited."""
 
-    async def get_registry(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def get_registry(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         fp = None if dev_plaintext else tls_fingerprint(context)
         caller = None if fp is None else _caller(keeper, fp, keeper.now_ms())
         version = -1
@@ -75,7 +76,7 @@ def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False,
             await run(functools.partial(keeper.audit_served, requester=caller or "",
                                         tls_peer=fp or "plaintext", version=version,
                                         outcome="rejected", status=code.name, reason=reason))
-            await context.abort(code, message, trailing_metadata=((REASON_KEY, reason),))
+            await abort(context, code, reason, message)
 
         if not dev_plaintext and caller is None:
             await refuse(grpc.StatusCode.PERMISSION_DENIED,

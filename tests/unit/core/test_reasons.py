@@ -100,7 +100,8 @@ def test_scanner_finds_each_idiom() -> None:
     assert found("bad_case_ref", "_require(")                           # _require(c, m, "code")
     assert found("malformed_payload", "default of _bad(reason=)")       # a helper's default
     assert found("message_too_large", "_Refused(")                      # positional (status, code)
-    assert found("no_client_certificate", "bxnode-reason metadata")     # (REASON_KEY, "code")
+    assert found("no_client_certificate", "refusal_metadata(…reason…)")  # (REASON_KEY, param)
+    assert found("audit_unavailable", "abort(…reason…)")                # …forwarded further
     assert found("policy_invalid", "ConfigError(reason=)")              # reason=_MODULE_CONSTANT
     assert found("no_db_key", "load_hex_key(")                          # a parameter named missing
     assert found("malformed_note", "MalformedNote() without reason=")   # class default, raised bare
