@@ -11,8 +11,14 @@ two replicas of one node; ``target`` is one):
   ``seconds``, whether or not earlier ones finished (no coordinated omission):
   latency at a fixed offered load.
 
-Prints one JSON object: sent, ok, errors, error codes, elapsed, throughput and
-latency percentiles in milliseconds.
+Each connection is warmed up (not measured) with a payload of its own, the first ones of
+the file: a signed request is sent once, never again (a second sending is a replay, which
+the node rightly refuses).  A closed-loop run that uses up its payloads stops and says so
+(``exhausted``).
+
+Prints one JSON object: warm-up calls, sent, ok, errors, error codes (``STATUS/reason``,
+the reason from the node's ``bxnode-reason`` trailer), elapsed, throughput and latency
+percentiles in milliseconds.
 """
 
 from __future__ import annotations
@@ -59,9 +65,13 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                 ch = grpc.aio.insecure_channel(target, options=opts)
             channels.append(ch)
     stubs = [ch.unary_unary(spec["method"]) for ch in channels]
-    for st in stubs:  # warm up connections (not counted)
+    # Warm up each connection (not counted) with a payload of its own.  (It used to be the
+    # last measured payload, on every connection: a replay the node refused, and a run that
+    # used up its payloads sent it once more -- issue 16's unexplained UNAUTHENTICATED.)
+    warm, payloads = payloads[:len(stubs)], payloads[len(stubs):]
+    for st, p in zip(stubs, warm, strict=False):
         try:
-            await st(payloads[-1], timeout=10)
+            await st(p, timeout=10)
         except grpc.aio.AioRpcError:
             pass
     lat: list[float] = []
@@ -75,7 +85,11 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             await stub(payload, timeout=30)
             lat.append(time.perf_counter() - t0)
         except grpc.aio.AioRpcError as err:
-            codes[err.code().name] = codes.get(err.code().name, 0) + 1
+            key = err.code().name
+            reason = dict(err.trailing_metadata() or ()).get("bxnode-reason")
+            if reason:
+                key += f"/{reason}"
+            codes[key] = codes.get(key, 0) + 1
 
     seconds = float(spec["seconds"])
     start = time.perf_counter()
@@ -106,7 +120,10 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     for ch in channels:
         await ch.close()
-    return {"sent": sent, "ok": len(lat), "errors": sum(codes.values()), "codes": codes,
+    exhausted = idx >= len(payloads) if spec["mode"] == "closed" else \
+        len(payloads) < int(float(spec["rate"]) * seconds)
+    return {"warmup": len(warm), "sent": sent, "ok": len(lat),
+            "errors": sum(codes.values()), "codes": codes, "exhausted": exhausted,
             "elapsed_s": round(elapsed, 3),
             "throughput_rps": round(len(lat) / elapsed, 1) if elapsed else 0.0,
             **percentiles(lat)}
