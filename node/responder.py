@@ -22,7 +22,7 @@ Only then does the caller send the response.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -292,6 +292,16 @@ class Responder:
                  reason=record.reason, requester=record.requester, items=ex.items,
                  hits=ex.hits, audit_seq=seq)
         return ex
+
+    def record_refusals(self, records: Sequence[AuditRecord]) -> list[int]:
+        """Append already-built refusal records (the over-limit refusals' aggregated entries,
+        :class:`node.server.limits.OverLimitTally`) in one unit of work; their seqs."""
+        seqs = []
+        with self.uow.transaction():
+            self.uow.lock(AUDIT_LOCK)
+            for record in records:
+                seqs.append(self.audit.append_record(record))
+        return seqs
 
     # --- generic steps ----------------------------------------------------------------------
 

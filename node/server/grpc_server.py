@@ -32,7 +32,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from node.core import limits
 from node.core.envelope import Envelope
-from node.core.errors import BxError, InvalidInput, RateLimited
+from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
 from node.responder import Handler, Pending, Responder
 from node.server.errors import (
@@ -44,7 +44,7 @@ from node.server.errors import (
     refusal_metadata,
 )
 from node.server.group_commit import BatchWriter
-from node.server.limits import PeerLimiter, PolicyLimits
+from node.server.limits import OverLimitTally, PeerLimiter, PolicyLimits
 from node.server.reflection import enable_reflection
 from node.store.db import Database, ping
 from node.wire import convert
@@ -75,6 +75,11 @@ SERVER_OPTIONS: Sequence[tuple[str, int]] = (
 )
 
 
+#: How often the over-limit refusals counted so far are appended (one entry per peer): the
+#: bound on how long a refusal is sent before its audit entry is durable.
+REFUSAL_FLUSH_S = 1.0
+
+
 def tls_fingerprint(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any],
                     ) -> str | None:
     """SHA-256 of the DER client certificate the TLS handshake verified, or None."""
@@ -99,6 +104,13 @@ class Reply:
     code: grpc.StatusCode = grpc.StatusCode.OK
     details: str = ""
     metadata: tuple[tuple[str, str | bytes], ...] = ()
+
+
+_LIMITED = "rate_limited: this peer asks faster, or more at once, than its agreement allows"
+#: The over-limit refusal: the same bytes for every call, so its trailers are built once.
+_RATE_LIMITED = Reply(code=grpc.StatusCode.RESOURCE_EXHAUSTED, details=_LIMITED,
+                      metadata=refusal_metadata(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                                "rate_limited", _LIMITED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +242,10 @@ class NodeServer:
                                     responder=responder.settings.node_id,
                                     clock_ms=responder.clock_ms)
         self.limiter = PeerLimiter(limits_for=self._limits.evaluate, clock=time.monotonic)
+        #: Over-limit refusals, audited as one aggregated entry per peer and interval.
+        self.refusals = OverLimitTally(clock_ms=responder.clock_ms,
+                                       policy_digest=lambda: responder.policy.digest)
+        self.refusal_flush_s = REFUSAL_FLUSH_S
 
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler[Any, Any]:
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
@@ -237,24 +253,23 @@ class NodeServer:
             loop = asyncio.get_running_loop()
             # One peer cannot starve the others (node/server/limits.py): the limit is
             # checked on the TLS identity alone, before anything the request holds is
-            # parsed or verified, so a refusal over the limit costs one audit entry.
+            # parsed or verified.  A refusal over the limit is sent at once from here: it
+            # is counted into the peer's aggregated audit entry (appended within
+            # refusal_flush_s, and at shutdown), never queued on the database thread.
             peer = None if fp is None else self._responder.directory.owner_of_tls_cert(fp)
-            admitted = over_limit = False
+            admitted = False
             if peer:
                 limits = self._limits.cached(peer) or await loop.run_in_executor(
                     self._policy_pool, self._limits.evaluate, peer)
                 admitted = self.limiter.admit(peer, limits)
-                over_limit = not admitted
+                if not admitted:
+                    assert fp is not None
+                    self.refusals.add(peer=peer, event=method.handler.event, tls_peer=fp,
+                                      raw=raw)
+                    await abort_reply(context, _RATE_LIMITED)  # its trailers built once
             try:
-                if over_limit:
-                    first: Reply | Pending[Any] = self._responder.prepare(
-                        method.handler, RateLimited(
-                            "this peer asks faster, or more at once, than its agreement "
-                            "allows", reason="rate_limited"),
-                        tls_fingerprint=fp, request_id=uuid.uuid4().hex[:16])
-                else:
-                    first = prepare_reply(self._responder, method, raw, fp,
-                                          dev_plaintext=self._dev_plaintext)
+                first = prepare_reply(self._responder, method, raw, fp,
+                                      dev_plaintext=self._dev_plaintext)
                 if isinstance(first, Reply):
                     await abort_reply(context, first)
                 reply = await self._finish(method, first, context, loop)
@@ -286,6 +301,35 @@ class NodeServer:
                             "the audit log could not be committed; retry")
         return reply
 
+    async def flush_refusals(self) -> int:
+        """Append the over-limit refusals counted so far (one entry per peer and event) and
+        wait until they are durable; returns how many refusals they record.  If the commit
+        fails they are kept for the next flush."""
+        records = self.refusals.drain()
+        if not records:
+            return 0
+        try:
+            if self.writer is None:
+                seqs = self._responder.record_refusals(records)
+            else:
+                seqs = await self.writer.run_in_batch(
+                    functools.partial(self._responder.record_refusals, records))
+        except Exception as exc:
+            self.refusals.restore(records)
+            log.error("refusals_not_durable", error=f"{type(exc).__name__}: {exc}",
+                      refused=sum(int(r.facts["refused"]) for r in records))
+            return 0
+        for record, seq in zip(records, seqs, strict=True):
+            log.info("rate_limited_refusals", for_event=record.event,
+                     requester=record.requester, refused=record.facts["refused"],
+                     audit_seq=seq)
+        return sum(int(r.facts["refused"]) for r in records)
+
+    async def _flush_refusals_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.refusal_flush_s)
+            await self.flush_refusals()
+
     async def start(self, listen: str) -> int:
         options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"]
         options.append(("grpc.so_reuseport", 1 if self.reuse_port else 0))
@@ -314,6 +358,7 @@ class NodeServer:
             self.writer.start()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(job()) for job in self._background]
+        self._tasks.append(loop.create_task(self._flush_refusals_every()))
         if self.writer is not None:
             self._tasks.append(loop.create_task(self._watch_database()))
         await self._publish_health()
@@ -372,6 +417,10 @@ class NodeServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        # No call is served any more: the last over-limit refusals get their entry.
+        await self.flush_refusals()
+        if self.refusals.pending():
+            log.error("refusals_unrecorded", refused=self.refusals.pending())
         if self.writer is not None:
             await self.writer.stop()
         self._policy_pool.shutdown(wait=False, cancel_futures=True)

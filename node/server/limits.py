@@ -4,22 +4,35 @@ Each member (identified by its TLS certificate, before anything it sent is parse
 token bucket (``rate_per_s`` refilling up to ``burst``) and a cap on requests in flight
 (``max_in_flight``), from the owner's policy per agreement (``data.bxnode.lookup
 .rate_limit``, cached per requester and UTC day).  A request over either limit is refused
-with RESOURCE_EXHAUSTED/``rate_limited`` — audited like every refusal, but without the
-policy evaluation, the database reads and the answer it would otherwise cost.  The limits
-are per replica.
+with RESOURCE_EXHAUSTED/``rate_limited`` at once, on the event loop: no policy
+evaluation, no database, no wait for a commit.  The limits are per replica.
+
+Every such refusal is still audited, but not one entry each (that would make a refusal
+cost nearly what an answer costs, and let a flood fill the database thread's queue ahead
+of the answers): :class:`OverLimitTally` counts them per (peer, event) and the server
+appends one aggregated entry per peer and event each interval (``NodeServer
+.refusal_flush_s``, 1 s), through the group commit like any entry, and once more when it
+shuts down.  The entry gives the exact count, the first and last refusal time, and
+``refused_sha256``: SHA-256 over the sorted SHA-256 digests of the refused messages' bytes
+as received (sorted, so a peer that kept what it sent and was refused can recompute it
+whatever order the node's threads saw the calls in).  At most :data:`TALLY_MAX` refusals
+go into one entry; beyond that the tally starts a second one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from node.core.ports import AuditRecord
 from node.policy import PolicyEngine
 
-__all__ = ["RATE_QUERY", "PeerLimiter", "PeerLimits", "limits_from_policy"]
+__all__ = ["RATE_QUERY", "TALLY_MAX", "OverLimitTally", "PeerLimiter", "PeerLimits",
+           "limits_from_policy"]
 
 RATE_QUERY = "data.bxnode.lookup.rate_limit"
 
@@ -134,3 +147,80 @@ class PolicyLimits:
 
     def _key(self, peer: str) -> tuple[str, int, str]:
         return peer, self._clock_ms() // 86_400_000, self._policy.digest
+
+
+#: Refusals counted into one aggregated entry at most (32 bytes of digest each).
+TALLY_MAX = 10_000
+
+
+@dataclass(slots=True)
+class _Tally:
+    tls_peer: str
+    first_ms: int
+    last_ms: int
+    digests: list[bytes] = field(default_factory=list)
+
+
+class OverLimitTally:
+    """Over-limit refusals waiting for their aggregated audit entry (thread-safe).
+
+    :meth:`add` is called on the event loop for each refused call (a SHA-256 of its bytes
+    and a list append); :meth:`drain` hands back the entries to append; :meth:`restore`
+    puts them back when their commit failed, so none is lost while the node runs.
+    """
+
+    def __init__(self, *, clock_ms: Callable[[], int], policy_digest: Callable[[], str],
+                 max_per_entry: int = TALLY_MAX) -> None:
+        if max_per_entry < 1:
+            raise ValueError("max_per_entry must be >= 1")
+        self._clock_ms = clock_ms
+        self._policy_digest = policy_digest
+        self._max = max_per_entry
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, str, str], _Tally] = {}
+        self._full: list[tuple[str, str, _Tally]] = []
+        self._restored: list[AuditRecord] = []
+
+    def add(self, *, peer: str, event: str, tls_peer: str, raw: bytes) -> None:
+        digest = hashlib.sha256(raw).digest()
+        now = self._clock_ms()
+        key = (peer, event, tls_peer)
+        with self._lock:
+            t = self._open.get(key)
+            if t is None:
+                t = self._open[key] = _Tally(tls_peer, now, now)
+            t.last_ms = max(t.last_ms, now)
+            t.digests.append(digest)
+            if len(t.digests) >= self._max:
+                self._full.append((peer, event, self._open.pop(key)))
+
+    def pending(self) -> int:
+        """How many refusals are not yet handed out for appending."""
+        with self._lock:
+            return (sum(len(t.digests) for t in self._open.values())
+                    + sum(len(t.digests) for _, _, t in self._full)
+                    + sum(int(r.facts["refused"]) for r in self._restored))
+
+    def drain(self) -> list[AuditRecord]:
+        """One audit record per (peer, event, TLS certificate) tally; the tallies emptied."""
+        with self._lock:
+            taken = [*self._full, *((p, e, t) for (p, e, _), t in self._open.items())]
+            restored, self._restored = self._restored, []
+            self._open, self._full = {}, []
+        digest = self._policy_digest()
+        return restored + [_record(p, e, t, digest) for p, e, t in taken]
+
+    def restore(self, records: list[AuditRecord]) -> None:
+        """Records :meth:`drain` gave out that could not be made durable: given out again."""
+        with self._lock:
+            self._restored = list(records) + self._restored
+
+
+def _record(peer: str, event: str, t: _Tally, policy_digest: str) -> AuditRecord:
+    refused = hashlib.sha256(b"".join(sorted(t.digests))).hexdigest()
+    return AuditRecord(
+        event=event, time_ms=t.last_ms, tls_peer=t.tls_peer, policy_digest=policy_digest,
+        requester=peer, outcome="rejected", status="RESOURCE_EXHAUSTED",
+        reason="rate_limited", reasons=("rate_limited",),
+        facts={"aggregated": True, "refused": len(t.digests), "first_ms": t.first_ms,
+               "last_ms": t.last_ms, "refused_sha256": refused})

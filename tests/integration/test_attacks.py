@@ -248,8 +248,9 @@ def test_quota_and_agreed_batch_size(tmp_path: Path) -> None:
 def test_a_peer_over_its_rate_is_refused_and_audited_while_others_go_on(
         tmp_path: Path) -> None:
     """KGZ-BS's agreement allows a burst of 3 and next to no refill: its 4th and 5th calls
-    are refused with rate_limited (audited; refused before the request is even parsed, so
-    there is no signed refusal), UZB-BS is answered all along."""
+    are refused with rate_limited (audited in an aggregated entry; refused before the
+    request is even parsed, so there is no signed refusal), UZB-BS is answered all
+    along."""
     data = sample_policy()
     for a in data["bxnode"]["agreements"]:
         if (a["responder"], a["requester"]) == ("KAZ-BS", "KGZ-BS"):
@@ -265,9 +266,11 @@ def test_a_peer_over_its_rate_is_refused_and_audited_while_others_go_on(
         f.stop_all()
     ok, limited = (grpc.StatusCode.OK, ""), (grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")
     assert kgz == [ok, ok, ok, limited, limited] and uzb == [ok] * 5
+    # counted into one aggregated entry per peer and flush interval (node/server/limits.py)
     refused = [e for e in f.audit("KAZ-BS") if e.get("reason") == "rate_limited"]
-    assert [(e["requester"], e["status"], e["outcome"]) for e in refused] == [
-        ("KGZ-BS", "RESOURCE_EXHAUSTED", "rejected")] * 2
+    assert {(e["requester"], e["status"], e["outcome"], e["aggregated"])
+            for e in refused} == {("KGZ-BS", "RESOURCE_EXHAUSTED", "rejected", True)}
+    assert sum(e["refused"] for e in refused) == 2
 
 
 def test_no_plaintext_in_the_database_files(fed: Federation) -> None:

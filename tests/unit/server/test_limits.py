@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
 
 from node.policy.rego import RegoPolicyEngine
-from node.server.limits import STRANGER, PeerLimiter, PeerLimits, PolicyLimits, limits_from_policy
+from node.server.limits import (
+    STRANGER,
+    OverLimitTally,
+    PeerLimiter,
+    PeerLimits,
+    PolicyLimits,
+    limits_from_policy,
+)
 from tests.unit.policy._support import NOW, agreement, write_policy_dir
 
 
@@ -107,3 +115,66 @@ def test_limits_are_not_cached_while_the_policy_gives_no_decision() -> None:
     assert limits.evaluate("KGZ-BS") == PeerLimits(100.0, 200, 50)  # the server is back
     assert limits.cached("KGZ-BS") == PeerLimits(100.0, 200, 50)
     assert policy.asked == 3
+
+
+def _tally(clock: list[int], **kw: int) -> OverLimitTally:
+    return OverLimitTally(clock_ms=lambda: clock[0], policy_digest=lambda: "pd", **kw)
+
+
+def test_over_limit_refusals_are_counted_into_one_record_per_peer_event_and_certificate(
+        ) -> None:
+    clock = [1_000]
+    t = _tally(clock)
+    assert t.drain() == [] and t.pending() == 0
+    for raw in (b"a", b"b", b"c"):
+        t.add(peer="UZB-BS", event="lookup", tls_peer="fp-u", raw=raw)
+        clock[0] += 10
+    t.add(peer="KGZ-BS", event="lookup", tls_peer="fp-k", raw=b"x")
+    t.add(peer="UZB-BS", event="inclusion_proof", tls_peer="fp-u", raw=b"y")
+    assert t.pending() == 5
+    uzb, kgz, proof = t.drain()
+    digests = sorted(hashlib.sha256(r).digest() for r in (b"a", b"b", b"c"))
+    assert (uzb.requester, uzb.event, uzb.tls_peer, uzb.time_ms, uzb.status, uzb.reason,
+            uzb.outcome, uzb.policy_digest) == (
+        "UZB-BS", "lookup", "fp-u", 1_020, "RESOURCE_EXHAUSTED", "rate_limited",
+        "rejected", "pd")
+    assert dict(uzb.facts) == {"aggregated": True, "refused": 3, "first_ms": 1_000,
+                               "last_ms": 1_020,
+                               "refused_sha256": hashlib.sha256(b"".join(digests)).hexdigest()}
+    assert uzb.body()["reasons"] == ["rate_limited"] and uzb.body()["refused"] == 3
+    assert (kgz.requester, kgz.facts["refused"]) == ("KGZ-BS", 1)
+    assert (proof.event, proof.facts["refused"]) == ("inclusion_proof", 1)
+    assert t.drain() == [] and t.pending() == 0  # drained: nothing is recorded twice
+
+
+def test_the_refused_digest_does_not_depend_on_the_order_of_arrival() -> None:
+    clock = [5]
+    one, two = _tally(clock), _tally(clock)
+    for raw in (b"1", b"2", b"3"):
+        one.add(peer="P", event="lookup", tls_peer="f", raw=raw)
+    for raw in (b"3", b"1", b"2"):
+        two.add(peer="P", event="lookup", tls_peer="f", raw=raw)
+    assert one.drain()[0].facts["refused_sha256"] == two.drain()[0].facts["refused_sha256"]
+
+
+def test_a_full_tally_is_closed_and_a_second_started() -> None:
+    clock = [0]
+    t = _tally(clock, max_per_entry=2)
+    for raw in (b"1", b"2", b"3", b"4", b"5"):
+        t.add(peer="P", event="lookup", tls_peer="f", raw=raw)
+    assert [r.facts["refused"] for r in t.drain()] == [2, 2, 1]
+    with pytest.raises(ValueError):
+        _tally(clock, max_per_entry=0)
+
+
+def test_records_whose_commit_failed_are_given_out_again_first() -> None:
+    clock = [0]
+    t = _tally(clock)
+    t.add(peer="P", event="lookup", tls_peer="f", raw=b"1")
+    failed = t.drain()
+    t.add(peer="P", event="lookup", tls_peer="f", raw=b"2")
+    t.restore(failed)
+    assert t.pending() == 2
+    again = t.drain()
+    assert again[0] is failed[0] and [r.facts["refused"] for r in again] == [1, 1]
+    assert t.pending() == 0
