@@ -17,7 +17,8 @@ the node rightly refuses).  A closed-loop run that uses up its payloads stops an
 (``exhausted``).
 
 Prints one JSON object: warm-up calls, sent, ok, errors, error codes (``STATUS/reason``,
-the reason from the node's ``bxnode-reason`` trailer), elapsed, throughput and latency
+the reason from the node's ``bxnode-reason`` trailer, or ``STATUS (details)`` for an error
+that is not the node's refusal), elapsed, throughput and latency
 percentiles in milliseconds.
 """
 
@@ -89,6 +90,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             reason = dict(err.trailing_metadata() or ()).get("bxnode-reason")
             if reason:
                 key += f"/{reason}"
+            else:  # not the node's refusal: the transport's (or the deadline's) words
+                key += f" ({(err.details() or '')[:60]})"
             codes[key] = codes.get(key, 0) + 1
 
     seconds = float(spec["seconds"])

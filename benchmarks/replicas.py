@@ -137,8 +137,12 @@ class _Replicas:
         from benchmarks.run import log
 
         b = self.bench
+        db0 = self.db_cpu()
         r = b.load(targets=targets, method=METHOD, mode="closed",
                    payloads=b.signed_requests(b.n_requests(2000), b.doc_items))
+        calls = r.get("warmup", 0) + r["sent"]
+        r["db_server_cpu_ms_per_call"] = round(
+            (self.db_cpu() - db0) * 1000 / calls, 3) if calls else 0.0
         r["ratio_to_baseline"] = round(r["throughput_rps"] / base, 3) if base else 0
         b.results[f"pg_doc_lookup_saturation_{label}"] = r
         r250 = b.load(targets=targets, method=METHOD, mode="open", rate=250,
@@ -148,6 +152,16 @@ class _Replicas:
             f"({r['ratio_to_baseline']:.0%} of baseline), p99 {r['p99_ms']} ms; at 250/s "
             f"p50 {r250['p50_ms']} ms, p99 {r250['p99_ms']} ms, errors "
             f"{r['errors'] + r250['errors']}")
+
+    def db_cpu(self) -> float:
+        """CPU seconds of the PostgreSQL server (the postmaster and its backends)."""
+        from benchmarks.run import process_cpu_s
+
+        try:
+            pid = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        return process_cpu_s(pid)
 
     # --- fail-over -----------------------------------------------------------------------------
 
@@ -187,6 +201,7 @@ class _Replicas:
         node.send_signal(signal.SIGKILL)
         node.wait()
         b.procs.remove(node)
+        b.server_pids.remove(node.pid)
         if proc.wait(timeout=before_s + after_s + 60) != 0:
             raise SystemExit("bench: the fail-over client failed: " + (
                 b.work / "failover.log").read_text(errors="replace")[-2000:])
