@@ -71,6 +71,9 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     "ListDeskFollowUps": frozenset({"followup_desk", "auditor"}),
     "ApproveFollowUp": frozenset({"followup_desk"}),
     "DenyFollowUp": frozenset({"followup_desk"}),
+    # the alert lifecycle (issue 13, node/local/watchlist.py)
+    **dict.fromkeys(("AddAlert", "UpdateAlert", "WithdrawAlert", "ShowAlert", "ListAlerts",
+                     "AlertStats"), frozenset({"watchlist_manager"})),
 }
 
 _UID = x509.ObjectIdentifier("0.9.2342.19200300.100.1.1")

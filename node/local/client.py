@@ -187,6 +187,11 @@ class LocalClient:
 
     # --- methods ------------------------------------------------------------------------------
 
+    def call(self, method: str, request: Any) -> Any:
+        """Any LocalService method by name with its request message (e.g. the watchlist's:
+        AddAlert, UpdateAlert, WithdrawAlert, ShowAlert, ListAlerts, AlertStats)."""
+        return self._call(method, request)
+
     def whoami(self) -> WhoAmI:
         r = self._call("WhoAmI", lpb.WhoAmIRequest())
         return WhoAmI(identity=r.identity, method=r.method, roles=tuple(r.roles),

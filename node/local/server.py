@@ -43,6 +43,7 @@ from node.crossings.local import record_crossings
 from node.followup.store import FollowUpRow
 from node.local.auth import Identity, RoleTable, TokenVerifier, identity_from_certificate
 from node.local.service import FanOutResult, LocalOps, PeerAnswer
+from node.local.watchlist import watchlist_methods
 from node.server.errors import abort
 from node.store.followup_confirmations import PendingApproval
 from node.wire import crossings as cwire
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from node.app import NodeRuntime
     from node.config import LocalApiSettings
     from node.server.grpc_server import NodeServer
+    from node.watchlist.service import WatchlistOps
 
 __all__ = ["MAX_LOCAL_MESSAGE_BYTES", "LocalApiServer", "build_local_api",
            "serve_with_local_api"]
@@ -87,9 +89,11 @@ def _ctx_args(ctx: Any) -> tuple[str, str, str]:
 class LocalApiServer:
     def __init__(self, *, settings: LocalApiSettings, ops: LocalOps, roles: RoleTable,
                  verifier: TokenVerifier | None, server_cert: bytes, server_key: bytes,
-                 client_ca: bytes | None, clock_ms: Callable[[], int]) -> None:
+                 client_ca: bytes | None, clock_ms: Callable[[], int],
+                 watchlist: WatchlistOps | None = None) -> None:
         self.settings = settings
         self.ops = ops
+        self.watchlist = watchlist
         self._roles = roles
         self._verifier = verifier
         self._cert, self._key, self._client_ca = server_cert, server_key, client_ca
@@ -259,6 +263,9 @@ class LocalApiServer:
             _Method("ApproveFollowUp", lpb.ApproveFollowUpRequest, unary=self._desk_approve),
             _Method("DenyFollowUp", lpb.DenyFollowUpRequest, unary=self._desk_deny),
         ]
+        if self.watchlist is not None:  # the alert lifecycle (node/local/watchlist.py)
+            ms += [_Method(name, cls, unary=fn)
+                   for name, cls, fn in watchlist_methods(self.watchlist)]
         return {m.name: m for m in ms}
 
     async def _whoami(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:
@@ -627,9 +634,16 @@ def build_local_api(rt: NodeRuntime, server: NodeServer, *,
                    followups=FollowUpStore(rt.store), audit_log=rt.responder.audit_log,
                    policy_dir=cfg.policy_dir, max_batch=cfg.max_batch, country=cfg.country,
                    clock_ms=now_ms, default_deadline_ms=s.fanout_deadline_ms)
+    from node.watchlist.lifecycle import AlertDesk, alert_pseudonym
+    from node.watchlist.service import WatchlistOps
+
+    alerts = WatchlistOps(desk=AlertDesk(db=rt.store, audit=rt.responder.audit_log,
+                                         clock_ms=now_ms,
+                                         pseudonym=alert_pseudonym(bytes(rt.signing_key))),
+                          writer=writer, clock_ms=now_ms)
     return LocalApiServer(settings=s, ops=ops, roles=roles, verifier=verifier,
                           server_cert=cert_path.read_bytes(), server_key=key_path.read_bytes(),
-                          client_ca=client_ca, clock_ms=now_ms)
+                          client_ca=client_ca, clock_ms=now_ms, watchlist=alerts)
 
 
 async def serve_with_local_api(rt: NodeRuntime, server: NodeServer, listen: str, *,

@@ -1,9 +1,10 @@
 """Alerts on the wire, between real nodes over mTLS (issue 13).
 
 Three demo nodes (KAZ, KGZ, UZB), the shipped policies: KAZ-BS's agreement with KGZ-BS
-discloses an alert's source agency, its agreement with UZB-BS does not.  KGZ-BS also serves
-the LocalService to its officers (certificates from a test CA, the agency's own), so the
-field is seen as an officer sees it, and on ``bxnode query``'s output.
+discloses an alert's source agency, its agreement with UZB-BS does not.  KAZ-BS and KGZ-BS
+also serve the LocalService to their officers (certificates from a test CA, the agency's
+own): KGZ-BS's duty officer sees the source as the answer gives it; KAZ-BS's watchlist
+manager adds, changes and withdraws alerts through it while KGZ-BS asks.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import pytest
 from node.client.peer import QueryContext
 from node.core import envelope as env_mod
 from node.core.model import DocumentQuery, LookupAnswer, Outcome, QueryKind
-from node.local.client import LocalClient
+from node.local.client import LocalCallError, LocalClient
 from node.local.server import LocalApiServer
 from node.wire import convert
 from node.wire.convert import pb
+from node.wire.local import lpb
 from tests.federation import Federation, make_federation
 from tests.federation import bxnode as cli
 from tests.integration.test_local_api import Officers, start_api
@@ -30,7 +32,8 @@ pytestmark = pytest.mark.integration
 
 CTX = QueryContext(operator="officer-7", purpose="border_check",
                    legal_basis="Agreement on border cooperation, art. 7", case_ref="CASE-W1")
-ROLES = {"KGZ-BS": {"kg-duty": ["duty_officer"]}}
+ROLES = {"KGZ-BS": {"kg-duty": ["duty_officer"]},
+         "KAZ-BS": {"kz-wm": ["watchlist_manager"], "kz-duty": ["duty_officer"]}}
 MVD_DOC = DocumentQuery(number="M0000417", issuing_state="KAZ")
 
 
@@ -128,3 +131,79 @@ def test_an_officer_sees_the_source_through_the_local_service_and_the_cli(
         "#0: HIT  ref=KAZ-MVD-2026-0417 action=seize_document contact=KAZ-BS desk source=MVD")
     assert cli([*argv, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["results"][0]["source_agency"] == "MVD"
+
+
+def test_a_watchlist_manager_keeps_alerts_through_the_local_service(
+        wfed: dict[str, Any]) -> None:
+    fed: Federation = wfed["fed"]
+    doc = DocumentQuery(number="W5550001", issuing_state="KAZ")
+    record = lpb.AlertRecord(kind="document", owner_ref="KAZ-LS-0001", action="seize_document",
+                             expires="2036-01-01", number=doc.number, issuing_state="KAZ",
+                             doc_type="P", loss_type="stolen")
+    before = len(fed.audit("KAZ-BS"))
+    with officer(wfed, "KAZ-BS", "kz-wm") as wm:
+        added = wm.call("AddAlert", lpb.AddAlertRequest(alert=record, source="MID",
+                                                        reason="reported stolen")).alert
+        assert (added.owner_ref, added.kind, added.source, added.state) == (
+            "KAZ-LS-0001", "document", "MID", "live")
+        [hit] = ask(fed, "KGZ-BS", doc).results  # the running node answers from it at once
+        assert (hit.outcome, hit.reference, hit.action.value, hit.source_agency) == (  # type: ignore[union-attr]
+            Outcome.HIT, "KAZ-LS-0001", "seize_document", "MID")
+        updated = wm.call("UpdateAlert", lpb.UpdateAlertRequest(
+            owner_ref="KAZ-LS-0001", changes={"action": "arrest"}, reason="court order")).alert
+        assert updated.action == "arrest"
+        shown = wm.call("ShowAlert", lpb.ShowAlertRequest(owner_ref="KAZ-LS-0001")).alert
+        assert [(r.number, r.action) for r in shown.records] == [(doc.number, "arrest")]
+        listed = wm.call("ListAlerts", lpb.ListAlertsRequest(source="MID"))
+        assert ([a.owner_ref for a in listed.alerts], listed.matched) == (["KAZ-LS-0001"], 1)
+        withdrawn = wm.call("WithdrawAlert", lpb.WithdrawAlertRequest(
+            owner_ref="KAZ-LS-0001", reason="passport recovered")).alert
+        assert withdrawn.state == "withdrawn" and withdrawn.withdrawn_ms > 0
+        assert [r.outcome for r in ask(fed, "KGZ-BS", doc).results] == [Outcome.NO_HIT]
+        stats = wm.call("AlertStats", lpb.AlertStatsRequest())
+        assert ("document", "MID", "withdrawn", 1) in {
+            (c.kind, c.source, c.state, c.count) for c in stats.counts}
+        refused = [
+            ("WithdrawAlert", lpb.WithdrawAlertRequest(owner_ref="KAZ-LS-0001", reason="again"),
+             "FAILED_PRECONDITION", "already_withdrawn"),
+            ("UpdateAlert", lpb.UpdateAlertRequest(owner_ref="KAZ-LS-0404",
+                                                   changes={"action": "arrest"}, reason="x"),
+             "NOT_FOUND", "unknown_alert"),
+            ("AddAlert", lpb.AddAlertRequest(alert=record, source="bad source!", reason="x"),
+             "INVALID_ARGUMENT", "bad_source"),
+            ("UpdateAlert", lpb.UpdateAlertRequest(
+                owner_ref="KAZ-MVD-2026-0417", changes={f"c{i}": "x" for i in range(17)},
+                reason="x"), "INVALID_ARGUMENT", "bad_field"),
+            ("ListAlerts", lpb.ListAlertsRequest(state="gone"), "INVALID_ARGUMENT",
+             "bad_filter"),
+            ("ShowAlert", lpb.ShowAlertRequest(owner_ref="KAZ-LS-0404"), "NOT_FOUND",
+             "unknown_alert"),
+        ]
+        for method, request, status, reason in refused:
+            with pytest.raises(LocalCallError) as err:
+                wm.call(method, request)
+            assert (err.value.status, err.value.reason) == (status, reason), method
+    with officer(wfed, "KAZ-BS", "kz-duty") as duty, pytest.raises(LocalCallError) as err:
+        duty.call("AddAlert", lpb.AddAlertRequest(alert=record, source="MID", reason="x"))
+    assert (err.value.status, err.value.reason) == ("PERMISSION_DENIED", "role_required")
+    assert [r.outcome for r in ask(fed, "KGZ-BS", doc).results] == [Outcome.NO_HIT]
+    entries = fed.audit("KAZ-BS")[before:]
+    changes = [(e["event"], e.get("operator"), e.get("reason"), e.get("source"))
+               for e in entries if str(e["event"]).startswith("watchlist_")]
+    assert changes == [
+        ("watchlist_add", "kz-wm", "reported stolen", "MID"),
+        ("watchlist_update", "kz-wm", "court order", "MID"),
+        ("watchlist_withdraw", "kz-wm", "passport recovered", "MID"),
+        ("watchlist_change_refused", "kz-wm", "already_withdrawn", None),
+        ("watchlist_change_refused", "kz-wm", "unknown_alert", None),
+        ("watchlist_change_refused", "kz-wm", "bad_source", None)]
+    calls = [(e["method"], e["caller"], e["outcome"], e.get("reason"))
+             for e in entries if e["event"] == "local_call"]
+    assert calls == [
+        ("AddAlert", "kz-wm", "ok", None), ("UpdateAlert", "kz-wm", "ok", None),
+        ("ShowAlert", "kz-wm", "ok", None), ("ListAlerts", "kz-wm", "ok", None),
+        ("WithdrawAlert", "kz-wm", "ok", None), ("AlertStats", "kz-wm", "ok", None),
+        *[(m, "kz-wm", "refused", reason) for m, _, _, reason in refused],
+        ("AddAlert", "kz-duty", "refused", "role_required")]
+    text = json.dumps(entries, ensure_ascii=False)
+    assert "KAZ-LS-0001" not in text and doc.number not in text

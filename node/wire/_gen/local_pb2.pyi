@@ -396,3 +396,170 @@ class DenyFollowUpResponse(_message.Message):
     FOLLOWUP_FIELD_NUMBER: _ClassVar[int]
     followup: DeskFollowUp
     def __init__(self, followup: _Optional[_Union[DeskFollowUp, _Mapping]] = ...) -> None: ...
+
+class AlertRecord(_message.Message):
+    __slots__ = ("kind", "owner_ref", "action", "expires", "contact", "number", "issuing_state", "doc_type", "loss_type", "family_name", "given_names", "patronymic", "dob", "nationality", "sex")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ISSUING_STATE_FIELD_NUMBER: _ClassVar[int]
+    DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LOSS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_NAME_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_NAMES_FIELD_NUMBER: _ClassVar[int]
+    PATRONYMIC_FIELD_NUMBER: _ClassVar[int]
+    DOB_FIELD_NUMBER: _ClassVar[int]
+    NATIONALITY_FIELD_NUMBER: _ClassVar[int]
+    SEX_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    owner_ref: str
+    action: str
+    expires: str
+    contact: str
+    number: str
+    issuing_state: str
+    doc_type: str
+    loss_type: str
+    family_name: str
+    given_names: str
+    patronymic: str
+    dob: str
+    nationality: str
+    sex: str
+    def __init__(self, kind: _Optional[str] = ..., owner_ref: _Optional[str] = ..., action: _Optional[str] = ..., expires: _Optional[str] = ..., contact: _Optional[str] = ..., number: _Optional[str] = ..., issuing_state: _Optional[str] = ..., doc_type: _Optional[str] = ..., loss_type: _Optional[str] = ..., family_name: _Optional[str] = ..., given_names: _Optional[str] = ..., patronymic: _Optional[str] = ..., dob: _Optional[str] = ..., nationality: _Optional[str] = ..., sex: _Optional[str] = ...) -> None: ...
+
+class AlertView(_message.Message):
+    __slots__ = ("owner_ref", "kind", "source", "state", "action", "expires", "alert_id", "withdrawn_ms", "records")
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_MS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    kind: str
+    source: str
+    state: str
+    action: str
+    expires: str
+    alert_id: str
+    withdrawn_ms: int
+    records: _containers.RepeatedCompositeFieldContainer[AlertRecord]
+    def __init__(self, owner_ref: _Optional[str] = ..., kind: _Optional[str] = ..., source: _Optional[str] = ..., state: _Optional[str] = ..., action: _Optional[str] = ..., expires: _Optional[str] = ..., alert_id: _Optional[str] = ..., withdrawn_ms: _Optional[int] = ..., records: _Optional[_Iterable[_Union[AlertRecord, _Mapping]]] = ...) -> None: ...
+
+class AddAlertRequest(_message.Message):
+    __slots__ = ("alert", "source", "reason")
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    alert: AlertRecord
+    source: str
+    reason: str
+    def __init__(self, alert: _Optional[_Union[AlertRecord, _Mapping]] = ..., source: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AddAlertResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: AlertView
+    def __init__(self, alert: _Optional[_Union[AlertView, _Mapping]] = ...) -> None: ...
+
+class UpdateAlertRequest(_message.Message):
+    __slots__ = ("owner_ref", "changes", "reason")
+    class ChangesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    changes: _containers.ScalarMap[str, str]
+    reason: str
+    def __init__(self, owner_ref: _Optional[str] = ..., changes: _Optional[_Mapping[str, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UpdateAlertResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: AlertView
+    def __init__(self, alert: _Optional[_Union[AlertView, _Mapping]] = ...) -> None: ...
+
+class WithdrawAlertRequest(_message.Message):
+    __slots__ = ("owner_ref", "reason")
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    reason: str
+    def __init__(self, owner_ref: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class WithdrawAlertResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: AlertView
+    def __init__(self, alert: _Optional[_Union[AlertView, _Mapping]] = ...) -> None: ...
+
+class ShowAlertRequest(_message.Message):
+    __slots__ = ("owner_ref",)
+    OWNER_REF_FIELD_NUMBER: _ClassVar[int]
+    owner_ref: str
+    def __init__(self, owner_ref: _Optional[str] = ...) -> None: ...
+
+class ShowAlertResponse(_message.Message):
+    __slots__ = ("alert",)
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    alert: AlertView
+    def __init__(self, alert: _Optional[_Union[AlertView, _Mapping]] = ...) -> None: ...
+
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("kind", "source", "state", "action", "limit")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    source: str
+    state: str
+    action: str
+    limit: int
+    def __init__(self, kind: _Optional[str] = ..., source: _Optional[str] = ..., state: _Optional[str] = ..., action: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListAlertsResponse(_message.Message):
+    __slots__ = ("alerts", "matched")
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[AlertView]
+    matched: int
+    def __init__(self, alerts: _Optional[_Iterable[_Union[AlertView, _Mapping]]] = ..., matched: _Optional[int] = ...) -> None: ...
+
+class AlertStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AlertCount(_message.Message):
+    __slots__ = ("kind", "source", "state", "count")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    source: str
+    state: str
+    count: int
+    def __init__(self, kind: _Optional[str] = ..., source: _Optional[str] = ..., state: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class AlertStatsResponse(_message.Message):
+    __slots__ = ("counts", "generation")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[AlertCount]
+    generation: str
+    def __init__(self, counts: _Optional[_Iterable[_Union[AlertCount, _Mapping]]] = ..., generation: _Optional[str] = ...) -> None: ...

@@ -110,6 +110,36 @@ class LocalServiceStub:
                 request_serializer=bxnode_dot_v1_dot_local__pb2.DenyFollowUpRequest.SerializeToString,
                 response_deserializer=bxnode_dot_v1_dot_local__pb2.DenyFollowUpResponse.FromString,
                 _registered_method=True)
+        self.AddAlert = channel.unary_unary(
+                '/bxnode.v1.LocalService/AddAlert',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.AddAlertRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.AddAlertResponse.FromString,
+                _registered_method=True)
+        self.UpdateAlert = channel.unary_unary(
+                '/bxnode.v1.LocalService/UpdateAlert',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.UpdateAlertRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.UpdateAlertResponse.FromString,
+                _registered_method=True)
+        self.WithdrawAlert = channel.unary_unary(
+                '/bxnode.v1.LocalService/WithdrawAlert',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.WithdrawAlertRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.WithdrawAlertResponse.FromString,
+                _registered_method=True)
+        self.ShowAlert = channel.unary_unary(
+                '/bxnode.v1.LocalService/ShowAlert',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.ShowAlertRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.ShowAlertResponse.FromString,
+                _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/bxnode.v1.LocalService/ListAlerts',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.AlertStats = channel.unary_unary(
+                '/bxnode.v1.LocalService/AlertStats',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.AlertStatsRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.AlertStatsResponse.FromString,
+                _registered_method=True)
 
 
 class LocalServiceServicer:
@@ -223,6 +253,49 @@ class LocalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddAlert(self, request, context):
+        """Add one alert to this node's watchlist (role watchlist_manager).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateAlert(self, request, context):
+        """Change fields of a live or expired alert (role watchlist_manager).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawAlert(self, request, context):
+        """Withdraw an alert: from the commit on it never hits, on any replica
+        (role watchlist_manager).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShowAlert(self, request, context):
+        """One alert, live, expired or withdrawn (role watchlist_manager).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlerts(self, request, context):
+        """Alerts by kind, source, state and action (role watchlist_manager).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AlertStats(self, request, context):
+        """Counts of alerts by state, kind and source (role watchlist_manager).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -300,6 +373,36 @@ def add_LocalServiceServicer_to_server(servicer, server):
                     servicer.DenyFollowUp,
                     request_deserializer=bxnode_dot_v1_dot_local__pb2.DenyFollowUpRequest.FromString,
                     response_serializer=bxnode_dot_v1_dot_local__pb2.DenyFollowUpResponse.SerializeToString,
+            ),
+            'AddAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddAlert,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.AddAlertRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.AddAlertResponse.SerializeToString,
+            ),
+            'UpdateAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateAlert,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.UpdateAlertRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.UpdateAlertResponse.SerializeToString,
+            ),
+            'WithdrawAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawAlert,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.WithdrawAlertRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.WithdrawAlertResponse.SerializeToString,
+            ),
+            'ShowAlert': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowAlert,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.ShowAlertRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.ShowAlertResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.ListAlertsRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'AlertStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlertStats,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.AlertStatsRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.AlertStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -708,6 +811,168 @@ class LocalService:
             '/bxnode.v1.LocalService/DenyFollowUp',
             bxnode_dot_v1_dot_local__pb2.DenyFollowUpRequest.SerializeToString,
             bxnode_dot_v1_dot_local__pb2.DenyFollowUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/AddAlert',
+            bxnode_dot_v1_dot_local__pb2.AddAlertRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.AddAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/UpdateAlert',
+            bxnode_dot_v1_dot_local__pb2.UpdateAlertRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.UpdateAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/WithdrawAlert',
+            bxnode_dot_v1_dot_local__pb2.WithdrawAlertRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.WithdrawAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowAlert(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/ShowAlert',
+            bxnode_dot_v1_dot_local__pb2.ShowAlertRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.ShowAlertResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/ListAlerts',
+            bxnode_dot_v1_dot_local__pb2.ListAlertsRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlertStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/AlertStats',
+            bxnode_dot_v1_dot_local__pb2.AlertStatsRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.AlertStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
