@@ -7,8 +7,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import nacl.signing
-
 from node.audit.log import MerkleAuditLog
 from node.audit.sink import MerkleAuditSink
 from node.config import NodeConfig
@@ -16,8 +14,10 @@ from node.core.envelope import key_id_for
 from node.core.errors import ConfigError
 from node.core.members import MemberDirectory, StaticDirectory
 from node.core.metrics import NO_METRICS, Metrics
+from node.core.signer import Signer
 from node.federation.members_file import load_members
-from node.federation.pki import TlsMaterial, load_signing_key
+from node.federation.pki import TlsMaterial
+from node.keys import load_signer
 from node.policy import PolicyEngine, load_policy_engine
 from node.responder import Responder, ResponderSettings
 from node.store.db import Database
@@ -49,7 +49,7 @@ def load_policy(cfg: NodeConfig) -> PolicyEngine:
     return CachingPolicyEngine(inner=engine, policy_dir=cfg.policy_dir)
 
 
-def _assemble(cfg: NodeConfig, store: Database, signing_key: nacl.signing.SigningKey,
+def _assemble(cfg: NodeConfig, store: Database, signing_key: Signer,
               directory: MemberDirectory
               ) -> tuple[PolicyEngine, Watchlist, Responder, LookupHandler]:
     """Policy, watchlist, responder and the lookup capability: the same for either kind of
@@ -80,7 +80,7 @@ def open_store(cfg: NodeConfig) -> Database:
 class NodeRuntime:
     cfg: NodeConfig
     store: Database
-    signing_key: nacl.signing.SigningKey
+    signing_key: Signer
     directory: StaticDirectory | MemberDirectory
     policy: PolicyEngine
     watchlist: Watchlist
@@ -94,14 +94,14 @@ class NodeRuntime:
     def load(cls, cfg: NodeConfig, *, with_tls: bool = True) -> NodeRuntime:
         if cfg.registry is not None:
             return cls._load_with_registry(cfg, with_tls=with_tls)
-        signing_key = load_signing_key(cfg.signing_key)
+        signing_key = load_signer(cfg.signing_key)
         directory = load_members(cfg.members)
         me = directory.member(cfg.node_id) if cfg.node_id in {
             m.node_id for m in directory.members()} else None
         if me is None:
             raise ConfigError(f"node {cfg.node_id} is not in the members file {cfg.members}",
                               reason="not_a_member")
-        kid = key_id_for(bytes(signing_key.verify_key))
+        kid = key_id_for(signing_key.public_key)
         if kid not in {k.key_id for k in me.keys}:
             raise ConfigError("this node's signing key is not listed for it in the members file",
                               reason="key_not_registered")
@@ -127,13 +127,13 @@ class NodeRuntime:
         from node.federation.registry_keeper import RegistryKeeper
 
         assert cfg.registry is not None
-        signing_key = load_signing_key(cfg.signing_key)
+        signing_key = load_signer(cfg.signing_key)
         tls = cls.tls(cfg) if with_tls else None
         store = open_store(cfg)
         try:
             trusted = RegistryKeeper.trusted_version(store=store, path=cfg.registry)
             check_self_listed(trusted, node_id=cfg.node_id,
-                              key_id=key_id_for(bytes(signing_key.verify_key)),
+                              key_id=key_id_for(signing_key.public_key),
                               tls_fingerprint=tls.fingerprint if tls else None)
             directory = RegistryDirectory(registry=trusted, clock_ms=now_ms,
                                           expiry_grace_ms=cfg.registry_expiry_grace_s * 1000)

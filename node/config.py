@@ -19,6 +19,7 @@ from node.core import limits
 from node.core.errors import ConfigError
 from node.core.model import validate_id, validate_state
 from node.federation.pki import is_dev_material
+from node.keys import SigningKeyRef, parse_keys
 from node.observability.settings import MetricsSettings
 from node.retention.settings import RetentionSettings
 
@@ -276,7 +277,8 @@ class NodeConfig:
     listen: str
     max_batch: int
     clock_skew_s: int
-    signing_key: Path
+    #: [keys]: a key file's path, or a key in a PKCS#11 token (node/keys/).
+    signing_key: SigningKeyRef
     tls_cert: Path
     tls_key: Path
     tls_ca: Path
@@ -306,7 +308,9 @@ class NodeConfig:
     metrics: MetricsSettings | None = None
 
     def secret_paths(self) -> list[Path]:
-        return [self.signing_key, self.tls_key, self.tls_cert, self.tls_ca]
+        key = self.signing_key
+        keys = [key] if isinstance(key, Path) else [key.pin_file] if key.pin_file else []
+        return [*keys, self.tls_key, self.tls_cert, self.tls_ca]
 
 
 #: The sections load_config reads; each must be a TOML table when present.
@@ -392,7 +396,7 @@ def load_config(path: Path) -> NodeConfig:
         listen=str(_get(doc, "server", "listen", "0.0.0.0:50051")),
         max_batch=max_batch,
         clock_skew_s=skew,
-        signing_key=p("keys", "signing_key", "signing.key"),
+        signing_key=parse_keys(root, doc.get("keys", {})),
         tls_cert=p("tls", "cert", "tls.crt"),
         tls_key=p("tls", "key", "tls.key"),
         tls_ca=p("tls", "ca", "ca.crt"),

@@ -44,7 +44,10 @@ class Limits(_Section):
 
 
 class Keys(_Section):
-    signing_key: str = "signing.key"
+    signing_key: str = "signing.key"  # a key file, or a pkcs11: URI (node/keys/)
+    pkcs11_module: str | None = None
+    pkcs11_pin_env: str | None = None
+    pkcs11_pin_file: str | None = None
 
 
 class Tls(_Section):

@@ -131,7 +131,8 @@ def main() -> int:
     from node.core.model import DocumentQuery, PartialDate, PersonQuery, QueryKind, Sex
     from node.federation.devkeys import dev_registry
     from node.federation.directory import load_directory
-    from node.federation.pki import TlsMaterial, load_signing_key
+    from node.federation.pki import TlsMaterial
+    from node.keys import load_signer
     from node.logging import configure
     from node.watchlist.manifest import read_manifest
 
@@ -191,7 +192,7 @@ def main() -> int:
             cfg = load_config(dirs[node_id])
             store = open_store(cfg)
             return PeerClient(
-                node_id=node_id, signing_key=load_signing_key(cfg.signing_key),
+                node_id=node_id, signing_key=load_signer(cfg.signing_key),
                 directory=load_directory(cfg, store=store, clock_ms=now_ms),
                 tls=TlsMaterial.from_files(cert=cfg.tls_cert, key=cfg.tls_key, ca=cfg.tls_ca),
                 store=store, clock_ms=now_ms), store

@@ -26,12 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
-import nacl.signing
 import structlog
 
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
-from node.core.errors import BxError, PolicyDenied, Unauthenticated
+from node.core.errors import BxError, EnvironmentFault, PolicyDenied, Unauthenticated
 from node.core.members import Member, MemberDirectory, signing_key
 from node.core.model import Refusal, RequestHeader
 from node.core.ports import (
@@ -44,6 +43,7 @@ from node.core.ports import (
     UnitOfWork,
     facts_of,
 )
+from node.core.signer import SigningKeyLike, as_signer
 from node.policy import PolicyEngine
 from node.wire import convert
 
@@ -164,7 +164,7 @@ class Responder:
         self,
         *,
         settings: ResponderSettings,
-        signing_key: nacl.signing.SigningKey,
+        signing_key: SigningKeyLike,
         directory: MemberDirectory,
         policy: PolicyEngine,
         uow: UnitOfWork,
@@ -175,8 +175,8 @@ class Responder:
         audit_log: Any = None,
     ) -> None:
         self.settings = settings
-        self._key = signing_key
-        self.key_id = env_mod.key_id_for(bytes(signing_key.verify_key))
+        self._key = as_signer(signing_key)
+        self.key_id = env_mod.key_id_for(self._key.public_key)
         self.directory = directory
         self.policy = policy
         self.uow = uow
@@ -275,7 +275,12 @@ class Responder:
                     status=exc.status, reason=exc.reason,
                     reasons=tuple(getattr(exc, "reasons", (exc.reason,))))
                 if verified is not None:
-                    refusal = self._refuse(exc, verified.digest, now, seq)
+                    try:
+                        refusal = self._refuse(exc, verified.digest, now, seq)
+                    except EnvironmentFault as sign_exc:  # the token is gone: refuse unsigned
+                        if sign_exc.reason != "signing_key_unavailable":
+                            raise
+                        refusal = None
             appended = self.audit.append_record(record)                           # 11
             if appended != seq:
                 raise RuntimeError(f"audit sequence moved under the lock ({seq} != {appended})")

@@ -35,6 +35,7 @@ from node.audit.note import (
     NoteVerifier,
     VerifiedNote,
     VerifierKey,
+    _one_key,
     compute_key_id,
     decode_b64,
     is_valid_key_name,
@@ -42,6 +43,7 @@ from node.audit.note import (
     verify_note,
 )
 from node.core.errors import InvalidInput
+from node.core.signer import Signer
 
 __all__ = [
     "COSIGNATURE_V1_HEADER",
@@ -290,11 +292,12 @@ class CosignatureV1Verifier:
 class CosignatureV1Signer:
     """A witness's cosigning key.  The time comes in as an argument (sans-I/O)."""
 
-    def __init__(self, *, name: str, seed: bytes) -> None:
-        if len(seed) != 32:
-            raise BadVerifierKey("Ed25519 seeds are 32 bytes")
-        self._key = nacl.signing.SigningKey(seed)
-        self._verifier = CosignatureV1Verifier(name=name, public_key=bytes(self._key.verify_key))
+    def __init__(self, *, name: str, seed: bytes | None = None,
+                 signer: Signer | None = None) -> None:
+        """The key as a 32-byte ``seed`` or as any :class:`~node.core.signer.Signer` (a
+        token key), exactly one."""
+        self._key = _one_key(seed, signer)
+        self._verifier = CosignatureV1Verifier(name=name, public_key=self._key.public_key)
 
     @classmethod
     def generate(cls, name: str) -> CosignatureV1Signer:
@@ -311,5 +314,5 @@ class CosignatureV1Signer:
     def cosign(self, checkpoint: Checkpoint, *, timestamp: int) -> Cosignature:
         """Cosign ``checkpoint`` as of ``timestamp`` (POSIX seconds)."""
         message = cosignature_v1_message(checkpoint.body_bytes(), timestamp)
-        sig = bytes(self._key.sign(message).signature)
+        sig = self._key.sign(message)
         return Cosignature(self.name, self._verifier.key_id, timestamp, sig)

@@ -45,8 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import nacl.signing
-
 from node.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from node.audit.merkle import (
     EMPTY_ROOT,
@@ -66,6 +64,7 @@ from node.audit.note import (
     parse_note,
 )
 from node.core.errors import BxError, ConfigError
+from node.core.signer import SigningKeyLike, as_signer
 from node.store.audit_log import (
     ERASURE_RECORD_EVENTS,
     AuditEntry,
@@ -361,7 +360,7 @@ class MerkleAuditLog:
     """
 
     def __init__(self, *, store: Database, node_id: str | None = None,
-                 signing_key: nacl.signing.SigningKey | None = None) -> None:
+                 signing_key: SigningKeyLike | None = None) -> None:
         self._tables = AuditLogTables(store)
         self._tables.ensure_schema()
         self._store = store
@@ -371,7 +370,7 @@ class MerkleAuditLog:
         if signing_key is not None:
             if self.origin is None:
                 raise ConfigError("a signing audit log needs its node id", reason="bad_config")
-            self._signer = Ed25519NoteSigner(name=self.origin, seed=bytes(signing_key))
+            self._signer = Ed25519NoteSigner(name=self.origin, signer=as_signer(signing_key))
         self.hashes = SqlHashStore(self._tables)
 
     @property

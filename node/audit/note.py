@@ -27,6 +27,7 @@ import nacl.exceptions
 import nacl.signing
 
 from node.core.errors import ConfigError, InvalidInput, Unauthenticated
+from node.core.signer import SeedSigner, Signer
 
 __all__ = [
     "EM_DASH",
@@ -346,11 +347,12 @@ class Ed25519NoteVerifier:
 class Ed25519NoteSigner:
     """Signs note text with an Ed25519 key (type 0x01)."""
 
-    def __init__(self, *, name: str, seed: bytes) -> None:
-        if len(seed) != 32:
-            raise BadVerifierKey("Ed25519 seeds are 32 bytes")
-        self._key = nacl.signing.SigningKey(seed)
-        self._verifier = Ed25519NoteVerifier(name=name, public_key=bytes(self._key.verify_key))
+    def __init__(self, *, name: str, seed: bytes | None = None,
+                 signer: Signer | None = None) -> None:
+        """The key as a 32-byte ``seed`` or as any :class:`~node.core.signer.Signer` (a
+        token key), exactly one."""
+        self._key = _one_key(seed, signer)
+        self._verifier = Ed25519NoteVerifier(name=name, public_key=self._key.public_key)
 
     @classmethod
     def generate(cls, name: str) -> Ed25519NoteSigner:
@@ -369,7 +371,18 @@ class Ed25519NoteSigner:
         return self._verifier
 
     def sign(self, text: bytes) -> bytes:
-        return bytes(self._key.sign(text).signature)
+        return self._key.sign(text)
+
+
+def _one_key(seed: bytes | None, signer: Signer | None) -> Signer:
+    if (seed is None) == (signer is None):
+        raise BadVerifierKey("give the key as a seed or as a signer, exactly one")
+    if signer is not None:
+        return signer
+    assert seed is not None
+    if len(seed) != 32:
+        raise BadVerifierKey("Ed25519 seeds are 32 bytes")
+    return SeedSigner(seed=seed)
 
 
 # --- Signing and verifying -----------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import nacl.signing
 import structlog
 
 from node.audit.bundle import witness_name
@@ -41,6 +40,7 @@ from node.audit.note import parse_signature_lines
 from node.core.errors import ConfigError, Unauthenticated
 from node.core.members import MemberDirectory
 from node.core.metrics import NO_METRICS, Metrics
+from node.core.signer import SigningKeyLike, as_signer
 from node.store.db import Database
 from node.store.witness import WITNESS_SCHEMA, EvidenceRow, WitnessStateRow, WitnessTables
 
@@ -64,7 +64,7 @@ class WitnessStatus:
 class WitnessDesk:
     """This node as a witness of its peers' logs, and the bookkeeping of its own witnessing."""
 
-    def __init__(self, *, store: Database, node_id: str, signing_key: nacl.signing.SigningKey,
+    def __init__(self, *, store: Database, node_id: str, signing_key: SigningKeyLike,
                  directory: MemberDirectory, metrics: Metrics = NO_METRICS) -> None:
         self._tables = WitnessTables(store)
         self._metrics = metrics
@@ -72,7 +72,7 @@ class WitnessDesk:
         self._store = store
         self.node_id = node_id
         self.name = witness_name(node_id)
-        self._cosigner = CosignatureV1Signer(name=self.name, seed=bytes(signing_key))
+        self._cosigner = CosignatureV1Signer(name=self.name, signer=as_signer(signing_key))
         logs = {log_origin(m.node_id): log_verifiers(m.node_id, [k.public_key for k in m.keys
                                                                  if not k.revoked])
                 for m in directory.members() if m.node_id != node_id and "node" in m.roles}

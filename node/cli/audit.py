@@ -254,7 +254,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_erase_expired(args: argparse.Namespace) -> int:
     from node.app import now_ms
     from node.audit.log import MerkleAuditLog
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
     with _Opened(args) as o:
         configured = o.cfg.audit.retention_days
@@ -262,7 +262,7 @@ def cmd_erase_expired(args: argparse.Namespace) -> int:
         # signing: the erasure and its record are sealed in one checkpoint, as the CLI's
         # other appends are; the override (if any) goes into the record's entry
         o.log = MerkleAuditLog(store=o.store, node_id=o.cfg.node_id,
-                               signing_key=load_signing_key(o.cfg.signing_key))
+                               signing_key=load_signer(o.cfg.signing_key))
         n = o.log.erase_expired(now_ms=now_ms(), retention_ms=days * 86_400_000,
                                 facts={"retention_days": days,
                                        "configured_retention_days": configured,
@@ -377,7 +377,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from node.app import now_ms
     from node.audit.report import ReportInput, render_report
     from node.audit.witnessing import WitnessDesk
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
     to_ms = _parse_time(args.to) or now_ms()
     from_ms = _parse_time(getattr(args, "from")) or to_ms - 30 * 86_400_000
@@ -385,7 +385,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = o.log.verify(verifiers=o.verifiers)
         head = o.log.latest_head()
         desk = WitnessDesk(store=o.store, node_id=o.cfg.node_id,
-                           signing_key=load_signing_key(o.cfg.signing_key),
+                           signing_key=load_signer(o.cfg.signing_key),
                            directory=o.directory)
         status = desk.status(our_size=head.size if head else 0)
         html_text = render_report(ReportInput(
@@ -402,12 +402,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from node.audit.witnessing import WitnessDesk
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
     with _Opened(args) as o:
         head = o.log.latest_head()
         desk = WitnessDesk(store=o.store, node_id=o.cfg.node_id,
-                           signing_key=load_signing_key(o.cfg.signing_key),
+                           signing_key=load_signer(o.cfg.signing_key),
                            directory=o.directory)
         st = desk.status(our_size=head.size if head else 0)
         evidence = desk.evidence()

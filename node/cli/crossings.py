@@ -47,10 +47,10 @@ def resolve_peer(cfg: Any, peer: str) -> tuple[str, str]:
 
 def _audit_log(cfg: Any, store: Any) -> Any:
     from node.audit.log import MerkleAuditLog
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
     return MerkleAuditLog(store=store, node_id=cfg.node_id,
-                          signing_key=load_signing_key(cfg.signing_key))
+                          signing_key=load_signer(cfg.signing_key))
 
 
 def _typed_operator(cfg: Any, args: argparse.Namespace) -> None:

@@ -299,7 +299,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_watchlist_import(args: argparse.Namespace) -> int:
     from node.app import now_ms, open_store
     from node.audit.log import MerkleAuditLog
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
     from node.watchlist.importer import ImportResult, import_file
 
     cfg = _config(args)
@@ -312,7 +312,7 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         bar = tqdm(unit=" rows", desc="validating", file=sys.stderr)
-    signing_key = load_signing_key(cfg.signing_key)
+    signing_key = load_signer(cfg.signing_key)
     store = open_store(cfg)
 
     def audit(result: ImportResult) -> None:
@@ -357,9 +357,9 @@ def _client(cfg: Any, store: Any) -> Any:
     from node.app import NodeRuntime, now_ms
     from node.client.peer import PeerClient
     from node.federation.directory import load_directory
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
-    return PeerClient(node_id=cfg.node_id, signing_key=load_signing_key(cfg.signing_key),
+    return PeerClient(node_id=cfg.node_id, signing_key=load_signer(cfg.signing_key),
                       directory=load_directory(cfg, store=store, clock_ms=now_ms),
                       tls=NodeRuntime.tls(cfg), store=store, clock_ms=now_ms)
 
@@ -471,7 +471,7 @@ def query_args(sp: argparse.ArgumentParser) -> None:
 COMMAND_MODULES: tuple[str, ...] = ("node.cli.names", "node.cli.audit", "node.cli.registry",
                                     "node.cli.crossings", "node.cli.followup", "node.cli.store",
                                     "node.cli.watchlist", "node.cli.paxlst",
-                                    "node.cli.retention", "node.cli.health")
+                                    "node.cli.retention", "node.cli.health", "node.cli.keys")
 
 
 def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,

@@ -296,14 +296,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from node.app import open_store
     from node.audit.log import MerkleAuditLog
     from node.federation.directory import check_self_listed
-    from node.federation.pki import load_signing_key
     from node.federation.registry import RegistryError, verify_self_signed, verify_update
     from node.federation.registry_keeper import RegistryKeeper, write_atomically
+    from node.keys import load_signer
 
     cfg = _config(args)
     reg = _read(args.file)
     now = _now()
-    signing_key = load_signing_key(cfg.signing_key)
+    signing_key = load_signer(cfg.signing_key)
     store = open_store(cfg)
     try:
         audit = MerkleAuditLog(store=store, node_id=cfg.node_id, signing_key=signing_key)
@@ -316,7 +316,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
                 from node.core.envelope import key_id_for
 
                 check_self_listed(reg, node_id=cfg.node_id,
-                                  key_id=key_id_for(bytes(signing_key.verify_key)),
+                                  key_id=key_id_for(signing_key.public_key),
                                   tls_fingerprint=None)
                 trusted_version = None
             else:

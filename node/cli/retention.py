@@ -26,13 +26,13 @@ __all__ = ["register"]
 def _opened(args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any]]:
     from node.app import open_store
     from node.audit.log import MerkleAuditLog
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
     cfg = _config(args)
     store = open_store(cfg)
     try:
         audit = MerkleAuditLog(store=store, node_id=cfg.node_id,
-                               signing_key=load_signing_key(cfg.signing_key))
+                               signing_key=load_signer(cfg.signing_key))
         yield cfg, store, audit
     finally:
         store.close()

@@ -33,16 +33,17 @@ _FIELDS = {"kind": "kind", "ref": "owner_ref", "action": "action", "expires": "e
 def _desk(args: argparse.Namespace) -> Iterator[Any]:
     from node.app import now_ms, open_store
     from node.audit.log import MerkleAuditLog
-    from node.federation.pki import load_signing_key
+    from node.core.signer import secret_material
+    from node.keys import load_signer
     from node.watchlist.lifecycle import AlertDesk, alert_pseudonym
 
     cfg = _config(args)
-    signing_key = load_signing_key(cfg.signing_key)
+    signing_key = load_signer(cfg.signing_key)
     store = open_store(cfg)
     try:
         audit = MerkleAuditLog(store=store, node_id=cfg.node_id, signing_key=signing_key)
         yield AlertDesk(db=store, audit=audit, clock_ms=now_ms,
-                        pseudonym=alert_pseudonym(bytes(signing_key)))
+                        pseudonym=alert_pseudonym(secret_material(signing_key)))
     finally:
         store.close()
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import nacl.signing
 import structlog
 
 from node.audit.log import MerkleAuditLog
@@ -49,6 +48,7 @@ from node.core.model import (
     RequestHeader,
 )
 from node.core.ports import Receipt
+from node.core.signer import SigningKeyLike, as_signer
 from node.federation.pki import TlsMaterial
 from node.server.grpc_server import REASON_KEY, REFUSAL_KEY
 from node.store.db import Database as Store
@@ -124,7 +124,7 @@ class PeerClient:
         self,
         *,
         node_id: str,
-        signing_key: nacl.signing.SigningKey,
+        signing_key: SigningKeyLike,
         directory: MemberDirectory,
         tls: TlsMaterial | None,
         store: Store | None,
@@ -139,8 +139,8 @@ class PeerClient:
         if tls is None and not dev_plaintext:
             raise ValueError("a client without TLS needs dev_plaintext=True")
         self._node_id = node_id
-        self._key = signing_key
-        self._key_id = env_mod.key_id_for(bytes(signing_key.verify_key))
+        self._key = as_signer(signing_key)
+        self._key_id = env_mod.key_id_for(self._key.public_key)
         self._directory = directory
         self._tls = tls
         self._store = store
@@ -154,7 +154,7 @@ class PeerClient:
         #: Each peer's last verified answer and unanswered attempts (``bxnode serve``).
         self.metrics: Metrics = NO_METRICS
         self.audit_log = None if store is None else MerkleAuditLog(
-            store=store, node_id=node_id, signing_key=signing_key)
+            store=store, node_id=node_id, signing_key=self._key)
 
     def close(self) -> None:
         with self._lock:

@@ -24,6 +24,7 @@ import nacl.signing
 
 from node.core import limits
 from node.core.errors import InvalidInput, Unauthenticated
+from node.core.signer import SigningKeyLike, as_signer
 
 __all__ = [
     "REQUEST_TYPE",
@@ -75,14 +76,16 @@ def digest(env: Envelope) -> bytes:
 
 
 def sign(
-    *, payload_type: str, payload: bytes, signer: str, key: nacl.signing.SigningKey
+    *, payload_type: str, payload: bytes, signer: str, key: SigningKeyLike
 ) -> Envelope:
-    sig = key.sign(pae(payload_type, payload)).signature
+    """``payload`` signed by ``key`` (a file key or a token key: node/core/signer.py)."""
+    k = as_signer(key)
+    sig = k.sign(pae(payload_type, payload))
     return Envelope(
         payload_type=payload_type,
         payload=payload,
         signer=signer,
-        key_id=key_id_for(bytes(key.verify_key)),
+        key_id=key_id_for(k.public_key),
         signature=sig,
     )
 

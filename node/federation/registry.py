@@ -56,6 +56,7 @@ from node.core.envelope import key_id_for, pae
 from node.core.errors import InvalidInput, PeerError
 from node.core.members import parse_endpoint
 from node.core.model import validate_id, validate_state
+from node.core.signer import SigningKeyLike, as_signer
 
 __all__ = [
     "MAX_REGISTRY_BYTES",
@@ -454,10 +455,11 @@ def parse_registry(data: bytes) -> Registry:
 # --- signatures ---------------------------------------------------------------------------
 
 
-def sign_registry(reg: Registry, key: nacl.signing.SigningKey) -> Registry:
+def sign_registry(reg: Registry, key: SigningKeyLike) -> Registry:
     """Add (or replace) ``key``'s signature.  Signatures by other keys are kept: they merge."""
-    kid = key_id_for(bytes(key.verify_key))
-    sig = key.sign(signing_input(reg.canonical_signed)).signature
+    signer = as_signer(key)
+    kid = key_id_for(signer.public_key)
+    sig = signer.sign(signing_input(reg.canonical_signed))
     others = tuple(s for s in reg.signatures if s.key_id != kid)
     return _with_signatures(reg, (*others, Signature(kid, bytes(sig))))
 

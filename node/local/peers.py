@@ -17,10 +17,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import nacl.signing
-
 from node.client.peer import PeerClient
 from node.core.members import MemberDirectory
+from node.core.signer import SigningKeyLike
 from node.federation.pki import TlsMaterial
 from node.server.group_commit import BatchWriter
 from node.store.db import Database
@@ -31,7 +30,7 @@ T = TypeVar("T")
 
 
 class ServingPeerClient(PeerClient):
-    def __init__(self, *, node_id: str, signing_key: nacl.signing.SigningKey,
+    def __init__(self, *, node_id: str, signing_key: SigningKeyLike,
                  directory: MemberDirectory, tls: TlsMaterial | None, store: Database,
                  audit_log: Any, writer: BatchWriter, loop: asyncio.AbstractEventLoop,
                  clock_ms: Callable[[], int], dev_plaintext: bool = False,
