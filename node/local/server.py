@@ -634,12 +634,13 @@ def build_local_api(rt: NodeRuntime, server: NodeServer, *,
                    followups=FollowUpStore(rt.store), audit_log=rt.responder.audit_log,
                    policy_dir=cfg.policy_dir, max_batch=cfg.max_batch, country=cfg.country,
                    clock_ms=now_ms, default_deadline_ms=s.fanout_deadline_ms)
+    from node.core.signer import secret_material
     from node.watchlist.lifecycle import AlertDesk, alert_pseudonym
     from node.watchlist.service import WatchlistOps
 
     alerts = WatchlistOps(desk=AlertDesk(db=rt.store, audit=rt.responder.audit_log,
                                          clock_ms=now_ms,
-                                         pseudonym=alert_pseudonym(bytes(rt.signing_key))),
+                                         pseudonym=alert_pseudonym(secret_material(rt.signing_key))),
                           writer=writer, clock_ms=now_ms)
     return LocalApiServer(settings=s, ops=ops, roles=roles, verifier=verifier,
                           server_cert=cert_path.read_bytes(), server_key=key_path.read_bytes(),
