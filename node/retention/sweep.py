@@ -30,6 +30,7 @@ from node.retention.checks import RETENTION_META
 from node.retention.settings import DAY_MS, RETENTION_KINDS, RetentionSettings
 from node.store._fields import index_text
 from node.store.alerts import AlertTables
+from node.store.crossings import CrossingTables
 from node.store.db import Database
 from node.store.followups import FollowUpTables
 from node.store.retention import HoldRow, RetentionTables
@@ -87,6 +88,7 @@ class RetentionSweep:
         self.alerts.ensure_schema()
         self.followups = FollowUpTables(db)
         self.followups.ensure_schema()
+        CrossingTables(db).ensure_schema()  # a node that never stored a crossing has none
 
     def run(self, *, dry_run: bool = False, operator: str = "") -> SweepReport:
         """One sweep, in one transaction with its audit entry (a dry run writes nothing)."""
