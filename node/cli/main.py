@@ -471,7 +471,8 @@ def query_args(sp: argparse.ArgumentParser) -> None:
 COMMAND_MODULES: tuple[str, ...] = ("node.cli.names", "node.cli.audit", "node.cli.registry",
                                     "node.cli.crossings", "node.cli.followup", "node.cli.store",
                                     "node.cli.watchlist", "node.cli.paxlst",
-                                    "node.cli.retention", "node.cli.health", "node.cli.keys")
+                                    "node.cli.retention", "node.cli.health", "node.cli.keys",
+                                    "node.cli.doctor")
 
 
 def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,
