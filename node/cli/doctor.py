@@ -276,6 +276,7 @@ def _clock(cfg: Any, directory: Any, tls: Any, peer: str, address: str,
     from node.wire import audit as wire
     from node.wire import convert
     from node.wire.convert import pb
+    from node.wire.trailers import trailers
 
     name = f"clock {peer}"
     skew_ms = cfg.clock_skew_s * 1000
@@ -285,7 +286,7 @@ def _clock(cfg: Any, directory: Any, tls: Any, peer: str, address: str,
                        legal_basis="bxnode doctor: clock check", case_ref="DOCTOR")
     request = client.sign(wire.PROOF_REQUEST_TYPE, wire.encode_proof_request(
         wire.ProofRequest(client.header(ctx), os.urandom(32))))
-    raw = wire.apb.GetInclusionProofRequest(
+    raw: Any = wire.apb.GetInclusionProofRequest(
         envelope=convert.envelope_to_pb(request)).SerializeToString()
     sent = clock()
     start = time.monotonic()
@@ -294,7 +295,7 @@ def _clock(cfg: Any, directory: Any, tls: Any, peer: str, address: str,
             channel.unary_unary(_METHOD)(raw, timeout=10)
         return _warn(name, f"{peer} answered a proof request for a digest it never logged")
     except grpc.RpcError as err:
-        md = dict(err.trailing_metadata() or ())
+        md = trailers(err)
         reason = str(md.get(REASON_KEY, ""))
         refusal_raw = md.get(REFUSAL_KEY)
     finally:
