@@ -11,6 +11,7 @@ with one line (``BXNODE_REQUIRE_NODE=1`` makes that a failure, for a CI that mus
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -76,17 +77,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Federation, int]]:
 def test_node_js_client_checks_health_reflection_a_lookup_and_a_refusal(
         node_bin: str, served: tuple[Federation, int]) -> None:
     fed, port = served
-    kgz = fed.dirs["KGZ-BS"]
-    done = subprocess.run(
-        [node_bin, "client.mjs", "--address", f"127.0.0.1:{port}",
-         "--ca", str(kgz / "ca.crt"), "--cert", str(kgz / "tls.crt"),
-         "--key", str(kgz / "tls.key"), "--signing-key", str(kgz / "signing.key"),
-         "--node-id", "KGZ-BS", "--members", str(fed.root / "members.json"),
-         "--responder", "KAZ-BS", "--proto-dir", str(ROOT / "proto"),
-         "--document", "N1122334:KAZ:P", "--operator", CTX.operator,
-         "--purpose", CTX.purpose, "--legal-basis", CTX.legal_basis or "",
-         "--case-ref", CTX.case_ref, "--tls-name", "localhost"],
-        cwd=CLIENT_DIR, capture_output=True, text=True, timeout=60)
+    done = run_client(node_bin, fed, port, fed.root / "members.json")
     assert (done.returncode, done.stderr) == (0, "")
     kaz_key = _key_id(fed, "KAZ-BS")
     assert done.stdout.splitlines() == [
@@ -108,6 +99,39 @@ def test_node_js_client_checks_health_reflection_a_lookup_and_a_refusal(
     lookups = [(e["requester"], e["outcome"], e.get("reason"))
                for e in fed.audit("KAZ-BS") if e.get("case_ref") == CTX.case_ref]
     assert lookups == [("KGZ-BS", "answered", None), ("KGZ-BS", "rejected", "replayed_nonce")]
+
+
+def test_the_client_refuses_an_answer_it_cannot_verify(
+        node_bin: str, served: tuple[Federation, int], tmp_path: Path) -> None:
+    """The client's checks can fail: with KAZ-BS's key replaced by UZB-BS's in its members
+    file, the answer's key id is no key of KAZ-BS's and the client stops there."""
+    fed, port = served
+    members = json.loads((fed.root / "members.json").read_text())
+    uzb = json.loads((ROOT / "keys" / "dev" / "members.json").read_text())
+    [uzb_entry] = [m for m in uzb["members"] if m["node_id"] == "UZB-BS"]
+    for m in members["members"]:
+        if m["node_id"] == "KAZ-BS":
+            m["signing_keys"] = uzb_entry["signing_keys"]
+    (tmp_path / "forged-members.json").write_text(json.dumps(members))
+    done = run_client(node_bin, fed, port, tmp_path / "forged-members.json")
+    assert (done.returncode, done.stdout.count("\n"), done.stderr) == (
+        1, 4, f"FAILED: key id {_key_id(fed, 'KAZ-BS')} is not one of KAZ-BS's keys\n")
+
+
+def run_client(node_bin: str, fed: Federation, port: int,
+               members: Path) -> subprocess.CompletedProcess[str]:
+    """client.mjs as KGZ-BS asking KAZ-BS for a document on its watchlist."""
+    kgz = fed.dirs["KGZ-BS"]
+    return subprocess.run(
+        [node_bin, "client.mjs", "--address", f"127.0.0.1:{port}",
+         "--ca", str(kgz / "ca.crt"), "--cert", str(kgz / "tls.crt"),
+         "--key", str(kgz / "tls.key"), "--signing-key", str(kgz / "signing.key"),
+         "--node-id", "KGZ-BS", "--members", str(members),
+         "--responder", "KAZ-BS", "--proto-dir", str(ROOT / "proto"),
+         "--document", "N1122334:KAZ:P", "--operator", CTX.operator,
+         "--purpose", CTX.purpose, "--legal-basis", CTX.legal_basis or "",
+         "--case-ref", CTX.case_ref, "--tls-name", "localhost"],
+        cwd=CLIENT_DIR, capture_output=True, text=True, timeout=60)
 
 
 def _key_id(fed: Federation, node_id: str) -> str:

@@ -34,6 +34,14 @@ const RESPONSE_TYPE = "application/vnd.bxnode.v1.response+proto";
 
 class CheckFailed extends Error {}
 
+// One line, never a stack trace, for a check that fails while setting up (a missing
+// option, a key file of the wrong size) as for one that fails later.
+function fail(e) {
+  console.error(`FAILED: ${e instanceof CheckFailed ? e.message : e.stack || e}`);
+  process.exit(1);
+}
+process.on("uncaughtException", fail);
+
 function check(ok, what) {
   if (!ok) throw new CheckFailed(what);
 }
@@ -282,7 +290,4 @@ async function main() {
   node.close();
 }
 
-main().then(() => process.exit(0), (e) => {
-  console.error(`FAILED: ${e instanceof CheckFailed ? e.message : e.stack || e}`);
-  process.exit(1);
-});
+main().then(() => process.exit(0), fail);
