@@ -27,7 +27,6 @@ from joserfc.jwk import ECKey
 from node.cli.main import main
 from node.local.server import LocalApiServer
 from tests.federation import DEMO, Federation, sample_policy
-from tests.federation import bxnode as cli
 from tests.integration.local_federation import (
     Officers,
     add_local_section,
@@ -87,8 +86,8 @@ def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     fed = make_production_federation(root, ("KAZ-BS", "KGZ-BS", "UZB-BS", "TJK-BS"), data)
     for node, name in CROSSINGS.items():  # the node administrator's imports
         d = str(fed.dirs[node])
-        assert cli(["crossings", "bcps", str(DEMO / "bcps.json"), "--node-dir", d]) == 0
-        assert cli(["crossings", "import", str(DEMO / name), "--node-dir", d]) == 0
+        assert main(["crossings", "bcps", str(DEMO / "bcps.json"), "--node-dir", d]) == 0
+        assert main(["crossings", "import", str(DEMO / name), "--node-dir", d]) == 0
     officers = {n: Officers(root / f"officers-{n}", n) for n in ("KAZ-BS", "KGZ-BS")}
     idp, jwks = new_idp_key(root)
     for node_id, off in officers.items():
@@ -96,9 +95,9 @@ def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                           jwks=jwks if node_id == "KAZ-BS" else None)
     apis = {}
     for node_id in SERVING:
-        node = fed.start(node_id)
+        running = fed.start(node_id)
         if node_id in officers:
-            apis[node_id] = start_api(node)
+            apis[node_id] = start_api(running)
     try:
         yield Setup(fed=fed, officers=officers, other=Officers(root / "other", "OTHER"),
                     idp=idp, apis=apis, tmp=root)

@@ -18,7 +18,6 @@ import structlog
 
 from node.cli.main import main
 from tests.federation import DEMO, Federation, make_federation
-from tests.federation import bxnode as cli
 from tests.integration.local_federation import Officers, add_local_section, start_api, stop_api
 
 pytestmark = pytest.mark.integration
@@ -33,8 +32,8 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Federation, 
     f = make_federation(root)
     for node, name in CROSSINGS.items():
         d = str(f.dirs[node])
-        assert cli(["crossings", "bcps", str(DEMO / "bcps.json"), "--node-dir", d]) == 0
-        assert cli(["crossings", "import", str(DEMO / name), "--node-dir", d]) == 0
+        assert main(["crossings", "bcps", str(DEMO / "bcps.json"), "--node-dir", d]) == 0
+        assert main(["crossings", "import", str(DEMO / name), "--node-dir", d]) == 0
     officers = Officers(root / "officers-kaz", "KAZ-BS")
     add_local_section(f.dirs["KAZ-BS"], officers, {"kz-duty": ["duty_officer"]})
     for n in f.dirs:
