@@ -204,6 +204,13 @@ def _person(**over: Any) -> Any:
     return p
 
 
+def _alert(**over: str) -> Any:
+    fields = {"kind": "document", "owner_ref": "KAZ-MATRIX-1", "action": "seize_document",
+              "expires": "2030-01-01", "number": "N9990001", "issuing_state": "KAZ",
+              "doc_type": "P", "loss_type": "stolen", **over}
+    return lpb.AlertRecord(**fields)
+
+
 def question(**over: Any) -> Any:
     q = cpb.CrossingQuestion(document=doc("AC1111111"), bcp="KAZ-KORDAI",
                              direction=cpb.CROSSING_DIRECTION_EXIT, window_start_ms=T0,
@@ -336,12 +343,48 @@ METHODS: tuple[Method, ...] = (
     Method("DenyFollowUp", "kz-desk", "kz-duty", bad=(
         ("no such follow-up", lpb.DenyFollowUpRequest(followup_id="FU-NEVER", reason="no"),
          "NOT_FOUND", "unknown_followup"),)),
+    # the alert lifecycle (issue 13; node/local/watchlist.py)
+    Method("AddAlert", "kz-wl", "kz-duty", bad=(
+        ("a field of 257 characters", lpb.AddAlertRequest(alert=_alert(contact="x" * 257),
+                                                          source="matrix", reason="test"),
+         IA, "bad_field"),
+        ("a reason too long", lpb.AddAlertRequest(alert=_alert(), source="matrix",
+                                                  reason="r" * 1001), IA, "bad_reason"),
+        ("an unknown kind", lpb.AddAlertRequest(alert=_alert(kind="vehicle"),
+                                                source="matrix", reason="test"), IA, "bad_kind"),
+        ("an alert that exists", lpb.AddAlertRequest(alert=_alert(
+            owner_ref="KAZ-SLTD-2026-000117"), source="matrix", reason="test"),
+         "FAILED_PRECONDITION", "alert_exists"))),
+    Method("UpdateAlert", "kz-wl", "kz-desk", bad=(
+        ("a reference with a space", lpb.UpdateAlertRequest(
+            owner_ref="KAZ SLTD", changes={"action": "arrest"}, reason="test"),
+         IA, "bad_identifier"),
+        ("17 changes", lpb.UpdateAlertRequest(
+            owner_ref="KAZ-SLTD-2026-000117", changes={f"f{i}": "x" for i in range(17)},
+            reason="test"), IA, "bad_field"),
+        ("no such alert", lpb.UpdateAlertRequest(
+            owner_ref="KAZ-NEVER", changes={"action": "arrest"}, reason="test"),
+         "NOT_FOUND", "unknown_alert"))),
+    Method("WithdrawAlert", "kz-wl", "kz-auditor", bad=(
+        ("no such alert", lpb.WithdrawAlertRequest(owner_ref="KAZ-NEVER", reason="test"),
+         "NOT_FOUND", "unknown_alert"),
+        ("no reason", lpb.WithdrawAlertRequest(owner_ref="KAZ-SLTD-2026-000117"),
+         IA, "bad_reason"))),
+    Method("ShowAlert", "kz-wl", "kz-duty", bad=(
+        ("no such alert", lpb.ShowAlertRequest(owner_ref="KAZ-NEVER"), "NOT_FOUND",
+         "unknown_alert"),)),
+    Method("ListAlerts", "kz-wl", "kz-desk", bad=(
+        ("an unknown kind", lpb.ListAlertsRequest(kind="vehicle"), IA, "bad_filter"),
+        ("limit 1001", lpb.ListAlertsRequest(limit=1001), IA, "bad_filter"))),
+    Method("AlertStats", "kz-wl", "kz-auditor"),
 )
 NAMES = [m.name for m in METHODS]
 #: Methods whose domain code keeps its own audit record of a refused change.
 DOMAIN_REFUSALS = {"StoreCrossings": ["crossings_record_refused"],
                    "ApproveFollowUp": ["followup_approve_refused"],
-                   "DenyFollowUp": ["followup_deny_refused"]}
+                   "DenyFollowUp": ["followup_deny_refused"],
+                   **dict.fromkeys(("AddAlert", "UpdateAlert", "WithdrawAlert"),
+                                   ["watchlist_change_refused"])}
 BY_NAME = {m.name: m for m in METHODS}
 
 
