@@ -383,8 +383,8 @@ NAMES = [m.name for m in METHODS]
 DOMAIN_REFUSALS = {"StoreCrossings": ["crossings_record_refused"],
                    "ApproveFollowUp": ["followup_approve_refused"],
                    "DenyFollowUp": ["followup_deny_refused"],
-                   **dict.fromkeys(("AddAlert", "UpdateAlert", "WithdrawAlert"),
-                                   ["watchlist_change_refused"])}
+                   **{name: ["watchlist_change_refused"]
+                      for name in ("AddAlert", "UpdateAlert", "WithdrawAlert")}}
 BY_NAME = {m.name: m for m in METHODS}
 
 
