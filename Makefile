@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint proto bench bench-smoke soak fuzz clean
+.PHONY: demo test lint proto bench bench-smoke soak fuzz clean catalogues
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -37,6 +37,14 @@ lint: $(STAMP)
 # proto/ against the previous commit's: a wire-breaking change fails (buf's FILE rules).
 breaking:
 	bash scripts/buf.sh breaking-previous
+
+# The console's gettext catalogues (babel.cfg): new texts into messages.pot and every .po;
+# translators fill node/web/locale/<lang>/LC_MESSAGES/messages.po (compiled at start).
+catalogues: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --omit-header --sort-output \
+	  -o node/web/locale/messages.pot .
+	$(BIN)/pybabel update -i node/web/locale/messages.pot -d node/web/locale \
+	  --no-fuzzy-matching --ignore-obsolete --no-location
 
 proto: $(STAMP)
 	$(BIN)/python -m node.wire.codegen

@@ -22,6 +22,7 @@ from node.federation.pki import is_dev_material
 from node.keys import SigningKeyRef, parse_keys
 from node.observability.settings import MetricsSettings
 from node.retention.settings import RetentionSettings
+from node.web.settings import ConsoleSettings
 
 __all__ = ["CONFIG_NAME", "AuditSettings", "LocalApiSettings", "NodeConfig", "StorageSettings",
            "load_config", "render_config"]
@@ -306,6 +307,8 @@ class NodeConfig:
     followup_deadline_hours: float = 12.0
     #: [metrics] the Prometheus endpoint's local address; None (the default): no endpoint.
     metrics: MetricsSettings | None = None
+    #: [console] the operator console's listener (node/web/settings.py; off by default).
+    console: ConsoleSettings = field(default_factory=lambda: ConsoleSettings())
 
     def secret_paths(self) -> list[Path]:
         key = self.signing_key
@@ -315,7 +318,7 @@ class NodeConfig:
 
 #: The sections load_config reads; each must be a TOML table when present.
 _SECTIONS = ("node", "server", "limits", "keys", "tls", "storage", "federation", "policy",
-             "client", "audit", "local", "metrics")
+             "client", "audit", "local", "metrics", "console")
 
 
 def _whole(value: Any, what: str) -> int:
@@ -414,6 +417,8 @@ def load_config(path: Path) -> NodeConfig:
         local_listen=doc.get("local", {}).get("listen"),
         followup_deadline_hours=float(doc.get("followup", {}).get("deadline_hours", 12.0)),
         metrics=MetricsSettings.parse(root, doc.get("metrics"), peer_listen=str(
+            _get(doc, "server", "listen", "0.0.0.0:50051"))),
+        console=ConsoleSettings.parse(root, doc.get("console", {}), peer_listen=str(
             _get(doc, "server", "listen", "0.0.0.0:50051"))),
         **_registry_settings(root, doc.get("federation", {})),
     )

@@ -6,7 +6,7 @@
 error and never a default.  Ranges, paths and cross-key rules are checked where each
 section is parsed (node/config.py and the settings of each capability).  The sections
 whose own parser already refuses unknown keys and wrong types with a precise message
-(``[storage]``, ``[local]``, ``[retention]``) are only required to be tables here.
+(``[storage]``, ``[local]``, ``[retention]``, ``[console]``) are only required to be tables here.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class NodeToml(msgspec.Struct, forbid_unknown_fields=True):
     storage: dict[str, Any] | None = None
     local: dict[str, Any] | None = None
     retention: dict[str, Any] | None = None
+    console: dict[str, Any] | None = None  # node/web/settings.py
 
 
 #: Every section node.toml may hold.

@@ -368,6 +368,23 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("unknown_table", LOCAL, "operator",
        "the source holds rows in tables the copy does not know"),
     _r("copy_incomplete", UNAVAIL, "operator", "a store copy wrote fewer rows than it read"),
+    # --- operator console (node/web; HTTP status from the gRPC one, README "For the officer")
+    _r("cross_site_request", DENIED, "operator",
+       "a form post whose Origin / Sec-Fetch-Site is another site's"),
+    _r("csrf_failed", DENIED, "operator", "a form post without this session's CSRF token"),
+    _r("not_signed_in", UNAUTH, "operator", "a console action without a signed-in session"),
+    _r("session_expired", UNAUTH, "operator", "the console session timed out without use"),
+    _r("session_certificate_mismatch", UNAUTH, "operator",
+       "a certificate session used over a connection with another certificate"),
+    _r("sign_in_rate_limited", EXHAUSTED, "operator",
+       "too many console sign-in attempts from one address in a minute"),
+    _r("oidc_state_mismatch", UNAUTH, "operator",
+       "an OpenID Connect answer whose state is not the pending sign-in's"),
+    _r("oidc_nonce_mismatch", UNAUTH, "operator", "an ID token whose nonce is not the sign-in's"),
+    _r("oidc_unavailable", UNAUTH, "operator",
+       "the identity provider's token endpoint failed or returned no ID token"),
+    _r("oidc_not_configured", PRECOND, "operator", "OpenID Connect sign-in is not configured"),
+    _r("bad_upload", INVALID, "operator", "an uploaded manifest or PAXLST file does not read"),
 )
 
 _BY_CODE: Mapping[str, ReasonCode] = MappingProxyType({r.code: r for r in REASONS})

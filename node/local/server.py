@@ -481,6 +481,14 @@ class LocalApiServer:
         facts.update(state=row.state)
         return lpb.DenyFollowUpResponse(followup=_desk_pb(row, None))
 
+    async def invoke(self, ident: Identity, method: str, msg: Any, facts: dict[str, Any]) -> Any:
+        """One unary method for another edge of the node (the operator console): the role
+        check and the handler exactly as here; the caller audits (``facts``) and answers."""
+        m = self._methods[method]
+        ident.require(method)
+        assert m.unary is not None
+        return await m.unary(ident, msg, facts)
+
     # --- serving -------------------------------------------------------------------------------
 
     def handler(self) -> grpc.GenericRpcHandler:
@@ -652,15 +660,21 @@ async def serve_with_local_api(rt: NodeRuntime, server: NodeServer, listen: str,
                                on_ready: Callable[[int], None] | None = None) -> None:
     """``bxnode serve``: the peer-facing server and the LocalService until SIGTERM/SIGINT;
     the LocalService stops first (its calls may still need the peers and the database)."""
+    from node.web.server import start_console
+
     port = await server.start(listen)
+    api = console = None
     try:
         api = build_local_api(rt, server, dev_plaintext=dev_plaintext)
         if api is not None:
             await api.start()
+        console = await start_console(rt, api)  # the operator console, when [console] is on
     except BaseException:
+        if api is not None:
+            await api.stop(0)
         await server.stop(0)
         raise
-    log.info("serving", port=port, local_api=api is not None)
+    log.info("serving", port=port, local_api=api is not None, console=console is not None)
     if on_ready is not None:
         on_ready(port)
     stop = asyncio.Event()
@@ -669,6 +683,8 @@ async def serve_with_local_api(rt: NodeRuntime, server: NodeServer, listen: str,
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting_down")
+    if console is not None:
+        await console.stop()
     if api is not None:
         await api.stop(5.0)
     await server.stop()
