@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,11 +16,11 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from node.federation import pki
 from node.local.client import LocalCallError, LocalClient
-from node.local.server import LocalApiServer, build_local_api
+from node.local.server import LocalApiServer
 from node.wire.local import lpb
-from tests.federation import Federation, RunningNode, make_federation, sample_policy
+from tests.federation import Federation, make_federation, sample_policy
+from tests.integration.localapi import Officers, start_api
 
 pytestmark = pytest.mark.integration
 
@@ -33,36 +32,6 @@ ROLES = {
     "KGZ-BS": {"kg-desk-1": ["followup_desk"], "kg-desk-2": ["followup_desk"],
                "kg-duty": ["duty_officer"]},
 }
-
-
-def _pem_key(k: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption()))
-
-
-def _pem(c: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return bytes(c.public_bytes(serialization.Encoding.PEM))
-
-
-class Officers:
-    """An agency CA and the certificates it issued, as files."""
-
-    def __init__(self, root: Path, name: str) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.ca = pki.new_ca(f"{name} officers CA", name)
-        (root / "ca.crt").write_bytes(_pem(self.ca[1]))
-
-    def issue(self, cn: str) -> tuple[Path, Path]:
-        key = pki.new_tls_key()
-        cert = pki.issue_cert(cn=cn, org="Border Service", key=key, hosts=[cn], ca=self.ca)
-        (self.root / f"{cn}.crt").write_bytes(_pem(cert))
-        (self.root / f"{cn}.key").write_bytes(_pem_key(key))
-        return self.root / f"{cn}.crt", self.root / f"{cn}.key"
 
 
 @pytest.fixture(scope="module")
@@ -98,16 +67,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         for node_id, api in apis.items():
             asyncio.run_coroutine_threadsafe(api.stop(0.5), fed.nodes[node_id].loop).result(10)
         fed.stop_all()
-
-
-def start_api(node: RunningNode) -> LocalApiServer:
-    async def build() -> LocalApiServer:
-        api = build_local_api(node.runtime, node.server)
-        assert api is not None
-        await api.start()
-        return api
-
-    return asyncio.run_coroutine_threadsafe(build(), node.loop).result(10)
 
 
 def client(s: dict[str, Any], node_id: str, officer: str, *, token: str | None = None,

@@ -26,7 +26,7 @@ from node.wire.convert import pb
 from node.wire.local import lpb
 from tests.federation import Federation, make_federation
 from tests.federation import bxnode as cli
-from tests.integration.test_local_api import Officers, start_api
+from tests.integration.localapi import Officers, start_api
 
 pytestmark = pytest.mark.integration
 
