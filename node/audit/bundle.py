@@ -27,11 +27,11 @@ from node.audit.log import (
     MerkleAuditLog,
     body_commitment,
     decode_leaf,
-    log_origin,
     log_verifiers,
 )
 from node.audit.merkle import ProofError, hash_leaf, verify_inclusion
 from node.audit.note import NoteVerifier, verify_note
+from node.audit.origins import epoch_of
 from node.core.errors import BxError, InvalidInput, NotAuthorised
 from node.core.members import MemberDirectory
 
@@ -153,7 +153,7 @@ def verify_bundle(data: bytes, *, directory: MemberDirectory, quorum: int = 0,
         checkpoint = Checkpoint.parse(note.text)
     except BxError as exc:  # signed by the log, but not a checkpoint
         raise BundleError(f"bundle: {exc.message}") from None
-    if checkpoint.origin != log_origin(node_id) or checkpoint.size != size:
+    if epoch_of(checkpoint.origin, node_id) is None or checkpoint.size != size:
         raise BundleError("checkpoint is for another log or size")
     leaf = _unb64(doc.get("leaf"), "leaf")
     try:

@@ -30,6 +30,8 @@ The mapping, one gRPC status per HTTP status::
     409   ABORTED              old_size_mismatch             WitnessConflict (+ size)
     422   FAILED_PRECONDITION  inconsistent_checkpoint       InconsistentCheckpoint
     422   FAILED_PRECONDITION  bad_consistency_proof         WitnessProofError, UnneededProof
+    422   FAILED_PRECONDITION  log_superseded                LogSuperseded (bxnode: a log
+                                                             reset, node.audit.origins)
 
 ABORTED is gRPC's "retry at a higher level": the client retries from the size the witness
 returned (trailer ``bxnode-witness-size``).  FAILED_PRECONDITION: the request can never
@@ -62,6 +64,7 @@ from node.audit.note import (
     parse_note,
     verify_note,
 )
+from node.audit.origins import split_epoch
 from node.core.errors import ConfigError, PeerError
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "BadWitnessRequest",
     "CheckpointNotTrusted",
     "InconsistentCheckpoint",
+    "LogSuperseded",
     "UnknownLog",
     "UnneededProof",
     "Witness",
@@ -171,6 +175,15 @@ class WitnessProofError(WitnessError):
         super().__init__(message)
         self.stored_note = stored_note
         self.submitted_note = submitted_note
+
+
+class LogSuperseded(WitnessError):
+    """A checkpoint of an origin whose log declared a reset: the witness already cosigns a
+    later epoch of it (:mod:`node.audit.origins`), so the old origin is closed."""
+
+    status = "FAILED_PRECONDITION"
+    default_reason = "log_superseded"
+    http_status = 422
 
 
 class UnneededProof(WitnessError):
@@ -287,12 +300,22 @@ class Witness:
 
     def follows(self, origin: str) -> bool:
         """Whether ``origin`` is a log this witness cosigns."""
-        return origin in self._logs
+        return self._keys_for(origin) is not None
+
+    def _keys_for(self, origin: str) -> tuple[NoteVerifier, ...] | None:
+        """The keys of ``origin``: a followed log's, or a later epoch's of one
+        (``<origin>/log-<k>``, :mod:`node.audit.origins`: the same keys sign every epoch).
+        Which epochs are superseded is the caller's state, checked before this."""
+        keys = self._logs.get(origin)
+        if keys is None:
+            base, epoch = split_epoch(origin)
+            keys = self._logs.get(base) if epoch > 1 else None
+        return keys
 
     def recosign(self, stored: WitnessedCheckpoint, *, timestamp: int) -> Cosignature:
         """A fresh cosignature of the checkpoint already cosigned (tlog-cosignature: the
         witness vouches again, at ``timestamp``, for a checkpoint it verified)."""
-        if stored.origin not in self._logs:
+        if not self.follows(stored.origin):
             raise UnknownLog(f"unknown log {stored.origin!r}")
         checkpoint = Checkpoint.parse(parse_note(stored.note).text)
         return self._cosigner.cosign(checkpoint, timestamp=timestamp)
@@ -322,7 +345,7 @@ class Witness:
             raise BadWitnessRequest(f"malformed checkpoint: {exc.message}") from exc
         origin = unverified.origin
         # "If the checkpoint origin is unknown, the witness MUST respond with 404."
-        keys = self._logs.get(origin)
+        keys = self._keys_for(origin)
         if keys is None:
             raise UnknownLog(f"unknown log {origin!r}")
         # "MUST verify the checkpoint signature against the public key(s) it

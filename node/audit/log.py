@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from node.audit.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from node.audit.hold import log_state
 from node.audit.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
@@ -63,6 +64,7 @@ from node.audit.note import (
     NoteVerifier,
     parse_note,
 )
+from node.audit.origins import log_origin
 from node.core.errors import BxError, ConfigError
 from node.core.signer import SigningKeyLike, as_signer
 from node.store.audit_log import (
@@ -133,12 +135,9 @@ def decode_leaf(leaf: bytes) -> LeafData:
     return LeafData(seq, time_ms, commitment)
 
 
-def log_origin(node_id: str) -> str:
-    """The checkpoint origin line (and note key name) of ``node_id``'s audit log."""
-    return f"bxnode/{node_id}"
-
-
 def log_verifiers(node_id: str, public_keys: Sequence[bytes]) -> list[Ed25519NoteVerifier]:
+    """The note verifiers of ``node_id``'s checkpoints: key name ``bxnode/<id>`` in every
+    epoch of its log (:mod:`node.audit.origins`)."""
     return [Ed25519NoteVerifier(name=log_origin(node_id), public_key=k) for k in public_keys]
 
 
@@ -377,6 +376,12 @@ class MerkleAuditLog:
     def store(self) -> Database:
         return self._store
 
+    def current_origin(self) -> str:
+        """The origin of the checkpoints this log signs now (its epoch's)."""
+        if self.node_id is None:
+            raise ConfigError("this audit log has no node id", reason="bad_config")
+        return log_origin(self.node_id, log_state(self._store)[0])
+
     @property
     def verifier(self) -> Ed25519NoteVerifier | None:
         return None if self._signer is None else self._signer.verifier
@@ -390,6 +395,10 @@ class MerkleAuditLog:
         """Append one entry in the caller's transaction (or its own); return its seq."""
         with self._store.transaction():
             self._tables.append_lock()  # one total order across replicas (no-op on SQLCipher)
+            if self._signer is None:  # a log with a key checks the hold when it seals
+                hold = log_state(self._store)[1]
+                if hold is not None:
+                    raise hold.error()
             seq = self.next_seq()
             body = canonical_json({**event, "seq": seq, "time_ms": time_ms, "v": 2})
             salt = os.urandom(SALT_SIZE)
@@ -412,10 +421,15 @@ class MerkleAuditLog:
         """Add unsealed entries to the tree and sign one checkpoint (in the open transaction).
 
         Refuses (raises :class:`StoreCorrupt`) to sign a tree that is not consistent with
-        the last checkpoint this log signed.
+        the last checkpoint this log signed, and (:mod:`node.audit.hold`) to sign at all
+        while a restored log is on hold.  The checkpoint's origin is the log's current
+        epoch's (:mod:`node.audit.origins`).
         """
-        if self._signer is None or self.origin is None:
+        if self._signer is None or self.node_id is None:
             raise ConfigError("this audit log has no signing key", reason="no_signing_key")
+        epoch, hold = log_state(self._store)
+        if hold is not None:
+            raise hold.error()
         last = self.latest_head()
         old_size = 0 if last is None else last.size
         tree = MerkleTree.open(self.hashes, old_size)
@@ -437,7 +451,8 @@ class MerkleAuditLog:
                 raise StoreCorrupt(
                     "refusing to sign a checkpoint inconsistent with the last one signed "
                     f"(size {old_size}): {exc.message}", reason="inconsistent_log") from exc
-        checkpoint = Checkpoint(origin=self.origin, size=tree.size, root_hash=root)
+        checkpoint = Checkpoint(origin=log_origin(self.node_id, epoch), size=tree.size,
+                                root_hash=root)
         note = sign_checkpoint(checkpoint, [self._signer])
         self._tables.insert_checkpoint(CheckpointRow(tree.size, root, time_ms, note))
         return SignedHead(tree.size, root, time_ms, note)

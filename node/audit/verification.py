@@ -19,7 +19,7 @@ database thread) and asks the witnesses; these functions take values and return 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from node.audit.bundle import witness_name
@@ -37,10 +37,12 @@ from node.core.members import Member, MemberDirectory
 __all__ = [
     "WITNESS_PREFIX",
     "CosignatureCheck",
+    "RestoreJudgement",
     "WitnessComparison",
     "WitnessedHead",
     "check_cosignatures",
     "compare_with_witnesses",
+    "judge_restored",
     "open_witnessed",
     "witness_keys",
 ]
@@ -181,3 +183,37 @@ def compare_with_witnesses(report: VerifyReport,
         else:
             out.append(WitnessComparison(h.witness, h.size, True))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreJudgement:
+    """Whether a restored log may sign again (:mod:`node.audit.hold`)."""
+
+    ok: bool
+    detail: str
+    #: witness -> the size of our log it holds (those that answered)
+    witnessed: dict[str, int]
+
+
+def judge_restored(report: VerifyReport, heads: Sequence[WitnessedHead], *,
+                   witnesses: Sequence[str], failed: Mapping[str, str]) -> RestoreJudgement:
+    """A restored log may sign again only if it verifies, *every* configured witness
+    answered (one that did not may hold a larger size: fail closed), and the log holds
+    each size a witness holds, with the same root there (:func:`compare_with_witnesses`):
+    then the next checkpoint extends every one they cosigned (RFC 9162 2.1.4)."""
+    witnessed = {h.witness: h.size for h in heads}
+    if not report.ok:
+        return RestoreJudgement(False, f"the log does not verify: {report.problem}", witnessed)
+    if not witnesses:
+        return RestoreJudgement(False, "no witness is configured, so nothing tells how far "
+                                       "the log had grown", witnessed)
+    missing = [w for w in witnesses if w not in witnessed]
+    if missing:
+        why = "; ".join(f"{w}: {failed.get(w, 'not asked')}" for w in missing)
+        return RestoreJudgement(False, f"witness(es) {', '.join(missing)} could not be asked "
+                                       f"what they hold ({why})", witnessed)
+    bad = [c for c in compare_with_witnesses(report, heads) if not c.ok]
+    if bad:
+        return RestoreJudgement(False, bad[0].problem, witnessed)
+    return RestoreJudgement(True, f"every witness holds at most size {report.entries} of "
+                                  "this log, with the same root", witnessed)

@@ -22,6 +22,7 @@ import structlog
 from node.audit.bundle import witness_name
 from node.audit.checkpoint import (
     MAX_ORIGIN_BYTES,
+    Checkpoint,
     Cosignature,
     CosignatureV1Signer,
     CosignatureV1Verifier,
@@ -30,13 +31,15 @@ from node.audit.checkpoint_witness import (
     AddCheckpointRequest,
     BadWitnessRequest,
     InconsistentCheckpoint,
+    LogSuperseded,
     UnknownLog,
     Witness,
     WitnessedCheckpoint,
     WitnessProofError,
 )
 from node.audit.log import log_origin, log_verifiers
-from node.audit.note import parse_signature_lines
+from node.audit.note import parse_note, parse_signature_lines
+from node.audit.origins import split_epoch
 from node.core.errors import ConfigError, Unauthenticated
 from node.core.members import MemberDirectory
 from node.core.metrics import NO_METRICS, Metrics
@@ -99,6 +102,7 @@ class WitnessDesk:
         failure: InconsistentCheckpoint | WitnessProofError | None = None
         with self._store.transaction():
             stored = self._load(origin)
+            earlier = self._check_epoch(origin)
             try:
                 result = self._witness.handle(request, stored=stored,
                                               timestamp=now_ms // 1000)
@@ -113,6 +117,8 @@ class WitnessDesk:
                 row = WitnessStateRow(new.origin, new.size, new.root_hash, new.note)
                 if stored is None:
                     self._tables.insert_state(row, now_ms=now_ms)
+                    if earlier is not None:  # a declared log reset: keep both ends
+                        self._record_reset(earlier, new.note, now_ms=now_ms)
                 elif not self._tables.swap_state(
                         row, expected=WitnessStateRow(stored.origin, stored.size,
                                                       stored.root_hash, stored.note),
@@ -123,6 +129,29 @@ class WitnessDesk:
             raise failure
         log.info("checkpoint_cosigned", origin=origin, size=result.new_state.size)
         return result.response_body()
+
+    def _check_epoch(self, origin: str) -> WitnessedCheckpoint | None:
+        """Epochs of one node's log (:mod:`node.audit.origins`): refuse an origin older
+        than one already cosigned (``log_superseded``: a declared reset closed it).  For a
+        later epoch seen first, the latest state of the epoch before it (None if none)."""
+        base, epoch = split_epoch(origin)
+        others = [(e, o) for o in self._tables.states()
+                  for b, e in [split_epoch(o)] if b == base and o != origin]
+        newer = [o for e, o in others if e > epoch]
+        if newer:
+            raise LogSuperseded(f"log {origin!r} was reset: this witness cosigns "
+                                f"{max(newer, key=lambda o: split_epoch(o)[1])!r} now")
+        if self._load(origin) is not None or not others:
+            return None
+        return self._load(max(others)[1])
+
+    def _record_reset(self, earlier: WitnessedCheckpoint, first: bytes, *, now_ms: int) -> None:
+        """The end of the old origin as cosigned beside the first checkpoint of the new
+        one: evidence of the reset (not of misbehaviour: no alert)."""
+        self._tables.add_evidence(EvidenceRow(earlier.origin, now_ms, "log_reset",
+                                              earlier.note, first))
+        log.warning("log_origin_reset", origin=earlier.origin, size=earlier.size,
+                    new_origin=Checkpoint.parse(parse_note(first).text).origin)
 
     def witnessed_checkpoint(self, origin: str, *, now_ms: int) -> tuple[bytes, bytes]:
         """``(signed checkpoint, fresh cosignature line)`` of the latest checkpoint of

@@ -93,14 +93,13 @@ def _ask_witnesses(o: _Opened) -> tuple[list[Any], dict[str, str]]:
     import grpc
 
     from node.app import NodeRuntime
-    from node.audit.log import log_origin
     from node.audit.verification import open_witnessed
     from node.client.channel import open_channel
     from node.server.audit_services import GET_WITNESSED
     from node.wire.audit import apb
 
     tls = NodeRuntime.tls(o.cfg)
-    origin = log_origin(o.cfg.node_id)
+    origin = o.log.current_origin()  # the epoch's (node.audit.origins): a reset starts anew
     heads: list[Any] = []
     failed: dict[str, str] = {}
     for peer in o.witnesses():
@@ -401,6 +400,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from node.audit.hold import hold_of
     from node.audit.witnessing import WitnessDesk
     from node.keys import load_signer
 
@@ -412,6 +412,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = desk.status(our_size=head.size if head else 0)
         evidence = desk.evidence()
         check = o.cosignatures()  # verified, not counted: each against the witness's key
+        hold = hold_of(o.store)
+        origin = o.log.current_origin()
     cos = check.count(head.size) if head else 0
     stored = len(head.cosignatures) if head else 0
     quorum = o.cfg.audit.witness_quorum
@@ -428,8 +430,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     lines += [f"BAD COSIGNATURE: {p}" for p in check.problems]
     lines.append("ALERT: inconsistent checkpoints kept as evidence: " + str(len(evidence))
                  if st.alert else "no inconsistent checkpoint seen")
+    payload["origin"] = origin
+    payload["on_hold"] = hold is not None  # a restored log (node.audit.hold)
+    payload["hold"] = None if hold is None else json.loads(hold.to_json())
+    if hold is not None:
+        lines.insert(0, f"ON HOLD: {hold.explain()}")
     _emit(args, payload, "\n".join(lines))
-    return 1 if st.alert or check.problems else 0
+    return 1 if st.alert or check.problems or hold is not None else 0
 
 
 # --- remote (auditor role) -----------------------------------------------------------------------
@@ -516,5 +523,5 @@ def register_more(au: Any, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--to", help="ISO 8601 end (default: now)")
     sp.add_argument("--out", default="report.html")
     add_command(au, "status", cmd_status,
-                "witnessing status; exit 1 when a peer's inconsistent checkpoint was seen",
-                common)
+                "witnessing status; exit 1 when a peer's inconsistent checkpoint was seen "
+                "or the log is on hold after a restore", common)

@@ -472,7 +472,7 @@ COMMAND_MODULES: tuple[str, ...] = ("node.cli.names", "node.cli.audit", "node.cl
                                     "node.cli.crossings", "node.cli.followup", "node.cli.store",
                                     "node.cli.watchlist", "node.cli.paxlst",
                                     "node.cli.retention", "node.cli.health", "node.cli.keys",
-                                    "node.cli.doctor")
+                                    "node.cli.doctor", "node.cli.backup")
 
 
 def add_command(parent: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str,

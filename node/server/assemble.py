@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from node.app import NodeRuntime, now_ms
+from node.backup.serve import HoldWatch
 from node.crossings.extension import NodeServerWithLocal, crossings_extension
 from node.federation.pki import TlsMaterial
 from node.retention.serve import sweep_job
@@ -39,14 +40,17 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
                            settings=rt.cfg.retention, clock_ms=now_ms)
     erase = sweep_job(sweep, writer, interval_s=rt.cfg.retention.sweep_interval_s,
                       metrics=rt.metrics)
-    background = (*aud.background(), *(reg.background if reg else ()), erase)
+    hold = HoldWatch(store=rt.store, writer=writer)  # issue 17: a restored log on hold
+    background = (*aud.background(), *(reg.background if reg else ()), erase, hold.run)
     if not primary:
         ext = dataclasses.replace(ext, local=None)
-        background = (reg.follower,) if reg is not None and reg.follower is not None else ()
+        background = (*((reg.follower,) if reg is not None and reg.follower is not None
+                        else ()), hold.run)
     server = NodeServerWithLocal(
         ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext, writer=writer,
         signed_methods=(lookup_method(rt.lookup), *aud.signed_methods()),
         extra_handlers=(*aud.handlers(), *(reg.handlers if reg else ())),
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
         background=background)
+    hold.bind(server)
     return reg.bind(server) if reg else server

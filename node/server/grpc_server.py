@@ -297,6 +297,10 @@ class NodeServer:
                     functools.partial(finish_reply, self._responder, method, first))
             except Exception as exc:
                 log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
+                if getattr(exc, "reason", None) == "audit_log_on_hold":  # node.audit.hold
+                    await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_log_on_hold",
+                                "this node's audit log is on hold after a restore; ask "
+                                "another node")
                 await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_unavailable",
                             "the audit log could not be committed; retry")
         return reply
@@ -364,6 +368,10 @@ class NodeServer:
         await self._publish_health()
         self.server, self.port = server, port
         return port
+
+    def preset_condition(self, name: str, ok: bool) -> None:
+        """A health condition's value before the server starts (no SERVING moment first)."""
+        self._conditions[name] = ok
 
     async def set_condition(self, name: str, ok: bool) -> None:
         """One input of the node's health: SERVING only while every condition holds (the

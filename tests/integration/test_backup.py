@@ -1,0 +1,327 @@
+"""Backup and restore that cannot fork the audit log (issue 17 §3), with real processes.
+
+KAZ-BS runs as a real ``bxnode serve`` process on a real SQLCipher file; KGZ-BS and
+UZB-BS are real servers over mTLS on 127.0.0.1 (in-process), asking KAZ-BS and witnessing
+its log (C2SP tlog-witness, every second here).  Each test: a backup while KAZ-BS serves,
+more traffic that the witnesses cosign, KAZ-BS stopped and the old backup restored.  The
+restored node is on hold: health NOT_SERVING, lookups refused ``audit_log_on_hold``, no
+checkpoint signed, ``audit status`` saying why.  Then either (a) the tail comes back from a
+newer backup (the witnesses accept the next checkpoint with a consistency proof from the
+size they held) or (b) the operator resets the log (the witnesses start the new origin
+and keep what they hold of the old one).  Either way a request accepted before the backup
+is refused as a replay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from node.app import open_store
+from node.audit.log import MerkleAuditLog
+from node.config import load_config
+from node.core.model import DocumentQuery, QueryKind
+from node.store.witness import WitnessTables
+from node.wire import convert
+from node.wire.convert import pb
+from tests.federation import CTX, ROOT, Federation, make_federation
+
+pytestmark = pytest.mark.integration
+
+KAZ, KGZ, UZB = "KAZ-BS", "KGZ-BS", "UZB-BS"
+ORIGIN = "bxnode/KAZ-BS"
+
+
+def bx(*args: str, node: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args, "--node-dir",
+                           str(node)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+class Serve:
+    """``bxnode serve`` of one node directory, its JSON log lines collected."""
+
+    def __init__(self, node_dir: Path) -> None:
+        (node_dir / "serve.port").unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "node.cli.main", "serve", "--node-dir", str(node_dir)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while not (node_dir / "serve.port").exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("node did not start: " + "".join(self.lines))
+            time.sleep(0.05)
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        out = []
+        for ln in list(self.lines):
+            try:
+                rec = json.loads(ln)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("event") == event:
+                out.append(rec)
+        return out
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(30) == 0
+
+
+def wait_until(what: str, check: Any, timeout: float = 30) -> Any:
+    """Poll ``check`` (another process's progress: witnessing rounds, health) until true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
+class Scene:
+    fed: Federation
+    kaz: Path
+    key: Path
+    old_backup: Path
+    newer_backup: Path
+    replay: bytes  # a lookup KAZ-BS answered before the old backup
+    backup_size: int  # KAZ-BS's log in the old backup
+    witnessed_size: int  # what the witnesses hold of it when KAZ-BS stopped
+    witnessed_root: bytes
+
+
+def lookup_wire(fed: Federation, number: str) -> bytes:
+    client = fed.client(KGZ, store=False)
+    try:
+        env = client.build(CTX, QueryKind.DOCUMENT,
+                           [DocumentQuery(number=number, issuing_state="KAZ")])
+    finally:
+        client.close()
+    return bytes(pb.LookupRequest(envelope=convert.envelope_to_pb(env)).SerializeToString())
+
+
+def call(fed: Federation, raw: bytes) -> tuple[grpc.StatusCode, str]:
+    d = fed.dirs[KGZ]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
+        certificate_chain=(d / "tls.crt").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports[KAZ]}", creds) as ch:
+        try:
+            ch.unary_unary("/bxnode.v1.NodeService/Lookup")(raw, timeout=20)
+        except grpc.RpcError as err:
+            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
+            return err.code(), str(md.get("bxnode-reason", ""))  # type: ignore[attr-defined]
+    return grpc.StatusCode.OK, ""
+
+
+def witness_state(fed: Federation, witness: str) -> dict[str, tuple[int, bytes]]:
+    """What ``witness`` holds of each log: ``{origin: (size, root)}``."""
+    store = open_store(load_config(fed.dirs[witness]))
+    try:
+        tables = WitnessTables(store)
+        tables.ensure_schema()
+        out = {}
+        for origin in tables.states():
+            row = tables.state(origin)
+            assert row is not None
+            out[origin] = (row.size, row.root)
+        return out
+    finally:
+        store.close()
+
+
+def witness_evidence(fed: Federation, witness: str) -> list[Any]:
+    store = open_store(load_config(fed.dirs[witness]))
+    try:
+        return WitnessTables(store).evidence()
+    finally:
+        store.close()
+
+
+def kaz_log(fed: Federation) -> tuple[int, int, list[str]]:
+    """``(entries, latest checkpoint size, checkpoint origins)`` of KAZ-BS's log."""
+    store = open_store(load_config(fed.dirs[KAZ]))
+    try:
+        log = MerkleAuditLog(store=store, node_id=KAZ)
+        head = log.latest_head()
+        origins = sorted({h.note.split(b"\n", 1)[0].decode() for h in log.heads()})
+        return log.next_seq() - 1, head.size if head else 0, origins
+    finally:
+        store.close()
+
+
+def witnessed_by_all(fed: Federation, origin: str, at_least: int) -> bool:
+    return all(witness_state(fed, w).get(origin, (0, b""))[0] >= at_least for w in (KGZ, UZB))
+
+
+def set_witness_interval(node_dir: Path, seconds: int) -> None:
+    cfg = node_dir / "node.toml"
+    cfg.write_text("\n".join(f"witness_interval_s = {seconds}"
+                             if ln.startswith("witness_interval_s") else ln
+                             for ln in cfg.read_text().splitlines()) + "\n")
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Iterator[Scene]:
+    """Up to the restore: backups taken while serving, the witnesses ahead of the old one."""
+    fed = make_federation(tmp_path)
+    kaz = fed.dirs[KAZ]
+    set_witness_interval(kaz, 1)
+    for n in (KGZ, UZB):
+        fed.start(n)
+    key = tmp_path / "backup.key"
+    r = bx("backup-keygen", "--out", str(key), node=kaz)
+    assert r.returncode == 0, r.stderr
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    node = Serve(kaz)
+    try:
+        replay = lookup_wire(fed, "N0000001")
+        assert call(fed, replay) == (grpc.StatusCode.OK, "")
+        entries, _, _ = kaz_log(fed)
+        wait_until("the witnesses to cosign the first lookup",
+                   lambda: witnessed_by_all(fed, ORIGIN, entries))
+        old = tmp_path / "old.bxb"
+        r = bx("backup", "--out", str(old), "--to", f"{key}.pub", "--json", node=kaz)
+        assert r.returncode == 0, r.stderr
+        backup_size = json.loads(r.stdout)["audit_size"]
+        assert backup_size >= entries
+        for i in range(3):  # after the backup: answered, and witnessed
+            assert call(fed, lookup_wire(fed, f"N000010{i}")) == (grpc.StatusCode.OK, "")
+        entries, _, _ = kaz_log(fed)
+        wait_until("the witnesses to cosign the later lookups",
+                   lambda: witnessed_by_all(fed, ORIGIN, entries))
+        newer = tmp_path / "newer.bxb"
+        r = bx("backup", "--out", str(newer), "--to", f"{key}.pub", node=kaz)
+        assert r.returncode == 0, r.stderr
+    finally:
+        node.stop()
+    held = witness_state(fed, KGZ)[ORIGIN]
+    assert held[0] > backup_size
+    r = bx("restore", str(old), "--key", str(key), "--json", node=kaz)
+    out = json.loads(r.stdout)
+    assert r.returncode == 4, r.stdout + r.stderr  # restored, and on hold
+    assert out["on_hold"] is True and out["audit_size"] == backup_size
+    assert f"witnessed size {held[0]}" in out["detail"] and "rolled back" in out["detail"]
+    assert Path(out["replaced"]).is_file()  # the database it replaced is kept
+    yield Scene(fed, kaz, key, old, newer, replay, backup_size, held[0], held[1])
+    fed.stop_all()
+
+
+def check_on_hold(s: Scene) -> None:
+    """The restored node refuses to serve and to sign, and says why."""
+    r = bx("audit", "status", "--json", node=s.kaz)
+    assert r.returncode == 1
+    status = json.loads(r.stdout)
+    assert status["on_hold"] is True and status["hold"]["backup_size"] == s.backup_size
+    assert status["hold"]["witnessed"] == {KGZ: s.witnessed_size, UZB: s.witnessed_size}
+    node = Serve(s.kaz)
+    try:
+        r = bx("health", node=s.kaz)
+        assert r.returncode == 1 and "NOT_SERVING" in r.stdout + r.stderr
+        [line] = node.logged("audit_log_on_hold")
+        assert line["level"] == "error" and "recover-tail" in line["detail"]
+        assert call(s.fed, lookup_wire(s.fed, "N0000200")) == (
+            grpc.StatusCode.UNAVAILABLE, "audit_log_on_hold")
+    finally:
+        node.stop()
+    entries, checkpoint, _ = kaz_log(s.fed)
+    assert (entries, checkpoint) == (s.backup_size, s.backup_size)  # nothing signed, appended
+    for w in (KGZ, UZB):  # the witnesses still hold the same checkpoint; nothing inconsistent
+        assert witness_state(s.fed, w)[ORIGIN] == (s.witnessed_size, s.witnessed_root)
+        assert witness_evidence(s.fed, w) == []
+
+
+def test_restored_node_recovers_the_tail_from_a_newer_backup(scene: Scene) -> None:
+    s = scene
+    check_on_hold(s)
+    r = bx("audit", "recover-tail", "--from", str(s.newer_backup), "--key", str(s.key),
+           "--json", node=s.kaz)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["on_hold"] is False and out["local_size"] == s.backup_size
+    assert out["size"] >= s.witnessed_size
+    node = Serve(s.kaz)
+    try:
+        r = bx("health", node=s.kaz)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert call(s.fed, lookup_wire(s.fed, "N0000300")) == (grpc.StatusCode.OK, "")
+        # accepted before the backup: its nonce came back with the restore
+        assert call(s.fed, s.replay) == (grpc.StatusCode.UNAUTHENTICATED, "replayed_nonce")
+        entries, _, origins = kaz_log(s.fed)
+        # the witnesses took the next checkpoint with a consistency proof from their size
+        wait_until("the witnesses to cosign past the recovered tail",
+                   lambda: witnessed_by_all(s.fed, ORIGIN, entries))
+        r = bx("audit", "verify", "--witnesses", "--json", node=s.kaz)
+        assert r.returncode == 0, r.stdout + r.stderr
+        verified = json.loads(r.stdout)
+        assert all(w["ok"] and w["size"] >= entries for w in verified["witnesses"])
+    finally:
+        node.stop()
+    assert origins == [ORIGIN]
+    for w in (KGZ, UZB):
+        assert witness_evidence(s.fed, w) == []  # never an inconsistent checkpoint
+
+
+def test_restored_node_resets_its_log_to_a_new_origin(scene: Scene) -> None:
+    s = scene
+    check_on_hold(s)
+    r = bx("audit", "reset-log", "--reason", "disk lost after the nightly backup",
+           "--json", node=s.kaz)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["new_origin"] == f"{ORIGIN}/log-2" and out["log_size"] == s.backup_size
+    assert out["witnessed"] == {KGZ: s.witnessed_size, UZB: s.witnessed_size}
+    node = Serve(s.kaz)
+    try:
+        r = bx("health", node=s.kaz)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert call(s.fed, lookup_wire(s.fed, "N0000400")) == (grpc.StatusCode.OK, "")
+        assert call(s.fed, s.replay) == (grpc.StatusCode.UNAUTHENTICATED, "replayed_nonce")
+        entries, _, origins = kaz_log(s.fed)
+        wait_until("the witnesses to cosign the new origin",
+                   lambda: witnessed_by_all(s.fed, f"{ORIGIN}/log-2", entries))
+        r = bx("audit", "verify", "--witnesses", "--json", node=s.kaz)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        node.stop()
+    assert origins == [ORIGIN, f"{ORIGIN}/log-2"]
+    for w in (KGZ, UZB):
+        state = witness_state(s.fed, w)
+        # the old origin's evidence is still held, unchanged, beside the new origin
+        assert state[ORIGIN] == (s.witnessed_size, s.witnessed_root)
+        assert state[f"{ORIGIN}/log-2"][0] >= entries
+        [reset] = witness_evidence(s.fed, w)
+        assert reset.reason == "log_reset" and reset.origin == ORIGIN
+        assert reset.stored_note.startswith(f"{ORIGIN}\n{s.witnessed_size}\n".encode())
+        assert reset.submitted_note.startswith(f"{ORIGIN}/log-2\n".encode())
+    # the reset is itself an entry of the log, sealed under the new origin
+    store = open_store(load_config(s.kaz))
+    try:
+        [entry] = [e for e in MerkleAuditLog(store=store).bodies()
+                   if e.get("event") == "audit_log_reset"]
+    finally:
+        store.close()
+    assert entry["seq"] == s.backup_size + 1 and entry["old_origin"] == ORIGIN
+    assert entry["statement"] == "disk lost after the nightly backup"
