@@ -51,6 +51,7 @@ from nacl import bindings as sodium
 from node.backup.keys import recipient_id
 from node.core.envelope import key_id_for, pae
 from node.core.errors import ConfigError
+from node.core.signer import SigningKeyLike, as_signer
 
 __all__ = ["FORMAT", "MAGIC", "PAYLOAD_TYPE", "BackupError", "Manifest", "open_backup",
            "read_manifest", "write_backup"]
@@ -103,8 +104,10 @@ class _Signed:
 def write_backup(out: BinaryIO, plaintext: BinaryIO, *, node_id: str, backend: str,
                  created_ms: int, audit_origin: str, audit_size: int, audit_root: bytes,
                  recipient: nacl.public.PublicKey,
-                 signing_key: nacl.signing.SigningKey) -> Manifest:
-    """Encrypt ``plaintext`` to ``recipient`` into ``out`` and sign the manifest."""
+                 signing_key: SigningKeyLike) -> Manifest:
+    """Encrypt ``plaintext`` to ``recipient`` into ``out`` and sign the manifest (with the
+    node's key, a file's or a token's: :mod:`node.core.signer`)."""
+    signer = as_signer(signing_key)
     key = sodium.crypto_secretstream_xchacha20poly1305_keygen()
     sha = hashlib.sha256()
     size = 0
@@ -133,10 +136,10 @@ def write_backup(out: BinaryIO, plaintext: BinaryIO, *, node_id: str, backend: s
                         audit_root=audit_root.hex(), body_bytes=size,
                         body_sha256=sha.hexdigest())
     payload = msgspec.json.encode(manifest)
-    signature = signing_key.sign(pae(PAYLOAD_TYPE, payload)).signature
+    signature = signer.sign(pae(PAYLOAD_TYPE, payload))
     envelope = json.dumps({"payloadType": PAYLOAD_TYPE,
                            "payload": base64.b64encode(payload).decode("ascii"),
-                           "signatures": [{"keyid": key_id_for(bytes(signing_key.verify_key)),
+                           "signatures": [{"keyid": key_id_for(signer.public_key),
                                            "sig": base64.b64encode(signature).decode("ascii")}]},
                           sort_keys=True).encode("ascii")
     out.write(envelope + _U32.pack(len(envelope)) + END)

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nacl.public
-import nacl.signing
 
 from node.audit.hold import RestoreHold, place_hold
 from node.audit.log import MerkleAuditLog
 from node.backup.archive import BackupError, Manifest, open_backup, write_backup
 from node.backup.sqlcipher import install, private_temp, snapshot
+from node.core.signer import SigningKeyLike
 
 if TYPE_CHECKING:
     from node.config import NodeConfig
@@ -70,7 +70,7 @@ def _partial(out: Path) -> Iterator[Any]:
 
 
 def take_backup(cfg: NodeConfig, *, out: Path, recipient: nacl.public.PublicKey,
-                signing_key: nacl.signing.SigningKey, now_ms: int) -> Manifest:
+                signing_key: SigningKeyLike, now_ms: int) -> Manifest:
     if cfg.storage.backend == "postgresql":
         from node.backup.postgresql import export_database
 

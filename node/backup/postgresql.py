@@ -220,7 +220,7 @@ def import_database(cfg: NodeConfig, file: Path, *, key: nacl.public.PrivateKey,
     """See the module."""
     from node.backup.archive import read_manifest
     from node.backup.ops import RestoreResult, take_backup
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
     with open(file, "rb") as f:  # refuse another backend's backup before touching anything
         manifest = read_manifest(f, verify_keys=verify_keys)
@@ -230,7 +230,7 @@ def import_database(cfg: NodeConfig, file: Path, *, key: nacl.public.PrivateKey,
     stamp = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = cfg.db_path.parent / f"pg-replaced-{stamp}.bxb"  # in the node directory
     take_backup(cfg, out=aside, recipient=key.public_key,
-                signing_key=load_signing_key(cfg.signing_key), now_ms=now_ms)
+                signing_key=load_signer(cfg.signing_key), now_ms=now_ms)
     conn = _connect(cfg)
     try:
         with conn.transaction():

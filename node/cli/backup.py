@@ -47,9 +47,9 @@ def _verify_keys(cfg: Any) -> list[bytes]:
     from node.app import now_ms
     from node.core.errors import BxError
     from node.federation.directory import load_directory
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
-    keys = [bytes(load_signing_key(cfg.signing_key).verify_key)]
+    keys = [load_signer(cfg.signing_key).public_key]
     try:
         me = load_directory(cfg, store=None, clock_ms=now_ms).member(cfg.node_id)
         keys += [k.public_key for k in me.keys if not k.revoked]
@@ -65,7 +65,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from node.app import now_ms
     from node.backup.keys import load_recipient
     from node.backup.ops import take_backup
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
 
     cfg = _config(args)
     out = Path(args.out)
@@ -75,7 +75,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         raise CliError(f"{out.parent} is not a folder")
     recipient = load_recipient(Path(args.to))
     m = take_backup(cfg, out=out, recipient=recipient,
-                    signing_key=load_signing_key(cfg.signing_key), now_ms=now_ms())
+                    signing_key=load_signer(cfg.signing_key), now_ms=now_ms())
     _emit(args, {"out": str(out), "node_id": m.node_id, "backend": m.backend,
                  "created_ms": m.created_ms, "audit_origin": m.audit_origin,
                  "audit_size": m.audit_size, "recipient": m.recipient,
@@ -216,7 +216,7 @@ def cmd_reset_log(args: argparse.Namespace) -> int:
     from node.audit.origins import log_origin
     from node.cli.audit import _ask_witnesses, _Opened
     from node.cli.identity import check_operator_flag
-    from node.federation.pki import load_signing_key
+    from node.keys import load_signer
     from node.store.witness import WitnessTables
 
     statement = args.reason.strip()
@@ -232,7 +232,7 @@ def cmd_reset_log(args: argparse.Namespace) -> int:
         epoch = log_epoch(o.store)
         old, new = log_origin(o.cfg.node_id, epoch), log_origin(o.cfg.node_id, epoch + 1)
         log_ = MerkleAuditLog(store=o.store, node_id=o.cfg.node_id,
-                              signing_key=load_signing_key(o.cfg.signing_key))
+                              signing_key=load_signer(o.cfg.signing_key))
         size = log_.next_seq() - 1
         with o.store.transaction():
             set_epoch(o.store, epoch + 1)
