@@ -1,5 +1,6 @@
-"""Helpers for the LocalService tests: agency CAs issuing officer certificates, the ``[local]``
-section, the listener on a running node, and a production-mode federation.
+"""Helpers for the LocalService tests beside :mod:`tests.integration.localapi` (``Officers``,
+``start_api``, re-exported here): the ``[local]`` section, stopping the listener, the
+identity provider's key and tokens, and a production-mode federation.
 
 ``make_production_federation`` builds nodes the way a real deployment does: ``bxnode init``
 WITHOUT ``--dev`` (fresh signing and TLS keys, ``dev_mode = false``), every node's TLS
@@ -23,8 +24,9 @@ from joserfc.jwk import ECKey
 
 from node.cli.main import main as bxnode
 from node.federation import pki
-from node.local.server import LocalApiServer, build_local_api
+from node.local.server import LocalApiServer
 from tests.federation import DEMO, FOLDERS, ROOT, WATCHLISTS, Federation, RunningNode, free_port
+from tests.integration.localapi import Officers, start_api
 
 __all__ = ["AUD", "ISS", "Officers", "add_local_section", "make_production_federation",
            "start_api", "stop_api", "token"]
@@ -41,27 +43,6 @@ def pem(c: Any) -> bytes:
     return bytes(c.public_bytes(serialization.Encoding.PEM))
 
 
-class Officers:
-    """An agency CA and the officer certificates it issued, as files (keys mode 0600)."""
-
-    def __init__(self, root: Path, name: str) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.ca = pki.new_ca(f"{name} officers CA", name)
-        (root / "ca.crt").write_bytes(pem(self.ca[1]))
-
-    def issue(self, cn: str) -> tuple[Path, Path]:
-        crt, key_path = self.root / f"{cn}.crt", self.root / f"{cn}.key"
-        if crt.exists():
-            return crt, key_path
-        key = pki.new_tls_key()
-        cert = pki.issue_cert(cn=cn, org="Border Service", key=key, hosts=[cn], ca=self.ca)
-        crt.write_bytes(pem(cert))
-        key_path.write_bytes(pem_key(key))
-        key_path.chmod(0o600)
-        return crt, key_path
-
-
 def add_local_section(node_dir: Path, officers: Officers, roles: dict[str, list[str]], *,
                       jwks: Path | None = None, api_tcp: str | None = None) -> None:
     table = "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in roles.items())
@@ -72,17 +53,6 @@ def add_local_section(node_dir: Path, officers: Officers, roles: dict[str, list[
         f.write(f'\n[local]\napi_socket = "unix:officers.sock"\n{tcp}'
                 f'client_ca = "{officers.root / "ca.crt"}"\nfanout_deadline_ms = 8000\n{oidc}'
                 f"\n[local.roles]\n{table}\n")
-
-
-def start_api(node: RunningNode) -> LocalApiServer:
-    """The LocalService of a running node, built as ``bxnode serve`` builds it."""
-    async def build() -> LocalApiServer:
-        api = build_local_api(node.runtime, node.server)
-        assert api is not None
-        await api.start()
-        return api
-
-    return asyncio.run_coroutine_threadsafe(build(), node.loop).result(10)
 
 
 def stop_api(node: RunningNode, api: LocalApiServer) -> None:

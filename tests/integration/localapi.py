@@ -42,11 +42,16 @@ class Officers:
         (root / "ca.crt").write_bytes(_pem(self.ca[1]))
 
     def issue(self, cn: str) -> tuple[Path, Path]:
+        """``cn``'s certificate and key files (issued once; the key file mode 0600)."""
+        crt, key_path = self.root / f"{cn}.crt", self.root / f"{cn}.key"
+        if crt.exists():
+            return crt, key_path
         key = pki.new_tls_key()
         cert = pki.issue_cert(cn=cn, org="Border Service", key=key, hosts=[cn], ca=self.ca)
-        (self.root / f"{cn}.crt").write_bytes(_pem(cert))
-        (self.root / f"{cn}.key").write_bytes(_pem_key(key))
-        return self.root / f"{cn}.crt", self.root / f"{cn}.key"
+        crt.write_bytes(_pem(cert))
+        key_path.write_bytes(_pem_key(key))
+        key_path.chmod(0o600)
+        return crt, key_path
 
 
 def start_api(node: RunningNode) -> LocalApiServer:

@@ -6,7 +6,6 @@ certificates a test CA (the agency's own) issued; TJK is listed but never starte
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +19,7 @@ from node.local.client import LocalCallError, LocalClient
 from node.local.server import LocalApiServer
 from node.wire.local import lpb
 from tests.federation import Federation, make_federation, sample_policy
-from tests.integration.localapi import Officers, start_api
+from tests.integration.local_federation import Officers, start_api, stop_api
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +64,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                "idp": idp_key}
     finally:
         for node_id, api in apis.items():
-            asyncio.run_coroutine_threadsafe(api.stop(0.5), fed.nodes[node_id].loop).result(10)
+            stop_api(fed.nodes[node_id], api)
         fed.stop_all()
 
 
@@ -73,8 +72,7 @@ def client(s: dict[str, Any], node_id: str, officer: str, *, token: str | None =
            ca_of: str | None = None) -> LocalClient:
     fed: Federation = s["fed"]
     off = s["other"] if ca_of == "other" else s["officers"][ca_of or node_id]
-    cert, key = off.issue(officer) if not (off.root / f"{officer}.crt").exists() else (
-        off.root / f"{officer}.crt", off.root / f"{officer}.key")
+    cert, key = off.issue(officer)
     return LocalClient.over_socket(fed.dirs[node_id] / "officers.sock", cert=cert, key=key,
                                    ca=fed.dirs[node_id] / "ca.crt", token=token)
 
@@ -296,3 +294,26 @@ def test_local_service_is_not_on_the_peer_port(setup: dict[str, Any]) -> None:
         with pytest.raises(grpc.RpcError) as err:
             ch.unary_unary("/bxnode.v1.LocalService/WhoAmI")(b"", timeout=10)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+
+
+def test_paxlst_flight_through_the_client_catches_the_wanted_man_by_his_person_item(
+        setup: dict[str, Any]) -> None:
+    """Flight KC109: IUSUPOV TIMUR travels on a new Uzbek passport (FA7777777) that no
+    watchlist holds; KAZ-BS wants the person (Юсупов Тимур, KAZ-WNT-2026-000311)."""
+    from tests.federation import DEMO
+
+    message = (DEMO / "flight-KC109-paxlst.edi").read_text(encoding="ascii")
+    with client(setup, "KGZ-BS", "kg-duty") as node:
+        r = node.lookup_paxlst(message, peers=["KAZ-BS", "TJK-BS"], purpose="border_check",
+                               case_ref="CASE-PAX-LOCAL-1")
+    kaz = r.peer("KAZ-BS")
+    assert (kaz.outcome, r.peer("TJK-BS").outcome) == ("answered", "unreachable")
+    # item 0 is IUSUPOV TIMUR's person, item 1 his new passport (flight_queries order)
+    assert [(x.index, x.outcome.value, x.reference) for x in kaz.results[:2]] == [
+        (0, "hit", "KAZ-WNT-2026-000311"), (1, "no_hit", "")]
+    assert kaz.hits == 2  # and NURLANOV ARMAN's stolen passport N0481516
+    call = [e for e in setup["fed"].audit("KGZ-BS") if e.get("event") == "local_call"][-1]
+    assert (call["method"], call["operator"], call["travellers"]) == (
+        "LookupPaxlst", "kg-duty", 4)
+    asked = [e for e in setup["fed"].audit("KAZ-BS") if e.get("case_ref") == "CASE-PAX-LOCAL-1"]
+    assert asked and {e["operator"] for e in asked} == {"kg-duty"}
