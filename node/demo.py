@@ -251,10 +251,12 @@ def main() -> int:
             "signed batch", QueryKind.BATCH, manifest)
         # Issue 11: the airline's own PAXLST message, checked traveller by traveller.
         say("-- Kyrgyzstan checks flight KC109 Almaty-Bishkek from the airline's PAXLST "
-            "message: a wanted man travels on a new passport")
-        text = bxnode("query", "paxlst", str(DATA / "flight-KC109-paxlst.edi"), "--peer",
-                     "KAZ-BS", "--purpose", "border_check", "--case-ref", "DEMO-PAXLST-1",
-                     "--node-dir", str(dirs["KGZ-BS"])).stdout
+            "message with every neighbour (bxnode under officer kgz-duty-07's certificate, "
+            "through KGZ-BS's LocalService): a wanted man travels on a new passport")
+        text = bxnode("query", "paxlst", str(DATA / "flight-KC109-paxlst.edi"), "--peers",
+                      "all", "--purpose", "border_check", "--case-ref", "DEMO-PAXLST-1",
+                      "--officer-cert", str(officer[0]), "--officer-key", str(officer[1]),
+                      "--node-dir", str(dirs["KGZ-BS"])).stdout
         tally.queries += 1
         tally.hits += text.count(": HIT ")
         tally.no_hits += text.count(": no hit")
