@@ -35,7 +35,11 @@ class NodeServiceStub:
     "What the node checks", steps 0-6): so for a replayed nonce, a policy refusal, and
     any refusal while answering; it is absent when the client certificate, the envelope,
     the signature, the payload, the header or the request time was refused (nobody
-    verified can be bound to).
+    verified can be bound to). Every refusal also carries the standard
+    "grpc-status-details-bin": a google.rpc.Status (the call's code and message) whose one
+    detail is a google.rpc.ErrorInfo with reason equal to "bxnode-reason" and domain
+    "bxnode" (metadata "signedRefusal" = "bxnode-refusal-bin" when that trailer is
+    present), so any gRPC client reads the reason without this file.
     """
 
     def __init__(self, channel):
@@ -61,7 +65,11 @@ class NodeServiceServicer:
     "What the node checks", steps 0-6): so for a replayed nonce, a policy refusal, and
     any refusal while answering; it is absent when the client certificate, the envelope,
     the signature, the payload, the header or the request time was refused (nobody
-    verified can be bound to).
+    verified can be bound to). Every refusal also carries the standard
+    "grpc-status-details-bin": a google.rpc.Status (the call's code and message) whose one
+    detail is a google.rpc.ErrorInfo with reason equal to "bxnode-reason" and domain
+    "bxnode" (metadata "signedRefusal" = "bxnode-refusal-bin" when that trailer is
+    present), so any gRPC client reads the reason without this file.
     """
 
     def Lookup(self, request, context):
@@ -97,7 +105,11 @@ class NodeService:
     "What the node checks", steps 0-6): so for a replayed nonce, a policy refusal, and
     any refusal while answering; it is absent when the client certificate, the envelope,
     the signature, the payload, the header or the request time was refused (nobody
-    verified can be bound to).
+    verified can be bound to). Every refusal also carries the standard
+    "grpc-status-details-bin": a google.rpc.Status (the call's code and message) whose one
+    detail is a google.rpc.ErrorInfo with reason equal to "bxnode-reason" and domain
+    "bxnode" (metadata "signedRefusal" = "bxnode-refusal-bin" when that trailer is
+    present), so any gRPC client reads the reason without this file.
     """
 
     @staticmethod
