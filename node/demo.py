@@ -11,6 +11,7 @@ SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -91,11 +92,24 @@ def _officer_access(work: Path, node_dir: Path) -> tuple[Path, Path]:
     (folder / "kgz-duty-07.key").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    # the same certificate for a browser (the operator console, issue 15): no password, demo only
+    (folder / "kgz-duty-07.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+        b"kgz-duty-07", key, cert, None, serialization.NoEncryption()))
     with (node_dir / "node.toml").open("a") as f:
         f.write(f'\n[local]\napi_socket = "unix:officers.sock"\n'
                 f'client_ca = "{folder / "ca.crt"}"\n'
+                f'\n[console]\nenabled = true\nlisten = "127.0.0.1:{free_port()}"\n'
+                'default_language = "ru"\ntimezone = "Asia/Bishkek"\n'
                 '\n[local.roles]\n"kgz-duty-07" = ["duty_officer"]\n')
     return folder / "kgz-duty-07.crt", folder / "kgz-duty-07.key"
+
+
+def _console_address(node_dir: Path) -> str:
+    from node.config import load_config
+
+    return f"https://{load_config(node_dir).console.listen}/"
 
 
 def _fan_out(node_dir: Path, officer: tuple[Path, Path], tally: Tally) -> None:
@@ -186,6 +200,8 @@ def main() -> int:
             wait_serving(d, proc)
         say(f"all three nodes serving over mutual TLS on 127.0.0.1 "
             f"(ports {', '.join(str(p) for p in ports.values())})")
+        say(f"KGZ-BS operator console: {_console_address(dirs['KGZ-BS'])} (sign in with "
+            f"{officer[0].with_suffix('.p12')}, no password)")
         say()
 
         def client_for(node_id: str) -> tuple[PeerClient, Any]:
@@ -325,6 +341,13 @@ def main() -> int:
                 f"{rep['checkpoints']} signed checkpoints verified "
                 f"(head {rep['head'][:16]}...)")
         say()
+        if os.environ.get("BXNODE_DEMO_KEEP"):
+            say(f"BXNODE_DEMO_KEEP: the federation keeps running; the KGZ-BS operator console "
+                f"is at {_console_address(dirs['KGZ-BS'])} (certificate "
+                f"{officer[0].with_suffix('.p12')}). Ctrl-C stops it.")
+            with contextlib.suppress(KeyboardInterrupt):
+                while all(proc.poll() is None for proc in procs):
+                    time.sleep(1)
         say("== shutting down (SIGTERM) ==")
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

@@ -59,8 +59,6 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 #: Console actions that are not LocalService methods, and the roles that may take them
 #: (the LocalService's own methods keep their METHOD_ROLES entries).
 ACTION_ROLES: Mapping[str, frozenset[str]] = {
-    "ViewWatchlist": frozenset({"watchlist_manager", "auditor"}),
-    "ChangeWatchlist": frozenset({"watchlist_manager"}),
     "ViewAudit": frozenset({"auditor", "admin"}),
     "ViewNode": frozenset({"admin"}),
 }

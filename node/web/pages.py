@@ -304,7 +304,7 @@ async def _ok(request: web.Request) -> web.Response:
 async def home(c: Console, request: web.Request) -> web.StreamResponse:
     roles = request[OFFICER].identity.roles
     for action, path in (("LookupDocument", "/check"), ("ListDeskFollowUps", "/desk"),
-                         ("ViewWatchlist", "/watchlist"), ("ViewAudit", "/audit"),
+                         ("ListAlerts", "/watchlist"), ("ViewAudit", "/audit"),
                          ("ViewNode", "/node")):
         if allowed(roles, action):
             raise web.HTTPSeeOther(path)

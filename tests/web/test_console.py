@@ -260,7 +260,7 @@ def test_a_role_that_may_not_approve_sees_no_button_and_is_refused_if_it_posts(w
     assert card.count() == 1
     assert card.locator("form.approve, form.deny, button.approve-button").count() == 0
     nav = [a.inner_text() for a in auditor.locator("nav a").all()]
-    assert nav == ["Follow-up desk", "Watchlist", "Audit"]
+    assert nav == ["Follow-up desk", "Audit"]
     r = auditor.context.request.post(web.nodes["KGZ-BS"].url + "desk/approve", form={
         "csrf": csrf(auditor), "followup_id": fid, "fields": "document_number"})
     assert (r.status, r.headers["bxnode-reason"]) == (403, "role_required")
@@ -331,3 +331,69 @@ def test_sign_in_attempts_are_rate_limited(web: Setup) -> None:
         console.limiter = saved
     refused = [e for e in web.audit("KAZ-BS", "SignIn") if e["reason"] == "sign_in_rate_limited"]
     assert len(refused) == 1 and refused[0]["status"] == "RESOURCE_EXHAUSTED"
+
+
+# --- the watchlist manager, the auditor, the administrator -----------------------------------------
+
+
+def test_watchlist_add_search_withdraw(web: Setup) -> None:
+    page = sign_in(web, "KAZ-BS", "kz-watch")
+    expect(page).to_have_url(re.compile(r"/watchlist$"))
+    f = page.locator("#watchlist-add")
+    for name, value in (("owner_ref", "KAZ-SLTD-WEB-1"), ("action", "seize_document"),
+                        ("expires", "2030-01-01"), ("number", "N7700123"),
+                        ("issuing_state", "KAZ"), ("doc_type", "P"), ("loss_type", "stolen"),
+                        ("source", "console-test"), ("reason", "reported stolen at CASE-W")):
+        f.locator(f"input[name={name}]").fill(value)
+    f.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("#flash").inner_text() == "The alert was added."
+    s = page.locator("#watchlist-search")
+    s.locator("input[name=owner_ref]").fill("KAZ-SLTD-WEB-1")
+    s.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("#alert-KAZ-SLTD-WEB-1 .state").inner_text() == "live"
+    w = page.locator("#watchlist-withdraw")
+    w.locator("input[name=owner_ref]").fill("KAZ-SLTD-WEB-1")
+    w.locator("input[name=reason]").fill("found by its owner")
+    w.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("#flash").inner_text() == "The alert was withdrawn."
+    shot(page, "watchlist")
+    acts = [(e["action"], e["outcome"]) for e in web.audit("KAZ-BS")
+            if e["action"] in ("AddAlert", "ShowAlert", "WithdrawAlert")]
+    assert acts == [("AddAlert", "ok"), ("ShowAlert", "ok"), ("WithdrawAlert", "ok")]
+    duty = sign_in(web, "KAZ-BS", "kz-duty")
+    r = duty.context.request.post(web.nodes["KAZ-BS"].url + "watchlist/withdraw", form={
+        "csrf": csrf(duty), "owner_ref": "KAZ-SLTD-0001", "reason": "x"})
+    assert (r.status, r.headers["bxnode-reason"]) == (403, "role_required")
+
+
+def test_audit_search_report_and_the_node_page(web: Setup) -> None:
+    page = sign_in(web, "KAZ-BS", "kz-auditor")
+    page.locator("nav a", has_text="Audit").click()
+    expect(page).to_have_url(re.compile(r"/audit$"))
+    assert int(page.locator("#checkpoint-size").inner_text()) > 0
+    s = page.locator("#audit-search")
+    s.locator("input[name=case_ref]").fill("CASE-WEB-FU")
+    s.locator("button[type=submit]").click()
+    page.wait_for_load_state()
+    refs = {c.inner_text() for c in page.locator("#entries td.case-ref").all()}
+    assert refs == {"CASE-WEB-FU"}
+    shot(page, "audit")
+    with page.expect_download() as download:
+        page.click("#report")
+    assert download.value.suggested_filename == "audit-report.html"
+    assert "KAZ-BS" in download.value.path().read_text(encoding="utf-8")
+    admin = sign_in(web, "KAZ-BS", "kz-admin")
+    admin.locator("nav a", has_text="Node").click()
+    expect(admin).to_have_url(re.compile(r"/node$"))
+    assert re.fullmatch(r"[0-9a-f]{64}", admin.locator("#policy-digest").inner_text())
+    checks = {r.locator("td").first.inner_text(): r.locator(".status").inner_text()
+              for r in admin.locator("#checks tbody tr").all()}
+    assert checks["config"] == "OK" and checks["database"] == "OK"
+    assert admin.locator("#peer-KGZ-BS .outcome").inner_text().startswith("answered")
+    assert "Development keys are in use" in admin.locator("main").inner_text()
+    shot(admin, "node")
+    r = page.context.request.get(web.nodes["KAZ-BS"].url + "node")
+    assert (r.status, r.headers["bxnode-reason"]) == (403, "role_required")
