@@ -93,14 +93,16 @@ async def watchlist_add(c: Console, request: web.Request) -> web.StreamResponse:
                              action=_text(request, "action", 32),
                              expires=_text(request, "expires", 10),
                              **{f: _text(request, f, 100) for f in ALERT_FIELDS})
-    await c.invoke(request, "AddAlert", lpb.AddAlertRequest(
-        alert=record, source=_text(request, "source", 64), reason=_text(request, "reason", 500)))
+    msg = lpb.AddAlertRequest(alert=record, source=_text(request, "source", 64))
+    msg.reason = _text(request, "reason", 500)  # the officer's words, not a reason code
+    await c.invoke(request, "AddAlert", msg)
     return await _watchlist_page(c, request, flash=N_("The alert was added."))
 
 
 async def watchlist_withdraw(c: Console, request: web.Request) -> web.StreamResponse:
-    await c.invoke(request, "WithdrawAlert", lpb.WithdrawAlertRequest(
-        owner_ref=_text(request, "owner_ref", 64), reason=_text(request, "reason", 500)))
+    msg = lpb.WithdrawAlertRequest(owner_ref=_text(request, "owner_ref", 64))
+    msg.reason = _text(request, "reason", 500)  # the officer's words, not a reason code
+    await c.invoke(request, "WithdrawAlert", msg)
     return await _watchlist_page(c, request, flash=N_("The alert was withdrawn."))
 
 
@@ -200,7 +202,7 @@ def _last_answers(c: Console) -> dict[str, dict[str, Any]]:
         peer = str(e.get("peer", ""))
         if peer:
             out[peer] = {"time_ms": e.get("time_ms"), "outcome": e.get("outcome", ""),
-                         "reason": e.get("reason", "")}
+                         "why": e.get("reason", "")}
     return out
 
 

@@ -333,7 +333,7 @@ def test_sign_in_attempts_are_rate_limited(web: Setup) -> None:
     assert len(refused) == 1 and refused[0]["status"] == "RESOURCE_EXHAUSTED"
 
 
-# --- the watchlist manager, the auditor, the administrator -----------------------------------------
+# --- the watchlist manager, the auditor, the administrator ------------------------------------
 
 
 def test_watchlist_add_search_withdraw(web: Setup) -> None:
