@@ -12,9 +12,10 @@ databases to :func:`recover_tail`, which:
 3. in one local transaction, copies what the local log lacks, byte for byte: the entries
    after ``n`` (bodies, salts, leaves, erased markers), the tree hashes, the checkpoints
    after the local one and their cosignatures, the sizes witnesses cosigned
-   (``audit_witnessed``, the larger of the two); and, so that requests accepted after the
-   backup cannot be replayed, the copy's unexpired nonces and the larger of each day's
-   usage;
+   (``audit_witnessed``, the larger of the two), this node's own state as a witness of the
+   others (the later checkpoint per origin, and the evidence it kept); and, so that requests
+   accepted after the backup cannot be replayed, the copy's unexpired nonces and the larger
+   of each day's usage;
 4. verifies the result inside that transaction, before it commits.
 
 Any failure leaves the local database as it was.  The copy is only read.
@@ -101,6 +102,7 @@ def recover_tail(local: Database, source: Database, *, node_id: str,
             elif int(row[0]) < int(size):
                 local.execute("UPDATE audit_witnessed SET size = ?, updated_ms = ? "
                               "WHERE peer = ?", (size, updated, peer))
+        _witness_side(source, local)
         nonces = 0
         for node, nonce, expires in source.stream(
                 "SELECT node_id, nonce, expires_ms FROM nonces WHERE expires_ms >= ?",
@@ -133,3 +135,27 @@ def _copy(source: Database, target: Database, table: str, columns: str, where: s
             rows = []
     if rows:
         target.executemany(sql, rows)
+
+
+def _witness_side(source: Database, local: Database) -> None:
+    """This node as a witness: the later state per log origin, and the evidence it kept."""
+    for origin, size, root, note, updated in source.query(
+            "SELECT origin, size, root, note, updated_ms FROM witness_state"):
+        row = local.query_one("SELECT size FROM witness_state WHERE origin = ?", (origin,))
+        if row is None:
+            local.execute("INSERT INTO witness_state (origin, size, root, note, updated_ms) "
+                          "VALUES (?, ?, ?, ?, ?)", (origin, size, bytes(root), bytes(note),
+                                                     updated))
+        elif int(row[0]) < int(size):
+            local.execute("UPDATE witness_state SET size = ?, root = ?, note = ?, "
+                          "updated_ms = ? WHERE origin = ?",
+                          (size, bytes(root), bytes(note), updated, origin))
+    have = {(str(o), int(t), str(r)) for o, t, r in local.query(
+        "SELECT origin, time_ms, reason FROM witness_evidence")}
+    for origin, time_ms, reason, stored, submitted in source.query(
+            "SELECT origin, time_ms, reason, stored_note, submitted_note FROM witness_evidence"):
+        if (str(origin), int(time_ms), str(reason)) not in have:
+            local.execute("INSERT INTO witness_evidence (origin, time_ms, reason, stored_note, "
+                          "submitted_note) VALUES (?, ?, ?, ?, ?)",
+                          (origin, time_ms, reason, None if stored is None else bytes(stored),
+                           bytes(submitted)))

@@ -37,6 +37,7 @@ from node.audit.checkpoint_witness import (
     WitnessedCheckpoint,
     WitnessProofError,
 )
+from node.audit.hold import log_state
 from node.audit.log import log_origin, log_verifiers
 from node.audit.note import parse_note, parse_signature_lines
 from node.audit.origins import split_epoch
@@ -101,6 +102,7 @@ class WitnessDesk:
         origin = request.origin_hint
         failure: InconsistentCheckpoint | WitnessProofError | None = None
         with self._store.transaction():
+            self._not_on_hold()
             stored = self._load(origin)
             earlier = self._check_epoch(origin)
             try:
@@ -129,6 +131,14 @@ class WitnessDesk:
             raise failure
         log.info("checkpoint_cosigned", origin=origin, size=result.new_state.size)
         return result.response_body()
+
+    def _not_on_hold(self) -> None:
+        """A restored node's witness state may be older than what it cosigned (a witness
+        rolled back could cosign a fork): it neither cosigns nor answers while its own log
+        is on hold (:mod:`node.audit.hold`); ``recover-tail`` brings the state back too."""
+        hold = log_state(self._store)[1]
+        if hold is not None:
+            raise hold.error()
 
     def _check_epoch(self, origin: str) -> WitnessedCheckpoint | None:
         """Epochs of one node's log (:mod:`node.audit.origins`): refuse an origin older
@@ -161,6 +171,7 @@ class WitnessDesk:
             raise BadWitnessRequest("origin too long")
         if self._witness is None or not self._witness.follows(origin):
             raise UnknownLog(f"unknown log {origin!r}")
+        self._not_on_hold()
         stored = self._load(origin)
         if stored is None:
             return b"", b""

@@ -53,8 +53,8 @@ from node.core.envelope import key_id_for, pae
 from node.core.errors import ConfigError
 from node.core.signer import SigningKeyLike, as_signer
 
-__all__ = ["FORMAT", "MAGIC", "PAYLOAD_TYPE", "BackupError", "Manifest", "open_backup",
-           "read_manifest", "write_backup"]
+__all__ = ["FORMAT", "MAGIC", "PAYLOAD_TYPE", "BackupError", "Manifest", "check_backup",
+           "open_backup", "read_manifest", "write_backup"]
 
 MAGIC: Final = b"bxnode-backup/v1\n"
 END: Final = b"bxnode-backup-end\n"
@@ -208,6 +208,16 @@ def read_manifest(f: BinaryIO, *, verify_keys: Sequence[bytes]) -> Manifest:
 def open_backup(f: BinaryIO, out: BinaryIO, *, verify_keys: Sequence[bytes], node_id: str,
                 key: nacl.public.PrivateKey) -> Manifest:
     """Check ``f`` (see the module for the order) and decrypt its body into ``out``."""
+    manifest = check_backup(f, verify_keys=verify_keys, node_id=node_id, key=key)
+    f.seek(len(MAGIC))
+    _decrypt(f, out, body=manifest.body_bytes, key=key)
+    return manifest
+
+
+def check_backup(f: BinaryIO, *, verify_keys: Sequence[bytes], node_id: str,
+                 key: nacl.public.PrivateKey) -> Manifest:
+    """Every check of :func:`open_backup` that needs no plaintext: signature, node, key,
+    length, digest (one read of the file)."""
     body, _ = _tail(f)
     manifest = read_manifest(f, verify_keys=verify_keys)
     if manifest.node_id != node_id:
@@ -233,8 +243,6 @@ def open_backup(f: BinaryIO, out: BinaryIO, *, verify_keys: Sequence[bytes], nod
     if sha.hexdigest() != manifest.body_sha256:
         raise BackupError("the backup's encrypted bytes do not match its signed digest "
                           "(tampered)", reason="backup_tampered")
-    f.seek(len(MAGIC))
-    _decrypt(f, out, body=body, key=key)
     return manifest
 
 

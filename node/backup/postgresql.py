@@ -218,12 +218,12 @@ def import_database(cfg: NodeConfig, file: Path, *, key: nacl.public.PrivateKey,
                     verify_keys: Sequence[bytes], now_ms: int,
                     hold_for: Callable[[Manifest, int], RestoreHold]) -> RestoreResult:
     """See the module."""
-    from node.backup.archive import read_manifest
+    from node.backup.archive import check_backup
     from node.backup.ops import RestoreResult, take_backup
     from node.keys import load_signer
 
-    with open(file, "rb") as f:  # refuse another backend's backup before touching anything
-        manifest = read_manifest(f, verify_keys=verify_keys)
+    with open(file, "rb") as f:  # every check but decrypting, before touching anything
+        manifest = check_backup(f, verify_keys=verify_keys, node_id=cfg.node_id, key=key)
     if manifest.backend != "postgresql":
         raise BackupError(f"the backup is of a {manifest.backend} database; this node stores "
                           "in PostgreSQL", reason="backup_other_backend")

@@ -30,6 +30,7 @@ import structlog
 from node.audit.bundle import make_bundle, witness_name
 from node.audit.checkpoint import Checkpoint, CosignatureV1Verifier
 from node.audit.checkpoint_witness import AddCheckpointRequest
+from node.audit.hold import AuditLogOnHold
 from node.audit.log import AuditQuery, MerkleAuditLog
 from node.audit.note import parse_note
 from node.audit.witnessing import WitnessDesk, verify_cosignatures
@@ -153,7 +154,10 @@ class AuditServices:
                                  "outcome": "rejected", "status": exc.status,
                                  "reason": exc.reason}, time_ms=self.clock_ms())
 
-        await self._db(append)
+        try:
+            await self._db(append)
+        except AuditLogOnHold:  # a restored log appends nothing (node.audit.hold): logged only
+            pass
         await abort(context, grpc.StatusCode[exc.status], exc.reason,
                     f"{exc.reason}: {exc.message}", trailers=extra_md)
 
@@ -332,6 +336,9 @@ async def witness_once(svc: AuditServices, *,
             try:
                 lines = await send(peer, body)
             except _SizeConflict as conflict:
+                if conflict.size < old:  # it cosigned more before: restored, or misbehaving
+                    log.error("witness_rolled_back", peer=peer, cosigned=old,
+                              holds=conflict.size)
                 old = conflict.size  # tlog-witness 409: learn the witness's size and retry
                 continue
             except Exception as exc:

@@ -16,6 +16,7 @@ from node.app import now_ms, open_store
 from node.audit.log import MerkleAuditLog
 from node.config import load_config
 from node.federation.pki import load_signing_key
+from node.store.witness import WitnessStateRow, WitnessTables
 from tests.unit.cli._support import Bx, assert_one_sentence
 
 
@@ -32,6 +33,27 @@ def _state(node: Path) -> tuple[int, str, str | None, int]:
         nonces = store.query_one("SELECT count(*) FROM nonces")
         return (log.next_seq() - 1, head.root.hex() if head else "",
                 store.get_meta("audit:restore_hold"), int(nonces[0]) if nonces else 0)
+    finally:
+        store.close()
+
+
+def _witnessed(node: Path, row: WitnessStateRow) -> None:
+    store = open_store(load_config(node))
+    try:
+        tables = WitnessTables(store)
+        tables.ensure_schema()
+        with store.transaction():
+            tables.insert_state(row, now_ms=now_ms())
+    finally:
+        store.close()
+
+
+def _witness_states(node: Path) -> dict[str, int]:
+    store = open_store(load_config(node))
+    try:
+        tables = WitnessTables(store)
+        tables.ensure_schema()
+        return tables.states()
     finally:
         store.close()
 
@@ -144,6 +166,7 @@ def test_restore_holds_a_log_without_witnesses_until_a_reset(node: Path, keys: P
     meta = _backup(bx, node, keys, tmp_path / "b.bxb")
     assert meta["audit_size"] == 2 and meta["audit_origin"] == "bxnode/KAZ-BS"
     _append(node, 3)
+    _witnessed(node, WitnessStateRow("bxnode/KGZ-BS", 4, b"\x07" * 32, b"note"))
     r = bx("restore", str(tmp_path / "b.bxb"), "--node-dir", str(node), "--key", str(keys),
            "--json")
     assert r.rc == 4, r.err  # restored, on hold: nothing says how far the log had grown
@@ -153,6 +176,7 @@ def test_restore_holds_a_log_without_witnesses_until_a_reset(node: Path, keys: P
     assert replaced.name.startswith("node.db.replaced-") and replaced.is_file()
     r = bx("audit", "status", "--node-dir", str(node), "--json")
     assert r.rc == 1 and json.loads(r.out)["on_hold"] is True
+    assert _witness_states(node) == {}
     # the tail is in the database the restore moved aside: a copy of the newer log
     copy = tmp_path / "newer.db"
     shutil.copy(replaced, copy)
@@ -160,6 +184,8 @@ def test_restore_holds_a_log_without_witnesses_until_a_reset(node: Path, keys: P
     assert r.rc == 4, r.err  # recovered, still no witness to say it is all
     out = json.loads(r.out)
     assert (out["local_size"], out["recovered"], out["size"]) == (2, 3, 5)
+    # as a witness of KGZ-BS, it holds again what it had cosigned after the backup
+    assert _witness_states(node) == {"bxnode/KGZ-BS": 4}
     line = assert_one_sentence(bx("audit", "recover-tail", "--from", str(copy), "--node-dir",
                                   str(node)))
     assert "it has no tail to recover" in line

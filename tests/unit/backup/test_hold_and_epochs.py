@@ -190,3 +190,38 @@ def test_judge_restored_fails_closed(store: Store) -> None:
                        failed={"UZB-BS": "UNAVAILABLE/"})
     assert not j.ok and "UZB-BS" in j.detail and "UNAVAILABLE" in j.detail
     assert not judge_restored(report, [], witnesses=[], failed={}).ok
+
+
+def test_a_held_node_neither_cosigns_nor_answers_as_a_witness(store: Store,
+                                                              tmp_path: Path) -> None:
+    """Its witness state may be older than what it cosigned before the restore."""
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=LOG_SK)
+    _append(log, 2)
+    desk, w = _desk(tmp_path)
+    try:
+        head = log.latest_head()
+        assert head is not None
+        place_hold(w, HOLD)
+        with pytest.raises(AuditLogOnHold):
+            desk.add_checkpoint(AddCheckpointRequest(0, (), head.note).to_bytes(), now_ms=T0)
+        with pytest.raises(AuditLogOnHold):
+            desk.witnessed_checkpoint("bxnode/KAZ-BS", now_ms=T0)
+        assert desk.status(our_size=0).witnessed_logs == {}
+        lift_hold(w)
+        desk.add_checkpoint(AddCheckpointRequest(0, (), head.note).to_bytes(), now_ms=T0)
+        assert desk.status(our_size=0).witnessed_logs == {"bxnode/KAZ-BS": 2}
+    finally:
+        w.close()
+
+
+def test_a_bundle_of_a_later_epoch_verifies(store: Store) -> None:
+    from node.audit.bundle import make_bundle, verify_bundle
+
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=LOG_SK)
+    _append(log, 2)
+    with store.transaction():
+        set_epoch(store, 2)
+        log.append({"event": "audit_log_reset"}, time_ms=T0 + 9)
+    report = verify_bundle(make_bundle(log, 3, node_id="KAZ-BS"), directory=DIRECTORY,
+                           quorum=0)
+    assert (report.log, report.seq, report.tree_size) == ("KAZ-BS", 3, 3)
