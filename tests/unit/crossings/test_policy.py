@@ -120,7 +120,7 @@ def test_the_lookup_decision_is_unchanged(engine: RegoPolicyEngine) -> None:
         purpose="border_check", legal_basis="x", case_ref="c", query_kind="document",
         datasets=("documents",), data_types=("document_number",), batch_size=1,
         items_today=0, time_ms=NOW, responder_node="KAZ-BS"))
-    assert d.allow and d.disclose == {"reference", "action", "contact"}
+    assert d.allow and d.disclose == {"reference", "action", "contact", "source_agency"}
 
 
 def test_opa_engine_unavailable_denies() -> None:
