@@ -49,6 +49,9 @@ def _desk(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def _operator(args: argparse.Namespace) -> str:
+    from node.cli.identity import check_operator_flag  # a typed id only in dev_mode
+
+    check_operator_flag(_config(args), getattr(args, "operator", None))
     operator = getattr(args, "operator", None) or _config(args).operator
     if not operator:
         raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
@@ -99,6 +102,11 @@ def _file_errors(args: argparse.Namespace, exc: Any) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from node.cli.watchlist_local import through_local  # under an officer identity
+
+    done = through_local(args, "add", record=_row_from_args(args, only_given=False))
+    if done is not None:
+        return done
     operator = _operator(args)
     with _desk(args) as desk:
         alert = desk.add(_row_from_args(args, only_given=False), source=args.source,
@@ -111,10 +119,15 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    operator = _operator(args)
+    from node.cli.watchlist_local import through_local  # under an officer identity
+
     changes = _row_from_args(args, only_given=True)
     if args.source is not None:
         changes["source"] = args.source
+    done = through_local(args, "update", record=changes)
+    if done is not None:
+        return done
+    operator = _operator(args)
     with _desk(args) as desk:
         alert = desk.update(args.ref, changes, operator=operator, reason=args.reason)
     today = _today()
@@ -124,6 +137,11 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_withdraw(args: argparse.Namespace) -> int:
+    from node.cli.watchlist_local import through_local  # under an officer identity
+
+    done = through_local(args, "withdraw", record={})
+    if done is not None:
+        return done
     operator = _operator(args)
     with _desk(args) as desk:
         alert = desk.withdraw(args.ref, operator=operator, reason=args.reason)
@@ -288,9 +306,16 @@ def _alert_fields(sp: argparse.ArgumentParser, *, for_add: bool) -> None:
     sp.add_argument("--sex", choices=["M", "F", "X"])
 
 
-def _change_args(sp: argparse.ArgumentParser, *, reason_required: bool = True) -> None:
+def _change_args(sp: argparse.ArgumentParser, *, reason_required: bool = True,
+                 officer: bool = False) -> None:
     sp.add_argument("--reason", required=reason_required, help="why (audited)")
-    sp.add_argument("--operator", help="your operator id (default: from node.toml)")
+    if officer:  # --operator (dev_mode only) and the officer identity options
+        from node.cli.identity import add_officer_args
+
+        add_officer_args(sp)
+    else:
+        sp.add_argument("--operator", help="your operator id (dev_mode only; default: "
+                                           "[client] operator in node.toml)")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -302,18 +327,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     sp = add("add", cmd_add, "add one alert (audited with operator and reason)")
     _alert_fields(sp, for_add=True)
     sp.add_argument("--source", required=True, help="the agency the alert comes from")
-    _change_args(sp)
+    _change_args(sp, officer=True)
 
     sp = add("update", cmd_update, "change fields of an alert (audited)")
     sp.add_argument("ref")
     _alert_fields(sp, for_add=False)
     sp.add_argument("--source", help="move the alert to another source agency")
-    _change_args(sp)
+    _change_args(sp, officer=True)
 
     sp = add("withdraw", cmd_withdraw,
              "withdraw an alert: from the commit on it never hits, on any replica")
     sp.add_argument("ref")
-    _change_args(sp)
+    _change_args(sp, officer=True)
 
     sp = add("show", cmd_show, "one alert, its state and its audit alert_id")
     sp.add_argument("ref")

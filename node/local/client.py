@@ -26,8 +26,8 @@ from node.wire import convert
 from node.wire.local import lpb, lpb_grpc
 from node.wire.trailers import trailers
 
-__all__ = ["DeskFollowUp", "FanOut", "LocalCallError", "LocalClient", "PeerResult",
-           "SentFollowUp", "WhoAmI"]
+__all__ = ["AlertSummary", "DeskFollowUp", "FanOut", "LocalCallError", "LocalClient",
+           "PeerResult", "SentFollowUp", "WhoAmI"]
 
 _REASON_KEY = "bxnode-reason"
 _OUTCOMES = {lpb.PEER_OUTCOME_ANSWERED: "answered", lpb.PEER_OUTCOME_REFUSED: "refused",
@@ -87,6 +87,25 @@ class SentFollowUp:
     fields: dict[str, str]
     reason: str
     deadline_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSummary:
+    """An alert as the node reports it after a change (never its personal data):
+    ``state`` is live, expired or withdrawn; ``alert_id`` the keyed id its audit uses."""
+
+    owner_ref: str
+    kind: str
+    source: str
+    state: str
+    action: str
+    expires: str
+    alert_id: str
+
+
+def _alert(m: Any) -> AlertSummary:
+    return AlertSummary(owner_ref=m.owner_ref, kind=m.kind, source=m.source, state=m.state,
+                        action=m.action, expires=m.expires, alert_id=m.alert_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +354,28 @@ class LocalClient:
             peer=peer, from_ms=from_ms, to_ms=to_ms, transit_hours=transit_hours,
             batch_size=batch_size, context=lpb.CaseContext(
                 purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)))
+
+    def add_alert(self, record: dict[str, str], *, source: str,
+                  reason: str) -> AlertSummary:
+        """Add one alert (role ``watchlist_manager``): ``record`` holds the watchlist's
+        import columns (kind, owner_ref, action, expires, number, ... see local.proto
+        ``AlertRecord``)."""
+        r = self._call("AddAlert", lpb.AddAlertRequest(alert=lpb.AlertRecord(**record),
+                                                       source=source, reason=reason))
+        return _alert(r.alert)
+
+    def update_alert(self, owner_ref: str, changes: dict[str, str], *,
+                     reason: str) -> AlertSummary:
+        """Change fields (import columns, or ``source``) of a live or expired alert."""
+        r = self._call("UpdateAlert", lpb.UpdateAlertRequest(owner_ref=owner_ref,
+                                                             changes=changes, reason=reason))
+        return _alert(r.alert)
+
+    def withdraw_alert(self, owner_ref: str, *, reason: str) -> AlertSummary:
+        """Withdraw an alert: from the commit on it never hits."""
+        r = self._call("WithdrawAlert", lpb.WithdrawAlertRequest(owner_ref=owner_ref,
+                                                                 reason=reason))
+        return _alert(r.alert)
 
     def raw(self, method: str, request: Any) -> Any:
         """Any LocalService method with its request message (see local.proto)."""

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 ROLES = {
     "KAZ-BS": {"kz-duty": ["duty_officer"], "kz-nobody": [], "kz-idp-officer": ["duty_officer"],
-               "kz-gate-1": []},
+               "kz-gate-1": [], "kz-wl": ["watchlist_manager"]},
     "KGZ-BS": {"kg-desk-1": ["followup_desk"], "kg-desk-2": ["followup_desk"],
                "kg-duty": ["duty_officer"]},
 }
@@ -297,6 +297,31 @@ def test_followup_file_status_four_eyes_watch_list_and_deny(s: Setup, bx: Any) -
         ("followup_approved", "kg-desk-2"), ("followup_denied", "kg-desk-1")]
 
 
+def test_watchlist_changes_by_a_watchlist_manager_hit_at_once(s: Setup, bx: Any) -> None:
+    wl = as_officer(s, "KAZ-BS", "kz-wl")
+    ask = ["query", "doc", "--number", "N7000001", "--state", "KAZ", "--peer", "KAZ-BS",
+           "--purpose", "border_check", "--json", *as_officer(s, "KGZ-BS", "kg-duty")]
+    r = bx("watchlist", "add", *ALERT, "--source", "MVD", "--reason", "reported stolen",
+           "--json", *wl)
+    assert r.rc == 0, r.err
+    added = json.loads(r.out)
+    assert (added["added"]["ref"], added["added"]["state"]) == ("KAZ-SLTD-2026-CLI-1", "live")
+    r = bx(*ask, "--case-ref", "CLI-WL-1")  # the serving node sees it at once
+    assert (r.rc, json.loads(r.out)["results"][0]["reference"]) == (0, "KAZ-SLTD-2026-CLI-1")
+    r = bx("watchlist", "update", "KAZ-SLTD-2026-CLI-1", "--action", "arrest", "--reason",
+           "escalated", *wl)
+    assert (r.rc, r.out.strip()) == (0, "updated alert KAZ-SLTD-2026-CLI-1: action"), r.err
+    r = bx("watchlist", "withdraw", "KAZ-SLTD-2026-CLI-1", "--reason", "recovered", *wl)
+    assert r.rc == 0 and r.out.startswith("withdrew document alert KAZ-SLTD-2026-CLI-1"), r.err
+    r = bx(*ask, "--case-ref", "CLI-WL-2")
+    assert (r.rc, json.loads(r.out)["results"][0]["outcome"]) == (0, "no_hit")
+    kaz = [e for e in audit(s, "KAZ-BS") if e.get("alert_id") == added["alert_id"]]
+    assert [(e["event"], e["operator"]) for e in kaz if e["event"].startswith("watchlist_")] == [
+        ("watchlist_add", "kz-wl"), ("watchlist_update", "kz-wl"),
+        ("watchlist_withdraw", "kz-wl")]
+    assert not any("N7000001" in json.dumps(e) for e in kaz)  # never the document number
+
+
 def test_crossings_confirm_and_reconcile(s: Setup, bx: Any) -> None:
     r = bx("crossings", "confirm", "--peer", "KAZ-BS", "--doc-number", "ac1111111",
            "--doc-state", "KGZ", "--bcp", "KAZ-KORDAI", "--direction", "exit", "--from",
@@ -354,12 +379,22 @@ def _cmds(s: Setup) -> dict[str, tuple[str, list[str]]]:
         "crossings reconcile": ("KAZ-BS", [
             "crossings", "reconcile", "--peer", "KGZ-BS", "--from", "2026-11-20T00:00:00Z",
             "--to", "2026-11-20T23:59:59Z", "--out", str(s.tmp / "never.csv")]),
+        "watchlist add": ("KAZ-BS", ["watchlist", "add", *ALERT, "--source", "MVD",
+                                     "--reason", "reported stolen"]),
+        "watchlist update": ("KAZ-BS", ["watchlist", "update", "KAZ-SLTD-2026-000117",
+                                        "--action", "arrest", "--reason", "escalated"]),
+        "watchlist withdraw": ("KAZ-BS", ["watchlist", "withdraw", "KAZ-SLTD-2026-000117",
+                                          "--reason", "recovered"]),
     }
 
 
 COMMANDS = ("query doc", "query person", "query batch", "query paxlst", "followup file",
             "followup status", "followup watch", "followup approve", "followup deny",
-            "crossings confirm", "crossings reconcile")
+            "crossings confirm", "crossings reconcile", "watchlist add", "watchlist update",
+            "watchlist withdraw")
+ALERT = ("--kind", "document", "--ref", "KAZ-SLTD-2026-CLI-1", "--action", "seize_document",
+         "--expires", "2030-12-31", "--number", "N7000001", "--state", "KAZ", "--type", "P",
+         "--loss-type", "stolen")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -427,10 +462,12 @@ def test_operator_must_name_the_authenticated_identity(s: Setup, bx: Any) -> Non
     assert r.rc == 0, r.err
 
 
-def test_imports_take_no_typed_operator_outside_dev_mode(s: Setup, bx: Any) -> None:
+def test_administrator_commands_take_no_typed_operator_outside_dev_mode(s: Setup, bx: Any) -> None:
     before = counts(s)
     for argv in (["crossings", "bcps", str(DEMO / "bcps.json")],
-                 ["crossings", "import", str(DEMO / "kaz-crossings.csv")]):
+                 ["crossings", "import", str(DEMO / "kaz-crossings.csv")],
+                 ["watchlist", "sync", str(DEMO / "kaz-watchlist.csv"), "--source", "MVD"],
+                 ["followup", "list"]):
         r = bx(*argv, "--node-dir", str(s.fed.dirs["KAZ-BS"]), "--operator", "kz-0193")
         assert r.rc == 1
         assert r.error.startswith("bxnode: --operator is accepted only when node.toml sets "

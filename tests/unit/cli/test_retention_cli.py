@@ -13,6 +13,7 @@ from tests.unit.cli._support import Bx, assert_one_sentence, audit_bodies
 from tests.unit.cli.test_watchlist_lifecycle import (
     alert,
     changes,
+    dev_mode,
     feed,
     generation,
     live_doc,
@@ -84,6 +85,7 @@ def test_subject_access_without_the_auditor_role_is_refused_and_audited(node: Pa
 
 
 def test_watchlist_bad_input_changes_nothing(node: Path, bx: Bx, tmp_path: Path) -> None:
+    dev_mode(node)  # a typed --operator (issue 11 §2)
     d = ("--node-dir", str(node), "--operator", "op-2")
     assert bx("watchlist", "sync", str(sync_file(tmp_path, "v1.csv", row("M-1", "A1"))),
               "--source", "MVD", *d).rc == 0
