@@ -281,7 +281,7 @@ class Responder:
                         if sign_exc.reason != "signing_key_unavailable":
                             raise
                         refusal = None
-            appended = self.audit.append_record(record)                           # 11
+            appended = self.audit.append_record(record, seq=seq)                  # 11
             if appended != seq:
                 raise RuntimeError(f"audit sequence moved under the lock ({seq} != {appended})")
             sent = response or refusal

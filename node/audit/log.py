@@ -391,27 +391,38 @@ class MerkleAuditLog:
     def next_seq(self) -> int:
         return self._tables.next_seq()
 
-    def append(self, event: dict[str, Any], *, time_ms: int) -> int:
-        """Append one entry in the caller's transaction (or its own); return its seq."""
+    def append(self, event: dict[str, Any], *, time_ms: int, seq: int | None = None) -> int:
+        """Append one entry in the caller's transaction (or its own); return its seq.
+
+        ``seq``: the number the caller read with :meth:`next_seq` in this transaction under
+        the append lock (the pipeline reserves it first), so it is not read again; a wrong
+        one fails (a duplicate key, or a gap the next seal refuses to sign).  Inside the
+        caller's transaction no savepoint is opened: the entry is one INSERT."""
+        if self._store.in_transaction:
+            return self._append(event, time_ms, seq)
         with self._store.transaction():
-            self._tables.append_lock()  # one total order across replicas (no-op on SQLCipher)
-            if self._signer is None:  # a log with a key checks the hold when it seals
-                hold = log_state(self._store)[1]
-                if hold is not None:
-                    raise hold.error()
+            return self._append(event, time_ms, seq)
+
+    def _append(self, event: dict[str, Any], time_ms: int, seq: int | None) -> int:
+        self._tables.append_lock()  # one total order across replicas (no-op on SQLCipher)
+        if self._signer is None:  # a log with a key checks the hold when it seals
+            hold = log_state(self._store)[1]
+            if hold is not None:
+                raise hold.error()
+        if seq is None:
             seq = self.next_seq()
-            body = canonical_json({**event, "seq": seq, "time_ms": time_ms, "v": 2})
-            salt = os.urandom(SALT_SIZE)
-            leaf = encode_leaf(seq, time_ms, body_commitment(salt, body))
-            peer = event.get("requester") or event.get("peer")
-            self._tables.insert_entry(NewAuditEntry(
-                seq=seq, time_ms=time_ms, salt=salt, body=body, leaf=leaf,
-                event=_s(event.get("event")), requester=_s(peer),
-                operator=_s(event.get("operator")), purpose=_s(event.get("purpose")),
-                case_ref=_s(event.get("case_ref")), outcome=_s(event.get("outcome")),
-                request_digest=_s(event.get("request_digest"))))
-            if self._signer is not None:
-                self._store.before_commit(_SEAL_KEY, lambda: self._seal_hook(time_ms))
+        body = canonical_json({**event, "seq": seq, "time_ms": time_ms, "v": 2})
+        salt = os.urandom(SALT_SIZE)
+        leaf = encode_leaf(seq, time_ms, body_commitment(salt, body))
+        peer = event.get("requester") or event.get("peer")
+        self._tables.insert_entry(NewAuditEntry(
+            seq=seq, time_ms=time_ms, salt=salt, body=body, leaf=leaf,
+            event=_s(event.get("event")), requester=_s(peer),
+            operator=_s(event.get("operator")), purpose=_s(event.get("purpose")),
+            case_ref=_s(event.get("case_ref")), outcome=_s(event.get("outcome")),
+            request_digest=_s(event.get("request_digest"))))
+        if self._signer is not None:
+            self._store.before_commit(_SEAL_KEY, lambda: self._seal_hook(time_ms))
         return seq
 
     def _seal_hook(self, time_ms: int) -> None:

@@ -12,7 +12,8 @@ __all__ = ["MerkleAuditSink"]
 class _Log(Protocol):
     def next_seq(self) -> int: ...
 
-    def append(self, event: dict[str, Any], *, time_ms: int) -> int: ...
+    def append(self, event: dict[str, Any], *, time_ms: int, seq: int | None = None
+               ) -> int: ...
 
 
 class MerkleAuditSink:
@@ -28,5 +29,5 @@ class MerkleAuditSink:
     def reserve(self) -> int:
         return self._log.next_seq()
 
-    def append_record(self, record: AuditRecord) -> int:
-        return self._log.append(record.body(), time_ms=record.time_ms)
+    def append_record(self, record: AuditRecord, *, seq: int | None = None) -> int:
+        return self._log.append(record.body(), time_ms=record.time_ms, seq=seq)

@@ -172,8 +172,12 @@ class AuditSink(Protocol):
         """The sequence number the next :meth:`append` in this unit of work will get."""
         ...
 
-    def append_record(self, record: AuditRecord) -> int:
-        """Append within the caller's unit of work; returns the entry's sequence number."""
+    def append_record(self, record: AuditRecord, *, seq: int | None = None) -> int:
+        """Append within the caller's unit of work; returns the entry's sequence number.
+
+        ``seq``: the number :meth:`reserve` gave in this unit of work, under its lock, so
+        the sink need not read the log's end again (a wrong one fails: a taken number is a
+        duplicate key, a gap stops the checkpoint that would seal it)."""
         ...
 
 

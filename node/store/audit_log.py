@@ -16,6 +16,7 @@ checkpoint ``size`` are always inserted explicitly (PostgreSQL's identity column
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -117,6 +118,14 @@ class CheckpointRow:
     note: bytes
 
 
+#: Per database handle: ``(write_epoch, next seq)`` read or written inside its open
+#: transaction.  Valid while the epoch holds (same transaction, nothing rolled back), and so
+#: while the append lock taken before it is held: the next number needs no ``max(seq)``
+#: after the first of a batch.  Shared by every log over the handle (the responder's, the
+#: follow-up desk's): every insert goes through :meth:`AuditLogTables.insert_entry`.
+_NEXT_SEQ: weakref.WeakKeyDictionary[Database, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+
 def _opt_bytes(v: Any) -> bytes | None:
     return None if v is None else bytes(v)
 
@@ -162,8 +171,23 @@ class AuditLogTables:
     # --- entries ----------------------------------------------------------------------------
 
     def next_seq(self) -> int:
+        """``max(seq) + 1``; read once per transaction (the caller holds the append lock)."""
+        epoch = self._epoch()
+        if epoch is not None:
+            hit = _NEXT_SEQ.get(self.db)
+            if hit is not None and hit[0] == epoch:
+                return hit[1]
         row = self.db.query_one("SELECT max(seq) FROM audit_entries")
-        return 1 if row is None or row[0] is None else int(row[0]) + 1
+        n = 1 if row is None or row[0] is None else int(row[0]) + 1
+        if epoch is not None:
+            _NEXT_SEQ[self.db] = (epoch, n)
+        return n
+
+    def _epoch(self) -> int | None:
+        if not self.db.in_transaction:
+            return None
+        epoch = getattr(self.db, "write_epoch", None)
+        return epoch if isinstance(epoch, int) else None
 
     def insert_entry(self, e: NewAuditEntry) -> None:
         self.db.execute(
@@ -172,6 +196,10 @@ class AuditLogTables:
             "VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)",
             (e.seq, e.time_ms, e.salt, e.body, e.leaf, e.event, e.requester, e.operator,
              e.purpose, e.case_ref, e.outcome, e.request_digest))
+        epoch = self._epoch()
+        hit = _NEXT_SEQ.get(self.db)
+        if epoch is not None and hit is not None and hit[0] == epoch:
+            _NEXT_SEQ[self.db] = (epoch, max(hit[1], e.seq + 1))
 
     def leaves_after(self, size: int) -> list[bytes]:
         """The leaves of entries ``size+1..``, in seq order (the batch to seal)."""
@@ -363,6 +391,7 @@ class AuditLogTables:
         ``size`` -- delete them *with* their checkpoints, cosignatures and tree hashes, so
         what is left is a consistent log of ``size`` entries.  Only a comparison with what
         the witnesses hold (``bxnode audit verify --witnesses``) can see it."""
+        _NEXT_SEQ.pop(self.db, None)
         self.db.execute("DELETE FROM audit_entries WHERE seq > ?", (size,))
         self.db.execute("DELETE FROM audit_checkpoints WHERE size > ?", (size,))
         self.db.execute("DELETE FROM audit_cosignatures WHERE size > ?", (size,))

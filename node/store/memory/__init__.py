@@ -144,7 +144,9 @@ class MemoryAuditSink(_State):
     def reserve(self) -> int:
         return len(self.state) + 1
 
-    def append_record(self, record: AuditRecord) -> int:
+    def append_record(self, record: AuditRecord, *, seq: int | None = None) -> int:
+        if seq is not None and seq != len(self.state) + 1:
+            raise RuntimeError(f"audit seq {seq} is not the next ({len(self.state) + 1})")
         self.state.append(record)
         return len(self.state)
 

@@ -271,6 +271,15 @@ class PgDatabase:
         self._depth = 0
         self._before_commit: dict[str, Callable[[], None]] = {}
         self._cursors = itertools.count(1)
+        #: Advisory locks this transaction holds: name -> the savepoint depth that took it
+        #: (a lock taken after a savepoint is released if it is rolled back to: PostgreSQL
+        #: docs, "Explicit Locking", 13.3; advisory locks 13.3.5).  Asking again
+        #: for one held is a round trip for nothing (the lock is re-entrant).
+        self._held: dict[str, int] = {}
+        #: Changes whenever a transaction begins or anything rolls back: what was read
+        #: inside the open transaction under the same epoch still holds (the audit log's
+        #: next sequence number, node/store/audit_log.py).
+        self.write_epoch = 0
 
     @classmethod
     def open(cls, **kwargs: Any) -> PgDatabase:
@@ -285,6 +294,7 @@ class PgDatabase:
             self.pool._release(conn)
             self._depth = 0
             self._before_commit.clear()
+            self._held.clear()
         if self._owns_pool:
             self.pool.close()
 
@@ -300,11 +310,13 @@ class PgDatabase:
         conn = self.pool._begin()
         self._conn = conn
         self._depth = 1
+        self.write_epoch += 1
         try:
             yield
             while self._before_commit:  # hooks may register further hooks
                 self._before_commit.pop(next(iter(self._before_commit)))()
         except BaseException:
+            self.write_epoch += 1
             if self._conn is conn:  # else close() rolled back and returned it already
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
@@ -324,6 +336,7 @@ class PgDatabase:
             if self._conn is conn:
                 self._depth = 0
                 self._before_commit.clear()
+                self._held.clear()
                 self._conn = None
                 self.pool._release(conn)
 
@@ -345,11 +358,15 @@ class PgDatabase:
                 yield
             return
         name = f"sp{self._depth}"
+        outer = self._depth
         self._raw(f"SAVEPOINT {name}")
         self._depth += 1
         try:
             yield
         except BaseException:
+            self.write_epoch += 1
+            # locks taken inside are released with the savepoint: forget them
+            self._held = {k: d for k, d in self._held.items() if d <= outer}
             conn = self._conn
             if conn is not None and not conn.broken:
                 with contextlib.suppress(psycopg.Error):
@@ -358,6 +375,8 @@ class PgDatabase:
             raise
         else:
             self._raw(f"RELEASE SAVEPOINT {name}")
+            # released into the enclosing (sub)transaction, which now holds its locks
+            self._held = {k: min(d, outer) for k, d in self._held.items()}
         finally:
             self._depth -= 1
 
@@ -366,7 +385,10 @@ class PgDatabase:
         ``name`` on every replica waits here until this transaction ends."""
         if not self._depth:
             raise RuntimeError("lock needs an open transaction")
+        if name in self._held:
+            return
         self._run("SELECT pg_advisory_xact_lock(%s)", (lock_key(name),))
+        self._held[name] = self._depth
 
     def ensure_schema(self, name: str, ddl: str) -> None:
         """Check that ``bxnode store migrate`` applied ``name`` at this code's version;

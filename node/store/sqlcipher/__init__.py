@@ -97,6 +97,10 @@ class Store:
         self._conn = conn
         self.path = path
         self._depth = 0
+        #: Changes whenever a transaction begins or anything rolls back: what was read
+        #: inside the open transaction under the same epoch still holds (the audit log's
+        #: next sequence number, node/store/audit_log.py).
+        self.write_epoch = 0
         self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
         self._lock_fd: int | None = None
@@ -185,12 +189,14 @@ class Store:
         with self._writer_lock():
             with _faults():
                 self._conn.execute("BEGIN IMMEDIATE")
+            self.write_epoch += 1
             self._depth = 1
             try:
                 yield
                 while self._before_commit:  # hooks may register further hooks
                     self._before_commit.pop(next(iter(self._before_commit)))()
             except BaseException:
+                self.write_epoch += 1
                 if self._conn.in_transaction:  # SQLite may have rolled back already
                     self._conn.execute("ROLLBACK")
                 raise
@@ -247,6 +253,7 @@ class Store:
         try:
             yield
         except BaseException:
+            self.write_epoch += 1
             if self._conn.in_transaction:  # SQLite may have rolled back the whole of it
                 self._conn.execute(f"ROLLBACK TO {name}")
                 self._conn.execute(f"RELEASE {name}")

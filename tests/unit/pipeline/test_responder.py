@@ -203,7 +203,7 @@ def test_a_bug_in_a_handler_becomes_internal_error_audited_and_nothing_half_writ
 
 
 def test_a_failing_audit_sink_leaves_nothing_behind(rig: Rig) -> None:
-    def down(_: Any) -> int:
+    def down(_: Any, **__: Any) -> int:
         raise OSError("disk full")
 
     rig.audit.append_record = down  # type: ignore[method-assign]
