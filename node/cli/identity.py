@@ -206,8 +206,14 @@ def call(fn: Any, *a: Any, **kw: Any) -> Any:
 
 
 def local_refusal(exc: Any) -> Exception:
+    """A peer's refusal carried by the call is that peer's (exit 3, as when the CLI asks
+    it directly); anything else is the node's own refusal of the call (exit 1)."""
     from node.cli.main import LocalRefused
+    from node.core.errors import RemoteError
 
+    if exc.refused_by:
+        return RemoteError(f"{exc.refused_by} refused: {exc.details}", status=exc.status,
+                           reason=exc.reason, refusal_verified=exc.refusal_verified)
     return LocalRefused(status=exc.status, reason=exc.reason, details=exc.details)
 
 

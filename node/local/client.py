@@ -36,11 +36,17 @@ _OUTCOMES = {lpb.PEER_OUTCOME_ANSWERED: "answered", lpb.PEER_OUTCOME_REFUSED: "r
 
 
 class LocalCallError(Exception):
-    """The node refused the call: ``status`` (gRPC name) and ``reason`` (stable code)."""
+    """The call was refused: ``status`` (gRPC name) and ``reason`` (stable code).
 
-    def __init__(self, status: str, reason: str, details: str) -> None:
+    ``refused_by`` names the peer when a method that asks one peer (crossings,
+    follow-ups) carries that peer's refusal (``refusal_verified``: its signed refusal
+    verified); it is empty when the node itself refused the call."""
+
+    def __init__(self, status: str, reason: str, details: str, *, refused_by: str = "",
+                 refusal_verified: bool = False) -> None:
         super().__init__(f"{status.lower()}/{reason}: {details}")
         self.status, self.reason, self.details = status, reason, details
+        self.refused_by, self.refusal_verified = refused_by, refusal_verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,4 +392,6 @@ def _error(err: grpc.RpcError) -> LocalCallError:
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     md = trailers(err)
     details = err.details() if hasattr(err, "details") else ""
-    return LocalCallError(code.name, str(md.get(_REASON_KEY, "")), str(details or ""))
+    return LocalCallError(code.name, str(md.get(_REASON_KEY, "")), str(details or ""),
+                          refused_by=str(md.get("bxnode-refused-by", "")),
+                          refusal_verified=md.get("bxnode-refusal-verified") == "true")

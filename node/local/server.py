@@ -37,7 +37,7 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError
 
-from node.core.errors import BxError, EnvironmentFault, InvalidInput, Unauthenticated
+from node.core.errors import BxError, EnvironmentFault, InvalidInput, RemoteError, Unauthenticated
 from node.core.model import QueryKind
 from node.crossings.local import record_crossings
 from node.followup.store import FollowUpRow
@@ -182,10 +182,12 @@ class LocalApiServer:
                     response = await fn(ident, msg, facts)
                 except BaseException as exc:
                     status, reason, message = self._refusal(exc)
-                    entry.update(facts, outcome="refused", status=status, reason=reason)
+                    trailers = _refused_by(exc, facts)
+                    entry.update(facts, outcome="refused", status=status, reason=reason,
+                                 **_refused_by_facts(trailers))
                     await self._finish(entry)
                     await abort(context, grpc.StatusCode[status], reason,
-                                f"{reason}: {message}")
+                                f"{reason}: {message}", trailers=trailers)
                 entry.update(facts, outcome="ok", status="OK")
                 seq = await self._finish(entry)
                 if hasattr(response, "result") and response.HasField("result"):
@@ -215,10 +217,12 @@ class LocalApiServer:
                         await self._finish(entry)
                     raise
                 status, reason, message = self._refusal(exc)
+                trailers = _refused_by(exc, facts)
                 entry.update(facts, outcome="refused", status=status, reason=reason,
-                             messages=sent)
+                             messages=sent, **_refused_by_facts(trailers))
                 await self._finish(entry)
-                await abort(context, grpc.StatusCode[status], reason, f"{reason}: {message}")
+                await abort(context, grpc.StatusCode[status], reason, f"{reason}: {message}",
+                            trailers=trailers)
             entry.update(facts, outcome="ok", status="OK", messages=sent)
             await self._finish(entry)
 
@@ -356,6 +360,7 @@ class LocalApiServer:
             raise InvalidInput(f"transit_hours must be 1..240, batch_size 1.."
                                f"{MAX_BATCH_RECONCILE}", reason="invalid_argument")
         peer, country = ops.peer_or_country(msg.peer)
+        facts["peer"] = peer
         purpose, legal, case_ref = _ctx_args(msg.context)
 
         def iso(ms: int) -> str:
@@ -540,6 +545,25 @@ class LocalApiServer:
 
 
 MAX_BATCH_RECONCILE = 1_000
+#: Trailers of a call a single peer refused (crossings, follow-ups): the refusal is that
+#: peer's, not this node's, and its signed refusal did or did not verify.
+REFUSED_BY_KEY = "bxnode-refused-by"
+REFUSAL_VERIFIED_KEY = "bxnode-refusal-verified"
+
+
+def _refused_by(exc: BaseException, facts: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    peer = facts.get("peer")
+    if not isinstance(exc, RemoteError) or not isinstance(peer, str) or not peer:
+        return ()
+    return ((REFUSED_BY_KEY, peer),
+            (REFUSAL_VERIFIED_KEY, "true" if exc.refusal_verified else "false"))
+
+
+def _refused_by_facts(trailers: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    t = dict(trailers)
+    if not t:
+        return {}
+    return {"refused_by": t[REFUSED_BY_KEY], "refusal_verified": t[REFUSAL_VERIFIED_KEY] == "true"}
 
 
 def _paxlst_bytes(text: str) -> bytes:

@@ -161,10 +161,12 @@ class LocalOps:
                                                            thread_name_prefix="bxnode-local")
 
     def close(self) -> None:
+        """Stop the worker pool and close the peer client (the listener's stop)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
     async def in_pool(self, fn: Callable[[], Any]) -> Any:
+        """Run blocking ``fn`` (network, never the database) on a worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     # --- checks (before anything is sent) -------------------------------------------------
@@ -194,6 +196,7 @@ class LocalOps:
         return node_id
 
     def peer_or_country(self, text: str) -> tuple[str, str]:
+        """(node id, country) of a peer named by node id or by its country code."""
         members = self.directory.members()
         for m in members:
             if m.node_id == text:
@@ -239,12 +242,14 @@ class LocalOps:
         return ask, skip
 
     def deadline_s(self, deadline_ms: int) -> float:
+        """The fan-out deadline in seconds (0: the configured default; at most 60 s)."""
         if deadline_ms > MAX_DEADLINE_MS:
             raise InvalidInput(f"the deadline is at most {MAX_DEADLINE_MS} ms",
                                reason="bad_deadline")
         return (deadline_ms or self.default_deadline_ms) / 1000
 
     def check_items(self, items: Sequence[Query], *, batches: bool = False) -> None:
+        """1..``max_batch`` items, or any number when they go in several ``batches``."""
         if not items:
             raise InvalidInput("nothing to check", reason="empty_request")
         if len(items) > self.max_batch and not batches:
@@ -338,6 +343,7 @@ class LocalOps:
     # --- crossings ---------------------------------------------------------------------------
 
     def check_questions(self, questions: Sequence[CrossingQuestion]) -> None:
+        """1..:data:`MAX_QUESTIONS` crossing questions."""
         if not questions:
             raise InvalidInput("no questions", reason="empty_request")
         if len(questions) > MAX_QUESTIONS:
@@ -346,12 +352,16 @@ class LocalOps:
 
     async def confirm(self, peer: str, ctx: QueryContext,
                       questions: Sequence[CrossingQuestion]) -> tuple[list[CrossingAnswer], int]:
+        """Ask ``peer`` the crossing ``questions`` in one signed request: (answers in
+        order, the peer's audit entry); a refusal raises the peer's RemoteError."""
         resp = await self.in_pool(lambda: confirm_crossings(self.client, peer, ctx, questions))
         return list(resp.answers), int(resp.audit_seq)
 
     async def reconcile(self, peer: str, peer_country: str, ctx: QueryContext, *,
                         from_ms: int, to_ms: int, transit_hours: int,
                         batch_size: int) -> ReconcileReport:
+        """Match our exits/entries toward ``peer_country`` in the period with ``peer``'s
+        records, ``batch_size`` questions per signed request."""
         items = await self.writer.call(lambda: plan(
             self.crossings, self.crossings.bcp_map(), own_country=self.country,
             peer_country=peer_country, from_ms=from_ms, to_ms=to_ms,
@@ -370,6 +380,8 @@ class LocalOps:
     async def send_followup(self, peer: str, ctx: QueryContext, *, reference: str,
                             lookup_digest: bytes, item_index: int,
                             fields: Sequence[str]) -> cwire.FollowUpStatus:
+        """File a follow-up to the HIT ``reference`` (found in our receipts unless
+        ``lookup_digest`` names the lookup); the filing is kept with its receipt."""
         if not reference:
             raise InvalidInput("name the hit reference", reason="unknown_hit_reference")
         if not fields or len(fields) > cwire.MAX_FIELDS:
@@ -421,6 +433,8 @@ class LocalOps:
         return sent
 
     async def poll_followup(self, peer: str, ctx: QueryContext, fid: str) -> fu_client.Answer:
+        """The owner's current answer to the follow-up ``fid`` we filed, verified (a
+        decision signed by the owner and bound to our filing) and kept."""
         sent = await self._sent(peer, fid)
         client, store = self.client, self.followups
 
@@ -484,6 +498,8 @@ class LocalOps:
     # --- the desk (follow-ups filed with us) ----------------------------------------------------
 
     async def desk_list(self, state: str) -> list[tuple[FollowUpRow, PendingApproval | None]]:
+        """Follow-ups filed with us (``state``: "", pending, approved, denied, overdue),
+        each with its first approval when four eyes wait for a second officer."""
         if state and state not in ("pending", "approved", "denied", "overdue"):
             raise InvalidInput("state must be pending, approved, denied or overdue",
                                reason="bad_state")
@@ -501,6 +517,10 @@ class LocalOps:
 
     async def desk_approve(self, fid: str, fields: Sequence[str], operator: str
                            ) -> tuple[FollowUpRow, PendingApproval | None]:
+        """Approve follow-up ``fid`` as ``operator`` (``fields``: narrow the release;
+        empty: all requested).  Under four eyes the first approval only records itself
+        (the pending approval is returned); a second, different officer releases."""
+
         def run() -> tuple[FollowUpRow, PendingApproval | None]:
             row = self.desk.approve(fid, fields=list(fields) or None, operator=operator)
             return row, self.desk.pending_approval(fid)
@@ -509,6 +529,8 @@ class LocalOps:
         return out
 
     async def desk_deny(self, fid: str, reason: str, operator: str) -> FollowUpRow:
+        """Deny follow-up ``fid`` as ``operator`` (signed, audited); ``reason`` is shown
+        to the requester."""
         row: FollowUpRow = await self.writer.run_in_batch(
             lambda: self.desk.deny(fid, reason=reason, operator=operator))
         return row

@@ -332,6 +332,12 @@ def test_crossings_confirm_and_reconcile(s: Setup, bx: Any) -> None:
         "outcome": "confirmed", "bcp": "KAZ-KORDAI", "crossed_at": "2026-11-20T08:00:00Z"}
     asked = [e for e in audit(s, "KAZ-BS") if e.get("case_ref") == "CLI-X-1"]
     assert asked and {e["operator"] for e in asked} == {"kg-duty"}
+    r = bx("crossings", "confirm", "--peer", "KAZ-BS", "--doc-number", "AC1111111",
+           "--doc-state", "KGZ", "--bcp", "KAZ-NOWHERE", "--direction", "exit", "--from",
+           "2026-11-20T00:00:00Z", "--to", "2026-11-20T12:00:00Z", "--case-ref", "CLI-X-2",
+           *as_officer(s, "KGZ-BS", "kg-duty"))
+    assert (r.rc, r.error) == (3, "bxnode: the peer refused: invalid_argument/unknown_bcp "
+                                  "(signed refusal verified)")  # exit 3, as asked directly
     out = s.tmp / "recon.csv"
     r = bx("crossings", "reconcile", "--peer", "KGZ", "--from", "2026-11-20T00:00:00Z",
            "--to", "2026-11-20T23:59:59Z", "--batch-size", "2", "--out", str(out), "--json",

@@ -132,6 +132,13 @@ STREAMING = {"AwaitFollowUp"}
 def invoke(ch: grpc.Channel, method: str, raw: bytes, *, bearer: str | None = None
            ) -> tuple[str, str]:
     """(status name, bxnode-reason) of one call with raw request bytes."""
+    status, reason, _ = invoke_md(ch, method, raw, bearer=bearer)
+    return status, reason
+
+
+def invoke_md(ch: grpc.Channel, method: str, raw: bytes, *, bearer: str | None = None
+              ) -> tuple[str, str, dict[str, Any]]:
+    """(status name, bxnode-reason, every trailer) of one call with raw request bytes."""
     md = (("authorization", f"Bearer {bearer}"),) if bearer else ()
     path = f"/bxnode.v1.LocalService/{method}"
     try:
@@ -142,8 +149,8 @@ def invoke(ch: grpc.Channel, method: str, raw: bytes, *, bearer: str | None = No
             ch.unary_unary(path)(raw, timeout=20, metadata=md)
     except grpc.RpcError as err:
         trailing = dict(err.trailing_metadata() or ())
-        return err.code().name, str(trailing.get("bxnode-reason", ""))
-    return "OK", ""
+        return err.code().name, str(trailing.get("bxnode-reason", "")), trailing
+    return "OK", "", {}
 
 
 def audit(e: Env, node: str) -> list[dict[str, Any]]:
@@ -515,11 +522,17 @@ def test_single_peer_methods_report_a_peer_down_or_refusing_as_the_call_status(e
     ]
     for name, msg, status, reason in cases:
         before = snapshot(env)
-        assert invoke(duty, name, msg.SerializeToString()) == (status, reason), name
+        got, why, trailers = invoke_md(duty, name, msg.SerializeToString())
+        assert (got, why) == (status, reason), name
         call = audit(env, "KAZ-BS")[-1]
         assert (call["method"], call["caller"], call["status"], call["reason"]) == (
             name, "kz-duty", status, reason)
-        if status != "UNAVAILABLE":  # the peer refused it and logged that it did
+        if status == "UNAVAILABLE":  # not a refusal: nobody refused it
+            assert "bxnode-refused-by" not in trailers and "refused_by" not in call
+        else:  # the peer refused it, signed, and logged that it did
+            assert (trailers["bxnode-refused-by"], trailers["bxnode-refusal-verified"]) == (
+                "KGZ-BS", "true")
+            assert (call["refused_by"], call["refusal_verified"]) == ("KGZ-BS", True)
             assert len(audit(env, "KGZ-BS")) > before["KGZ-BS"]
 
 
