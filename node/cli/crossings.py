@@ -254,7 +254,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                                      lines=[ReconcileLine(
                                          outcome=ln.outcome, record_id=ln.record_id,
                                          event=ln.event, bcp=ln.bcp, crossed_at=ln.crossed_at,
-                                         doc_number="", doc_state="", doc_type="",
+                                         doc_number=ln.doc_number, doc_state=ln.doc_state,
+                                         doc_type=ln.doc_type,
                                          peer_bcp=ln.peer_bcp,
                                          peer_crossed_at=ln.peer_crossed_at)
                                          for ln in r.lines])

@@ -383,7 +383,9 @@ class LocalApiServer:
             batches=report.batches,
             lines=[lpb.ReconcileLine(outcome=ln.outcome, record_id=ln.record_id,
                                      event=ln.event, bcp=ln.bcp, crossed_at=ln.crossed_at,
-                                     peer_bcp=ln.peer_bcp, peer_crossed_at=ln.peer_crossed_at)
+                                     peer_bcp=ln.peer_bcp, peer_crossed_at=ln.peer_crossed_at,
+                                     doc_number=ln.doc_number, doc_state=ln.doc_state,
+                                     doc_type=ln.doc_type)
                    for ln in report.lines])
 
     async def _store_crossings(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:

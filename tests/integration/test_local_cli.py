@@ -346,8 +346,9 @@ def test_crossings_confirm_and_reconcile(s: Setup, bx: Any) -> None:
     summary = json.loads(r.out)
     assert (summary["checked"], summary["batches"], summary["matched"],
             summary["exit_without_entry"], summary["entry_without_exit"]) == (5, 3, 3, 1, 1)
-    rows = {row["record_id"]: row["outcome"] for row in csv.DictReader(out.open())}
-    assert rows["KZ-KRS-20261120-0003"] == "exit_without_entry"
+    rows = {row["record_id"]: row for row in csv.DictReader(out.open())}
+    assert {k: rows["KZ-KRS-20261120-0003"][k] for k in ("outcome", "doc_number", "doc_state")
+            } == {"outcome": "exit_without_entry", "doc_number": "N3333333", "doc_state": "KAZ"}
     call = local_calls(s, "KAZ-BS")[-1]
     assert (call["method"], call["operator"], call["matched"]) == (
         "ReconcileCrossings", "kz-duty", 3)

@@ -197,7 +197,7 @@ class ReconcileCrossingsRequest(_message.Message):
     def __init__(self, peer: _Optional[str] = ..., context: _Optional[_Union[CaseContext, _Mapping]] = ..., from_ms: _Optional[int] = ..., to_ms: _Optional[int] = ..., transit_hours: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class ReconcileLine(_message.Message):
-    __slots__ = ("outcome", "record_id", "event", "bcp", "crossed_at", "peer_bcp", "peer_crossed_at")
+    __slots__ = ("outcome", "record_id", "event", "bcp", "crossed_at", "peer_bcp", "peer_crossed_at", "doc_number", "doc_state", "doc_type")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +205,9 @@ class ReconcileLine(_message.Message):
     CROSSED_AT_FIELD_NUMBER: _ClassVar[int]
     PEER_BCP_FIELD_NUMBER: _ClassVar[int]
     PEER_CROSSED_AT_FIELD_NUMBER: _ClassVar[int]
+    DOC_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DOC_STATE_FIELD_NUMBER: _ClassVar[int]
+    DOC_TYPE_FIELD_NUMBER: _ClassVar[int]
     outcome: str
     record_id: str
     event: str
@@ -212,7 +215,10 @@ class ReconcileLine(_message.Message):
     crossed_at: str
     peer_bcp: str
     peer_crossed_at: str
-    def __init__(self, outcome: _Optional[str] = ..., record_id: _Optional[str] = ..., event: _Optional[str] = ..., bcp: _Optional[str] = ..., crossed_at: _Optional[str] = ..., peer_bcp: _Optional[str] = ..., peer_crossed_at: _Optional[str] = ...) -> None: ...
+    doc_number: str
+    doc_state: str
+    doc_type: str
+    def __init__(self, outcome: _Optional[str] = ..., record_id: _Optional[str] = ..., event: _Optional[str] = ..., bcp: _Optional[str] = ..., crossed_at: _Optional[str] = ..., peer_bcp: _Optional[str] = ..., peer_crossed_at: _Optional[str] = ..., doc_number: _Optional[str] = ..., doc_state: _Optional[str] = ..., doc_type: _Optional[str] = ...) -> None: ...
 
 class ReconcileCrossingsResponse(_message.Message):
     __slots__ = ("checked", "matched", "exit_without_entry", "entry_without_exit", "batches", "lines")
