@@ -18,6 +18,7 @@ serving (README, "For the national system integrator": why it cannot be audited)
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Any
 
 import grpc
 import pytest
+import structlog
 from joserfc.jwk import ECKey
 
 from node.cli.main import main as cli
@@ -560,3 +562,29 @@ def test_a_token_with_a_certificate_names_both(env: Env) -> None:
     assert (who["caller"], who["operator"], who["auth"], who["client_system"]) == (
         "kz-idp-officer", "kz-idp-officer", "token", "kz-gate-1")
     assert json.dumps(who).count(ok[:20]) == 0  # the token itself is never stored
+
+
+def test_cli_with_a_token_file_alone_on_a_token_only_socket(
+        env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """KGZ's socket takes bearer tokens only: BXNODE_TOKEN_FILE is the whole identity."""
+    from node.cli.main import main
+
+    jwt_file = tmp_path / "kg-duty.jwt"
+    jwt_file.write_text(token(env.idp, "kg-duty", now=int(time.time())))
+    monkeypatch.setenv("BXNODE_TOKEN_FILE", str(jwt_file))
+    capsys.readouterr()
+    try:
+        rc = main(["query", "doc", "--number", "N0481516", "--state", "KAZ", "--peer",
+                   "KAZ-BS", "--purpose", "border_check", "--case-ref", "MATRIX-TOKEN-1",
+                   "--json", "--node-dir", str(env.fed.dirs["KGZ-BS"])])
+    finally:  # main() bound structlog to capsys's stderr; follow the real one again
+        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert json.loads(out)["results"][0]["reference"] == "KAZ-SLTD-2026-000117"
+    call = audit(env, "KGZ-BS")[-1]
+    assert (call["method"], call["operator"], call["auth"], call["via"]) == (
+        "LookupDocument", "kg-duty", "token", "unix")
+    asked = [x for x in audit(env, "KAZ-BS") if x.get("case_ref") == "MATRIX-TOKEN-1"]
+    assert asked and {x["operator"] for x in asked} == {"kg-duty"}
