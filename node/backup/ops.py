@@ -69,8 +69,33 @@ def _partial(out: Path) -> Iterator[Any]:
         part.unlink(missing_ok=True)
 
 
+def _record(cfg: NodeConfig, *, signing_key: SigningKeyLike, recipient: nacl.public.PublicKey,
+            operator: str, now_ms: int) -> None:
+    """The backup's own audit entry, sealed before the snapshot (so the backup holds it):
+    who took a copy of everything, to which key.  A log on hold appends nothing (its
+    backup then has no entry: the hold's own record says why)."""
+    from node.app import open_store
+    from node.audit.hold import hold_of
+    from node.backup.keys import recipient_id
+
+    store = open_store(cfg)
+    try:
+        if hold_of(store) is not None:
+            return
+        log = MerkleAuditLog(store=store, node_id=cfg.node_id, signing_key=signing_key)
+        with store.transaction():
+            log.append({"event": "backup_taken", "operator": operator,
+                        "backend": cfg.storage.backend,
+                        "recipient": recipient_id(recipient)}, time_ms=now_ms)
+    finally:
+        store.close()
+
+
 def take_backup(cfg: NodeConfig, *, out: Path, recipient: nacl.public.PublicKey,
-                signing_key: SigningKeyLike, now_ms: int) -> Manifest:
+                signing_key: SigningKeyLike, now_ms: int, operator: str = "") -> Manifest:
+    """See the module; ``operator`` is recorded in the backup's audit entry."""
+    _record(cfg, signing_key=signing_key, recipient=recipient, operator=operator,
+            now_ms=now_ms)
     if cfg.storage.backend == "postgresql":
         from node.backup.postgresql import export_database
 

@@ -65,6 +65,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from node.app import now_ms
     from node.backup.keys import load_recipient
     from node.backup.ops import take_backup
+    from node.cli.identity import check_operator_flag
     from node.keys import load_signer
 
     cfg = _config(args)
@@ -73,9 +74,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
         raise CliError(f"{out} exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
         raise CliError(f"{out.parent} is not a folder")
+    check_operator_flag(cfg, args.operator)
     recipient = load_recipient(Path(args.to))
     m = take_backup(cfg, out=out, recipient=recipient,
-                    signing_key=load_signer(cfg.signing_key), now_ms=now_ms())
+                    signing_key=load_signer(cfg.signing_key), now_ms=now_ms(),
+                    operator=args.operator or cfg.operator or "")
     _emit(args, {"out": str(out), "node_id": m.node_id, "backend": m.backend,
                  "created_ms": m.created_ms, "audit_origin": m.audit_origin,
                  "audit_size": m.audit_size, "recipient": m.recipient,
@@ -265,6 +268,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--to", required=True,
                     help="the backup public key to encrypt to (from 'bxnode backup-keygen')")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    sp.add_argument("--operator", help="your operator id, recorded in the backup's audit "
+                                       "entry (default: from node.toml)")
     sp = add_command(sub, "backup-keygen", cmd_keygen,
                      "create a backup key pair: FILE (private, 0600) and FILE.pub", common)
     sp.add_argument("--out", required=True, help="the private key file to write")

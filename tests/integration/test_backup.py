@@ -108,8 +108,11 @@ class Scene:
     newer_backup: Path
     replay: bytes  # a lookup KAZ-BS answered before the old backup
     backup_size: int  # KAZ-BS's log in the old backup
-    witnessed_size: int  # what the witnesses hold of it when KAZ-BS stopped
-    witnessed_root: bytes
+    witnessed: dict[str, tuple[int, bytes]]  # what each witness holds when KAZ-BS stopped
+
+    @property
+    def witnessed_size(self) -> int:
+        return max(size for size, _ in self.witnessed.values())
 
 
 def lookup_wire(fed: Federation, number: str) -> bytes:
@@ -217,15 +220,16 @@ def scene(tmp_path: Path) -> Iterator[Scene]:
         assert r.returncode == 0, r.stderr
     finally:
         node.stop()
-    held = witness_state(fed, KGZ)[ORIGIN]
-    assert held[0] > backup_size
+    held = {w: witness_state(fed, w)[ORIGIN] for w in (KGZ, UZB)}
+    assert all(size > backup_size for size, _ in held.values())
     r = bx("restore", str(old), "--key", str(key), "--json", node=kaz)
     out = json.loads(r.stdout)
     assert r.returncode == 4, r.stdout + r.stderr  # restored, and on hold
     assert out["on_hold"] is True and out["audit_size"] == backup_size
-    assert f"witnessed size {held[0]}" in out["detail"] and "rolled back" in out["detail"]
+    assert out["witnessed"] == {w: size for w, (size, _) in held.items()}
+    assert "witnessed size" in out["detail"] and "rolled back" in out["detail"]
     assert Path(out["replaced"]).is_file()  # the database it replaced is kept
-    yield Scene(fed, kaz, key, old, newer, replay, backup_size, held[0], held[1])
+    yield Scene(fed, kaz, key, old, newer, replay, backup_size, held)
     fed.stop_all()
 
 
@@ -235,7 +239,8 @@ def check_on_hold(s: Scene) -> None:
     assert r.returncode == 1
     status = json.loads(r.stdout)
     assert status["on_hold"] is True and status["hold"]["backup_size"] == s.backup_size
-    assert status["hold"]["witnessed"] == {KGZ: s.witnessed_size, UZB: s.witnessed_size}
+    assert status["hold"]["witnessed"] == {w: size for w, (size, _) in s.witnessed.items()}
+    assert "the log holds only" in status["hold"]["detail"]
     node = Serve(s.kaz)
     try:
         r = bx("health", node=s.kaz)
@@ -249,7 +254,7 @@ def check_on_hold(s: Scene) -> None:
     entries, checkpoint, _ = kaz_log(s.fed)
     assert (entries, checkpoint) == (s.backup_size, s.backup_size)  # nothing signed, appended
     for w in (KGZ, UZB):  # the witnesses still hold the same checkpoint; nothing inconsistent
-        assert witness_state(s.fed, w)[ORIGIN] == (s.witnessed_size, s.witnessed_root)
+        assert witness_state(s.fed, w)[ORIGIN] == s.witnessed[w]
         assert witness_evidence(s.fed, w) == []
 
 
@@ -277,11 +282,20 @@ def test_restored_node_recovers_the_tail_from_a_newer_backup(scene: Scene) -> No
         assert r.returncode == 0, r.stdout + r.stderr
         verified = json.loads(r.stdout)
         assert all(w["ok"] and w["size"] >= entries for w in verified["witnesses"])
+        # a backup that holds all the witnesses hold restores without a hold
+        latest = s.old_backup.with_name("latest.bxb")
+        r = bx("backup", "--out", str(latest), "--to", f"{s.key}.pub", node=s.kaz)
+        assert r.returncode == 0, r.stderr
     finally:
         node.stop()
     assert origins == [ORIGIN]
     for w in (KGZ, UZB):
         assert witness_evidence(s.fed, w) == []  # never an inconsistent checkpoint
+    r = bx("restore", str(latest), "--key", str(s.key), "--json", node=s.kaz)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["on_hold"] is False
+    r = bx("audit", "status", node=s.kaz)
+    assert r.returncode == 0 and "ON HOLD" not in r.stdout
 
 
 def test_restored_node_resets_its_log_to_a_new_origin(scene: Scene) -> None:
@@ -292,7 +306,7 @@ def test_restored_node_resets_its_log_to_a_new_origin(scene: Scene) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
     assert out["new_origin"] == f"{ORIGIN}/log-2" and out["log_size"] == s.backup_size
-    assert out["witnessed"] == {KGZ: s.witnessed_size, UZB: s.witnessed_size}
+    assert out["witnessed"] == {w: size for w, (size, _) in s.witnessed.items()}
     node = Serve(s.kaz)
     try:
         r = bx("health", node=s.kaz)
@@ -310,11 +324,11 @@ def test_restored_node_resets_its_log_to_a_new_origin(scene: Scene) -> None:
     for w in (KGZ, UZB):
         state = witness_state(s.fed, w)
         # the old origin's evidence is still held, unchanged, beside the new origin
-        assert state[ORIGIN] == (s.witnessed_size, s.witnessed_root)
+        assert state[ORIGIN] == s.witnessed[w]
         assert state[f"{ORIGIN}/log-2"][0] >= entries
         [reset] = witness_evidence(s.fed, w)
         assert reset.reason == "log_reset" and reset.origin == ORIGIN
-        assert reset.stored_note.startswith(f"{ORIGIN}\n{s.witnessed_size}\n".encode())
+        assert reset.stored_note.startswith(f"{ORIGIN}\n{s.witnessed[w][0]}\n".encode())
         assert reset.submitted_note.startswith(f"{ORIGIN}/log-2\n".encode())
     # the reset is itself an entry of the log, sealed under the new origin
     store = open_store(load_config(s.kaz))
@@ -325,3 +339,12 @@ def test_restored_node_resets_its_log_to_a_new_origin(scene: Scene) -> None:
         store.close()
     assert entry["seq"] == s.backup_size + 1 and entry["old_origin"] == ORIGIN
     assert entry["statement"] == "disk lost after the nightly backup"
+    # each backup recorded itself in the log it holds, before its snapshot
+    store = open_store(load_config(s.kaz))
+    try:
+        taken = [e for e in MerkleAuditLog(store=store).bodies()
+                 if e.get("event") == "backup_taken"]
+    finally:
+        store.close()
+    assert [e["seq"] for e in taken] == [s.backup_size]
+    assert taken[0]["operator"] == "officer-7" and len(taken[0]["recipient"]) == 16

@@ -104,7 +104,8 @@ def test_backup_and_restore_on_postgresql(tmp_path: Path, pg_cluster: PgCluster,
     assert rc == 0, err
     meta = json.loads(out)
     snapshot = _state(node)
-    assert meta["backend"] == "postgresql" and meta["audit_size"] == snapshot[0] == 3
+    # the import's entry, two lookups, and the backup's own entry (before its snapshot)
+    assert meta["backend"] == "postgresql" and meta["audit_size"] == snapshot[0] == 4
     _append(node, 3, b"m" * 16)
     later = _state(node)
     assert later == (snapshot[0] + 3, 2, snapshot[2], False)
@@ -138,10 +139,10 @@ def test_backup_and_restore_on_postgresql(tmp_path: Path, pg_cluster: PgCluster,
     rc, _, err = bx(capsys, "restore", str(replaced), "--node-dir", str(node), "--key",
                     str(key))
     assert rc == 4, err
-    assert _state(node) == (*later[:3], True)
+    assert _state(node) == (later[0] + 1, *later[1:3], True)  # with its own backup entry
     rc, out, err = bx(capsys, "audit", "reset-log", "--reason", "test", "--node-dir",
                       str(node), "--json")
     assert rc == 0, err
-    assert _state(node) == (later[0] + 1, 2, later[2], False)
+    assert _state(node) == (later[0] + 2, 2, later[2], False)
     rc, out, err = bx(capsys, "audit", "verify", "--node-dir", str(node), "--json")
     assert rc == 0, err
