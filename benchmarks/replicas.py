@@ -152,6 +152,24 @@ class _Replicas:
             f"({r['ratio_to_baseline']:.0%} of baseline), p99 {r['p99_ms']} ms; at 250/s "
             f"p50 {r250['p50_ms']} ms, p99 {r250['p99_ms']} ms, errors "
             f"{r['errors'] + r250['errors']}")
+        if label != "2_replicas":
+            return
+        # issue 16: the other figures beside SQLCipher's, on the two replicas
+        r = b.load(targets=targets, method=METHOD, mode="open", rate=1000,
+                   payloads=b.signed_requests(int(1000 * b.seconds) + 10, b.doc_items))
+        b.results[f"pg_doc_lookup_at_1000_rps_{label}"] = r
+        r = b.load(targets=targets, method=METHOD, mode="closed", concurrency=8,
+                   payloads=b.signed_requests(b.n_requests(100), b.batch_items))
+        r["document_checks_per_s"] = round(r["throughput_rps"] * 100)
+        b.results[f"pg_batch100_saturation_{label}"] = r
+        r = b.load(targets=targets, method=METHOD, mode="closed",
+                   payloads=b.signed_requests(b.n_requests(1500), b.person_items))
+        r["ratio_to_baseline"] = round(r["throughput_rps"] / base, 3) if base else 0
+        b.results[f"pg_person_lookup_saturation_{label}"] = r
+        at1000 = b.results[f"pg_doc_lookup_at_1000_rps_{label}"]["p99_ms"]
+        checks = b.results[f"pg_batch100_saturation_{label}"]["document_checks_per_s"]
+        log(f"PostgreSQL, two replicas: p99 {at1000} ms at 1000/s, {checks:,} document "
+            f"checks/s in batches, person lookups {r['throughput_rps']:,.0f}/s")
 
     def db_cpu(self) -> float:
         """CPU seconds of the PostgreSQL server (the postmaster and its backends)."""
