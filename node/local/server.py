@@ -18,6 +18,10 @@ the peers.  Each call, refusals included, leaves one audit entry ``local_call`` 
 caller (the authenticated identity, or what is known of an unauthenticated one), committed
 before the reply.  A certificate from another CA never gets this far: the TLS handshake
 fails, so there is no call to audit (gRPC reports ``UNAVAILABLE`` to that client).
+
+Both transports also serve ``grpc.health.v1.Health`` for ``""`` and
+``bxnode.v1.LocalService``, SERVING and NOT_SERVING with the peer port (the same database
+and registry conditions: :meth:`NodeServer.mirror_health`), unaudited like the peer port's.
 """
 
 from __future__ import annotations
@@ -102,6 +106,9 @@ class LocalApiServer:
         self.socket_path: Path | None = None
         self.tcp_port = 0
         self._methods = self._table()
+        #: The peer server whose health this listener's grpc.health.v1 repeats.
+        self.health_of: NodeServer | None = None
+        self._health: Any = None
 
     # --- identity ---------------------------------------------------------------------------
 
@@ -508,6 +515,11 @@ class LocalApiServer:
             ("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", _TRANSPORT_MAX),
             ("grpc.max_send_message_length", _TRANSPORT_MAX)))
         server.add_generic_rpc_handlers((self.handler(),))
+        if self.health_of is not None:
+            from grpc_health.v1 import health_pb2_grpc
+
+            self._health = await self.health_of.mirror_health(("", wire.LOCAL_API_SERVICE))
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         s = self.settings
         if s.api_socket is not None:
             path = Path(s.api_socket[len("unix:"):])
@@ -531,6 +543,11 @@ class LocalApiServer:
                  tcp_port=self.tcp_port, client_certificates=self._client_ca is not None,
                  tokens=self._verifier is not None)
 
+    @property
+    def health(self) -> Any:
+        """This listener's grpc.health.v1 servicer while it serves (None before)."""
+        return self._health
+
     def _credentials(self) -> grpc.ServerCredentials:
         assert self._client_ca is not None
         return grpc.ssl_server_credentials([(self._key, self._cert)],
@@ -538,6 +555,9 @@ class LocalApiServer:
                                            require_client_auth=True)
 
     async def stop(self, grace: float) -> None:
+        if self._health is not None and self.health_of is not None:
+            await self._health.enter_graceful_shutdown()
+            self.health_of.unmirror_health(self._health)
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
@@ -676,9 +696,11 @@ def build_local_api(rt: NodeRuntime, server: NodeServer, *,
                                          clock_ms=now_ms,
                                          pseudonym=alert_pseudonym(secret_material(rt.signing_key))),
                           writer=writer, clock_ms=now_ms)
-    return LocalApiServer(settings=s, ops=ops, roles=roles, verifier=verifier,
-                          server_cert=cert_path.read_bytes(), server_key=key_path.read_bytes(),
-                          client_ca=client_ca, clock_ms=now_ms, watchlist=alerts)
+    api = LocalApiServer(settings=s, ops=ops, roles=roles, verifier=verifier,
+                         server_cert=cert_path.read_bytes(), server_key=key_path.read_bytes(),
+                         client_ca=client_ca, clock_ms=now_ms, watchlist=alerts)
+    api.health_of = server
+    return api
 
 
 async def serve_with_local_api(rt: NodeRuntime, server: NodeServer, listen: str, *,

@@ -227,6 +227,9 @@ class NodeServer:
         #: Health answers for the whole server ("") and for each service it serves, alike.
         self.health_names = ("", *sorted({m.service for m in self._methods}
                                          | set(self._extra_names)))
+        #: Health servicers of this node's other listeners (the LocalService's), each with
+        #: the names it answers for: SERVING and NOT_SERVING with this one.
+        self._health_mirrors: list[tuple[health.aio.HealthServicer, tuple[str, ...]]] = []
         #: Share the port with the node's other worker processes (``serve --workers``).
         self.reuse_port = False
         #: gRPC server interceptors (monitoring: node/observability), set before start().
@@ -383,8 +386,21 @@ class NodeServer:
     async def _publish_health(self) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if all(self._conditions.values())
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
-        for name in self.health_names:  # NOT_SERVING together: one database behind them all
-            await self.health.set(name, status)
+        for servicer, names in ((self.health, self.health_names), *self._health_mirrors):
+            for name in names:  # NOT_SERVING together: one database behind them all
+                await servicer.set(name, status)
+
+    async def mirror_health(self, names: Sequence[str]) -> health.aio.HealthServicer:
+        """A grpc.health.v1 servicer for another listener of this node, answering for
+        ``names`` exactly as this server answers (its database and registry conditions);
+        :meth:`unmirror_health` it when that listener stops."""
+        servicer = health.aio.HealthServicer()
+        self._health_mirrors.append((servicer, tuple(names)))
+        await self._publish_health()
+        return servicer
+
+    def unmirror_health(self, servicer: health.aio.HealthServicer) -> None:
+        self._health_mirrors = [m for m in self._health_mirrors if m[0] is not servicer]
 
     async def _watch_database(self) -> None:
         """NOT_SERVING while the database does not answer within ``db_timeout_s``; SERVING
