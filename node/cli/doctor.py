@@ -5,12 +5,22 @@ Checks, in order (a check that cannot run because an earlier one failed is not s
 * ``config``: node.toml parses against the schema and every section's rules;
 * ``key <file>``: each secret file (signing key, TLS key, database key, PostgreSQL password
   and field key when configured) exists and is mode 0600 or stricter;
+* ``signing key``: the signing key opens through node/keys as ``bxnode serve`` opens it (a
+  key file, or the PKCS#11 token: module, PIN, the one Ed25519 object, a signature
+  verified against its public key) and is not one of the public development keys
+  (recognised by its public key, so also once imported into a token): WARN in
+  ``dev_mode``, FAIL otherwise (anyone could sign as this node);
+* ``development keys``: the TLS key, certificate and CA are not development material
+  (WARN: in ``dev_mode``; outside it the configuration check has refused them already);
 * ``database``: the database opens with its key (SQLCipher: the key decrypts the file;
   PostgreSQL: the connection, the schema and the field key are right);
 * ``certificate``: the TLS certificate is inside its validity window (WARN: under 30 days
   left);
 * ``registry``: the trusted federation registry has not expired (WARN: in its grace period
   or under 14 days left); a members file has no expiry;
+* ``listed key``: the federation (members file or trusted registry) lists the signing key
+  for this node, not revoked and inside its validity window (else peers refuse everything
+  it signs: ``unknown_key``, ``key_revoked``, ``key_expired``);
 * ``policy``: the policy compiles (with the decision cache's declaration when the cache is
   on) and at least one agreement names this node as the responder;
 * ``peer <id>``: for every other node in the federation, each address accepts our mTLS
@@ -41,6 +51,7 @@ from typing import Any
 
 from node.cli.main import EXIT_FAIL, _node_dir, add_command
 from node.core.errors import BxError
+from node.core.signer import Signer
 
 __all__ = ["Check", "register", "run_checks"]
 
@@ -89,6 +100,9 @@ def run_checks(node_dir: Path, *, clock_ms: Callable[[], int] | None = None,
         return
     yield _ok("config", f"{node_dir / 'node.toml'} is valid ({cfg.node_id})")
     yield from _key_files(cfg)
+    check, signer = _signing_key(cfg)
+    yield check
+    yield _dev_material(cfg)
     store = None
     try:
         from node.app import open_store
@@ -100,9 +114,11 @@ def run_checks(node_dir: Path, *, clock_ms: Callable[[], int] | None = None,
     try:
         yield _certificate(cfg, clock())
         yield _registry(cfg, store, clock)
+        if signer is not None:
+            yield _listed(cfg, store, clock, signer)
         yield _policy(cfg)
         if peers:
-            yield from _peers(cfg, store, clock)
+            yield from _peers(cfg, store, clock, signer)
     finally:
         if store is not None:
             store.close()
@@ -131,6 +147,40 @@ def _key_files(cfg: Any) -> Iterator[Check]:
                         f"it; run 'chmod 600 {path}'")
         else:
             yield _ok(name, f"the {what} file is mode {mode:04o}")
+
+
+def _signing_key(cfg: Any) -> tuple[Check, Signer | None]:
+    from node.core.signer import signer_key_id
+    from node.federation import _devkeys
+    from node.keys import load_signer
+
+    ref = cfg.signing_key
+    where = (f"the key file {ref.name}" if isinstance(ref, Path)
+             else f"the PKCS#11 key {ref.uri.text}")
+    try:
+        signer = load_signer(ref)
+    except Exception as exc:
+        return _fail("signing key", f"{where} does not open: {_why(exc)}"), None
+    kid = signer_key_id(signer)
+    if kid in _devkeys.DEV_SIGNING_KEY_IDS | _devkeys.DEV_GOVERNANCE_KEY_IDS:
+        text = (f"{where} is a public development key from keys/dev (key id {kid}): anyone "
+                "can sign as this node")
+        if cfg.dev_mode:
+            return _warn("signing key", f"{text}; dev_mode only, never in production"), signer
+        return _fail("signing key", f"{text}, and dev_mode is off; generate a new key "
+                     "('bxnode keys generate') and list it for this node"), signer
+    return _ok("signing key", f"{where} opens and signs (key id {kid})"), signer
+
+
+def _dev_material(cfg: Any) -> Check:
+    from node.federation.pki import is_dev_material
+
+    files = [p for p in (cfg.tls_key, cfg.tls_cert, cfg.tls_ca) if is_dev_material(p)]
+    if not files:
+        return _ok("development keys", "the TLS key, certificate and CA are not development "
+                   "material")
+    return _warn("development keys", f"dev_mode with development TLS material "
+                 f"({', '.join(p.name for p in files)}): for tests and the demo only")
 
 
 def _certificate(cfg: Any, now: int) -> Check:
@@ -181,6 +231,28 @@ def _registry(cfg: Any, store: Any, clock: Callable[[], int]) -> Check:
     return _ok("registry", status.message)
 
 
+def _listed(cfg: Any, store: Any, clock: Callable[[], int], signer: Signer) -> Check:
+    from node.core.members import signing_key
+    from node.core.signer import signer_key_id
+    from node.federation.directory import load_directory
+
+    kid = signer_key_id(signer)
+    try:
+        member = load_directory(cfg, store=store, clock_ms=clock).member(cfg.node_id)
+    except Exception as exc:
+        return _fail("listed key", f"cannot find {cfg.node_id} in the federation: {_why(exc)}")
+    try:
+        listed = signing_key(member, kid, clock())
+    except BxError as exc:
+        return _fail("listed key", f"the federation does not accept key {kid} for "
+                     f"{cfg.node_id} ({exc.reason}: {exc.message}); peers refuse everything "
+                     "this node signs")
+    if listed != signer.public_key:
+        return _fail("listed key", f"the federation lists another public key under key id "
+                     f"{kid} for {cfg.node_id}")
+    return _ok("listed key", f"the federation lists key {kid} for {cfg.node_id}")
+
+
 def _policy(cfg: Any) -> Check:
     from node.app import load_policy
 
@@ -202,7 +274,8 @@ def _policy(cfg: Any) -> Check:
                f"{cfg.node_id}")
 
 
-def _peers(cfg: Any, store: Any, clock: Callable[[], int]) -> Iterator[Check]:
+def _peers(cfg: Any, store: Any, clock: Callable[[], int],
+           signer: Signer | None) -> Iterator[Check]:
     from node.federation.directory import load_directory
     from node.federation.pki import TlsMaterial
 
@@ -237,7 +310,8 @@ def _peers(cfg: Any, store: Any, clock: Callable[[], int]) -> Iterator[Check]:
         else:
             yield _ok(name, f"reachable at {', '.join(reached)} with a certificate listed for "
                       f"{m.node_id}")
-        yield _clock(cfg, directory, tls, m.node_id, reached[0], clock)
+        if signer is not None:  # the clock is read from a signed request's refusal
+            yield _clock(cfg, directory, tls, signer, m.node_id, reached[0], clock)
 
 
 def _split(address: str) -> tuple[str, int]:
@@ -263,7 +337,7 @@ def _server_fingerprint(address: str, cfg: Any) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def _clock(cfg: Any, directory: Any, tls: Any, peer: str, address: str,
+def _clock(cfg: Any, directory: Any, tls: Any, signer: Signer, peer: str, address: str,
            clock: Callable[[], int]) -> Check:
     import grpc
 
@@ -271,7 +345,6 @@ def _clock(cfg: Any, directory: Any, tls: Any, peer: str, address: str,
     from node.client.peer import PeerClient, QueryContext
     from node.core import envelope as env_mod
     from node.core.model import Refusal
-    from node.keys import load_signer
     from node.server.grpc_server import REASON_KEY, REFUSAL_KEY
     from node.wire import audit as wire
     from node.wire import convert
@@ -280,7 +353,7 @@ def _clock(cfg: Any, directory: Any, tls: Any, peer: str, address: str,
 
     name = f"clock {peer}"
     skew_ms = cfg.clock_skew_s * 1000
-    client = PeerClient(node_id=cfg.node_id, signing_key=load_signer(cfg.signing_key),
+    client = PeerClient(node_id=cfg.node_id, signing_key=signer,
                         directory=directory, tls=tls, store=None, clock_ms=clock)
     ctx = QueryContext(operator="bxnode-doctor", purpose="border_check",
                        legal_basis="bxnode doctor: clock check", case_ref="DOCTOR")
