@@ -100,7 +100,7 @@ class NodeRuntime:
             m.node_id for m in directory.members()} else None
         if me is None:
             raise ConfigError(f"node {cfg.node_id} is not in the members file {cfg.members}",
-                              reason="not_a_member")
+                              reason="self_not_listed")
         kid = key_id_for(signing_key.public_key)
         if kid not in {k.key_id for k in me.keys}:
             raise ConfigError("this node's signing key is not listed for it in the members file",

@@ -32,6 +32,7 @@ __all__ = [
     "HASH_SIZE",
     "MAX_PROOF_HASHES",
     "MAX_TREE_SIZE",
+    "ConsistencyProofError",
     "HashStore",
     "InMemoryHashStore",
     "MerkleTree",
@@ -71,6 +72,15 @@ class ProofError(PeerError):
 
     status = "INVALID_ARGUMENT"
     default_reason = "bad_proof"
+
+
+class ConsistencyProofError(ProofError):
+    """A consistency proof that does not show the old tree is a prefix of the new one
+    (``bad_consistency_proof``, FAILED_PRECONDITION as the registry has it: the proof is
+    well formed, the logs' states do not agree)."""
+
+    status = "FAILED_PRECONDITION"
+    default_reason = "bad_consistency_proof"
 
 
 class StoreCorrupt(ConfigError):
@@ -284,21 +294,19 @@ def verify_consistency(
     _check_size(new_size, "new size")
     _check_proof_hashes(proof)
     if old_size > new_size:
-        raise ProofError("old size larger than new size", reason="bad_consistency_proof")
+        raise ConsistencyProofError("old size larger than new size")
     if old_size == 0:
-        raise ProofError(
-            "consistency from the empty tree proves nothing", reason="bad_consistency_proof"
-        )
+        raise ConsistencyProofError("consistency from the empty tree proves nothing")
     if old_size == new_size:
         if proof:
-            raise ProofError("sizes equal but proof not empty", reason="bad_consistency_proof")
+            raise ConsistencyProofError("sizes equal but proof not empty")
         if old_root != new_root:
-            raise ProofError("sizes equal but roots differ", reason="bad_consistency_proof")
+            raise ConsistencyProofError("sizes equal but roots differ")
         return
     if len(old_root) != HASH_SIZE or len(new_root) != HASH_SIZE:
         raise ProofError("root hash has wrong length", reason="bad_proof_input")
     if not proof:
-        raise ProofError("empty consistency proof", reason="bad_consistency_proof")
+        raise ConsistencyProofError("empty consistency proof")
 
     path = list(proof)
     # Step 1: if first is an exact power of 2, prepend first_hash to the path.
@@ -316,7 +324,7 @@ def verify_consistency(
     for c in path[1:]:
         # 5a. If sn is 0, stop the iteration and fail the proof verification.
         if sn == 0:
-            raise ProofError("consistency proof too long", reason="bad_consistency_proof")
+            raise ConsistencyProofError("consistency proof too long")
         # 5b. If LSB(fn) is set, or if fn is equal to sn, then:
         if fn & 1 or fn == sn:
             fr = hash_children(c, fr)
@@ -333,11 +341,11 @@ def verify_consistency(
         sn >>= 1
     # Step 6: verify fr == first_hash, sr == second_hash and sn == 0.
     if sn != 0:
-        raise ProofError("consistency proof too short", reason="bad_consistency_proof")
+        raise ConsistencyProofError("consistency proof too short")
     if fr != old_root:
-        raise ProofError("proof does not match old root", reason="bad_consistency_proof")
+        raise ConsistencyProofError("proof does not match old root")
     if sr != new_root:
-        raise ProofError("proof does not match new root", reason="bad_consistency_proof")
+        raise ConsistencyProofError("proof does not match new root")
 
 
 # --- Storage ------------------------------------------------------------------

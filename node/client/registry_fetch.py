@@ -20,10 +20,18 @@ from node.federation.pki import TlsMaterial
 from node.federation.registry import MAX_REGISTRY_BYTES, NodeEntry
 from node.wire import registry as wire
 
-__all__ = ["GrpcRegistryFetcher"]
+__all__ = ["GrpcRegistryFetcher", "RegistryVersionUnknown"]
 
 #: Room for the document plus the message framing; the parser bounds the document itself.
 _MAX_RECEIVE = MAX_REGISTRY_BYTES + 64 * 1024
+
+
+class RegistryVersionUnknown(EnvironmentFault):
+    """The peer never applied the version asked for (it answered NOT_FOUND): kept as
+    NOT_FOUND/registry_version_unknown, the status that code is registered with."""
+
+    status = "NOT_FOUND"
+    default_reason = "registry_version_unknown"
 
 
 class GrpcRegistryFetcher:
@@ -61,9 +69,10 @@ class GrpcRegistryFetcher:
                            resend_safe=True)
         if isinstance(out, Refused):
             status, _ = status_of(out.error)
-            reason = "registry_version_unknown" if status == "NOT_FOUND" else "peer_unavailable"
+            if status == "NOT_FOUND":
+                raise RegistryVersionUnknown(f"registry from {peer.node_id}: not_found") from None
             raise EnvironmentFault(f"registry from {peer.node_id}: {status.lower()}",
-                                   reason=reason) from None
+                                   reason="peer_unavailable") from None
         with self._lock:
             self._last_good[peer.node_id] = out.address
         return wire.decode_get_response(out.value)

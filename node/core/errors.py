@@ -14,6 +14,8 @@ the edges (servicer, CLI) turn these into wire statuses or exit codes.
 
 from __future__ import annotations
 
+from node.core import reasons as _reasons
+
 __all__ = [
     "BxError",
     "ConfigError",
@@ -86,12 +88,12 @@ class PolicyDenied(PeerError):
 
     def __init__(self, message: str, *, reasons: tuple[str, ...]) -> None:
         primary = reasons[0] if reasons else "policy_denied"
-        if primary == "quota_exhausted":
-            self.status = "RESOURCE_EXHAUSTED"
-        elif primary == "policy_unavailable":  # our OPA server is down: the peer may retry
-            self.status = "UNAVAILABLE"
-        elif primary == "policy_error":  # our policy gave no valid decision: our fault
-            self.status = "INTERNAL"
+        # One code, one status: the refusal carries the status its first code is registered
+        # with (quota_exhausted RESOURCE_EXHAUSTED, policy_unavailable UNAVAILABLE: the peer
+        # may retry, policy_error INTERNAL: our fault); PERMISSION_DENIED for any other.
+        registered = _reasons.lookup(primary).status if _reasons.is_registered(primary) else None
+        if registered is not None:
+            self.status = registered
         super().__init__(message, reason=primary)
         self.reasons = reasons
 

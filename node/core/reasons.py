@@ -220,6 +220,7 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("empty", LOCAL, "operator", "no registry version offered"),
     _r("mismatch", LOCAL, "operator", "two registry documents merged sign different contents"),
     _r("already_member", LOCAL, "operator", "a proposal adds a node already a member"),
+    _r("not_in_registry", LOCAL, "operator", "a proposal names a node the registry does not list"),
     _r("already_revoked", LOCAL, "operator", "a proposal revokes a node already revoked"),
     _r("bad_registry", LOCAL, "operator", "the node's registry file is refused"),
     # --- the requester's side: our client asking a peer ----------------------------------
@@ -315,6 +316,10 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("dev_keys_refused", LOCAL, "operator", "development keys outside dev_mode"),
     _r("bad_members_file", LOCAL, "operator", "a members file that does not parse"),
     _r("bad_signing_key", LOCAL, "operator", "a signing key file that is not a 32-byte seed"),
+    _r("self_not_listed", LOCAL, "operator",
+       "this node is not in its own members file or trusted registry: it will not start"),
+    _r("self_revoked", LOCAL, "operator",
+       "this node is revoked in its trusted registry: it will not start"),
     _r("key_not_registered", LOCAL, "operator", "this node's signing key is not listed for it"),
     _r("tls_not_registered", LOCAL, "operator", "this node's TLS certificate is not listed for it"),
     _r("no_db_key", LOCAL, "operator", "no database key ($BXNODE_DB_KEY or key file)"),

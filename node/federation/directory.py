@@ -33,10 +33,10 @@ def check_self_listed(reg: Registry, *, node_id: str, key_id: str,
     me = reg.node(node_id)
     if me is None:
         raise ConfigError(f"node {node_id} is not in the federation registry "
-                          f"(version {reg.version})", reason="not_a_member")
+                          f"(version {reg.version})", reason="self_not_listed")
     if reg.is_revoked("node_id", node_id):
         raise ConfigError(f"node {node_id} is revoked in the federation registry "
-                          f"(version {reg.version})", reason="node_revoked")
+                          f"(version {reg.version})", reason="self_revoked")
     if key_id not in {k.key_id for k in me.signing_keys}:
         raise ConfigError("this node's signing key is not listed for it in the registry",
                           reason="key_not_registered")

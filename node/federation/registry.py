@@ -113,6 +113,13 @@ class RegistryError(PeerError):
     default_reason = "malformed"
 
 
+class _RegistrySignatureError(RegistryError):
+    """A governance signature on a registry version does not verify: ``bad_signature``,
+    UNAUTHENTICATED as every ``bad_signature`` is (one code, one status)."""
+
+    status = "UNAUTHENTICATED"
+
+
 # --- values ----------------------------------------------------------------------------------
 
 
@@ -537,8 +544,8 @@ def _check_signatures(reg: Registry, trusted: Registry) -> None:
         raise RegistryError(f"signature by key {rep.unknown[0]}, which is not a governance key",
                             reason="unknown_signer")
     if rep.invalid:
-        raise RegistryError(f"signature by key {rep.invalid[0]} does not verify",
-                            reason="bad_signature")
+        raise _RegistrySignatureError(f"signature by key {rep.invalid[0]} does not verify",
+                                      reason="bad_signature")
     # TUF 5.3.4: a threshold of the trusted version's keys (one vote per state).
     if rep.votes(trusted) < trusted.threshold:
         raise RegistryError(

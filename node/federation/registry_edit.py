@@ -101,7 +101,7 @@ def _find(signed: dict[str, Any], node_id: str) -> dict[str, Any]:
         if m["node_id"] == node_id:
             found: dict[str, Any] = m
             return found
-    raise RegistryError(f"node {node_id} is not in the registry", reason="unknown_node")
+    raise RegistryError(f"node {node_id} is not in the registry", reason="not_in_registry")
 
 
 def _apply(signed: dict[str, Any], change: Change, now_ms: int,

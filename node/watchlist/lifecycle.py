@@ -170,6 +170,13 @@ class _FileErrors(InvalidInput):
         self.errors = errors
 
 
+class _SourceConflict(_FileErrors):
+    """A sync file holding alerts that belong to another source (``wrong_source``: a state
+    conflict, FAILED_PRECONDITION like every other ``wrong_source``)."""
+
+    status = "FAILED_PRECONDITION"
+
+
 class AlertDesk:
     """Alert changes on one node database, each audited (keyword-only; ``clock_ms`` and
     ``pseudonym`` are injected)."""
@@ -306,8 +313,8 @@ class AlertDesk:
             else:
                 plan.added.append(ref)
         if errors:
-            raise _FileErrors(f"{len(errors)} alert(s) in {path.name} belong to another source",
-                              errors, reason="wrong_source")
+            raise _SourceConflict(f"{len(errors)} alert(s) in {path.name} belong to another "
+                                  "source", errors, reason="wrong_source")
         plan.withdrawn = sorted(set(current) - set(wanted))
         return plan, wanted
 
@@ -596,8 +603,8 @@ class AlertDesk:
 def _check_row_source(row: dict[str, Any], source: str) -> None:
     given = row.get("source")
     if given not in (None, "") and given != source:
-        raise InvalidInput(f"row is for source {given!r}, not {source!r}",
-                           reason="wrong_source")
+        raise AlertStateError(f"row is for source {given!r}, not {source!r}",
+                              reason="wrong_source")
 
 
 def _feed_shape(obj: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from node.core.errors import InvalidInput
+from node.core.errors import InvalidInput, Unauthenticated
 from node.core.model import RequestHeader
 from node.wire import convert
 from node.wire._gen import audit_pb2 as apb
@@ -62,4 +62,4 @@ def decode_proof_answer(payload: bytes) -> bytes:
     try:
         return bytes(apb.InclusionProofResultPayload.FromString(payload).bundle)
     except DecodeError as exc:
-        raise InvalidInput("proof answer does not parse", reason="bad_response") from exc
+        raise Unauthenticated("proof answer does not parse", reason="bad_response") from exc

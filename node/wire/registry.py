@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
-from node.core.errors import InvalidInput
+from node.core.errors import InvalidInput, Unauthenticated
 from node.wire._gen import registry_pb2 as rpb
 
 __all__ = ["GET_REGISTRY_METHOD", "SERVICE_NAME", "decode_get_request", "decode_get_response",
@@ -34,5 +34,5 @@ def decode_get_response(raw: bytes) -> bytes:
     try:
         return bytes(rpb.GetRegistryResponse.FromString(raw).document)
     except DecodeError:
-        raise InvalidInput("response is not a GetRegistryResponse",
-                           reason="bad_response") from None
+        raise Unauthenticated("response is not a GetRegistryResponse",
+                              reason="bad_response") from None

@@ -93,6 +93,12 @@ class Scan:
         return {s.code for s in self.sites}
 
 
+#: A policy's codes reach the peer through ``PolicyDenied``, which gives the refusal the
+#: status its first code is registered with (node/core/errors.py): the scanner reads no
+#: status at those sites; test_reasons.py checks PolicyDenied against the registry instead.
+POLICY_STATUS: str | None = None
+
+
 class _Unresolved(Exception):
     pass
 
@@ -442,7 +448,7 @@ class _Scanner:
                                       for b in n.bases):
             for st in n.body:
                 if isinstance(st, ast.Assign):
-                    self.sink(m, st.value, "policy Reason enum", st, "PERMISSION_DENIED")
+                    self.sink(m, st.value, "policy Reason enum", st, POLICY_STATUS)
 
     def scan_call(self, m: _Module, n: ast.Call) -> None:
         f = n.func
@@ -451,7 +457,7 @@ class _Scanner:
             return  # a log line's reason= repeats a code emitted elsewhere, for the operator
         status = self.inherited(fname, "status") if self.is_error(fname) else None
         if fname == "PolicyDenied":
-            status = "PERMISSION_DENIED"
+            status = POLICY_STATUS
         kws = {k.arg: k for k in n.keywords if k.arg is not None}
         for key in ("reason", "reasons"):
             if key in kws and fname not in HUMAN_TEXT_CALLEES:
@@ -494,7 +500,8 @@ class _Scanner:
                     f = n.func
                     fname = f.id if isinstance(f, ast.Name) else f.attr if isinstance(
                         f, ast.Attribute) else ""
-                    if fname != fw.name:
+                    if fname != fw.name or not (fw.name in self.classes  # a constructor
+                                                or _calls_this_kind(f, fw.is_method)):
                         continue
                     arg: ast.expr | None = None
                     if 0 <= fw.index < len(n.args) and not any(
@@ -518,6 +525,18 @@ class _Scanner:
                         status = str(given.value)
                     self.sink(m, arg, f"{fw.name}(…{fw.param}…)", n, status)
         return True
+
+
+def _calls_this_kind(f: ast.expr, is_method: bool) -> bool:
+    """A method is called as ``x.name(...)``; a function as ``name(...)`` or
+    ``module.name(...)``, never ``self.name(...)``: helpers of one name in two modules
+    (a nested ``refuse(code, message, reason)``, a method ``refuse(request, status, ...)``)
+    must not read each other's arguments."""
+    if is_method:
+        return isinstance(f, ast.Attribute)
+    return isinstance(f, ast.Name) or not (
+        isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+        and f.value.id in ("self", "cls"))
 
 
 def _assigned(target: ast.expr, value: ast.expr, name: str) -> Iterator[ast.expr]:
@@ -568,11 +587,11 @@ def _scan_rego(root: Path, path: Path, out: Scan) -> None:
 
     for mo in _REGO_CONTAINS.finditer(text):
         out.sites.append(Site(mo.group(1), rel, line_of(mo.start()), "rego reasons contains",
-                              "PERMISSION_DENIED"))
+                              POLICY_STATUS))
     for mo in _REGO_DECISION.finditer(text):
         for code in re.findall(r'"([^"]*)"', mo.group(1)):
             out.sites.append(Site(code, rel, line_of(mo.start()), "rego decision reasons",
-                                  "INTERNAL" if code == "policy_error" else "PERMISSION_DENIED"))
+                                  POLICY_STATUS))
     for mo in re.finditer(r'"([a-z][a-z0-9_]*)"', text):
         out.literals.add(mo.group(1))
     bad = re.findall(r'^\s*reasons\s+contains\s+(?!")(\S+)', text, re.M)

@@ -7,7 +7,9 @@
     status, every code in those tables is registered with that status, and every code the
     LocalService emits is in the LocalService table;
 (c) every registered code is emitted somewhere, so the registry cannot rot;
-(d) every code a policy emits is listed in policies/README.md, in the section of its file.
+(d) every code a policy emits is listed in policies/README.md, in the section of its file;
+(e) one code, one status: where the scanner reads both, a code is never raised with a gRPC
+    status other than the one it is registered with.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from pathlib import Path
 import pytest
 
 from node.core import reasons
+from node.core.errors import PolicyDenied
 from node.core.reasons import REASONS, is_registered, lookup, peer_visible
 from node.policy._decision import Reason
-from tests.unit.core._reason_scan import HUMAN_TEXT_DICTS, Scan, Site, scan
+from tests.unit.core._reason_scan import HUMAN_TEXT_DICTS, POLICY_STATUS, Scan, Site, scan
 
 ROOT = Path(__file__).resolve().parents[3]
 _STATUS = re.compile(r"[A-Z][A-Z_]+")
@@ -264,3 +267,82 @@ def test_every_policy_reason_is_in_policies_readme() -> None:
     assert not missing, "policies/README.md lacks: " + ", ".join(sorted(set(missing)))
     for code in lookup_table:
         assert is_registered(code), f"policies/README.md lists {code}, which is not registered"
+
+
+# --- (e) one code, one status -------------------------------------------------------------------
+
+#: (module, code) -> the status it raises there on purpose, though registered with another.
+#: The asking side checks a follow-up against its own receipts before anything is sent
+#: (``bxnode followup file``, the LocalService's SendFollowUp / GetFollowUp) and refuses
+#: with INVALID_ARGUMENT, as the README's LocalService table states and
+#: tests/integration/test_local_matrix.py pins; the peer answers the same codes NOT_FOUND.
+_OWN_STATUS: dict[tuple[str, str], str] = {
+    ("node/followup/client.py", "unknown_hit_reference"): "INVALID_ARGUMENT",
+    ("node/followup/client.py", "unknown_followup"): "INVALID_ARGUMENT",
+    ("node/local/service.py", "unknown_hit_reference"): "INVALID_ARGUMENT",
+    ("node/local/service.py", "unknown_followup"): "INVALID_ARGUMENT",
+}
+_POLICY_IDIOMS = ("rego reasons contains", "rego decision reasons", "policy Reason enum",
+                  "PolicyDenied(reasons=)")
+
+
+def _status_conflicts(sites: list[Site], registered: dict[str, str | None],
+                      own: dict[tuple[str, str], str]) -> list[str]:
+    """Sites raising a code with a status other than its registered one (both known)."""
+    out = []
+    for s in sites:
+        want = registered.get(s.code)
+        if s.status is None or want is None or s.status == want:
+            continue
+        if own.get((s.path, s.code)) == s.status:
+            continue
+        out.append(f"{s.path}:{s.line}: {s.code} raised {s.status}, registered {want}")
+    return sorted(out)
+
+
+def test_a_code_is_raised_only_with_its_registered_status() -> None:
+    registered = {r.code: r.status for r in REASONS}
+    wrong = _status_conflicts(_scan().sites, registered, _OWN_STATUS)
+    assert not wrong, "one code, one status (node/core/reasons.py):\n" + "\n".join(wrong)
+    # the scanner does read statuses where the fault was: every wrong_source site
+    sites = [s for s in _scan().sites if s.code == "wrong_source"]
+    assert len(sites) >= 3 and {s.status for s in sites} == {"FAILED_PRECONDITION"}, sites
+
+
+def test_each_own_status_exemption_is_still_needed() -> None:
+    used = {(s.path, s.code) for s in _scan().sites
+            if s.status is not None and _OWN_STATUS.get((s.path, s.code)) == s.status}
+    assert used == set(_OWN_STATUS), f"drop the exemptions: {set(_OWN_STATUS) - used}"
+
+
+def test_the_status_check_finds_a_code_raised_with_two_statuses(tmp_path: Path) -> None:
+    (tmp_path / "node").mkdir()
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "node" / "m.py").write_text(
+        "class BxError(Exception):\n    status = 'INTERNAL'\n"
+        "class InvalidInput(BxError):\n    status = 'INVALID_ARGUMENT'\n"
+        "class Conflict(BxError):\n    status = 'FAILED_PRECONDITION'\n"
+        "def f() -> None:\n    raise Conflict('m', reason='wrong_thing')\n"
+        "def g() -> None:\n    raise InvalidInput('m', reason='wrong_thing')\n")
+    got = scan(tmp_path, registry_consts={}, enum_members={})
+    wrong = _status_conflicts(got.sites, {"wrong_thing": "FAILED_PRECONDITION"}, {})
+    assert wrong == ["node/m.py:10: wrong_thing raised INVALID_ARGUMENT, "
+                     "registered FAILED_PRECONDITION"]
+    assert _status_conflicts(got.sites, {"wrong_thing": "FAILED_PRECONDITION"},
+                             {("node/m.py", "wrong_thing"): "INVALID_ARGUMENT"}) == []
+
+
+def test_a_policy_refusal_carries_its_first_codes_registered_status() -> None:
+    """The scanner reads no status where a policy names a code (POLICY_STATUS):
+    PolicyDenied gives the refusal the registered one, checked here for every such code."""
+    assert POLICY_STATUS is None
+    codes = {s.code for s in _scan().sites if s.idiom in _POLICY_IDIOMS}
+    assert {"no_agreement", "quota_exhausted", "policy_error", "policy_unavailable",
+            "no_fields_requested"} <= codes
+    for code in sorted(codes):
+        status = lookup(code).status
+        assert status is not None, f"{code} reaches peers through policy: it needs a status"
+        assert PolicyDenied("refused", reasons=(code, "no_agreement")).status == status, code
+    assert PolicyDenied("refused", reasons=()).status == "PERMISSION_DENIED"
+    assert PolicyDenied("refused", reasons=("not_a_registered_code",)).status == (
+        "PERMISSION_DENIED")
