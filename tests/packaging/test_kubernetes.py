@@ -1,12 +1,14 @@
 """The Kubernetes manifests: valid against the Kubernetes schemas (offline, strict, the
 oldest and newest release we claim), two replicas probed through ``bxnode health``,
 keys and the PostgreSQL connection from Secrets, a PDB and a NetworkPolicy that select
-the node's pods; the prepare script, run here, writes a node directory the node accepts."""
+the node's pods, metrics kept on the pod's loopback and sent on by a sidecar agent; the
+prepare script, run here, writes a node directory the node accepts."""
 
 from __future__ import annotations
 
 import copy
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 import yaml
 
 from node.config import load_config
+from node.observability.settings import MetricsSettings
 from tests.packaging._common import ROOT
 
 K8S = ROOT / "deployments" / "kubernetes"
@@ -68,9 +71,10 @@ def test_two_hardened_replicas_probed_through_bxnode_health() -> None:
                                       "runAsGroup": 10001, "fsGroup": 10001,
                                       "seccompProfile": {"type": "RuntimeDefault"}}
     assert pod["automountServiceAccountToken"] is False
-    (main,) = pod["containers"]
+    main, agent = pod["containers"]
+    assert (main["name"], agent["name"]) == ("bxnode", "metrics-agent")
     assert main["args"] == ["serve", "--node-dir", "/var/lib/bxnode"]
-    for c in (*pod["initContainers"], main):
+    for c in (*pod["initContainers"], main, agent):
         assert c["securityContext"] == {"allowPrivilegeEscalation": False,
                                         "readOnlyRootFilesystem": True,
                                         "capabilities": {"drop": ["ALL"]}}
@@ -100,7 +104,8 @@ def test_keys_and_the_postgresql_connection_come_from_secrets() -> None:
     items = {v["name"]: [i["key"] for i in v["secret"]["items"]]
              for v in dep["volumes"] if "secret" in v}
     assert items == {"keys": ["signing.key", "tls.key", "tls.crt", "ca.crt"],
-                     "postgresql": ["dsn", "password", "field.key"]}
+                     "postgresql": ["dsn", "password", "field.key"],
+                     "metrics": ["remote-write.token"]}
 
 
 def test_pdb_and_network_policy_select_the_node_pods() -> None:
@@ -115,10 +120,55 @@ def test_pdb_and_network_policy_select_the_node_pods() -> None:
     assert [r["ports"] for r in net["ingress"]] == [[{"protocol": "TCP", "port": 50051}]]
     assert [r["ports"] for r in net["egress"]] == [
         [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        [{"protocol": "TCP", "port": 5432}], [{"protocol": "TCP", "port": 50051}]]
+        [{"protocol": "TCP", "port": 5432}], [{"protocol": "TCP", "port": 50051}],
+        [{"protocol": "TCP", "port": 443}]]  # the metrics agent's remote write
     svc = docs["Service/bxnode"]["spec"]
     assert svc["selector"] == labels
     assert svc["ports"][0]["targetPort"] == "grpc-peer"
+
+
+def test_metrics_stay_on_the_pods_loopback_and_a_sidecar_sends_them_on() -> None:
+    """[metrics] is a loopback address (the endpoint has no TLS and no authentication); the
+    pod's metrics-agent container (Prometheus in agent mode) scrapes exactly that address
+    and remote-writes over HTTPS with a token only it mounts; no pod port, scrape
+    annotation or Service exposes the endpoint, and the agent's own web listener is on
+    the loopback too."""
+    docs = documents()
+    data = docs["ConfigMap/bxnode-config"]["data"]
+    toml = tomllib.loads(data["node.toml"])
+    metrics = MetricsSettings.parse(Path("/var/lib/bxnode"), toml["metrics"],
+                                    peer_listen=toml["server"]["listen"])
+    assert metrics is not None and (metrics.host, metrics.port) == ("127.0.0.1", 9464)
+    agent_cfg = yaml.safe_load(data["metrics-agent.yml"])
+    (job,) = agent_cfg["scrape_configs"]
+    assert job["static_configs"] == [{"targets": [metrics.address]}]
+    assert agent_cfg["global"]["external_labels"] == {"node": "KAZ-BS", "pod": "${POD_NAME}"}
+    (remote,) = agent_cfg["remote_write"]
+    assert remote["url"].startswith("https://")
+    assert remote["authorization"] == {
+        "credentials_file": "/secrets/metrics/remote-write.token"}
+
+    template = docs["Deployment/bxnode"]["spec"]["template"]
+    assert "annotations" not in template["metadata"]  # no prometheus.io/scrape: nothing to
+    pod = template["spec"]                             # scrape from outside the pod
+    _, agent = pod["containers"]
+    assert [p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])] == [
+        50051]
+    assert agent["image"].startswith("quay.io/prometheus/prometheus:v3.")  # ${...} expanded
+    assert agent["args"] == ["--agent", "--config.file=/config/metrics-agent.yml",
+                             "--storage.agent.path=/prometheus",
+                             "--web.listen-address=127.0.0.1:9095"]
+    assert agent["env"] == [{"name": "POD_NAME",
+                             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    mounts = {c["name"]: {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+              for c in pod["containers"]}
+    assert mounts["metrics-agent"] == {"config": "/config", "metrics": "/secrets/metrics",
+                                       "metrics-wal": "/prometheus"}
+    assert "metrics" not in mounts["bxnode"]  # the remote-write token: the agent's only
+    svc_ports = [p["targetPort"] for p in docs["Service/bxnode"]["spec"]["ports"]]
+    assert svc_ports == ["grpc-peer"]
+    assert [r["ports"] for r in docs["NetworkPolicy/bxnode"]["spec"]["ingress"]] == [
+        [{"protocol": "TCP", "port": 50051}]]
 
 
 def test_prepare_script_writes_a_node_directory_the_node_accepts(tmp_path: Path) -> None:
@@ -160,3 +210,4 @@ def test_prepare_script_writes_a_node_directory_the_node_accepts(tmp_path: Path)
     assert (cfg.signing_key, cfg.tls_key, cfg.dev_mode) == (
         node / "signing.key", node / "tls.key", False)
     assert str(cfg.members) == "/etc/bxnode/federation/members.json"
+    assert cfg.metrics is not None and cfg.metrics.label == "127.0.0.1:9464"
