@@ -139,6 +139,27 @@ def call(fed: Federation, raw: bytes) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.OK, ""
 
 
+def witness_read(fed: Federation, origin: str) -> tuple[grpc.StatusCode, str]:
+    """KGZ-BS asks KAZ-BS's WitnessService what it holds of ``origin``."""
+    from node.wire.audit import apb
+
+    d = fed.dirs[KGZ]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
+        certificate_chain=(d / "tls.crt").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports[KAZ]}", creds) as ch:
+        try:
+            ch.unary_unary(
+                "/bxnode.v1.WitnessService/GetWitnessedCheckpoint",
+                request_serializer=apb.GetWitnessedCheckpointRequest.SerializeToString,
+                response_deserializer=apb.GetWitnessedCheckpointResponse.FromString)(
+                apb.GetWitnessedCheckpointRequest(origin=origin), timeout=20)
+        except grpc.RpcError as err:
+            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
+            return err.code(), str(md.get("bxnode-reason", ""))  # type: ignore[attr-defined]
+    return grpc.StatusCode.OK, ""
+
+
 def witness_state(fed: Federation, witness: str) -> dict[str, tuple[int, bytes]]:
     """What ``witness`` holds of each log: ``{origin: (size, root)}``."""
     store = open_store(load_config(fed.dirs[witness]))
@@ -249,6 +270,9 @@ def check_on_hold(s: Scene) -> None:
         assert line["level"] == "error" and "recover-tail" in line["detail"]
         assert call(s.fed, lookup_wire(s.fed, "N0000200")) == (
             grpc.StatusCode.UNAVAILABLE, "audit_log_on_hold")
+        # nor does it answer as a witness: its witness state is as old as the backup
+        assert witness_read(s.fed, f"bxnode/{KGZ}") == (
+            grpc.StatusCode.UNAVAILABLE, "audit_log_on_hold")
     finally:
         node.stop()
     entries, checkpoint, _ = kaz_log(s.fed)
@@ -272,6 +296,7 @@ def test_restored_node_recovers_the_tail_from_a_newer_backup(scene: Scene) -> No
         r = bx("health", node=s.kaz)
         assert r.returncode == 0, r.stdout + r.stderr
         assert call(s.fed, lookup_wire(s.fed, "N0000300")) == (grpc.StatusCode.OK, "")
+        assert witness_read(s.fed, f"bxnode/{KGZ}") == (grpc.StatusCode.OK, "")
         # accepted before the backup: its nonce came back with the restore
         assert call(s.fed, s.replay) == (grpc.StatusCode.UNAUTHENTICATED, "replayed_nonce")
         entries, _, origins = kaz_log(s.fed)
