@@ -245,3 +245,18 @@ def test_a_copy_of_another_log_gives_no_tail(node: Path, keys: Path, bx: Bx,
                                   "--node-dir", str(node)))
     assert "is not a later state of this log" in line
     assert _state(node) == before
+
+
+def test_restore_onto_a_lost_database(node: Path, keys: Path, bx: Bx, tmp_path: Path) -> None:
+    """The disk died: the node directory (keys, config) is back, the database is gone."""
+    _append(node, 2)
+    _backup(bx, node, keys, tmp_path / "b.bxb")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{node / 'node.db'}{suffix}").unlink(missing_ok=True)
+    r = bx("restore", str(tmp_path / "b.bxb"), "--node-dir", str(node), "--key", str(keys),
+           "--json")
+    assert r.rc == 4, r.err
+    assert json.loads(r.out)["replaced"] is None and _leftovers(node) == []
+    assert oct((node / "node.db").stat().st_mode & 0o777) == "0o600"
+    r = bx("audit", "verify", "--node-dir", str(node), "--json")
+    assert r.rc == 0 and json.loads(r.out)["entries"] == 3
