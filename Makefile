@@ -44,7 +44,7 @@ catalogues: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --no-location --omit-header --sort-output \
 	  -o node/web/locale/messages.pot .
 	$(BIN)/pybabel update -i node/web/locale/messages.pot -d node/web/locale \
-	  --no-fuzzy-matching --ignore-obsolete --no-location
+	  --no-fuzzy-matching --ignore-obsolete --width 100
 
 proto: $(STAMP)
 	$(BIN)/python -m node.wire.codegen

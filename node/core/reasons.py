@@ -390,6 +390,8 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("oidc_nonce_mismatch", UNAUTH, "operator", "an ID token whose nonce is not the sign-in's"),
     _r("oidc_unavailable", UNAUTH, "operator",
        "the identity provider's token endpoint failed or returned no ID token"),
+    _r("oidc_code_refused", UNAUTH, "operator",
+       "the identity provider refused the authorization code (used, expired, PKCE)"),
     _r("oidc_not_configured", PRECOND, "operator", "OpenID Connect sign-in is not configured"),
     _r("bad_upload", INVALID, "operator", "an uploaded manifest or PAXLST file does not read"),
     # --- backups and restore (node/backup, node/audit/hold.py, node/audit/tail.py) ----------

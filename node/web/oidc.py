@@ -39,6 +39,16 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def _error_code(body: bytes) -> str:
+    """The ``error`` of an RFC 6749 5.2 error response, or ""."""
+    try:
+        doc = json.loads(body[:MAX_TOKEN_RESPONSE])
+    except ValueError:
+        return ""
+    error = doc.get("error") if isinstance(doc, dict) else None
+    return error if isinstance(error, str) else ""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OidcSignIn:
     authorize_url: str
@@ -88,19 +98,27 @@ class OidcSignIn:
 
     async def _exchange(self, code: str, verifier: str) -> str:
         ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        auth = aiohttp.BasicAuth(self.client_id, self.client_secret)
+        # client_secret_basic (OIDC Core 9; RFC 6749 2.3.1: each half form-urlencoded first)
+        pair = (f"{urllib.parse.quote_plus(self.client_id)}:"
+                f"{urllib.parse.quote_plus(self.client_secret)}")
+        headers = {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
         form = {"grant_type": "authorization_code", "code": code,
                 "redirect_uri": self.redirect_uri, "code_verifier": verifier}
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
                     total=self.timeout_s)) as http, http.post(
-                    self.token_url, data=form, auth=auth, ssl=ctx,
+                    self.token_url, data=form, headers=headers, ssl=ctx,
                     allow_redirects=False) as resp:
                 body = await resp.content.read(MAX_TOKEN_RESPONSE + 1)
                 status = resp.status
         except (aiohttp.ClientError, TimeoutError, OSError):
             raise Unauthenticated("the identity provider's token endpoint is unreachable",
                                   reason="oidc_unavailable") from None
+        if status == 400 and _error_code(body) == "invalid_grant":
+            # RFC 6749 5.2: the code is used, expired, another client's or the PKCE
+            # verifier does not match its challenge (RFC 7636 4.6)
+            raise Unauthenticated("the identity provider refused the authorization code",
+                                  reason="oidc_code_refused")
         if status != 200 or len(body) > MAX_TOKEN_RESPONSE:
             raise Unauthenticated(f"the token endpoint answered HTTP {status}",
                                   reason="oidc_unavailable")

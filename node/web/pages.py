@@ -57,6 +57,12 @@ EXPLAIN: Mapping[str, str] = {
                               "sign-in. Start again."),
     "oidc_unavailable": N_("The identity provider could not be reached or refused the "
                            "sign-in."),
+    "oidc_code_refused": N_("The identity provider refused the sign-in code (already used or "
+                            "too old). Start again."),
+    "token_wrong_audience": N_("The identity provider's token is meant for another "
+                               "service."),
+    "token_unknown_key": N_("The identity provider's token is signed by a key this node does "
+                            "not know."),
     "oidc_not_configured": N_("Sign-in with the identity provider is not configured on this "
                               "node."),
     "token_expired": N_("The identity provider's token has expired."),

@@ -79,13 +79,15 @@ def build_console(rt: NodeRuntime, api: LocalApiServer | None, *,
         assert s.oidc_client_secret_file is not None
         check_private_file(s.oidc_client_secret_file, "console OIDC client secret file")
         jwks = TokenVerifier.load_jwks(local.oidc_jwks)
-        verifier = TokenVerifier(issuer=local.oidc_issuer, audience=local.oidc_audience,
+        client_id = s.oidc_client_id or local.oidc_audience
+        # An ID token's audience is the client it was issued to (OIDC Core 2, 3.1.3.7 step 3)
+        verifier = TokenVerifier(issuer=local.oidc_issuer, audience=client_id,
                                  jwks=jwks, clock_ms=clock, leeway_s=local.token_leeway_s,
                                  **({"algorithms": local.oidc_algorithms}
                                     if local.oidc_algorithms else {}))
         oidc = OidcSignIn(
             authorize_url=s.oidc_authorize_url, token_url=s.oidc_token_url,
-            client_id=s.oidc_client_id or local.oidc_audience,
+            client_id=client_id,
             client_secret=s.oidc_client_secret_file.read_text(encoding="utf-8").strip(),
             redirect_uri=f"{s.origin}/signin/oidc/callback", verifier=verifier, jwks=jwks,
             ca_file=s.oidc_ca)

@@ -121,6 +121,12 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def count(self, *, identity: str) -> int:
+        """How many live sessions ``identity`` is signed in with."""
+        now = self.clock_ms()
+        return sum(1 for s in self._sessions.values()
+                   if s.identity == identity and now - s.last_ms <= self.idle_ms)
+
 
 class SignInLimiter:
     """At most ``per_minute`` sign-in attempts per client address in any 60 s."""

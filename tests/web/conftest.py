@@ -1,5 +1,11 @@
 """One real federation (KAZ-BS, KGZ-BS over mTLS, SQLCipher, Rego) with the LocalService and
-the console on each, and one headless Chromium (Debian's, driven by Playwright), per module.
+the console on each, and one headless Chromium (Debian's, driven by Playwright), shared by
+every module of tests/web (fixture ``web``, package scope: started once).
+
+KAZ-BS's console also signs officers in through OpenID Connect, against
+:class:`tests.web.idp.StandInIdentityProvider` (a stand-in, named so): the node's
+``[local] oidc_*`` and ``[console] oidc_*`` come from the provider's discovery document and
+JWKS, fetched over TLS as an operator would.
 
 Officers' certificates come from each agency's own CA (tests/integration/test_local_api.py's
 :class:`Officers`); Playwright presents them with its ``client_certificates`` option.  The
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -26,6 +33,7 @@ from node.web.app import Console
 from node.web.server import build_console
 from tests.federation import Federation, RunningNode, free_port, make_federation, sample_policy
 from tests.integration.test_local_api import Officers
+from tests.web.idp import StandInIdentityProvider
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -36,7 +44,8 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 ROLES = {
     "KAZ-BS": {"kz-duty": ["duty_officer"], "kz-auditor": ["auditor"],
-               "kz-admin": ["admin"], "kz-watch": ["watchlist_manager"], "kz-nobody": []},
+               "kz-admin": ["admin"], "kz-watch": ["watchlist_manager"], "kz-nobody": [],
+               "kz-oidc-duty": ["duty_officer"], "kz-oidc-nobody": []},
     "KGZ-BS": {"kg-desk-1": ["followup_desk"], "kg-desk-2": ["followup_desk"],
                "kg-auditor": ["auditor"], "kg-duty": ["duty_officer"]},
 }
@@ -79,6 +88,7 @@ class Setup:
     fed: Federation
     nodes: dict[str, ConsoleNode]
     clock: ManualClock
+    idp: StandInIdentityProvider
     browser: Any = None
     contexts: list[Any] = field(default_factory=list)
 
@@ -121,6 +131,29 @@ def start_console(node: RunningNode, officers: Officers, clock: ManualClock
                        url=f"https://127.0.0.1:{console.port}/", officers=officers)
 
 
+OIDC_CLIENT = "bxnode-kaz-console"
+
+
+def _oidc_config(idp: StandInIdentityProvider, node_dir: Path) -> tuple[str, str]:
+    """KAZ-BS's ``[local]`` and ``[console]`` OpenID Connect lines, from the provider's
+    discovery document and JWKS (written to the node's directory)."""
+    doc = idp.discover()
+    (node_dir / "idp-jwks.json").write_text(json.dumps(doc["jwks"]))
+    secret = node_dir / "console-client-secret"
+    secret.write_text(idp.client_secret + "\n")
+    secret.chmod(0o600)
+    # The LocalService's bearer tokens are for its own audience; the console's ID tokens
+    # for the console's client id (their aud): two names, so each check uses its own.
+    local = (f'oidc_issuer = "{doc["issuer"]}"\noidc_audience = "bxnode-kaz-api"\n'
+             f'oidc_jwks = "idp-jwks.json"\n')
+    console = (f'oidc_client_id = "{OIDC_CLIENT}"\n'
+               f'oidc_authorize_url = "{doc["authorization_endpoint"]}"\n'
+               f'oidc_token_url = "{doc["token_endpoint"]}"\n'
+               f'oidc_client_secret_file = "console-client-secret"\n'
+               f'oidc_ca = "{idp.ca_file}"\n')
+    return local, console
+
+
 def make_setup(root: Path, *, console_extra: str = "") -> Setup:
     data = sample_policy()
     for a in data["bxnode"]["followup_agreements"]:
@@ -128,18 +161,34 @@ def make_setup(root: Path, *, console_extra: str = "") -> Setup:
             a["four_eyes"] = True
     fed = make_federation(root, ("KAZ-BS", "KGZ-BS"), policy_data=data)
     clock = ManualClock()
+    idp = StandInIdentityProvider(root=root / "idp", client_id=OIDC_CLIENT,
+                                  client_secret="stand-in-secret-" + os.urandom(8).hex(),
+                                  clock_ms=clock).start()
     nodes = {}
-    for node_id in ("KAZ-BS", "KGZ-BS"):
-        off = Officers(root / f"officers-{node_id}", node_id)
-        roles = "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in ROLES[node_id].items())
-        with (fed.dirs[node_id] / "node.toml").open("a") as f:
-            f.write(f'\n[local]\napi_socket = "unix:officers.sock"\n'
-                    f'client_ca = "{off.root / "ca.crt"}"\n'
-                    f'\n[console]\nenabled = true\nlisten = "127.0.0.1:{free_port()}"\n'
-                    f'timezone = "Asia/Almaty"\ndefault_language = "en"\n{console_extra}'
-                    f"\n[local.roles]\n{roles}\n")
-        nodes[node_id] = start_console(fed.start(node_id), off, clock)
-    return Setup(fed=fed, nodes=nodes, clock=clock)
+    try:
+        for node_id in ("KAZ-BS", "KGZ-BS"):
+            off = Officers(root / f"officers-{node_id}", node_id)
+            roles = "\n".join(f'"{k}" = {json.dumps(v)}' for k, v in ROLES[node_id].items())
+            port = free_port()
+            local_oidc = console_oidc = ""
+            if node_id == "KAZ-BS":
+                idp.redirect_uri = f"https://127.0.0.1:{port}/signin/oidc/callback"
+                local_oidc, console_oidc = _oidc_config(idp, fed.dirs[node_id])
+            with (fed.dirs[node_id] / "node.toml").open("a") as f:
+                # sign-in limit: its own test swaps in a small one; the shared federation's
+                # many sign-ins on a clock that stands still would otherwise exhaust it
+                f.write(f'\n[local]\napi_socket = "unix:officers.sock"\n'
+                        f'client_ca = "{off.root / "ca.crt"}"\n{local_oidc}'
+                        f'\n[console]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
+                        f'timezone = "Asia/Almaty"\ndefault_language = "en"\n'
+                        f'sign_in_attempts_per_minute = 1000\n{console_oidc}{console_extra}'
+                        f"\n[local.roles]\n{roles}\n")
+            nodes[node_id] = start_console(fed.start(node_id), off, clock)
+    except BaseException:
+        idp.stop()
+        fed.stop_all()
+        raise
+    return Setup(fed=fed, nodes=nodes, clock=clock, idp=idp)
 
 
 def stop_setup(s: Setup) -> None:
@@ -152,9 +201,10 @@ def stop_setup(s: Setup) -> None:
 
         asyncio.run_coroutine_threadsafe(stop(), n.node.loop).result(10)
     s.fed.stop_all()
+    s.idp.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     chromium_or_skip()
     from playwright.sync_api import sync_playwright

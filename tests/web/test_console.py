@@ -5,11 +5,13 @@ The officer's journey (sign in, check a document that hits in KGZ-BS, follow the
 one click, two different desk officers at KGZ-BS release narrowed fields under four eyes,
 the released fields arrive at KAZ-BS), and the guards around it: roles, CSRF, cross-site
 posts, idle sessions on the injected clock, the sign-in limit, no personal data in URLs or
-logs.  Screenshots of the main pages go to docs/screenshots/ (the README shows them).
+logs.  Screenshots of the main pages go to docs/screenshots/ (the README shows them) when
+``BXNODE_SCREENSHOTS=1``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -34,8 +36,13 @@ def sign_in(web: Setup, node_id: str, officer: str | None, *, locale: str = "en-
 
 
 def shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    """The page's screenshot; written to docs/screenshots/ (the README's) only when
+    ``BXNODE_SCREENSHOTS=1``, so a plain test run leaves the tree as it found it."""
+    png = page.screenshot(full_page=True)
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000  # a rendered page, not a blank
+    if os.environ.get("BXNODE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"{name}.png").write_bytes(png)
 
 
 def csrf(page: Any) -> str:
