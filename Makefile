@@ -20,6 +20,7 @@ test: $(STAMP)
 	@bash scripts/ensure-postgresql.sh
 	@bash scripts/ensure-softhsm.sh
 	@bash scripts/ensure-node.sh
+	@bash scripts/ensure-systemd-analyze.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # Coverage-guided fuzzing (atheris) of every parser a peer or an operator file reaches, FUZZ_SECONDS
