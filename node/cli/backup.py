@@ -16,6 +16,7 @@ Each says in one sentence what it did or why it refused, and exits non-zero on a
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import socket
 from pathlib import Path
 from typing import Any
@@ -153,13 +154,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     result = restore_backup(cfg, file, key=load_backup_key(Path(args.key)),
                             verify_keys=_verify_keys(cfg), now_ms=now_ms())
     m = result.manifest
+    # a request the lost node accepted after the backup is fresh for at most 2 x skew
+    until = result.hold.since_ms + 2 * cfg.clock_skew_s * 1000
     payload: dict[str, Any] = {"restored": str(file), "node_id": m.node_id,
                                "created_ms": m.created_ms, "audit_size": m.audit_size,
                                "replaced": None if result.replaced is None
-                               else str(result.replaced)}
+                               else str(result.replaced), "replays_possible_until_ms": until}
+    when = dt.datetime.fromtimestamp(until / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     done = (f"restored {m.node_id} from {file} (signature verified; audit log at size "
             f"{m.audit_size})" + (f"; the database it replaced is kept at {result.replaced}"
-                                  if result.replaced else ""))
+                                  if result.replaced else "")
+            + f"; requests the lost node accepted after the backup stay fresh until {when}")
     return _after_check(args, payload, done)
 
 

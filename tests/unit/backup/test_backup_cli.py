@@ -253,10 +253,15 @@ def test_restore_onto_a_lost_database(node: Path, keys: Path, bx: Bx, tmp_path: 
     _backup(bx, node, keys, tmp_path / "b.bxb")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{node / 'node.db'}{suffix}").unlink(missing_ok=True)
+    before = now_ms()
     r = bx("restore", str(tmp_path / "b.bxb"), "--node-dir", str(node), "--key", str(keys),
            "--json")
+    after = now_ms()
     assert r.rc == 4, r.err
-    assert json.loads(r.out)["replaced"] is None and _leftovers(node) == []
+    out = json.loads(r.out)
+    assert out["replaced"] is None and _leftovers(node) == []
+    # a request accepted after the backup is fresh for 2 x clock_skew_s (120 s) at most
+    assert before + 240_000 <= out["replays_possible_until_ms"] <= after + 240_000
     assert oct((node / "node.db").stat().st_mode & 0o777) == "0o600"
     r = bx("audit", "verify", "--node-dir", str(node), "--json")
     assert r.rc == 0 and json.loads(r.out)["entries"] == 3
