@@ -32,7 +32,7 @@ from node.local.server import LocalApiServer, build_local_api
 from node.web.app import Console
 from node.web.server import build_console
 from tests.federation import Federation, RunningNode, free_port, make_federation, sample_policy
-from tests.integration.test_local_api import Officers
+from tests.integration.localapi import Officers
 from tests.web.idp import StandInIdentityProvider
 
 CHROMIUM = "/usr/bin/chromium"
