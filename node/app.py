@@ -70,6 +70,22 @@ def _assemble(cfg: NodeConfig, store: Database, signing_key: Signer,
     return policy, watchlist, responder, lookup
 
 
+def open_signing_key(cfg: NodeConfig) -> Signer:
+    """The node's signing key (node/keys).  A public development key (keys/dev) is known by
+    its public key, so also once imported into a PKCS#11 token, where check_dev_keys cannot
+    see it: refused outside dev_mode like a development key file."""
+    from node.core.signer import signer_key_id
+    from node.federation import _devkeys
+
+    signer = load_signer(cfg.signing_key)
+    kid = signer_key_id(signer)
+    if not cfg.dev_mode and kid in (_devkeys.DEV_SIGNING_KEY_IDS
+                                    | _devkeys.DEV_GOVERNANCE_KEY_IDS):
+        raise ConfigError(f"the signing key is a public development key (key id {kid}); "
+                          "it is refused outside development mode", reason="dev_keys_refused")
+    return signer
+
+
 def open_store(cfg: NodeConfig) -> Database:
     """The node's database, whichever backend ``[storage]`` names (SQLCipher or
     PostgreSQL)."""
@@ -94,7 +110,7 @@ class NodeRuntime:
     def load(cls, cfg: NodeConfig, *, with_tls: bool = True) -> NodeRuntime:
         if cfg.registry is not None:
             return cls._load_with_registry(cfg, with_tls=with_tls)
-        signing_key = load_signer(cfg.signing_key)
+        signing_key = open_signing_key(cfg)
         directory = load_members(cfg.members)
         me = directory.member(cfg.node_id) if cfg.node_id in {
             m.node_id for m in directory.members()} else None
@@ -127,7 +143,7 @@ class NodeRuntime:
         from node.federation.registry_keeper import RegistryKeeper
 
         assert cfg.registry is not None
-        signing_key = load_signer(cfg.signing_key)
+        signing_key = open_signing_key(cfg)
         tls = cls.tls(cfg) if with_tls else None
         store = open_store(cfg)
         try:

@@ -167,8 +167,9 @@ def _signing_key(cfg: Any) -> tuple[Check, Signer | None]:
                 "can sign as this node")
         if cfg.dev_mode:
             return _warn("signing key", f"{text}; dev_mode only, never in production"), signer
-        return _fail("signing key", f"{text}, and dev_mode is off; generate a new key "
-                     "('bxnode keys generate') and list it for this node"), signer
+        return _fail("signing key", f"{text}, and dev_mode is off: serve refuses it "
+                     "(dev_keys_refused); generate a new key ('bxnode keys generate') and "
+                     "list it for this node"), signer
     return _ok("signing key", f"{where} opens and signs (key id {kid})"), signer
 
 

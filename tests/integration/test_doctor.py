@@ -223,7 +223,7 @@ def test_the_signing_key_in_a_token(hsm: SoftHsm, tmp_path: Path) -> None:
     """doctor opens the token's key as serve does: a key it opens and the federation lists is
     OK; a wrong PIN, a missing object and a PIN file others can read each FAIL in one
     sentence with the token's reason; the public development key imported into the token is
-    recognised by its public key and FAILs on a production node."""
+    recognised by its public key and FAILs on a production node, whose serve refuses it."""
     (tmp_path / "fed").mkdir()
     fed = make_production_federation(tmp_path / "fed", ("KAZ-BS",), sample_policy())
     kaz = fed.dirs["KAZ-BS"]
@@ -255,6 +255,8 @@ def test_the_signing_key_in_a_token(hsm: SoftHsm, tmp_path: Path) -> None:
                          str(_with_keys(kaz, kaz.parent / re.sub(r"\W", "-", name), keys)),
                          env=env)
                for name, (keys, env) in cases.items()}
+    # and bxnode serve refuses that node, before it listens: fail closed, not only a report
+    serve = _bx(hsm, "serve", "--node-dir", str(kaz.parent / "development-key"))
     found = {}
     for name, p in running.items():
         rc, out = _done(p)
@@ -291,8 +293,14 @@ def test_the_signing_key_in_a_token(hsm: SoftHsm, tmp_path: Path) -> None:
     assert failed("development key") == {
         "signing key": ("FAIL", f"the PKCS#11 key {uri}from-keys-dev is a public development "
                         f"key from keys/dev (key id {dev_kid}): anyone can sign as this node, "
-                        "and dev_mode is off; generate a new key ('bxnode keys generate') and "
-                        "list it for this node"),
+                        "and dev_mode is off: serve refuses it (dev_keys_refused); generate a "
+                        "new key ('bxnode keys generate') and list it for this node"),
         "listed key": ("FAIL", f"the federation does not accept key {dev_kid} for KAZ-BS "
                        "(unknown_key: signing key is not registered for this node); peers "
                        "refuse everything this node signs")}
+    out, err = serve.communicate(timeout=120)
+    assert serve.returncode == 1, err
+    assert [ln for ln in err.splitlines() if ln.startswith("bxnode: ")] == [
+        f"bxnode: the signing key is a public development key (key id {dev_kid}); it is "
+        "refused outside development mode"]
+    assert not (kaz.parent / "development-key" / "serve.port").exists()
