@@ -12,7 +12,12 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ from node.core.model import DocumentQuery, QueryKind
 from node.server import grpc_server
 from node.server.grpc_server import REASON_KEY
 from node.wire.convert import envelope_to_pb, pb
-from tests.federation import CTX, Federation, make_federation, sample_policy
+from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
 
 DOC = DocumentQuery(number="N0481516", issuing_state="KAZ")
 LOOKUP = "/bxnode.v1.NodeService/Lookup"
@@ -198,6 +203,41 @@ def test_refusals_whose_commit_failed_are_kept_and_recorded_by_the_next_flush(
     finally:
         f.stop_all()
     assert [e["refused"] for e in _aggregates(f, "UZB-BS")] == [2]
+
+
+def test_bxnode_serve_stopped_by_sigterm_leaves_no_refusal_unrecorded(
+        tmp_path: Path) -> None:
+    """The real ``bxnode serve`` process: refusals counted in the last second before a
+    SIGTERM are appended by the shutdown (the periodic flush may have taken some)."""
+    f = _federation(tmp_path)
+    f.stop_all()  # the in-process server: this test runs the real one
+    kaz = f.dirs["KAZ-BS"]
+    (kaz / "serve.port").unlink(missing_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "node.cli.main", "serve", "--node-dir",
+                             str(kaz)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while not (kaz / "serve.port").exists():  # waiting for a process, not for time
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        flood = _payloads(f, "UZB-BS", 20)
+        with _channel(f, "UZB-BS") as uzb:
+            got = [_call(uzb, p) for p in flood]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-2000:]
+    assert got.count(("RESOURCE_EXHAUSTED", "rate_limited")) == 17
+    assert sum(a["refused"] for a in _aggregates(f, "UZB-BS")) == 17
+    logged = [json.loads(x) for x in err.splitlines() if '"rate_limited_refusals"' in x]
+    assert sum(int(x["refused"]) for x in logged) == 17
+    assert "refusals_unrecorded" not in err
+    assert bxnode(["audit", "verify", "--node-dir", str(kaz)]) == 0
 
 
 def _der(pem_path: Path) -> bytes:
