@@ -5,7 +5,8 @@ token bucket (``rate_per_s`` refilling up to ``burst``) and a cap on requests in
 (``max_in_flight``), from the owner's policy per agreement (``data.bxnode.lookup
 .rate_limit``, cached per requester and UTC day).  A request over either limit is refused
 with RESOURCE_EXHAUSTED/``rate_limited`` at once, on the event loop: no policy
-evaluation, no database, no wait for a commit.  The limits are per replica.
+evaluation, no database, no wait for a commit.  The limits are per replica and per worker
+process (``serve --workers N`` admits up to N times them).
 
 Every such refusal is still audited, but not one entry each (that would make a refusal
 cost nearly what an answer costs, and let a flood fill the database thread's queue ahead
