@@ -7,6 +7,11 @@ left and is not searched: the answer covers what the node still holds, as the la
 Persons are matched with the lookups' own cross-script matcher (:func:`node.matching.score`),
 so Юсупов and YUSUPOV are found together; documents by number and issuing state.
 
+What a follow-up released is named by its field **names** (both sides keep the signed
+decision); the values -- the person's own data as the owner's record holds it -- are read
+from that signed decision only when the auditor asks for them (``with_values``), and the
+CLI records in the access's audit entry whether they were shown.
+
 Who may ask: an **auditor**, proven by possession of the signing key of a member the
 federation lists with the role ``auditor`` (members file or signed registry), with that
 key inside its validity window and not revoked.  The node's own operators cannot.
@@ -17,7 +22,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Final
 
 import nacl.signing
 
@@ -31,9 +36,10 @@ from node.store.db import Database
 from node.store.followups import FollowUpTables
 from node.store.retention import RetentionTables
 from node.wire import convert
+from node.wire import crossings as fwire
 from node.wire.convert import pb
 
-__all__ = ["Exchange", "authenticate_auditor", "render_html", "subject_access"]
+__all__ = ["Exchange", "authenticate_auditor", "render_html", "render_table", "subject_access"]
 
 
 def authenticate_auditor(directory: MemberDirectory, key: nacl.signing.SigningKey, *,
@@ -73,11 +79,38 @@ class Exchange:
     followup: str           # "" | pending | approved | denied
     released: tuple[str, ...]
     request_digest: str
+    #: the released values by field name; only when the auditor asked for them
+    released_values: tuple[tuple[str, str], ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["released"] = list(self.released)
+        if self.released_values is None:
+            del out["released_values"]
+        else:
+            out["released_values"] = dict(self.released_values)
         return out
+
+    def followup_text(self) -> str:
+        """``-``, the state, or ``approved: name, name`` (``name=value`` with the values)."""
+        if not self.followup:
+            return "-"
+        if self.released_values is not None and self.released_values:
+            return f"{self.followup}: " + ", ".join(f"{k}={v}" for k, v in self.released_values)
+        return f"{self.followup}: {', '.join(self.released)}" if self.released else self.followup
+
+
+def _decision(env_bytes: bytes | None) -> dict[str, str]:
+    """The field values a stored signed follow-up decision released (verified when it was
+    made or fetched); ``{}`` for none or a denial."""
+    if not env_bytes:
+        return {}
+    try:
+        env = convert.envelope_from_pb(pb.SignedEnvelope.FromString(env_bytes))
+        decision = fwire.decode_followup_decision(env.payload)
+    except Exception:
+        return {}
+    return dict(decision.fields) if decision.state == "approved" else {}
 
 
 def _matches(item: Any, *, document: tuple[str, str] | None,
@@ -90,18 +123,27 @@ def _matches(item: Any, *, document: tuple[str, str] | None,
 
 
 def subject_access(db: Database, *, document: tuple[str, str] | None = None,
-                   person: PersonQuery | None = None) -> list[Exchange]:
+                   person: PersonQuery | None = None,
+                   with_values: bool = False) -> list[Exchange]:
     """Every lookup item in a held receipt about ``document`` (number, issuing state) or
-    ``person``, oldest first."""
+    ``person``, oldest first; ``with_values``: also the values a follow-up released."""
     if (document is None) == (person is None):
         raise ValueError("give a document or a person")
     tables = RetentionTables(db)
     tables.ensure_schema()
     followups = FollowUpTables(db)
     followups.ensure_schema()
-    owner = {(f.requester, f.hit_request_digest, f.hit_item_index): f
-             for f in followups.all()}
-    sent_rows = {(p, d): (i, s) for p, i, s, _, _, d in tables.sent_followups()}
+    # a follow-up names its hit by (peer, lookup request digest, item index); the latest
+    # filed wins where one hit was followed up twice
+    owner: dict[tuple[str, bytes, int], tuple[str, tuple[str, ...], bytes | None]] = {
+        (f.requester, f.hit_request_digest, f.hit_item_index): (f.state, f.released,
+                                                                 f.decision_env)
+        for f in sorted(followups.all(), key=lambda f: f.filed_ms)}
+    sent: dict[tuple[str, bytes, int], tuple[str, tuple[str, ...], bytes | None]] = {}
+    for s in sorted(followups.all_sent(), key=lambda s: s.filed_ms):
+        released = tuple(sorted(_decision(s.decision_env)))
+        sent[(s.peer, s.hit_request_digest, s.hit_item_index)] = (s.state, released,
+                                                                  s.decision_env)
     out: list[Exchange] = []
     for r in tables.all_receipts():
         if r.erased_ms is not None or not r.request_env:
@@ -128,22 +170,40 @@ def subject_access(db: Database, *, document: tuple[str, str] | None = None,
                 res = answer.results[i]
                 outcome, ref = res.outcome.value, res.reference
             state, released = "", tuple[str, ...]()
-            if r.direction == "received":
-                f = owner.get((r.peer, r.request_digest, i))
-                if f is not None:
-                    state, released = f.state, f.released
-            else:
-                s = sent_rows.get((r.peer, r.request_digest))
-                if s is not None:
-                    state = s[1]
+            values: tuple[tuple[str, str], ...] | None = None
+            f = (owner if r.direction == "received" else sent).get(
+                (r.peer, bytes(r.request_digest), i))
+            if f is not None:
+                state, released = f[0], tuple(f[1])
+                if with_values:
+                    values = tuple(sorted(_decision(f[2]).items()))
+            elif with_values:
+                values = ()
             out.append(Exchange(
                 direction=r.direction, peer=r.peer, time_ms=r.created_ms,
                 operator=h.operator, purpose=h.purpose, legal_basis=h.legal_basis,
                 case_ref=h.case_ref, item_index=i,
                 item_kind="document" if isinstance(item, DocumentQuery) else "person",
                 answer=outcome, reference=ref, followup=state, released=tuple(released),
-                request_digest=r.request_digest.hex()))
+                request_digest=r.request_digest.hex(), released_values=values))
     return sorted(out, key=lambda e: (e.time_ms, e.request_digest, e.item_index))
+
+
+TABLE_HEAD: Final = ("when (UTC)", "direction", "node", "officer", "purpose",
+                     "case reference", "about", "answer", "follow-up (fields released)")
+
+
+def render_table(exchanges: Sequence[Exchange]) -> list[str]:
+    """The plain table: a header and one line per question, columns as wide as their
+    widest cell, two spaces apart, trailing blanks stripped."""
+    rows = [TABLE_HEAD, *((_when(x.time_ms),
+                           "asked us" if x.direction == "received" else "we asked",
+                           x.peer, x.operator, x.purpose, x.case_ref, x.item_kind,
+                           f"{x.answer} {x.reference}".strip(), x.followup_text())
+                          for x in exchanges)]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(TABLE_HEAD))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows]
 
 
 def _when(ms: int) -> str:
@@ -160,9 +220,9 @@ def render_html(*, node_id: str, subject: str, exchanges: Sequence[Exchange],
     rows = "".join(
         f"<tr><td>{e(_when(x.time_ms))}</td><td>"
         f"{'asked us' if x.direction == 'received' else 'we asked'}</td>"
-        f"<td>{e(x.peer)}</td><td>{e(x.purpose)}</td><td>{e(x.case_ref)}</td>"
-        f"<td>{e(x.answer)}</td><td>{e(x.followup or '-')}"
-        f"{(': ' + e(', '.join(x.released))) if x.released else ''}</td></tr>"
+        f"<td>{e(x.peer)}</td><td>{e(x.operator)}</td><td>{e(x.purpose)}</td>"
+        f"<td>{e(x.case_ref)}</td><td>{e(x.item_kind)}</td><td>{e(x.answer)}</td>"
+        f"<td>{e(x.followup_text())}</td></tr>"
         for x in exchanges)
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Subject access "
             f"report {e(node_id)}</title><style>body{{font-family:sans-serif}}"
@@ -171,6 +231,7 @@ def render_html(*, node_id: str, subject: str, exchanges: Sequence[Exchange],
             f"<p>Subject: {e(subject)}. Prepared for {e(auditor)} on {e(_when(generated_ms))}"
             ". Covers the receipts this node still holds (older ones were erased at the "
             f"end of their retention).</p><p>{len(exchanges)} question(s).</p>"
-            "<table><tr><th>when (UTC)</th><th>direction</th><th>node</th><th>purpose</th>"
-            "<th>case reference</th><th>answer</th><th>follow-up</th></tr>"
+            "<table><tr><th>when (UTC)</th><th>direction</th><th>node</th><th>officer</th>"
+            "<th>purpose</th><th>case reference</th><th>asked about</th><th>answer</th>"
+            "<th>follow-up (fields released)</th></tr>"
             f"{rows}</table></body></html>\n")

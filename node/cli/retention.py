@@ -5,7 +5,10 @@
 and a ``--reason``; the role recorded is ``watchlist_manager`` (an operator of this node,
 authenticated by access to its database key, like every watchlist change), or ``auditor``
 when ``--auditor-key`` proves an auditor member's key.  ``subject-access`` is for auditors
-only: ``--auditor-key`` must be the signing key of a member with the role ``auditor``.
+only: ``--auditor-key`` must be the signing key of a member with the role ``auditor``; it
+prints a table (``--json``, ``--html PAGE`` as well).  A follow-up's released fields are
+shown by name; their values only with ``--released-values`` (recorded in the access's audit
+entry).
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def cmd_holds(args: argparse.Namespace) -> int:
 
 def cmd_subject_access(args: argparse.Namespace) -> int:
     from node.app import now_ms
-    from node.audit.subject import render_html, subject_access
+    from node.audit.subject import render_html, render_table, subject_access
     from node.core.errors import BxError, InvalidInput
     from node.core.model import (
         PartialDate,
@@ -153,7 +156,8 @@ def cmd_subject_access(args: argparse.Namespace) -> int:
                     raise InvalidInput("--document needs --state", reason="bad_subject")
                 document = (validate_doc_number(args.document.upper()),
                             validate_state(args.state.upper()))
-                found = subject_access(store, document=document)
+                found = subject_access(store, document=document,
+                                       with_values=args.released_values)
                 kind, subject = "document", f"document {document[0]} ({document[1]})"
             else:
                 if not args.dob:
@@ -162,7 +166,8 @@ def cmd_subject_access(args: argparse.Namespace) -> int:
                                      patronymic="", date_of_birth=PartialDate.parse(args.dob),
                                      nationality=(args.nationality or "").upper(),
                                      sex=Sex((args.sex or "X").upper()))
-                found = subject_access(store, person=person)
+                found = subject_access(store, person=person,
+                                       with_values=args.released_values)
                 kind = "person"
                 subject = f"{args.family} {args.given or ''} born {args.dob}".replace("  ", " ")
         except BxError as exc:
@@ -172,7 +177,9 @@ def cmd_subject_access(args: argparse.Namespace) -> int:
             raise
         with store.transaction():  # the access itself is audited: who, what kind, how many
             seq = audit.append({"event": "subject_access", "auditor": member.node_id,
-                                "query_kind": kind, "results": len(found)}, time_ms=now_ms())
+                                "query_kind": kind, "results": len(found),
+                                "released_values": bool(args.released_values)},
+                               time_ms=now_ms())
     if args.html:
         Path(args.html).write_text(render_html(node_id=cfg.node_id, subject=subject,
                                                exchanges=found, generated_ms=now_ms(),
@@ -181,12 +188,7 @@ def cmd_subject_access(args: argparse.Namespace) -> int:
         print(json.dumps({"subject": subject, "exchanges": [x.as_json() for x in found],
                           "audit_seq": seq}, ensure_ascii=False, sort_keys=True))
         return 0
-    from node.audit.subject import _when
-
-    lines = [f"{_when(x.time_ms)}  {'asked us' if x.direction == 'received' else 'we asked'}"
-             f"  {x.peer:<8} {x.purpose:<20} case {x.case_ref:<24} {x.answer}"
-             + (f"  follow-up {x.followup}" if x.followup else "")
-             + (f" released {','.join(x.released)}" if x.released else "") for x in found]
+    lines = render_table(found) if found else []
     lines.append(f"{len(found)} question(s) about {subject} in the receipts held"
                  + (f"; page written to {args.html}" if args.html else ""))
     print("\n".join(lines))
@@ -222,3 +224,5 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--sex", choices=["M", "F", "X", "m", "f", "x"])
     sp.add_argument("--auditor-key", help="the auditor's signing key file (required)")
     sp.add_argument("--html", help="also write the answer as one HTML page")
+    sp.add_argument("--released-values", action="store_true",
+                    help="also show the values a follow-up released (default: field names)")

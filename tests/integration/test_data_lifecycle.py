@@ -3,7 +3,9 @@ hits again and a follow-up on its earlier hit is alert_withdrawn; a sync applies
 difference and refuses a truncated file; after the retention sweep no erased identifier is
 in the database's decrypted pages or WAL, ``audit verify`` passes and old receipts still
 prove their exchange by digest (a follow-up on one is receipt_expired); subject access
-finds a person asked about in Cyrillic and in Latin."""
+finds a person asked about in Cyrillic and in Latin, and answers on the answering and the
+asking side (table, JSON, HTML) with the follow-up that released data, by field name, the
+values only when the auditor asks."""
 
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ import pytest
 
 from node.app import now_ms, open_store
 from node.audit.log import MerkleAuditLog
+from node.audit.subject import _when
 from node.client.peer import QueryContext
 from node.config import load_config
 from node.core import envelope as env_mod
 from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, LookupAnswer, PartialDate, PersonQuery, QueryKind, Sex
-from node.followup.client import file_followup
+from node.followup.client import file_followup, get_followup
 from node.followup.store import FollowUpStore
 from node.retention.serve import sweep_once
 from node.retention.settings import DAY_MS
@@ -182,6 +185,86 @@ def test_subject_access_finds_cyrillic_and_latin_questions(lfed: Federation,
         ("subject_access", None), ("subject_access_refused", "not_an_auditor"),
         ("subject_access_refused", "not_an_auditor")]
     assert "Юсупов" not in json.dumps(events, ensure_ascii=False)
+
+
+def test_subject_access_on_both_sides_as_a_table_with_the_follow_up_that_released_data(
+        lfed: Federation, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """KGZ-BS's officer-3 asks KAZ-BS about a passport (CASE-SA3) and follows the hit up;
+    KAZ-BS's desk releases two fields; officer-5 asks again (CASE-SA4), nothing followed.
+    The auditor asks each node: KAZ-BS names who asked it, KGZ-BS which of its officers
+    asked whom; both say the follow-up was approved and which fields it released, by name;
+    the values only with --released-values, and each access is audited, without them."""
+    doc = DocumentQuery(number="N1122334", issuing_state="KAZ")  # KAZ-SLTD-2025-004410
+    followed = ask(lfed, [doc], QueryContext(operator="officer-3", purpose="border_check",
+                                             legal_basis=CTX.legal_basis, case_ref="CASE-SA3"))
+    assert followed.results[0].reference == "KAZ-SLTD-2025-004410"
+    client = lfed.client("KGZ-BS")
+    try:
+        fstore = FollowUpStore(client._store)  # type: ignore[arg-type]
+        fid = file_followup(client, fstore, "KAZ-BS", CTX,
+                            hit_request_digest=followed.request_digest, hit_item_index=0,
+                            hit_reference="KAZ-SLTD-2025-004410",
+                            fields=["document_number", "loss_type"]).followup_id
+        assert kaz(lfed, "followup", "approve", fid, "--fields", "document_number,loss_type",
+                   "--operator", "kz-desk-1") == 0
+        fetched = get_followup(client, fstore, "KAZ-BS", CTX, fid)  # the decision, kept
+    finally:
+        client.close()
+    assert fetched.decision is not None and fetched.decision.state == "approved"
+    ask(lfed, [doc], QueryContext(operator="officer-5", purpose="migration_control",
+                                  legal_basis=CTX.legal_basis, case_ref="CASE-SA4"))
+    key = tmp_path / "auditor.key"
+    shutil.copyfile(DEV / "auditor" / "signing.key", key)
+    key.chmod(0o600)
+    subject = ("--document", "N1122334", "--state", "KAZ", "--auditor-key", str(key))
+
+    def access(node: str, *extra: str) -> str:
+        capsys.readouterr()
+        assert cli(["subject-access", *subject, *extra, "--node-dir",
+                    str(lfed.dirs[node])]) == 0
+        return capsys.readouterr().out
+
+    def whens(node: str) -> list[str]:
+        return [_when(x["time_ms"]) for x in json.loads(access(node, "--json"))["exchanges"]]
+
+    t1, t2 = whens("KAZ-BS")
+    assert access("KAZ-BS").splitlines() == [
+        "when (UTC)            direction  node    officer    purpose            case reference"
+        "  about     answer                    follow-up (fields released)",
+        f"{t1}  asked us   KGZ-BS  officer-3  border_check       CASE-SA3      "
+        "  document  hit KAZ-SLTD-2025-004410  approved: document_number, loss_type",
+        f"{t2}  asked us   KGZ-BS  officer-5  migration_control  CASE-SA4      "
+        "  document  hit KAZ-SLTD-2025-004410  -",
+        "2 question(s) about document N1122334 (KAZ) in the receipts held"]
+    s1, s2 = whens("KGZ-BS")  # the asking side: our officers, whom they asked
+    assert access("KGZ-BS").splitlines() == [
+        "when (UTC)            direction  node    officer    purpose            case reference"
+        "  about     answer                    follow-up (fields released)",
+        f"{s1}  we asked   KAZ-BS  officer-3  border_check       CASE-SA3      "
+        "  document  hit KAZ-SLTD-2025-004410  approved: document_number, loss_type",
+        f"{s2}  we asked   KAZ-BS  officer-5  migration_control  CASE-SA4      "
+        "  document  hit KAZ-SLTD-2025-004410  -",
+        "2 question(s) about document N1122334 (KAZ) in the receipts held"]
+    assert "N1122334" not in access("KGZ-BS", "--html", str(tmp_path / "kgz.html")).replace(
+        "document N1122334 (KAZ)", "")
+    page = (tmp_path / "kgz.html").read_text()
+    assert "approved: document_number, loss_type" in page and "lost" not in page
+    # the values, when the auditor asks for them: the owner's signed decision's
+    with_values = json.loads(access("KGZ-BS", "--json", "--released-values"))["exchanges"]
+    assert [(x["direction"], x["peer"], x["operator"], x["case_ref"], x["followup"],
+             x["released"], x["released_values"]) for x in with_values] == [
+        ("sent", "KAZ-BS", "officer-3", "CASE-SA3", "approved",
+         ["document_number", "loss_type"], {"document_number": "N1122334", "loss_type": "lost"}),
+        ("sent", "KAZ-BS", "officer-5", "CASE-SA4", "", [], {})]
+    table = access("KAZ-BS", "--released-values").splitlines()
+    assert table[1].endswith("approved: document_number=N1122334, loss_type=lost")
+    # each access audited on the node asked: who, what kind, how many, whether values shown
+    for node, shown in (("KAZ-BS", [False, False, True]),
+                        ("KGZ-BS", [False, False, False, True])):
+        entries = [e for e in lfed.audit(node) if e.get("event") == "subject_access"]
+        assert [(e["auditor"], e["query_kind"], e["results"], e["released_values"])
+                for e in entries[-len(shown):]] == [("KAZ-DPA", "document", 2, v) for v in shown]
+        assert "N1122334" not in json.dumps(entries)
 
 
 def test_retention_sweep_erases_for_good_and_old_receipts_still_prove_their_exchange(
