@@ -50,7 +50,7 @@ def free_port() -> int:
 class RunningNode:
     """A node's gRPC server on a private event loop thread."""
 
-    def __init__(self, node_dir: Path, listen: str) -> None:
+    def __init__(self, node_dir: Path, listen: str, **build: Any) -> None:
         self.dir = node_dir
         self.cfg = load_config(node_dir)
         self.listen = listen
@@ -58,7 +58,7 @@ class RunningNode:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.runtime = NodeRuntime.load(self.cfg)
-        self.server = build_server(self.runtime, tls=NodeRuntime.tls(self.cfg))
+        self.server = build_server(self.runtime, tls=NodeRuntime.tls(self.cfg), **build)
         self.port = asyncio.run_coroutine_threadsafe(
             self.server.start(listen), self.loop).result(10)
 
@@ -84,8 +84,9 @@ class Federation:
     ports: dict[str, int]
     nodes: dict[str, RunningNode] = field(default_factory=dict)
 
-    def start(self, node_id: str) -> RunningNode:
-        node = RunningNode(self.dirs[node_id], f"127.0.0.1:{self.ports[node_id]}")
+    def start(self, node_id: str, **build: Any) -> RunningNode:
+        """``build``: keyword arguments for :func:`build_server` (e.g. a moved clock)."""
+        node = RunningNode(self.dirs[node_id], f"127.0.0.1:{self.ports[node_id]}", **build)
         self.nodes[node_id] = node
         return node
 

@@ -7,6 +7,7 @@ so that ``bxnode serve``, the tests and the benchmarks run the same server.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from node.app import NodeRuntime, now_ms
 from node.backup.serve import HoldWatch
@@ -23,10 +24,12 @@ __all__ = ["build_server"]
 
 
 def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
-                 dev_plaintext: bool = False, primary: bool = True) -> NodeServer:
+                 dev_plaintext: bool = False, primary: bool = True,
+                 retention_clock_ms: Callable[[], int] = now_ms) -> NodeServer:
     """The node's server.  ``primary=False`` (a further worker of ``serve --workers``):
     the same peer services, but no local listener and no background jobs of its own — it
-    follows the registry versions the primary worker applies."""
+    follows the registry versions the primary worker applies.  ``retention_clock_ms``:
+    the clock the erasure sweep and its schedule read (tests move it)."""
     audit = rt.cfg.audit
     writer = BatchWriter(store=rt.store, batch_max=audit.batch_max, batch_ms=audit.batch_ms,
                          metrics=rt.metrics)
@@ -37,7 +40,7 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
     ext = crossings_extension(rt, dev_plaintext=dev_plaintext)  # issue 3: crossings, follow-ups
     reg = registry_parts(rt, dev_plaintext=dev_plaintext)  # issue 5: the federation registry
     sweep = RetentionSweep(db=rt.store, audit=rt.responder.audit_log,  # issue 13: retention
-                           settings=rt.cfg.retention, clock_ms=now_ms)
+                           settings=rt.cfg.retention, clock_ms=retention_clock_ms)
     erase = sweep_job(sweep, writer, interval_s=rt.cfg.retention.sweep_interval_s,
                       metrics=rt.metrics)
     hold = HoldWatch(store=rt.store, writer=writer)  # issue 17: a restored log on hold
