@@ -394,6 +394,10 @@ REASONS: tuple[ReasonCode, ...] = (
        "the identity provider refused the authorization code (used, expired, PKCE)"),
     _r("oidc_not_configured", PRECOND, "operator", "OpenID Connect sign-in is not configured"),
     _r("bad_upload", INVALID, "operator", "an uploaded manifest or PAXLST file does not read"),
+    _r("sync_not_pending", PRECOND, "operator",
+       "a watchlist sync confirmed that was not previewed by this officer, or waited too long"),
+    _r("sync_plan_changed", PRECOND, "operator",
+       "the watchlist changed between a sync's preview and its confirmation"),
     # --- backups and restore (node/backup, node/audit/hold.py, node/audit/tail.py) ----------
     _r("audit_log_on_hold", UNAVAIL, "both",
        "the node's audit log was restored and may be behind its witnesses: it signs nothing"),

@@ -1,7 +1,11 @@
 """The watchlist manager's, the auditor's and the administrator's pages.
 
 Watchlist: the LocalService's alert methods (AlertStats, ListAlerts, AddAlert,
-WithdrawAlert) through :meth:`Console.invoke`.  Audit: the log's own search
+WithdrawAlert) through :meth:`Console.invoke`; import and sync of one source's complete list
+through ``bxnode watchlist sync``'s own :meth:`AlertDesk.sync` (the LocalService's desk, on
+the database thread): a dry run shows the difference, ``max_withdraw`` guards it, and only a
+confirmation applies it, re-checking in the same batch that the difference is still the one
+shown.  Audit: the log's own search
 (``bxnode audit search``), the witnessing status and the HTML report of ``bxnode audit
 report`` (served as a download: it carries its own styles).  Node: ``bxnode doctor``'s
 checks (configuration, keys, certificate and registry expiry, policy, each peer's
@@ -12,14 +16,19 @@ database thread, never on the loop.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
+import secrets
+import tempfile
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from node.web.app import FORM
+from node.web.app import FORM, OFFICER, Refusal
 from node.web.i18n import N_
 from node.wire.local import lpb
 
@@ -49,6 +58,8 @@ def routes(app: web.Application, c: Console) -> None:
     r.add_post("/watchlist/search", partial(watchlist_search, c))
     r.add_post("/watchlist/add", partial(watchlist_add, c))
     r.add_post("/watchlist/withdraw", partial(watchlist_withdraw, c))
+    r.add_post("/watchlist/sync", partial(sync_preview, c))
+    r.add_post("/watchlist/sync/apply", partial(sync_apply, c))
     r.add_get("/audit", partial(audit, c))
     r.add_post("/audit/search", partial(audit_search, c))
     r.add_get("/audit/report", partial(audit_report, c))
@@ -104,6 +115,183 @@ async def watchlist_withdraw(c: Console, request: web.Request) -> web.StreamResp
     msg.reason = _text(request, "reason", 500)  # the officer's words, not a reason code
     await c.invoke(request, "WithdrawAlert", msg)
     return await _watchlist_page(c, request, flash=N_("The alert was withdrawn."))
+
+
+# --- import and sync: the difference first -----------------------------------------------------
+
+#: ``bxnode watchlist sync --max-withdraw``'s default, and the most one form may allow.
+DEFAULT_MAX_WITHDRAW = 100
+MAX_MAX_WITHDRAW = 1_000_000
+PENDING_SYNC_MS = 900_000  # a previewed sync waits this long for its confirmation
+MAX_PENDING_SYNCS = 32     # uploads kept in memory, oldest dropped
+_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSync:
+    """A previewed sync waiting for the same officer's confirmation."""
+
+    officer: str
+    data: bytes
+    name: str          # the upload's name, reduced to [A-Za-z0-9._-]
+    fmt: str
+    source: str
+    max_withdraw: int
+    note: str          # the officer's words for the change (AlertDesk.sync's reason)
+    plan: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], int]
+    created_ms: int
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def reason(self) -> str:
+        """Why, in the officer's words, or what the CLI would say (free text, not a code)."""
+        return self.note or f"sync of {self.source} from {self.name} (console)"
+
+
+def _plan_key(plan: Any) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], int]:
+    return tuple(plan.added), tuple(plan.changed), tuple(plan.withdrawn), plan.unchanged
+
+
+def _alert_ops(c: Console) -> Any:
+    ops = c.api.watchlist
+    if ops is None:  # pragma: no cover - build_local_api always gives the LocalService one
+        raise Refusal("INTERNAL", "internal_error", "this node's LocalService has no watchlist")
+    return ops
+
+
+def _run_sync(c: Console, p: PendingSync, *, dry_run: bool) -> Any:
+    """``AlertDesk.sync`` over the upload (written to a private temporary file)."""
+    desk = _alert_ops(c).desk
+    with tempfile.TemporaryDirectory(prefix="bxnode-console-sync-") as d:
+        path = Path(d) / f"upload.{p.fmt}"
+        path.write_bytes(p.data)
+        return desk.sync(path, source=p.source, operator=p.officer,
+                         max_withdraw=p.max_withdraw, dry_run=dry_run, fmt=p.fmt,
+                         reason=p.reason)
+
+
+def _sync_facts(facts: dict[str, Any], p: PendingSync, *, dry_run: bool) -> None:
+    facts.update(dry_run=dry_run, source=p.source, max_withdraw=p.max_withdraw,
+                 file_sha256=p.digest, file_bytes=len(p.data))
+
+
+async def _sync_page(c: Console, request: web.Request, *, status: int = 200, **ctx: Any
+                     ) -> web.StreamResponse:
+    ctx.setdefault("plan", None)
+    ctx.setdefault("pending", None)
+    ctx.setdefault("token", "")
+    ctx.setdefault("errors", [])
+    ctx.setdefault("applied", False)
+    return c.render(request, "watchlist_sync.html", status=status, **ctx)
+
+
+async def _refused_page(c: Console, request: web.Request, r: Refusal, **ctx: Any
+                        ) -> web.StreamResponse:
+    from node.web.app import explain, http_status
+
+    errors = getattr(r.__cause__, "errors", None) or []
+    return await _sync_page(c, request, status=http_status(r.status), refusal=r,
+                      reason=r.reason, explain=c.gettext(request, explain(r.reason)),
+                      errors=[(n, m) for n, m in errors][:50], **ctx)
+
+
+def _pending_store(c: Console) -> dict[str, PendingSync]:
+    store: dict[str, PendingSync] = c.pending_syncs
+    now = c.clock_ms()
+    for k in [k for k, p in store.items() if now - p.created_ms > PENDING_SYNC_MS]:
+        del store[k]
+    while len(store) >= MAX_PENDING_SYNCS:
+        del store[next(iter(store))]
+    return store
+
+
+async def sync_preview(c: Console, request: web.Request) -> web.StreamResponse:
+    from node.web.pages import _upload
+
+    officer = request[OFFICER].identity.name
+    form = request[FORM]
+    try:
+        source = _text(request, "source", 64)
+        note = _text(request, "reason", 500)
+        raw = _text(request, "max_withdraw", 8) or str(DEFAULT_MAX_WITHDRAW)
+        if not raw.isdigit() or int(raw) > MAX_MAX_WITHDRAW:
+            raise Refusal("INVALID_ARGUMENT", "invalid_argument",
+                          f"max_withdraw is a number 0..{MAX_MAX_WITHDRAW}")
+        data = _upload(form, "file")
+        field = form.get("file")
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", str(getattr(field, "filename", "")))[-64:]
+        fmt = _FORMATS.get(Path(name).suffix.lower()) or _text(request, "format", 8)
+        if fmt not in ("csv", "jsonl"):
+            raise Refusal("INVALID_ARGUMENT", "bad_upload",
+                          "the file is CSV (.csv) or JSON Lines (.jsonl)")
+    except Refusal as r:  # audited like every refused action, then shown on the page
+        async def refuse(facts: dict[str, Any], r: Refusal = r) -> Any:
+            facts["dry_run"] = True
+            raise r
+
+        try:
+            await c.call(request, "SyncAlerts", refuse)
+        except Refusal as again:
+            return await _refused_page(c, request, again)
+        raise AssertionError("unreachable") from None  # pragma: no cover
+    pending = PendingSync(officer=officer, data=data, name=name or "upload", fmt=fmt,
+                          source=source, max_withdraw=int(raw), note=note,
+                          plan=((), (), (), 0), created_ms=c.clock_ms())
+
+    async def run(facts: dict[str, Any]) -> Any:
+        _sync_facts(facts, pending, dry_run=True)
+        plan = await _alert_ops(c).writer.run_in_batch(
+            lambda: _run_sync(c, pending, dry_run=True))
+        facts.update(plan.counts())
+        return plan
+
+    try:
+        plan = await c.call(request, "SyncAlerts", run)
+    except Refusal as r:
+        return await _refused_page(c, request, r, pending=pending)
+    token = ""
+    if plan.added or plan.changed or plan.withdrawn:
+        token = secrets.token_urlsafe(24)
+        _pending_store(c)[token] = dataclasses.replace(pending, plan=_plan_key(plan))
+    return await _sync_page(c, request, plan=plan, pending=pending, token=token)
+
+
+async def sync_apply(c: Console, request: web.Request) -> web.StreamResponse:
+    officer = request[OFFICER].identity.name
+    token = _text(request, "sync_token", 64)
+    store = _pending_store(c)
+    pending = store.get(token)
+
+    async def run(facts: dict[str, Any]) -> Any:
+        if pending is None or pending.officer != officer:
+            facts["dry_run"] = False
+            raise Refusal("FAILED_PRECONDITION", "sync_not_pending",
+                          "no previewed sync of yours waits for confirmation (it may have "
+                          "been applied already or waited too long); upload the file again")
+        store.pop(token, None)  # one confirmation, whatever happens next
+        _sync_facts(facts, pending, dry_run=False)
+
+        def check_then_apply() -> Any:  # one batch on the database thread: nothing between
+            again = _run_sync(c, pending, dry_run=True)
+            if _plan_key(again) != pending.plan:
+                raise Refusal("FAILED_PRECONDITION", "sync_plan_changed",
+                              "the watchlist changed since the difference was shown; "
+                              "nothing was applied: preview the file again")
+            return _run_sync(c, pending, dry_run=False)
+
+        plan = await _alert_ops(c).writer.run_in_batch(check_then_apply)
+        facts.update(plan.counts())
+        return plan
+
+    try:
+        plan = await c.call(request, "SyncAlerts", run)
+    except Refusal as r:
+        return await _refused_page(c, request, r, pending=pending)
+    return await _sync_page(c, request, plan=plan, pending=pending, applied=True,
+                            flash=N_("The sync was applied."))
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 ACTION_ROLES: Mapping[str, frozenset[str]] = {
     "ViewAudit": frozenset({"auditor", "admin"}),
     "ViewNode": frozenset({"admin"}),
+    "SyncAlerts": frozenset({"watchlist_manager"}),  # bxnode watchlist sync, dry run first
 }
 
 _HTTP = {"INVALID_ARGUMENT": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
@@ -125,6 +126,7 @@ class Console:
                                      clock_ms=clock_ms)
         self.prefs: dict[str, tuple[str, str]] = {}  # officer -> (language, zone)
         self.oidc_pending: dict[str, tuple[dict[str, str], int]] = {}  # node.web.signin
+        self.pending_syncs: dict[str, Any] = {}  # node.web.admin: previewed watchlist syncs
         self._envs = {lang: self._env(lang) for lang in LANGUAGES}
         self._runner: web.AppRunner | None = None
         self.port = 0

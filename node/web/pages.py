@@ -88,6 +88,14 @@ EXPLAIN: Mapping[str, str] = {
     "already_decided": N_("This follow-up has already been decided."),
     "deny_reason_required": N_("Give the reason for the denial."),
     "invalid_argument": N_("A value is out of its bounds."),
+    "too_many_withdrawals": N_("The file would withdraw more alerts than you allowed. Is it "
+                               "complete? Nothing was changed."),
+    "bad_sync_file": N_("The file has lines that could not be read. Nothing was changed."),
+    "wrong_source": N_("The file holds alerts of another source. Nothing was changed."),
+    "bad_source": N_("Give the source as a short name: letters, digits and . _ : @ -"),
+    "sync_not_pending": N_("There is no previewed sync to apply. Upload the file again."),
+    "sync_plan_changed": N_("The watchlist changed after the difference was shown. Nothing "
+                            "was applied: show the difference again."),
     "internal_error": N_("Something went wrong on the node. The error is in its log."),
     "audit_unavailable": N_("The audit log could not be written, so nothing was done. Try "
                             "again."),
