@@ -44,7 +44,7 @@ from node.server.errors import (
     refusal_metadata,
 )
 from node.server.group_commit import BatchWriter
-from node.server.limits import OverLimitTally, PeerLimiter, PolicyLimits
+from node.server.limits import STRANGER, OverLimitTally, PeerLimiter, PolicyLimits
 from node.server.reflection import enable_reflection
 from node.store.db import Database, ping
 from node.wire import convert
@@ -259,16 +259,21 @@ class NodeServer:
             # parsed or verified.  A refusal over the limit is sent at once from here: it
             # is counted into the peer's aggregated audit entry (appended within
             # refusal_flush_s, and at shutdown), never queued on the database thread.
+            # A certificate the CA signed but no member lists gets the stranger's limits on
+            # its fingerprint: within them it is refused unlisted_certificate (audited
+            # each), beyond them it cannot make each refusal cost an audit entry either.
             peer = None if fp is None else self._responder.directory.owner_of_tls_cert(fp)
+            bucket = peer or (None if fp is None else f"unlisted:{fp}")
             admitted = False
-            if peer:
-                limits = self._limits.cached(peer) or await loop.run_in_executor(
-                    self._policy_pool, self._limits.evaluate, peer)
-                admitted = self.limiter.admit(peer, limits)
+            if bucket is not None:
+                assert fp is not None
+                limits = STRANGER if peer is None else (
+                    self._limits.cached(peer) or await loop.run_in_executor(
+                        self._policy_pool, self._limits.evaluate, peer))
+                admitted = self.limiter.admit(bucket, limits)
                 if not admitted:
-                    assert fp is not None
-                    self.refusals.add(peer=peer, event=method.handler.event, tls_peer=fp,
-                                      raw=raw)
+                    self.refusals.add(peer=peer or "", event=method.handler.event,
+                                      tls_peer=fp, raw=raw)
                     await abort_reply(context, _RATE_LIMITED)  # its trailers built once
             try:
                 first = prepare_reply(self._responder, method, raw, fp,
@@ -278,7 +283,7 @@ class NodeServer:
                 reply = await self._finish(method, first, context, loop)
             finally:
                 if admitted:
-                    self.limiter.release(peer or "")
+                    self.limiter.release(bucket or "")
             if reply.code is not grpc.StatusCode.OK:
                 await abort_reply(context, reply)
             return reply.body

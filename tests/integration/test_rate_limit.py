@@ -240,6 +240,54 @@ def test_bxnode_serve_stopped_by_sigterm_leaves_no_refusal_unrecorded(
     assert bxnode(["audit", "verify", "--node-dir", str(kaz)]) == 0
 
 
+def test_a_certificate_no_member_lists_gets_the_strangers_limits(
+        tmp_path: Path, no_periodic_flush: None) -> None:
+    """A certificate the federation CA signed but no member lists: refused
+    unlisted_certificate (audited each) within the stranger's burst of 10, then
+    rate_limited, counted into one aggregated entry under no requester.  The limiter's
+    clock is held still (injected), so the burst is exact."""
+    from node.server.limits import STRANGER, PeerLimiter
+
+    f = _federation(tmp_path)
+    server = f.nodes["KAZ-BS"].server
+    server.limiter = PeerLimiter(limits_for=lambda _peer: STRANGER, clock=lambda: 1000.0)
+    payload = _payloads(f, "KGZ-BS", 1)[0]
+    creds, fingerprint = _unlisted_creds(f)
+    try:
+        with grpc.secure_channel(f"127.0.0.1:{f.ports['KAZ-BS']}", creds) as ch:
+            got = [_call(ch, payload) for _ in range(15)]
+    finally:
+        f.stop_all()
+    assert got == [("UNAUTHENTICATED", "unlisted_certificate")] * 10 + [
+        ("RESOURCE_EXHAUSTED", "rate_limited")] * 5
+    entries = [e for e in f.audit("KAZ-BS") if e.get("tls_peer") == fingerprint]
+    assert [e["reason"] for e in entries] == ["unlisted_certificate"] * 10 + ["rate_limited"]
+    assert (entries[-1]["requester"], entries[-1]["refused"]) == ("", 5)
+
+
+def _unlisted_creds(f: Federation) -> tuple[grpc.ChannelCredentials, str]:
+    """A certificate the federation CA signed (so TLS accepts it) that no member lists, and
+    its fingerprint."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from node.federation.pki import issue_cert, new_tls_key
+
+    dev = ROOT / "keys" / "dev"
+    ca = (serialization.load_pem_private_key((dev / "ca.key").read_bytes(), None),
+          x509.load_pem_x509_certificate((dev / "ca.crt").read_bytes()))
+    key = new_tls_key()
+    cert = issue_cert(cn="TJK-BS", org="bxnode DEVELOPMENT ONLY", key=key, hosts=["127.0.0.1"],
+                      ca=ca)  # type: ignore[arg-type]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(f.dirs["KGZ-BS"] / "ca.crt").read_bytes(),
+        private_key=key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()),
+        certificate_chain=cert.public_bytes(serialization.Encoding.PEM))
+    return creds, hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
 def _der(pem_path: Path) -> bytes:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
