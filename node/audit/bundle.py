@@ -54,6 +54,15 @@ class BundleError(InvalidInput):
     default_reason = "bad_proof_bundle"
 
 
+class BundleOriginUnlisted(BundleError):
+    """The bundle's checkpoint is of a later log origin than the federation lists for the
+    node (:mod:`node.audit.origins`): a reset governance has not recorded.  Earlier origins
+    stay verifiable (entries from before a recorded reset)."""
+
+    status = "FAILED_PRECONDITION"
+    default_reason = "log_origin_unlisted"
+
+
 def witness_name(node_id: str) -> str:
     """The cosigner key name of ``node_id`` when it witnesses others' logs."""
     return f"bxnode-witness/{node_id}"
@@ -153,8 +162,13 @@ def verify_bundle(data: bytes, *, directory: MemberDirectory, quorum: int = 0,
         checkpoint = Checkpoint.parse(note.text)
     except BxError as exc:  # signed by the log, but not a checkpoint
         raise BundleError(f"bundle: {exc.message}") from None
-    if epoch_of(checkpoint.origin, node_id) is None or checkpoint.size != size:
+    epoch = epoch_of(checkpoint.origin, node_id)
+    if epoch is None or checkpoint.size != size:
         raise BundleError("checkpoint is for another log or size")
+    if epoch > member.log_epoch:
+        raise BundleOriginUnlisted(
+            f"checkpoint origin {checkpoint.origin!r} is not listed for {node_id} by the "
+            f"federation (it lists epoch {member.log_epoch}): a log reset not recorded")
     leaf = _unb64(doc.get("leaf"), "leaf")
     try:
         data_ = decode_leaf(leaf)

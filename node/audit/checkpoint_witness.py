@@ -32,6 +32,9 @@ The mapping, one gRPC status per HTTP status::
     422   FAILED_PRECONDITION  bad_consistency_proof         WitnessProofError, UnneededProof
     422   FAILED_PRECONDITION  log_superseded                LogSuperseded (bxnode: a log
                                                              reset, node.audit.origins)
+    422   FAILED_PRECONDITION  log_origin_unlisted           LogOriginUnlisted (bxnode: an
+                                                             origin the federation does not
+                                                             list for the node)
 
 ABORTED is gRPC's "retry at a higher level": the client retries from the size the witness
 returned (trailer ``bxnode-witness-size``).  FAILED_PRECONDITION: the request can never
@@ -75,6 +78,7 @@ __all__ = [
     "BadWitnessRequest",
     "CheckpointNotTrusted",
     "InconsistentCheckpoint",
+    "LogOriginUnlisted",
     "LogSuperseded",
     "UnknownLog",
     "UnneededProof",
@@ -184,6 +188,25 @@ class LogSuperseded(WitnessError):
     status = "FAILED_PRECONDITION"
     default_reason = "log_superseded"
     http_status = 422
+
+
+class LogOriginUnlisted(WitnessError):
+    """A validly signed checkpoint of a later epoch of a log than the one the federation
+    (registry or members file) lists for its node: a reset governance has not recorded.
+
+    Refused, not held: a witness that cosigned any new origin would let a node fork its log
+    silently by resetting it.  Carries the signed note (kept as evidence: the node signed an
+    origin nobody announced).  Once the registry lists the origin, the same checkpoint is
+    accepted from size 0.
+    """
+
+    status = "FAILED_PRECONDITION"
+    default_reason = "log_origin_unlisted"
+    http_status = 422
+
+    def __init__(self, message: str, *, submitted_note: bytes) -> None:
+        super().__init__(message)
+        self.submitted_note = submitted_note
 
 
 class UnneededProof(WitnessError):
@@ -328,11 +351,15 @@ class Witness:
         signed_checkpoint: bytes,
         stored: WitnessedCheckpoint | None,
         timestamp: int,
+        listed_epoch: int | None = None,
     ) -> AddCheckpointResult:
         """tlog-witness add-checkpoint, checks in the spec's order.
 
         ``stored`` is the persisted state for the checkpoint's origin (``None``
-        if never cosigned); ``timestamp`` is now, in POSIX seconds.
+        if never cosigned); ``timestamp`` is now, in POSIX seconds.  ``listed_epoch``:
+        the epoch of the log's origin the federation lists for its node
+        (:mod:`node.audit.origins`); once the signature verified, an earlier epoch is
+        refused :class:`LogSuperseded`, a later one :class:`LogOriginUnlisted`.
         """
         if not 0 <= timestamp <= MAX_TIMESTAMP:
             raise ConfigError("clock out of range", reason="bad_clock")
@@ -356,6 +383,8 @@ class Witness:
         except NoteVerificationError as exc:
             raise CheckpointNotTrusted(exc.message) from exc
         checkpoint = Checkpoint.parse(note.text)
+        if listed_epoch is not None:
+            self._check_listed(origin, listed_epoch, signed_checkpoint)
         if stored is not None and stored.origin != origin:
             raise ConfigError("stored state belongs to another log", reason="witness_state_mixup")
         # "The old size MUST be equal to or lower than the checkpoint size" (400).
@@ -420,8 +449,21 @@ class Witness:
             cosignature=cosignature, new_state=new_state, checkpoint=checkpoint
         )
 
+    @staticmethod
+    def _check_listed(origin: str, listed_epoch: int, signed_checkpoint: bytes) -> None:
+        base, epoch = split_epoch(origin)
+        if epoch < listed_epoch:
+            raise LogSuperseded(f"log {origin!r} was reset: the federation lists epoch "
+                                f"{listed_epoch} of {base!r}")
+        if epoch > listed_epoch:
+            raise LogOriginUnlisted(
+                f"log origin {origin!r} is not the one the federation lists for its node "
+                f"(epoch {listed_epoch}): a reset the registry has not recorded",
+                submitted_note=signed_checkpoint)
+
     def handle(
-        self, request: AddCheckpointRequest, *, stored: WitnessedCheckpoint | None, timestamp: int
+        self, request: AddCheckpointRequest, *, stored: WitnessedCheckpoint | None,
+        timestamp: int, listed_epoch: int | None = None,
     ) -> AddCheckpointResult:
         """:meth:`add_checkpoint` on a parsed request body."""
         return self.add_checkpoint(
@@ -430,4 +472,5 @@ class Witness:
             signed_checkpoint=request.checkpoint_note,
             stored=stored,
             timestamp=timestamp,
+            listed_epoch=listed_epoch,
         )

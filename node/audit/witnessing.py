@@ -31,6 +31,7 @@ from node.audit.checkpoint_witness import (
     AddCheckpointRequest,
     BadWitnessRequest,
     InconsistentCheckpoint,
+    LogOriginUnlisted,
     LogSuperseded,
     UnknownLog,
     Witness,
@@ -74,6 +75,7 @@ class WitnessDesk:
         self._metrics = metrics
         self._tables.ensure_schema()
         self._store = store
+        self._directory = directory
         self.node_id = node_id
         self.name = witness_name(node_id)
         self._cosigner = CosignatureV1Signer(name=self.name, signer=as_signer(signing_key))
@@ -100,14 +102,18 @@ class WitnessDesk:
             raise ConfigError("this node witnesses no logs", reason="no_logs_to_witness")
         request = AddCheckpointRequest.parse(body)
         origin = request.origin_hint
-        failure: InconsistentCheckpoint | WitnessProofError | None = None
+        failure: InconsistentCheckpoint | WitnessProofError | LogOriginUnlisted | None = None
         with self._store.transaction():
             self._not_on_hold()
             stored = self._load(origin)
             earlier = self._check_epoch(origin)
             try:
                 result = self._witness.handle(request, stored=stored,
-                                              timestamp=now_ms // 1000)
+                                              timestamp=now_ms // 1000,
+                                              listed_epoch=self._listed_epoch(origin))
+            except LogOriginUnlisted as exc:
+                self._keep_unlisted(origin, exc, now_ms=now_ms)
+                failure = exc
             except (InconsistentCheckpoint, WitnessProofError) as exc:
                 # evidence of misbehaviour: kept (committed) although the request is refused
                 self._keep_evidence(origin, exc.reason, exc.stored_note, exc.submitted_note,
@@ -154,6 +160,30 @@ class WitnessDesk:
         if self._load(origin) is not None or not others:
             return None
         return self._load(max(others)[1])
+
+    def _listed_epoch(self, origin: str) -> int | None:
+        """The epoch of the log origin the federation lists for the node ``origin`` names,
+        read from the directory now (a registry version applied since counts at once); None
+        for an origin of no member (the witness answers ``unknown_log``)."""
+        base = split_epoch(origin)[0]
+        if not base.startswith("bxnode/"):
+            return None
+        try:
+            return self._directory.member(base[len("bxnode/"):]).log_epoch
+        except Unauthenticated as exc:
+            if exc.reason == "unknown_node":
+                return None
+            raise
+
+    def _keep_unlisted(self, origin: str, exc: LogOriginUnlisted, *, now_ms: int) -> None:
+        """A node signed an origin the federation does not list (a reset governance has not
+        recorded, or a fork): refused; its first such checkpoint is kept as evidence."""
+        if not any(e.origin == origin and e.reason == exc.reason
+                   for e in self._tables.evidence()):
+            self._tables.add_evidence(EvidenceRow(origin, now_ms, exc.reason, None,
+                                                  exc.submitted_note))
+        log.warning("log_origin_unlisted", origin=origin, detail=exc.message)
+        self._metrics.witness_alert(kind=exc.reason)
 
     def _record_reset(self, earlier: WitnessedCheckpoint, first: bytes, *, now_ms: int) -> None:
         """The end of the old origin as cosigned beside the first checkpoint of the new

@@ -121,6 +121,22 @@ def _ask_witnesses(o: _Opened) -> tuple[list[Any], dict[str, str]]:
     return heads, failed
 
 
+def _origin_problem(o: _Opened) -> str:
+    """Whether the log signs under the origin the federation lists for this node
+    (:mod:`node.audit.origins`): witnesses cosign no other; "" when it does."""
+    from node.audit.origins import log_origin, split_epoch
+
+    origin = o.log.current_origin()
+    listed = log_origin(o.cfg.node_id, o.directory.member(o.cfg.node_id).log_epoch)
+    if origin == listed:
+        return ""
+    ahead = split_epoch(origin)[1] > split_epoch(listed)[1]
+    return (f"the log signs under {origin}, but the federation lists {listed} for "
+            f"{o.cfg.node_id} (log_origin_unlisted): " + (
+                f"propose 'bxnode registry propose --log-origin {o.cfg.node_id} {origin}'"
+                if ahead else "the registry records a later reset than this log holds"))
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from node.audit.verification import compare_with_witnesses
 
@@ -130,6 +146,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = o.log.verify(verifiers=o.verifiers, roots_at=[h.size for h in heads])
         cos = o.cosignatures()
         quorum = o.cfg.audit.witness_quorum
+        origin_problem = _origin_problem(o) if args.witnesses else ""
     compared = compare_with_witnesses(report, heads)
     last_cosigned = cos.last_cosigned(quorum)
     payload: dict[str, Any] = {
@@ -156,6 +173,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(json.dumps(payload))
         raise CliError(f"audit log is NOT intact: {problem}")
     bad = [c for c in compared if not c.ok]
+    if args.witnesses and origin_problem:
+        payload.update(ok=False, problem=origin_problem, reason="log_origin_unlisted")
+        if args.json:
+            print(json.dumps(payload))
+        raise CliError(f"audit log does NOT match its witnesses: {origin_problem}")
     if args.witnesses and (bad or len(compared) < quorum):
         problem = (bad[0].problem if bad else
                    f"compared with {len(compared)} witness(es), fewer than the quorum of "

@@ -253,12 +253,20 @@ def cmd_reset_log(args: argparse.Namespace) -> int:
                 "restored_from_size": None if hold is None else hold.backup_size,
                 "witnessed": {h.witness: h.size for h in heads},
                 "not_asked": sorted(failed)}, time_ms=now_ms())  # sealed under the new one
+    node_id = o.cfg.node_id
+    propose = f"bxnode registry propose --log-origin {node_id} {new}"
     _emit(args, {"old_origin": old, "new_origin": new, "audit_seq": seq, "log_size": size,
-                 "witnessed": {h.witness: h.size for h in heads}},
+                 "witnessed": {h.witness: h.size for h in heads},
+                 "registry_change": {"node_id": node_id, "log_origin": new,
+                                     "propose": propose}},
           f"the audit log under {old} ended at size {size} (witnesses held "
           + (", ".join(f"{h.witness}: {h.size}" for h in heads) or "nothing they could say")
           + f"); it goes on under the new origin {new} from entry {seq}, which records the "
-          "reset; the witnesses start it from size 0 and keep what they hold of the old one")
+          "reset. The witnesses refuse the new origin (log_origin_unlisted) until the "
+          f"federation lists it: propose the registry change '{propose}' (then each state "
+          "signs it: bxnode registry sign; publish it: bxnode registry publish; with a "
+          f"members file, set \"log_origin\": \"{new}\" in {node_id}'s entry on every "
+          "witness); they then start it from size 0 and keep what they hold of the old one")
     return 0
 
 

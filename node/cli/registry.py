@@ -102,6 +102,7 @@ def cmd_propose(args: argparse.Namespace) -> int:
         RotateKey,
         SetEndpoint,
         SetGovernanceKeys,
+        SetLogOrigin,
         diff,
         draft_next,
     )
@@ -127,6 +128,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
         changes.append(RevokeNode(node, args.reason or ""))
     for node, addr in args.endpoint or ():
         changes.append(SetEndpoint(node, addr))
+    for node, origin in args.log_origin or ():
+        changes.append(SetLogOrigin(node, origin))
     for country, keys in args.set_governance or ():
         changes.append(SetGovernanceKeys(country, tuple(
             _public_key_text(k) for k in keys.split(",") if k)))
@@ -385,6 +388,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--reason", help="with --revoke: why (recorded in the registry)")
     sp.add_argument("--endpoint", action="append", nargs=2, metavar=("NODE", "ADDR"),
                     help="change a node's endpoint")
+    sp.add_argument("--log-origin", action="append", nargs=2, metavar=("NODE", "ORIGIN"),
+                    help="record NODE's audit log origin after 'bxnode audit reset-log' "
+                         "(it prints this change), e.g. KAZ-BS bxnode/KAZ-BS/log-2")
     sp.add_argument("--set-governance", action="append", nargs=2,
                     metavar=("COUNTRY", "PUB[,PUB]"),
                     help="replace (or add) a state's governance keys")

@@ -161,17 +161,20 @@ class Member:
     keys: tuple[MemberKey, ...]
     tls_cert_sha256: tuple[str, ...]
     contact: str
+    #: the epoch of the audit log origin the federation lists for the node
+    #: (node.audit.origins: 1 is ``bxnode/<id>``, k is ``bxnode/<id>/log-<k>``)
+    log_epoch: int
 
     def __init__(self, *, node_id: str, country: str, agency: str,
                  endpoint: str | Sequence[str], roles: tuple[str, ...],
                  keys: tuple[MemberKey, ...], tls_cert_sha256: tuple[str, ...],
-                 contact: str = "") -> None:
+                 contact: str = "", log_epoch: int = 1) -> None:
         if isinstance(endpoint, str):
             endpoint = (endpoint,) if endpoint else ()
         for name, value in (("node_id", node_id), ("country", country), ("agency", agency),
                             ("endpoint", tuple(endpoint)), ("roles", roles),
                             ("keys", keys), ("tls_cert_sha256", tls_cert_sha256),
-                            ("contact", contact)):
+                            ("contact", contact), ("log_epoch", log_epoch)):
             object.__setattr__(self, name, value)
 
 

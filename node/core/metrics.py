@@ -34,7 +34,7 @@ class Metrics:
 
     def witness_result(self, *, witness: str, result: str) -> None:
         """One round of sending our checkpoint to ``witness``: ``cosigned``, ``unavailable``,
-        ``bad_cosignature`` or ``witness_ahead``."""
+        ``bad_cosignature``, ``witness_ahead`` or ``origin_unlisted``."""
 
     def witness_alert(self, *, kind: str) -> None:
         """Evidence of a misbehaving log or witness (``inconsistent_checkpoint``,

@@ -180,6 +180,9 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("witness_state_mixup", PRECOND, "both", "the stored witness state belongs to another log"),
     _r("log_superseded", PRECOND, "peer",
        "a checkpoint of a log origin its node reset: the witness cosigns a later epoch"),
+    _r("log_origin_unlisted", PRECOND, "peer",
+       "a checkpoint of a log origin the federation does not list for its node (a reset "
+       "the registry has not recorded)"),
     _r("malformed_note", INVALID, "both", "a signed note that does not parse"),
     _r("note_too_large", INVALID, "both", "a signed note over its size bound"),
     _r("note_unverified", UNAUTH, "both", "a note (checkpoint) not signed by the log"),
@@ -210,6 +213,8 @@ REASONS: tuple[ReasonCode, ...] = (
        "below the new version's own threshold (TUF 5.3.5)"),
     _r("rollback", LOCAL, "operator", "a registry version not newer than the trusted one"),
     _r("version_gap", LOCAL, "operator", "a registry version that skips versions"),
+    _r("log_origin_rollback", LOCAL, "operator",
+       "a registry version that moves a node's log origin back to an earlier epoch"),
     _r("expired", LOCAL, "operator", "the final registry version of a walk is expired (freeze)"),
     _r("unsigned", LOCAL, "operator", "a registry version with no signature"),
     _r("malformed", LOCAL, "operator", "a registry document that does not parse or breaks a rule"),

@@ -9,7 +9,8 @@ Shape (README, "The members file")::
                                     "not_before": "2025-01-01T00:00:00Z",
                                     "not_after": "2030-01-01T00:00:00Z",
                                     "revoked": false}],
-                  "tls_cert_sha256": ["<hex SHA-256 of the DER certificate>"]}]}
+                  "tls_cert_sha256": ["<hex SHA-256 of the DER certificate>"],
+                  "log_origin": "bxnode/KAZ-BS/log-2"}]}   # optional: after a log reset
 
 Key ids are derived from the public key, never trusted from the file.  ``endpoint`` is one
 address or a list of 1..8 distinct addresses, the primary first
@@ -67,6 +68,19 @@ def _key(obj: dict[str, Any]) -> MemberKey:
     )
 
 
+def _log_epoch(value: object, node_id: str) -> int:
+    """The optional ``log_origin`` (:mod:`node.audit.origins`) as its epoch; absent is 1."""
+    from node.audit.origins import epoch_of
+
+    if value is None:
+        return 1
+    epoch = epoch_of(value, node_id) if isinstance(value, str) and len(value) <= 256 else None
+    if epoch is None:
+        raise ConfigError(f"members file: {node_id} log_origin must be bxnode/{node_id} or "
+                          f"bxnode/{node_id}/log-<k>", reason="bad_members_file")
+    return epoch
+
+
 def _endpoint(value: object, node_id: str, roles: tuple[str, ...]) -> tuple[str, ...]:
     try:
         return parse_endpoint(value, f"{node_id} endpoint", allow_none="node" not in roles)
@@ -99,6 +113,7 @@ def parse_members(data: bytes) -> StaticDirectory:
                 keys=tuple(_key(k) for k in m["signing_keys"]),
                 tls_cert_sha256=tuple(fp.lower() for fp in m["tls_cert_sha256"]),
                 contact=str(m.get("contact", "")),
+                log_epoch=_log_epoch(m.get("log_origin"), node_id),
             ))
         return StaticDirectory(members=tuple(members))
     except ConfigError:
@@ -130,6 +145,11 @@ def member_to_json(m: Member) -> dict[str, Any]:
         if k.revoked:
             entry["revoked"] = True
         keys.append(entry)
-    return {"node_id": m.node_id, "country": m.country, "agency": m.agency,
-            "endpoint": endpoint_to_json(m.endpoint), "roles": list(m.roles), "contact": m.contact,
-            "signing_keys": keys, "tls_cert_sha256": list(m.tls_cert_sha256)}
+    out = {"node_id": m.node_id, "country": m.country, "agency": m.agency,
+           "endpoint": endpoint_to_json(m.endpoint), "roles": list(m.roles), "contact": m.contact,
+           "signing_keys": keys, "tls_cert_sha256": list(m.tls_cert_sha256)}
+    if m.log_epoch > 1:
+        from node.audit.origins import log_origin
+
+        out["log_origin"] = log_origin(m.node_id, m.log_epoch)
+    return out

@@ -15,7 +15,8 @@ Document (README, "Federation registry")::
                              "signing_keys": [{"public_key": "<base64>",
                                                "not_before": "...Z", "not_after": "...Z"}],
                              "tls_certs": [{"sha256": "<hex>",
-                                            "not_before": "...Z", "not_after": "...Z"}]}],
+                                            "not_before": "...Z", "not_after": "...Z"}],
+                             "log_origin": "bxnode/KAZ-BS/log-2"}],  # optional
                 "revoked": [{"node_id": "X-BS", "reason": "..."} |
                             {"key_id": "<16 hex>", "reason": "..."} |
                             {"tls_cert_sha256": "<hex>", "reason": "..."}]},
@@ -52,6 +53,7 @@ import nacl.exceptions
 import nacl.signing
 import rfc8785
 
+from node.audit.origins import epoch_of
 from node.core.envelope import key_id_for, pae
 from node.core.errors import InvalidInput, PeerError
 from node.core.members import parse_endpoint
@@ -74,6 +76,7 @@ __all__ = [
     "State",
     "TlsCert",
     "canonical",
+    "check_log_origins",
     "format_time",
     "merge_signatures",
     "parse_registry",
@@ -160,6 +163,17 @@ class NodeEntry:
     roles: tuple[str, ...]
     signing_keys: tuple[NodeKey, ...]
     tls_certs: tuple[TlsCert, ...]
+    #: the audit log's origin governance recorded (None: the field is absent, epoch 1)
+    log_origin: str | None = None
+
+    @property
+    def log_epoch(self) -> int:
+        """The epoch of :attr:`log_origin` (:mod:`node.audit.origins`); 1 when absent."""
+        if self.log_origin is None:
+            return 1
+        epoch = epoch_of(self.log_origin, self.node_id)
+        assert epoch is not None  # checked when parsed
+        return epoch
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +362,7 @@ def _load_json(data: bytes) -> Any:
 
 def _node(v: object, countries: set[str]) -> NodeEntry:
     o = _obj(v, "member", {"node_id", "country", "agency", "contact", "endpoint", "roles",
-                           "signing_keys", "tls_certs"})
+                           "signing_keys", "tls_certs"}, {"log_origin"})
     node_id = _checked(o["node_id"], validate_id, "node id")
     country = _checked(o["country"], validate_state, f"{node_id} country")
     if country not in countries:
@@ -372,11 +386,17 @@ def _node(v: object, countries: set[str]) -> NodeEntry:
             raise _bad(f"{node_id}: TLS sha256 must be 64 lower-case hex characters")
         nb, na = _window(co, f"{node_id} TLS certificate")
         certs.append(TlsCert(fp, nb, na))
+    origin: str | None = None
+    if "log_origin" in o:
+        origin = _text(o["log_origin"], f"{node_id} log_origin", empty=False)
+        if epoch_of(origin, node_id) is None:
+            raise _bad(f"{node_id}: log_origin must be bxnode/{node_id} or "
+                       f"bxnode/{node_id}/log-<k> (k >= 2)")
     return NodeEntry(
         node_id=node_id, country=country, agency=_text(o["agency"], f"{node_id} agency"),
         contact=_text(o["contact"], f"{node_id} contact"),
         endpoint=_endpoint(o["endpoint"], node_id),
-        roles=roles, signing_keys=tuple(keys), tls_certs=tuple(certs))
+        roles=roles, signing_keys=tuple(keys), tls_certs=tuple(certs), log_origin=origin)
 
 
 def _endpoint(v: object, node_id: str) -> tuple[str, ...]:
@@ -563,6 +583,18 @@ def verify_self_signed(reg: Registry) -> None:
     _check_signatures(reg, reg)
 
 
+def check_log_origins(trusted: Registry, new: Registry) -> None:
+    """bxnode: a node's log origin only moves forward (a reset starts the next epoch; going
+    back would reopen an origin its witnesses closed)."""
+    for entry in new.members:
+        old = trusted.node(entry.node_id)
+        if old is not None and entry.log_epoch < old.log_epoch:
+            raise RegistryError(
+                f"version {new.version} moves {entry.node_id}'s log origin back to "
+                f"{entry.log_origin or 'bxnode/' + entry.node_id} from {old.log_origin}",
+                reason="log_origin_rollback")
+
+
 def verify_update(trusted: Registry, new: Registry, *, now_ms: int | None) -> None:
     """Raise unless ``new`` may replace ``trusted`` (TUF 5.3.4, 5.3.5, 5.3.10).
 
@@ -577,6 +609,7 @@ def verify_update(trusted: Registry, new: Registry, *, now_ms: int | None) -> No
         raise RegistryError(f"version {new.version} skips versions after {trusted.version}",
                             reason="version_gap")
     _check_signatures(new, trusted)
+    check_log_origins(trusted, new)
     # TUF 5.3.10: freeze attack.
     if now_ms is not None and new.expired(now_ms):
         raise RegistryError(f"version {new.version} expired at {format_time(new.expires_ms)}",

@@ -151,7 +151,7 @@ class RegistryDirectory:
 def _member(reg: Registry, e: NodeEntry, now: int) -> Member:
     return Member(
         node_id=e.node_id, country=e.country, agency=e.agency, endpoint=e.endpoint,
-        roles=e.roles, contact=e.contact,
+        roles=e.roles, contact=e.contact, log_epoch=e.log_epoch,
         keys=tuple(MemberKey(key_id=k.key_id, public_key=k.public_key,
                              not_before_ms=k.not_before_ms, not_after_ms=k.not_after_ms,
                              revoked=reg.is_revoked("key_id", k.key_id))

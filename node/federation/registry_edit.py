@@ -15,6 +15,7 @@ from typing import Any
 from node.federation.registry import (
     Registry,
     RegistryError,
+    check_log_origins,
     format_time,
     parse_signed,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "RotateKey",
     "SetEndpoint",
     "SetGovernanceKeys",
+    "SetLogOrigin",
     "diff",
     "draft_next",
     "member_entry",
@@ -67,7 +69,17 @@ class SetGovernanceKeys:
     public_keys: tuple[str, ...]  # base64
 
 
-Change = AddMember | RotateKey | RevokeNode | SetEndpoint | SetGovernanceKeys
+@dataclass(frozen=True, slots=True)
+class SetLogOrigin:
+    """Record a node's audit log origin after ``bxnode audit reset-log`` (which prints this
+    change): witnesses cosign only the origin the registry lists for a node."""
+
+    node_id: str
+    origin: str
+
+
+Change = (AddMember | RotateKey | RevokeNode | SetEndpoint | SetGovernanceKeys
+          | SetLogOrigin)
 
 
 def member_entry(obj: dict[str, Any], *, now_ms: int) -> dict[str, Any]:
@@ -136,6 +148,8 @@ def _apply(signed: dict[str, Any], change: Change, now_ms: int,
             new = ([old] if isinstance(old, str) else list(old)) + new
         endpoints_set.add(change.node_id)
         m["endpoint"] = new[0] if len(new) == 1 else new  # one address stays a plain string
+    elif isinstance(change, SetLogOrigin):
+        _find(signed, change.node_id)["log_origin"] = change.origin  # checked by parse_signed
     else:
         for s in signed["states"]:
             if s["country"] == change.country:
@@ -156,7 +170,9 @@ def draft_next(current: Registry, changes: Sequence[Change], *, now_ms: int,
         _apply(signed, change, now_ms, endpoints_set)
     if expires_ms is not None:
         signed["expires"] = format_time(expires_ms)
-    return parse_signed(signed)
+    draft = parse_signed(signed)
+    check_log_origins(current, draft)
+    return draft
 
 
 # --- diff --------------------------------------------------------------------------------------
@@ -201,11 +217,13 @@ def diff(old: Registry | None, new: Registry) -> list[str]:
             out.append(f"- member {nid}")
             continue
         assert a_m is not None
-        for attr in ("country", "agency", "contact", "endpoint", "roles"):
+        for attr in ("country", "agency", "contact", "endpoint", "roles", "log_origin"):
             va, vb = getattr(a_m, attr), getattr(b_m, attr)
             if va != vb:
                 if attr == "endpoint":
                     va, vb = ", ".join(va), ", ".join(vb)
+                elif attr == "log_origin":
+                    va, vb = va or f"bxnode/{nid}", vb or f"bxnode/{nid}"
                 out.append(f"~ {nid} {attr}: {va} -> {vb}")
         ka = {k.key_id: k for k in a_m.signing_keys}
         kb = {k.key_id: k for k in b_m.signing_keys}

@@ -35,7 +35,8 @@ __all__ = ["METRIC_NAMES", "NodeMetrics"]
 _MEMBER = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _NAME = re.compile(r"[A-Za-z0-9_.]{1,128}")
 _STATUSES = frozenset(c.name for c in grpc.StatusCode)
-_WITNESS_RESULTS = frozenset({"cosigned", "unavailable", "bad_cosignature", "witness_ahead"})
+_WITNESS_RESULTS = frozenset({"cosigned", "unavailable", "bad_cosignature", "witness_ahead",
+                              "origin_unlisted"})
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                     10.0, 30.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 100_000)

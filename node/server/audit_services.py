@@ -343,6 +343,13 @@ async def witness_once(svc: AuditServices, *,
                 continue
             except Exception as exc:
                 out[peer] = f"failed: {exc}"
+                if "log_origin_unlisted" in str(exc):  # a reset governance has not recorded
+                    log.error("log_origin_unlisted", peer=peer, origin=checkpoint.origin,
+                              detail="the witness cosigns only the origin the registry "
+                                     "lists: bxnode registry propose --log-origin "
+                                     f"{svc.responder.settings.node_id} {checkpoint.origin}")
+                    svc.metrics.witness_result(witness=peer, result="origin_unlisted")
+                    break
                 log.warning("witness_unavailable", peer=peer, error=str(exc))
                 svc.metrics.witness_result(witness=peer, result="unavailable")
                 break

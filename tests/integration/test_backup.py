@@ -7,9 +7,12 @@ more traffic that the witnesses cosign, KAZ-BS stopped and the old backup restor
 restored node is on hold: health NOT_SERVING, lookups refused ``audit_log_on_hold``, no
 checkpoint signed, ``audit status`` saying why.  Then either (a) the tail comes back from a
 newer backup (the witnesses accept the next checkpoint with a consistency proof from the
-size they held) or (b) the operator resets the log (the witnesses start the new origin
-and keep what they hold of the old one).  Either way a request accepted before the backup
-is refused as a replay.
+size they held) or (b) the operator resets the log: the witnesses refuse the new origin
+(``log_origin_unlisted``, its first checkpoint kept as evidence) until governance records
+it in the signed registry (``registry propose --log-origin``, three of five sign, publish,
+distributed to the witnesses on refresh); then they start it from 0 and keep what they
+hold of the old one.  Either way a request accepted before the backup is refused as a
+replay.  The federation uses the signed registry (dev governance keys).
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ from node.app import open_store
 from node.audit.log import MerkleAuditLog
 from node.config import load_config
 from node.core.model import DocumentQuery, QueryKind
+from node.federation.registry_keeper import RegistryKeeper
 from node.store.witness import WitnessTables
 from node.wire import convert
 from node.wire.convert import pb
 from tests.federation import CTX, ROOT, Federation, make_federation
+from tests.integration.test_registry import govern, refresh
 
 pytestmark = pytest.mark.integration
 
@@ -201,16 +206,31 @@ def witnessed_by_all(fed: Federation, origin: str, at_least: int) -> bool:
 
 
 def set_witness_interval(node_dir: Path, seconds: int) -> None:
+    """Witness every ``seconds``, and fetch newer registry versions from peers as often."""
     cfg = node_dir / "node.toml"
-    cfg.write_text("\n".join(f"witness_interval_s = {seconds}"
-                             if ln.startswith("witness_interval_s") else ln
-                             for ln in cfg.read_text().splitlines()) + "\n")
+    text = "\n".join(f"witness_interval_s = {seconds}"
+                     if ln.startswith("witness_interval_s") else ln
+                     for ln in cfg.read_text().splitlines()) + "\n"
+    assert "\n[federation]\n" in text
+    cfg.write_text(text.replace("\n[federation]\n", f"\n[federation]\nrefresh_s = {seconds}\n",
+                                1))
+
+
+def registry_version(fed: Federation, node: str) -> int:
+    """The registry version ``node`` trusts (its database, as the CLI reads it)."""
+    cfg = load_config(fed.dirs[node])
+    assert cfg.registry is not None
+    store = open_store(cfg)
+    try:
+        return RegistryKeeper.trusted_version(store=store, path=cfg.registry).version
+    finally:
+        store.close()
 
 
 @pytest.fixture
 def scene(tmp_path: Path) -> Iterator[Scene]:
     """Up to the restore: backups taken while serving, the witnesses ahead of the old one."""
-    fed = make_federation(tmp_path)
+    fed = make_federation(tmp_path, registry=True)
     kaz = fed.dirs[KAZ]
     set_witness_interval(kaz, 1)
     for n in (KGZ, UZB):
@@ -323,53 +343,81 @@ def test_restored_node_recovers_the_tail_from_a_newer_backup(scene: Scene) -> No
     assert r.returncode == 0 and "ON HOLD" not in r.stdout
 
 
-def test_restored_node_resets_its_log_to_a_new_origin(scene: Scene) -> None:
+def test_restored_node_resets_its_log_and_the_registry_records_the_new_origin(
+        scene: Scene) -> None:
     s = scene
+    new_origin = f"{ORIGIN}/log-2"
     check_on_hold(s)
     r = bx("audit", "reset-log", "--reason", "disk lost after the nightly backup",
            "--json", node=s.kaz)
     assert r.returncode == 0, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert out["new_origin"] == f"{ORIGIN}/log-2" and out["log_size"] == s.backup_size
+    assert out["new_origin"] == new_origin and out["log_size"] == s.backup_size
     assert out["witnessed"] == {w: size for w, (size, _) in s.witnessed.items()}
+    # it names the exact registry change governance has to make
+    assert out["registry_change"] == {
+        "node_id": KAZ, "log_origin": new_origin,
+        "propose": f"bxnode registry propose --log-origin {KAZ} {new_origin}"}
     node = Serve(s.kaz)
     try:
         r = bx("health", node=s.kaz)
         assert r.returncode == 0, r.stdout + r.stderr
         assert call(s.fed, lookup_wire(s.fed, "N0000400")) == (grpc.StatusCode.OK, "")
         assert call(s.fed, s.replay) == (grpc.StatusCode.UNAUTHENTICATED, "replayed_nonce")
-        entries, _, origins = kaz_log(s.fed)
+        # an origin the registry does not list: each witness refuses it and keeps its first
+        # checkpoint as evidence; it cosigns nothing of it
+        wait_until("the witnesses to refuse the unlisted origin", lambda: all(
+            [e.reason for e in witness_evidence(s.fed, w)] == ["log_origin_unlisted"]
+            for w in (KGZ, UZB)))
+        for w in (KGZ, UZB):
+            [kept] = witness_evidence(s.fed, w)
+            assert kept.origin == new_origin and kept.stored_note is None
+            assert kept.submitted_note.startswith(f"{new_origin}\n".encode())
+            assert new_origin not in witness_state(s.fed, w)
+        [hint, *_] = node.logged("log_origin_unlisted")  # the node says what to propose
+        assert hint["level"] == "error" and hint["origin"] == new_origin
+        assert f"--log-origin {KAZ} {new_origin}" in hint["detail"]
+        r = bx("audit", "verify", "--witnesses", "--json", node=s.kaz)
+        assert r.returncode == 1, r.stdout + r.stderr
+        verdict = json.loads(r.stdout)
+        assert verdict["ok"] is False and verdict["reason"] == "log_origin_unlisted"
+        assert f"--log-origin {KAZ} {new_origin}" in verdict["problem"]
+        # governance records the reset: propose, three of five sign, publish on KGZ-BS;
+        # UZB-BS fetches it from its peer, KAZ-BS on its own refresh
+        govern(s.fed, "--log-origin", KAZ, new_origin, publish_on=KGZ)
+        refresh(s.fed, KGZ, UZB)
+        entries, _, _ = kaz_log(s.fed)
         wait_until("the witnesses to cosign the new origin",
-                   lambda: witnessed_by_all(s.fed, f"{ORIGIN}/log-2", entries))
+                   lambda: witnessed_by_all(s.fed, new_origin, entries))
+        wait_until("KAZ-BS to apply the registry version",
+                   lambda: registry_version(s.fed, KAZ) == 2)
         r = bx("audit", "verify", "--witnesses", "--json", node=s.kaz)
         assert r.returncode == 0, r.stdout + r.stderr
+        assert all(w["ok"] and w["size"] >= entries for w in json.loads(r.stdout)["witnesses"])
     finally:
         node.stop()
-    assert origins == [ORIGIN, f"{ORIGIN}/log-2"]
+    entries, _, origins = kaz_log(s.fed)
+    assert origins == [ORIGIN, new_origin]
     for w in (KGZ, UZB):
         state = witness_state(s.fed, w)
         # the old origin's evidence is still held, unchanged, beside the new origin
         assert state[ORIGIN] == s.witnessed[w]
-        assert state[f"{ORIGIN}/log-2"][0] >= entries
-        [reset] = witness_evidence(s.fed, w)
+        assert state[new_origin][0] >= entries
+        [unlisted, reset] = witness_evidence(s.fed, w)
+        assert unlisted.reason == "log_origin_unlisted"
         assert reset.reason == "log_reset" and reset.origin == ORIGIN
         assert reset.stored_note.startswith(f"{ORIGIN}\n{s.witnessed[w][0]}\n".encode())
-        assert reset.submitted_note.startswith(f"{ORIGIN}/log-2\n".encode())
+        assert reset.submitted_note.startswith(f"{new_origin}\n".encode())
     # the reset is itself an entry of the log, sealed under the new origin
     store = open_store(load_config(s.kaz))
     try:
-        [entry] = [e for e in MerkleAuditLog(store=store).bodies()
-                   if e.get("event") == "audit_log_reset"]
+        bodies = list(MerkleAuditLog(store=store).bodies())
     finally:
         store.close()
+    [entry] = [e for e in bodies if e.get("event") == "audit_log_reset"]
     assert entry["seq"] == s.backup_size + 1 and entry["old_origin"] == ORIGIN
     assert entry["statement"] == "disk lost after the nightly backup"
     # each backup recorded itself in the log it holds, before its snapshot
-    store = open_store(load_config(s.kaz))
-    try:
-        taken = [e for e in MerkleAuditLog(store=store).bodies()
-                 if e.get("event") == "backup_taken"]
-    finally:
-        store.close()
+    taken = [e for e in bodies if e.get("event") == "backup_taken"]
     assert [e["seq"] for e in taken] == [s.backup_size]
     assert taken[0]["operator"] == "officer-7" and len(taken[0]["recipient"]) == 16

@@ -2,8 +2,9 @@
 
 A held log signs nothing and appends nothing (whatever the caller: keyed or not), lifting
 the hold lets it sign again; a reset's epoch changes the origin line, not the tree; a
-witness starts the new origin from zero, keeps the old one's end as ``log_reset``
-evidence and refuses the old origin from then on (``log_superseded``).
+witness refuses the new origin until the federation lists it (``log_origin_unlisted``,
+its first checkpoint kept as evidence), then starts it from zero, keeps the old one's end
+as ``log_reset`` evidence and refuses the old origin from then on (``log_superseded``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import nacl.signing
 import pytest
 
 from node.audit.checkpoint import Checkpoint
-from node.audit.checkpoint_witness import AddCheckpointRequest, LogSuperseded, UnknownLog
+from node.audit.checkpoint_witness import (
+    AddCheckpointRequest,
+    LogOriginUnlisted,
+    LogSuperseded,
+    UnknownLog,
+)
 from node.audit.hold import (
     HOLD_KEY,
     AuditLogOnHold,
@@ -41,10 +47,24 @@ W_SK = nacl.signing.SigningKey(bytes(range(1, 33)))
 T0 = 1_763_900_000_000
 
 
-def _member(node_id: str, key: nacl.signing.SigningKey) -> Member:
+def _member(node_id: str, key: nacl.signing.SigningKey, log_epoch: int = 1) -> Member:
     return Member(node_id=node_id, country=node_id[:3], agency="x", endpoint="127.0.0.1:1",
-                  roles=("node",), tls_cert_sha256=(),
+                  roles=("node",), tls_cert_sha256=(), log_epoch=log_epoch,
                   keys=(MemberKey("k0", bytes(key.verify_key), revoked=False),))
+
+
+class SwappableDirectoryStandIn:
+    """Stand-in for the registry directory's swap on an applied version: a
+    :class:`StaticDirectory` replaced in place (the desk must read it per request)."""
+
+    def __init__(self, inner: StaticDirectory) -> None:
+        self.inner = inner
+
+    def member(self, node_id: str) -> Member:
+        return self.inner.member(node_id)
+
+    def members(self) -> tuple[Member, ...]:
+        return self.inner.members()
 
 
 DIRECTORY = StaticDirectory(members=(_member("KAZ-BS", LOG_SK), _member("KGZ-BS", W_SK)))
@@ -130,7 +150,9 @@ def _desk(tmp_path: Path) -> tuple[WitnessDesk, Store]:
 def test_a_witness_starts_a_new_origin_and_closes_the_old(store: Store, tmp_path: Path) -> None:
     log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=LOG_SK)
     _append(log, 3)
-    desk, w = _desk(tmp_path)
+    directory = SwappableDirectoryStandIn(DIRECTORY)
+    w = Store.open(tmp_path / "w.db", KEY, create=True)
+    desk = WitnessDesk(store=w, node_id="KGZ-BS", signing_key=W_SK, directory=directory)
     try:
         old = log.head(3)
         assert old is not None
@@ -140,10 +162,26 @@ def test_a_witness_starts_a_new_origin_and_closes_the_old(store: Store, tmp_path
             log.append({"event": "audit_log_reset"}, time_ms=T0 + 9)
         new = log.latest_head()
         assert new is not None and new.size == 4
-        desk.add_checkpoint(AddCheckpointRequest(0, (), new.note).to_bytes(), now_ms=T0 + 10)
+        first = AddCheckpointRequest(0, (), new.note).to_bytes()
+        # the federation still lists epoch 1: refused, kept as evidence, nothing cosigned
+        for attempt in range(2):
+            with pytest.raises(LogOriginUnlisted) as unlisted:
+                desk.add_checkpoint(first, now_ms=T0 + 10 + attempt)
+            assert (unlisted.value.reason, unlisted.value.status) == (
+                "log_origin_unlisted", "FAILED_PRECONDITION")
+        assert desk.status(our_size=0).witnessed_logs == {"bxnode/KAZ-BS": 3}
+        [kept] = desk.evidence()  # once per origin, however often it is offered
+        assert kept["reason"] == "log_origin_unlisted" and kept["stored_note"] is None
+        assert kept["origin"] == "bxnode/KAZ-BS/log-2"
+        assert kept["submitted_note"] == new.note.decode()
+        assert not desk.status(our_size=0).alert
+        # governance records the reset: the same checkpoint is accepted from size 0
+        directory.inner = StaticDirectory(members=(_member("KAZ-BS", LOG_SK, 2),
+                                                   _member("KGZ-BS", W_SK)))
+        desk.add_checkpoint(first, now_ms=T0 + 10)
         assert desk.status(our_size=0).witnessed_logs == {
             "bxnode/KAZ-BS": 3, "bxnode/KAZ-BS/log-2": 4}
-        [reset] = desk.evidence()
+        [_, reset] = desk.evidence()
         assert reset["reason"] == "log_reset" and reset["origin"] == "bxnode/KAZ-BS"
         assert reset["stored_note"] == old.note.decode()
         assert reset["submitted_note"] == new.note.decode()
@@ -159,6 +197,16 @@ def test_a_witness_starts_a_new_origin_and_closes_the_old(store: Store, tmp_path
             desk.add_checkpoint(AddCheckpointRequest(3, tuple(proof), later.note).to_bytes(),
                                 now_ms=T0 + 12)
         assert (exc.value.reason, exc.value.status) == ("log_superseded", "FAILED_PRECONDITION")
+        # and a witness that never saw epoch 2 refuses epoch 1 once the registry lists 2
+        fresh = Store.open(tmp_path / "w2.db", KEY, create=True)
+        try:
+            other = WitnessDesk(store=fresh, node_id="KGZ-BS", signing_key=W_SK,
+                                directory=directory)
+            with pytest.raises(LogSuperseded):
+                other.add_checkpoint(AddCheckpointRequest(0, (), old.note).to_bytes(),
+                                     now_ms=T0 + 12)
+        finally:
+            fresh.close()
         assert desk.status(our_size=0).witnessed_logs["bxnode/KAZ-BS"] == 3
         # what it holds of each origin is still answered, the old one's included
         note, _ = desk.witnessed_checkpoint("bxnode/KAZ-BS", now_ms=T0 + 13)
@@ -214,14 +262,24 @@ def test_a_held_node_neither_cosigns_nor_answers_as_a_witness(store: Store,
         w.close()
 
 
-def test_a_bundle_of_a_later_epoch_verifies(store: Store) -> None:
-    from node.audit.bundle import make_bundle, verify_bundle
+def test_a_bundle_of_a_later_epoch_verifies_once_the_federation_lists_it(
+        store: Store) -> None:
+    from node.audit.bundle import BundleError, make_bundle, verify_bundle
 
     log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=LOG_SK)
     _append(log, 2)
+    before = make_bundle(log, 2, node_id="KAZ-BS")
     with store.transaction():
         set_epoch(store, 2)
         log.append({"event": "audit_log_reset"}, time_ms=T0 + 9)
-    report = verify_bundle(make_bundle(log, 3, node_id="KAZ-BS"), directory=DIRECTORY,
-                           quorum=0)
+    bundle = make_bundle(log, 3, node_id="KAZ-BS")
+    with pytest.raises(BundleError) as exc:  # an unannounced reset
+        verify_bundle(bundle, directory=DIRECTORY, quorum=0)
+    assert (exc.value.reason, exc.value.status) == ("log_origin_unlisted",
+                                                    "FAILED_PRECONDITION")
+    assert "bxnode/KAZ-BS/log-2" in exc.value.message
+    listed = StaticDirectory(members=(_member("KAZ-BS", LOG_SK, 2), _member("KGZ-BS", W_SK)))
+    report = verify_bundle(bundle, directory=listed, quorum=0)
     assert (report.log, report.seq, report.tree_size) == ("KAZ-BS", 3, 3)
+    # entries of the origin before the recorded reset stay verifiable
+    assert verify_bundle(before, directory=listed, quorum=0).tree_size == 2
