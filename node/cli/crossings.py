@@ -242,12 +242,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         args.case_ref = f"RECON-{peer}-{args.since[:10]}-{args.until[:10]}"
     with officer(args, cfg, "crossings reconcile") as off:
         if off.local is not None:  # the node plans, asks, and audits the run
-            hours = args.transit_hours
-            if hours != int(hours):
-                raise CliError("--transit-hours is a whole number of hours through the "
-                               "LocalService")
             r = call(off.local.reconcile_crossings, peer, from_ms=from_ms, to_ms=to_ms,
-                     transit_hours=int(hours), batch_size=args.batch_size,
+                     transit_hours=args.transit_hours, batch_size=args.batch_size,
                      purpose=args.purpose, case_ref=args.case_ref,
                      legal_basis=args.legal_basis)
             report = ReconcileReport(peer=peer, from_ms=from_ms, to_ms=to_ms, batches=r.batches,
@@ -312,6 +308,8 @@ def _hours(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
     if not 0 < v <= 31 * 24:
         raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 744] hours")
+    if int(v * 3_600_000) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} hours is shorter than a millisecond")
     return v
 
 

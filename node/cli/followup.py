@@ -101,9 +101,35 @@ def _desk_json(d: Any) -> dict[str, Any]:
             "approval_pending_fields": list(d.approval_pending_fields)}
 
 
+def _show_json(d: Any) -> dict[str, Any]:
+    """A follow-up the LocalService showed, in the keys and order of the direct read."""
+    item = {"id": d.followup_id, "requester": d.requester,
+            "state": "pending" if d.state == "overdue" else d.state, "overdue": d.overdue,
+            "record_kind": d.record_kind, "hit_reference": d.hit_reference,
+            "hit_audit_seq": d.hit_audit_seq, "hit_item_index": d.hit_item_index,
+            "purpose": d.purpose, "legal_basis": d.legal_basis, "case_ref": d.case_ref,
+            "operator": d.operator, "requested": list(d.requested),
+            "allowed": list(d.allowed), "filed": _iso(d.filed_ms or None),
+            "deadline": _iso(d.deadline_ms or None), "decided": _iso(d.decided_ms or None),
+            "decided_by": d.decided_by, "released": list(d.released),
+            "deny_reason": d.deny_reason, "fetched": _iso(d.fetched_ms or None)}
+    if d.approval_pending_by:
+        item.update(approval_pending_by=d.approval_pending_by,
+                    approval_pending_fields=list(d.approval_pending_fields))
+    return item
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from node.app import now_ms
+    from node.cli.identity import call, check_operator_flag, credentials, officer
 
+    if credentials(args) is not None:  # the desk through the LocalService: authorised, audited
+        with officer(args, _config(args), "followup show") as off:
+            assert off.local is not None
+            item = _show_json(call(off.local.show_followup, args.id))
+        _emit(args, item, "\n".join(f"{k:<14} {v}" for k, v in item.items()))
+        return 0
+    check_operator_flag(_config(args), args.operator)  # the node administrator's own read
     with _desk(args) as desk:
         now = now_ms()
         desk.sweep_overdue(now)
@@ -226,8 +252,8 @@ def _lookup_digest(args: argparse.Namespace) -> bytes:
 
 def cmd_file(args: argparse.Namespace) -> int:
     from node.cli.identity import call
-    from node.core.errors import InvalidInput
     from node.followup.client import file_followup, find_hit
+    from node.followup.owner import NotFound
 
     fields = _fields(args.fields)
     if not fields:
@@ -252,7 +278,7 @@ def cmd_file(args: argparse.Namespace) -> int:
         else:
             try:
                 digest, index = find_hit(fstore.db, peer, args.reference)
-            except InvalidInput as exc:
+            except NotFound as exc:
                 raise CliError(str(exc)) from None
             reference = args.reference
         status = file_followup(client, fstore, peer, ctx, hit_request_digest=digest,
@@ -364,8 +390,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                      common)
     sp.add_argument("--state", choices=["pending", "approved", "denied", "overdue"])
     add_officer_args(sp)
-    sp = add_command(g, "show", cmd_show, "show one follow-up filed with this node", common)
+    sp = add_command(g, "show", cmd_show, "show one follow-up filed with this node (with an "
+                     "officer identity: through the LocalService)", common)
     sp.add_argument("id")
+    add_officer_args(sp)
     sp = add_command(g, "approve", cmd_approve, "approve a follow-up, releasing fields "
                      "(default: all requested; may narrow, never widen)", common)
     sp.add_argument("id")

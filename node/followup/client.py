@@ -17,8 +17,9 @@ import grpc
 from node.client.peer import PeerClient, QueryContext
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
-from node.core.errors import InvalidInput, Unauthenticated
+from node.core.errors import Unauthenticated
 from node.core.model import LookupAnswer, Outcome
+from node.followup.owner import NotFound
 from node.followup.store import FollowUpStore, SentRow
 from node.store.db import Database as Store
 from node.store.exchange import SqlReceiptStore
@@ -54,8 +55,8 @@ def find_hit(store: Store, peer: str, reference: str) -> tuple[bytes, int]:
         for res in answer.results:
             if res.outcome is Outcome.HIT and res.reference == reference:
                 return bytes(r.request_digest), res.index
-    raise InvalidInput(f"no HIT with reference {reference} from {peer} in our receipts",
-                       reason="unknown_hit_reference")
+    raise NotFound(f"no HIT with reference {reference} from {peer} in our receipts",
+                   reason="unknown_hit_reference")
 
 
 def _verify_decision(client: PeerClient, peer: str, env: Envelope,
@@ -115,7 +116,7 @@ def file_followup(client: PeerClient, store: FollowUpStore, peer: str, ctx: Quer
 def _sent(store: FollowUpStore, peer: str, fid: str) -> SentRow:
     sent = store.sent(peer, fid)
     if sent is None:
-        raise InvalidInput(f"we filed no follow-up {fid} with {peer}", reason="unknown_followup")
+        raise NotFound(f"we filed no follow-up {fid} with {peer}", reason="unknown_followup")
     return sent
 
 

@@ -69,6 +69,7 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     "ConfirmCrossings": _DUTY, "ReconcileCrossings": _DUTY, "StoreCrossings": _DUTY,
     "SendFollowUp": _DUTY, "PollFollowUp": _DUTY, "AwaitFollowUp": _DUTY,
     "ListDeskFollowUps": frozenset({"followup_desk", "auditor"}),
+    "ShowDeskFollowUp": frozenset({"followup_desk", "auditor"}),
     "ApproveFollowUp": frozenset({"followup_desk"}),
     "DenyFollowUp": frozenset({"followup_desk"}),
     # the alert lifecycle (issue 13, node/local/watchlist.py)

@@ -125,6 +125,20 @@ class DeskFollowUp:
     decided_by: str
     approval_pending_by: str
     approval_pending_fields: tuple[str, ...]
+    hit_reference: str = ""
+    hit_audit_seq: int = 0
+    hit_item_index: int = 0
+    purpose: str = ""
+    legal_basis: str = ""
+    case_ref: str = ""
+    operator: str = ""
+    allowed: tuple[str, ...] = ()
+    filed_ms: int = 0
+    deadline_ms: int = 0
+    decided_ms: int = 0
+    deny_reason: str = ""
+    fetched_ms: int = 0
+    overdue: bool = False
 
 
 def _item(r: Any) -> ItemResult:
@@ -151,7 +165,14 @@ def _desk(m: Any) -> DeskFollowUp:
                         record_kind=m.record_kind, requested=tuple(m.requested),
                         released=tuple(m.released), decided_by=m.decided_by,
                         approval_pending_by=m.approval_pending_by,
-                        approval_pending_fields=tuple(m.approval_pending_fields))
+                        approval_pending_fields=tuple(m.approval_pending_fields),
+                        hit_reference=m.hit_reference, hit_audit_seq=m.hit_audit_seq,
+                        hit_item_index=m.hit_item_index, purpose=m.purpose,
+                        legal_basis=m.legal_basis, case_ref=m.case_ref, operator=m.operator,
+                        allowed=tuple(m.allowed), filed_ms=m.filed_ms,
+                        deadline_ms=m.deadline_ms, decided_ms=m.decided_ms,
+                        deny_reason=m.deny_reason, fetched_ms=m.fetched_ms,
+                        overdue=m.overdue)
 
 
 def _read(p: str | Path | None) -> bytes | None:
@@ -315,6 +336,11 @@ class LocalClient:
         r = self._call("ListDeskFollowUps", lpb.ListDeskFollowUpsRequest(state=state))
         return [_desk(m) for m in r.followups]
 
+    def show_followup(self, followup_id: str) -> DeskFollowUp:
+        """One follow-up filed with this node, in full (roles followup_desk, auditor)."""
+        r = self._call("ShowDeskFollowUp", lpb.ShowDeskFollowUpRequest(followup_id=followup_id))
+        return _desk(r.followup)
+
     def approve_followup(self, followup_id: str,
                          fields: Sequence[str] = ()) -> tuple[DeskFollowUp, bool]:
         """(the follow-up, whether its approval now awaits a second officer)."""
@@ -352,12 +378,20 @@ class LocalClient:
         return list(r.answers), int(r.peer_audit_seq)
 
     def reconcile_crossings(self, peer: str, *, from_ms: int, to_ms: int,
-                            transit_hours: int = 24, batch_size: int = 100, purpose: str = "",
-                            case_ref: str = "", legal_basis: str = "") -> Any:
+                            transit_hours: float = 24, batch_size: int = 100,
+                            purpose: str = "", case_ref: str = "",
+                            legal_basis: str = "") -> Any:
         """A reconciliation run with ``peer`` (node id or country); the
-        ``ReconcileCrossingsResponse`` (counts and one line per crossing checked)."""
+        ``ReconcileCrossingsResponse`` (counts and one line per crossing checked).
+        ``transit_hours`` may be fractional (sent as ``transit_ms``, as the direct CLI
+        counts it)."""
+        whole = transit_hours == int(transit_hours)
+        if not whole and int(transit_hours * 3_600_000) == 0:
+            raise ValueError("transit_hours is shorter than a millisecond")
         return self._call("ReconcileCrossings", lpb.ReconcileCrossingsRequest(
-            peer=peer, from_ms=from_ms, to_ms=to_ms, transit_hours=transit_hours,
+            peer=peer, from_ms=from_ms, to_ms=to_ms,
+            transit_hours=int(transit_hours) if whole else 0,
+            transit_ms=0 if whole else int(transit_hours * 3_600_000),
             batch_size=batch_size, context=lpb.CaseContext(
                 purpose=purpose, legal_basis=legal_basis, case_ref=case_ref)))
 

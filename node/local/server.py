@@ -271,6 +271,7 @@ class LocalApiServer:
             _Method("PollFollowUp", lpb.PollFollowUpRequest, unary=self._poll_followup),
             _Method("AwaitFollowUp", lpb.AwaitFollowUpRequest, stream=self._await_followup),
             _Method("ListDeskFollowUps", lpb.ListDeskFollowUpsRequest, unary=self._desk_list),
+            _Method("ShowDeskFollowUp", lpb.ShowDeskFollowUpRequest, unary=self._desk_show),
             _Method("ApproveFollowUp", lpb.ApproveFollowUpRequest, unary=self._desk_approve),
             _Method("DenyFollowUp", lpb.DenyFollowUpRequest, unary=self._desk_deny),
         ]
@@ -361,11 +362,15 @@ class LocalApiServer:
         if msg.to_ms - msg.from_ms > 31 * 86_400_000:
             raise InvalidInput("a reconciliation period is at most 31 days",
                                reason="window_too_long")
-        transit = msg.transit_hours or 24
+        if msg.transit_hours and msg.transit_ms:
+            raise InvalidInput("give transit_hours or transit_ms, not both",
+                               reason="invalid_argument")
+        transit_ms = msg.transit_ms or (msg.transit_hours or 24) * 3_600_000
         batch = msg.batch_size or 100
-        if not 1 <= transit <= 240 or not 1 <= batch <= MAX_BATCH_RECONCILE:
-            raise InvalidInput(f"transit_hours must be 1..240, batch_size 1.."
-                               f"{MAX_BATCH_RECONCILE}", reason="invalid_argument")
+        if not 0 < transit_ms <= MAX_TRANSIT_MS or not 1 <= batch <= MAX_BATCH_RECONCILE:
+            raise InvalidInput(f"the transit must be over 0 and at most {MAX_TRANSIT_HOURS} "
+                               f"hours, batch_size 1..{MAX_BATCH_RECONCILE}",
+                               reason="invalid_argument")
         peer, country = ops.peer_or_country(msg.peer)
         facts["peer"] = peer
         purpose, legal, case_ref = _ctx_args(msg.context)
@@ -379,7 +384,7 @@ class LocalApiServer:
                           legal or "bilateral agreement",
                           case_ref or f"RECON-{peer}-{iso(msg.from_ms)}-{iso(msg.to_ms)}")
         report = await ops.reconcile(peer, country, ctx, from_ms=msg.from_ms, to_ms=msg.to_ms,
-                                     transit_hours=transit, batch_size=batch)
+                                     transit_ms=transit_ms, batch_size=batch)
         summary = report.summary()
         facts.update(peer=peer, purpose=ctx.purpose, case_ref=ctx.case_ref,
                      **{k: v for k, v in summary.items() if k not in ("peer", "from", "to")})
@@ -481,6 +486,12 @@ class LocalApiServer:
         facts.update(state=msg.state, followups=len(rows))
         return lpb.ListDeskFollowUpsResponse(followups=[_desk_pb(r, p) for r, p in rows])
 
+    async def _desk_show(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:
+        facts.update(followup_id=msg.followup_id[:64])
+        row, pending = await self.ops.desk_show(msg.followup_id)
+        facts.update(state=row.state)
+        return lpb.ShowDeskFollowUpResponse(followup=_desk_pb(row, pending))
+
     async def _desk_approve(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:
         facts.update(followup_id=msg.followup_id[:64], fields=sorted(msg.fields))
         row, pending = await self.ops.desk_approve(msg.followup_id, list(msg.fields),
@@ -567,6 +578,9 @@ class LocalApiServer:
 
 
 MAX_BATCH_RECONCILE = 1_000
+#: The longest transit a reconciliation allows, as ``bxnode crossings reconcile`` does.
+MAX_TRANSIT_HOURS = 31 * 24
+MAX_TRANSIT_MS = MAX_TRANSIT_HOURS * 3_600_000
 #: Trailers of a call a single peer refused (crossings, follow-ups): the refusal is that
 #: peer's, not this node's, and its signed refusal did or did not verify.
 REFUSED_BY_KEY = "bxnode-refused-by"
@@ -637,7 +651,11 @@ def _desk_pb(r: FollowUpRow, pending: PendingApproval | None) -> Any:
         requested=list(r.requested), released=list(r.released), purpose=r.purpose,
         case_ref=r.case_ref, filed_ms=r.filed_ms, deadline_ms=r.deadline_ms,
         decided_by=r.decided_by, approval_pending_by=pending.approved_by if pending else "",
-        approval_pending_fields=list(pending.fields) if pending else [])
+        approval_pending_fields=list(pending.fields) if pending else [],
+        hit_reference=r.hit_reference, hit_audit_seq=r.hit_audit_seq,
+        hit_item_index=r.hit_item_index, legal_basis=r.legal_basis, operator=r.operator,
+        allowed=list(r.allowed), decided_ms=r.decided_ms or 0, deny_reason=r.deny_reason,
+        fetched_ms=r.fetched_ms or 0, overdue=r.overdue_ms is not None)
 
 
 def build_local_api(rt: NodeRuntime, server: NodeServer, *,

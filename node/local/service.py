@@ -44,13 +44,13 @@ from node.core.errors import (
     Unauthenticated,
 )
 from node.core.members import MemberDirectory
-from node.core.model import DocumentQuery, ItemResult, LookupAnswer, Query, QueryKind
+from node.core.model import DocumentQuery, ItemResult, LookupAnswer, Query, QueryKind, validate_id
 from node.crossings.client import confirm_crossings
 from node.crossings.model import CrossingAnswer, CrossingQuestion
 from node.crossings.reconcile import ReconcileReport, plan, reconcile
 from node.crossings.store import CrossingStore
 from node.followup import client as fu_client
-from node.followup.owner import FollowUpDesk
+from node.followup.owner import FollowUpDesk, NotFound
 from node.followup.store import FollowUpRow, FollowUpStore, SentRow
 from node.local.peers import ServingPeerClient
 from node.server.group_commit import BatchWriter
@@ -358,14 +358,14 @@ class LocalOps:
         return list(resp.answers), int(resp.audit_seq)
 
     async def reconcile(self, peer: str, peer_country: str, ctx: QueryContext, *,
-                        from_ms: int, to_ms: int, transit_hours: int,
+                        from_ms: int, to_ms: int, transit_ms: int,
                         batch_size: int) -> ReconcileReport:
         """Match our exits/entries toward ``peer_country`` in the period with ``peer``'s
         records, ``batch_size`` questions per signed request."""
         items = await self.writer.call(lambda: plan(
             self.crossings, self.crossings.bcp_map(), own_country=self.country,
             peer_country=peer_country, from_ms=from_ms, to_ms=to_ms,
-            transit_ms=transit_hours * 3_600_000))
+            transit_ms=transit_ms))
 
         def run() -> ReconcileReport:
             return reconcile(items, lambda qs: confirm_crossings(self.client, peer, ctx,
@@ -383,7 +383,7 @@ class LocalOps:
         """File a follow-up to the HIT ``reference`` (found in our receipts unless
         ``lookup_digest`` names the lookup); the filing is kept with its receipt."""
         if not reference:
-            raise InvalidInput("name the hit reference", reason="unknown_hit_reference")
+            raise NotFound("name the hit reference", reason="unknown_hit_reference")
         if not fields or len(fields) > cwire.MAX_FIELDS:
             raise InvalidInput(f"ask for 1-{cwire.MAX_FIELDS} fields",
                                reason="no_fields_requested")
@@ -428,8 +428,8 @@ class LocalOps:
     async def _sent(self, peer: str, fid: str) -> SentRow:
         sent = await self.writer.call(lambda: self.followups.sent(peer, fid))
         if sent is None:
-            raise InvalidInput(f"we filed no follow-up {fid[:64]} with {peer}",
-                               reason="unknown_followup")
+            raise NotFound(f"we filed no follow-up {fid[:64]} with {peer}",
+                           reason="unknown_followup")
         return sent
 
     async def poll_followup(self, peer: str, ctx: QueryContext, fid: str) -> fu_client.Answer:
@@ -513,6 +513,21 @@ class LocalOps:
 
         out: list[tuple[FollowUpRow, PendingApproval | None]] = await self.writer.run_in_batch(
             run)
+        return out
+
+    async def desk_show(self, fid: str) -> tuple[FollowUpRow, PendingApproval | None]:
+        """Follow-up ``fid`` filed with us, with its first approval when four eyes wait."""
+        validate_id(fid, "followup_id")
+
+        def run() -> tuple[FollowUpRow, PendingApproval | None]:
+            self.desk.sweep_overdue()
+            row = self.desk.store.get(fid)
+            if row is None:
+                raise NotFound(f"no follow-up {fid} was filed with us",
+                               reason="unknown_followup")
+            return row, self.desk.pending_approval(fid)
+
+        out: tuple[FollowUpRow, PendingApproval | None] = await self.writer.run_in_batch(run)
         return out
 
     async def desk_approve(self, fid: str, fields: Sequence[str], operator: str

@@ -271,6 +271,26 @@ def test_followup_file_status_four_eyes_watch_list_and_deny(s: Setup, bx: Any) -
     assert {fid, fid2} <= {f["id"] for f in json.loads(r.out)["followups"]}
     r = bx("followup", "approve", fid, "--json", *desk1)
     assert (r.rc, json.loads(r.out)["confirmation_pending"]) == (0, True), r.err
+    calls = len(local_calls(s, "KGZ-BS"))
+    r = bx("followup", "show", fid, "--json", *desk1)  # through the LocalService
+    assert r.rc == 0, r.err
+    shown = json.loads(r.out)
+    r = bx("followup", "show", fid, "--json", "--node-dir", str(s.fed.dirs["KGZ-BS"]))
+    assert r.rc == 0, r.err  # the administrator's own read of the database, the same record
+    assert shown == {**json.loads(r.out), "approval_pending_by": "kg-desk-1",
+                     "approval_pending_fields": ["document_number", "loss_type"]}
+    assert {k: shown[k] for k in ("id", "requester", "state", "hit_reference", "operator",
+                                  "legal_basis", "case_ref", "requested")} == {
+        "id": fid, "requester": "KAZ-BS", "state": "pending",
+        "hit_reference": "KGZ-SLTD-2026-0031", "operator": "kz-duty",
+        "legal_basis": "Agreement art. 7", "case_ref": "CLI-FU-1",
+        "requested": ["document_number", "loss_type"]}
+    show = local_calls(s, "KGZ-BS")[calls:]
+    assert [(c["method"], c["operator"], c["outcome"], c["followup_id"]) for c in show] == [
+        ("ShowDeskFollowUp", "kg-desk-1", "ok", fid)]
+    r = bx("followup", "show", "FU-NEVER", *desk1)
+    assert (r.rc, r.error) == (1, "bxnode: the node refused the call: not_found/"
+                                  "unknown_followup: no follow-up FU-NEVER was filed with us")
     r = bx("followup", "approve", fid, *desk1)
     assert r.rc == 1
     assert r.error.startswith("bxnode: the node refused the call: "
@@ -474,7 +494,7 @@ def test_administrator_commands_take_no_typed_operator_outside_dev_mode(s: Setup
     for argv in (["crossings", "bcps", str(DEMO / "bcps.json")],
                  ["crossings", "import", str(DEMO / "kaz-crossings.csv")],
                  ["watchlist", "sync", str(DEMO / "kaz-watchlist.csv"), "--source", "MVD"],
-                 ["followup", "list"]):
+                 ["followup", "list"], ["followup", "show", "FU-1"]):
         r = bx(*argv, "--node-dir", str(s.fed.dirs["KAZ-BS"]), "--operator", "kz-0193")
         assert r.rc == 1
         assert r.error.startswith("bxnode: --operator is accepted only when node.toml sets "

@@ -145,3 +145,32 @@ def test_followups_and_reconcile_with_typed_operators(fed: tuple[Federation, Off
     assert warnings(records) == [("crossings reconcile", "--operator", "warning")]
     assert [e["operator"] for e in f.audit("KAZ-BS")
             if e.get("event") == "crossings_reconciled"] == ["dev-typed-1"]
+
+
+def test_fractional_transit_hours_count_the_same_on_both_paths(
+        fed: tuple[Federation, Officers], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """--transit-hours 0.4 (24 minutes) through the LocalService, as the CLI counts it when
+    it asks the peer itself: the exits at 08:15 and 09:05 entered KGZ 27 and 26 minutes
+    later, so only the entry at 14:20 (KGZ exit 18 minutes before) matches; 0.5 h matches
+    all three."""
+    f, officers = fed
+    cert, key = officers.issue("kz-duty")
+    ident = ["--officer-cert", str(cert), "--officer-key", str(key)]
+    typed = ["--operator", "dev-typed-1"]
+    got = {}
+    for hours in ("0.4", "0.5"):
+        for path, who in (("local", ident), ("direct", typed)):
+            rc, out, _ = run(capsys, "crossings", "reconcile", "--peer", "KGZ", "--from",
+                             "2026-11-20T00:00:00Z", "--to", "2026-11-20T23:59:59Z",
+                             "--transit-hours", hours, "--out",
+                             str(tmp_path / f"{path}-{hours}.csv"), *who, "--json",
+                             "--node-dir", str(f.dirs["KAZ-BS"]))
+            assert rc == 0, out
+            s = json.loads(out)
+            got[(hours, path)] = (s["checked"], s["matched"], s["exit_without_entry"],
+                                  s["entry_without_exit"])
+    assert got == {("0.4", "local"): (5, 1, 3, 1), ("0.4", "direct"): (5, 1, 3, 1),
+                   ("0.5", "local"): (5, 3, 1, 1), ("0.5", "direct"): (5, 3, 1, 1)}
+    call = [e for e in f.audit("KAZ-BS") if e.get("method") == "ReconcileCrossings"][-1]
+    assert (call["operator"], call["outcome"], call["matched"]) == ("kz-duty", "ok", 3)

@@ -316,6 +316,12 @@ METHODS: tuple[Method, ...] = (
                                                   to_ms=T0 + 32 * DAY), IA, "window_too_long"),
         ("batch of 1001", lpb.ReconcileCrossingsRequest(peer="KGZ-BS", from_ms=T0,
                                                         to_ms=T0 + DAY, batch_size=1001),
+         IA, "invalid_argument"),
+        ("transit over 744 h", lpb.ReconcileCrossingsRequest(
+            peer="KGZ-BS", from_ms=T0, to_ms=T0 + DAY, transit_ms=744 * 3_600_000 + 1),
+         IA, "invalid_argument"),
+        ("transit in hours and ms", lpb.ReconcileCrossingsRequest(
+            peer="KGZ-BS", from_ms=T0, to_ms=T0 + DAY, transit_hours=1, transit_ms=1_800_000),
          IA, "invalid_argument")),
         peer=lambda p: lpb.ReconcileCrossingsRequest(peer=p[0], from_ms=T0, to_ms=T0 + DAY)),
     Method("StoreCrossings", "kz-duty", "kz-auditor", bad=(
@@ -331,21 +337,26 @@ METHODS: tuple[Method, ...] = (
                                                   fields=["loss_type"]), IA, "bad_digest"),
         ("no such hit", lpb.SendFollowUpRequest(peer="KGZ-BS", context=ctx(),
                                                 reference="KGZ-NEVER", fields=["loss_type"]),
-         IA, "unknown_hit_reference")),
+         "NOT_FOUND", "unknown_hit_reference")),
         peer=lambda p: lpb.SendFollowUpRequest(peer=p[0], context=ctx(), reference="R",
                                                lookup_digest=DIGEST, fields=["loss_type"])),
     Method("PollFollowUp", "kz-duty", "kz-auditor", bad=(
         ("never filed", lpb.PollFollowUpRequest(peer="KGZ-BS", followup_id="FU-NEVER"),
-         IA, "unknown_followup"),),
+         "NOT_FOUND", "unknown_followup"),),
         peer=lambda p: lpb.PollFollowUpRequest(peer=p[0], followup_id="FU-NEVER")),
     Method("AwaitFollowUp", "kz-duty", "kz-desk", bad=(
         ("601 s", lpb.AwaitFollowUpRequest(peer="KGZ-BS", followup_id="FU-1", timeout_s=601),
          IA, "bad_deadline"),
         ("never filed", lpb.AwaitFollowUpRequest(peer="KGZ-BS", followup_id="FU-NEVER"),
-         IA, "unknown_followup")),
+         "NOT_FOUND", "unknown_followup")),
         peer=lambda p: lpb.AwaitFollowUpRequest(peer=p[0], followup_id="FU-NEVER")),
     Method("ListDeskFollowUps", "kz-desk", "kz-duty", bad=(
         ("unknown state", lpb.ListDeskFollowUpsRequest(state="bogus"), IA, "bad_state"),)),
+    Method("ShowDeskFollowUp", "kz-desk", "kz-wl", bad=(
+        ("no such follow-up", lpb.ShowDeskFollowUpRequest(followup_id="FU-NEVER"),
+         "NOT_FOUND", "unknown_followup"),
+        ("an id with a space", lpb.ShowDeskFollowUpRequest(followup_id="FU 1"),
+         IA, "bad_identifier"))),
     Method("ApproveFollowUp", "kz-desk", "kz-auditor", bad=(
         ("no such follow-up", lpb.ApproveFollowUpRequest(followup_id="FU-NEVER"),
          "NOT_FOUND", "unknown_followup"),)),

@@ -181,20 +181,22 @@ class ConfirmCrossingsResponse(_message.Message):
     def __init__(self, answers: _Optional[_Iterable[_Union[_crossings_pb2.CrossingAnswer, _Mapping]]] = ..., peer_audit_seq: _Optional[int] = ...) -> None: ...
 
 class ReconcileCrossingsRequest(_message.Message):
-    __slots__ = ("peer", "context", "from_ms", "to_ms", "transit_hours", "batch_size")
+    __slots__ = ("peer", "context", "from_ms", "to_ms", "transit_hours", "batch_size", "transit_ms")
     PEER_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     FROM_MS_FIELD_NUMBER: _ClassVar[int]
     TO_MS_FIELD_NUMBER: _ClassVar[int]
     TRANSIT_HOURS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TRANSIT_MS_FIELD_NUMBER: _ClassVar[int]
     peer: str
     context: CaseContext
     from_ms: int
     to_ms: int
     transit_hours: int
     batch_size: int
-    def __init__(self, peer: _Optional[str] = ..., context: _Optional[_Union[CaseContext, _Mapping]] = ..., from_ms: _Optional[int] = ..., to_ms: _Optional[int] = ..., transit_hours: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    transit_ms: int
+    def __init__(self, peer: _Optional[str] = ..., context: _Optional[_Union[CaseContext, _Mapping]] = ..., from_ms: _Optional[int] = ..., to_ms: _Optional[int] = ..., transit_hours: _Optional[int] = ..., batch_size: _Optional[int] = ..., transit_ms: _Optional[int] = ...) -> None: ...
 
 class ReconcileLine(_message.Message):
     __slots__ = ("outcome", "record_id", "event", "bcp", "crossed_at", "peer_bcp", "peer_crossed_at", "doc_number", "doc_state", "doc_type")
@@ -332,7 +334,7 @@ class AwaitFollowUpResponse(_message.Message):
     def __init__(self, followup: _Optional[_Union[SentFollowUp, _Mapping]] = ...) -> None: ...
 
 class DeskFollowUp(_message.Message):
-    __slots__ = ("followup_id", "requester", "state", "record_kind", "requested", "released", "purpose", "case_ref", "filed_ms", "deadline_ms", "decided_by", "approval_pending_by", "approval_pending_fields")
+    __slots__ = ("followup_id", "requester", "state", "record_kind", "requested", "released", "purpose", "case_ref", "filed_ms", "deadline_ms", "decided_by", "approval_pending_by", "approval_pending_fields", "hit_reference", "hit_audit_seq", "hit_item_index", "legal_basis", "operator", "allowed", "decided_ms", "deny_reason", "fetched_ms", "overdue")
     FOLLOWUP_ID_FIELD_NUMBER: _ClassVar[int]
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +348,16 @@ class DeskFollowUp(_message.Message):
     DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_PENDING_BY_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_PENDING_FIELDS_FIELD_NUMBER: _ClassVar[int]
+    HIT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    HIT_AUDIT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HIT_ITEM_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_MS_FIELD_NUMBER: _ClassVar[int]
+    DENY_REASON_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_MS_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
     followup_id: str
     requester: str
     state: str
@@ -359,7 +371,17 @@ class DeskFollowUp(_message.Message):
     decided_by: str
     approval_pending_by: str
     approval_pending_fields: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, followup_id: _Optional[str] = ..., requester: _Optional[str] = ..., state: _Optional[str] = ..., record_kind: _Optional[str] = ..., requested: _Optional[_Iterable[str]] = ..., released: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ..., case_ref: _Optional[str] = ..., filed_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., decided_by: _Optional[str] = ..., approval_pending_by: _Optional[str] = ..., approval_pending_fields: _Optional[_Iterable[str]] = ...) -> None: ...
+    hit_reference: str
+    hit_audit_seq: int
+    hit_item_index: int
+    legal_basis: str
+    operator: str
+    allowed: _containers.RepeatedScalarFieldContainer[str]
+    decided_ms: int
+    deny_reason: str
+    fetched_ms: int
+    overdue: bool
+    def __init__(self, followup_id: _Optional[str] = ..., requester: _Optional[str] = ..., state: _Optional[str] = ..., record_kind: _Optional[str] = ..., requested: _Optional[_Iterable[str]] = ..., released: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ..., case_ref: _Optional[str] = ..., filed_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., decided_by: _Optional[str] = ..., approval_pending_by: _Optional[str] = ..., approval_pending_fields: _Optional[_Iterable[str]] = ..., hit_reference: _Optional[str] = ..., hit_audit_seq: _Optional[int] = ..., hit_item_index: _Optional[int] = ..., legal_basis: _Optional[str] = ..., operator: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ..., decided_ms: _Optional[int] = ..., deny_reason: _Optional[str] = ..., fetched_ms: _Optional[int] = ..., overdue: _Optional[bool] = ...) -> None: ...
 
 class ListDeskFollowUpsRequest(_message.Message):
     __slots__ = ("state",)
@@ -372,6 +394,18 @@ class ListDeskFollowUpsResponse(_message.Message):
     FOLLOWUPS_FIELD_NUMBER: _ClassVar[int]
     followups: _containers.RepeatedCompositeFieldContainer[DeskFollowUp]
     def __init__(self, followups: _Optional[_Iterable[_Union[DeskFollowUp, _Mapping]]] = ...) -> None: ...
+
+class ShowDeskFollowUpRequest(_message.Message):
+    __slots__ = ("followup_id",)
+    FOLLOWUP_ID_FIELD_NUMBER: _ClassVar[int]
+    followup_id: str
+    def __init__(self, followup_id: _Optional[str] = ...) -> None: ...
+
+class ShowDeskFollowUpResponse(_message.Message):
+    __slots__ = ("followup",)
+    FOLLOWUP_FIELD_NUMBER: _ClassVar[int]
+    followup: DeskFollowUp
+    def __init__(self, followup: _Optional[_Union[DeskFollowUp, _Mapping]] = ...) -> None: ...
 
 class ApproveFollowUpRequest(_message.Message):
     __slots__ = ("followup_id", "fields")

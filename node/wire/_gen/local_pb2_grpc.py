@@ -100,6 +100,11 @@ class LocalServiceStub:
                 request_serializer=bxnode_dot_v1_dot_local__pb2.ListDeskFollowUpsRequest.SerializeToString,
                 response_deserializer=bxnode_dot_v1_dot_local__pb2.ListDeskFollowUpsResponse.FromString,
                 _registered_method=True)
+        self.ShowDeskFollowUp = channel.unary_unary(
+                '/bxnode.v1.LocalService/ShowDeskFollowUp',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.ShowDeskFollowUpRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.ShowDeskFollowUpResponse.FromString,
+                _registered_method=True)
         self.ApproveFollowUp = channel.unary_unary(
                 '/bxnode.v1.LocalService/ApproveFollowUp',
                 request_serializer=bxnode_dot_v1_dot_local__pb2.ApproveFollowUpRequest.SerializeToString,
@@ -238,6 +243,13 @@ class LocalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ShowDeskFollowUp(self, request, context):
+        """One follow-up filed with us, in full (roles followup_desk, auditor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ApproveFollowUp(self, request, context):
         """Approve (or, under four eyes, confirm another officer's approval of) a follow-up
         filed with us (role followup_desk).
@@ -363,6 +375,11 @@ def add_LocalServiceServicer_to_server(servicer, server):
                     servicer.ListDeskFollowUps,
                     request_deserializer=bxnode_dot_v1_dot_local__pb2.ListDeskFollowUpsRequest.FromString,
                     response_serializer=bxnode_dot_v1_dot_local__pb2.ListDeskFollowUpsResponse.SerializeToString,
+            ),
+            'ShowDeskFollowUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowDeskFollowUp,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.ShowDeskFollowUpRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.ShowDeskFollowUpResponse.SerializeToString,
             ),
             'ApproveFollowUp': grpc.unary_unary_rpc_method_handler(
                     servicer.ApproveFollowUp,
@@ -757,6 +774,33 @@ class LocalService:
             '/bxnode.v1.LocalService/ListDeskFollowUps',
             bxnode_dot_v1_dot_local__pb2.ListDeskFollowUpsRequest.SerializeToString,
             bxnode_dot_v1_dot_local__pb2.ListDeskFollowUpsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowDeskFollowUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/ShowDeskFollowUp',
+            bxnode_dot_v1_dot_local__pb2.ShowDeskFollowUpRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.ShowDeskFollowUpResponse.FromString,
             options,
             channel_credentials,
             insecure,

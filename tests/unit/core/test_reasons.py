@@ -272,16 +272,7 @@ def test_every_policy_reason_is_in_policies_readme() -> None:
 # --- (e) one code, one status -------------------------------------------------------------------
 
 #: (module, code) -> the status it raises there on purpose, though registered with another.
-#: The asking side checks a follow-up against its own receipts before anything is sent
-#: (``bxnode followup file``, the LocalService's SendFollowUp / GetFollowUp) and refuses
-#: with INVALID_ARGUMENT, as the README's LocalService table states and
-#: tests/integration/test_local_matrix.py pins; the peer answers the same codes NOT_FOUND.
-_OWN_STATUS: dict[tuple[str, str], str] = {
-    ("node/followup/client.py", "unknown_hit_reference"): "INVALID_ARGUMENT",
-    ("node/followup/client.py", "unknown_followup"): "INVALID_ARGUMENT",
-    ("node/local/service.py", "unknown_hit_reference"): "INVALID_ARGUMENT",
-    ("node/local/service.py", "unknown_followup"): "INVALID_ARGUMENT",
-}
+_OWN_STATUS: dict[tuple[str, str], str] = {}
 _POLICY_IDIOMS = ("rego reasons contains", "rego decision reasons", "policy Reason enum",
                   "PolicyDenied(reasons=)")
 
