@@ -63,6 +63,7 @@ def routes(app: web.Application, c: Console) -> None:
     r.add_get("/audit", partial(audit, c))
     r.add_post("/audit/search", partial(audit_search, c))
     r.add_get("/audit/report", partial(audit_report, c))
+    r.add_post("/audit/prove", partial(audit_prove, c))
     r.add_get("/node", partial(node, c))
 
 
@@ -370,16 +371,77 @@ async def audit_report(c: Console, request: web.Request) -> web.StreamResponse:
         "Content-Disposition": 'attachment; filename="audit-report.html"'})
 
 
+async def audit_prove(c: Console, request: web.Request) -> web.StreamResponse:
+    """``bxnode audit prove --seq N`` as a download: the entry, its inclusion proof, the
+    checkpoint and its cosignatures, for an auditor to check offline (``bxnode audit
+    verify-bundle``)."""
+    from node.audit.bundle import make_bundle
+
+    raw = _text(request, "seq", 12)
+    rt = c.extras.rt
+
+    async def run(facts: dict[str, Any]) -> bytes:
+        if not raw.isdigit() or not 0 < int(raw) < 2**63:
+            raise Refusal("INVALID_ARGUMENT", "invalid_argument",
+                          "the entry's number is a whole number from 1")
+        facts["entry_seq"] = int(raw)  # "seq" is the audit entry's own number
+        bundle: bytes = await c.ops.writer.call(
+            lambda: make_bundle(c.ops.audit_log, int(raw), node_id=rt.cfg.node_id))
+        facts["bundle_sha256"] = hashlib.sha256(bundle).hexdigest()
+        return bundle
+
+    bundle = await c.call(request, "AuditProof", run)
+    return web.Response(body=bundle, content_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="audit-proof-{int(raw)}.json"'})
+
+
 # --- node -------------------------------------------------------------------------------------
 
 
-def _policy_digest(c: Console) -> str:
-    h = hashlib.sha256()
-    root = c.extras.rt.cfg.policy_dir
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.suffix in (".rego", ".json"):
-            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
+@dataclass(frozen=True, slots=True)
+class QuotaUse:
+    """One agreement under which a neighbour asks this node, and what it used today."""
+
+    requester: str
+    valid_from: str
+    valid_until: str
+    in_force: bool
+    daily_quota: int | None
+    used_today: int
+
+    @property
+    def percent(self) -> int | None:
+        if not self.daily_quota:
+            return None
+        return min(100, self.used_today * 100 // self.daily_quota)
+
+
+def _agreements(c: Console) -> list[dict[str, Any]]:
+    """This node's agreements as responder, from the policy directory's data."""
+    from node.policy._sources import read_policy_dir
+
+    data = read_policy_dir(c.extras.rt.cfg.policy_dir).data
+    found = data.get("bxnode", {}).get("agreements", [])
+    me = c.extras.rt.cfg.node_id
+    return [a for a in found if isinstance(a, dict) and a.get("responder") == me
+            and isinstance(a.get("requester"), str)] if isinstance(found, list) else []
+
+
+def _quotas(c: Console, agreements: list[dict[str, Any]], today: str) -> list[QuotaUse]:
+    """The usage ledger (the figure step 8 checks a quota against) per requester, today."""
+    from node.store.exchange import SqlUsageLedger
+
+    usage = SqlUsageLedger(c.extras.rt.store)
+    out = []
+    for a in sorted(agreements, key=lambda a: (a["requester"], str(a.get("valid_from")))):
+        quota = a.get("daily_quota")
+        start, until = str(a.get("valid_from", "")), str(a.get("valid_until", ""))
+        out.append(QuotaUse(
+            requester=a["requester"], valid_from=start, valid_until=until,
+            in_force=(not start or start <= today) and (not until or today <= until),
+            daily_quota=quota if isinstance(quota, int) and not isinstance(quota, bool)
+            else None, used_today=usage.items_today(a["requester"], today)))
+    return out
 
 
 def _last_answers(c: Console) -> dict[str, dict[str, Any]]:
@@ -412,12 +474,18 @@ async def node(c: Console, request: web.Request) -> web.StreamResponse:
     rt = c.extras.rt
 
     async def run(facts: dict[str, Any]) -> dict[str, Any]:
+        from node.web.pages import today
+
         checks = await c.ops.in_pool(lambda: list(run_checks(rt.cfg.root, peers=True)))
         answers = await c.ops.writer.call(lambda: _last_answers(c))
-        digest = await c.ops.in_pool(lambda: _policy_digest(c))
+        agreements = await c.ops.in_pool(lambda: _agreements(c))
+        day = today(c.ops.clock_ms())  # the usage ledger's day: UTC, on the node's clock
+        quotas = await c.ops.writer.call(lambda: _quotas(c, agreements, day))
         facts["checks"] = {ch.status: sum(1 for x in checks if x.status == ch.status)
                            for ch in checks}
-        return {"checks": checks, "answers": answers, "digest": digest}
+        # the digest of the policy that decides, as every audit record names it
+        return {"checks": checks, "answers": answers, "digest": rt.policy.digest,
+                "quotas": quotas, "quota_day": day}
 
     got = await c.call(request, "ViewNode", run)
     registry = rt.registry

@@ -61,6 +61,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';
 ACTION_ROLES: Mapping[str, frozenset[str]] = {
     "ViewAudit": frozenset({"auditor", "admin"}),
     "ViewNode": frozenset({"admin"}),
+    "AuditProof": frozenset({"auditor", "admin"}),  # bxnode audit prove, downloaded
     "SyncAlerts": frozenset({"watchlist_manager"}),  # bxnode watchlist sync, dry run first
 }
 

@@ -47,7 +47,7 @@ ROLES = {
                "kz-admin": ["admin"], "kz-watch": ["watchlist_manager"], "kz-nobody": [],
                "kz-oidc-duty": ["duty_officer"], "kz-oidc-nobody": []},
     "KGZ-BS": {"kg-desk-1": ["followup_desk"], "kg-desk-2": ["followup_desk"],
-               "kg-auditor": ["auditor"], "kg-duty": ["duty_officer"]},
+               "kg-auditor": ["auditor"], "kg-duty": ["duty_officer"], "kg-admin": ["admin"]},
 }
 
 
