@@ -21,12 +21,19 @@ are moved past the loaded keys, the latest checkpoint must be the one the manife
 names, and the :class:`~node.audit.hold.RestoreHold` is written -- all or nothing.  Before
 it, the database as it was is itself backed up beside the node (``pg-replaced-<time>.bxb``,
 to the same backup key), since it may hold the tail a restored log lacks.
+
+:func:`open_backup_schema` (for ``bxnode audit recover-tail``) loads a checked backup into
+a schema of its own in the node's database (``bxnode_tail_<random>``, each table ``LIKE``
+the node's, so the binary COPY fits), hands it out as a read-only
+:class:`~node.store.db.Database` with that schema as its ``search_path``, and drops the
+schema afterwards, whatever happened.  The node's role needs CREATE on its database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import secrets
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -46,7 +53,7 @@ if TYPE_CHECKING:
     from node.backup.ops import RestoreResult
     from node.config import NodeConfig
 
-__all__ = ["export_database", "import_database"]
+__all__ = ["export_database", "import_database", "open_backup_schema"]
 
 STREAM_MAGIC: Final = b"bxnode-pg-export/1\n"
 _U16 = struct.Struct(">H")
@@ -263,3 +270,58 @@ def import_database(cfg: NodeConfig, file: Path, *, key: nacl.public.PrivateKey,
     finally:
         conn.close()
     return RestoreResult(manifest, aside, hold)
+
+
+@contextlib.contextmanager
+def open_backup_schema(cfg: NodeConfig, file: Path, *, key: nacl.public.PrivateKey,
+                       verify_keys: Sequence[bytes]) -> Iterator[tuple[Manifest, Any]]:
+    """A PostgreSQL backup, checked and loaded into a schema of its own (see the module):
+    ``(manifest, Database over it)``, the schema dropped on exit."""
+    from node.backup.archive import check_backup
+    from node.store.fieldcrypt import KeyedCodec, load_field_key
+    from node.store.open import load_pg_password
+    from node.store.postgresql import PgDatabase
+
+    with open(file, "rb") as f:  # every check but decrypting, before creating anything
+        manifest = check_backup(f, verify_keys=verify_keys, node_id=cfg.node_id, key=key)
+    if manifest.backend != "postgresql":
+        raise BackupError(f"the backup is of a {manifest.backend} database; this node stores "
+                          "in PostgreSQL", reason="backup_other_backend")
+    schema = f"bxnode_tail_{secrets.token_hex(6)}"
+    conn = _connect(cfg)
+    try:
+        try:
+            with conn.transaction():
+                tables = _tables(conn)
+                home = str(conn.execute("SELECT current_schema()").fetchone()[0])  # type: ignore[index]
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+                for t in tables:
+                    conn.execute(f'CREATE TABLE "{schema}"."{t}" (LIKE "{home}"."{t}")')
+                conn.execute(f'SET LOCAL search_path TO "{schema}"')
+                loader = _Loader(conn, tables)
+                with open(file, "rb") as f:
+                    open_backup(f, cast(BinaryIO, loader), verify_keys=verify_keys,
+                                node_id=cfg.node_id, key=key)
+                if not loader.done:
+                    raise BackupError("the PostgreSQL export in the backup ends early",
+                                      reason="backup_malformed")
+        except psycopg.Error as exc:
+            raise EnvironmentFault(f"cannot load the backup beside the node's tables: {exc}",
+                                   reason="database_unavailable") from None
+        st = cfg.storage
+        assert st.dsn is not None
+        source = PgDatabase.open(
+            dsn=make_conninfo(st.dsn, options=f"-c search_path={schema}"),
+            password=load_pg_password(st.password_file),
+            codec=KeyedCodec.from_key(load_field_key(st.field_key_file)), min_size=1,
+            max_size=1, timeout_s=float(st.connect_timeout_s), check_schema=False,
+            name="bxnode-tail")
+        try:
+            yield manifest, source
+        finally:
+            source.close()
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.commit()
+        conn.close()

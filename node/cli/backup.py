@@ -189,7 +189,17 @@ def cmd_recover_tail(args: argparse.Namespace) -> int:
     with open(src, "rb") as f:
         is_backup = f.read(len(MAGIC)) == MAGIC
     with contextlib.ExitStack() as stack:
-        if is_backup:
+        if cfg.storage.backend == "postgresql":
+            from node.backup.keys import load_backup_key
+            from node.backup.postgresql import open_backup_schema
+
+            if not is_backup or not args.key:
+                raise CliError(f"a PostgreSQL node recovers its tail from a newer bxnode "
+                               f"backup: pass one (and --key, the backup private key); {src} "
+                               + ("is one, but --key is missing" if is_backup else "is not"))
+            _, source = stack.enter_context(open_backup_schema(
+                cfg, src, key=load_backup_key(Path(args.key)), verify_keys=_verify_keys(cfg)))
+        elif is_backup:
             from node.backup.keys import load_backup_key
             from node.backup.ops import open_backup_database
 
