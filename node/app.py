@@ -23,7 +23,7 @@ from node.responder import Responder, ResponderSettings
 from node.store.db import Database
 from node.store.exchange import SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
 from node.store.open import open_database
-from node.store.watchlist import SqlWatchlistStore
+from node.store.watchlist import SqlWatchlistStore, sibling_store
 from node.watchlist.handler import LookupHandler
 from node.watchlist.lookup import Watchlist
 from node.watchlist.persons import default_matcher
@@ -56,7 +56,8 @@ def _assemble(cfg: NodeConfig, store: Database, signing_key: Signer,
     federation directory.  The pipeline gets its ports here, and nowhere else."""
     policy = load_policy(cfg)
     watchlist = Watchlist(store=SqlWatchlistStore(store), matcher=default_matcher(),
-                          default_contact=cfg.contact)
+                          default_contact=cfg.contact,
+                          open_reader=lambda: sibling_store(store))  # full rebuilds
     watchlist.reload(dt.datetime.now(dt.UTC).date())
     settings = ResponderSettings(node_id=cfg.node_id, max_batch=cfg.max_batch,
                                  clock_skew_ms=cfg.clock_skew_s * 1000)

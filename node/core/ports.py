@@ -107,6 +107,13 @@ class WatchlistStore(Protocol):
         """The source agency of each listed alert that has one (issue 13)."""
         ...
 
+    def person_changes(self, since: str | None, until: str | None,
+                       today: str) -> dict[str, PersonRow | None] | None:
+        """The persons changed after generation ``since`` up to ``until`` (the change feed),
+        each with its live row now or None (withdrawn, expired); None when the feed cannot
+        say (too far behind, too many changes): the person index then rebuilds fully."""
+        ...
+
     def insert_documents(self, rows: Iterable[tuple[str, ...]]) -> int: ...
 
     def insert_persons(self, rows: Iterable[tuple[str, ...]]) -> int: ...

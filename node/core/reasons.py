@@ -120,6 +120,8 @@ REASONS: tuple[ReasonCode, ...] = (
        "a follow-up names no field (refused as the payload is parsed, before policy)"),
     _r("policy_error", INTERNAL, "peer", "the policy gave no valid decision (the owner's fault)"),
     _r("policy_unavailable", UNAVAIL, "peer", "the OPA server did not answer; retry"),
+    _r("person_index_rebuilding", UNAVAIL, "peer",
+       "a person found no hit while the index is rebuilt after a large change; retry"),
     _r("policy_denied", DENIED, "peer", "default of PolicyDenied when the policy named no reason"),
     _r("policy_invalid", LOCAL, "operator", "the policy folder or its data does not load"),
     _r("policy_cache_undeclared", LOCAL, "operator",

@@ -12,6 +12,7 @@ Personal identifiers go through the backend's :class:`~node.store.db.FieldCodec`
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from node.core.ports import DocumentHit, PersonRow
 from node.store.db import Database
 
-__all__ = ["WATCHLIST_DDL", "SqlWatchlistStore"]
+__all__ = ["WATCHLIST_DDL", "SqlWatchlistStore", "sibling_store"]
 
 WATCHLIST_DDL = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -55,10 +56,24 @@ def _text(index: str | bytes) -> str:
 class SqlWatchlistStore:
     """Implements :class:`node.core.ports.WatchlistStore` over a :class:`Database`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, record_changes: bool = True) -> None:
+        """``record_changes=False`` writes no change feed (a copy into a fresh database,
+        whose readers find no feed for its generation and rebuild fully)."""
         self._db = db
+        self._record = record_changes
         self._protects = db.codec.protects
         self._alerts: Any = None  # node.store.alerts.AlertTables, on first use
+        self._feed: Any = None  # node.store.watchlist_feed.WatchlistFeed, on first use
+
+    @property
+    def feed(self) -> Any:
+        """The change feed (:mod:`node.store.watchlist_feed`), written with every person
+        change in the change's transaction."""
+        if self._feed is None:
+            from node.store.watchlist_feed import WatchlistFeed  # (an import cycle otherwise)
+
+            self._feed = WatchlistFeed(self._db)
+        return self._feed
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -92,15 +107,30 @@ class SqlWatchlistStore:
                "patronymic=excluded.patronymic, dob=excluded.dob, "
                "nationality=excluded.nationality, sex=excluded.sex, action=excluded.action, "
                "contact=excluded.contact, expires=excluded.expires, sealed=excluded.sealed")
+        from node.store.watchlist_feed import FEED_MAX_REFS
+
+        refs: list[str] = []
+
+        def noted(rows: Iterable[tuple[str, ...]]) -> Iterator[tuple[str, ...]]:
+            for r in rows:  # the change feed lists them (or says "too many to list")
+                if len(refs) <= FEED_MAX_REFS:
+                    refs.append(r[0])
+                yield r
+
         if not self._protects:
-            return self._db.executemany(sql, ((*r[:10], None) for r in rows))
-        c = self._db.codec
+            n = self._db.executemany(sql, ((*r[:10], None) for r in noted(rows)))
+        else:
+            c = self._db.codec
 
-        def protect(r: tuple[str, ...]) -> tuple[Any, ...]:
-            sealed = c.seal(_PERSON_SEALED, json.dumps(list(r)).encode())
-            return (_text(c.index(_OWNER, r[0])), "", "", "", "", "", "", r[7], "", r[9], sealed)
+            def protect(r: tuple[str, ...]) -> tuple[Any, ...]:
+                sealed = c.seal(_PERSON_SEALED, json.dumps(list(r)).encode())
+                return (_text(c.index(_OWNER, r[0])), "", "", "", "", "", "", r[7], "", r[9],
+                        sealed)
 
-        return self._db.executemany(sql, (protect(r) for r in rows))
+            n = self._db.executemany(sql, (protect(r) for r in noted(rows)))
+        if self._record:
+            self.feed.record(refs, "put", more=len(refs) > FEED_MAX_REFS)
+        return n
 
     def generation(self) -> str | None:
         return self._db.get_meta(_GENERATION)
@@ -118,7 +148,41 @@ class SqlWatchlistStore:
                 if m.source}
 
     def bump_generation(self, value: str) -> None:
+        """A new generation (call under ``lock("watchlist")``, in the change's transaction):
+        the change feed records this transaction's person changes under it."""
         self._db.set_meta(_GENERATION, value)
+        if value.isdigit() and int(value) > 0:
+            self.feed.stamp(int(value))
+
+    def person_changes(self, since: str | None, until: str | None,
+                       today: str) -> dict[str, PersonRow | None] | None:
+        """Every person changed after generation ``since`` up to ``until``, with its live row
+        now (None: withdrawn, expired or gone), from the change feed; None when the feed
+        cannot say (see :mod:`node.store.watchlist_feed`): the caller rebuilds."""
+        if since is None or until is None or not (since.isdigit() and until.isdigit()):
+            return None
+        refs = self.feed.changes(int(since), int(until))
+        if refs is None:
+            return None
+        live = self._persons_many(refs, today)
+        return {ref: live.get(ref) for ref in refs}
+
+    def _persons_many(self, refs: Sequence[str], today: str) -> dict[str, PersonRow]:
+        """The live person rows of ``refs`` (one statement per 500)."""
+        out: dict[str, PersonRow] = {}
+        c = self._db.codec
+        unique = list(dict.fromkeys(refs))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i:i + 500]
+            marks = ",".join("?" for _ in chunk)
+            sql = ("SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, "  # noqa: S608 - placeholders only, never data
+                   "sex, action, contact, expires, sealed FROM persons WHERE expires >= ? AND "
+                   "owner_ref IN (" + marks + ")")
+            rows = self._db.query(sql, (today, *(_text(c.index(_OWNER, r)) for r in chunk)))
+            for r in rows:
+                row = self._person(r)
+                out[row[0]] = row
+        return out
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -218,16 +282,24 @@ class SqlWatchlistStore:
     def delete_ref(self, owner_ref: str) -> int:
         """Delete every row (documents and person) of ``owner_ref``; returns how many."""
         ix = _text(self._db.codec.index(_OWNER, owner_ref))
-        return (self._db.execute("DELETE FROM documents WHERE owner_ref=?", (ix,))
-                + self._db.execute("DELETE FROM persons WHERE owner_ref=?", (ix,)))
+        docs = self._db.execute("DELETE FROM documents WHERE owner_ref=?", (ix,))
+        persons = self._db.execute("DELETE FROM persons WHERE owner_ref=?", (ix,))
+        if persons and self._record:
+            self.feed.record([owner_ref], "delete")
+        return docs + persons
 
     def delete_expired(self, owner_ref: str, before: str) -> int:
         """Delete the rows of ``owner_ref`` that expired before the day ``before``."""
         ix = _text(self._db.codec.index(_OWNER, owner_ref))
-        return (self._db.execute("DELETE FROM documents WHERE owner_ref=? AND expires < ?",
-                                 (ix, before))
-                + self._db.execute("DELETE FROM persons WHERE owner_ref=? AND expires < ?",
-                                   (ix, before)))
+        docs = self._db.execute("DELETE FROM documents WHERE owner_ref=? AND expires < ?",
+                                (ix, before))
+        persons = self._db.execute("DELETE FROM persons WHERE owner_ref=? AND expires < ?",
+                                   (ix, before))
+        if persons:
+            # Erased: no person index holds it any more as a live person (it expired), so
+            # the feed needs no row, and loses the ones it had.
+            self.feed.forget(owner_ref)
+        return docs + persons
 
     def expired_refs(self, before: str) -> list[str]:
         """Owner references with a row that expired before the day ``before``."""
@@ -261,3 +333,23 @@ class SqlWatchlistStore:
         values = json.loads(self._db.codec.open(_PERSON_SEALED, bytes(r[10])))
         return tuple(str(v) for v in values)
 
+
+@contextlib.contextmanager
+def sibling_store(db: Database) -> Iterator[SqlWatchlistStore]:
+    """The watchlist of ``db``'s database on a connection of its own, for another thread
+    (the person index's full rebuild): a handle of the same PostgreSQL pool, or the
+    SQLCipher file opened again with its key.  Closed on exit."""
+    pool = getattr(db, "pool", None)
+    if pool is not None:
+        other: Database = pool.database()
+    else:
+        from node.store.sqlcipher import Store  # (an import cycle at module level)
+
+        if not isinstance(db, Store):
+            raise TypeError(f"no second connection for {type(db).__name__}")
+        path, key = db.reader_spec()
+        other = Store.open(path, key)
+    try:
+        yield SqlWatchlistStore(other)
+    finally:
+        other.close()

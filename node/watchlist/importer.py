@@ -211,8 +211,9 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
             read()
             if out.error_count or not out.rows:
                 raise _Abort
+            store.lock("watchlist")  # generations commit in order (the change feed's rule)
             gen = int(store.get_meta("watchlist_generation") or "0") + 1
-            store.set_meta("watchlist_generation", str(gen))
+            SqlWatchlistStore(store).bump_generation(str(gen))
             if before_commit is not None:
                 before_commit(out)
     except _Abort:

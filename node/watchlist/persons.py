@@ -24,6 +24,20 @@ class IndexMatcher:
         index.add_many(records)
         self._index = index  # swapped whole: a search never sees a half-built index
 
+    def add(self, ref: str, person: PersonQuery) -> None:
+        """Index ``person`` under ``ref``, replacing what was there (a delta)."""
+        self._index.add(ref, person)
+
+    def remove(self, ref: str) -> None:
+        """Forget ``ref``; nothing when it is not indexed."""
+        if ref in self._index:
+            self._index.remove(ref)
+
+    def empty(self) -> IndexMatcher:
+        """A new, empty matcher with these settings (a full rebuild fills it off the
+        database thread while this one keeps answering)."""
+        return IndexMatcher(threshold=self.threshold, max_candidates=self.max_candidates)
+
     def search(self, query: PersonQuery, *, threshold: float | None = None,
                max_candidates: int | None = None) -> list[str]:
         return [c.ref for c in self._index.search(

@@ -155,12 +155,19 @@ class MemoryAuditSink(_State):
 
 
 class MemoryWatchlistStore(_State):
-    def __init__(self) -> None:
-        # documents: (number, state, type, owner) -> (action, contact, expires, loss)
+    """The watchlist tables and their change feed (``node/store/watchlist_feed.py``'s rules:
+    recorded in the change's unit of work, stamped with the generation, the last
+    ``keep`` generations kept, more than ``max_refs`` references "too many to list")."""
+
+    def __init__(self, *, keep: int = 1024, max_refs: int = 20_000) -> None:
+        # documents: (number, state, type, owner) -> (action, contact, expires, loss);
+        # feed: pending references (None: too many to list) and generation -> references.
         self.state: tuple[dict[tuple[str, str, str, str], tuple[str, str, str, str]],
-                          dict[str, PersonRow], str | None] = ({}, {}, None)
+                          dict[str, PersonRow], str | None, _MemoryFeed] = (
+            {}, {}, None, _MemoryFeed())
         #: owner_ref -> source agency (the SQL adapters' ``alert_meta``).
         self.sources: dict[str, str] = {}
+        self.keep, self.max_refs = keep, max_refs
 
     def insert_documents(self, rows: Iterable[tuple[str, ...]]) -> int:
         n = 0
@@ -171,10 +178,30 @@ class MemoryWatchlistStore(_State):
 
     def insert_persons(self, rows: Iterable[tuple[str, ...]]) -> int:
         n = 0
+        refs: list[str] = []
         for r in rows:
             self.state[1][r[0]] = tuple(r)
+            refs.append(r[0])
             n += 1
+        self._record(refs)
         return n
+
+    def delete_ref(self, owner_ref: str) -> int:
+        """Delete every row of ``owner_ref`` (a withdrawal); returns how many."""
+        docs = [k for k in self.state[0] if k[3] == owner_ref]
+        for k in docs:
+            del self.state[0][k]
+        person = self.state[1].pop(owner_ref, None)
+        if person is not None:
+            self._record([owner_ref])
+        return len(docs) + (person is not None)
+
+    def _record(self, refs: list[str]) -> None:
+        pending = self.state[3].pending
+        if len(refs) > self.max_refs:
+            pending.append(None)
+        else:
+            pending.extend(refs)
 
     def find_documents_many(self, keys: Sequence[tuple[str, str, str]],
                             today: str) -> dict[tuple[str, str, str], list[DocumentHit]]:
@@ -201,14 +228,50 @@ class MemoryWatchlistStore(_State):
         return {ref: self.sources[ref] for ref in owner_refs if self.sources.get(ref)}
 
     def bump_generation(self, value: str) -> None:
-        self.state = (self.state[0], self.state[1], value)
+        docs, persons, _, feed = self.state
+        self.state = (docs, persons, value, feed)
+        if not value.isdigit():
+            return
+        gen = int(value)
+        pending, feed.pending = feed.pending, []
+        listed = None if None in pending or len(pending) > self.max_refs or \
+            gen in feed.generations else [r for r in pending if r is not None]
+        feed.generations[gen] = listed
+        for g in [g for g in feed.generations if g <= gen - self.keep]:
+            del feed.generations[g]
+
+    def person_changes(self, since: str | None, until: str | None,
+                       today: str) -> dict[str, PersonRow | None] | None:
+        if since is None or until is None or not (since.isdigit() and until.isdigit()):
+            return None
+        a, b = int(since), int(until)
+        if b < a:
+            return None
+        gens = self.state[3].generations
+        refs: list[str] = []
+        for g in range(a + 1, b + 1):
+            listed = gens.get(g)
+            if listed is None:
+                return None
+            refs.extend(listed)
+        if len(refs) > self.max_refs:
+            return None
+        live = self.live_persons(refs, today)
+        return {ref: live.get(ref) for ref in dict.fromkeys(refs)}
 
     def withdraw_person(self, owner_ref: str) -> None:
-        """Remove a person (as another replica's change would)."""
+        """Remove a person without recording it or bumping the generation (a stand-in for
+        a change the index has not followed yet)."""
         self.state[1].pop(owner_ref, None)
 
     def counts(self) -> tuple[int, int]:
         return len(self.state[0]), len(self.state[1])
+
+
+class _MemoryFeed:
+    def __init__(self) -> None:
+        self.pending: list[str | None] = []
+        self.generations: dict[int, list[str] | None] = {}
 
 
 def memory_ports() -> tuple[MemoryUnitOfWork, MemoryNonceLedger, MemoryUsageLedger,
