@@ -529,6 +529,11 @@ class Bench:
         self.results["person_index"] = speed(n, 500 if self.smoke else 2000)
         s = self.results["person_index"]
         log(f"person index of {n:,}: build {s['index_build_s']} s, lookup p99 {s['p99_ms']} ms")
+        from benchmarks.index_delta import run as index_delta  # one alert change, at n persons
+
+        d = self.results["index_delta"] = index_delta(n)
+        log(f"one alert change at {n:,} persons blocks the database thread "
+            f"{d['after_delta_ms_p50']} ms (a full rebuild before: {d['before_full_rebuild_s']} s)")
 
     def postgresql(self, base: float) -> None:
         from benchmarks.replicas import run_postgresql

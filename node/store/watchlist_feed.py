@@ -66,12 +66,11 @@ class WatchlistFeed:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._ready = False
 
     def ensure_schema(self) -> None:
-        if not self._ready:
-            self._db.ensure_schema(FEED_SCHEMA_NAME, FEED_SCHEMA)
-            self._ready = True
+        """Every time (one meta read on SQLCipher, a cached check on PostgreSQL): a table
+        created in a savepoint that rolled back must be created again."""
+        self._db.ensure_schema(FEED_SCHEMA_NAME, FEED_SCHEMA)
 
     # --- writing (inside the change's transaction) ------------------------------------------
 
@@ -81,13 +80,22 @@ class WatchlistFeed:
         if not refs and not more:
             return
         self.ensure_schema()
+        db = self._db
         sql = "INSERT INTO watchlist_feed (generation, op, sealed) VALUES (?, ?, ?)"
-        if more or len(refs) > FEED_MAX_REFS:
-            self._db.execute(sql, (_PENDING, _MANY, b""))
+        # The transaction's pending rows so far (a bulk import writes in many calls):
+        # past the limit they become one "too many to list" row, and stay one.
+        row = db.query_one("SELECT count(*), max(CASE WHEN op = ? THEN 1 ELSE 0 END) FROM "
+                           "watchlist_feed WHERE generation = ?", (_MANY, _PENDING))
+        pending, many = (int(row[0]), bool(row[1])) if row is not None and row[0] else (0, False)
+        if many:
             return
-        codec = self._db.codec
-        self._db.executemany(sql, ((_PENDING, op, codec.seal(_SEALED, r.encode()))
-                                   for r in dict.fromkeys(refs)))
+        if more or pending + len(refs) > FEED_MAX_REFS:
+            db.execute("DELETE FROM watchlist_feed WHERE generation = ?", (_PENDING,))
+            db.execute(sql, (_PENDING, _MANY, b""))
+            return
+        codec = db.codec
+        db.executemany(sql, ((_PENDING, op, codec.seal(_SEALED, r.encode()))
+                             for r in dict.fromkeys(refs)))
 
     def forget(self, ref: str) -> None:
         """Remove ``ref``'s rows (retention erased it).  Only where the stored value is the

@@ -266,7 +266,8 @@ class Watchlist:
                         fallback="rebuilt on the database thread")
             self.reload(today)
             return
-        changes = self._store.person_changes(build.generation, generation, today.isoformat())
+        changes = {} if build.generation == generation else self._store.person_changes(
+            build.generation, generation, today.isoformat())
         if changes is None or len(changes) > self._max_delta:
             self._start_build(today)  # changed too much meanwhile: again, from now
             return

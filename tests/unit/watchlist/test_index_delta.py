@@ -248,6 +248,28 @@ def test_too_many_persons_in_one_generation_means_a_full_rebuild(backend: Backen
     assert (wl.stats.rebuilds, wl.stats.deltas) == (2, 0)
 
 
+def test_a_bulk_written_in_chunks_is_counted_as_one_change(sql_backend: Backend) -> None:
+    """The importer writes in chunks, each under the limit: together they are one change,
+    too many to list, and the feed keeps one row for them, not thousands."""
+    b = sql_backend
+    b.change(put=[YUSUPOV])
+    wl = watchlist(b)
+    half = FEED_MAX_REFS // 2 + 1
+    with b.uow.transaction():
+        for part in range(2):
+            b.store.insert_persons([person(f"KZ-B-{part}-{i}", "ZHANABERGENOV", "ARMAN",
+                                           "1970-01-01") for i in range(half)])
+        b.store.insert_persons([AKHMETOV])
+        b.uow.lock("watchlist")
+        b.store.bump_generation("2")
+    assert b.db is not None
+    assert b.db.query("SELECT generation, refs FROM watchlist_feed_generations "
+                      "ORDER BY generation") == [(1, 1), (2, -1)]
+    assert b.db.query("SELECT count(*) FROM watchlist_feed WHERE generation = 2") == [(0,)]
+    assert hit(wl, query("AKHMETOV", "NURLAN", "1975-11-30")) == "KZ-W-2"
+    assert (wl.stats.rebuilds, wl.stats.deltas) == (2, 0)
+
+
 def test_a_delta_larger_than_max_delta_means_a_full_rebuild(backend: Backend) -> None:
     backend.change(put=[YUSUPOV])
     wl = watchlist(backend, max_delta=2)
