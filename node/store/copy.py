@@ -58,8 +58,8 @@ from node.store.witness import WitnessTables
 if TYPE_CHECKING:  # psycopg only where a copy runs (node.store.schema imports this module)
     from node.store.postgresql import PgDatabase
 
-__all__ = ["CHUNK", "PLAIN_TABLES", "PROTECTED_TABLES", "CopyReport", "PlainTable",
-           "copy_to_postgresql"]
+__all__ = ["CHUNK", "DERIVED_TABLES", "PLAIN_TABLES", "PROTECTED_TABLES", "CopyReport",
+           "PlainTable", "copy_to_postgresql"]
 
 #: Rows per write (and the most rows of one table held in memory at once).
 CHUNK: Final = 2000
@@ -132,9 +132,9 @@ _PLAIN_COLUMNS: Final = (("receipts", "id", ("response_digest", "erased_ms")),)
 _META: Final = "meta"
 #: Derived tables, not copied: the person index's change feed (node/store/watchlist_feed.py;
 #: the target has none for its generation, so every replica's index rebuilds fully).
-_DERIVED: Final = frozenset({"watchlist_feed", "watchlist_feed_generations"})
+DERIVED_TABLES: Final = frozenset({"watchlist_feed", "watchlist_feed_generations"})
 _KNOWN: Final = frozenset({_META, *PROTECTED_TABLES, *(t.name for t in PLAIN_TABLES),
-                           *_DERIVED})
+                           *DERIVED_TABLES})
 #: PostgreSQL's schema bookkeeping (``bxnode store migrate``), never copied into.
 _PG_BOOKKEEPING: Final = frozenset({"bxnode_schema"})
 #: ``meta`` keys migrate writes on the target; any other key means it holds data.
@@ -313,7 +313,7 @@ def copy_to_postgresql(source: Database, target: PgDatabase, *, now_ms: int) -> 
         _check_target(target)
         with source.transaction():  # one snapshot: the file's write lock until done
             expected = {name: _count(source, name)
-                        for name in sorted(_KNOWN - {_META} - _DERIVED)}
+                        for name in sorted(_KNOWN - {_META} - DERIVED_TABLES)}
             live = _count(source, "nonces", "expires_ms >= ?", (now_ms,))
             written = {"meta": _copy_meta(source, target)}
             for t in PLAIN_TABLES:
