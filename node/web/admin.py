@@ -495,5 +495,8 @@ async def node(c: Console, request: web.Request) -> web.StreamResponse:
         reg = {"version": getattr(cur, "version", None), "expires_ms": getattr(
             cur, "expires_ms", None)}
     peers = sorted(m.node_id for m in rt.directory.members() if m.node_id != rt.cfg.node_id)
+    from node.web.doctor_text import translate
+
     return c.render(request, "node.html", cfg=rt.cfg, warnings=_warnings(c), peers=peers,
-                    registry=reg, **got)
+                    registry=reg, doctor=lambda m: translate(m, partial(c.gettext, request)),
+                    **got)

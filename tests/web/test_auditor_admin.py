@@ -68,3 +68,16 @@ def test_the_node_page_shows_quotas_used_today_and_the_deciding_policy(web: Setu
     answered = next(e for e in reversed(web.fed.audit("KGZ-BS"))
                     if e.get("case_ref") == "CASE-WEB-QUOTA" and e.get("policy_digest"))
     assert re.fullmatch(r"[0-9a-f]{64}", digest) and digest == answered["policy_digest"]
+
+
+def test_the_doctor_checks_on_the_node_page_are_in_the_officers_language(web: Setup) -> None:
+    admin = sign_in(web, "KAZ-BS", "kz-admin", locale="ru-RU")
+    admin.goto(web.nodes["KAZ-BS"].url + "node")
+    rows = {r.locator("td").first.inner_text(): r.locator(".message").inner_text()
+            for r in admin.locator("#checks tbody tr").all()}
+    assert rows["config"].endswith("node.toml корректен (KAZ-BS)")
+    assert rows["database"] == "база данных sqlcipher открывается своим ключом"
+    assert rows["signing key"].endswith(
+        "только в dev_mode, никогда в эксплуатации")  # dev keys, translated piece by piece
+    assert "общедоступный ключ разработки из keys/dev" in rows["signing key"]
+    assert rows["peer KGZ-BS"].startswith("доступен по адресу 127.0.0.1:")
