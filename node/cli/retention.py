@@ -1,10 +1,14 @@
 """``bxnode retention run | hold | release | holds`` and ``bxnode subject-access`` (issue 13).
 
 ``retention run`` sweeps once (``serve`` does it every ``[retention] sweep_interval_s``);
-``--dry-run`` counts without changing anything.  ``hold`` / ``release`` need ``--operator``
-and a ``--reason``; the role recorded is ``watchlist_manager`` (an operator of this node,
-authenticated by access to its database key, like every watchlist change), or ``auditor``
-when ``--auditor-key`` proves an auditor member's key.  ``subject-access`` is for auditors
+``--dry-run`` counts without changing anything.  ``hold`` / ``release`` need a ``--reason``
+and an authenticated identity: an officer certificate or token (node/cli/identity.py), the
+CLI then a client of the node's LocalService (PlaceHold / ReleaseHold, roles
+``watchlist_manager`` or ``auditor``, audited with that identity), or ``--auditor-key``
+proving the signing key of a member listed with the role ``auditor`` (recorded as that
+member).  A typed ``--operator`` is believed only in ``dev_mode`` (warning
+``dev_typed_operator``): recorded as ``watchlist_manager``, or with ``--auditor-key`` as
+``MEMBER/operator``.  ``subject-access`` is for auditors
 only: ``--auditor-key`` must be the signing key of a member with the role ``auditor``; it
 prints a table (``--json``, ``--html PAGE`` as well).  A follow-up's released fields are
 shown by name; their values only with ``--released-values`` (recorded in the access's audit
@@ -89,21 +93,53 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _hold_change(args: argparse.Namespace, release: bool) -> int:
     from node.app import now_ms
+    from node.cli.identity import call, check_operator_flag, credentials, officer
     from node.retention.sweep import HoldDesk
 
-    operator = args.operator or _config(args).operator
-    if not operator:
-        raise CliError("no operator id: pass --operator or set [client] operator in node.toml")
+    command = f"retention {'release' if release else 'hold'}"
+    verb = "released" if release else "placed on hold"
+    cfg = _config(args)
+    if credentials(args) is not None:  # through the LocalService: authenticated, audited
+        if args.auditor_key:
+            raise CliError("--auditor-key and an officer identity do not go together: the "
+                           "LocalService takes the role from your certificate or token")
+        with officer(args, cfg, command) as off:
+            assert off.local is not None
+            fn = off.local.release_hold if release else off.local.place_hold
+            r = call(fn, args.case_ref, args.reason)
+        _emit(args, {"case_ref": r.hold.case_ref, "released" if release else "held": True,
+                     "by": r.by, "role": r.role},
+              f"case {r.hold.case_ref} {verb} by {r.by} ({r.role})")
+        return 0
+    typed = args.operator
+    if not cfg.dev_mode:
+        check_operator_flag(cfg, typed)
+        if not args.auditor_key:
+            raise CliError(f"'bxnode {command}' acts for a watchlist manager or an auditor: "
+                           "give --officer-cert and --officer-key or --token-file, or "
+                           "--auditor-key (a typed operator is accepted only when node.toml "
+                           "sets dev_mode = true)")
+    operator = (typed or cfg.operator) if cfg.dev_mode else ""
+    if cfg.dev_mode:
+        if not operator:
+            raise CliError("no operator id: pass --operator or set [client] operator in "
+                           "node.toml")
+        import structlog
+
+        structlog.get_logger("bxnode.cli").warning(
+            "dev_typed_operator", command=command,
+            source="--operator" if typed else "[client] operator",
+            note="development only: a typed operator id is not an authenticated identity")
     with _opened(args) as (cfg, store, audit):
         role = "watchlist_manager"
         by = operator
         if args.auditor_key:
             member = _auditor(args, cfg, store, audit, "retention_hold")
-            role, by = "auditor", f"{member.node_id}/{operator}"
+            role = "auditor"
+            by = f"{member.node_id}/{operator}" if operator else member.node_id
         desk = HoldDesk(db=store, audit=audit, clock_ms=now_ms)
-        fn = desk.release if release else desk.hold
-        row = fn(args.case_ref, reason=args.reason, by=by, role=role)
-    verb = "released" if release else "placed on hold"
+        change = desk.release if release else desk.hold
+        row = change(args.case_ref, reason=args.reason, by=by, role=role)
     _emit(args, {"case_ref": row.case_ref, "released" if release else "held": True,
                  "by": by, "role": role},
           f"case {row.case_ref} {verb} by {by} ({role})")
@@ -196,6 +232,8 @@ def cmd_subject_access(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from node.cli.identity import add_officer_args
+
     rt = add_group(sub, "retention", "erase personal data at the end of its retention")
 
     def add(name: str, fn: Any, help_: str) -> argparse.ArgumentParser:
@@ -209,8 +247,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         sp = add(name, fn, help_)
         sp.add_argument("case_ref")
         sp.add_argument("--reason", required=True)
-        sp.add_argument("--operator", help="your operator id (default: from node.toml)")
-        sp.add_argument("--auditor-key", help="an auditor's signing key (role auditor)")
+        add_officer_args(sp)
+        sp.add_argument("--auditor-key", help="an auditor member's signing key (role "
+                        "auditor), without an officer identity")
     add("holds", cmd_holds, "list the holds in place")
 
     sp = add_command(sub, "subject-access", cmd_subject_access,

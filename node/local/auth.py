@@ -75,6 +75,8 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     # the alert lifecycle (issue 13, node/local/watchlist.py)
     **dict.fromkeys(("AddAlert", "UpdateAlert", "WithdrawAlert", "ShowAlert", "ListAlerts",
                      "AlertStats"), frozenset({"watchlist_manager"})),
+    # retention holds (issue 13 §2, node/local/retention.py)
+    **dict.fromkeys(("PlaceHold", "ReleaseHold"), frozenset({"watchlist_manager", "auditor"})),
 }
 
 _UID = x509.ObjectIdentifier("0.9.2342.19200300.100.1.1")

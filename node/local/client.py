@@ -341,6 +341,16 @@ class LocalClient:
         r = self._call("ShowDeskFollowUp", lpb.ShowDeskFollowUpRequest(followup_id=followup_id))
         return _desk(r.followup)
 
+    def place_hold(self, case_ref: str, reason: str) -> Any:
+        """Keep every record of ``case_ref`` past retention (roles watchlist_manager,
+        auditor); the ``PlaceHoldResponse`` (the hold, who placed it, in which role)."""
+        return self._call("PlaceHold", lpb.PlaceHoldRequest(case_ref=case_ref, reason=reason))
+
+    def release_hold(self, case_ref: str, reason: str) -> Any:
+        """Lift the hold on ``case_ref``; the ``ReleaseHoldResponse``."""
+        return self._call("ReleaseHold", lpb.ReleaseHoldRequest(case_ref=case_ref,
+                                                                reason=reason))
+
     def approve_followup(self, followup_id: str,
                          fields: Sequence[str] = ()) -> tuple[DeskFollowUp, bool]:
         """(the follow-up, whether its approval now awaits a second officer)."""

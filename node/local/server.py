@@ -46,6 +46,7 @@ from node.core.model import QueryKind
 from node.crossings.local import record_crossings
 from node.followup.store import FollowUpRow
 from node.local.auth import Identity, RoleTable, TokenVerifier, identity_from_certificate
+from node.local.retention import hold_methods
 from node.local.service import FanOutResult, LocalOps, PeerAnswer
 from node.local.watchlist import watchlist_methods
 from node.server.errors import abort
@@ -94,10 +95,11 @@ class LocalApiServer:
     def __init__(self, *, settings: LocalApiSettings, ops: LocalOps, roles: RoleTable,
                  verifier: TokenVerifier | None, server_cert: bytes, server_key: bytes,
                  client_ca: bytes | None, clock_ms: Callable[[], int],
-                 watchlist: WatchlistOps | None = None) -> None:
+                 watchlist: WatchlistOps | None = None, holds: bool = False) -> None:
         self.settings = settings
         self.ops = ops
         self.watchlist = watchlist
+        self._holds = holds
         self._roles = roles
         self._verifier = verifier
         self._cert, self._key, self._client_ca = server_cert, server_key, client_ca
@@ -278,6 +280,10 @@ class LocalApiServer:
         if self.watchlist is not None:  # the alert lifecycle (node/local/watchlist.py)
             ms += [_Method(name, cls, unary=fn)
                    for name, cls, fn in watchlist_methods(self.watchlist)]
+        if self._holds:  # retention holds (node/local/retention.py)
+            ms += [_Method(name, cls, unary=fn) for name, cls, fn in hold_methods(
+                db=self.ops.followups.db, audit=self.ops.audit_log, writer=self.ops.writer,
+                clock_ms=self._clock_ms)]
         return {m.name: m for m in ms}
 
     async def _whoami(self, ident: Identity, msg: Any, facts: dict[str, Any]) -> Any:
@@ -716,7 +722,7 @@ def build_local_api(rt: NodeRuntime, server: NodeServer, *,
                           writer=writer, clock_ms=now_ms)
     api = LocalApiServer(settings=s, ops=ops, roles=roles, verifier=verifier,
                          server_cert=cert_path.read_bytes(), server_key=key_path.read_bytes(),
-                         client_ca=client_ca, clock_ms=now_ms, watchlist=alerts)
+                         client_ca=client_ca, clock_ms=now_ms, watchlist=alerts, holds=True)
     api.health_of = server
     return api
 

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.integration
 
 ROLES = {
     "KAZ-BS": {"kz-duty": ["duty_officer"], "kz-nobody": [], "kz-idp-officer": ["duty_officer"],
-               "kz-gate-1": [], "kz-wl": ["watchlist_manager"]},
+               "kz-gate-1": [], "kz-wl": ["watchlist_manager"], "kz-aud": ["auditor"]},
     "KGZ-BS": {"kg-desk-1": ["followup_desk"], "kg-desk-2": ["followup_desk"],
                "kg-duty": ["duty_officer"]},
 }
@@ -376,6 +376,57 @@ def test_crossings_confirm_and_reconcile(s: Setup, bx: Any) -> None:
            and e.get("case_ref", "").startswith("RECON-KGZ-BS-2026-11-20")]
     assert len(kgz) == 3 and {e["operator"] for e in kgz} == {"kz-duty"}
 
+
+
+def test_retention_hold_and_release_by_authenticated_officers(s: Setup, bx: Any) -> None:
+    """A watchlist manager places the hold, an auditor lifts it, each through the
+    LocalService; the node's own hold logic records each with the identity and role; a
+    typed --operator, or no identity, is refused outside dev_mode and changes nothing."""
+    kaz = s.fed.dirs["KAZ-BS"]
+    before = counts(s)
+    r = bx("retention", "hold", "CASE-LOC-1", "--reason", "complaint to the DPA",
+           "--node-dir", str(kaz), "--operator", "kz-0193")
+    assert (r.rc, r.error) == (1, "bxnode: --operator is accepted only when node.toml sets "
+                                  "dev_mode = true; outside development the operator is the "
+                                  "officer the LocalService authenticates (--officer-cert/"
+                                  "--officer-key or --token-file)")
+    r = bx("retention", "release", "CASE-LOC-1", "--reason", "x", "--node-dir", str(kaz))
+    assert (r.rc, r.error) == (1, "bxnode: 'bxnode retention release' acts for a watchlist "
+                                  "manager or an auditor: give --officer-cert and "
+                                  "--officer-key or --token-file, or --auditor-key (a typed "
+                                  "operator is accepted only when node.toml sets dev_mode = "
+                                  "true)")
+    assert counts(s) == before  # nothing audited, nothing changed
+    r = bx("retention", "hold", "CASE-LOC-1", "--reason", "complaint to the DPA", "--json",
+           *as_officer(s, "KAZ-BS", "kz-wl"))
+    assert r.rc == 0, r.err
+    assert json.loads(r.out) == {"case_ref": "CASE-LOC-1", "held": True, "by": "kz-wl",
+                                 "role": "watchlist_manager"}
+    r = bx("retention", "hold", "CASE-LOC-1", "--reason", "again",
+           *as_officer(s, "KAZ-BS", "kz-aud"))
+    assert (r.rc, r.error) == (1, "bxnode: the node refused the call: failed_precondition/"
+                                  "already_held: case CASE-LOC-1 is already on hold")
+    r = bx("retention", "holds", "--json", "--node-dir", str(kaz))
+    assert [(h["case_ref"], h["by"], h["role"]) for h in json.loads(r.out)["holds"]] == [
+        ("CASE-LOC-1", "kz-wl", "watchlist_manager")]
+    r = bx("retention", "release", "CASE-LOC-1", "--reason", "answered",
+           *as_officer(s, "KAZ-BS", "kz-aud"))
+    assert (r.rc, r.out.strip()) == (0, "case CASE-LOC-1 released by kz-aud (auditor)"), r.err
+    r = bx("retention", "release", "CASE-LOC-1", "--reason", "answered",
+           *as_officer(s, "KAZ-BS", "kz-duty"))
+    assert r.rc == 1 and r.error.startswith("bxnode: the node refused the call: "
+                                            "permission_denied/role_required: ")
+    kaz_new = audit(s, "KAZ-BS")[before["KAZ-BS"]:]
+    assert [(e["event"], e.get("case_ref"), e["operator"], e["role"], e["reason"])
+            for e in kaz_new if e["event"].startswith("retention_")] == [
+        ("retention_hold", "CASE-LOC-1", "kz-wl", "watchlist_manager", "complaint to the DPA"),
+        ("retention_hold_refused", None, "kz-aud", "auditor", "already_held"),
+        ("retention_release", "CASE-LOC-1", "kz-aud", "auditor", "answered")]
+    assert [(c["method"], c["operator"], c["status"]) for c in kaz_new
+            if c["event"] == "local_call"] == [
+        ("PlaceHold", "kz-wl", "OK"), ("PlaceHold", "kz-aud", "FAILED_PRECONDITION"),
+        ("ReleaseHold", "kz-aud", "OK"), ("ReleaseHold", "kz-duty", "PERMISSION_DENIED")]
+    assert counts(s)["KGZ-BS"] == before["KGZ-BS"]  # no peer heard of it
 
 # --- refused before anything is read or sent ------------------------------------------------
 

@@ -397,6 +397,19 @@ METHODS: tuple[Method, ...] = (
         ("an unknown kind", lpb.ListAlertsRequest(kind="vehicle"), IA, "bad_filter"),
         ("limit 1001", lpb.ListAlertsRequest(limit=1001), IA, "bad_filter"))),
     Method("AlertStats", "kz-wl", "kz-auditor"),
+    # retention holds (issue 13 §2; node/local/retention.py)
+    Method("PlaceHold", "kz-wl", "kz-duty", bad=(
+        ("a case reference with a space", lpb.PlaceHoldRequest(case_ref="CASE 1",
+                                                               reason="DPA complaint"),
+         IA, "bad_identifier"),
+        ("no reason", lpb.PlaceHoldRequest(case_ref="CASE-M1"), IA, "bad_reason"),
+        ("a reason of 257 characters", lpb.PlaceHoldRequest(case_ref="CASE-M1",
+                                                            reason="r" * 257),
+         IA, "bad_reason"))),
+    Method("ReleaseHold", "kz-auditor", "kz-desk", bad=(
+        ("a case not on hold", lpb.ReleaseHoldRequest(case_ref="CASE-NEVER", reason="done"),
+         "FAILED_PRECONDITION", "not_held"),
+        ("no reason", lpb.ReleaseHoldRequest(case_ref="CASE-NEVER"), IA, "bad_reason"))),
 )
 NAMES = [m.name for m in METHODS]
 #: Methods whose domain code keeps its own audit record of a refused change.
@@ -404,7 +417,9 @@ DOMAIN_REFUSALS = {"StoreCrossings": ["crossings_record_refused"],
                    "ApproveFollowUp": ["followup_approve_refused"],
                    "DenyFollowUp": ["followup_deny_refused"],
                    **{name: ["watchlist_change_refused"]
-                      for name in ("AddAlert", "UpdateAlert", "WithdrawAlert")}}
+                      for name in ("AddAlert", "UpdateAlert", "WithdrawAlert")},
+                   "PlaceHold": ["retention_hold_refused"],
+                   "ReleaseHold": ["retention_release_refused"]}
 BY_NAME = {m.name: m for m in METHODS}
 
 

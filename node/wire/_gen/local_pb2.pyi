@@ -603,3 +603,51 @@ class AlertStatsResponse(_message.Message):
     counts: _containers.RepeatedCompositeFieldContainer[AlertCount]
     generation: str
     def __init__(self, counts: _Optional[_Iterable[_Union[AlertCount, _Mapping]]] = ..., generation: _Optional[str] = ...) -> None: ...
+
+class RetentionHold(_message.Message):
+    __slots__ = ("case_ref", "placed_by", "placed_role", "placed_ms")
+    CASE_REF_FIELD_NUMBER: _ClassVar[int]
+    PLACED_BY_FIELD_NUMBER: _ClassVar[int]
+    PLACED_ROLE_FIELD_NUMBER: _ClassVar[int]
+    PLACED_MS_FIELD_NUMBER: _ClassVar[int]
+    case_ref: str
+    placed_by: str
+    placed_role: str
+    placed_ms: int
+    def __init__(self, case_ref: _Optional[str] = ..., placed_by: _Optional[str] = ..., placed_role: _Optional[str] = ..., placed_ms: _Optional[int] = ...) -> None: ...
+
+class PlaceHoldRequest(_message.Message):
+    __slots__ = ("case_ref", "reason")
+    CASE_REF_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    case_ref: str
+    reason: str
+    def __init__(self, case_ref: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PlaceHoldResponse(_message.Message):
+    __slots__ = ("hold", "by", "role")
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    hold: RetentionHold
+    by: str
+    role: str
+    def __init__(self, hold: _Optional[_Union[RetentionHold, _Mapping]] = ..., by: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class ReleaseHoldRequest(_message.Message):
+    __slots__ = ("case_ref", "reason")
+    CASE_REF_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    case_ref: str
+    reason: str
+    def __init__(self, case_ref: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ReleaseHoldResponse(_message.Message):
+    __slots__ = ("hold", "by", "role")
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    hold: RetentionHold
+    by: str
+    role: str
+    def __init__(self, hold: _Optional[_Union[RetentionHold, _Mapping]] = ..., by: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...

@@ -145,6 +145,16 @@ class LocalServiceStub:
                 request_serializer=bxnode_dot_v1_dot_local__pb2.AlertStatsRequest.SerializeToString,
                 response_deserializer=bxnode_dot_v1_dot_local__pb2.AlertStatsResponse.FromString,
                 _registered_method=True)
+        self.PlaceHold = channel.unary_unary(
+                '/bxnode.v1.LocalService/PlaceHold',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.PlaceHoldRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.PlaceHoldResponse.FromString,
+                _registered_method=True)
+        self.ReleaseHold = channel.unary_unary(
+                '/bxnode.v1.LocalService/ReleaseHold',
+                request_serializer=bxnode_dot_v1_dot_local__pb2.ReleaseHoldRequest.SerializeToString,
+                response_deserializer=bxnode_dot_v1_dot_local__pb2.ReleaseHoldResponse.FromString,
+                _registered_method=True)
 
 
 class LocalServiceServicer:
@@ -308,6 +318,21 @@ class LocalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlaceHold(self, request, context):
+        """Keep every record of a case past its retention (roles watchlist_manager, auditor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseHold(self, request, context):
+        """Lift a hold; the next erasure sweep erases what is due (roles watchlist_manager,
+        auditor).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LocalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -420,6 +445,16 @@ def add_LocalServiceServicer_to_server(servicer, server):
                     servicer.AlertStats,
                     request_deserializer=bxnode_dot_v1_dot_local__pb2.AlertStatsRequest.FromString,
                     response_serializer=bxnode_dot_v1_dot_local__pb2.AlertStatsResponse.SerializeToString,
+            ),
+            'PlaceHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceHold,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.PlaceHoldRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.PlaceHoldResponse.SerializeToString,
+            ),
+            'ReleaseHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseHold,
+                    request_deserializer=bxnode_dot_v1_dot_local__pb2.ReleaseHoldRequest.FromString,
+                    response_serializer=bxnode_dot_v1_dot_local__pb2.ReleaseHoldResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1017,6 +1052,60 @@ class LocalService:
             '/bxnode.v1.LocalService/AlertStats',
             bxnode_dot_v1_dot_local__pb2.AlertStatsRequest.SerializeToString,
             bxnode_dot_v1_dot_local__pb2.AlertStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/PlaceHold',
+            bxnode_dot_v1_dot_local__pb2.PlaceHoldRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.PlaceHoldResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bxnode.v1.LocalService/ReleaseHold',
+            bxnode_dot_v1_dot_local__pb2.ReleaseHoldRequest.SerializeToString,
+            bxnode_dot_v1_dot_local__pb2.ReleaseHoldResponse.FromString,
             options,
             channel_credentials,
             insecure,

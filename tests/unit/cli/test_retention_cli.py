@@ -23,7 +23,7 @@ from tests.unit.cli.test_watchlist_lifecycle import (
 
 
 def test_holds_are_audited_and_refused_holds_change_nothing(node: Path, bx: Bx) -> None:
-    d = ("--node-dir", str(node), "--operator", "op-2")
+    d = ("--node-dir", str(dev_mode(node)), "--operator", "op-2")  # typed: development only
     r = bx("retention", "hold", "CASE-77", "--reason", "complaint to the DPA", *d)
     assert r.rc == 0, r.err
     line = assert_one_sentence(bx("retention", "hold", "CASE-77", "--reason", "again", *d))
