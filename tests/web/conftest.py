@@ -45,7 +45,8 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 ROLES = {
     "KAZ-BS": {"kz-duty": ["duty_officer"], "kz-auditor": ["auditor"],
                "kz-admin": ["admin"], "kz-watch": ["watchlist_manager"], "kz-nobody": [],
-               "kz-oidc-duty": ["duty_officer"], "kz-oidc-nobody": []},
+               "kz-oidc-duty": ["duty_officer"], "kz-oidc-nobody": [],
+               "kz-duty-ru": ["duty_officer"]},
     "KGZ-BS": {"kg-desk-1": ["followup_desk"], "kg-desk-2": ["followup_desk"],
                "kg-auditor": ["auditor"], "kg-duty": ["duty_officer"], "kg-admin": ["admin"]},
 }
@@ -91,6 +92,7 @@ class Setup:
     idp: StandInIdentityProvider
     browser: Any = None
     contexts: list[Any] = field(default_factory=list)
+    signed_in: dict[tuple[str, str], Any] = field(default_factory=dict)  # test_console.officer
 
     def page(self, node_id: str, officer: str | None, *, locale: str = "en-GB") -> Any:
         """A fresh browser context presenting ``officer``'s certificate (None: none)."""
@@ -219,6 +221,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 for ctx in s.contexts:
                     ctx.close()
                 s.contexts.clear()
+                s.signed_in.clear()
                 s.browser.close()
     finally:
         stop_setup(s)

@@ -18,13 +18,13 @@ from playwright.sync_api import expect
 from node.audit.bundle import verify_bundle
 from node.federation.members_file import load_members
 from tests.web.conftest import Setup
-from tests.web.test_console import STOLEN, check_document, csrf, sign_in
+from tests.web.test_console import STOLEN, check_document, csrf, officer, sign_in
 
 pytestmark = pytest.mark.integration
 
 
 def test_an_auditor_downloads_a_proof_bundle_that_verifies_offline(web: Setup) -> None:
-    page = sign_in(web, "KAZ-BS", "kz-auditor")
+    page = officer(web, "KAZ-BS", "kz-auditor")
     page.goto(web.nodes["KAZ-BS"].url + "audit")
     seq = int(page.locator("#entries tbody tr td").first.inner_text())  # the newest entry
     page.locator("#audit-prove input[name=seq]").fill(str(seq))
@@ -44,7 +44,7 @@ def test_an_auditor_downloads_a_proof_bundle_that_verifies_offline(web: Setup) -
                                   (str(10**9), 403, "no_such_entry")):
         r = page.context.request.post(url, form={"csrf": csrf(page), "seq": given})
         assert (r.status, r.headers["bxnode-reason"]) == (status, reason), given
-    duty = sign_in(web, "KAZ-BS", "kz-duty")
+    duty = officer(web, "KAZ-BS", "kz-duty")
     r = duty.context.request.post(url, form={"csrf": csrf(duty), "seq": str(seq)})
     assert (r.status, r.headers["bxnode-reason"]) == (403, "role_required")
     assert [(e["operator"], e["reason"]) for e in web.audit("KAZ-BS", "AuditProof")][-4:] == [
@@ -53,13 +53,13 @@ def test_an_auditor_downloads_a_proof_bundle_that_verifies_offline(web: Setup) -
 
 
 def test_the_node_page_shows_quotas_used_today_and_the_deciding_policy(web: Setup) -> None:
-    admin = sign_in(web, "KGZ-BS", "kg-admin")
+    admin = officer(web, "KGZ-BS", "kg-admin")
     admin.goto(web.nodes["KGZ-BS"].url + "node")
     row = admin.locator("#quota-KAZ-BS")
     assert row.locator(".quota").inner_text() == "100000"
     assert "not in force" not in row.inner_text()
     used = int(row.locator(".used").inner_text())
-    duty = sign_in(web, "KAZ-BS", "kz-duty")
+    duty = officer(web, "KAZ-BS", "kz-duty")
     check_document(duty, *STOLEN, case_ref="CASE-WEB-QUOTA")  # one item, KAZ asks KGZ
     expect(duty.locator("#peer-KGZ-BS .outcome")).to_have_text("Answered")
     admin.reload()

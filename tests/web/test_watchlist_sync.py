@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.web.conftest import Setup
-from tests.web.test_console import csrf, shot, sign_in
+from tests.web.test_console import csrf, officer, shot
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +64,7 @@ def console_syncs(web: Setup) -> list[tuple[Any, ...]]:
 
 
 def test_sync_shows_the_difference_first_and_guards_a_truncated_file(web: Setup) -> None:
-    page = sign_in(web, KAZ, "kz-watch")
+    page = officer(web, KAZ, "kz-watch")
     full = [row(i) for i in range(1, 121)]
     before = len(console_syncs(web))
 
@@ -122,12 +122,12 @@ def test_sync_shows_the_difference_first_and_guards_a_truncated_file(web: Setup)
 
 def test_a_file_with_bad_lines_is_refused_line_by_line_and_other_roles_may_not_sync(
         web: Setup) -> None:
-    page = sign_in(web, KAZ, "kz-watch")
+    page = officer(web, KAZ, "kz-watch")
     bad = csv([row(1), "document,MVD-WEB-002,seize_document,2036-13-40,,X,KAZ,P,stolen"])
     preview(page, "bad.csv", bad)
     assert page.locator("#refusal-reason").inner_text() == "bad_sync_file"
     assert page.locator("#file-errors tbody tr").count() >= 1
-    duty = sign_in(web, KAZ, "kz-duty")
+    duty = officer(web, KAZ, "kz-duty")
     expect(duty.locator("nav a", has_text="Watchlist")).to_have_count(0)
     r = duty.context.request.post(web.nodes[KAZ].url + "watchlist/sync", multipart={
         "csrf": csrf(duty), "source": SOURCE,
