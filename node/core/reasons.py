@@ -309,9 +309,9 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("bad_threshold", LOCAL, "operator", "a match threshold outside 0..1"),
     _r("bad_max_candidates", LOCAL, "operator", "max_candidates outside 1..1000"),
     # --- retention --------------------------------------------------------------------------
-    _r("hold_state", LOCAL, "operator", "default of a retention hold error"),
-    _r("already_held", LOCAL, "operator", "the case is already on hold"),
-    _r("not_held", LOCAL, "operator", "the case is not on hold"),
+    _r("hold_state", PRECOND, "operator", "default of a retention hold error"),
+    _r("already_held", PRECOND, "operator", "the case is already on hold"),
+    _r("not_held", PRECOND, "operator", "the case is not on hold"),
     _r("bad_subject", LOCAL, "operator", "subject-access needs a document or a person, not both"),
     _r("bad_retention", LOCAL, "operator", "a [retention] value out of range"),
     # --- configuration and keys -------------------------------------------------------------
