@@ -236,6 +236,10 @@ def import_database(cfg: NodeConfig, file: Path, *, key: nacl.public.PrivateKey,
                           "in PostgreSQL", reason="backup_other_backend")
     stamp = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = cfg.db_path.parent / f"pg-replaced-{stamp}.bxb"  # in the node directory
+    n = 1
+    while aside.exists():  # never over an earlier one (it may be the very file restored)
+        n += 1
+        aside = cfg.db_path.parent / f"pg-replaced-{stamp}-{n}.bxb"
     take_backup(cfg, out=aside, recipient=key.public_key,
                 signing_key=load_signer(cfg.signing_key), now_ms=now_ms)
     conn = _connect(cfg)
