@@ -71,7 +71,7 @@ EXPLAIN: Mapping[str, str] = {
     "bad_peer_list": N_("Choose one neighbour or all of them."),
     "no_peers": N_("Choose the neighbour to ask."),
     "bad_document_number": N_("The document number may hold only A-Z and 0-9."),
-    "bad_state_code": N_("The issuing state must be a three-letter ICAO code."),
+    "bad_country": N_("The issuing state must be a three-letter ICAO code."),
     "unknown_purpose": N_("Choose a purpose from the list."),
     "bad_case_ref": N_("Give a case reference."),
     "bad_mrz": N_("The machine-readable zone could not be read: check each line."),
@@ -86,7 +86,7 @@ EXPLAIN: Mapping[str, str] = {
     "confirmation_differs": N_("The confirmation must release the same fields as the first "
                                "approval."),
     "already_decided": N_("This follow-up has already been decided."),
-    "deny_reason_required": N_("Give the reason for the denial."),
+    "bad_deny_reason": N_("Give the reason for the denial."),
     "invalid_argument": N_("A value is out of its bounds."),
     "too_many_withdrawals": N_("The file would withdraw more alerts than you allowed. Is it "
                                "complete? Nothing was changed."),

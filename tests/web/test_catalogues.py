@@ -77,3 +77,13 @@ def test_times_in_the_officers_locale_with_their_zone() -> None:
     assert i18n.format_time(ms, lang="ru", tz="Europe/Moscow") == (
         "28 мая 2026\u202fг., 23:26:40 MSK (Europe/Moscow)")
     assert i18n.format_time(None, lang="ru", tz="UTC") == "—"
+
+
+def test_every_explained_code_is_a_registered_reason() -> None:
+    """An explanation under a code nothing emits is never shown: the officer would read the
+    generic sentence instead (it happened: bad_state_code, deny_reason_required)."""
+    from node.core.reasons import is_registered
+    from node.web.pages import EXPLAIN
+
+    stale = sorted(k for k in EXPLAIN if k != "_default" and not is_registered(k))
+    assert not stale, f"not reason codes: {stale}"
