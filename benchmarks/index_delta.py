@@ -93,11 +93,10 @@ def run(persons: int, changes: int = 30) -> dict[str, Any]:
                 wl.follow(TODAY)  # what the next person lookup runs on the database thread
                 walls.append(time.perf_counter() - t0)
                 cpus.append(time.thread_time() - c0)
-                [found] = wl.check_many([new], TODAY)
-                want = None if op == "withdraw" else ref
-                got = None if found is None else found.reference
-                if got != want:
-                    raise SystemExit(f"bench: after {op} of {ref}: hit {got!r}, want {want!r}")
+                # (a namesake among a million may rank first: look among the candidates)
+                indexed = ref in wl._matcher.search(new, max_candidates=100)
+                if indexed == (op == "withdraw"):
+                    raise SystemExit(f"bench: after {op} of {ref}: indexed is {indexed}")
             if (wl.stats.deltas, wl.stats.rebuilds) != (changes, 1):
                 raise SystemExit(f"bench: changes not followed by delta: {wl.stats}")
 
