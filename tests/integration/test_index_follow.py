@@ -20,7 +20,7 @@ from node.cli.main import main as bxnode
 from node.core.errors import RemoteError
 from node.core.model import PartialDate, PersonQuery, QueryKind, Sex
 from tests.federation import CTX
-from tests.integration.test_replicas import Replicated, _only, replicated
+from tests.integration.test_replicas import Replicated, _audit, _only, replicated
 
 __all__ = ["replicated"]
 
@@ -110,6 +110,12 @@ def test_a_bulk_import_beyond_the_feed_is_rebuilt_off_the_lookup_path(
     # index at once: refused, since that index cannot know the imported persons.
     assert refused and set(refused) == {("UNAVAILABLE", "person_index_rebuilding")}
     assert _rebuilds(rep, "B") == 2
+    # Each refusal is audited as such, with nothing answered and no quota used.
+    entries = [e for e in _audit(rep) if e.get("reason") == "person_index_rebuilding"]
+    assert len(entries) == len(refused)
+    assert {(e["outcome"], e["status"], e["requester"]) for e in entries} == {
+        ("rejected", "UNAVAILABLE", "KGZ-BS")}
+    assert all("response_digest" not in e and "hits" not in e for e in entries)
     rebuilt = [json.loads(ln) for ln in rep.serves["B"].lines if "person_index_rebuilt" in ln]
     assert [(r["background"], r["persons"] > FEED_MAX_REFS) for r in rebuilt] == [
         (False, False), (True, True)]
