@@ -120,3 +120,29 @@ def test_td1_td2_and_a_visa_zone_become_the_right_queries(web: Setup, fmt: str, 
         "kz-duty", "ok", f"CASE-WEB-{fmt}")
     assert call["results"] == [{"peer": "KGZ-BS", "outcome": "answered", "items": 2,
                                 "hits": 1}]
+
+
+def test_watchlist_stats_after_an_add_and_a_withdraw(web: Setup) -> None:
+    page = officer(web, "KAZ-BS", "kz-watch")
+
+    def stats() -> list[tuple[str, ...]]:
+        return [tuple(c.inner_text() for c in r.locator("td").all())
+                for r in page.locator("#stats tbody tr").all()
+                if r.locator("td").nth(1).inner_text() == "console-stats"]
+
+    assert stats() == []
+    f = page.locator("#watchlist-add")
+    for name, value in (("owner_ref", "KAZ-SLTD-WEB-STATS"), ("action", "seize_document"),
+                        ("expires", "2030-01-01"), ("number", "N7700999"),
+                        ("issuing_state", "KAZ"), ("doc_type", "P"), ("loss_type", "stolen"),
+                        ("source", "console-stats"), ("reason", "reported stolen")):
+        f.locator(f"input[name={name}]").fill(value)
+    with page.expect_navigation():
+        f.locator("button[type=submit]").click()
+    assert stats() == [("document", "console-stats", "live", "1")]
+    w = page.locator("#watchlist-withdraw")
+    w.locator("input[name=owner_ref]").fill("KAZ-SLTD-WEB-STATS")
+    w.locator("input[name=reason]").fill("found")
+    with page.expect_navigation():
+        w.locator("button[type=submit]").click()
+    assert stats() == [("document", "console-stats", "withdrawn", "1")]
