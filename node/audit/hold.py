@@ -32,6 +32,7 @@ from typing import Any, Final
 from node.audit.origins import MAX_EPOCH
 from node.core.errors import ConfigError, EnvironmentFault
 from node.store.db import Database
+from node.store.meta import delete_meta, meta_values
 
 __all__ = ["EPOCH_KEY", "HOLD_KEY", "AuditLogOnHold", "RestoreHold", "hold_of", "lift_hold",
            "log_epoch", "log_state", "place_hold", "set_epoch"]
@@ -91,7 +92,7 @@ class RestoreHold:
 
 def log_state(store: Database) -> tuple[int, RestoreHold | None]:
     """``(epoch, hold)`` in one read (the log calls this once per commit)."""
-    rows = dict(store.query("SELECT k, v FROM meta WHERE k IN (?, ?)", (EPOCH_KEY, HOLD_KEY)))
+    rows = meta_values(store, EPOCH_KEY, HOLD_KEY)
     epoch = _epoch(rows.get(EPOCH_KEY))
     hold = rows.get(HOLD_KEY)
     return epoch, None if hold is None else RestoreHold.from_json(str(hold))
@@ -125,7 +126,7 @@ def place_hold(store: Database, hold: RestoreHold) -> None:
 
 def lift_hold(store: Database) -> None:
     with store.transaction():
-        store.execute("DELETE FROM meta WHERE k = ?", (HOLD_KEY,))
+        delete_meta(store, HOLD_KEY)
 
 
 def set_epoch(store: Database, epoch: int) -> None:

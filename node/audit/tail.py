@@ -30,12 +30,10 @@ from node.audit.log import MerkleAuditLog, SqlHashStore
 from node.audit.note import NoteVerifier
 from node.core.errors import ConfigError
 from node.store.db import Database
+from node.store.tail import copy_tail
 from node.store.witness import WitnessTables
 
 __all__ = ["TailError", "TailReport", "recover_tail"]
-
-_CHUNK = 2000
-
 
 class TailError(ConfigError):
     """The copy cannot give the local log its tail (see the reason)."""
@@ -78,43 +76,8 @@ def recover_tail(local: Database, source: Database, *, node_id: str,
     local_ckpt = have.checkpoint_size
     with local.transaction():
         local.lock("audit")
-        _copy(source, local, "audit_entries",
-              "seq, time_ms, salt, body, leaf, erased_ms, event, requester, operator, "
-              "purpose, case_ref, outcome, request_digest", "seq > ?", (n,))
-        hashes = SqlHashStore(local)
-        batch: list[tuple[int, int, bytes]] = []
-        for level, idx, h in source.stream("SELECT level, idx, hash FROM audit_hashes"):
-            batch.append((int(level), int(idx), bytes(h)))
-            if len(batch) >= _CHUNK:
-                hashes.put_many(batch)
-                batch = []
-        hashes.put_many(batch)
-        _copy(source, local, "audit_checkpoints", "size, time_ms, root, note", "size > ?",
-              (local_ckpt,))
-        _copy(source, local, "audit_cosignatures", "size, witness, time_ms, line", "size > ?",
-              (local_ckpt,))
-        for peer, size, updated in source.query("SELECT peer, size, updated_ms FROM "
-                                                "audit_witnessed"):
-            row = local.query_one("SELECT size FROM audit_witnessed WHERE peer = ?", (peer,))
-            if row is None:
-                local.execute("INSERT INTO audit_witnessed (peer, size, updated_ms) "
-                              "VALUES (?, ?, ?)", (peer, size, updated))
-            elif int(row[0]) < int(size):
-                local.execute("UPDATE audit_witnessed SET size = ?, updated_ms = ? "
-                              "WHERE peer = ?", (size, updated, peer))
-        _witness_side(source, local)
-        nonces = 0
-        for node, nonce, expires in source.stream(
-                "SELECT node_id, nonce, expires_ms FROM nonces WHERE expires_ms >= ?",
-                (now_ms,)):
-            nonces += local.execute(
-                "INSERT INTO nonces (node_id, nonce, expires_ms) VALUES (?, ?, ?) "
-                "ON CONFLICT (node_id, nonce) DO NOTHING", (node, bytes(nonce), expires))
-        for node, day, items in source.query("SELECT node_id, day, items FROM usage"):
-            local.execute("INSERT INTO usage (node_id, day, items) VALUES (?, ?, ?) "
-                          "ON CONFLICT (node_id, day) DO UPDATE SET items = "
-                          "CASE WHEN usage.items > excluded.items THEN usage.items "
-                          "ELSE excluded.items END", (node, day, items))
+        nonces = copy_tail(source, local, after_seq=n, after_checkpoint=local_ckpt,
+                           now_ms=now_ms, put_hashes=SqlHashStore(local).put_many)
         after = mine.verify(verifiers=verifiers)
         if not after.ok or after.entries != total:
             raise TailError(f"the recovered log does not verify: {after.problem}",
@@ -122,40 +85,3 @@ def recover_tail(local: Database, source: Database, *, node_id: str,
     return TailReport(local_size=n, recovered=total - n, new_size=total,
                       checkpoint_size=after.checkpoint_size, nonces=nonces)
 
-
-def _copy(source: Database, target: Database, table: str, columns: str, where: str,
-          args: tuple[int, ...]) -> None:
-    marks = ", ".join("?" * len(columns.split(",")))
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608 - fixed names
-    rows: list[tuple[object, ...]] = []
-    for row in source.stream(f"SELECT {columns} FROM {table} WHERE {where}", args):  # noqa: S608
-        rows.append(tuple(row))
-        if len(rows) >= _CHUNK:
-            target.executemany(sql, rows)
-            rows = []
-    if rows:
-        target.executemany(sql, rows)
-
-
-def _witness_side(source: Database, local: Database) -> None:
-    """This node as a witness: the later state per log origin, and the evidence it kept."""
-    for origin, size, root, note, updated in source.query(
-            "SELECT origin, size, root, note, updated_ms FROM witness_state"):
-        row = local.query_one("SELECT size FROM witness_state WHERE origin = ?", (origin,))
-        if row is None:
-            local.execute("INSERT INTO witness_state (origin, size, root, note, updated_ms) "
-                          "VALUES (?, ?, ?, ?, ?)", (origin, size, bytes(root), bytes(note),
-                                                     updated))
-        elif int(row[0]) < int(size):
-            local.execute("UPDATE witness_state SET size = ?, root = ?, note = ?, "
-                          "updated_ms = ? WHERE origin = ?",
-                          (size, bytes(root), bytes(note), updated, origin))
-    have = {(str(o), int(t), str(r)) for o, t, r in local.query(
-        "SELECT origin, time_ms, reason FROM witness_evidence")}
-    for origin, time_ms, reason, stored, submitted in source.query(
-            "SELECT origin, time_ms, reason, stored_note, submitted_note FROM witness_evidence"):
-        if (str(origin), int(time_ms), str(reason)) not in have:
-            local.execute("INSERT INTO witness_evidence (origin, time_ms, reason, stored_note, "
-                          "submitted_note) VALUES (?, ?, ?, ?, ?)",
-                          (origin, time_ms, reason, None if stored is None else bytes(stored),
-                           bytes(submitted)))

@@ -2,7 +2,7 @@
 
 * :mod:`node.backup.archive` -- the file: X25519 + secretstream, a DSSE-signed manifest;
 * :mod:`node.backup.keys` -- the operator's backup key pair;
-* :mod:`node.backup.sqlcipher`, :mod:`node.backup.postgresql` -- snapshots per backend;
+* :mod:`node.backup.sqlcipher`, :mod:`node.store.postgresql.backup` -- snapshots per backend;
 * :mod:`node.backup.ops` -- take and restore (the CLI's work);
 * :mod:`node.backup.serve` -- ``serve`` reports NOT_SERVING while a restored log is on
   hold (:mod:`node.audit.hold`).

@@ -1,7 +1,7 @@
 """Taking a backup of a node's database and restoring one (the CLI's work, without argparse).
 
 * :func:`take_backup`: a consistent snapshot (:mod:`node.backup.sqlcipher`, or
-  :mod:`node.backup.postgresql`), encrypted to the operator's key and signed by the node
+  :mod:`node.store.postgresql.backup`), encrypted to the operator's key and signed by the node
   (:mod:`node.backup.archive`), written to ``FILE.partial`` and renamed to ``FILE`` once
   complete.  The node may be serving meanwhile.
 * :func:`restore_backup`: check the file (signature first, then everything else:
@@ -97,7 +97,7 @@ def take_backup(cfg: NodeConfig, *, out: Path, recipient: nacl.public.PublicKey,
     _record(cfg, signing_key=signing_key, recipient=recipient, operator=operator,
             now_ms=now_ms)
     if cfg.storage.backend == "postgresql":
-        from node.backup.postgresql import export_database
+        from node.store.postgresql.backup import export_database
 
         with _partial(out) as f, export_database(cfg) as (plaintext, origin, size, root):
             return write_backup(f, plaintext, node_id=cfg.node_id, backend="postgresql",
@@ -162,7 +162,7 @@ def restore_backup(cfg: NodeConfig, file: Path, *, key: nacl.public.PrivateKey,
                    verify_keys: Sequence[bytes], now_ms: int) -> RestoreResult:
     """See the module.  The node must not be serving (the caller checks)."""
     if cfg.storage.backend == "postgresql":
-        from node.backup.postgresql import import_database
+        from node.store.postgresql.backup import import_database
 
         return import_database(cfg, file, key=key, verify_keys=verify_keys, now_ms=now_ms,
                                hold_for=_hold)

@@ -191,7 +191,7 @@ def cmd_recover_tail(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if cfg.storage.backend == "postgresql":
             from node.backup.keys import load_backup_key
-            from node.backup.postgresql import open_backup_schema
+            from node.store.postgresql.backup import open_backup_schema
 
             if not is_backup or not args.key:
                 raise CliError(f"a PostgreSQL node recovers its tail from a newer bxnode "
@@ -255,8 +255,9 @@ def cmd_reset_log(args: argparse.Namespace) -> int:
         with o.store.transaction():
             set_epoch(o.store, epoch + 1)
             lift_hold(o.store)
-            WitnessTables(o.store).ensure_schema()
-            o.store.execute("UPDATE audit_witnessed SET size = 0")  # a new log: from 0
+            witness = WitnessTables(o.store)
+            witness.ensure_schema()
+            witness.reset_witnessed_sizes()  # a new log: from 0
             seq = log_.append({
                 "event": "audit_log_reset", "operator": operator, "statement": statement,
                 "old_origin": old, "new_origin": new, "log_size": size,

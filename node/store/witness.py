@@ -120,6 +120,10 @@ class WitnessTables:
             "ON CONFLICT (peer) DO UPDATE SET size = excluded.size, "
             "updated_ms = excluded.updated_ms", (peer, size, now_ms))
 
+    def reset_witnessed_sizes(self) -> None:
+        """A new log origin (``audit reset-log``): every witness starts it from 0."""
+        self.db.execute("UPDATE audit_witnessed SET size = 0")
+
     def witnessed_sizes(self) -> dict[str, int]:
         """Every peer that cosigned our log and the size it last cosigned, by peer."""
         rows = self.db.query("SELECT peer, size FROM audit_witnessed")

@@ -1,4 +1,4 @@
-"""Backup and restore of a node on a real PostgreSQL (node.backup.postgresql).
+"""Backup and restore of a node on a real PostgreSQL (node.store.postgresql.backup).
 
 The export is one REPEATABLE READ transaction, the load one transaction: the restored
 database holds exactly the snapshot (audit log, nonces, the watchlist under its field key),
