@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from node.wire import convert
 from node.wire.convert import pb
 from tests.federation import CTX, ROOT, Federation, make_federation
 from tests.integration.test_registry import govern, refresh
+from tests.waiting import until, until_file
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +65,8 @@ class Serve:
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 30
-        while not (node_dir / "serve.port").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("node did not start: " + "".join(self.lines))
-            time.sleep(0.05)
+        until_file(node_dir / "serve.port", self.proc, timeout=30,
+                   on_fail=lambda: "node did not start: " + "".join(self.lines))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -94,14 +91,7 @@ class Serve:
 
 def wait_until(what: str, check: Any, timeout: float = 30) -> Any:
     """Poll ``check`` (another process's progress: witnessing rounds, health) until true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return until(what, check, timeout=timeout, every=0.1)
 
 
 @dataclass

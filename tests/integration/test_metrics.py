@@ -24,6 +24,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import nacl.signing
@@ -36,6 +37,7 @@ from node.observability.prometheus import METRIC_NAMES, NodeMetrics
 from node.wire import convert
 from node.wire.convert import pb
 from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
+from tests.waiting import until, until_file
 
 pytestmark = pytest.mark.integration
 
@@ -66,18 +68,18 @@ class Served:
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 60
-        while not ((node_dir / "serve.port").exists() and (node_dir / "metrics.port").exists()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError("node did not start: " + "".join(self.lines[-20:]))
-            time.sleep(0.05)
+        for written in ("serve.port", "metrics.port"):
+            until_file(node_dir / written, self.proc, timeout=60, on_fail=self._failed)
         self.metrics_port = int((node_dir / "metrics.port").read_text())
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.lines.append(line)
+
+    def _failed(self) -> str:
+        self.stop()
+        return "node did not start: " + "".join(self.lines[-20:])
 
     def scrape(self, path: str = "/metrics") -> str:
         with urllib.request.urlopen(
@@ -171,15 +173,15 @@ def test_a_scrape_shows_exactly_the_calls_made(served: tuple[Federation, Served]
 
     # witnessing runs every second: wait for both; and an aborted call's status reaches the
     # client as the abort is sent, a moment before the interceptor counts it
-    deadline = time.monotonic() + 30
-    while True:
+    def witnessed_and_counted() -> tuple[dict[str, Any], dict[str, float]] | None:
         found = samples(node.scrape())
         cosigned = {w: value(found, "bxnode_witness_submissions_total", witness=w,
                              result="cosigned") for w in ("KGZ-BS", "UZB-BS")}
         counted = sum(requests(found, *LOOKUP).values())
-        if (all(cosigned.values()) and counted >= 7) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return (found, cosigned) if all(cosigned.values()) and counted >= 7 else None
+
+    found, cosigned = until("both witnesses' cosignatures and the 7 calls counted",
+                            witnessed_and_counted, every=0.2)
     assert all(v >= 1 for v in cosigned.values()), cosigned
 
     assert requests(found, *LOOKUP) == {

@@ -14,7 +14,6 @@ import http.client
 import signal
 import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 from tests.federation import Federation, free_port, make_federation
 from tests.integration.test_metrics import requests, samples
 from tests.integration.test_workers import Supervisor, _call, _wire
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -116,15 +116,14 @@ def test_each_worker_counts_only_its_own_calls(fed: Federation, kind: str) -> No
             (grpc.StatusCode.UNAUTHENTICATED, "replayed_nonce")] * REPLAYS
 
         # what each worker logged: its answers and its refusals of the replays
-        deadline = time.monotonic() + 10
-        while True:
+        def all_logged() -> Counter[tuple[object, str]] | None:
             logged = Counter(
                 (rec.get("worker"), "OK" if rec.get("outcome") == "answered"
                  else f"UNAUTHENTICATED/{rec.get('reason')}")
                 for rec in sup.logged("lookup"))
-            if sum(logged.values()) >= CALLS + REPLAYS or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+            return logged if sum(logged.values()) >= CALLS + REPLAYS else None
+
+        logged = until("every call logged by the worker that took it", all_logged, timeout=10)
         per_worker = []
         for index, where in enumerate(endpoints):
             want = {}
@@ -135,10 +134,13 @@ def test_each_worker_counts_only_its_own_calls(fed: Federation, kind: str) -> No
                     logged[(index, "UNAUTHENTICATED/replayed_nonce")])
             # an aborted call's status reaches the client as the abort is sent, a moment
             # before the interceptor counts it: wait (bounded) for the count to catch up
-            deadline = time.monotonic() + 10
-            while (counted := requests(samples(_scrape(where)), *LOOKUP)) != want and \
-                    time.monotonic() < deadline:
-                time.sleep(0.05)
+            def caught_up(where: int | Path = where, want: dict[tuple[str, str, str], float] = want
+                          ) -> tuple[dict[tuple[str, str, str], float]] | None:
+                counted = requests(samples(_scrape(where)), *LOOKUP)
+                return (counted,) if counted == want else None
+
+            (counted,) = until(f"worker {index}'s count to catch up with its log", caught_up,
+                               timeout=10)
             assert counted == want, (index, logged)
             per_worker.append(counted)
         assert all(per_worker), "SO_REUSEPORT gave every connection to one worker"

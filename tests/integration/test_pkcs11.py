@@ -41,6 +41,7 @@ from node.keys.uri import parse_pkcs11_uri
 from node.store.keys import write_private
 from tests.federation import CTX, DEV, ROOT, Federation, make_federation
 from tests.softhsm import PIN, PIN_ENV, TOKEN, SoftHsm, SoftHsmUnavailable
+from tests.waiting import until_file
 
 pytestmark = pytest.mark.integration
 
@@ -218,12 +219,11 @@ class Served:
     def __init__(self, hsm: SoftHsm, node_dir: Path) -> None:
         (node_dir / "serve.port").unlink(missing_ok=True)
         self.proc = _bx(hsm, "serve", "--node-dir", str(node_dir))
-        deadline = time.monotonic() + 60
-        while not (node_dir / "serve.port").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                raise AssertionError("node did not start: " + self.proc.communicate()[1][-2000:])
-            time.sleep(0.05)
+        until_file(node_dir / "serve.port", self.proc, timeout=60, on_fail=self._failed)
+
+    def _failed(self) -> str:
+        self.proc.kill()
+        return "node did not start: " + self.proc.communicate()[1][-2000:]
 
     def stop(self) -> None:
         self.proc.terminate()

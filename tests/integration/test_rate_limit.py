@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from node.server import grpc_server
 from node.server.grpc_server import REASON_KEY
 from node.wire.convert import envelope_to_pb, pb
 from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
+from tests.waiting import until_file
 
 DOC = DocumentQuery(number="N0481516", issuing_state="KAZ")
 LOOKUP = "/bxnode.v1.NodeService/Lookup"
@@ -218,10 +218,7 @@ def test_bxnode_serve_stopped_by_sigterm_leaves_no_refusal_unrecorded(
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
-        deadline = time.monotonic() + 60
-        while not (kaz / "serve.port").exists():  # waiting for a process, not for time
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.05)
+        until_file(kaz / "serve.port", proc, timeout=60, on_fail=lambda: "serve did not start")
         flood = _payloads(f, "UZB-BS", 20)
         with _channel(f, "UZB-BS") as uzb:
             got = [_call(uzb, p) for p in flood]

@@ -12,7 +12,6 @@ shows erased at that time.  One interval later on the same clock, the next sweep
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +25,7 @@ from node.retention.settings import DAY_MS, RETENTION_KINDS
 from node.store.retention import RetentionTables
 from tests.federation import Federation, make_federation
 from tests.federation import bxnode as cli
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -72,11 +72,11 @@ def sweeps(fed: Federation) -> list[dict[str, Any]]:
 def wait_for_sweeps(fed: Federation, n: int) -> list[dict[str, Any]]:
     """The node's ``retention_sweep`` entries once there are ``n`` (the job looks at its
     clock every second; 30 s is for a loaded machine, not part of any assertion)."""
-    deadline = time.monotonic() + 30
-    while len(found := sweeps(fed)) < n:
-        assert time.monotonic() < deadline, f"the serving node swept {len(found)} time(s)"
-        time.sleep(0.05)
-    return found
+    def swept() -> list[dict[str, Any]] | None:
+        found = sweeps(fed)
+        return found if len(found) >= n else None
+
+    return until(f"the serving node's sweep number {n}", swept)
 
 
 def erased_at(fed: Federation, time_ms: int) -> dict[str, int]:

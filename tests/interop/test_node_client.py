@@ -17,13 +17,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.federation import CTX, ROOT, Federation, make_federation
+from tests.waiting import until_file
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +61,11 @@ def served(tmp_path: Path) -> Iterator[tuple[Federation, int]]:
     proc = subprocess.Popen([*_bxnode(), "serve", "--node-dir", str(kaz)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not (kaz / "serve.port").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"bxnode serve did not start: {proc.communicate()[1]}")
-            time.sleep(0.05)
+        def failed() -> str:
+            proc.kill()
+            return f"bxnode serve did not start: {proc.communicate()[1]}"
+
+        until_file(kaz / "serve.port", proc, timeout=30, on_fail=failed)
         yield fed, int((kaz / "serve.port").read_text())
     finally:
         if proc.poll() is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from grpc_health.v1 import health_pb2
 from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, QueryKind
 from tests.federation import CTX, Federation, make_federation
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -185,11 +185,7 @@ def health(fed: Federation, names: list[str]) -> list[str]:
 
 
 def poll(cond: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+    until(what, cond, timeout=timeout)
 
 
 LOCKER = """

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import yaml
 
 from node.config import load_config
 from tests.packaging._common import BIN, ROOT, tool
+from tests.waiting import until_file
 
 COMPOSE = ROOT / "deployments" / "compose"
 
@@ -130,10 +130,7 @@ def test_demo_setup_script_builds_a_federation_that_serves(tmp_path: Path) -> No
                               "--listen", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while not (base / "kgz" / "serve.port").exists():
-            assert serve.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
+        until_file(base / "kgz" / "serve.port", serve, timeout=30)
         health = subprocess.run([tool("bxnode"), "health", "--node-dir", str(base / "kgz")],
                                 capture_output=True, text=True, timeout=30)
         port = (base / "kgz" / "serve.port").read_text().strip()
