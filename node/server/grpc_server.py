@@ -47,6 +47,7 @@ from node.server.group_commit import BatchWriter
 from node.server.limits import STRANGER, OverLimitTally, PeerLimiter, PolicyLimits
 from node.server.reflection import enable_reflection
 from node.store.db import Database, ping
+from node.store.meta import delete_meta
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
@@ -475,4 +476,4 @@ def _write_probe(store: Database) -> None:
     """A write that leaves nothing behind but still has pages to commit (a health probe
     after a failed commit, in a batch of its own)."""
     store.set_meta("health_write_probe", "1")
-    store.execute("DELETE FROM meta WHERE k = ?", ("health_write_probe",))
+    delete_meta(store, "health_write_probe")
