@@ -334,12 +334,23 @@ class Bench:
         target = f"127.0.0.1:{self.ports['KAZ-BS']}"
         method = "/bxnode.v1.NodeService/Lookup"
         node = self.start_node()
+        self.single(base, target, method)
+        self.batch(target, method)
+        self.person(base, target, method)
+        self.results["node_peak_rss_mb_small"] = peak_rss_mb(node.pid)
+        self.stop(node)
+        self.workers(base, target, method)
+        self.fairness(target, method)
+
+    def single(self, base: float, target: str, method: str) -> None:
+        """Single signed document lookups: saturation, then open loops at fixed rates."""
         r = self.load(target=target, method=method, mode="closed",
                       payloads=self.signed_requests(self.n_requests(5000), self.doc_items))
         r["ratio_to_baseline"] = round(r["throughput_rps"] / base, 3) if base else 0
         self.results["doc_lookup_saturation"] = r
         log(f"document lookups: {r['throughput_rps']:,.0f}/s "
-            f"({r['ratio_to_baseline']:.0%} of baseline)")
+            f"({r['ratio_to_baseline']:.0%} of baseline), "
+            f"node CPU {r['server_cpu_ms_per_call']} ms per call")
         for rate in (250, 1000, 2000):
             r = self.load(target=target, method=method, mode="open", rate=rate,
                           payloads=self.signed_requests(int(rate * self.seconds) + 10,
@@ -355,24 +366,36 @@ class Bench:
             for _ in range(self.large_runs - 1)]
         self.results["doc_lookup_at_250_rps"]["p99_runs_ms"] = runs
 
+    def batch(self, target: str, method: str) -> None:
+        """Batches of 100 document checks, closed loop."""
         r = self.load(target=target, method=method, mode="closed", concurrency=8,
                       payloads=self.signed_requests(self.n_requests(300), self.batch_items))
         r["document_checks_per_s"] = round(r["throughput_rps"] * 100)
         self.results["batch100_saturation"] = r
-        log(f"batch lookups: {r['document_checks_per_s']:,} document checks/s")
+        log(f"batch lookups: {r['document_checks_per_s']:,} document checks/s, "
+            f"node CPU {r['server_cpu_ms_per_call']} ms per batch")
 
+    def person(self, base: float, target: str, method: str) -> None:
+        """Single person lookups: saturation and 1,000/s offered."""
         person = self.person_items
         r = self.load(target=target, method=method, mode="closed",
                       payloads=self.signed_requests(self.n_requests(4000), person))
+        r["ratio_to_baseline"] = round(r["throughput_rps"] / base, 3) if base else 0
         self.results["person_lookup_saturation"] = r
-        log(f"person lookups: {r['throughput_rps']:,.0f}/s")
+        log(f"person lookups: {r['throughput_rps']:,.0f}/s "
+            f"({r['ratio_to_baseline']:.0%} of baseline), "
+            f"node CPU {r['server_cpu_ms_per_call']} ms per call")
         r = self.load(target=target, method=method, mode="open", rate=1000,
                       payloads=self.signed_requests(int(1000 * self.seconds) + 10, person))
         self.results["person_lookup_at_1000_rps"] = r
-        self.results["node_peak_rss_mb_small"] = peak_rss_mb(node.pid)
-        self.stop(node)
-        self.workers(base, target, method)
-        self.fairness(target, method)
+
+    def import_only(self) -> None:
+        """The watchlist import alone: BXNODE_BENCH_LARGE documents (default 10,000,000)
+        on top of the small watchlist, rate and peak RSS."""
+        n = 20_000 if self.smoke else int(os.environ.get("BXNODE_BENCH_LARGE", "10000000"))
+        path = self.watchlist(n - self.n_docs, 0, "large", first=self.n_docs)
+        self.import_(path, n - self.n_docs, "import_large")
+        path.unlink()
 
     def fairness(self, target: str, method: str) -> None:
         """Issue 12: UZB-BS floods at ten times its agreed rate while KGZ-BS asks at a
@@ -558,8 +581,22 @@ class Bench:
         if self.only == "postgresql":
             self.postgresql(base)
             return self.results
+        target, method = f"127.0.0.1:{self.ports['KAZ-BS']}", "/bxnode.v1.NodeService/Lookup"
         if self.only == "fairness":
-            self.fairness(f"127.0.0.1:{self.ports['KAZ-BS']}", "/bxnode.v1.NodeService/Lookup")
+            self.fairness(target, method)
+            return self.results
+        if self.only == "workers":
+            self.workers(base, target, method)
+            return self.results
+        if self.only in ("lookup", "batch", "person"):
+            node = self.start_node()
+            {"lookup": lambda: self.single(base, target, method),
+             "batch": lambda: self.batch(target, method),
+             "person": lambda: self.person(base, target, method)}[self.only]()
+            self.stop(node)
+            return self.results
+        if self.only == "import":
+            self.import_only()
             return self.results
         self.scenarios(base)
         self.postgresql(base)
@@ -783,7 +820,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run for CI")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--only", choices=["postgresql", "fairness"],
+    ap.add_argument("--only", choices=["postgresql", "fairness", "workers", "lookup", "batch",
+                                       "person", "import"],
                     help="the echo baseline and these scenarios only (results go to "
                          "<name>-<only>.json)")
     args = ap.parse_args()
