@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from node.config_schema import check_schema
+from node.config_section import Section
 from node.core import limits
 from node.core.errors import ConfigError
 from node.core.model import validate_id, validate_state
@@ -44,18 +45,12 @@ class AuditSettings:
 
     @classmethod
     def parse(cls, doc: dict[str, Any]) -> AuditSettings:
-        def num(key: str, default: int, lo: int, hi: int) -> int:
-            value = doc.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(f"config: [audit] {key} must be {lo}..{hi}",
-                                  reason="bad_config")
-            return value
+        num = Section("audit", doc, Path()).num
 
         witnesses = doc.get("witnesses")
         if witnesses is not None and (not isinstance(witnesses, list) or not all(
                 isinstance(w, str) for w in witnesses)):
-            raise ConfigError("config: [audit] witnesses must be a list of node ids",
-                              reason="bad_config")
+            raise Section("audit", doc, Path()).error("witnesses must be a list of node ids")
         return cls(
             batch_max=num("batch_max", 256, 1, 100_000),
             batch_ms=num("batch_ms", 2, 0, 10_000),
@@ -97,55 +92,31 @@ class StorageSettings:
 
     @classmethod
     def parse(cls, root: Path, doc: dict[str, Any]) -> StorageSettings:
-        unknown = sorted(set(doc) - _STORAGE_KEYS)
-        if unknown:
-            raise ConfigError(f"config: [storage] has no key {unknown[0]!r}", reason="bad_config")
+        sec = Section("storage", doc, root, _STORAGE_KEYS)
+        num, path = sec.num, sec.path
         backend = doc.get("backend", "sqlcipher")
         if backend not in ("sqlcipher", "postgresql"):
-            raise ConfigError('config: [storage] backend must be "sqlcipher" or "postgresql"',
-                              reason="bad_config")
-
-        def num(key: str, default: int, lo: int, hi: int) -> int:
-            value = doc.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(f"config: [storage] {key} must be {lo}..{hi}",
-                                  reason="bad_config")
-            return value
-
+            raise sec.error('backend must be "sqlcipher" or "postgresql"')
         if backend == "sqlcipher":
             extra = [k for k in _PG_ONLY if k in doc]
             if extra:
-                raise ConfigError(f'config: [storage] {extra[0]} applies only to backend = '
-                                  '"postgresql"', reason="bad_config")
+                raise sec.error(f'{extra[0]} applies only to backend = "postgresql"')
             return cls(busy_timeout_s=num("busy_timeout_s", 5, 1, 300))
         if "busy_timeout_s" in doc:
-            raise ConfigError('config: [storage] busy_timeout_s applies only to backend = '
-                              '"sqlcipher"', reason="bad_config")
-
-        def path(key: str) -> Path | None:
-            value = doc.get(key)
-            if value is None:
-                return None
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"config: [storage] {key} must be a file name",
-                                  reason="bad_config")
-            return (root / value).resolve()
+            raise sec.error('busy_timeout_s applies only to backend = "sqlcipher"')
 
         dsn = doc.get("dsn")
         if not isinstance(dsn, str) or not dsn.strip():
-            raise ConfigError('config: [storage] dsn is required for backend = "postgresql"',
-                              reason="bad_config")
+            raise sec.error('dsn is required for backend = "postgresql"')
         from node.store.postgresql import dsn_has_password
 
         if dsn_has_password(dsn):  # never echo the DSN: it holds the password
-            raise ConfigError("config: [storage] dsn must not contain a password; set "
-                              "$BXNODE_PG_PASSWORD or [storage] password_file (mode 0600)",
-                              reason="dsn_has_password")
+            raise sec.error("dsn must not contain a password; set $BXNODE_PG_PASSWORD or "
+                            "[storage] password_file (mode 0600)", reason="dsn_has_password")
         pool_min = num("pool_min", 1, 1, 100)
         pool_max = num("pool_max", max(10, pool_min), 1, 1000)
         if pool_min > pool_max:
-            raise ConfigError("config: [storage] pool_min must not exceed pool_max",
-                              reason="bad_config")
+            raise sec.error("pool_min must not exceed pool_max")
         return cls(backend="postgresql", dsn=dsn, password_file=path("password_file"),
                    field_key_file=path("field_key_file"), pool_min=pool_min,
                    pool_max=pool_max, connect_timeout_s=num("connect_timeout_s", 5, 1, 120))
@@ -196,28 +167,8 @@ class LocalApiSettings:
 
     @classmethod
     def parse(cls, root: Path, doc: Any) -> LocalApiSettings:
-        if not isinstance(doc, dict):
-            raise ConfigError("config: [local] must be a table", reason="bad_config")
-        unknown = sorted(set(doc) - _LOCAL_KEYS)
-        if unknown:
-            raise ConfigError(f"config: [local] has no key {unknown[0]!r}", reason="bad_config")
-
-        def text(key: str) -> str:
-            value = doc.get(key, "")
-            if not isinstance(value, str):
-                raise ConfigError(f"config: [local] {key} must be text", reason="bad_config")
-            return value.strip()
-
-        def path(key: str) -> Path | None:
-            value = text(key)
-            return (root / value).resolve() if value else None
-
-        def num(key: str, default: int, lo: int, hi: int) -> int:
-            value = doc.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(f"config: [local] {key} must be {lo}..{hi}",
-                                  reason="bad_config")
-            return value
+        sec = Section("local", doc, root, _LOCAL_KEYS)
+        text, path, num = sec.text, sec.path, sec.num
 
         sock = text("api_socket") or "unix:officers.sock"
         if sock == "off":
@@ -225,28 +176,26 @@ class LocalApiSettings:
         elif sock.startswith("unix:"):
             resolved = (root / sock[len("unix:"):]).resolve()
             if len(str(resolved)) > 100:
-                raise ConfigError(f"config: [local] api_socket path {resolved} is longer than "
-                                  "100 characters; choose a shorter path", reason="bad_config")
+                raise sec.error(f"api_socket path {resolved} is longer than 100 "
+                                "characters; choose a shorter path")
             api_socket = f"unix:{resolved}"
         else:
             raise ConfigError('config: [local] api_socket must be "unix:PATH" or "off"',
                               reason="bad_config")
         tcp = text("api_tcp") or None
         if tcp is not None and (":" not in tcp or not tcp.rsplit(":", 1)[1].isdigit()):
-            raise ConfigError("config: [local] api_tcp must be host:port", reason="bad_config")
+            raise sec.error("api_tcp must be host:port")
         client_ca = path("client_ca")
         if tcp is not None and client_ca is None:
-            raise ConfigError("config: [local] api_tcp needs client_ca: the TCP listener "
-                              "always requires client certificates (mTLS)", reason="bad_config")
+            raise sec.error("api_tcp needs client_ca: the TCP listener always requires "
+                            "client certificates (mTLS)")
         jwks = path("oidc_jwks")
         issuer, audience = text("oidc_issuer"), text("oidc_audience")
         if (jwks is not None) != bool(issuer) or (jwks is not None) != bool(audience):
-            raise ConfigError("config: [local] oidc_issuer, oidc_audience and oidc_jwks go "
-                              "together", reason="bad_config")
+            raise sec.error("oidc_issuer, oidc_audience and oidc_jwks go together")
         algs = doc.get("oidc_algorithms", [])
         if not isinstance(algs, list) or not all(isinstance(a, str) for a in algs):
-            raise ConfigError("config: [local] oidc_algorithms must be a list of names",
-                              reason="bad_config")
+            raise sec.error("oidc_algorithms must be a list of names")
         roles = doc.get("roles", {})
         if not isinstance(roles, dict) or not all(
                 isinstance(v, list) and all(isinstance(r, str) for r in v)
@@ -255,8 +204,7 @@ class LocalApiSettings:
                               reason="bad_config")
         roles_file = path("roles_file")
         if roles and roles_file is not None:
-            raise ConfigError("config: [local] give either [local.roles] or roles_file",
-                              reason="bad_config")
+            raise sec.error("give either [local.roles] or roles_file")
         return cls(api_socket=api_socket, api_tcp=tcp, tls_cert=path("tls_cert"),
                    tls_key=path("tls_key"), server_ca=path("server_ca"), client_ca=client_ca,
                    oidc_issuer=issuer, oidc_audience=audience, oidc_jwks=jwks,
@@ -452,14 +400,11 @@ def _registry_settings(root: Path, fed: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if fed.get("registry"):
         out["registry"] = (root / str(fed["registry"])).resolve()
+    sec = Section("federation", fed, root)
     for key, name, lo, hi in (("refresh_s", "registry_refresh_s", 1, 86_400),
                               ("expiry_grace_s", "registry_expiry_grace_s", 0, 30 * 86_400)):
         if key in fed:
-            value = fed[key]
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(f"config: [federation] {key} must be {lo}..{hi}",
-                                  reason="bad_config")
-            out[name] = value
+            out[name] = sec.num(key, 0, lo, hi)
     return out
 
 

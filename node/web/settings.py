@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.core.errors import ConfigError
+from node.config_section import Section
 
 __all__ = ["LANGUAGES", "ConsoleSettings"]
 
@@ -76,64 +76,36 @@ class ConsoleSettings:
 
     @classmethod
     def parse(cls, root: Path, doc: Any, *, peer_listen: str) -> ConsoleSettings:
-        if not isinstance(doc, dict):
-            raise ConfigError("config: [console] must be a table", reason="bad_config")
-        unknown = sorted(set(doc) - _KEYS)
-        if unknown:
-            raise ConfigError(f"config: [console] has no key {unknown[0]!r}",
-                              reason="bad_config")
-
-        def text(key: str, default: str = "") -> str:
-            value = doc.get(key, default)
-            if not isinstance(value, str):
-                raise ConfigError(f"config: [console] {key} must be text", reason="bad_config")
-            return value.strip()
-
-        def path(key: str) -> Path | None:
-            value = text(key)
-            return (root / value).resolve() if value else None
-
-        def num(key: str, default: int, lo: int, hi: int) -> int:
-            value = doc.get(key, default)
-            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-                raise ConfigError(f"config: [console] {key} must be {lo}..{hi}",
-                                  reason="bad_config")
-            return value
+        sec = Section("console", doc, root, _KEYS)
+        text, path, num = sec.text, sec.path, sec.num
 
         def https(key: str) -> str:
             value = text(key)
             if value and not value.startswith("https://"):
-                raise ConfigError(f"config: [console] {key} must be an https:// URL",
-                                  reason="bad_config")
+                raise sec.error(f"{key} must be an https:// URL")
             return value
 
-        enabled = doc.get("enabled", False)
-        if not isinstance(enabled, bool):
-            raise ConfigError("config: [console] enabled must be true or false",
-                              reason="bad_config")
+        enabled = sec.flag("enabled", False)
         listen = text("listen", "127.0.0.1:8443")
         port = _port(listen)
         if port is None:
-            raise ConfigError("config: [console] listen must be host:port", reason="bad_config")
+            raise sec.error("listen must be host:port")
         if port == _port(peer_listen):
-            raise ConfigError("config: [console] listen must not be the peer port "
-                              f"({peer_listen}): the console is for the agency's network",
-                              reason="bad_config")
+            raise sec.error(f"listen must not be the peer port ({peer_listen}): the "
+                            "console is for the agency's network")
         lang = text("default_language", "ru")
         if lang not in LANGUAGES:
-            raise ConfigError(f"config: [console] default_language must be one of "
-                              f"{', '.join(LANGUAGES)}", reason="bad_config")
+            raise sec.error(f"default_language must be one of {', '.join(LANGUAGES)}")
         tz = text("timezone", "UTC")
         try:
             zoneinfo.ZoneInfo(tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"config: [console] timezone {tz[:64]!r} is not a known zone",
-                              reason="bad_config") from None
+            raise sec.error(f"timezone {tz[:64]!r} is not a known zone") from None
         oidc = (https("oidc_authorize_url"), https("oidc_token_url"))
         secret = path("oidc_client_secret_file")
         if any(oidc) and not (all(oidc) and secret is not None):
-            raise ConfigError("config: [console] oidc_authorize_url, oidc_token_url and "
-                              "oidc_client_secret_file go together", reason="bad_config")
+            raise sec.error("oidc_authorize_url, oidc_token_url and oidc_client_secret_file "
+                            "go together")
         return cls(enabled=enabled, listen=listen, public_url=https("public_url"),
                    tls_cert=path("tls_cert"), tls_key=path("tls_key"),
                    client_ca=path("client_ca"),
