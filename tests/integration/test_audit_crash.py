@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from node.config import load_config
 from node.core import envelope as env_mod
 from node.core.model import DocumentQuery, QueryKind
 from tests.federation import CTX, ROOT, Federation, make_federation
+from tests.waiting import until, until_file
 
 
 def _set_batch(node_dir: Path, batch_max: int, batch_ms: int) -> None:
@@ -44,11 +44,8 @@ class Serve:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 20
-        while not (node_dir / "serve.port").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("node did not start: " + "".join(self.lines))
-            time.sleep(0.05)
+        until_file(node_dir / "serve.port", self.proc, timeout=20,
+                   on_fail=lambda: "node did not start: " + "".join(self.lines))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -56,11 +53,8 @@ class Serve:
             self.lines.append(line)
 
     def wait_for(self, needle: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(needle in ln for ln in self.lines):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {needle!r} in node log: " + "".join(self.lines))
-            time.sleep(0.01)
+        until(f"{needle!r} in the node's log",
+              lambda: any(needle in ln for ln in self.lines), timeout=timeout, every=0.01)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

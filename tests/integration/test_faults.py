@@ -53,6 +53,7 @@ from tests.federation import CTX, ROOT, Federation, make_federation
 from tests.integration.test_audit_crash import Serve
 from tests.integration.test_failover_client import SilentListener
 from tests.unit.policy.standin_opa import StandInOpaServer
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -64,12 +65,8 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # --- helpers ---------------------------------------------------------------------------------
 
 def poll(cond: Callable[[], bool], *, timeout: float, what: str, every: float = 0.05) -> None:
-    """Wait (bounded) until ``cond()`` holds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
+    """Wait (bounded) until ``cond()`` holds (tests/waiting.py)."""
+    until(what, cond, timeout=timeout, every=every)
 
 
 def health(fed: Federation, node: str, *, as_node: str = "UZB-BS") -> int:

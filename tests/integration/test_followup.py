@@ -28,6 +28,7 @@ from node.followup.client import Answer, file_followup, get_followup, watch_foll
 from node.followup.store import FollowUpStore
 from tests.federation import Federation, make_federation
 from tests.federation import bxnode as cli
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +164,7 @@ def test_watch_streams_until_decided(ffed: Federation) -> None:
 
     th = threading.Thread(target=watch)
     th.start()
-    time.sleep(0.8)
+    until("the watch's first message (pending)", lambda: got)
     assert cli(["followup", "approve", fid, "--node-dir", str(ffed.dirs["KAZ-BS"])]) == 0
     th.join(30)
     assert [a.status.state for a in got] == ["pending", "approved"]
@@ -307,7 +308,8 @@ def test_overdue_after_the_configured_deadline(tmp_path: Path,
         hit = lookup(fed, "KGZ-BS", "KAZ-BS", [STOLEN])
         st = file(fed, "KGZ-BS", "KAZ-BS", hit, 0, ["document_number"])
         assert st.deadline_ms - st.issued_at_ms == 1080
-        time.sleep(1.3)
+        until("the follow-up's deadline has passed",
+              lambda: time.time_ns() // 1_000_000 > st.deadline_ms + 100)
         _, out, _ = run(fed, "KAZ-BS", "followup", "list", "--state", "overdue", "--json",
                          capsys=capsys)
         assert [r["id"] for r in json.loads(out)["followups"]] == [st.followup_id]

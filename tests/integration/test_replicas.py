@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from tests.federation import (
 )
 from tests.integration.test_audit_crash import Serve
 from tests.pgcluster import PgCluster, to_postgresql
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -221,9 +221,8 @@ def test_one_log_survives_a_replica_killed_mid_load(replicated: Replicated) -> N
 
     t = threading.Thread(target=load)
     t.start()
-    deadline = time.monotonic() + 30
-    while len(acknowledged) < 30 and time.monotonic() < deadline and not errors:
-        time.sleep(0.01)
+    until("30 acknowledged answers before the kill", lambda: len(acknowledged) >= 30 or errors,
+          every=0.01)
     rep.serves["A"].kill()  # mid-load: SIGKILL, no shutdown
     killed.set()
     t.join(60)
@@ -319,17 +318,13 @@ def test_health_follows_the_database(replicated: Replicated) -> None:
     client = rep.fed.client("UZB-BS", store=False)
     try:
         rep.cluster.stop("immediate")
-        deadline = time.monotonic() + 15
-        while _health(rep.fed, rep.port("A")) != not_serving and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _health(rep.fed, rep.port("A")) == not_serving
+        until("health NOT_SERVING without the database",
+              lambda: _health(rep.fed, rep.port("A")) == not_serving, timeout=15, every=0.1)
         code, reason = _send_to(rep.fed, rep.port("A"), _signed(client, "N0000009"))
         assert code is grpc.StatusCode.UNAVAILABLE and reason == "audit_unavailable"
         rep.cluster.start()
-        deadline = time.monotonic() + 20
-        while _health(rep.fed, rep.port("A")) != serving and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _health(rep.fed, rep.port("A")) == serving
+        until("health SERVING with the database back",
+              lambda: _health(rep.fed, rep.port("A")) == serving, timeout=20, every=0.1)
         assert _send_to(rep.fed, rep.port("A"), _signed(client, "N0000010")) == (
             grpc.StatusCode.OK, "")
     finally:

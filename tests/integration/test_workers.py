@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from node.core.model import DocumentQuery, QueryKind
 from node.wire import convert
 from node.wire.convert import pb
 from tests.federation import CTX, ROOT, Federation, make_federation
+from tests.waiting import until, until_file
 
 pytestmark = pytest.mark.integration
 
@@ -42,11 +42,8 @@ class Supervisor:
             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        deadline = time.monotonic() + 60
-        while not (node_dir / "serve.port").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("node did not start: " + "".join(self.lines[-20:]))
-            time.sleep(0.05)
+        until_file(node_dir / "serve.port", self.proc,
+                   on_fail=lambda: "node did not start: " + "".join(self.lines[-20:]))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -122,11 +119,8 @@ def test_two_workers_answer_as_one_node(fed: Federation) -> None:
         # a worker that dies is started again
         victim = sup.workers()[1]
         os.kill(victim, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while (victim in sup.workers() or len(sup.workers()) < 2) and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert victim not in sup.workers() and len(sup.workers()) == 2
+        until("the dead worker replaced",
+              lambda: victim not in sup.workers() and len(sup.workers()) == 2)
         assert sup.logged("worker_died")
     finally:
         client.close()

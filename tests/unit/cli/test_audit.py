@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from node.app import now_ms
 from tests.federation import DEMO, Federation
 from tests.unit.cli._support import Bx, assert_one_sentence, audit_bodies, tamper_body
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -162,13 +162,15 @@ def traffic(fed: Federation) -> tuple[int, int, int]:
             client.close()
             client._store.close()  # type: ignore[union-attr]
 
-    time.sleep(0.002)
-    start = now_ms()
+    def after(t: int) -> int:  # the first millisecond after t: entries on either side differ
+        return until("the clock's next millisecond", lambda: now_ms() > t and now_ms(),
+                     every=0.001)
+
+    start = after(now_ms())
     ask("KGZ-BS", "border_check")
     ask("UZB-BS", "visa_application")
-    time.sleep(0.002)
-    middle = now_ms()
-    time.sleep(0.002)
+    middle = after(now_ms())
+    after(middle)
     ask("UZB-BS", "criminal_investigation")
     ask("KGZ-BS", "counter_terrorism")
     end = now_ms()

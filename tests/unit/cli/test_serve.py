@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -16,6 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.federation import ROOT
 from tests.unit.cli._support import Bx, assert_one_sentence
+from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +36,14 @@ def test_serve_refuses_a_node_whose_key_is_not_in_its_members_file(node: Path, b
 
 
 def _wait_for_port(proc: subprocess.Popen[bytes], port_file: Path, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def port() -> int | None:
         if proc.poll() is not None:
             raise AssertionError(f"serve exited early: {proc.returncode}, "
                                  f"{proc.stderr.read().decode() if proc.stderr else ''}")
-        if port_file.exists():
-            text = port_file.read_text()
-            if text.endswith("\n"):
-                return int(text)
-        time.sleep(0.05)
-    raise AssertionError("serve did not write serve.port in time")
+        text = port_file.read_text() if port_file.exists() else ""
+        return int(text) if text.endswith("\n") else None
+
+    return until("serve to write serve.port", port, timeout=timeout)
 
 
 def test_serve_health_reflection_and_sigterm(node: Path) -> None:
