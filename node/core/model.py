@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from node.core import limits
-from node.core.countries import NATIONALITY_ONLY, is_icao_code
+from node.core.countries import NATIONALITY_ONLY, is_icao_code, is_icao_issuer
 from node.core.errors import InvalidInput
 
 __all__ = [
@@ -77,6 +77,9 @@ class Purpose(StrEnum):
 _DOC_NUMBER = re.compile(r"[A-Z0-9]+")
 _DOC_TYPE = re.compile(r"[PIACV][A-Z0-9]?")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
+#: What validate_doc_number and validate_doc_type accept, as one match each.
+_doc_number_ok = re.compile(rf"[A-Z0-9]{{1,{limits.MAX_DOC_NUMBER_LEN}}}").fullmatch
+_doc_type_ok = _DOC_TYPE.fullmatch
 #: Besides letters (any script, Unicode L*), combining marks (M*), spaces (Zs)
 #: and hyphens/dashes (Pd), a name may hold: dots (Catalan ·, Japanese ・), the
 #: apostrophe family that keyboards put for Uzbek oʻ, gʻ and the tutuq belgisi ʼ
@@ -232,9 +235,13 @@ class DocumentQuery:
     doc_type: str = "P"
 
     def __post_init__(self) -> None:
-        validate_doc_number(self.number)
-        validate_state(self.issuing_state)
-        validate_doc_type(self.doc_type)
+        # The usual, valid query in one expression (a batch holds hundreds); anything else
+        # goes through the validators one by one for its precise refusal.
+        if (_doc_number_ok(self.number) is None or not is_icao_issuer(self.issuing_state)
+                or _doc_type_ok(self.doc_type) is None):
+            validate_doc_number(self.number)
+            validate_state(self.issuing_state)
+            validate_doc_type(self.doc_type)
 
     kind = QueryKind.DOCUMENT
     data_types = ("document_number", "issuing_state", "document_type")

@@ -148,10 +148,10 @@ class LookupHandler:
             facts.update(match_threshold=decided.matching[0], max_candidates=decided.matching[1])
         today = dt.date.fromisoformat(day)
         found = self.watchlist.check_many(req.items, today, decided.matching)
-        if "source_agency" in fields:  # read in this unit of work, only when disclosed
-            found = self.watchlist.with_sources(found)
-        results = tuple(Watchlist.disclose(i, hit, fields) for i, hit in enumerate(found))
-        hits = sum(1 for r in results if r.outcome.value == "hit")
+        # read in this unit of work, only when disclosed
+        sources = self.watchlist.sources_of(found) if "source_agency" in fields else None
+        results = Watchlist.disclose_all(found, fields, sources)
+        hits = len(found) - found.count(None)
         facts.update(hits=hits, no_hits=len(results) - hits, disclosed=sorted(fields))
         answer = LookupAnswer(
             responder=self._settings.node_id, key_id=self._key_id, request_digest=v.digest,

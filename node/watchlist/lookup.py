@@ -35,7 +35,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
@@ -77,7 +77,16 @@ class WatchlistHit:
     reference: str
     action: ActionCode
     contact: str
-    source_agency: str = ""
+
+
+_ACTIONS = {a.value: a for a in ActionCode}
+
+
+def _action(code: str) -> ActionCode:
+    """A stored action code as the enum (a dict read; an unknown code raises as the enum
+    does)."""
+    found = _ACTIONS.get(code)
+    return found if found is not None else ActionCode(code)
 
 
 class PersonMatcher(Protocol):
@@ -282,23 +291,32 @@ class Watchlist:
                    matching: tuple[float, int] | None = None) -> list[WatchlistHit | None]:
         """Every item's hit, in order; all documents are looked up in one statement.
         ``matching`` is (score threshold, max candidates) for persons, from policy."""
-        docs = [(q.number, q.issuing_state, q.doc_type) for q in items
-                if isinstance(q, DocumentQuery)]
+        keys = [(q.number, q.issuing_state, q.doc_type) if isinstance(q, DocumentQuery)
+                else None for q in items]
+        docs = [k for k in keys if k is not None]
         found = self._store.find_documents_many(docs, today.isoformat()) if docs else {}
         if len(docs) < len(items):  # changed through any replica: follow
             self.follow(today)
         out: list[WatchlistHit | None] = []
-        for q in items:
-            if isinstance(q, DocumentQuery):
-                rows = found.get((q.number, q.issuing_state, q.doc_type))
-                out.append(self._best(rows) if rows else None)
-            else:
+        default, best = self._default_contact, self._best
+        for q, key in zip(items, keys, strict=True):
+            if key is None:
+                assert isinstance(q, PersonQuery)
                 out.append(self._check_person(q, today, matching))
+                continue
+            rows = found.get(key)
+            if not rows:
+                out.append(None)
+            elif len(rows) == 1:  # the usual case: one live record
+                ref, action, contact = rows[0]
+                out.append(WatchlistHit(ref, _action(action), contact or default))
+            else:
+                out.append(best(rows))
         return out
 
     def _best(self, rows: list[tuple[str, str, str]]) -> WatchlistHit:
-        best = min(rows, key=lambda r: _SEVERITY[ActionCode(r[1])])
-        return WatchlistHit(best[0], ActionCode(best[1]), best[2] or self._default_contact)
+        best = min(rows, key=lambda r: _SEVERITY[_action(r[1])])
+        return WatchlistHit(best[0], _action(best[1]), best[2] or self._default_contact)
 
     def _check_person(self, q: PersonQuery, today: dt.date,
                       matching: tuple[float, int] | None = None) -> WatchlistHit | None:
@@ -323,27 +341,29 @@ class Watchlist:
             row = live.get(ref)
             if row is None or row != self._persons[ref]:
                 continue  # withdrawn or changed since the index was built: no hit from it
-            return WatchlistHit(ref, ActionCode(row[7]), row[8] or self._default_contact)
+            return WatchlistHit(ref, _action(row[7]), row[8] or self._default_contact)
         return None
 
-    def with_sources(self, hits: Sequence[WatchlistHit | None]) -> list[WatchlistHit | None]:
-        """The hits with their source agency (one read for all of them; an alert recorded
-        without a source keeps "")."""
+    def sources_of(self, hits: Sequence[WatchlistHit | None]) -> dict[str, str]:
+        """The source agency of each hit's alert, by reference (one read for all of them;
+        an alert recorded without a source is absent)."""
         refs = [h.reference for h in hits if h is not None]
-        sources = self._store.sources_of(refs) if refs else {}
-        return [None if h is None else replace(h, source_agency=sources.get(h.reference, ""))
-                for h in hits]
+        return self._store.sources_of(refs) if refs else {}
 
     @staticmethod
-    def disclose(index: int, hit: WatchlistHit | None, fields: frozenset[str]) -> ItemResult:
-        """Only the fields policy allows leave the node; the outcome always does."""
-        if hit is None:
-            return ItemResult(index=index, outcome=Outcome.NO_HIT)
-        return ItemResult(
-            index=index,
-            outcome=Outcome.HIT,
-            reference=hit.reference if "reference" in fields else "",
-            action=hit.action if "action" in fields else None,
-            contact=hit.contact if "contact" in fields else "",
-            source_agency=hit.source_agency if "source_agency" in fields else "",
-        )
+    def disclose_all(hits: Sequence[WatchlistHit | None], fields: frozenset[str],
+                     sources: Mapping[str, str] | None = None) -> tuple[ItemResult, ...]:
+        """Every item's result, in order: only the fields policy allows leave the node (the
+        outcome always does).  What is disclosed is decided once for the whole batch;
+        ``sources`` (from :meth:`sources_of`) is read only where ``source_agency`` is."""
+        ref_on, action_on = "reference" in fields, "action" in fields
+        contact_on = "contact" in fields
+        src = sources if sources is not None and "source_agency" in fields else None
+        hit_, no_hit = Outcome.HIT, Outcome.NO_HIT
+        return tuple(
+            ItemResult(index=i, outcome=no_hit) if h is None else ItemResult(
+                index=i, outcome=hit_, reference=h.reference if ref_on else "",
+                action=h.action if action_on else None,
+                contact=h.contact if contact_on else "",
+                source_agency=src.get(h.reference, "") if src is not None else "")
+            for i, h in enumerate(hits))

@@ -91,6 +91,32 @@ def test_document_query_validates_every_field() -> None:
     assert _reason(DocumentQuery, "N1", "KAZ", "Q") == "bad_document_type"
 
 
+_NUMBERS = ["N1", "A" * 20, "A" * 21, "", "ab123", "AB-123", "AB123\n", "АВ123", "Ａ1", "0"]
+_STATES = ["KAZ", "D", "GBD", "UNO", "RKS", "EUE", "ZZZ", "kaz", "KA", "", " KAZ", "XXA", "XXX"]
+_TYPES = ["P", "I", "PD", "V1", "", "X", "p", "PPP", "1"]
+
+
+def _outcome(fn: object, *args: object) -> str:
+    try:
+        fn(*args)  # type: ignore[operator]
+    except InvalidInput as exc:
+        return f"{exc.reason}: {exc.message}"
+    return "ok"
+
+
+@pytest.mark.parametrize("number", _NUMBERS)
+def test_document_query_accepts_and_refuses_exactly_as_the_validators(number: str) -> None:
+    """The constructor's one-expression check for the usual query: for every combination,
+    the same instance or the same refusal (reason and message, first field first) as the
+    three validators in turn."""
+    for state in _STATES:
+        for doc_type in _TYPES:
+            want = _outcome(lambda n, s, t: (validate_doc_number(n), validate_state(s),
+                                              validate_doc_type(t)), number, state, doc_type)
+            assert _outcome(DocumentQuery, number, state, doc_type) == want, (
+                number, state, doc_type)
+
+
 # --- partial dates --------------------------------------------------------------------------
 
 
