@@ -101,17 +101,29 @@ class AlertTables:
         return None if r is None else AlertMeta(str(r[0]), str(r[1]), int(r[2]), int(r[3]))
 
     def meta_many(self, refs: Sequence[str]) -> dict[str, AlertMeta]:
-        out: dict[str, AlertMeta] = {}
+        return {ref: AlertMeta(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for ref, r in
+                self._rows_many("kind, source, created_ms, updated_ms", "", refs)}
+
+    def sources_many(self, refs: Sequence[str]) -> dict[str, str]:
+        """The source agency of each listed alert recorded with one (a lookup's hits)."""
+        return {ref: str(r[0]) for ref, r in self._rows_many("source", " AND source <> ''",
+                                                              refs)}
+
+    def _rows_many(self, columns: str, where: str, refs: Sequence[str]
+                   ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """(reference, the row's ``columns``) of the listed alerts that have metadata, one
+        statement per 500 (``columns`` and ``where`` are this module's text, never data)."""
         unique = list(dict.fromkeys(refs))
+        plain = not self.db.codec.protects  # the index is the reference itself
         for i in range(0, len(unique), _CHUNK):
             chunk = unique[i:i + _CHUNK]
-            by_ix = {self._ix(r): r for r in chunk}
-            marks = ",".join("?" for _ in by_ix)  # placeholders only, never data
+            by_ix = dict(zip(chunk, chunk, strict=True)) if plain else {
+                self._ix(r): r for r in chunk}
+            marks = ",".join("?" * len(by_ix))  # placeholders only, never data
             for r in self.db.query(
-                    "SELECT owner_ref, kind, source, created_ms, updated_ms FROM alert_meta "  # noqa: S608 - placeholders
-                    f"WHERE owner_ref IN ({marks})", tuple(by_ix)):
-                out[by_ix[str(r[0])]] = AlertMeta(str(r[1]), str(r[2]), int(r[3]), int(r[4]))
-        return out
+                    f"SELECT owner_ref, {columns} FROM alert_meta "  # noqa: S608 - placeholders
+                    f"WHERE owner_ref IN ({marks}){where}", tuple(by_ix)):
+                yield by_ix[str(r[0])], r[1:]
 
     def all_meta(self) -> Iterator[tuple[str, AlertMeta]]:
         """Every alert's reference and metadata, streamed (``bxnode store copy``).  Only

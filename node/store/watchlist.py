@@ -42,7 +42,7 @@ _OWNER = "watchlist.owner_ref"
 _DOC_SEALED = "documents.sealed"
 _PERSON_SEALED = "persons.sealed"
 _GENERATION = "watchlist_generation"
-_CHUNK = 5000  # 3 parameters each, under SQLite's 32,766
+_CHUNK = 5000  # numbers per statement, well under SQLite's 32,766 parameters
 
 
 def _text(index: str | bytes) -> str:
@@ -144,8 +144,8 @@ class SqlWatchlistStore:
             tables = AlertTables(self._db)
             tables.ensure_schema()  # SQLCipher: created once; PostgreSQL: checked migrated
             self._alerts = tables
-        return {ref: m.source for ref, m in self._alerts.meta_many(owner_refs).items()
-                if m.source}
+        sources: dict[str, str] = self._alerts.sources_many(owner_refs)
+        return sources
 
     def bump_generation(self, value: str) -> None:
         """A new generation (call under ``lock("watchlist")``, in the change's transaction):
@@ -189,29 +189,35 @@ class SqlWatchlistStore:
     def find_documents_many(self, keys: Sequence[tuple[str, str, str]],
                             today: str) -> dict[tuple[str, str, str], list[DocumentHit]]:
         """Live records for many (number, issuing_state, doc_type) keys in one statement
-        (a chunk of 5,000 keys each)."""
+        (a chunk of 5,000 numbers each).  The statement asks for the numbers (the primary
+        key's first column: one index search each, about half the cost of matching the
+        three columns as row values); the rows of another issuing state or type are left
+        out here."""
         found: dict[tuple[str, str, str], list[DocumentHit]] = {}
-        unique = list(dict.fromkeys(keys))
         c = self._db.codec
-        for i in range(0, len(unique), _CHUNK):
-            chunk = unique[i:i + _CHUNK]
-            values = ",".join("(?,?,?)" for _ in chunk)  # placeholders only, never data
+        wanted = dict.fromkeys(keys)
+        if self._protects:  # the number column holds its blind index
+            by_index = {(_text(c.index(_DOC_NUMBER, k[0])), k[1], k[2]): k for k in wanted}
+        else:
+            by_index = dict(zip(wanted, wanted, strict=True))
+        numbers = list(dict.fromkeys(k[0] for k in by_index))
+        for i in range(0, len(numbers), _CHUNK):
+            chunk = numbers[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))  # placeholders only, never data
             sql = ("SELECT number, issuing_state, doc_type, owner_ref, action, contact, sealed "
-                   "FROM documents WHERE expires >= ? AND (number, issuing_state, doc_type) "
-                   "IN (VALUES " + values + ")")
-            if not self._protects:
-                args: list[Any] = [v for k in chunk for v in k]
-                for r in self._db.query(sql, (today, *args)):
-                    found.setdefault((r[0], r[1], r[2]), []).append((r[3], r[4], r[5]))
-                continue
-            by_index = {(_text(c.index(_DOC_NUMBER, k[0])), k[1], k[2]): k for k in chunk}
-            args = [v for k in by_index for v in k]
-            for r in self._db.query(sql, (today, *args)):
-                key = by_index[(r[0], r[1], r[2])]
-                _, ref, contact = json.loads(c.open(_DOC_SEALED, bytes(r[6])))
-                found.setdefault(key, []).append((ref, r[4], contact))
+                   "FROM documents WHERE expires >= ? AND number IN (" + marks + ")")
+            for r in self._db.query(sql, (today, *chunk)):
+                key = by_index.get((r[0], r[1], r[2]))
+                if key is None:
+                    continue  # the number under another issuing state or type
+                if self._protects:
+                    _, ref, contact = json.loads(c.open(_DOC_SEALED, bytes(r[6])))
+                    found.setdefault(key, []).append((ref, r[4], contact))
+                else:
+                    found.setdefault(key, []).append((r[3], r[4], r[5]))
         for hits in found.values():
-            hits.sort()
+            if len(hits) > 1:
+                hits.sort()
         return found
 
     def iter_persons(self, today: str) -> Iterator[PersonRow]:

@@ -98,6 +98,21 @@ def test_watchlist_finds_live_records_only(any_db: Database) -> None:
     assert w.document_of("UZB-WNT-1") is None
 
 
+def test_a_number_under_another_issuing_state_or_type_is_another_document(
+        any_db: Database) -> None:
+    """The batch's statement asks for the numbers; the issuing state and type still decide."""
+    w = SqlWatchlistStore(any_db)
+    with any_db.transaction():
+        w.insert_documents([("KAZ", "N77", "P", "R-KAZ-P", "inform", "", "2036-01-31", ""),
+                            ("UZB", "N77", "P", "R-UZB-P", "arrest", "", "2036-01-31", ""),
+                            ("KAZ", "N77", "I", "R-KAZ-I", "monitor", "c", "2036-01-31", "")])
+    assert w.find_documents_many([("N77", "UZB", "P")], "2026-11-23") == {
+        ("N77", "UZB", "P"): [("R-UZB-P", "arrest", "")]}
+    assert w.find_documents_many([("N77", "KAZ", "I"), ("N77", "KGZ", "P"), ("N78", "KAZ", "P")],
+                                 "2026-11-23") == {("N77", "KAZ", "I"): [("R-KAZ-I", "monitor",
+                                                                          "c")]}
+
+
 def test_a_record_imported_again_replaces_the_earlier_one(any_db: Database) -> None:
     w = SqlWatchlistStore(any_db)
     with any_db.transaction():
