@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from node.core.errors import InvalidInput
 
-__all__ = ["MAX_FIELD", "detect_format", "first_non_utf8_line", "read_rows", "text_field"]
+__all__ = ["MAX_FIELD", "CsvChunk", "csv_row_dict", "detect_format", "first_non_utf8_line",
+           "read_csv_chunks", "read_rows", "text_field"]
 
 #: The longest value any import field may hold, in characters.
 MAX_FIELD = 256
@@ -66,6 +68,63 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None
                     yield n, None, "holds a \\ud800-\\udfff escape that is no character"
                     continue
                 yield n, obj, ""
+
+
+@dataclass
+class CsvChunk:
+    """Consecutive CSV data rows as lists of fields (blank lines left out), each with the
+    line it ends on; ``error`` is the (line, reason) that ended the file early."""
+
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
+    error: tuple[int, str] | None = None
+
+
+def read_csv_chunks(path: Path, size: int) -> Iterator[CsvChunk]:
+    """The CSV file's data rows, ``size`` at a time, read as :func:`read_rows` reads them
+    (the same reader, the same refusals) but without a dict per row: the importer checks
+    a chunk's columns at once and turns a row into a dict (:func:`csv_row_dict`) only to
+    name what is wrong with it."""
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield CsvChunk([], [], [], (reader.line_num, f"not valid CSV ({exc})"))
+            return
+        while True:
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            add, mark = rows.append, lines.append
+            try:
+                for row in reader:
+                    if row:
+                        add(row)
+                        mark(reader.line_num)
+                        if len(rows) == size:
+                            break
+            except csv.Error as exc:
+                yield CsvChunk(header, rows, lines, (reader.line_num, f"not valid CSV ({exc})"))
+                return
+            if rows:
+                yield CsvChunk(header, rows, lines)
+            if len(rows) < size:
+                return
+
+
+def csv_row_dict(header: list[str], row: list[str]) -> dict[str | None, Any]:
+    """A row as :class:`csv.DictReader` makes it: missing trailing fields are None, extra
+    ones are listed under the key None."""
+    d: dict[str | None, Any] = dict(zip(header, row, strict=False))
+    if len(row) > len(header):
+        d[None] = row[len(header):]
+    else:
+        for key in header[len(row):]:
+            d[key] = None
+    return d
 
 
 def _has_lone_surrogate(value: Any) -> bool:

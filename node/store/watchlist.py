@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from node.core.ports import DocumentHit, PersonRow
 from node.store.db import Database
 
-__all__ = ["WATCHLIST_DDL", "SqlWatchlistStore", "sibling_store"]
+__all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "sibling_store"]
 
 WATCHLIST_DDL = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -51,6 +51,84 @@ def _text(index: str | bytes) -> str:
 
 
 
+
+
+_DOC_COLUMNS = ("INSERT INTO documents (issuing_state, number, doc_type, owner_ref, action, "
+                "contact, expires, loss_type, sealed) ")
+#: ``sealed`` is a literal NULL: a None bound per row costs more than the row's insert
+#: (sqlite3 looks for an adapter for it, and raises and clears an AttributeError).
+_DOC_NEW = _DOC_COLUMNS + "VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT DO NOTHING"
+_DOC_REPLACE = _DOC_COLUMNS + (
+    "VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT (number, issuing_state, doc_type, owner_ref) "
+    "DO UPDATE SET action=excluded.action, contact=excluded.contact, "
+    "expires=excluded.expires, loss_type=excluded.loss_type, sealed=excluded.sealed")
+_DOC_EXISTS = ("SELECT 1 FROM documents WHERE number=? AND issuing_state=? AND doc_type=? "
+               "AND owner_ref=?")
+
+
+class _Repeated(Exception):
+    """A chunk holds a document already in the table: its savepoint is rolled back."""
+
+
+class DocumentLoader:
+    """Writes one import's document rows inside its transaction, and says which rows
+    repeat a document that the same import already wrote, without remembering the keys
+    it read (so a file of ten million rows needs no ten-million-entry dict).
+
+    A chunk goes in with one ``executemany`` under a savepoint; when the table already
+    held one of its documents (fewer rows inserted than given), the savepoint is rolled
+    back and the chunk goes row by row: a row whose document is in the table was either
+    there before the import — then it replaces it, as :meth:`SqlWatchlistStore.
+    insert_documents` does, once — or written by this import, a repeat.  "There before"
+    is asked of ``committed``, a second connection that sees only committed data, so not
+    this import's uncommitted rows.  Only documents replaced are remembered.
+
+    For databases whose columns hold their values (SQLCipher): see
+    :meth:`SqlWatchlistStore.document_loader`.
+    """
+
+    def __init__(self, db: Database, committed: Callable[[], Database]) -> None:
+        self._db = db
+        self._open_committed = committed
+        self._committed: Database | None = None
+        self._replaced: set[tuple[str, ...]] = set()
+
+    def add(self, rows: Sequence[tuple[str, ...]]) -> list[int]:
+        """Write ``rows`` (as :meth:`SqlWatchlistStore.insert_documents` takes them);
+        returns the indexes of the rows that repeat a document of this import, which are
+        not written."""
+        if not rows:
+            return []
+        try:
+            with self._db.savepoint():
+                if self._db.executemany(_DOC_NEW, rows) != len(rows):
+                    raise _Repeated
+            return []
+        except _Repeated:
+            pass
+        repeated: list[int] = []
+        for i, row in enumerate(rows):
+            if self._db.execute(_DOC_NEW, row) == 1:
+                continue
+            key = row[:4]
+            if key in self._replaced or not self._was_there(key):
+                repeated.append(i)
+                continue
+            self._db.execute(_DOC_REPLACE, row)
+            self._replaced.add(key)
+        return repeated
+
+    def _was_there(self, key: tuple[str, ...]) -> bool:
+        if self._committed is None:
+            self._committed = self._open_committed()
+        state, number, doc_type, owner_ref = key
+        return self._committed.query_one(_DOC_EXISTS, (number, state, doc_type,
+                                                       owner_ref)) is not None
+
+    def close(self) -> None:
+        if self._committed is not None:
+            self._committed.close()
+            self._committed = None
 
 
 class SqlWatchlistStore:
@@ -96,6 +174,15 @@ class SqlWatchlistStore:
                     r[6], r[7], sealed)
 
         return self._db.executemany(sql, (protect(r) for r in rows))
+
+    def document_loader(self) -> DocumentLoader | None:
+        """A :class:`DocumentLoader` for one import in the open transaction, or None where
+        the backend cannot have one (sealed columns, or no second connection that sees
+        only committed data): the caller then inserts with :meth:`insert_documents`."""
+        committed = getattr(self._db, "committed_view", None)
+        if self._protects or committed is None:
+            return None
+        return DocumentLoader(self._db, committed)
 
     def insert_persons(self, rows: Iterable[tuple[str, ...]]) -> int:
         """Rows: (owner_ref, family, given, patronymic, dob, nationality, sex, action, contact,

@@ -147,6 +147,20 @@ class Store:
             os.chmod(path, 0o600)
         return store
 
+    def committed_view(self) -> Store:
+        """A second, read-only connection to the file that sees only committed data (WAL
+        readers never see an open transaction's writes): what the database held before
+        this connection's transaction (the watchlist import asks it which documents were
+        there before).  No migration, no writer lock; close it when done."""
+        try:
+            conn = sqlcipher3.connect(str(self.path), isolation_level=None,
+                                      check_same_thread=False)
+        except sqlcipher3.Error as exc:
+            raise EnvironmentFault(f"cannot open database {self.path}: {exc}") from exc
+        conn.execute(f"PRAGMA key = \"x'{self._key.hex()}'\"")
+        conn.execute("PRAGMA query_only = ON")
+        return Store(conn=conn, path=self.path)
+
     def close(self) -> None:
         self._conn.close()
         if self._lock_fd is not None:
