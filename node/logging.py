@@ -6,8 +6,10 @@ numbers): log node ids, reason codes, counts and digests only.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import threading
 
 import structlog
 
@@ -28,9 +30,38 @@ def _add_process_fields(_logger: object, _name: str,
     return event
 
 
-def _stderr_logger(*_args: object) -> structlog.PrintLogger:
-    """Whatever ``sys.stderr`` is now (not at configure time): tests and tools swap it."""
-    return structlog.PrintLogger(file=sys.stderr)
+class _StderrLogger:
+    """Writes each rendered line to whatever ``sys.stderr`` is now (not at configure
+    time: tests and tools swap it).  One instance serves every logger, so binding a logger
+    per call (structlog's lazy proxies, uncached so tests can reconfigure) costs no new
+    object and no per-file lock look-up."""
+
+    __slots__ = ()
+
+    def msg(self, message: str) -> None:
+        with _WRITE_LOCK:  # one line at a time, whichever thread logs
+            f = sys.stderr
+            f.write(message + "\n")
+            f.flush()
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+_WRITE_LOCK = threading.Lock()
+_STDERR = _StderrLogger()
+
+
+def _stderr_logger(*_args: object) -> _StderrLogger:
+    return _STDERR
+
+
+#: One encoder for every line: ``json.dumps`` with keyword arguments (what structlog's
+#: JSONRenderer calls) builds a new JSONEncoder each time.  The same output, byte for byte.
+_ENCODER = json.JSONEncoder(default=structlog.processors._json_fallback_handler)
+
+
+def _json(obj: object, **_kw: object) -> str:
+    return _ENCODER.encode(obj)
 
 
 def configure(level: int = logging.INFO) -> None:
@@ -41,7 +72,7 @@ def configure(level: int = logging.INFO) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,

@@ -23,7 +23,7 @@ Only then does the caller send the response.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -80,6 +80,9 @@ class Exchange:
     audit_seq: int = 0
     hits: int = 0
     items: int = 0
+    #: The serialized SignedEnvelope of ``response`` or ``refusal``, as the receipt keeps
+    #: it (b"" when neither was signed): encoded once, and sent as it is.
+    sent: bytes = b""
 
     @property
     def audit(self) -> dict[str, Any]:
@@ -127,7 +130,9 @@ class Handler(Protocol[R]):
 
     A handler may also define ``predecide(v: Verified[R]) -> Any``: work that needs no
     write (the policy's decision), run before the request joins a unit of work, off the
-    database thread; its result reaches :meth:`answer` as ``v.decided``.
+    database thread; its result reaches :meth:`answer` as ``v.decided``.  And with it
+    ``predecide_cached(v) -> Any | None``: the same result when it can be had without
+    blocking (the policy's answers already cached), else None.
     """
 
     event: str
@@ -200,27 +205,35 @@ class Responder:
         now = self.clock_ms()
         # Step 0: who is on the other end of the TLS connection.  A certificate the CA
         # signed but no member lists gets one reason, before any member-specific check, so
-        # it cannot probe which node ids or keys exist.
-        base = AuditRecord(event=handler.event, time_ms=now, request_id=request_id,
-                           tls_peer=tls_fingerprint or "plaintext",
-                           policy_digest=self.policy.digest)
+        # it cannot probe which node ids or keys exist.  The audit record is built once,
+        # from what is known when the request leaves this step.
+        event, tls_peer = handler.event, tls_fingerprint or "plaintext"
+        requester = ""
         if tls_fingerprint is not None:
             try:
-                base = replace(base, requester=self.directory.sender_of(tls_fingerprint))
+                requester = self.directory.sender_of(tls_fingerprint)
             except BxError as exc:
-                return Pending(handler=handler, raw=raw, now_ms=now, base=base, error=exc)
+                return Pending(handler=handler, raw=raw, now_ms=now, error=exc, base=AuditRecord(
+                    event=event, time_ms=now, request_id=request_id, tls_peer=tls_peer,
+                    policy_digest=self.policy.digest))
         if isinstance(raw, BxError):
-            return Pending(handler=handler, raw=raw, now_ms=now, base=base, error=raw)
+            return Pending(handler=handler, raw=raw, now_ms=now, error=raw, base=AuditRecord(
+                event=event, time_ms=now, request_id=request_id, tls_peer=tls_peer,
+                policy_digest=self.policy.digest, requester=requester))
         digest = env_mod.digest(raw)
-        base = replace(base, claimed_signer=raw.signer, request_digest=digest.hex())
         try:
             verified = self._authenticate(handler, raw, tls_fingerprint, now, digest)
         except BxError as exc:
-            return Pending(handler=handler, raw=raw, now_ms=now, base=base, error=exc)
-        base = replace(base, verified=True, requester=verified.member.node_id,
-                       header=_header_fields(verified.header),
-                       described=dict(handler.describe(verified.request)))
-        return Pending(handler=handler, raw=raw, now_ms=now, base=base, verified=verified)
+            return Pending(handler=handler, raw=raw, now_ms=now, error=exc, base=AuditRecord(
+                event=event, time_ms=now, request_id=request_id, tls_peer=tls_peer,
+                policy_digest=self.policy.digest, requester=requester,
+                claimed_signer=raw.signer, request_digest=digest.hex()))
+        return Pending(handler=handler, raw=raw, now_ms=now, verified=verified, base=AuditRecord(
+            event=event, time_ms=now, request_id=request_id, tls_peer=tls_peer,
+            policy_digest=self.policy.digest, requester=verified.member.node_id,
+            claimed_signer=raw.signer, request_digest=digest.hex(), verified=True,
+            header=_header_fields(verified.header),
+            described=dict(handler.describe(verified.request))))
 
     def predecide(self, pending: Pending[R]) -> Pending[R]:
         """The handler's write-free step (policy), if it has one; off the database thread."""
@@ -230,8 +243,23 @@ class Responder:
         try:
             decided = pre(pending.verified)
         except BxError as exc:
-            return replace(pending, error=exc)
-        return replace(pending, verified=replace(pending.verified, decided=decided))
+            return _with_error(pending, exc)
+        return _with_decided(pending, decided)
+
+    def predecide_cached(self, pending: Pending[R]) -> Pending[R] | None:
+        """:meth:`predecide` when it needs no evaluation (the handler's
+        ``predecide_cached`` found the policy's answers in its cache), else None: then
+        the caller runs :meth:`predecide`, off the event loop."""
+        if pending.verified is None or pending.error is not None:
+            return pending
+        pre = getattr(pending.handler, "predecide_cached", None)
+        if pre is None:
+            return None if getattr(pending.handler, "predecide", None) else pending
+        try:
+            decided = pre(pending.verified)
+        except BxError as exc:
+            return _with_error(pending, exc)
+        return None if decided is None else _with_decided(pending, decided)
 
     def complete(self, pending: Pending[R]) -> Exchange:
         """Steps 7-11 in one unit of work (a savepoint of the open batch under group commit).
@@ -264,13 +292,15 @@ class Responder:
                         log.error("handler_failed", handler=pending.handler.event,
                                   error=f"{type(exc).__name__}: {exc}")
                         raise _internal(exc) from exc
-                    response = self.sign(answer.payload_type, answer.payload)       # 10
-                record = replace(pending.base, facts=answer.facts, outcome="answered",
-                                 response_digest=env_mod.digest(response).hex())
+                    response, response_digest = env_mod.sign_with_digest(            # 10
+                        payload_type=answer.payload_type, payload=answer.payload,
+                        signer=self.settings.node_id, key=self._key, key_id=self.key_id)
+                record = pending.base.done(facts=answer.facts, outcome="answered",
+                                           response_digest=response_digest.hex())
             except BxError as exc:
                 error, response = exc, None
-                record = replace(
-                    pending.base, facts=facts_of(exc),
+                record = pending.base.done(
+                    facts=facts_of(exc),
                     outcome="denied" if isinstance(exc, PolicyDenied) else "rejected",
                     status=exc.status, reason=exc.reason,
                     reasons=tuple(getattr(exc, "reasons", (exc.reason,))))
@@ -285,14 +315,15 @@ class Responder:
             if appended != seq:
                 raise RuntimeError(f"audit sequence moved under the lock ({seq} != {appended})")
             sent = response or refusal
+            sent_pb = b"" if sent is None else _pack(sent)
             if verified is not None and sent is not None:
                 assert isinstance(pending.raw, Envelope)
                 self.receipts.put(Receipt(
                     "received", verified.member.node_id, verified.digest, _pack(pending.raw),
-                    _pack(sent), now))
+                    sent_pb, now))
         ex = Exchange(record=record, response=response, error=error, refusal=refusal,
                       audit_seq=seq, items=answer.items if answer else 0,
-                      hits=answer.hits if answer else 0)
+                      hits=answer.hits if answer else 0, sent=sent_pb)
         log.info(pending.handler.event, outcome=record.outcome, status=record.status,
                  reason=record.reason, requester=record.requester, items=ex.items,
                  hits=ex.hits, audit_seq=seq)
@@ -329,8 +360,9 @@ class Responder:
         return Verified(member=member, request=request, header=h, digest=digest, now_ms=now)
 
     def sign(self, payload_type: str, payload: bytes) -> Envelope:
-        return env_mod.sign(payload_type=payload_type, payload=payload,
-                            signer=self.settings.node_id, key=self._key)
+        return env_mod.sign_with_digest(payload_type=payload_type, payload=payload,
+                                        signer=self.settings.node_id, key=self._key,
+                                        key_id=self.key_id)[0]
 
     def _refuse(self, exc: BxError, digest: bytes, now: int, seq: int) -> Envelope:
         refusal = Refusal(
@@ -338,6 +370,19 @@ class Responder:
             issued_at_ms=now, status=exc.status, reason=exc.reason,
             reasons=tuple(getattr(exc, "reasons", (exc.reason,))), audit_seq=seq)
         return self.sign(env_mod.RESPONSE_TYPE, convert.encode_refusal(refusal))
+
+
+def _with_error(p: Pending[R], exc: BxError) -> Pending[R]:
+    return Pending(handler=p.handler, raw=p.raw, now_ms=p.now_ms, base=p.base,
+                   verified=p.verified, error=exc)
+
+
+def _with_decided(p: Pending[R], decided: Any) -> Pending[R]:
+    v = p.verified
+    assert v is not None
+    return Pending(handler=p.handler, raw=p.raw, now_ms=p.now_ms, base=p.base, error=p.error,
+                   verified=Verified(member=v.member, request=v.request, header=v.header,
+                                     digest=v.digest, now_ms=v.now_ms, decided=decided))
 
 
 def _internal(exc: Exception) -> BxError:

@@ -24,7 +24,7 @@ import nacl.signing
 
 from node.core import limits
 from node.core.errors import InvalidInput, Unauthenticated
-from node.core.signer import SigningKeyLike, as_signer
+from node.core.signer import Signer, SigningKeyLike, as_signer
 
 __all__ = [
     "REQUEST_TYPE",
@@ -34,6 +34,7 @@ __all__ = [
     "key_id_for",
     "pae",
     "sign",
+    "sign_with_digest",
     "verify",
 ]
 
@@ -80,14 +81,19 @@ def sign(
 ) -> Envelope:
     """``payload`` signed by ``key`` (a file key or a token key: node/core/signer.py)."""
     k = as_signer(key)
-    sig = k.sign(pae(payload_type, payload))
-    return Envelope(
-        payload_type=payload_type,
-        payload=payload,
-        signer=signer,
-        key_id=key_id_for(k.public_key),
-        signature=sig,
-    )
+    return sign_with_digest(payload_type=payload_type, payload=payload, signer=signer, key=k,
+                            key_id=key_id_for(k.public_key))[0]
+
+
+def sign_with_digest(
+    *, payload_type: str, payload: bytes, signer: str, key: Signer, key_id: str
+) -> tuple[Envelope, bytes]:
+    """:func:`sign` by a :class:`Signer` whose key id the caller holds, and the new
+    envelope's :func:`digest`, both from one PAE encoding (the responder's hot path)."""
+    message = pae(payload_type, payload)
+    env = Envelope(payload_type=payload_type, payload=payload, signer=signer, key_id=key_id,
+                   signature=key.sign(message))
+    return env, hashlib.sha256(message).digest()
 
 
 def verify(env: Envelope, public_key: bytes, *, expected_type: str) -> None:

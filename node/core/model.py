@@ -274,6 +274,10 @@ class PersonQuery:
 Query = DocumentQuery | PersonQuery
 
 
+#: Every purpose's value (a StrEnum member equals and hashes as its value).
+_PURPOSES = frozenset(p.value for p in Purpose)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestHeader:
     """Who asks, why, when; signed as part of the payload."""
@@ -291,8 +295,7 @@ class RequestHeader:
         validate_id(self.requester, "requester node id")
         validate_id(self.key_id, "key id")
         validate_id(self.operator, "operator id")
-        _require(self.purpose in Purpose.__members__.values() or self.purpose in
-                 {p.value for p in Purpose}, "purpose is not one this protocol knows",
+        _require(self.purpose in _PURPOSES, "purpose is not one this protocol knows",
                  "unknown_purpose")
         _require(0 < len(self.legal_basis) <= limits.MAX_LEGAL_BASIS_LEN,
                  f"legal basis is required (at most {limits.MAX_LEGAL_BASIS_LEN} characters)",

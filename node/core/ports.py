@@ -153,6 +153,19 @@ class AuditRecord:
     reasons: tuple[str, ...] = ()
     response_digest: str = ""
 
+    def done(self, *, facts: Mapping[str, Any], outcome: str, status: str = "OK",
+             reason: str = "", reasons: tuple[str, ...] = (), response_digest: str = ""
+             ) -> AuditRecord:
+        """This record with how the request ended (``dataclasses.replace`` does the same
+        at about three times the cost: it looks the fields up on every call)."""
+        return AuditRecord(
+            event=self.event, time_ms=self.time_ms, request_id=self.request_id,
+            verified=self.verified, tls_peer=self.tls_peer, policy_digest=self.policy_digest,
+            requester=self.requester, claimed_signer=self.claimed_signer,
+            request_digest=self.request_digest, header=self.header, described=self.described,
+            facts=facts, outcome=outcome, status=status, reason=reason, reasons=reasons,
+            response_digest=response_digest)
+
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.event, "request_id": self.request_id,
                                "verified": self.verified, "tls_peer": self.tls_peer,

@@ -17,7 +17,7 @@ checks either without knowing which it was.  No I/O here.
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import nacl.signing
 
@@ -78,11 +78,19 @@ class SeedSigner:
 SigningKeyLike = Signer | nacl.signing.SigningKey
 
 
+#: Classes known to be Signers by what the class defines (checked once each).
+_SIGNER_CLASSES: set[type] = {SeedSigner}
+
+
 def as_signer(key: SigningKeyLike) -> Signer:
     """``key`` as a :class:`Signer`: a PyNaCl ``SigningKey`` becomes a :class:`SeedSigner`."""
+    if type(key) in _SIGNER_CLASSES:  # the runtime Protocol check below is slow (typing)
+        return cast("Signer", key)
     if isinstance(key, nacl.signing.SigningKey):
         return SeedSigner(seed=bytes(key))
     if isinstance(key, Signer):
+        if all(hasattr(type(key), name) for name in ("public_key", "sign")):
+            _SIGNER_CLASSES.add(type(key))  # the class itself provides both
         return key
     raise TypeError(f"not a signing key: {type(key).__name__}")
 

@@ -26,7 +26,6 @@ is dropped on every reload and keyed by the policy digest.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import math
@@ -131,6 +130,9 @@ MATCHING_QUERY = "data.bxnode.lookup.matching"
 _QUOTA = "quota_exhausted"
 
 
+#: The declared inputs, in order: (PolicyInput field, mode).
+_Plan = tuple[tuple[str, str], ...]
+
 _FAILURES = frozenset({"policy_error", "policy_unavailable"})
 
 
@@ -154,7 +156,12 @@ class CachingPolicyEngine:
         evaluates; they are scanned for the inputs they read (see the module docstring)."""
         self._inner = inner
         self._policy_dir = policy_dir
-        self._declared = self._load_declaration(modules)
+        self._declared: dict[str, str] = {}
+        #: A number that changes with every declaration (cache keys carry it, so no key
+        #: outlives its declaration) and the declared (PolicyInput field, mode) pairs in
+        #: order: replaced as one value, so a reader never mixes two declarations.
+        self._plan: tuple[int, _Plan] = (0, ())
+        self._declare(self._load_declaration(modules))
         self._max = max_entries
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[Any, ...], tuple[Decision, int | None]] = OrderedDict()
@@ -180,17 +187,19 @@ class CachingPolicyEngine:
         with self._lock:
             self._entries.clear()
             self._queries.clear()
-        self._declared = self._load_declaration(None)
+        self._declare(self._load_declaration(None))
+
+    def _declare(self, declared: dict[str, str]) -> None:
+        self._declared = declared
+        self._plan = (self._plan[0] + 1,
+                      tuple((_FIELDS[path][0], mode) for path, mode in declared.items()))
 
     def decide_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any]:
         """Other queries are not cached, except the matching parameters, which read only
         the governing agreement (``data.bxnode.lookup.matching``)."""
         if query != MATCHING_QUERY:
             return self._inner.decide_query(query, doc)
-        key = ("matching", self._inner.digest, json.dumps(
-            {k: doc.get(k) for k in ("requester", "responder", "purpose", "query")},
-            sort_keys=True), dt.datetime.fromtimestamp(doc.get("time_ms", 0) / 1000,
-                                                      dt.UTC).date().toordinal())
+        key = self._matching_key(doc)
         with self._lock:
             hit = self._queries.get(key)
         if hit is not None:
@@ -203,12 +212,28 @@ class CachingPolicyEngine:
                     self._queries.popitem(last=False)
         return answer
 
-    def _base(self, inp: PolicyInput) -> PolicyInput:
-        """``inp`` as the cache lets the policy see it: declared inputs reduced to what
-        their mode keeps, everything else a fixed stand-in."""
-        values = dict(_STAND_IN)
-        for path, mode in self._declared.items():
-            field = _FIELDS[path][0]
+    def cached_query(self, query: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """:meth:`decide_query`'s answer if the cache holds it (only the matching
+        parameters are cached), else None."""
+        if query != MATCHING_QUERY:
+            return None
+        key = self._matching_key(doc)
+        with self._lock:
+            return self._queries.get(key)
+
+    def _matching_key(self, doc: dict[str, Any]) -> tuple[Any, ...]:
+        return ("matching", self._inner.digest, json.dumps(
+            {k: doc.get(k) for k in ("requester", "responder", "purpose", "query")},
+            sort_keys=True), dt.datetime.fromtimestamp(doc.get("time_ms", 0) / 1000,
+                                                      dt.UTC).date().toordinal())
+
+    @staticmethod
+    def _reduced(inp: PolicyInput, plan: _Plan) -> tuple[Any, ...]:
+        """The declared inputs of ``inp``, each reduced to what its mode keeps, in the
+        declaration's order: with the policy digest, the cache key (every undeclared field
+        is the same fixed stand-in for every input, so it adds nothing to the key)."""
+        out = []
+        for field, mode in plan:
             value = getattr(inp, field)
             if mode == "blank":
                 value = "x" if str(value).strip() else ""
@@ -216,16 +241,35 @@ class CachingPolicyEngine:
                 value = value - value % 86_400_000  # the day's first instant, UTC
             elif mode == "quota":
                 value = 0  # applied below against the reported limit
+            out.append(value)
+        return tuple(out)
+
+    @staticmethod
+    def _base(reduced: tuple[Any, ...], plan: _Plan) -> PolicyInput:
+        """The input as the cache lets the policy see it: the declared inputs as
+        :meth:`_reduced` keeps them, everything else a fixed stand-in."""
+        values = dict(_STAND_IN)
+        for (field, _mode), value in zip(plan, reduced, strict=True):
             values[field] = value
         return PolicyInput(**values)
 
-    def _key(self, base: PolicyInput, digest: str) -> tuple[Any, ...]:
-        return (digest, *dataclasses.astuple(base))
+    def cached(self, inp: PolicyInput) -> Decision | None:
+        """The decision for ``inp`` if the cache holds it (no evaluation, no waiting on a
+        policy server: the server answers a hit on its event loop), else None."""
+        gen, plan = self._plan
+        key = (self._inner.digest, gen, self._reduced(inp, plan))
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return self._with_quota(inp, *hit)
 
     def decide(self, inp: PolicyInput) -> Decision:
-        digest = self._inner.digest
-        base_inp = self._base(inp)
-        key = self._key(base_inp, digest)
+        gen, plan = self._plan
+        reduced = self._reduced(inp, plan)
+        key = (self._inner.digest, gen, reduced)
         with self._lock:
             cached = self._entries.get(key)
             if cached is not None:
@@ -233,6 +277,7 @@ class CachingPolicyEngine:
                 self.hits += 1
         if cached is None:
             self.misses += 1
+            base_inp = self._base(reduced, plan)
             base = self._inner.decide(base_inp)
             limit = self._inner.decide_query(QUOTA_QUERY, base_inp.as_document())
             quota = _quota(limit)
@@ -245,7 +290,10 @@ class CachingPolicyEngine:
                 self._entries[key] = cached
                 if len(self._entries) > self._max:
                     self._entries.popitem(last=False)
-        base, quota = cached
+        return self._with_quota(inp, *cached)
+
+    def _with_quota(self, inp: PolicyInput, base: Decision, quota: int | None) -> Decision:
+        """The cached decision applied to ``inp``'s own usage figure (mode ``quota``)."""
         if "usage.items_today" not in self._declared:
             return base
         if quota is None or (0 <= inp.items_today and inp.items_today + inp.batch_size <= quota):

@@ -124,6 +124,12 @@ class SignedMethod:
     request_cls: Any
     response_cls: Any
 
+    def __post_init__(self) -> None:
+        for cls in (self.request_cls, self.response_cls):  # envelope_message relies on it
+            field = cls.DESCRIPTOR.fields_by_name.get("envelope")
+            if field is None or field.number != 1 or field.message_type is None:
+                raise TypeError(f"{cls.__name__} does not carry a message envelope = 1")
+
 
 def lookup_method(handler: Handler[Any]) -> SignedMethod:
     """``NodeService.Lookup``: registered like every other capability's method."""
@@ -170,13 +176,25 @@ def finish_reply(responder: Responder, method: SignedMethod, pending: Pending[An
     if ex.error is not None:
         code = grpc.StatusCode[ex.error.status]
         details = f"{ex.error.reason}: {ex.error.message}"
-        signed = (None if ex.refusal is None
-                  else bytes(convert.envelope_to_pb(ex.refusal).SerializeToString()))
+        signed = None if ex.refusal is None else ex.sent
         return Reply(code=code, details=details, metadata=refusal_metadata(
             code, ex.error.reason, details, signed_refusal=signed))
-    assert ex.response is not None
-    return Reply(body=bytes(method.response_cls(
-        envelope=convert.envelope_to_pb(ex.response)).SerializeToString()))
+    assert ex.response is not None and ex.sent
+    return Reply(body=envelope_message(ex.sent))
+
+
+def envelope_message(envelope: bytes) -> bytes:
+    """The response message of a :class:`SignedMethod` (only ``envelope = 1`` set) from
+    the serialized envelope, as protobuf encodes it: the key of field 1, length-delimited
+    (0x0a), the length as a base-128 varint, the bytes.  (The envelope is already
+    serialized for the receipt: building and encoding the message again would do it twice.)
+    """
+    n, head = len(envelope), bytearray(b"\x0a")
+    while n > 0x7F:
+        head.append(0x80 | (n & 0x7F))
+        n >>= 7
+    head.append(n)
+    return bytes(head) + envelope
 
 
 class SyncNodeServicer(pb_grpc.NodeServiceServicer):  # type: ignore[misc]
@@ -294,10 +312,15 @@ class NodeServer:
     async def _finish(self, method: SignedMethod, first: Pending[Any],
                       context: grpc.aio.ServicerContext[Any, Any],
                       loop: asyncio.AbstractEventLoop) -> Reply:
-        """Policy off the loop, then steps 7-11 on the database thread; durable first."""
+        """Policy off the loop, then steps 7-11 on the database thread; durable first.
+
+        A decision the policy's cache already holds is taken here, on the loop (a dict
+        look-up: no evaluation, no policy server to wait for); only a miss goes to the
+        policy pool."""
         if getattr(method.handler, "predecide", None) is not None and first.error is None:
-            first = await loop.run_in_executor(self._policy_pool,
-                                               self._responder.predecide, first)
+            decided = self._responder.predecide_cached(first)
+            first = decided if decided is not None else await loop.run_in_executor(
+                self._policy_pool, self._responder.predecide, first)
         if self.writer is None:
             reply = finish_reply(self._responder, method, first)
         else:

@@ -13,7 +13,9 @@ every item from the watchlist and keeps only the fields policy discloses.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +44,11 @@ def matching_params(policy: PolicyEngine, inp: PolicyInput) -> tuple[float, int]
     """The owner's policy says how strictly person lookups match (issue 6): the score a
     candidate needs (0..1) and how many candidates a query may consider (1..1000).
     Anything else is a policy error: the request is refused, never matched loosely."""
-    answer = policy.decide_query(MATCHING_QUERY, inp.as_document())
+    return _matching_of(policy.decide_query(MATCHING_QUERY, inp.as_document()))
+
+
+def _matching_of(answer: dict[str, Any]) -> tuple[float, int]:
+    """The matching parameters of the policy's answer, checked (see :func:`matching_params`)."""
     threshold, limit = answer.get("threshold"), answer.get("max_candidates")
     if (answer.get("allow") is not True or isinstance(threshold, bool)
             or not isinstance(threshold, int | float) or not 0 < threshold <= 1
@@ -64,7 +70,17 @@ class LookupDecided:
 
 
 def _day(now_ms: int) -> str:
-    return dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date().isoformat()
+    return _day_of(now_ms // 86_400_000)
+
+
+@functools.lru_cache(maxsize=8)
+def _day_of(day_number: int) -> str:
+    """The UTC date of day ``day_number`` since 1970-01-01 (computed once a day, not per
+    request)."""
+    return (_EPOCH + dt.timedelta(days=day_number)).isoformat()
+
+
+_EPOCH = dt.date(1970, 1, 1)
 
 
 class LookupHandler:
@@ -98,12 +114,37 @@ class LookupHandler:
     # --- step 8 -------------------------------------------------------------------------------
 
     def predecide(self, v: Verified[LookupRequest]) -> LookupDecided:
-        day = _day(v.now_ms)
+        return self._decide(v, self._used_hint(v))
+
+    def predecide_cached(self, v: Verified[LookupRequest]) -> LookupDecided | None:
+        """:meth:`predecide` when the policy's decision cache already holds every answer
+        it needs (the same answers, no evaluation: the server runs this on its event
+        loop), else None."""
+        cached = getattr(self._policy, "cached", None)
+        cached_query = getattr(self._policy, "cached_query", None)
+        if cached is None or cached_query is None:
+            return None
+        return self._decide_with(v, self._used_hint(v), cached,
+                                 lambda inp: cached_query(MATCHING_QUERY, inp.as_document()))
+
+    def _used_hint(self, v: Verified[LookupRequest]) -> int:
         with self._seen_lock:
-            used = self._seen.get((v.member.node_id, day), 0)
-        return self._decide(v, used)
+            return self._seen.get((v.member.node_id, _day(v.now_ms)), 0)
 
     def _decide(self, v: Verified[LookupRequest], items_today: int) -> LookupDecided:
+        policy = self._policy
+        decided = self._decide_with(
+            v, items_today, policy.decide,
+            lambda inp: policy.decide_query(MATCHING_QUERY, inp.as_document()))
+        assert decided is not None  # the engine always answers
+        return decided
+
+    def _decide_with(self, v: Verified[LookupRequest], items_today: int,
+                     decide: Callable[[PolicyInput], Decision | None],
+                     matching: Callable[[PolicyInput], dict[str, Any] | None],
+                     ) -> LookupDecided | None:
+        """The decision (and, for persons, the matching parameters) from ``decide`` and
+        ``matching``; None as soon as one of them has no answer."""
         req, h = v.request, v.header
         inp = PolicyInput(
             requester_node=v.member.node_id, requester_country=v.member.country,
@@ -111,12 +152,16 @@ class LookupHandler:
             legal_basis=h.legal_basis, case_ref=h.case_ref, query_kind=req.kind.value,
             datasets=req.datasets, data_types=req.data_types, batch_size=len(req.items),
             items_today=items_today, time_ms=v.now_ms, responder_node=self._settings.node_id)
-        decision = self._policy.decide(inp)
+        decision = decide(inp)
+        if decision is None:
+            return None
         if not decision.allow or not any(isinstance(i, PersonQuery) for i in req.items):
             return LookupDecided(inp=inp, decision=decision)
+        answer = matching(inp)
+        if answer is None:
+            return None
         try:
-            return LookupDecided(inp=inp, decision=decision,
-                                 matching=matching_params(self._policy, inp))
+            return LookupDecided(inp=inp, decision=decision, matching=_matching_of(answer))
         except BxError as exc:
             return LookupDecided(inp=inp, decision=decision, error=exc)
 

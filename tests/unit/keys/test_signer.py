@@ -49,6 +49,23 @@ def test_as_signer_wraps_a_pynacl_key_and_passes_a_signer_through() -> None:
         as_signer(SEED)  # type: ignore[arg-type]
 
 
+def test_as_signer_remembers_only_classes_that_define_a_signer() -> None:
+    c = CountingSigner()
+    assert as_signer(c) is c and as_signer(CountingSigner()) is not c  # the class, once known
+
+    class Bare:
+        pass
+
+    half = Bare()
+    half.public_key = b"k" * 32  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="not a signing key: Bare"):
+        as_signer(half)  # type: ignore[arg-type]
+    half.sign = lambda m: b"s" * 64  # type: ignore[attr-defined]
+    assert as_signer(half) is half  # per instance: checked every time, never remembered
+    with pytest.raises(TypeError, match="not a signing key: Bare"):
+        as_signer(Bare())  # type: ignore[arg-type]
+
+
 def test_every_signing_site_goes_through_the_signer() -> None:
     c = CountingSigner()
     env = env_mod.sign(payload_type="t", payload=b"p", signer="KAZ-BS", key=c)

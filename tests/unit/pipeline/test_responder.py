@@ -29,6 +29,7 @@ from node.core.model import (
     RequestHeader,
     Sex,
 )
+from node.policy.cache import CachingPolicyEngine
 from node.policy.rego import RegoPolicyEngine
 from node.responder import AUDIT_LOCK, Exchange, Responder, ResponderSettings
 from node.store.memory import (
@@ -273,3 +274,78 @@ def test_a_person_hit_is_confirmed_against_the_store(rig: Rig) -> None:
     ex = rig.ask(request(WANTED))
     assert ex.error is None and ex.hits == 0
     assert answer_of(ex).results[0].outcome.value == "no_hit"
+
+
+def test_the_sent_envelope_is_what_the_receipt_keeps(rig: Rig) -> None:
+    ok, refused = rig.ask(request(STOLEN)), rig.ask(request(CLEAN, purpose="visa_application"))
+    assert ok.response is not None and refused.refusal is not None
+    assert [r.response_env for r in rig.receipts.all()] == [ok.sent, refused.sent]
+    assert ok.sent == convert.envelope_to_pb(ok.response).SerializeToString()
+    assert refused.sent == convert.envelope_to_pb(refused.refusal).SerializeToString()
+    assert rig.ask(request(CLEAN), tls="ef" * 32).sent == b""  # nothing signed for a stranger
+
+
+@pytest.fixture()
+def cached_rig(rig: Rig, tmp_path: Path) -> Rig:
+    """The rig with its policy behind the decision cache, as ``bxnode serve`` runs it."""
+    policy = CachingPolicyEngine(inner=rig.responder.policy, policy_dir=tmp_path / "p")
+    rig.responder.policy = policy
+    rig.lookup = LookupHandler(settings=rig.responder.settings, key_id=rig.responder.key_id,
+                               policy=policy, usage=rig.usage, watchlist=rig.lookup.watchlist)
+    return rig
+
+
+def test_a_cached_decision_is_taken_without_evaluating_and_is_the_same(cached_rig: Rig
+                                                                       ) -> None:
+    rig, policy = cached_rig, cached_rig.responder.policy
+    assert isinstance(policy, CachingPolicyEngine)
+    first = rig.responder.prepare(rig.lookup, request(STOLEN), tls_fingerprint=TLS)
+    assert rig.responder.predecide_cached(first) is None  # a miss: the caller evaluates
+    assert (policy.misses, policy.hits) == (0, 0)  # looked, evaluated nothing
+    rig.responder.complete(rig.responder.predecide(first))
+    assert (policy.misses, policy.hits) == (1, 0)  # evaluated once, then cached
+    second = rig.responder.prepare(rig.lookup, request(STOLEN), tls_fingerprint=TLS)
+    quick, slow = rig.responder.predecide_cached(second), rig.responder.predecide(second)
+    assert quick is not None and quick.verified is not None and slow.verified is not None
+    assert quick.verified.decided == slow.verified.decided
+    assert quick.verified.decided.decision.allow and policy.misses == 1
+    ex = rig.responder.complete(quick)
+    assert ex.error is None and ex.hits == 1 and rig.usage.items_today("KGZ-BS", DAY) == 2
+
+
+def test_a_cached_decision_still_keeps_the_quota_exact(cached_rig: Rig) -> None:
+    """A hit applies the usage figure of the request in hand: 9 of 10 used elsewhere meanwhile,
+    the cached allow does not let 2 more through."""
+    rig = cached_rig
+    pair = (CLEAN, DocumentQuery("N1111111", "KAZ"))
+    assert rig.ask(request(*pair)).error is None  # cached: allow batches of 2 today
+    pending = rig.responder.predecide_cached(rig.responder.prepare(
+        rig.lookup, request(*pair), tls_fingerprint=TLS))
+    assert pending is not None and pending.verified is not None
+    assert pending.verified.decided.decision.allow
+    rig.usage.add("KGZ-BS", DAY, 7)
+    ex = rig.responder.complete(pending)
+    assert ex.error is not None and ex.error.reason == "quota_exhausted"
+    assert rig.usage.items_today("KGZ-BS", DAY) == 9
+
+
+def test_a_cached_person_lookup_needs_the_matching_parameters_cached_too(cached_rig: Rig
+                                                                         ) -> None:
+    rig = cached_rig
+    rig.ask(request(STOLEN))  # the decision for documents only
+    pending = rig.responder.prepare(rig.lookup, request(WANTED), tls_fingerprint=TLS)
+    assert rig.responder.predecide_cached(pending) is None  # another decision: a miss
+    assert rig.ask(request(WANTED)).hits == 1
+    quick = rig.responder.predecide_cached(rig.responder.prepare(
+        rig.lookup, request(WANTED), tls_fingerprint=TLS))
+    assert quick is not None and quick.verified is not None
+    assert quick.verified.decided.matching is not None
+    assert rig.responder.complete(quick).hits == 1
+
+
+def test_without_a_cache_every_decision_is_evaluated(rig: Rig) -> None:
+    rig.ask(request(STOLEN))
+    pending = rig.responder.prepare(rig.lookup, request(STOLEN), tls_fingerprint=TLS)
+    assert rig.responder.predecide_cached(pending) is None
+    refused = rig.responder.prepare(rig.lookup, request(STOLEN), tls_fingerprint="ef" * 32)
+    assert rig.responder.predecide_cached(refused) is refused  # nothing to decide

@@ -42,6 +42,22 @@ def test_usage_sweep_matches_uncached(engine: RegoPolicyEngine,
                     assert cached.decide(inp) == engine.decide(inp), (requester, batch, used)
 
 
+def test_a_lookup_without_evaluation_gives_the_same_decision_or_none(
+        engine: RegoPolicyEngine, cached: CachingPolicyEngine) -> None:
+    """``cached`` (the server's on-loop path) never evaluates: None until ``decide`` has
+    cached the key, then exactly the engine's decision, quota applied to each usage."""
+    for batch in (1, 3):
+        first = make_input(batch_size=batch)
+        assert cached.cached(first) is None
+        cached.decide(first)
+        for used in range(0, 1003, 7):
+            inp = make_input(batch_size=batch, items_today=used, case_ref=f"C-{used}")
+            assert cached.cached(inp) == engine.decide(inp), (batch, used)
+    assert cached.misses == 2
+    other = make_input(purpose="criminal_investigation")
+    assert cached.cached(other) is None and cached.misses == 2
+
+
 def test_cache_hits_and_time_of_day(cached: CachingPolicyEngine) -> None:
     base = make_input()
     cached.decide(base)

@@ -19,7 +19,7 @@ from node.app import NodeRuntime, now_ms
 from node.config import load_config
 from node.core import envelope as env_mod
 from node.core.model import DocumentQuery, LookupRequest, QueryKind, RequestHeader
-from node.server.grpc_server import REASON_KEY, SyncNodeServicer
+from node.server.grpc_server import REASON_KEY, SignedMethod, SyncNodeServicer, envelope_message
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
@@ -91,3 +91,17 @@ def test_servicer_rejects_an_empty_request(grpc_stub: Any) -> None:
         grpc_stub.Lookup(pb.LookupRequest())
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert dict(err.value.trailing_metadata())[REASON_KEY] == "bad_envelope"
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_152])
+def test_a_response_wraps_the_envelope_exactly_as_protobuf_encodes_it(size: int) -> None:
+    env = pb.SignedEnvelope(payload_type="t", payload=os.urandom(size), signer="KAZ-BS",
+                            key_id="k", signature=b"s" * 64)
+    wrapped = envelope_message(env.SerializeToString())
+    assert wrapped == pb.LookupResponse(envelope=env).SerializeToString()
+    assert pb.LookupResponse.FromString(wrapped).envelope == env
+
+
+def test_a_signed_method_needs_envelope_as_field_one() -> None:
+    with pytest.raises(TypeError, match="SignedEnvelope does not carry"):
+        SignedMethod("S", "M", object(), pb.LookupRequest, pb.SignedEnvelope)  # type: ignore[arg-type]
