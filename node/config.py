@@ -23,6 +23,7 @@ from node.federation.pki import is_dev_material
 from node.keys import SigningKeyRef, parse_keys
 from node.observability.settings import MetricsSettings
 from node.retention.settings import RetentionSettings
+from node.server.fair import DEFAULT_SLOTS, MAX_SLOTS
 from node.web.settings import ConsoleSettings
 
 __all__ = ["CONFIG_NAME", "AuditSettings", "LocalApiSettings", "NodeConfig", "StorageSettings",
@@ -257,6 +258,9 @@ class NodeConfig:
     metrics: MetricsSettings | None = None
     #: [console] the operator console's listener (node/web/settings.py; off by default).
     console: ConsoleSettings = field(default_factory=lambda: ConsoleSettings())
+    #: [server] processing_slots: admitted requests in processing at once, the free slots
+    #: handed to the peer holding fewest (node/server/fair.py).
+    processing_slots: int = DEFAULT_SLOTS
 
     def secret_paths(self) -> list[Path]:
         key = self.signing_key
@@ -330,6 +334,10 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"config: max_batch must be 1..{limits.MAX_BATCH_ITEMS_HARD}",
                           reason="bad_config")
     skew = _whole(_get(doc, "limits", "clock_skew_s", 120), "[limits] clock_skew_s")
+    slots = _get(doc, "server", "processing_slots", DEFAULT_SLOTS)
+    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_SLOTS:
+        raise ConfigError(f"config: [server] processing_slots must be 1..{MAX_SLOTS}",
+                          reason="bad_config")
     if not 1 <= skew <= 3600:
         raise ConfigError("config: clock_skew_s must be 1..3600", reason="bad_config")
     try:
@@ -369,6 +377,7 @@ def load_config(path: Path) -> NodeConfig:
         console=ConsoleSettings.parse(root, doc.get("console", {}), peer_listen=str(
             _get(doc, "server", "listen", "0.0.0.0:50051"))),
         **_registry_settings(root, doc.get("federation", {})),
+        processing_slots=slots,
     )
     check_dev_keys(cfg)
     return cfg
@@ -449,6 +458,8 @@ dev_mode = {str(dev_mode).lower()}          # true only on test machines: allows
 
 [server]
 listen = {q(listen)}
+# processing_slots = 16    # admitted requests verified, decided and committed at once; a
+                           # free slot goes to the peer holding fewest (fair under a flood)
 
 [limits]
 max_batch = 500            # items per batch request; more is rejected, never truncated

@@ -36,6 +36,7 @@ class Node(_Section):
 
 class Server(_Section):
     listen: str = "0.0.0.0:50051"
+    processing_slots: int = 16  # node/server/fair.py: 1..4096
 
 
 class Limits(_Section):

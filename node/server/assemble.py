@@ -54,6 +54,6 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         signed_methods=(lookup_method(rt.lookup), *aud.signed_methods()),
         extra_handlers=(*aud.handlers(), *(reg.handlers if reg else ())),
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
-        background=background)
+        background=background, processing_slots=rt.cfg.processing_slots)
     hold.bind(server)
     return reg.bind(server) if reg else server

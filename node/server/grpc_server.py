@@ -43,6 +43,7 @@ from node.server.errors import (
     abort_reply_sync,
     refusal_metadata,
 )
+from node.server.fair import DEFAULT_SLOTS, FairGate, Pass
 from node.server.group_commit import BatchWriter
 from node.server.limits import STRANGER, OverLimitTally, PeerLimiter, PolicyLimits
 from node.server.reflection import enable_reflection
@@ -228,7 +229,8 @@ class NodeServer:
                  extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
                  extra_service_names: Sequence[str] = (),
                  writer: BatchWriter | None = None,
-                 background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()) -> None:
+                 background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+                 processing_slots: int = DEFAULT_SLOTS) -> None:
         if tls is None and not dev_plaintext:
             raise ValueError("a server without TLS needs dev_plaintext=True")
         self._responder = responder
@@ -268,6 +270,9 @@ class NodeServer:
         self.refusals = OverLimitTally(clock_ms=responder.clock_ms,
                                        policy_digest=lambda: responder.policy.digest)
         self.refusal_flush_s = REFUSAL_FLUSH_S
+        #: Admitted requests in processing at once (``[server] processing_slots``), the
+        #: free slots handed to the peer holding fewest (node/server/fair.py).
+        self.gate = FairGate(processing_slots)
 
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler[Any, Any]:
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
@@ -295,11 +300,17 @@ class NodeServer:
                                       tls_peer=fp, raw=raw)
                     await abort_reply(context, _RATE_LIMITED)  # its trailers built once
             try:
-                first = prepare_reply(self._responder, method, raw, fp,
-                                      dev_plaintext=self._dev_plaintext)
-                if isinstance(first, Reply):
-                    await abort_reply(context, first)
-                reply = await self._finish(method, first, context, loop)
+                # Within its limits a request waits its turn, peer by peer (node/server/
+                # fair.py): a burst one peer was allowed never queues ahead of another's.
+                turn = await self.gate.enter(bucket or "")
+                try:
+                    first = prepare_reply(self._responder, method, raw, fp,
+                                          dev_plaintext=self._dev_plaintext)
+                    if isinstance(first, Reply):
+                        await abort_reply(context, first)
+                    reply = await self._finish(method, first, context, loop, turn)
+                finally:
+                    turn.release()
             finally:
                 if admitted:
                     self.limiter.release(bucket or "")
@@ -311,12 +322,14 @@ class NodeServer:
 
     async def _finish(self, method: SignedMethod, first: Pending[Any],
                       context: grpc.aio.ServicerContext[Any, Any],
-                      loop: asyncio.AbstractEventLoop) -> Reply:
+                      loop: asyncio.AbstractEventLoop, turn: Pass) -> Reply:
         """Policy off the loop, then steps 7-11 on the database thread; durable first.
 
         A decision the policy's cache already holds is taken here, on the loop (a dict
         look-up: no evaluation, no policy server to wait for); only a miss goes to the
-        policy pool."""
+        policy pool.  ``turn`` (the request's slot) is given back once its step has run:
+        waiting for the batch's commit costs no one anything, and the next requests are
+        verified meanwhile."""
         if getattr(method.handler, "predecide", None) is not None and first.error is None:
             decided = self._responder.predecide_cached(first)
             first = decided if decided is not None else await loop.run_in_executor(
@@ -324,9 +337,15 @@ class NodeServer:
         if self.writer is None:
             reply = finish_reply(self._responder, method, first)
         else:
+            def step() -> Reply:
+                try:
+                    return finish_reply(self._responder, method, first)
+                finally:
+                    with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                        loop.call_soon_threadsafe(turn.release)
+
             try:  # nothing is sent before the batch holding its audit entry is durable
-                reply = await self.writer.run_in_batch(
-                    functools.partial(finish_reply, self._responder, method, first))
+                reply = await self.writer.run_in_batch(step)
             except Exception as exc:
                 log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
                 if getattr(exc, "reason", None) == "audit_log_on_hold":  # node.audit.hold

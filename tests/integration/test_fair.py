@@ -1,0 +1,69 @@
+"""A flood within its limits does not queue ahead of another peer (issue 12 §5), with real
+nodes over mTLS: measured as order in the audit log, not as time.
+
+KAZ-BS runs with ``[server] processing_slots = 4``.  Its database thread is held, so the
+requests it lets in stop before their group-commit step and keep their slots: UZB-BS's burst
+of 30 fills the four slots and queues the other 26 at the gate; then KGZ-BS asks once.
+Released, the node appends KGZ-BS's entry after the four UZB-BS requests that were in
+processing and at most one more slot's worth, not after all thirty (first in, first out,
+as before the gate).  Every call is answered and the log verifies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from pathlib import Path
+
+from node.cli.main import main as bxnode
+from tests.federation import make_federation, sample_policy
+from tests.integration.test_rate_limit import _call, _channel, _payloads
+from tests.waiting import until
+
+SLOTS = 4
+BURST = 30
+
+
+def test_a_burst_within_its_limits_does_not_queue_ahead_of_another_peers_request(
+        tmp_path: Path) -> None:
+    data = sample_policy()
+    for a in data["bxnode"]["agreements"]:
+        if (a["responder"], a["requester"]) == ("KAZ-BS", "UZB-BS"):
+            a.update(rate_per_s=100, burst=100, max_in_flight=64)
+    f = make_federation(tmp_path, policy_data=data)
+    toml = f.dirs["KAZ-BS"] / "node.toml"
+    text = toml.read_text()
+    assert "# processing_slots = 16" in text
+    toml.write_text(text.replace("# processing_slots = 16", f"processing_slots = {SLOTS}", 1))
+    node = f.start("KAZ-BS")
+    server = node.server
+    assert server.writer is not None and server.gate.slots == SLOTS
+    flood, modest = _payloads(f, "UZB-BS", BURST), _payloads(f, "KGZ-BS", 1)
+    release = threading.Event()
+    try:
+        with _channel(f, "UZB-BS") as uzb, _channel(f, "KGZ-BS") as kgz, \
+                concurrent.futures.ThreadPoolExecutor(BURST + 1) as pool:
+            held = asyncio.run_coroutine_threadsafe(
+                server.writer.call(lambda: release.wait(60)), node.loop)
+            try:
+                flooding = [pool.submit(_call, uzb, p, 60) for p in flood]
+                until("the burst fills the slots and queues at the gate",
+                      lambda: (server.gate.busy, server.gate.queued) == (SLOTS, BURST - SLOTS))
+                asking = pool.submit(_call, kgz, modest[0], 60)
+                until("KGZ-BS's request waits its turn",
+                      lambda: server.gate.queued == BURST - SLOTS + 1)
+            finally:
+                release.set()
+                held.result(10)
+            assert asking.result() == ("OK", "")
+            assert [x.result() for x in flooding] == [("OK", "")] * BURST
+    finally:
+        f.stop_all()
+    order = [e["requester"] for e in f.audit("KAZ-BS") if e.get("event") == "lookup"]
+    assert sorted(order) == ["KGZ-BS"] + ["UZB-BS"] * BURST
+    ahead = order.index("KGZ-BS")  # UZB-BS entries appended before KGZ-BS's
+    # the four in processing when it came, and at most one more slot's worth granted while
+    # its own verification and decision ran; first in, first out it would be all thirty
+    assert SLOTS <= ahead <= 2 * SLOTS, order
+    assert bxnode(["audit", "verify", "--node-dir", str(f.dirs["KAZ-BS"])]) == 0

@@ -1,0 +1,240 @@
+"""node/server/fair.py: admitted requests in processing at once, handed out fairly.
+
+Sans-I/O (FairQueue): the cap holds, a quiet peer's request is granted before a flooder's
+queued ones, peers that all wait share the slots, every request is granted or cancelled
+exactly once and never stranded while a slot is free.  Then the asyncio gate: cancelled
+calls free their slot, whether they were waiting or had just been granted one.  And
+``[server] processing_slots`` in node.toml: range and type checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.cli.main import main as bxnode
+from node.config import load_config
+from node.core.errors import ConfigError
+from node.server.fair import DEFAULT_SLOTS, FairGate, FairQueue
+
+
+def _grant_all(q: FairQueue[str]) -> list[tuple[str, str]]:
+    out = []
+    while (g := q.grant()) is not None:
+        out.append(g)
+    return out
+
+
+def test_one_busy_peer_alone_gets_every_slot_at_once_and_no_more() -> None:
+    q: FairQueue[str] = FairQueue(4)
+    assert [q.arrive("UZB", f"u{i}") for i in range(6)] == [True] * 4 + [False] * 2
+    assert (q.busy, q.queued, q.held("UZB")) == (4, 2, 4)
+    assert q.grant() is None  # the cap holds
+    q.leave("UZB")
+    assert q.grant() == ("UZB", "u4") and q.grant() is None
+    assert (q.busy, q.queued) == (4, 1)
+
+
+def test_a_quiet_peer_is_granted_the_next_slot_ahead_of_the_flooders_queue() -> None:
+    q: FairQueue[str] = FairQueue(4)
+    for i in range(64):  # the flooder's whole burst: 4 in processing, 60 waiting
+        q.arrive("UZB", f"u{i}")
+    assert not q.arrive("KGZ", "k0")  # nobody overtakes while others wait for a slot
+    q.leave("UZB")
+    assert _grant_all(q) == [("KGZ", "k0")]
+    assert not q.arrive("KGZ", "k1")
+    q.leave("UZB")
+    assert _grant_all(q) == [("KGZ", "k1")]  # still first: it holds 1 slot, UZB 3
+    q.leave("UZB")
+    q.leave("UZB")
+    assert _grant_all(q) == [("UZB", "u4"), ("UZB", "u5")]  # in the order they came
+
+
+def test_peers_that_all_wait_share_the_slots_in_turn() -> None:
+    q: FairQueue[str] = FairQueue(3)
+    for i in range(3):
+        q.arrive("UZB", f"u{i}")
+    for peer in ("KGZ", "TJK"):
+        for i in range(5):
+            q.arrive(peer, f"{peer[0].lower()}{i}")
+    served = []
+    for _ in range(9):  # each grant goes to the peer holding fewest, ties in turn
+        held = {p: q.held(p) for p in ("UZB", "KGZ", "TJK")}
+        q.leave(max(held, key=lambda p: held[p]))
+        served += _grant_all(q)
+    assert [p for p, _ in served] == ["KGZ", "TJK", "KGZ", "TJK", "KGZ", "TJK", "KGZ",
+                                      "TJK", "KGZ"]
+    assert q.busy == 3
+
+
+def test_cancel_takes_a_waiting_ticket_out_and_nothing_else() -> None:
+    q: FairQueue[str] = FairQueue(1)
+    assert q.arrive("UZB", "u0")
+    assert not q.arrive("UZB", "u1") and not q.arrive("KGZ", "k0")
+    assert q.cancel("KGZ", "k0") and not q.cancel("KGZ", "k0")
+    assert not q.cancel("UZB", "u0")  # granted: not waiting, leave() gives its slot back
+    assert q.queued == 1
+    q.leave("UZB")
+    assert _grant_all(q) == [("UZB", "u1")]
+    with pytest.raises(RuntimeError):
+        q.leave("KGZ")
+    with pytest.raises(ValueError):
+        FairQueue(0)
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(["arrive", "leave", "cancel"]),
+                          st.sampled_from(["UZB", "KGZ", "TJK"]), st.integers(0, 40)),
+                max_size=300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(slots=st.integers(1, 6), ops=_OPS)
+def test_the_gate_never_exceeds_its_cap_never_loses_a_request_and_never_stalls(
+        slots: int, ops: list[tuple[str, str, int]]) -> None:
+    """Any interleaving of arrivals, completions and cancellations, granting whatever can be
+    granted after each: every request ends granted once or cancelled once, each peer's in
+    the order they came, and no request waits while a slot is free."""
+    q: FairQueue[str] = FairQueue(slots)
+    waiting: dict[str, list[str]] = {"UZB": [], "KGZ": [], "TJK": []}
+    running: dict[str, list[str]] = {"UZB": [], "KGZ": [], "TJK": []}
+    granted: list[str] = []
+    cancelled: list[str] = []
+    n = 0
+    for op, peer, k in ops:
+        if op == "arrive":
+            t = f"{peer}-{n}"
+            n += 1
+            if q.arrive(peer, t):
+                running[peer].append(t)
+                granted.append(t)
+            else:
+                waiting[peer].append(t)
+        elif op == "leave" and running[peer]:
+            running[peer].pop(k % len(running[peer]))
+            q.leave(peer)
+        elif op == "cancel" and waiting[peer]:
+            t = waiting[peer].pop(k % len(waiting[peer]))
+            assert q.cancel(peer, t)
+            cancelled.append(t)
+        for who, t in _grant_all(q):
+            assert waiting[who][0] == t  # first come, first granted within a peer
+            waiting[who].pop(0)
+            running[who].append(t)
+            granted.append(t)
+        busy = sum(len(v) for v in running.values())
+        assert q.busy == busy <= slots
+        assert q.queued == sum(len(v) for v in waiting.values())
+        assert busy == slots or q.queued == 0  # work-conserving: nobody stranded
+        for p in running:
+            assert q.held(p) == len(running[p])
+    assert len(granted) == len(set(granted)) and not set(granted) & set(cancelled)
+    assert len(granted) + len(cancelled) + q.queued == n
+
+
+def test_async_gate_serves_the_quiet_peer_first_and_cancelled_calls_free_their_slot() -> None:
+    async def scenario() -> None:
+        gate = FairGate(2)
+        order: list[str] = []
+
+        async def request(peer: str, name: str, done: asyncio.Event) -> None:
+            turn = await gate.enter(peer)
+            try:
+                order.append(name)
+                await done.wait()
+            finally:
+                turn.release()
+                turn.release()  # idempotent: a slot is given back once
+
+        hold = asyncio.Event()
+        flood = [asyncio.ensure_future(request("UZB", f"u{i}", hold)) for i in range(10)]
+        await asyncio.sleep(0)
+        assert (gate.busy, gate.queued, order) == (2, 8, ["u0", "u1"])
+        # a call cancelled while it waits leaves the queue
+        flood[5].cancel()
+        await asyncio.sleep(0)
+        assert gate.queued == 7
+        quiet = asyncio.ensure_future(request("KGZ", "k0", asyncio.Event()))
+        await asyncio.sleep(0)
+        assert gate.queued == 8
+        flood[0].cancel()  # in processing: its finally releases the slot, KGZ gets it
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert order == ["u0", "u1", "k0"] and gate.busy == 2
+        quiet.cancel()
+        # granted but cancelled before it ran: the slot still comes back
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        hold.set()
+        await asyncio.gather(*flood, return_exceptions=True)
+        assert order == ["u0", "u1", "k0", "u2", "u3", "u4", "u6", "u7", "u8", "u9"]
+        assert (gate.busy, gate.queued) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+def test_async_gate_a_call_cancelled_after_its_slot_was_granted_gives_it_back() -> None:
+    async def scenario() -> None:
+        gate = FairGate(1)
+        first = await gate.enter("UZB")
+        waiter = asyncio.ensure_future(gate.enter("KGZ"))
+        await asyncio.sleep(0)
+        assert gate.queued == 1
+        first.release()  # the slot is granted to the waiter ...
+        waiter.cancel()  # ... which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert (gate.busy, gate.queued) == (0, 0)
+        again = await asyncio.wait_for(gate.enter("UZB"), 1)  # nothing stranded
+        assert gate.busy == 1
+        again.release()
+        # cancelled while waiting, then the slot frees: not granted to a dead call
+        first = await gate.enter("UZB")
+        waiter = asyncio.ensure_future(gate.enter("KGZ"))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        first.release()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert (gate.busy, gate.queued) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def node_toml(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    d = tmp_path_factory.mktemp("cfg") / "kaz"
+    assert bxnode(["init", "--node-dir", str(d), "--node-id", "KAZ-BS", "--country", "KAZ",
+                   "--dev", "--dev-keys", str(ROOT / "keys" / "dev" / "kaz"),
+                   "--listen", "127.0.0.1:0"]) == 0
+    return d, (d / "node.toml").read_text()
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("processing_slots = 0", "config: [server] processing_slots must be 1..4096"),
+    ("processing_slots = 4097", "config: [server] processing_slots must be 1..4096"),
+    ('processing_slots = "16"', "config: [server] processing_slots must be int, not str"),
+    ("processing_slots = true", "config: [server] processing_slots must be int, not bool"),
+    ("processing_slot = 16",
+     "config: unknown key 'processing_slot' in [server] (did you mean 'processing_slots'?)"),
+])
+def test_processing_slots_out_of_range_or_misspelt_is_refused(
+        node_toml: tuple[Path, str], line: str, message: str) -> None:
+    d, text = node_toml
+    commented = "# processing_slots = 16"
+    assert commented in text and load_config(d).processing_slots == DEFAULT_SLOTS == 16
+    (d / "node.toml").write_text(text.replace(commented, line, 1))
+    try:
+        with pytest.raises(ConfigError) as err:
+            load_config(d)
+        assert (err.value.reason, err.value.message) == ("bad_config", message)
+        (d / "node.toml").write_text(text.replace(commented, "processing_slots = 4096", 1))
+        assert load_config(d).processing_slots == 4096
+    finally:
+        (d / "node.toml").write_text(text)
