@@ -97,8 +97,9 @@ R = TypeVar("R")
 class Verified(Generic[R]):
     """A request that passed steps 1-6: who sent it, what it says, the digest it is bound to.
 
-    ``decided`` is what the handler's optional ``predecide`` step worked out off the
-    database thread (the policy's decision), or None.
+    ``fetched`` is what the handler's optional ``prefetch`` step read for its decision
+    (on the database thread, between batches), or None; ``decided`` is what its optional
+    ``predecide`` step worked out off the database thread (the policy's decision), or None.
     """
 
     member: Member
@@ -106,6 +107,7 @@ class Verified(Generic[R]):
     header: RequestHeader
     digest: bytes
     now_ms: int
+    fetched: Any = None
     decided: Any = None
 
 
@@ -133,6 +135,11 @@ class Handler(Protocol[R]):
     database thread; its result reaches :meth:`answer` as ``v.decided``.  And with it
     ``predecide_cached(v) -> Any | None``: the same result when it can be had without
     blocking (the policy's answers already cached), else None.
+    A decision that
+    needs stored facts (the BCP map, the hit a follow-up is about) reads them first in
+    ``prefetch(v: Verified[R]) -> Any``, on the database thread between batches and outside
+    any unit of work; its result reaches ``predecide`` and ``answer`` as ``v.fetched``.  So
+    a slow policy holds a policy thread, never the database thread every request needs.
     """
 
     event: str
@@ -197,7 +204,7 @@ class Responder:
         """Answer one signed request.  ``raw`` is the envelope, or the error decoding raised."""
         pending = self.prepare(handler, raw, tls_fingerprint=tls_fingerprint,
                                request_id=request_id)
-        return self.complete(self.predecide(pending))
+        return self.complete(self.predecide(self.prefetch(pending)))
 
     def prepare(self, handler: Handler[R], raw: Envelope | BxError, *,
                 tls_fingerprint: str | None, request_id: str = "") -> Pending[R]:
@@ -235,16 +242,31 @@ class Responder:
             header=_header_fields(verified.header),
             described=dict(handler.describe(verified.request))))
 
+    def prefetch(self, pending: Pending[R]) -> Pending[R]:
+        """The handler's reads for its decision, if it has any; on the database thread,
+        between batches (no unit of work: nothing is written)."""
+        return self._step(pending, "prefetch", "fetched")
+
     def predecide(self, pending: Pending[R]) -> Pending[R]:
         """The handler's write-free step (policy), if it has one; off the database thread."""
-        pre = getattr(pending.handler, "predecide", None)
-        if pending.verified is None or pending.error is not None or pre is None:
+        return self._step(pending, "predecide", "decided")
+
+    def _step(self, pending: Pending[R], step: str, into: str) -> Pending[R]:
+        """Run the handler's optional ``step``; its result goes into ``verified.<into>``.
+        A refusal it raises is kept for :meth:`complete` to audit and sign; any other
+        exception (a bug, a driver error) becomes INTERNAL/internal_error likewise."""
+        fn = getattr(pending.handler, step, None)
+        if pending.verified is None or pending.error is not None or fn is None:
             return pending
         try:
-            decided = pre(pending.verified)
+            result = fn(pending.verified)
         except BxError as exc:
             return _with_error(pending, exc)
-        return _with_decided(pending, decided)
+        except Exception as exc:
+            log.error("handler_failed", handler=pending.handler.event, step=step,
+                      error=f"{type(exc).__name__}: {exc}")
+            return _with_error(pending, _internal(exc))
+        return _with_result(pending, into, result)
 
     def predecide_cached(self, pending: Pending[R]) -> Pending[R] | None:
         """:meth:`predecide` when it needs no evaluation (the handler's
@@ -259,7 +281,9 @@ class Responder:
             decided = pre(pending.verified)
         except BxError as exc:
             return _with_error(pending, exc)
-        return None if decided is None else _with_decided(pending, decided)
+        except Exception:
+            return None  # the evaluation's own path (predecide) reports it
+        return None if decided is None else _with_result(pending, "decided", decided)
 
     def complete(self, pending: Pending[R]) -> Exchange:
         """Steps 7-11 in one unit of work (a savepoint of the open batch under group commit).
@@ -377,12 +401,15 @@ def _with_error(p: Pending[R], exc: BxError) -> Pending[R]:
                    verified=p.verified, error=exc)
 
 
-def _with_decided(p: Pending[R], decided: Any) -> Pending[R]:
+def _with_result(p: Pending[R], into: str, value: Any) -> Pending[R]:
+    """``p`` with ``verified.fetched`` or ``verified.decided`` (``into``) set to ``value``."""
     v = p.verified
     assert v is not None
+    fetched, decided = (value, v.decided) if into == "fetched" else (v.fetched, value)
     return Pending(handler=p.handler, raw=p.raw, now_ms=p.now_ms, base=p.base, error=p.error,
                    verified=Verified(member=v.member, request=v.request, header=v.header,
-                                     digest=v.digest, now_ms=v.now_ms, decided=decided))
+                                     digest=v.digest, now_ms=v.now_ms, fetched=fetched,
+                                     decided=decided))
 
 
 def _internal(exc: Exception) -> BxError:

@@ -10,6 +10,7 @@ each question is answered in order, the time rounded down to the policy's resolu
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 from node.core.errors import InvalidInput, PolicyDenied
@@ -25,6 +26,7 @@ from node.crossings.model import (
 )
 from node.crossings.policy import CROSSINGS_QUERY, crossing_decision, crossing_input
 from node.crossings.store import CrossingStore
+from node.policy.queries import QueryDecision
 from node.responder import Responder, Verified
 from node.wire import crossings as wire
 
@@ -45,6 +47,15 @@ def resolve_locations(bmap: BcpMap, country: str, q: CrossingQuestion,
         raise InvalidInput(f"question {index}: {q.section} is not a border section of this "
                            "node", reason="unknown_section")
     return codes
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """What ``prefetch`` read: the BCP map, each question's codes, every code asked."""
+
+    bmap: BcpMap
+    located: list[list[str]]
+    asked: list[str]
 
 
 def _faces(bmap: BcpMap, country: str, code: str) -> list[str]:
@@ -80,25 +91,41 @@ class ConfirmCrossingHandler:
                 "directions": sorted({q.direction.value for q in req.questions}),
                 "max_window_ms": max(q.window_ms for q in req.questions)}
 
-    def answer(self, v: Verified[CrossingRequest], audit_seq: int) -> Answer:
-        req = v.request
+    def prefetch(self, v: Verified[CrossingRequest]) -> _Located:
+        """The BCP map and the codes each question asks about (a read, on the database
+        thread); an asked BCP or section that is not ours is refused here."""
         bmap = self._store.bcp_map()
         located = [resolve_locations(bmap, self._country, q, i)
-                   for i, q in enumerate(req.questions)]
-        asked = sorted({c for codes in located for c in codes})
+                   for i, q in enumerate(v.request.questions)]
+        return _Located(bmap, located, sorted({c for codes in located for c in codes}))
+
+    def predecide(self, v: Verified[CrossingRequest]) -> QueryDecision:
+        """The owner's policy on the request and the BCPs it asks about (no database)."""
+        req, where = v.request, v.fetched
+        assert isinstance(where, _Located)
         doc = crossing_input(
             member=v.member, header=v.header, responder=self._r.settings.node_id,
             time_ms=v.now_ms, batch_size=len(req.questions),
             window_ms=max(q.window_ms for q in req.questions),
             datasets=[q.dataset for q in req.questions],
-            bcps=[(c, _faces(bmap, self._country, c)) for c in asked])
+            bcps=[(c, _faces(where.bmap, self._country, c)) for c in where.asked])
         decision = crossing_decision(self._r.policy.decide_query(CROSSINGS_QUERY, doc))
-        facts: dict[str, Any] = {"bcps": asked,
-                                 "decision": "allow" if decision.allow else "deny",
-                                 "reasons": list(decision.reasons)}
         if not decision.allow:
             raise with_facts(PolicyDenied("the owner's policy refused this request",
-                                          reasons=decision.reasons), **facts)
+                                          reasons=decision.reasons),
+                             bcps=where.asked, decision="deny", reasons=list(decision.reasons))
+        return decision
+
+    def answer(self, v: Verified[CrossingRequest], audit_seq: int) -> Answer:
+        req = v.request
+        if v.fetched is None:  # called without the server's steps (prefetch, predecide)
+            v = replace(v, fetched=self.prefetch(v))
+            v = replace(v, decided=self.predecide(v))
+        where, decision = v.fetched, v.decided
+        assert isinstance(where, _Located) and isinstance(decision, QueryDecision)
+        located, asked = where.located, where.asked
+        facts: dict[str, Any] = {"bcps": asked, "decision": "allow",
+                                 "reasons": list(decision.reasons)}
         minutes = int(decision.extra["resolution_minutes"])
         answers = []
         for i, (q, codes) in enumerate(zip(req.questions, located, strict=True)):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -21,12 +22,14 @@ from node.core.model import RequestHeader
 from node.core.ports import Answer, with_facts
 from node.followup.owner import (
     FollowUpDesk,
+    Hit,
     NotFound,
     check_field_names,
     locate_hit,
 )
 from node.followup.policy import FOLLOWUP_QUERY, followup_decision, followup_input
 from node.followup.store import FollowUpRow
+from node.policy.queries import QueryDecision
 from node.responder import AUDIT_LOCK, Responder, Verified
 from node.server.errors import abort_reply
 from node.server.grpc_server import SignedMethod, signed_reply, tls_fingerprint
@@ -73,25 +76,51 @@ class FileFollowUpHandler:
         return {"query_kind": "followup", "hit_request_digest": req.hit_request_digest.hex(),
                 "hit_item_index": req.hit_item_index, "fields": sorted(req.fields)}
 
-    def answer(self, v: Verified[wire.FollowUpFile], audit_seq: int) -> Answer:
-        req, h = v.request, v.header
+    def prefetch(self, v: Verified[wire.FollowUpFile]) -> Hit:
+        """The hit the follow-up is about (a read, on the database thread) and the field
+        names checked against its kind of record: what the policy judges."""
+        return self._hit(v)
+
+    def predecide(self, v: Verified[wire.FollowUpFile]) -> QueryDecision:
+        """The owner's policy on the fields asked for this kind of record (no database)."""
+        hit, h = v.fetched, v.header
+        assert isinstance(hit, Hit)
+        decision = followup_decision(self._r.policy.decide_query(FOLLOWUP_QUERY, followup_input(
+            member=v.member, operator=h.operator, purpose=h.purpose, legal_basis=h.legal_basis,
+            case_ref=h.case_ref, record_kind=hit.record_kind, fields=v.request.fields,
+            responder=self._r.settings.node_id, time_ms=v.now_ms)))
+        if not decision.allow:
+            raise with_facts(PolicyDenied("the owner's policy refused this follow-up",
+                                          reasons=decision.reasons),
+                             hit_audit_seq=hit.audit_seq, record_kind=hit.record_kind,
+                             decision="deny", reasons=list(decision.reasons))
+        return decision
+
+    def _hit(self, v: Verified[wire.FollowUpFile]) -> Hit:
+        req = v.request
         hit = locate_hit(self._desk.store.db, requester=v.member.node_id,
                          lookup_digest=req.hit_request_digest, index=req.hit_item_index,
                          reference=req.hit_reference, now_ms=v.now_ms)
-        facts: dict[str, Any] = {"hit_audit_seq": hit.audit_seq, "record_kind": hit.record_kind}
         try:
             check_field_names(hit.record_kind, req.fields)
         except Exception as exc:
-            raise with_facts(exc, **facts) from None
-        decision = followup_decision(self._r.policy.decide_query(FOLLOWUP_QUERY, followup_input(
-            member=v.member, operator=h.operator, purpose=h.purpose, legal_basis=h.legal_basis,
-            case_ref=h.case_ref, record_kind=hit.record_kind, fields=req.fields,
-            responder=self._r.settings.node_id, time_ms=v.now_ms)))
-        facts.update(decision="allow" if decision.allow else "deny",
-                     reasons=list(decision.reasons))
-        if not decision.allow:
-            raise with_facts(PolicyDenied("the owner's policy refused this follow-up",
-                                          reasons=decision.reasons), **facts)
+            raise with_facts(exc, hit_audit_seq=hit.audit_seq,
+                             record_kind=hit.record_kind) from None
+        return hit
+
+    def answer(self, v: Verified[wire.FollowUpFile], audit_seq: int) -> Answer:
+        req, h = v.request, v.header
+        if v.fetched is None:  # called without the server's steps (prefetch, predecide)
+            v = replace(v, fetched=self.prefetch(v))
+            v = replace(v, decided=self.predecide(v))
+        decision = v.decided
+        assert isinstance(decision, QueryDecision)
+        # Located again inside the unit of work: an alert withdrawn or a receipt erased
+        # since the prefetch is refused now, exactly as if nothing had been read before.
+        hit = self._hit(v)
+        assert hit.record_kind == v.fetched.record_kind  # a receipt never changes its kind
+        facts: dict[str, Any] = {"hit_audit_seq": hit.audit_seq, "record_kind": hit.record_kind,
+                                 "decision": "allow", "reasons": list(decision.reasons)}
         row = FollowUpRow(
             id=self._desk.new_id(), requester=v.member.node_id, state="pending",
             record_kind=hit.record_kind, hit_reference=hit.reference,

@@ -143,7 +143,7 @@ def signed_reply(responder: Responder, method: SignedMethod, raw: bytes,
     first = prepare_reply(responder, method, raw, fingerprint, dev_plaintext=dev_plaintext)
     if isinstance(first, Reply):
         return first
-    return finish_reply(responder, method, responder.predecide(first))
+    return finish_reply(responder, method, responder.predecide(responder.prefetch(first)))
 
 
 def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
@@ -323,13 +323,18 @@ class NodeServer:
     async def _finish(self, method: SignedMethod, first: Pending[Any],
                       context: grpc.aio.ServicerContext[Any, Any],
                       loop: asyncio.AbstractEventLoop, turn: Pass) -> Reply:
-        """Policy off the loop, then steps 7-11 on the database thread; durable first.
+        """The decision's reads (a handler's ``prefetch``) on the database thread between
+        batches, policy off the loop and off the database thread, then steps 7-11 on the
+        database thread; durable first.
 
         A decision the policy's cache already holds is taken here, on the loop (a dict
         look-up: no evaluation, no policy server to wait for); only a miss goes to the
         policy pool.  ``turn`` (the request's slot) is given back once its step has run:
         waiting for the batch's commit costs no one anything, and the next requests are
         verified meanwhile."""
+        if getattr(method.handler, "prefetch", None) is not None and first.error is None:
+            first = (self._responder.prefetch(first) if self.writer is None else
+                     await self.writer.call(functools.partial(self._responder.prefetch, first)))
         if getattr(method.handler, "predecide", None) is not None and first.error is None:
             decided = self._responder.predecide_cached(first)
             first = decided if decided is not None else await loop.run_in_executor(

@@ -15,8 +15,8 @@ DECISION_PATH = "/v1/data/bxnode/lookup/decision"
 
 
 class StandInOpaServer:
-    """Answers OPA's data API (``POST /v1/data/<path>`` with ``{"input": ...}``) for the
-    decision document, by evaluating the same policy files with regopy.
+    """Answers OPA's data API (``POST /v1/data/bxnode/<package>/decision`` with ``{"input":
+    ...}``) for the decision documents, by evaluating the same policy files with regopy.
 
     It stands in because no OPA server can be installed in this environment.  It
     implements only what OpaServerPolicyEngine uses: the result (omitted when
@@ -33,7 +33,10 @@ class StandInOpaServer:
         for path in sorted(policy_dir.rglob("*.rego")):
             rego.add_module(path.name, path.read_text())
         rego.add_data_json((policy_dir / "data.json").read_text())
-        self._bundle = rego.build("data.bxnode.lookup.decision", [])
+        self._rego = rego
+        #: Each decision it has been asked for, compiled once: the lookup's, the crossings'
+        #: and the follow-ups' (``/v1/data/bxnode/<package>/decision``; decisions only).
+        self._bundles = {DECISION_PATH: rego.build("data.bxnode.lookup.decision", [])}
         self._eval = regopy.Interpreter()
         self._lock = threading.Lock()
         self.revision = revision
@@ -62,8 +65,15 @@ class StandInOpaServer:
 
     def _answer(self, path: str, body: bytes) -> tuple[int, bytes]:
         url = urlsplit(path)
-        if url.path != DECISION_PATH:
+        parts = url.path.split("/")
+        if len(parts) != 6 or parts[:4] != ["", "v1", "data", "bxnode"] or \
+                not parts[4].isidentifier() or parts[5] != "decision":
             return 404, b'{"code": "resource_not_found", "message": "no such path"}'
+        with self._lock:
+            if url.path not in self._bundles:
+                self._bundles[url.path] = self._rego.build(
+                    f"data.bxnode.{parts[4]}.decision", [])
+            bundle = self._bundles[url.path]
         if self.mode == "http404":
             return 404, b'{"code": "resource_not_found"}'
         if self.mode == "http500":
@@ -76,7 +86,7 @@ class StandInOpaServer:
             self.release.wait(timeout=30)
         with self._lock:
             self._eval.set_input(regopy.Input(doc))
-            text = str(self._eval.query_bundle(self._bundle))
+            text = str(self._eval.query_bundle(bundle))
         answer: dict[str, Any] = {}
         if text != "undefined" and self.mode != "undefined":
             answer["result"] = json.loads(text)["expressions"][0]
