@@ -401,11 +401,65 @@ class Bench:
         """Issue 12: UZB-BS floods at ten times its agreed rate while KGZ-BS asks at a
         modest one; KGZ-BS's p99 against its own unloaded figure (target: within 2x).
         Then what one refusal costs the node: a peer in a closed loop far over its limit,
-        the node's CPU per call (nearly all refused) against its CPU per answered call."""
+        the node's CPU per call (nearly all refused) against its CPU per answered call.
+        Last, the same flood against the node without its fair gate (``[server]
+        processing_slots`` so large that no request ever waits at it: every stage first
+        in, first out, as before node/server/fair.py), for the ratio within one run."""
         node = self.start_node(log="node-fairness.log")
         modest = int(self.seconds * MODEST_RATE) + 10
         alone = self.load(target=target, method=method, mode="open", rate=MODEST_RATE,
                           payloads=self.signed_requests(modest, self.doc_items))
+        loaded, flooded = self.flood(target, method)
+        # what a refusal costs: TJK-BS (no agreement: the stranger's 5/s) in a closed loop,
+        # so nearly every call is refused over the limit, against answered lookups
+        answer = self.load(target=target, method=method, mode="closed",
+                           payloads=self.signed_requests(self.n_requests(800), self.doc_items))
+        over = self.load(target=target, method=method, mode="closed", asker="TJK-BS",
+                         payloads=self.signed_requests(self.n_requests(4000), self.doc_items,
+                                                       asker="TJK-BS"))
+        refused = over["codes"].get("RESOURCE_EXHAUSTED/rate_limited", 0)
+        per_answer = answer["server_cpu_ms_per_call"]
+        per_refusal = over["server_cpu_ms_per_call"]
+        self.stop(node)
+        toml = self.dirs["KAZ-BS"] / "node.toml"
+        text = toml.read_text()
+        toml.write_text(text.replace("# processing_slots = 16", "processing_slots = 4096", 1))
+        node = self.start_node(log="node-fairness-no-gate.log")
+        try:
+            ungated, _ = self.flood(target, method)
+        finally:
+            self.stop(node)
+            toml.write_text(text)
+
+        def ratio(r: dict[str, Any]) -> float:
+            return round(r["p99_ms"] / alone["p99_ms"], 2) if alone["p99_ms"] else 0
+
+        self.results["fairness"] = {
+            "modest_rate": MODEST_RATE, "flood_rate": 10 * FLOOD_LIMIT,
+            "flood_limit": FLOOD_LIMIT, "flood": flooded, "p99_ratio": ratio(loaded),
+            "p99_ratio_without_gate": ratio(ungated),
+            "refusal_cost": {"calls": over["warmup"] + over["sent"], "refused": refused,
+                             "refused_per_s": round(refused / over["elapsed_s"]),
+                             "server_cpu_ms_per_refusal": per_refusal,
+                             "server_cpu_ms_per_answer": per_answer,
+                             "refusal_to_answer": round(per_refusal / per_answer, 3)
+                             if per_answer else 0}}
+        self.results["fairness_modest_alone"] = alone
+        self.results["fairness_modest_under_flood"] = loaded
+        self.results["fairness_modest_under_flood_without_gate"] = ungated
+        c = self.results["fairness"]["refusal_cost"]
+        log(f"fairness: KGZ-BS at {MODEST_RATE}/s p99 {alone['p99_ms']} ms alone, "
+            f"{loaded['p99_ms']} ms while UZB-BS floods at {10 * FLOOD_LIMIT}/s (limit "
+            f"{FLOOD_LIMIT}/s; {flooded['codes']} refused): {ratio(loaded)}x; without the "
+            f"fair gate {ungated['p99_ms']} ms: {ratio(ungated)}x; a refusal costs "
+            f"{c['server_cpu_ms_per_refusal']} ms of node CPU, an answer "
+            f"{c['server_cpu_ms_per_answer']} ms ({c['refusal_to_answer']:.0%}); "
+            f"{c['refused_per_s']:,} refusals/s in a closed loop")
+
+    def flood(self, target: str, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """KGZ-BS at the modest rate while UZB-BS floods at ten times its limit: (KGZ-BS's
+        load, the flood's); the flood's CPU per call counts both peers' calls."""
+        modest = int(self.seconds * MODEST_RATE) + 10
         flood_rate = 10 * FLOOD_LIMIT
         flood_payloads = self.signed_requests(int(self.seconds * flood_rate) + 10,
                                               self.doc_items, asker="UZB-BS")
@@ -418,36 +472,7 @@ class Bench:
         flooded = self.finish_load(flood)
         self.add_cpu(flooded, cpu0, calls=flooded["warmup"] + flooded["sent"]
                      + loaded["warmup"] + loaded["sent"])
-        # what a refusal costs: TJK-BS (no agreement: the stranger's 5/s) in a closed loop,
-        # so nearly every call is refused over the limit, against answered lookups
-        answer = self.load(target=target, method=method, mode="closed",
-                           payloads=self.signed_requests(self.n_requests(800), self.doc_items))
-        over = self.load(target=target, method=method, mode="closed", asker="TJK-BS",
-                         payloads=self.signed_requests(self.n_requests(4000), self.doc_items,
-                                                       asker="TJK-BS"))
-        refused = over["codes"].get("RESOURCE_EXHAUSTED/rate_limited", 0)
-        per_answer = answer["server_cpu_ms_per_call"]
-        per_refusal = over["server_cpu_ms_per_call"]
-        self.stop(node)
-        ratio = round(loaded["p99_ms"] / alone["p99_ms"], 2) if alone["p99_ms"] else 0
-        self.results["fairness"] = {
-            "modest_rate": MODEST_RATE, "flood_rate": flood_rate, "flood_limit": FLOOD_LIMIT,
-            "flood": flooded, "p99_ratio": ratio,
-            "refusal_cost": {"calls": over["warmup"] + over["sent"], "refused": refused,
-                             "refused_per_s": round(refused / over["elapsed_s"]),
-                             "server_cpu_ms_per_refusal": per_refusal,
-                             "server_cpu_ms_per_answer": per_answer,
-                             "refusal_to_answer": round(per_refusal / per_answer, 3)
-                             if per_answer else 0}}
-        self.results["fairness_modest_alone"] = alone
-        self.results["fairness_modest_under_flood"] = loaded
-        c = self.results["fairness"]["refusal_cost"]
-        log(f"fairness: KGZ-BS at {MODEST_RATE}/s p99 {alone['p99_ms']} ms alone, "
-            f"{loaded['p99_ms']} ms while UZB-BS floods at {flood_rate}/s (limit "
-            f"{FLOOD_LIMIT}/s; {flooded['codes']} refused): {ratio}x; a refusal costs "
-            f"{c['server_cpu_ms_per_refusal']} ms of node CPU, an answer "
-            f"{c['server_cpu_ms_per_answer']} ms ({c['refusal_to_answer']:.0%}); "
-            f"{c['refused_per_s']:,} refusals/s in a closed loop")
+        return loaded, flooded
 
     def workers(self, base: float, target: str, method: str) -> None:
         """The same node as ``bxnode serve --workers 2`` (one process per core)."""
@@ -733,6 +758,9 @@ def table(results: dict[str, Any]) -> str:
             "fairness_modest_alone")
         add(f"fairness: the same while another floods at {fair['flood_rate']}/s "
             f"(limit {fair['flood_limit']}/s)", "fairness_modest_under_flood")
+        if "fairness_modest_under_flood_without_gate" in results:
+            add("fairness: the same flood, the node without its fair gate",
+                "fairness_modest_under_flood_without_gate")
     for label, name in (("1_replica", "one replica"), ("2_replicas", "two replicas")):
         add(f"PostgreSQL, {name}: document lookup, saturation",
             f"pg_doc_lookup_saturation_{label}")
@@ -781,7 +809,8 @@ def table(results: dict[str, Any]) -> str:
     if fair:
         extra.append(f"- fairness: the modest peer's p99 under a flood from another peer at "
                      f"ten times its limit is {fair['p99_ratio']}x its unloaded p99 "
-                     f"(target: within 2x); the flood's refusals: {fair['flood']['codes']}")
+                     f"(target: within 2x; {fair.get('p99_ratio_without_gate', '-')}x without "
+                     f"the fair gate); the flood's refusals: {fair['flood']['codes']}")
         c = fair.get("refusal_cost")
         if c:
             extra.append(f"- an over-limit refusal costs the node {c['server_cpu_ms_per_refusal']}"
