@@ -327,15 +327,19 @@ class LookupRequest:
 
     @property
     def data_types(self) -> tuple[str, ...]:
+        """The data types of the items' kinds, in the order the kinds first appear (read
+        per kind of item, not per item: a batch holds hundreds)."""
         seen: dict[str, None] = {}
-        for item in self.items:
-            for t in item.data_types:
+        classes: dict[type[Query], None] = dict.fromkeys(map(type, self.items))
+        for cls in classes:
+            for t in cls.data_types:
                 seen[t] = None
         return tuple(seen)
 
     @property
     def datasets(self) -> tuple[str, ...]:
-        kinds = {item.kind for item in self.items}
+        classes: set[type[Query]] = set(map(type, self.items))
+        kinds = {cls.kind for cls in classes}
         return tuple(sorted("documents" if k is QueryKind.DOCUMENT else "persons" for k in kinds))
 
 

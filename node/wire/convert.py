@@ -179,8 +179,7 @@ def decode_request(payload: bytes, *, max_items: int) -> LookupRequest:
         which = it.WhichOneof("item")
         if which == "document":
             d = it.document
-            items.append(DocumentQuery(number=d.number, issuing_state=d.issuing_state,
-                                       doc_type=d.document_type))
+            items.append(DocumentQuery(d.number, d.issuing_state, d.document_type))
         elif which == "person":
             items.append(_person_from_pb(it.person))
         else:
