@@ -15,10 +15,10 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
+import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -34,7 +34,7 @@ from node.core import limits
 from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
-from node.responder import Handler, Pending, Responder
+from node.responder import Exchange, Handler, Pending, Responder
 from node.server.errors import (
     REASON_KEY,
     REFUSAL_KEY,
@@ -143,13 +143,13 @@ def signed_reply(responder: Responder, method: SignedMethod, raw: bytes,
     first = prepare_reply(responder, method, raw, fingerprint, dev_plaintext=dev_plaintext)
     if isinstance(first, Reply):
         return first
-    return finish_reply(responder, method, responder.predecide(responder.prefetch(first)))
+    return reply_of(complete(responder, responder.predecide(responder.prefetch(first))))
 
 
 def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
                   fingerprint: str | None, *, dev_plaintext: bool) -> Reply | Pending[Any]:
     """The part that needs no database: decode and authenticate (steps 1-6)."""
-    request_id = uuid.uuid4().hex[:16]
+    request_id = os.urandom(8).hex()  # 16 random hex digits
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         if not dev_plaintext and fingerprint is None:  # require_client_auth makes this moot
             code, details = grpc.StatusCode.UNAUTHENTICATED, "no client certificate"
@@ -170,10 +170,15 @@ def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
                                  request_id=request_id)
 
 
-def finish_reply(responder: Responder, method: SignedMethod, pending: Pending[Any]) -> Reply:
-    """The database part (steps 7-11) and the encoded reply."""
+def complete(responder: Responder, pending: Pending[Any]) -> Exchange:
+    """Steps 7-11 (the database part), its log lines carrying the request id."""
     with structlog.contextvars.bound_contextvars(request_id=pending.request_id):
-        ex = responder.complete(pending)
+        return responder.complete(pending)
+
+
+def reply_of(ex: Exchange) -> Reply:
+    """The reply to send for a completed exchange (no database: built on the event loop,
+    so the database thread is free for the next request the moment its work is done)."""
     if ex.error is not None:
         code = grpc.StatusCode[ex.error.status]
         details = f"{ex.error.reason}: {ex.error.message}"
@@ -340,26 +345,26 @@ class NodeServer:
             first = decided if decided is not None else await loop.run_in_executor(
                 self._policy_pool, self._responder.predecide, first)
         if self.writer is None:
-            reply = finish_reply(self._responder, method, first)
-        else:
-            def step() -> Reply:
-                try:
-                    return finish_reply(self._responder, method, first)
-                finally:
-                    with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
-                        loop.call_soon_threadsafe(turn.release)
+            return reply_of(complete(self._responder, first))
 
-            try:  # nothing is sent before the batch holding its audit entry is durable
-                reply = await self.writer.run_in_batch(step)
-            except Exception as exc:
-                log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
-                if getattr(exc, "reason", None) == "audit_log_on_hold":  # node.audit.hold
-                    await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_log_on_hold",
-                                "this node's audit log is on hold after a restore; ask "
-                                "another node")
-                await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_unavailable",
-                            "the audit log could not be committed; retry")
-        return reply
+        def step() -> Exchange:
+            try:
+                return complete(self._responder, first)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                    loop.call_soon_threadsafe(turn.release)
+
+        try:  # nothing is sent before the batch holding its audit entry is durable
+            ex = await self.writer.run_in_batch(step)
+        except Exception as exc:
+            log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
+            if getattr(exc, "reason", None) == "audit_log_on_hold":  # node.audit.hold
+                await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_log_on_hold",
+                            "this node's audit log is on hold after a restore; ask "
+                            "another node")
+            await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_unavailable",
+                        "the audit log could not be committed; retry")
+        return reply_of(ex)  # built here, on the loop: the database thread is already free
 
     async def flush_refusals(self) -> int:
         """Append the over-limit refusals counted so far (one entry per peer and event) and
