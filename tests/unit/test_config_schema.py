@@ -33,6 +33,16 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     (("batch_max = 256", "batch_max = 256.5"), "config: [audit] batch_max must be int, not float"),
     (("witness_quorum = 1", 'witnesses = "KGZ-BS"'),
      "config: [audit] witnesses must be array | null, not str"),
+    (("# processing_slots = 16", "processing_slots = 0"),
+     "config: [server] processing_slots must be 1..4096"),
+    (("# processing_slots = 16", "processing_slots = 4097"),
+     "config: [server] processing_slots must be 1..4096"),
+    (("# processing_slots = 16", 'processing_slots = "16"'),
+     "config: [server] processing_slots must be int, not str"),
+    (("# processing_slots = 16", "processing_slots = true"),
+     "config: [server] processing_slots must be int, not bool"),
+    (("# processing_slots = 16", "processing_slot = 16"),
+     "config: unknown key 'processing_slot' in [server] (did you mean 'processing_slots'?)"),
 ])
 def test_a_typo_or_a_wrong_type_is_refused_naming_the_key(base: tuple[Path, str],
                                                           edit: tuple[str, str],
@@ -51,6 +61,17 @@ def test_a_typo_or_a_wrong_type_is_refused_naming_the_key(base: tuple[Path, str]
 def test_the_file_bxnode_init_writes_passes_the_schema(base: tuple[Path, str]) -> None:
     d, _ = base
     assert load_config(d).dev_mode is True
+    assert load_config(d).processing_slots == 16  # node/server/fair.py DEFAULT_SLOTS
+
+
+def test_processing_slots_up_to_4096_is_taken(base: tuple[Path, str]) -> None:
+    d, text = base
+    (d / "node.toml").write_text(text.replace("# processing_slots = 16",
+                                              "processing_slots = 4096", 1))
+    try:
+        assert load_config(d).processing_slots == 4096
+    finally:
+        (d / "node.toml").write_text(text)
 
 
 def test_the_crossings_settings_come_from_the_file_loaded(base: tuple[Path, str],

@@ -3,23 +3,19 @@
 Sans-I/O (FairQueue): the cap holds, a quiet peer's request is granted before a flooder's
 queued ones, peers that all wait share the slots, every request is granted or cancelled
 exactly once and never stranded while a slot is free.  Then the asyncio gate: cancelled
-calls free their slot, whether they were waiting or had just been granted one.  And
-``[server] processing_slots`` in node.toml: range and type checked.
+calls free their slot, whether they were waiting or had just been granted one.
+(``[server] processing_slots`` in node.toml: tests/unit/test_config_schema.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.cli.main import main as bxnode
-from node.config import load_config
-from node.core.errors import ConfigError
-from node.server.fair import DEFAULT_SLOTS, FairGate, FairQueue
+from node.server.fair import FairGate, FairQueue
 
 
 def _grant_all(q: FairQueue[str]) -> list[tuple[str, str]]:
@@ -203,38 +199,3 @@ def test_async_gate_a_call_cancelled_after_its_slot_was_granted_gives_it_back() 
 
     asyncio.run(scenario())
 
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def node_toml(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    d = tmp_path_factory.mktemp("cfg") / "kaz"
-    assert bxnode(["init", "--node-dir", str(d), "--node-id", "KAZ-BS", "--country", "KAZ",
-                   "--dev", "--dev-keys", str(ROOT / "keys" / "dev" / "kaz"),
-                   "--listen", "127.0.0.1:0"]) == 0
-    return d, (d / "node.toml").read_text()
-
-
-@pytest.mark.parametrize(("line", "message"), [
-    ("processing_slots = 0", "config: [server] processing_slots must be 1..4096"),
-    ("processing_slots = 4097", "config: [server] processing_slots must be 1..4096"),
-    ('processing_slots = "16"', "config: [server] processing_slots must be int, not str"),
-    ("processing_slots = true", "config: [server] processing_slots must be int, not bool"),
-    ("processing_slot = 16",
-     "config: unknown key 'processing_slot' in [server] (did you mean 'processing_slots'?)"),
-])
-def test_processing_slots_out_of_range_or_misspelt_is_refused(
-        node_toml: tuple[Path, str], line: str, message: str) -> None:
-    d, text = node_toml
-    commented = "# processing_slots = 16"
-    assert commented in text and load_config(d).processing_slots == DEFAULT_SLOTS == 16
-    (d / "node.toml").write_text(text.replace(commented, line, 1))
-    try:
-        with pytest.raises(ConfigError) as err:
-            load_config(d)
-        assert (err.value.reason, err.value.message) == ("bad_config", message)
-        (d / "node.toml").write_text(text.replace(commented, "processing_slots = 4096", 1))
-        assert load_config(d).processing_slots == 4096
-    finally:
-        (d / "node.toml").write_text(text)
