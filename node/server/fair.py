@@ -20,15 +20,17 @@ once, so one busy peer alone gets every slot.  A peer's queue is bounded by its
 sum of those.
 
 :class:`FairGate` is the asyncio face: ``turn = await enter(peer)`` before verification and
-``turn.release()`` once the request's step ran (and in a ``finally``; it is idempotent).  A
-call cancelled while it waits leaves the queue; one cancelled just after its slot was
-granted gives the slot back.
+``turn.release()`` once the request's step ran (and in a ``finally``; it is idempotent);
+``await turn.aside(work)`` holds no slot while ``work`` runs (a decision asked of a policy
+server: a slow one holds a policy thread, never the gate).  A call cancelled while it
+waits leaves the queue; one cancelled just after its slot was granted gives the slot back.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
+from collections.abc import Awaitable
 from typing import Generic, TypeVar
 
 __all__ = ["DEFAULT_SLOTS", "MAX_SLOTS", "FairGate", "FairQueue", "Pass"]
@@ -144,6 +146,17 @@ class Pass:
         if gate is not None:
             gate._leave(self._peer)
 
+    async def aside(self, work: Awaitable[T]) -> T:
+        """Await ``work`` holding no slot (a wait that costs the node nothing: a policy
+        server's answer), then wait for a slot again, peer by peer like any arrival."""
+        gate = self._gate
+        self.release()
+        result = await work
+        if gate is not None:
+            await gate._wait(self._peer)
+            self._gate = gate
+        return result
+
 
 class FairGate:
     """:class:`FairQueue` on one event loop: a waiting request holds a future."""
@@ -165,18 +178,22 @@ class FairGate:
 
     async def enter(self, peer: str) -> Pass:
         """Wait for a slot (at once while one is free); release the pass in a finally."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._q.arrive(peer, fut):
-            try:
-                await fut
-            except asyncio.CancelledError:
-                # still queued: out of the queue.  Granted (its result set) but cancelled
-                # before it ran: the slot goes back.  Cancelled while queued and granted
-                # afterwards: _leave gave the slot back already.
-                if not self._q.cancel(peer, fut) and not fut.cancelled():
-                    self._leave(peer)
-                raise
+        await self._wait(peer)
         return Pass(self, peer)
+
+    async def _wait(self, peer: str) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._q.arrive(peer, fut):
+            return
+        try:
+            await fut
+        except asyncio.CancelledError:
+            # still queued: out of the queue.  Granted (its result set) but cancelled
+            # before it ran: the slot goes back.  Cancelled while queued and granted
+            # afterwards: _leave gave the slot back already.
+            if not self._q.cancel(peer, fut) and not fut.cancelled():
+                self._leave(peer)
+            raise
 
     def _leave(self, peer: str) -> None:
         self._q.leave(peer)

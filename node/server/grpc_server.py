@@ -334,16 +334,17 @@ class NodeServer:
 
         A decision the policy's cache already holds is taken here, on the loop (a dict
         look-up: no evaluation, no policy server to wait for); only a miss goes to the
-        policy pool.  ``turn`` (the request's slot) is given back once its step has run:
-        waiting for the batch's commit costs no one anything, and the next requests are
-        verified meanwhile."""
+        policy pool, holding no slot of the fair gate meanwhile (a slow policy server
+        holds a thread, never the other peers' turns).  ``turn`` (the request's slot) is
+        given back once its step has run: waiting for the batch's commit costs no one
+        anything, and the next requests are verified meanwhile."""
         if getattr(method.handler, "prefetch", None) is not None and first.error is None:
             first = (self._responder.prefetch(first) if self.writer is None else
                      await self.writer.call(functools.partial(self._responder.prefetch, first)))
         if getattr(method.handler, "predecide", None) is not None and first.error is None:
             decided = self._responder.predecide_cached(first)
-            first = decided if decided is not None else await loop.run_in_executor(
-                self._policy_pool, self._responder.predecide, first)
+            first = decided if decided is not None else await turn.aside(  # no slot held
+                loop.run_in_executor(self._policy_pool, self._responder.predecide, first))
         if self.writer is None:
             return reply_of(complete(self._responder, first))
 

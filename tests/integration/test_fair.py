@@ -6,7 +6,8 @@ requests it lets in stop before their group-commit step and keep their slots: UZ
 of 30 fills the four slots and queues the other 26 at the gate; then KGZ-BS asks once.
 Released, the node appends KGZ-BS's entry after the four UZB-BS requests that were in
 processing and at most one more slot's worth, not after all thirty (first in, first out,
-as before the gate).  Every call is answered and the log verifies.
+as before the gate).  Every call is answered and the log verifies.  And a decision held at
+a slow policy server holds no slot.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ import asyncio
 import concurrent.futures
 import threading
 from pathlib import Path
+from typing import Any
 
 from node.cli.main import main as bxnode
-from tests.federation import make_federation, sample_policy
-from tests.integration.test_rate_limit import _call, _channel, _payloads
+from node.core.errors import RemoteError
+from node.core.model import QueryKind
+from tests.federation import CTX, make_federation, sample_policy
+from tests.integration.test_rate_limit import DOC, _call, _channel, _payloads
+from tests.integration.test_slow_policy import held_while_another_is_answered, slow_fed
 from tests.waiting import until
+
+__all__ = ["slow_fed"]  # the fixture, used below
 
 SLOTS = 4
 BURST = 30
@@ -67,3 +74,23 @@ def test_a_burst_within_its_limits_does_not_queue_ahead_of_another_peers_request
     # its own verification and decision ran; first in, first out it would be all thirty
     assert SLOTS <= ahead <= 2 * SLOTS, order
     assert bxnode(["audit", "verify", "--node-dir", str(f.dirs["KAZ-BS"])]) == 0
+
+
+def test_a_decision_held_at_the_policy_server_holds_no_slot(slow_fed: Any) -> None:
+    """With one slot only, KGZ-BS's lookup waits at a slow policy server holding no slot:
+    UZB-BS's lookup is answered meanwhile (tests/integration/test_slow_policy.py, issue 10),
+    and the held one is refused on its own, fail closed."""
+    fed, opa = slow_fed
+    toml = fed.dirs["KAZ-BS"] / "node.toml"
+    toml.write_text(toml.read_text().replace("# processing_slots = 16", "processing_slots = 1"))
+    assert fed.restart("KAZ-BS").server.gate.slots == 1
+
+    def kyrgyz() -> None:
+        client = fed.client("KGZ-BS")
+        try:
+            client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT, [DOC])
+        finally:
+            client.close()
+
+    err = held_while_another_is_answered(fed, opa, kyrgyz)
+    assert isinstance(err, RemoteError) and err.reason == "policy_unavailable"

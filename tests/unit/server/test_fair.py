@@ -199,3 +199,36 @@ def test_async_gate_a_call_cancelled_after_its_slot_was_granted_gives_it_back() 
 
     asyncio.run(scenario())
 
+
+
+def test_async_gate_a_request_set_aside_holds_no_slot_and_waits_its_turn_again() -> None:
+    """A decision asked of a (slow) policy server holds no slot: the other peers are served
+    meanwhile; afterwards the request waits for a slot like any arrival."""
+    async def scenario() -> None:
+        gate = FairGate(1)
+        turn = await gate.enter("KGZ")
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        aside = asyncio.ensure_future(turn.aside(answer))
+        await asyncio.sleep(0)
+        assert gate.busy == 0
+        other = await asyncio.wait_for(gate.enter("UZB"), 1)  # served while KGZ waits
+        answer.set_result("allow")
+        await asyncio.sleep(0)
+        assert not aside.done() and gate.queued == 1  # KGZ waits its turn again
+        other.release()
+        assert await asyncio.wait_for(aside, 1) == "allow"
+        assert (gate.busy, gate.queued) == (1, 0)
+        turn.release()
+        turn.release()
+        assert gate.busy == 0
+        # the work fails: its error, and no slot taken again
+        turn = await gate.enter("KGZ")
+        failing: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        failing.set_exception(OSError("policy server unreachable"))
+        with pytest.raises(OSError):
+            await turn.aside(failing)
+        assert gate.busy == 0
+        turn.release()
+        assert gate.busy == 0
+
+    asyncio.run(scenario())
