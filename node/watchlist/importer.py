@@ -26,6 +26,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import re
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +89,10 @@ _ACTIONS = frozenset(a.value for a in ActionCode)
 #: (the checks of validate_id and validate_doc_number, over the whole column at once).
 _IDS = re.compile(rf"(?:[A-Za-z0-9][A-Za-z0-9._:@-]{{0,{MAX_ID_LEN - 1}}}\n)+")
 _NUMBERS = re.compile(rf"(?:[A-Z0-9]{{1,{MAX_DOC_NUMBER_LEN}}}\n)+")
+#: The interpreter's switch interval while the import's writer thread runs: the writer
+#: releases the GIL for each multi-row INSERT (SQLite works on the other core) and must get
+#: it back soon after, not 5 ms later (the default) while this thread checks rows.
+_SWITCH_S = 0.0002
 _DOC_COLUMNS = ("kind", "owner_ref", "action", "expires", "number", "issuing_state",
                 "doc_type")
 
@@ -328,62 +334,108 @@ def _load_csv(path: Path, check: _Validator, out: ImportResult, tables: SqlWatch
     the import's time."""
     person_lines: dict[str, int] = {}
     repeats: dict[tuple[str, ...], list[int]] = {}  # document -> its errors to complete
+    pending: list[tuple[Future[list[int]], _Checked]] = []
+
+    def write(docs: list[tuple[str, ...]], groups: list[list[str]],
+              persons: list[tuple[str, ...]]) -> list[int]:
+        repeated = loader.add(docs, groups)
+        if persons:
+            tables.insert_persons(persons)
+        return repeated
+
+    def finish() -> None:  # the chunk before: its repeats, then every error in line order
+        while pending:
+            done, checked = pending.pop()
+            _record(checked, done.result(), out, repeats)
+
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watchlist-import")
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(_SWITCH_S)
     try:
         for part in read_csv_chunks(path, chunk):
             out.rows += len(part.rows) + (part.error is not None)
             if progress is not None:
                 progress(len(part.rows))
-            errors: list[tuple[int, str | tuple[str, ...]]] = []
-            docs = check.documents(part, out)
-            where: list[int] | None = None  # docs[i] is row where[i] (None: row i)
-            persons: list[tuple[str, ...]] = []
-            if docs is None:
-                docs, where = [], []
-                for j, row in enumerate(part.rows):
-                    line = part.lines[j]
-                    fields = csv_row_dict(part.header, row)
-                    if None in fields:
-                        errors.append((line, "row has more fields than the header"))
-                        continue
-                    try:
-                        kind, rec = check.row(fields, out)  # type: ignore[arg-type]
-                    except BxError as exc:
-                        errors.append((line, str(exc)))
-                        continue
-                    if kind == "document":
-                        docs.append(rec)
-                        where.append(j)
-                        continue
-                    first = person_lines.setdefault(rec[0], line)
-                    if first != line:
-                        errors.append((line, f"person {rec[0]} is already on line {first}"))
-                        continue
-                    persons.append(rec)
-            repeated = loader.add(docs)
-            for i in repeated:
-                errors.append((part.lines[i if where is None else where[i]], docs[i]))
-            out.document_count += len(docs) - len(repeated)
-            if persons and not out.error_count and not errors:
-                tables.insert_persons(persons)
-            out.person_count += len(persons)
-            errors.sort(key=lambda e: e[0])
-            if part.error is not None:
-                errors.append(part.error)
-            for line, error in errors:
-                if isinstance(error, str):
-                    out.add_error(line, error)
-                    continue
-                if len(out.errors) < MAX_ERRORS_REPORTED:
-                    repeats.setdefault(error[:4], []).append(len(out.errors))
-                out.add_error(line, f"record {error[3]} for the same document is already on "
-                                    "an earlier line")
+            checked = _check_chunk(part, check, out, person_lines)
+            out.person_count += len(checked.persons)
+            clean = not (out.error_count or checked.errors)  # else nothing is kept anyway
+            done = writer.submit(write, checked.docs, loader.groups(checked.docs),
+                                 checked.persons if clean else [])
+            finish()
+            pending.append((done, checked))
+        finish()
     except UnicodeDecodeError:
+        finish()
         out.add_error(first_non_utf8_line(path), "file is not UTF-8 text")
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)  # the connection is ours again
+        sys.setswitchinterval(switch)
     if repeats:
         for key, first in _first_lines(path, check, set(repeats)).items():
             for k in repeats[key]:
                 line, _ = out.errors[k]
                 out.errors[k] = (line, _repeated_document(key, first))
+
+
+@dataclass
+class _Checked:
+    """One chunk, checked: its documents (``docs[i]`` is row ``where[i]``, or row ``i``
+    when ``where`` is None), its persons and the errors found so far."""
+
+    part: CsvChunk
+    docs: list[tuple[str, ...]]
+    where: list[int] | None
+    persons: list[tuple[str, ...]]
+    errors: list[tuple[int, str | tuple[str, ...]]]
+
+
+def _check_chunk(part: CsvChunk, check: _Validator, out: ImportResult,
+                 person_lines: dict[str, int]) -> _Checked:
+    docs = check.documents(part, out)
+    if docs is not None:
+        return _Checked(part, docs, None, [], [])
+    checked = _Checked(part, [], [], [], [])
+    for j, row in enumerate(part.rows):
+        line = part.lines[j]
+        fields = csv_row_dict(part.header, row)
+        if None in fields:
+            checked.errors.append((line, "row has more fields than the header"))
+            continue
+        try:
+            kind, rec = check.row(fields, out)  # type: ignore[arg-type]
+        except BxError as exc:
+            checked.errors.append((line, str(exc)))
+            continue
+        if kind == "document":
+            checked.docs.append(rec)
+            checked.where.append(j)  # type: ignore[union-attr]
+            continue
+        first = person_lines.setdefault(rec[0], line)
+        if first != line:
+            checked.errors.append((line, f"person {rec[0]} is already on line {first}"))
+            continue
+        checked.persons.append(rec)
+    return checked
+
+
+def _record(checked: _Checked, repeated: list[int], out: ImportResult,
+            repeats: dict[tuple[str, ...], list[int]]) -> None:
+    """A written chunk's count and errors (a repeat's first line left to find)."""
+    part, docs, where, errors = checked.part, checked.docs, checked.where, checked.errors
+    for i in repeated:
+        errors.append((part.lines[i if where is None else where[i]], docs[i]))
+    out.document_count += len(docs) - len(repeated)
+    errors.sort(key=lambda e: e[0])
+    if part.error is not None:
+        errors.append(part.error)
+    for line, error in errors:
+        if isinstance(error, str):
+            out.add_error(line, error)
+            continue
+        if len(out.errors) < MAX_ERRORS_REPORTED:
+            repeats.setdefault(error[:4], []).append(len(out.errors))
+        out.add_error(line, f"record {error[3]} for the same document is already on an "
+                            "earlier line")
 
 
 def _first_lines(path: Path, check: _Validator, keys: set[tuple[str, ...]]

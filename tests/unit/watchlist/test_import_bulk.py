@@ -55,10 +55,13 @@ def load(store: Store, path: Path, chunk: int = 3) -> ImportResult:
 def test_a_clean_file_is_written_whole_with_its_counts(store: Store, tmp_path: Path) -> None:
     rows = [doc(f"R{i}", f"N{i}", expires="2020-01-01" if i % 4 == 0 else "2036-01-01")
             for i in range(10)]
-    result = load(store, write(tmp_path, *rows, "person,P-1,arrest,2036-01-31,,,,,,Иванов,"
-                                                 "Иван,,1990,KAZ,M"))
+    persons = [f"person,P-{i},arrest,2036-01-31,,,,,,Иванов,Иван,,1990,KAZ,M" for i in range(4)]
+    result = load(store, write(tmp_path, persons[0], *rows[:5], persons[1], *rows[5:],
+                               *persons[2:]))
     assert (result.written, result.document_count, result.person_count, result.rows,
-            result.already_expired, result.errors) == (True, 10, 1, 11, 3, [])
+            result.already_expired, result.errors) == (True, 10, 4, 14, 3, [])
+    assert sorted(p[0] for p in SqlWatchlistStore(store).iter_all_persons()) == [
+        "P-0", "P-1", "P-2", "P-3"]
     assert documents(store) == sorted(
         ("KAZ", f"N{i}", "P", f"R{i}", "inform", "",
          "2020-01-01" if i % 4 == 0 else "2036-01-01", "") for i in range(10))
