@@ -10,6 +10,9 @@ such a record fell inside a call (seen under load in test_broken_and_oversized_c
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ from tests.unit.cli._support import (
     counts,
     store_of,
 )
+from tests.waiting import until
 
 HEADER = ("kind,owner_ref,action,expires,contact,number,issuing_state,doc_type,loss_type,"
           "family_name,given_names,patronymic,dob,nationality,sex")
@@ -274,3 +278,34 @@ def test_import_without_a_node(bx: Bx, tmp_path: Path) -> None:
     r = bx("watchlist", "import", str(path), "--node-dir", str(tmp_path / "nowhere"))
     assert assert_one_sentence(r) == (
         f"bxnode: no config at {tmp_path / 'nowhere'} (run 'bxnode init' first)")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_an_interrupted_import_leaves_nothing(node: Path, bx: Bx, tmp_path: Path,
+                                              sig: signal.Signals) -> None:
+    """Stopped while its rows are being written (Ctrl-C: the writer thread finishes its
+    statement, then the transaction rolls back; SIGKILL: SQLite never saw a COMMIT)."""
+    first = _csv(tmp_path, "document,R-1,inform,2036-01-01,,N1,KAZ,P,,,,,,,", name="a.csv")
+    assert bx("watchlist", "import", str(first), "--node-dir", str(node)).rc == 0
+    before = audit_bodies(node)
+    path = _csv(tmp_path, *(f"document,B{i},inform,2036-01-01,,M{i:08d},KAZ,P,,,,,,,"
+                            for i in range(600_000)), name="big.csv")
+    wal = node / "node.db-wal"
+    size = wal.stat().st_size if wal.exists() else 0
+    proc = subprocess.Popen([sys.executable, "-m", "node.cli.main", "watchlist", "import",
+                             str(path), "--node-dir", str(node)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        until("the import writing rows", lambda: (wal.exists()
+              and wal.stat().st_size > size + 4_000_000) or proc.poll() is not None)
+        assert proc.poll() is None, "the import ended before it could be interrupted"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert counts(node) == (1, 0)
+    assert audit_bodies(node) == before
+    again = _csv(tmp_path, "document,R-2,inform,2036-01-01,,N2,KAZ,P,,,,,,,", name="b.csv")
+    assert bx("watchlist", "import", str(again), "--node-dir", str(node)).rc == 0
+    assert counts(node) == (2, 0)
