@@ -312,15 +312,18 @@ class SqlWatchlistStore:
             marks = ",".join("?" * len(chunk))  # placeholders only, never data
             sql = ("SELECT number, issuing_state, doc_type, owner_ref, action, contact, sealed "
                    "FROM documents WHERE expires >= ? AND number IN (" + marks + ")")
-            for r in self._db.query(sql, (today, *chunk)):
+            rows = self._db.query(sql, (today, *chunk))
+            if not self._protects:
+                for number, state, doc_type, ref, action, contact, _ in rows:
+                    key = by_index.get((number, state, doc_type))
+                    if key is not None:  # else the number under another state or type
+                        found.setdefault(key, []).append((ref, action, contact))
+                continue
+            for r in rows:
                 key = by_index.get((r[0], r[1], r[2]))
-                if key is None:
-                    continue  # the number under another issuing state or type
-                if self._protects:
+                if key is not None:
                     _, ref, contact = json.loads(c.open(_DOC_SEALED, bytes(r[6])))
                     found.setdefault(key, []).append((ref, r[4], contact))
-                else:
-                    found.setdefault(key, []).append((r[3], r[4], r[5]))
         for hits in found.values():
             if len(hits) > 1:
                 hits.sort()
