@@ -25,7 +25,6 @@ from node.core.model import (
     Decision,
     LookupAnswer,
     LookupRequest,
-    PersonQuery,
     PolicyInput,
     RequestHeader,
 )
@@ -155,7 +154,7 @@ class LookupHandler:
         decision = decide(inp)
         if decision is None:
             return None
-        if not decision.allow or not any(isinstance(i, PersonQuery) for i in req.items):
+        if not decision.allow or "persons" not in inp.datasets:  # no person to match
             return LookupDecided(inp=inp, decision=decision)
         answer = matching(inp)
         if answer is None:
