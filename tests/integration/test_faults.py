@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import grpc
 import pytest
@@ -512,17 +512,29 @@ class Namespaces:
     kgz: str
     link: str  # KAZ's end of the KAZ-KGZ veth: down is the partition
 
-    ADDR: ClassVar[dict[str, str]] = {
-        "root-kaz": "10.201.1.1", "kaz-root": "10.201.1.2", "root-kgz": "10.201.2.1",
-        "kgz-root": "10.201.2.2", "kaz-kgz": "10.201.3.1", "kgz-kaz": "10.201.3.2"}
+    #: Each end's address.  The root namespace is shared with every other test run on the
+    #: machine, so each run takes subnets of its own (from its tag): two runs on one
+    #: 10.201.1.0/24 would route one's connections into the other's namespaces, where
+    #: nothing listens on its ports (a refusal once seen as a flaky partition test).
+    addr: dict[str, str]
+
+    @staticmethod
+    def addresses(k: int) -> dict[str, str]:
+        """Three /24 subnets for run ``k`` (0 <= k < 10880): 10.<64..191>.<0..254>."""
+        b, c = 64 + k // 85, (k % 85) * 3
+        return {"root-kaz": f"10.{b}.{c}.1", "kaz-root": f"10.{b}.{c}.2",
+                "root-kgz": f"10.{b}.{c + 1}.1", "kgz-root": f"10.{b}.{c + 1}.2",
+                "kaz-kgz": f"10.{b}.{c + 2}.1", "kgz-kaz": f"10.{b}.{c + 2}.2"}
 
 
 @pytest.fixture
 def namespaces() -> Iterator[Namespaces]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("partition: network namespaces need root and ip(8)")
-    tag = f"{os.getpid() % 10000}"
-    ns = Namespaces(kaz=f"bxf{tag}kaz", kgz=f"bxf{tag}kgz", link=f"bxf{tag}ab")
+    k = os.getpid() % 10880
+    tag = f"{k}"
+    ns = Namespaces(kaz=f"bxf{tag}kaz", kgz=f"bxf{tag}kgz", link=f"bxf{tag}ab",
+                    addr=Namespaces.addresses(k))
     made: list[str] = []
     try:
         for name in (ns.kaz, ns.kgz):
@@ -537,7 +549,7 @@ def namespaces() -> Iterator[Namespaces]:
             for dev, where, addr in ((left, lns, laddr), (right, rns, raddr)):
                 if where is not None:
                     ip("link", "set", dev, "netns", where)
-                ip("addr", "add", f"{Namespaces.ADDR[addr]}/24", "dev", dev, netns=where)
+                ip("addr", "add", f"{ns.addr[addr]}/24", "dev", dev, netns=where)
                 ip("link", "set", dev, "up", netns=where)
     except OSError as exc:
         for name in made:
@@ -597,7 +609,7 @@ def test_network_partition_between_two_nodes(fed: Federation, namespaces: Namesp
     Their requests to each other fail (each side's own outgoing calls too, witnessing
     included) while each keeps answering the third peer; the link comes back and they talk
     again, without a restart."""
-    ns, a = namespaces, Namespaces.ADDR
+    ns, a = namespaces, namespaces.addr
     pa, pb = fed.ports["KAZ-BS"], fed.ports["KGZ-BS"]
     for node, port in (("KAZ-BS", pa), ("KGZ-BS", pb)):
         set_toml(fed.dirs[node], "server", "listen", f'"0.0.0.0:{port}"')
