@@ -20,6 +20,12 @@ the waiting steps.  So the database's write lock (SQLite's, or the ``audit`` adv
 on PostgreSQL that every replica takes) is held only while the batch runs and commits,
 never while it waits for company.  If the commit fails, every step of that batch gets the
 error and none of their responses is sent.
+
+The serial section is measured: at stop (and every minute at debug level) the writer logs
+``writer_lock`` -- its batches and requests, the wall and thread-CPU time its batches took,
+and how long the store's transactions waited for the writers' lock and held it
+(:class:`node.store.db.LockTimes`; with ``serve --workers`` or replicas, one process's
+hold is the others' wait).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from typing import Any, TypeVar
 import structlog
 
 from node.core.metrics import NO_METRICS, Metrics
-from node.store.db import Database
+from node.store.db import Database, LockTimes
 
 __all__ = ["BatchWriter"]
 
@@ -56,6 +62,9 @@ class _Step:
 
 
 _STOP = object()
+
+#: How often the ``writer_lock`` figures are logged at debug level.
+_STATS_EVERY_S = 60.0
 
 
 class BatchWriter:
@@ -77,6 +86,10 @@ class BatchWriter:
         #: Why the last batch did not commit (None once one has): reads may still work while
         #: every write fails (a full disk), so health probes with a write meanwhile.
         self.commit_error: str | None = None
+        #: Wall and thread-CPU seconds the database thread spent running batches.
+        self.batch_s = 0.0
+        self.batch_cpu_s = 0.0
+        self._stats_at = time.monotonic()
 
     # --- on the event loop --------------------------------------------------------------------
 
@@ -117,6 +130,21 @@ class BatchWriter:
             return
         self._queue.put(_STOP)
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        log.info("writer_lock", **self.lock_report())
+
+    def lock_report(self) -> dict[str, float | int]:
+        """The serial section so far: batches, requests, their time, and the writers' lock
+        (wait and hold, totals in ms and means per transaction that took it)."""
+        times = getattr(self.store, "lock_times", None)
+        lock = times if isinstance(times, LockTimes) else LockTimes()
+        per = max(1, lock.held)
+        return {"batches": self.batches, "requests": self.committed,
+                "batch_ms": round(self.batch_s * 1000, 1),
+                "batch_cpu_ms": round(self.batch_cpu_s * 1000, 1),
+                "lock_held": lock.held, "lock_wait_ms": round(lock.wait_s * 1000, 1),
+                "lock_hold_ms": round(lock.hold_s * 1000, 1),
+                "lock_wait_ms_mean": round(lock.wait_s * 1000 / per, 3),
+                "lock_hold_ms_mean": round(lock.hold_s * 1000 / per, 3)}
 
     # --- on the database thread -----------------------------------------------------------------
 
@@ -165,6 +193,7 @@ class BatchWriter:
     def _commit(self, batch: list[_Step]) -> None:
         error: BaseException | None = None
         started = time.perf_counter()
+        cpu = time.thread_time()
         try:
             with self.store.transaction():  # seal + sign checkpoint, then COMMIT (durable)
                 for step in batch:
@@ -181,8 +210,13 @@ class BatchWriter:
             self.commit_error = None
             self.batches += 1
             self.committed += len(batch)
-        self.metrics.batch_committed(size=len(batch), seconds=time.perf_counter() - started,
-                                     ok=error is None)
+        took = time.perf_counter() - started
+        self.batch_s += took
+        self.batch_cpu_s += time.thread_time() - cpu
+        self.metrics.batch_committed(size=len(batch), seconds=took, ok=error is None)
+        if time.monotonic() - self._stats_at > _STATS_EVERY_S:
+            self._stats_at = time.monotonic()
+            log.debug("writer_lock", **self.lock_report())
         for step in batch:
             if error is not None:
                 step.error = error

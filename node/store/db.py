@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Database", "Dialect", "FieldCodec", "PlainCodec", "ping"]
+__all__ = ["Database", "Dialect", "FieldCodec", "LockTimes", "PlainCodec", "ping"]
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -63,6 +64,35 @@ class PlainCodec:
 
     def open(self, kind: str, value: bytes) -> bytes:
         return bytes(value)
+
+
+@dataclass(slots=True)
+class LockTimes:
+    """How long one handle's transactions waited for the writers' lock and held it.
+
+    The serial section of every writer of the node (``serve --workers``, replicas): on
+    SQLCipher the ``<db>.lock`` flock taken before ``BEGIN IMMEDIATE`` and held until
+    ``COMMIT`` returns; on PostgreSQL the ``audit`` advisory lock, from the moment
+    ``pg_advisory_xact_lock`` returns to the end of ``COMMIT``.  Totals since the handle
+    opened; the group-commit writer logs them (``writer_lock``).
+    """
+
+    #: Transactions that took the lock.
+    held: int = 0
+    wait_s: float = 0.0
+    hold_s: float = 0.0
+
+    def add(self, *, wait_s: float, hold_s: float) -> None:
+        self.held += 1
+        self.wait_s += wait_s
+        self.hold_s += hold_s
+
+    def since(self, earlier: LockTimes) -> LockTimes:
+        return LockTimes(self.held - earlier.held, self.wait_s - earlier.wait_s,
+                         self.hold_s - earlier.hold_s)
+
+    def copy(self) -> LockTimes:
+        return LockTimes(self.held, self.wait_s, self.hold_s)
 
 
 class Database(Protocol):

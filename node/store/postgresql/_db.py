@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -35,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from node.core.errors import ConfigError, EnvironmentFault
-from node.store.db import Dialect, FieldCodec
+from node.store.db import Dialect, FieldCodec, LockTimes
 from node.store.postgresql._sql import lock_key, translate_sql
 
 __all__ = ["PgDatabase", "PgPool", "dsn_has_password", "parse_dsn"]
@@ -280,6 +281,9 @@ class PgDatabase:
         #: inside the open transaction under the same epoch still holds (the audit log's
         #: next sequence number, node/store/audit_log.py).
         self.write_epoch = 0
+        #: The ``audit`` lock: time waited for it and held, per transaction (LockTimes).
+        self.lock_times = LockTimes()
+        self._lock_wait: tuple[float, float] | None = None  # (waited, acquired at)
 
     @classmethod
     def open(cls, **kwargs: Any) -> PgDatabase:
@@ -333,6 +337,10 @@ class PgDatabase:
                     raise _unavailable("commit; its outcome is unknown", exc) from None
                 raise
         finally:
+            if self._lock_wait is not None:
+                waited, got = self._lock_wait
+                self._lock_wait = None
+                self.lock_times.add(wait_s=waited, hold_s=time.perf_counter() - got)
             if self._conn is conn:
                 self._depth = 0
                 self._before_commit.clear()
@@ -387,7 +395,11 @@ class PgDatabase:
             raise RuntimeError("lock needs an open transaction")
         if name in self._held:
             return
+        asked = time.perf_counter()
         self._run("SELECT pg_advisory_xact_lock(%s)", (lock_key(name),))
+        if self._lock_wait is None:  # the first lock of the transaction: its serial section
+            got = time.perf_counter()
+            self._lock_wait = (got - asked, got)
         self._held[name] = self._depth
 
     def ensure_schema(self, name: str, ddl: str) -> None:

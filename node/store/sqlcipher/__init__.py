@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import sqlcipher3
 
 from node.core.errors import ConfigError, EnvironmentFault
 from node.core.ports import Receipt
-from node.store.db import Dialect, FieldCodec, PlainCodec
+from node.store.db import Dialect, FieldCodec, LockTimes, PlainCodec
 from node.store.exchange import EXCHANGE_DDL, SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
 from node.store.watchlist import WATCHLIST_DDL, SqlWatchlistStore
 
@@ -104,6 +105,8 @@ class Store:
         self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
         self._lock_fd: int | None = None
+        #: The writers' lock: time waited for it and held, per transaction (LockTimes).
+        self.lock_times = LockTimes()
 
     @classmethod
     def open(cls, path: Path, key: bytes, *, create: bool = False,
@@ -239,11 +242,14 @@ class Store:
         if self._lock_fd is None:
             yield
             return
+        asked = time.perf_counter()
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        got = time.perf_counter()
         try:
             yield
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self.lock_times.add(wait_s=got - asked, hold_s=time.perf_counter() - got)
 
     @property
     def in_transaction(self) -> bool:
