@@ -118,12 +118,19 @@ class CheckpointRow:
     note: bytes
 
 
-#: Per database handle: ``(write_epoch, next seq)`` read or written inside its open
-#: transaction.  Valid while the epoch holds (same transaction, nothing rolled back), and so
-#: while the append lock taken before it is held: the next number needs no ``max(seq)``
-#: after the first of a batch.  Shared by every log over the handle (the responder's, the
-#: follow-up desk's): every insert goes through :meth:`AuditLogTables.insert_entry`.
+#: Per database handle: ``(write_epoch, next seq)`` read inside its open transaction.
+#: Valid while the epoch holds (same transaction, nothing rolled back or written since), and
+#: so while the append lock taken before it is held; entries appended since are deferred
+#: rows (:meth:`AuditLogTables.insert_entry`), and the next number follows the last of
+#: them: the next number needs no ``max(seq)`` after the first of a batch.  Shared by every
+#: log over the handle (the responder's, the follow-up desk's).
 _NEXT_SEQ: weakref.WeakKeyDictionary[Database, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+
+_INSERT_ENTRY: Final = (
+    "INSERT INTO audit_entries (seq, time_ms, salt, body, leaf, erased_ms, event, "
+    "requester, operator, purpose, case_ref, outcome, request_digest) "
+    "VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)")
 
 
 def _opt_bytes(v: Any) -> bytes | None:
@@ -171,7 +178,11 @@ class AuditLogTables:
     # --- entries ----------------------------------------------------------------------------
 
     def next_seq(self) -> int:
-        """``max(seq) + 1``; read once per transaction (the caller holds the append lock)."""
+        """``max(seq) + 1``, counting the entries this transaction deferred; read once per
+        transaction (the caller holds the append lock) while nothing else is written."""
+        last = self.db.last_pending("audit_entries")
+        if last is not None:
+            return int(last[0]) + 1
         epoch = self._epoch()
         if epoch is not None:
             hit = _NEXT_SEQ.get(self.db)
@@ -190,16 +201,11 @@ class AuditLogTables:
         return epoch if isinstance(epoch, int) else None
 
     def insert_entry(self, e: NewAuditEntry) -> None:
-        self.db.execute(
-            "INSERT INTO audit_entries (seq, time_ms, salt, body, leaf, erased_ms, event, "
-            "requester, operator, purpose, case_ref, outcome, request_digest) "
-            "VALUES (?,?,?,?,?,NULL,?,?,?,?,?,?,?)",
-            (e.seq, e.time_ms, e.salt, e.body, e.leaf, e.event, e.requester, e.operator,
-             e.purpose, e.case_ref, e.outcome, e.request_digest))
-        epoch = self._epoch()
-        hit = _NEXT_SEQ.get(self.db)
-        if epoch is not None and hit is not None and hit[0] == epoch:
-            _NEXT_SEQ[self.db] = (epoch, max(hit[1], e.seq + 1))
+        """Insert with the transaction's other entries (deferred: node/store/deferred.py;
+        written before anything reads the table, and before ``COMMIT``)."""
+        self.db.defer("audit_entries", _INSERT_ENTRY,
+                      (e.seq, e.time_ms, e.salt, e.body, e.leaf, e.event, e.requester,
+                       e.operator, e.purpose, e.case_ref, e.outcome, e.request_digest))
 
     def leaves_after(self, size: int) -> list[bytes]:
         """The leaves of entries ``size+1..``, in seq order (the batch to seal)."""

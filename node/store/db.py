@@ -21,7 +21,7 @@ read access sees no document number, name, owner reference or contact.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -105,10 +105,18 @@ class Database(Protocol):
         """Begin ... commit (durable); nested calls become savepoints."""
         ...
 
-    def savepoint(self) -> AbstractContextManager[None]: ...
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A savepoint, issued in SQL only once something inside it writes directly."""
+        ...
 
     @property
     def in_transaction(self) -> bool: ...
+
+    @property
+    def holds_writer_lock(self) -> bool:
+        """Whether no other writer of the node can write until this transaction ends (what
+        it read of the exchange's ledgers then stays true but for its own writes)."""
+        ...
 
     def before_commit(self, key: str, fn: Callable[[], None]) -> None:
         """Run ``fn`` inside the open transaction just before its outermost commit."""
@@ -127,6 +135,27 @@ class Database(Protocol):
         ...
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int: ...
+
+    def defer(self, table: str, sql: str, row: Sequence[Any], *,
+              key: Hashable | None = None) -> None:
+        """Write one row of ``table`` with the open transaction's other rows of ``sql``
+        (one ``executemany``, at the latest before ``COMMIT``; at once outside a
+        transaction).  ``sql`` must change exactly one row, or the transaction fails.
+        ``key`` files the row for :meth:`pending`.  See node/store/deferred.py."""
+        ...
+
+    def pending(self, table: str, key: Hashable) -> list[tuple[Any, ...]]:
+        """The rows deferred for ``table`` under ``key`` and not yet written."""
+        ...
+
+    def last_pending(self, table: str) -> tuple[Any, ...] | None:
+        """The last row deferred for ``table`` and not yet written."""
+        ...
+
+    def query_past_deferred(self, sql: str, args: Sequence[Any] = ()
+                            ) -> tuple[Any, ...] | None:
+        """``query_one`` without writing deferred rows first (their owner adds them)."""
+        ...
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
 

@@ -38,7 +38,25 @@ _REQUEST = "receipts.request_env"
 _RESPONSE = "receipts.response_env"
 
 
+_REMEMBER = (
+    "INSERT INTO nonces (node_id, nonce, expires_ms) VALUES (?, ?, ?) "
+    "ON CONFLICT (node_id, nonce) DO UPDATE SET expires_ms = excluded.expires_ms "
+    "WHERE nonces.expires_ms < ?")
+_ADD_USAGE = (
+    "INSERT INTO usage (node_id, day, items) VALUES (?, ?, ?) "
+    "ON CONFLICT (node_id, day) DO UPDATE SET items = usage.items + excluded.items")
+_PUT_RECEIPT = (
+    "INSERT INTO receipts (direction, peer, request_digest, request_env, response_env, "
+    "created_ms) VALUES (?,?,?,?,?,?)")
+
+
 class SqlNonceLedger:
+    """Inside a transaction (every request's, under the writers' lock) a nonce is looked up
+    -- deferred earlier in this transaction, or stored and not expired -- and its row
+    deferred (node/store/deferred.py): written with the batch's other nonces before
+    ``COMMIT``, where a row that does not insert fails the whole transaction.  Outside a
+    transaction the upsert's row count decides, as one statement."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
         self._purged_ms = 0
@@ -47,26 +65,45 @@ class SqlNonceLedger:
         if now_ms - self._purged_ms > 1000:  # purge expired nonces about once a second
             self._db.execute("DELETE FROM nonces WHERE expires_ms < ?", (now_ms,))
             self._purged_ms = now_ms
-        return self._db.execute(
-            "INSERT INTO nonces (node_id, nonce, expires_ms) VALUES (?, ?, ?) "
-            "ON CONFLICT (node_id, nonce) DO UPDATE SET expires_ms = excluded.expires_ms "
-            "WHERE nonces.expires_ms < ?", (node_id, nonce, expires_ms, now_ms)) == 1
+        args = (node_id, nonce, expires_ms, now_ms)
+        if not self._db.in_transaction:
+            return self._db.execute(_REMEMBER, args) == 1
+        key = (node_id, bytes(nonce))
+        if self._db.pending("nonces", key) or self._db.query_past_deferred(
+                "SELECT 1 FROM nonces WHERE node_id=? AND nonce=? AND expires_ms >= ?",
+                (node_id, nonce, now_ms)) is not None:
+            return False
+        self._db.defer("nonces", _REMEMBER, args, key=key)
+        return True
 
 
 class SqlUsageLedger:
+    """Usage is read once per transaction and peer-day while the writers' lock is held
+    (until the transaction writes anything directly, ``write_epoch``), plus what the
+    transaction deferred; increments are deferred (node/store/deferred.py)."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._read: dict[tuple[str, str], int] = {}
+        self._read_epoch: object = None
 
     def items_today(self, node_id: str, day: str) -> int:
-        row = self._db.query_one("SELECT items FROM usage WHERE node_id=? AND day=?",
-                                 (node_id, day))
-        return 0 if row is None else int(row[0])
+        key = (node_id, day)
+        deferred = sum(int(r[2]) for r in self._db.pending("usage", key))
+        epoch = getattr(self._db, "write_epoch", None) if self._db.holds_writer_lock else None
+        if epoch is not None and epoch == self._read_epoch and key in self._read:
+            return self._read[key] + deferred
+        row = self._db.query_past_deferred(
+            "SELECT items FROM usage WHERE node_id=? AND day=?", key)
+        stored = 0 if row is None else int(row[0])
+        if epoch is not None:
+            if epoch != self._read_epoch:
+                self._read, self._read_epoch = {}, epoch
+            self._read[key] = stored
+        return stored + deferred
 
     def add(self, node_id: str, day: str, items: int) -> None:
-        self._db.execute(
-            "INSERT INTO usage (node_id, day, items) VALUES (?, ?, ?) "
-            "ON CONFLICT (node_id, day) DO UPDATE SET items = usage.items + excluded.items",
-            (node_id, day, items))
+        self._db.defer("usage", _ADD_USAGE, (node_id, day, items), key=(node_id, day))
 
 
 class SqlReceiptStore:
@@ -75,11 +112,9 @@ class SqlReceiptStore:
 
     def put(self, r: Receipt) -> None:
         seal = self._db.codec.seal
-        self._db.execute(
-            "INSERT INTO receipts (direction, peer, request_digest, request_env, response_env, "
-            "created_ms) VALUES (?,?,?,?,?,?)",
-            (r.direction, r.peer, r.request_digest, seal(_REQUEST, r.request_env),
-             seal(_RESPONSE, r.response_env), r.created_ms))
+        self._db.defer("receipts", _PUT_RECEIPT,
+                       (r.direction, r.peer, r.request_digest, seal(_REQUEST, r.request_env),
+                        seal(_RESPONSE, r.response_env), r.created_ms))
 
     def all(self, *, direction: str | None = None) -> list[Receipt]:
         q = ("SELECT direction, peer, request_digest, request_env, response_env, created_ms "

@@ -26,7 +26,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from node.core.errors import ConfigError, EnvironmentFault
 from node.store.db import Dialect, FieldCodec, LockTimes
+from node.store.deferred import DeferredRows
 from node.store.postgresql._sql import lock_key, translate_sql
 
 __all__ = ["PgDatabase", "PgPool", "dsn_has_password", "parse_dsn"]
@@ -277,10 +278,12 @@ class PgDatabase:
         #: docs, "Explicit Locking", 13.3; advisory locks 13.3.5).  Asking again
         #: for one held is a round trip for nothing (the lock is re-entrant).
         self._held: dict[str, int] = {}
-        #: Changes whenever a transaction begins or anything rolls back: what was read
-        #: inside the open transaction under the same epoch still holds (the audit log's
-        #: next sequence number, node/store/audit_log.py).
+        #: Changes whenever a transaction begins, anything rolls back in SQL or deferred rows
+        #: are written: what was read inside the open transaction under the same epoch
+        #: still holds (the audit log's next sequence number, node/store/audit_log.py).
         self.write_epoch = 0
+        #: The open transaction's deferred rows and lazy savepoints (node/store/deferred.py).
+        self._deferred = DeferredRows()
         #: The ``audit`` lock: time waited for it and held, per transaction (LockTimes).
         self.lock_times = LockTimes()
         self._lock_wait: tuple[float, float] | None = None  # (waited, acquired at)
@@ -299,6 +302,7 @@ class PgDatabase:
             self._depth = 0
             self._before_commit.clear()
             self._held.clear()
+            self._deferred.clear()
         if self._owns_pool:
             self.pool.close()
 
@@ -319,8 +323,10 @@ class PgDatabase:
             yield
             while self._before_commit:  # hooks may register further hooks
                 self._before_commit.pop(next(iter(self._before_commit)))()
+            self._materialize()
         except BaseException:
             self.write_epoch += 1
+            self._deferred.clear()
             if self._conn is conn:  # else close() rolled back and returned it already
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
@@ -345,12 +351,19 @@ class PgDatabase:
                 self._depth = 0
                 self._before_commit.clear()
                 self._held.clear()
+                self._deferred.clear()
                 self._conn = None
                 self.pool._release(conn)
 
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
+
+    @property
+    def holds_writer_lock(self) -> bool:
+        """Whether no other writer can change what the node's writers write until this
+        transaction ends: it holds the ``audit`` lock every writer takes first."""
+        return "audit" in self._held
 
     def before_commit(self, key: str, fn: Callable[[], None]) -> None:
         """Run ``fn`` inside the open transaction just before its outermost ``COMMIT``;
@@ -367,26 +380,84 @@ class PgDatabase:
             return
         name = f"sp{self._depth}"
         outer = self._depth
-        self._raw(f"SAVEPOINT {name}")
+        self._deferred.open_level()  # lazy: issued once something inside writes directly
         self._depth += 1
         try:
             yield
         except BaseException:
-            self.write_epoch += 1
-            # locks taken inside are released with the savepoint: forget them
+            # locks taken inside are released with the savepoint: forget them (a lazy one
+            # releases nothing, so asking again is only a round trip more)
             self._held = {k: d for k, d in self._held.items() if d <= outer}
-            conn = self._conn
-            if conn is not None and not conn.broken:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                    conn.execute(f"RELEASE SAVEPOINT {name}")
+            if self._deferred.rollback_level():
+                self.write_epoch += 1
+                conn = self._conn
+                if conn is not None and not conn.broken:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                        conn.execute(f"RELEASE SAVEPOINT {name}")
             raise
         else:
-            self._raw(f"RELEASE SAVEPOINT {name}")
+            if self._deferred.release_level():
+                self._raw(f"RELEASE SAVEPOINT {name}")
             # released into the enclosing (sub)transaction, which now holds its locks
             self._held = {k: min(d, outer) for k, d in self._held.items()}
         finally:
             self._depth -= 1
+
+    # --- deferred rows (node/store/deferred.py) ---------------------------------------------
+
+    def defer(self, table: str, sql: str, row: Sequence[Any], *,
+              key: Hashable | None = None) -> None:
+        """Write ``sql`` with ``row`` (one row of ``table``) with the transaction's other
+        rows of that statement (one pipelined ``executemany``), at the latest before
+        ``COMMIT``; at once outside a transaction."""
+        if not self._depth:
+            self.execute(sql, row)
+            return
+        self._deferred.add(table, translate_sql(sql), row, key)
+
+    def pending(self, table: str, key: Hashable) -> list[tuple[Any, ...]]:
+        """The rows deferred for ``table`` under ``key`` and not yet written."""
+        return self._deferred.pending(table, key)
+
+    def last_pending(self, table: str) -> tuple[Any, ...] | None:
+        """The last row deferred for ``table`` and not yet written."""
+        return self._deferred.last(table)
+
+    def query_past_deferred(self, sql: str, args: Sequence[Any] = ()
+                            ) -> tuple[Any, ...] | None:
+        """``query_one`` without writing the deferred rows first: for the owner of those
+        rows, which adds what it deferred itself (:meth:`pending`)."""
+        with self._statement():
+            cur = self._run(translate_sql(sql), args)
+            return None if cur.description is None else cur.fetchone()
+
+    def _direct_write(self) -> None:
+        """Before a statement that may write: rows deferred before it go first, the lazy
+        savepoints around it are issued, and what was read may no longer hold."""
+        if self._depth:
+            self._materialize()
+            self.write_epoch += 1
+
+    def _materialize(self) -> None:
+        """Write the deferred rows and issue the lazy savepoints (before a direct write, a
+        read of a table with deferred rows, and ``COMMIT``)."""
+        if self._deferred.dirty and self._deferred.materialize(
+                self._write_many, lambda level: self._raw(f"SAVEPOINT sp{level}")):
+            self.write_epoch += 1
+
+    def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        conn = self._conn
+        assert conn is not None
+        cur = conn.cursor()
+        try:
+            cur.executemany(sql, rows)  # pipelined by psycopg: one round trip for the rows
+        except psycopg.Error as exc:
+            if _is_disconnect(exc, conn):
+                self.pool._down = True
+                raise _unavailable("statement", exc) from None
+            raise
+        return max(0, int(cur.rowcount))
 
     def lock(self, name: str) -> None:
         """``pg_advisory_xact_lock`` on SHA-256(name)'s first 8 bytes: every writer of
@@ -438,11 +509,13 @@ class PgDatabase:
     def execute_raw(self, sql: str) -> None:
         """One statement in PostgreSQL's own dialect, without parameters (migrations)."""
         with self._statement():
+            self._direct_write()
             self._raw(sql)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run one statement; returns the row count."""
         with self._statement():
+            self._direct_write()
             return int(self._run(translate_sql(sql), args).rowcount)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
@@ -451,6 +524,7 @@ class PgDatabase:
         if not batch:
             return 0
         with self._statement():
+            self._direct_write()
             conn = self._conn
             assert conn is not None
             cur = conn.cursor()
@@ -465,11 +539,15 @@ class PgDatabase:
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._statement():
+            if self._deferred.touches(sql):
+                self._materialize()
             cur = self._run(translate_sql(sql), args)
             return [] if cur.description is None else cur.fetchall()  # as SQLite: no rows
 
     def query_one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self._statement():
+            if self._deferred.touches(sql):
+                self._materialize()
             cur = self._run(translate_sql(sql), args)
             return None if cur.description is None else cur.fetchone()
 
@@ -478,6 +556,8 @@ class PgDatabase:
         transaction the scan reads one snapshot on a connection of its own."""
         if self._depth:
             assert self._conn is not None
+            if self._deferred.touches(sql):
+                self._materialize()
             yield from self._stream_on(self._conn, sql, args)
             return
         conn = self.pool._begin()

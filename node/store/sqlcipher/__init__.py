@@ -26,7 +26,7 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import sqlcipher3
 from node.core.errors import ConfigError, EnvironmentFault
 from node.core.ports import Receipt
 from node.store.db import Dialect, FieldCodec, LockTimes, PlainCodec
+from node.store.deferred import DeferredRows
 from node.store.exchange import EXCHANGE_DDL, SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
 from node.store.watchlist import WATCHLIST_DDL, SqlWatchlistStore
 
@@ -98,10 +99,12 @@ class Store:
         self._conn = conn
         self.path = path
         self._depth = 0
-        #: Changes whenever a transaction begins or anything rolls back: what was read
-        #: inside the open transaction under the same epoch still holds (the audit log's
-        #: next sequence number, node/store/audit_log.py).
+        #: Changes whenever a transaction begins, anything rolls back in SQL or deferred rows
+        #: are written: what was read inside the open transaction under the same epoch
+        #: still holds (the audit log's next sequence number, node/store/audit_log.py).
         self.write_epoch = 0
+        #: The open transaction's deferred rows and lazy savepoints (node/store/deferred.py).
+        self._deferred = DeferredRows()
         self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
         self._lock_fd: int | None = None
@@ -212,8 +215,10 @@ class Store:
                 yield
                 while self._before_commit:  # hooks may register further hooks
                     self._before_commit.pop(next(iter(self._before_commit)))()
+                self._materialize()
             except BaseException:
                 self.write_epoch += 1
+                self._deferred.clear()
                 if self._conn.in_transaction:  # SQLite may have rolled back already
                     self._conn.execute("ROLLBACK")
                 raise
@@ -228,6 +233,7 @@ class Store:
             finally:
                 self._depth = 0
                 self._before_commit.clear()
+                self._deferred.clear()
 
     @contextlib.contextmanager
     def _writer_lock(self) -> Iterator[None]:
@@ -255,6 +261,12 @@ class Store:
     def in_transaction(self) -> bool:
         return self._depth > 0
 
+    @property
+    def holds_writer_lock(self) -> bool:
+        """Whether no other writer can change the database until this transaction ends
+        (``BEGIN IMMEDIATE``: any open transaction)."""
+        return self._depth > 0
+
     def before_commit(self, key: str, fn: Callable[[], None]) -> None:
         """Run ``fn`` inside the open transaction just before its outermost ``COMMIT``.
 
@@ -267,21 +279,78 @@ class Store:
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
+        """A savepoint, issued in SQL only once something inside it writes directly (lazy:
+        node/store/deferred.py); rows deferred inside it are dropped if it rolls back."""
+        if not self._depth:  # outside a transaction a savepoint is one
+            with self.transaction():
+                yield
+            return
         name = f"sp{self._depth}"
-        self._conn.execute(f"SAVEPOINT {name}")
+        self._deferred.open_level()
         self._depth += 1
         try:
             yield
         except BaseException:
-            self.write_epoch += 1
-            if self._conn.in_transaction:  # SQLite may have rolled back the whole of it
-                self._conn.execute(f"ROLLBACK TO {name}")
-                self._conn.execute(f"RELEASE {name}")
+            if self._deferred.rollback_level():
+                self.write_epoch += 1
+                if self._conn.in_transaction:  # SQLite may have rolled back the whole of it
+                    self._conn.execute(f"ROLLBACK TO {name}")
+                    self._conn.execute(f"RELEASE {name}")
             raise
         else:
-            self._conn.execute(f"RELEASE {name}")
+            if self._deferred.release_level():
+                self._conn.execute(f"RELEASE {name}")
         finally:
             self._depth -= 1
+
+    # --- deferred rows (node/store/deferred.py) ---------------------------------------------
+
+    def defer(self, table: str, sql: str, row: Sequence[Any], *,
+              key: Hashable | None = None) -> None:
+        """Write ``sql`` with ``row`` (one row of ``table``) with the transaction's other
+        rows of that statement, at the latest before ``COMMIT``; at once outside one."""
+        if not self._depth:
+            self.execute(sql, row)
+            return
+        self._deferred.add(table, sql, row, key)
+
+    def pending(self, table: str, key: Hashable) -> list[tuple[Any, ...]]:
+        """The rows deferred for ``table`` under ``key`` and not yet written."""
+        return self._deferred.pending(table, key)
+
+    def last_pending(self, table: str) -> tuple[Any, ...] | None:
+        """The last row deferred for ``table`` and not yet written."""
+        return self._deferred.last(table)
+
+    def query_past_deferred(self, sql: str, args: Sequence[Any] = ()
+                            ) -> tuple[Any, ...] | None:
+        """``query_one`` without writing the deferred rows first: for the owner of those
+        rows, which adds what it deferred itself (:meth:`pending`)."""
+        with _faults():
+            row = self._conn.execute(sql, tuple(args)).fetchone()
+        return None if row is None else tuple(row)
+
+    def _direct_write(self) -> None:
+        """Before a statement that may write: rows deferred before it go first, the lazy
+        savepoints around it are issued, and what was read may no longer hold."""
+        if self._depth:
+            self._materialize()
+            self.write_epoch += 1
+
+    def _materialize(self) -> None:
+        """Write the deferred rows and issue the lazy savepoints (before a direct write, a
+        read of a table with deferred rows, and ``COMMIT``)."""
+        if not self._deferred.dirty:
+            return
+        with _faults():
+            if self._deferred.materialize(self._write_many, self._issue_savepoint):
+                self.write_epoch += 1
+
+    def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        return int(self._conn.executemany(sql, rows).rowcount)
+
+    def _issue_savepoint(self, level: int) -> None:
+        self._conn.execute(f"SAVEPOINT sp{level}")
 
     def lock(self, name: str) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` holds the file's write lock (Database.lock)."""
@@ -301,6 +370,7 @@ class Store:
             # may have applied it between the read above and BEGIN IMMEDIATE.
             if self.get_meta(key) == digest:
                 return
+            self._direct_write()
             for stmt in ddl.split(";"):
                 if stmt.strip():
                     self._conn.execute(stmt)
@@ -308,23 +378,31 @@ class Store:
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run one statement; returns the row count."""
+        self._direct_write()
         with _faults():
             return int(self._conn.execute(sql, tuple(args)).rowcount)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        self._direct_write()
         with _faults():
             return int(self._conn.executemany(sql, rows).rowcount)
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self._deferred.touches(sql):
+            self._materialize()
         with _faults():
             return [tuple(r) for r in self._conn.execute(sql, tuple(args))]
 
     def stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows one by one, without building a list (full scans of large tables)."""
+        if self._deferred.touches(sql):
+            self._materialize()
         with _faults():
             yield from self._conn.execute(sql, tuple(args))
 
     def query_one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        if self._deferred.touches(sql):
+            self._materialize()
         with _faults():
             row = self._conn.execute(sql, tuple(args)).fetchone()
         return None if row is None else tuple(row)
@@ -337,6 +415,7 @@ class Store:
         return None if row is None else str(row[0])
 
     def set_meta(self, key: str, value: str) -> None:
+        self._direct_write()
         with _faults():
             self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
