@@ -246,11 +246,11 @@ class Bench:
 
     def load(self, *, method: str, payloads: Path, mode: str, target: str = "",
              targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
-             rate: float = 0, asker: str = "KGZ-BS") -> dict[str, Any]:
+             rate: float = 0, asker: str = "KGZ-BS", channels: int = 2) -> dict[str, Any]:
         cpu0 = self.server_cpu()
         r = self.finish_load(self.start_load(
             method=method, payloads=payloads, mode=mode, target=target, targets=targets,
-            tls=tls, concurrency=concurrency, rate=rate, asker=asker))
+            tls=tls, concurrency=concurrency, rate=rate, asker=asker, channels=channels))
         self.add_cpu(r, cpu0)
         return r
 
@@ -265,10 +265,12 @@ class Bench:
 
     def start_load(self, *, method: str, payloads: Path, mode: str, target: str = "",
                    targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
-                   rate: float = 0, asker: str = "KGZ-BS") -> subprocess.Popen[str]:
-        """A load generator in its own process, presenting ``asker``'s certificate."""
+                   rate: float = 0, asker: str = "KGZ-BS", channels: int = 2
+                   ) -> subprocess.Popen[str]:
+        """A load generator in its own process, presenting ``asker``'s certificate, over
+        ``channels`` connections per target."""
         d = self.dirs[asker]
-        spec = {"targets": targets or [target], "method": method,
+        spec = {"targets": targets or [target], "method": method, "channels": channels,
                 "payloads": str(payloads), "mode": mode,
                 "seconds": self.seconds, "concurrency": concurrency, "rate": rate,
                 "tls": {"cert": str(d / "tls.crt"), "key": str(d / "tls.key"),
@@ -475,21 +477,33 @@ class Bench:
         return loaded, flooded
 
     def workers(self, base: float, target: str, method: str) -> None:
-        """The same node as ``bxnode serve --workers 2`` (one process per core)."""
+        """The same node as ``bxnode serve --workers 2`` (one process per core).
+
+        Over 8 connections, not the other scenarios' 2: the kernel spreads connections over
+        the workers (SO_REUSEPORT), and two hashed onto the same worker about half the time,
+        which then served everything.  Each worker's share of the requests and its writers'
+        lock figures (``writer_lock``) are in ``workers_writer_lock``."""
         node = self.start_node(workers=2, log="node-workers.log")
-        r = self.load(target=target, method=method, mode="closed",
+        r = self.load(target=target, method=method, mode="closed", channels=8,
                       payloads=self.signed_requests(self.n_requests(5000), self.doc_items))
         r["ratio_to_baseline"] = round(r["throughput_rps"] / base, 3) if base else 0
         self.results["doc_lookup_saturation_2_workers"] = r
         log(f"document lookups, 2 workers: {r['throughput_rps']:,.0f}/s "
             f"({r['ratio_to_baseline']:.0%} of baseline)")
-        r = self.load(target=target, method=method, mode="open", rate=1000,
+        r = self.load(target=target, method=method, mode="open", rate=1000, channels=8,
                       payloads=self.signed_requests(int(1000 * self.seconds) + 10,
                                                     self.doc_items))
         self.results["doc_lookup_at_1000_rps_2_workers"] = r
         log(f"document lookups at 1000/s offered, 2 workers: p50 {r['p50_ms']} ms, "
             f"p99 {r['p99_ms']} ms, errors {r['errors']}")
         self.stop(node)
+        self.results["workers_writer_lock"] = [
+            json.loads(line) for line in (self.work / "node-workers.log").read_text(
+                errors="replace").splitlines() if '"writer_lock"' in line]
+        log("workers' writers' lock: " + "; ".join(
+            f"worker {x.get('worker')}: {x['requests']} requests, lock held "
+            f"{x['lock_hold_ms_mean']} ms and waited {x['lock_wait_ms_mean']} ms per batch"
+            for x in self.results["workers_writer_lock"]))
 
     def large(self, n_docs: int) -> None:
         """Lookup latency with a large watchlist, against the small-watchlist figure."""

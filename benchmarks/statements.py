@@ -31,9 +31,11 @@ __all__ = ["measure"]
 
 
 @contextmanager
-def _counting(store: Any) -> Iterator[Callable[[], int]]:
-    """Count every statement the store's connection(s) send, at the driver."""
+def _counting(store: Any, calls: list[int] | None = None) -> Iterator[Callable[[], int]]:
+    """Count every statement the store's connection(s) send, at the driver (on PostgreSQL
+    also ``calls``: an ``executemany`` counted once, its rows pipelined in one go)."""
     n = [0]
+    calls = calls if calls is not None else [0]
     conn = getattr(store, "_conn", None)
     if hasattr(conn, "set_trace_callback"):  # SQLite / SQLCipher
         def trace(_sql: str) -> None:
@@ -52,11 +54,13 @@ def _counting(store: Any) -> Iterator[Callable[[], int]]:
 
     def cur_execute(self: Any, *a: Any, **k: Any) -> Any:
         n[0] += 1
+        calls[0] += 1
         return real_cur(self, *a, **k)
 
     def cur_many(self: Any, query: Any, params: Any, *a: Any, **k: Any) -> Any:
         params = list(params)
         n[0] += len(params)  # one statement per row (pipelined: one round trip for all)
+        calls[0] += 1
         return real_many(self, query, params, *a, **k)
 
     psycopg.Cursor.execute = cur_execute  # type: ignore[method-assign]
@@ -103,15 +107,19 @@ def measure(node_dir: Path, asker_dir: Path, members: Path, *, lookups: int,
                     assert ex.error is None, ex.error
 
         one_batch(envs[:batch])  # warm-up: caches, the policy's decision cache
-        with _counting(store) as count:
+        calls = [0]
+        with _counting(store, calls) as count:
             t0 = time.process_time()
             for i in range(batch, batch + lookups, batch):
                 one_batch(envs[i:i + batch])
             cpu = time.process_time() - t0
             statements = count()
-        return {"lookups": lookups, "batch": batch,
-                "statements_per_lookup": round(statements / lookups, 2),
-                "cpu_ms_per_lookup": round(cpu * 1000 / lookups, 3)}
+        out = {"lookups": lookups, "batch": batch,
+               "statements_per_lookup": round(statements / lookups, 2),
+               "cpu_ms_per_lookup": round(cpu * 1000 / lookups, 3)}
+        if calls[0]:  # PostgreSQL: statements sent, an executemany's rows counted once
+            out["calls_per_lookup"] = round(calls[0] / lookups, 2)
+        return out
     finally:
         rt.close()
 
