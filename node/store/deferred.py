@@ -34,7 +34,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DeferredRows", "DeferredWriteConflict"]
+__all__ = ["DeferredAccess", "DeferredRows", "DeferredWriteConflict"]
 
 Row = tuple[Any, ...]
 
@@ -165,3 +165,31 @@ class DeferredRows:
                     f"a deferred write changed {changed} of {len(rows)} rows "
                     f"({sql.split('(')[0].strip()}): the transaction rolls back")
         return True
+
+
+class DeferredAccess:
+    """What an adapter holding a :class:`DeferredRows` (``_deferred``) tells the owners of
+    deferred rows (``Database.pending`` / ``Database.last_pending``), and the step before
+    each of its direct writes (the adapter's ``_materialize`` issues the SQL)."""
+
+    _deferred: DeferredRows
+    _depth: int
+    write_epoch: int
+
+    def _materialize(self) -> None:
+        raise NotImplementedError
+
+    def _direct_write(self) -> None:
+        """Before a statement that may write: rows deferred before it go first, the lazy
+        savepoints around it are issued, and what was read may no longer hold."""
+        if self._depth:
+            self._materialize()
+            self.write_epoch += 1
+
+    def pending(self, table: str, key: Hashable) -> list[Row]:
+        """The rows deferred for ``table`` under ``key`` and not yet written."""
+        return self._deferred.pending(table, key)
+
+    def last_pending(self, table: str) -> Row | None:
+        """The last row deferred for ``table`` and not yet written."""
+        return self._deferred.last(table)

@@ -37,7 +37,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from node.core.errors import ConfigError, EnvironmentFault
 from node.store.db import Dialect, FieldCodec, LockTimes
-from node.store.deferred import DeferredRows
+from node.store.deferred import DeferredAccess, DeferredRows
 from node.store.postgresql._sql import lock_key, translate_sql
 
 __all__ = ["PgDatabase", "PgPool", "dsn_has_password", "parse_dsn"]
@@ -256,7 +256,7 @@ class PgPool:
         raise AssertionError("unreachable")
 
 
-class PgDatabase:
+class PgDatabase(DeferredAccess):
     """One thread's storage on a :class:`PgPool`; implements ``Database``.
 
     Not thread-safe, like ``Store``: one owner at a time; other threads take their own
@@ -416,14 +416,6 @@ class PgDatabase:
             return
         self._deferred.add(table, translate_sql(sql), row, key)
 
-    def pending(self, table: str, key: Hashable) -> list[tuple[Any, ...]]:
-        """The rows deferred for ``table`` under ``key`` and not yet written."""
-        return self._deferred.pending(table, key)
-
-    def last_pending(self, table: str) -> tuple[Any, ...] | None:
-        """The last row deferred for ``table`` and not yet written."""
-        return self._deferred.last(table)
-
     def query_past_deferred(self, sql: str, args: Sequence[Any] = ()
                             ) -> tuple[Any, ...] | None:
         """``query_one`` without writing the deferred rows first: for the owner of those
@@ -431,13 +423,6 @@ class PgDatabase:
         with self._statement():
             cur = self._run(translate_sql(sql), args)
             return None if cur.description is None else cur.fetchone()
-
-    def _direct_write(self) -> None:
-        """Before a statement that may write: rows deferred before it go first, the lazy
-        savepoints around it are issued, and what was read may no longer hold."""
-        if self._depth:
-            self._materialize()
-            self.write_epoch += 1
 
     def _materialize(self) -> None:
         """Write the deferred rows and issue the lazy savepoints (before a direct write, a
@@ -525,17 +510,7 @@ class PgDatabase:
             return 0
         with self._statement():
             self._direct_write()
-            conn = self._conn
-            assert conn is not None
-            cur = conn.cursor()
-            try:
-                cur.executemany(translate_sql(sql), batch)
-            except psycopg.Error as exc:
-                if _is_disconnect(exc, conn):
-                    self.pool._down = True
-                    raise _unavailable("statement", exc) from None
-                raise
-            return max(0, int(cur.rowcount))
+            return self._write_many(translate_sql(sql), batch)
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._statement():

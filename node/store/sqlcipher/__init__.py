@@ -46,7 +46,7 @@ import sqlcipher3
 from node.core.errors import ConfigError, EnvironmentFault
 from node.core.ports import Receipt
 from node.store.db import Dialect, FieldCodec, LockTimes, PlainCodec
-from node.store.deferred import DeferredRows
+from node.store.deferred import DeferredAccess, DeferredRows
 from node.store.exchange import EXCHANGE_DDL, SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
 from node.store.watchlist import WATCHLIST_DDL, SqlWatchlistStore
 
@@ -97,7 +97,7 @@ def hash_text(text: str) -> str:
 ReceiptRow = Receipt
 
 
-class Store:
+class Store(DeferredAccess):
     """One connection to the node database.  Not thread-safe: one owner at a time.
 
     Implements :class:`node.store.db.Database` for the embedded backend.
@@ -359,14 +359,6 @@ class Store:
             return
         self._deferred.add(table, sql, row, key)
 
-    def pending(self, table: str, key: Hashable) -> list[tuple[Any, ...]]:
-        """The rows deferred for ``table`` under ``key`` and not yet written."""
-        return self._deferred.pending(table, key)
-
-    def last_pending(self, table: str) -> tuple[Any, ...] | None:
-        """The last row deferred for ``table`` and not yet written."""
-        return self._deferred.last(table)
-
     def query_past_deferred(self, sql: str, args: Sequence[Any] = ()
                             ) -> tuple[Any, ...] | None:
         """``query_one`` without writing the deferred rows first: for the owner of those
@@ -374,13 +366,6 @@ class Store:
         with _faults():
             row = self._conn.execute(sql, tuple(args)).fetchone()
         return None if row is None else tuple(row)
-
-    def _direct_write(self) -> None:
-        """Before a statement that may write: rows deferred before it go first, the lazy
-        savepoints around it are issued, and what was read may no longer hold."""
-        if self._depth:
-            self._materialize()
-            self.write_epoch += 1
 
     def _materialize(self) -> None:
         """Write the deferred rows and issue the lazy savepoints (before a direct write, a
