@@ -135,6 +135,9 @@ def run(*, entries: int, appends: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    from node.logging import configure
+
+    configure()  # the node's log lines (writer_lock at stop) on stderr: stdout is the JSON
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--entries", type=int, default=1_000_000, help="entries to verify")
     p.add_argument("--appends", type=int, default=20_000, help="durable appends to time")
