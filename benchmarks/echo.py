@@ -31,7 +31,9 @@ async def serve(port_file: Path, tls: tuple[Path, Path, Path] | None) -> None:
     else:
         port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    port_file.write_text(str(port))
+    tmp = port_file.with_suffix(".tmp")  # whole, then renamed: the bench reads it at once
+    tmp.write_text(str(port))
+    tmp.replace(port_file)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()

@@ -88,7 +88,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         ready = time.monotonic()
         end[0] = ready + float(spec["seconds"])
-        Path(spec["ready"]).write_text(repr(ready))
+        # written whole, then renamed: the bench polls for the file and reads it at once
+        tmp = Path(spec["ready"] + ".tmp")
+        tmp.write_text(repr(ready))
+        tmp.replace(spec["ready"])
     for t in threads:
         t.join(float(spec["seconds"]) + float(spec["timeout_s"]) + 5)
     client.close()
