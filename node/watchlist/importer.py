@@ -221,7 +221,8 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
     A CSV file into a database that can say which documents it held before the import
     (SQLCipher) takes the bulk path (:func:`_load_csv`): chunks of rows checked a column
     at a time, and repeated documents found by the database instead of a dict of every
-    key read, so memory stays flat however long the file is.
+    key read, so the import holds no per-row state of its own (SQLite's in-memory temporary
+    storage still grows on the largest files: benchmarks/README.md, the import target).
     """
     out = ImportResult()
     fmt = detect_format(path, fmt)
