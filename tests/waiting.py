@@ -9,13 +9,14 @@ of what a test asserts (time *inside* the node comes from its injected clock).
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["until", "until_file"]
+__all__ = ["turns_until", "until", "until_file"]
 
 T = TypeVar("T")
 
@@ -42,3 +43,15 @@ def until_file(path: Path, proc: subprocess.Popen[str], *, timeout: float = 60,
         if proc.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"{path.name} was not written: {on_fail()}")
         time.sleep(0.05)
+
+
+async def turns_until(what: str, check: Callable[[], object], *, turns: int = 100) -> None:
+    """Inside one event loop: let the other tasks run, one loop turn at a time, until
+    ``check()`` holds; AssertionError naming ``what`` after ``turns`` turns.  No clock is
+    involved: what a test waits for here is another coroutine's next step."""
+    for _ in range(turns):
+        if check():
+            return
+        await asyncio.sleep(0)  # one turn of the loop: the only sleep, and it is not time
+    if not check():
+        raise AssertionError(f"not after {turns} loop turns: {what}")

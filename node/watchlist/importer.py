@@ -90,7 +90,7 @@ _ACTIONS = frozenset(a.value for a in ActionCode)
 _IDS = re.compile(rf"(?:[A-Za-z0-9][A-Za-z0-9._:@-]{{0,{MAX_ID_LEN - 1}}}\n)+")
 _NUMBERS = re.compile(rf"(?:[A-Z0-9]{{1,{MAX_DOC_NUMBER_LEN}}}\n)+")
 #: The interpreter's switch interval while the import's writer thread runs: the writer
-#: releases the GIL for each multi-row INSERT (SQLite works on the other core) and must get
+#: releases the GIL for each multi-row statement (SQLite works on the other core) and must get
 #: it back soon after, not 5 ms later (the default) while this thread checks rows.
 _SWITCH_S = 0.0002
 _DOC_COLUMNS = ("kind", "owner_ref", "action", "expires", "number", "issuing_state",

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.server.fair import FairGate, FairQueue
+from tests.waiting import turns_until
 
 
 def _grant_all(q: FairQueue[str]) -> list[tuple[str, str]]:
@@ -147,23 +148,21 @@ def test_async_gate_serves_the_quiet_peer_first_and_cancelled_calls_free_their_s
 
         hold = asyncio.Event()
         flood = [asyncio.ensure_future(request("UZB", f"u{i}", hold)) for i in range(10)]
-        await asyncio.sleep(0)
+        await turns_until("the flood at the gate", lambda: gate.queued == 8)
         assert (gate.busy, gate.queued, order) == (2, 8, ["u0", "u1"])
         # a call cancelled while it waits leaves the queue
         flood[5].cancel()
-        await asyncio.sleep(0)
+        await turns_until("the cancelled call gone", lambda: flood[5].done())
         assert gate.queued == 7
         quiet = asyncio.ensure_future(request("KGZ", "k0", asyncio.Event()))
-        await asyncio.sleep(0)
+        await turns_until("KGZ-BS at the gate", lambda: gate.queued != 7)
         assert gate.queued == 8
         flood[0].cancel()  # in processing: its finally releases the slot, KGZ gets it
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await turns_until("the freed slot taken", lambda: flood[0].done() and len(order) == 3)
         assert order == ["u0", "u1", "k0"] and gate.busy == 2
         quiet.cancel()
         # granted but cancelled before it ran: the slot still comes back
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        await turns_until("the quiet call cancelled", lambda: quiet.done())
         hold.set()
         await asyncio.gather(*flood, return_exceptions=True)
         assert order == ["u0", "u1", "k0", "u2", "u3", "u4", "u6", "u7", "u8", "u9"]
@@ -177,7 +176,7 @@ def test_async_gate_a_call_cancelled_after_its_slot_was_granted_gives_it_back() 
         gate = FairGate(1)
         first = await gate.enter("UZB")
         waiter = asyncio.ensure_future(gate.enter("KGZ"))
-        await asyncio.sleep(0)
+        await turns_until("the waiter at the gate", lambda: gate.queued == 1)
         assert gate.queued == 1
         first.release()  # the slot is granted to the waiter ...
         waiter.cancel()  # ... which is cancelled before it runs
@@ -190,7 +189,7 @@ def test_async_gate_a_call_cancelled_after_its_slot_was_granted_gives_it_back() 
         # cancelled while waiting, then the slot frees: not granted to a dead call
         first = await gate.enter("UZB")
         waiter = asyncio.ensure_future(gate.enter("KGZ"))
-        await asyncio.sleep(0)
+        await turns_until("the waiter at the gate", lambda: gate.queued == 1)
         waiter.cancel()
         first.release()
         with pytest.raises(asyncio.CancelledError):
@@ -209,11 +208,11 @@ def test_async_gate_a_request_set_aside_holds_no_slot_and_waits_its_turn_again()
         turn = await gate.enter("KGZ")
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         aside = asyncio.ensure_future(turn.aside(answer))
-        await asyncio.sleep(0)
+        await turns_until("the slot given back while aside", lambda: gate.busy == 0)
         assert gate.busy == 0
         other = await asyncio.wait_for(gate.enter("UZB"), 1)  # served while KGZ waits
         answer.set_result("allow")
-        await asyncio.sleep(0)
+        await turns_until("KGZ-BS back at the gate", lambda: gate.queued == 1)
         assert not aside.done() and gate.queued == 1  # KGZ waits its turn again
         other.release()
         assert await asyncio.wait_for(aside, 1) == "allow"
