@@ -10,7 +10,7 @@ each question is answered in order, the time rounded down to the policy's resolu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from node.core.errors import InvalidInput, PolicyDenied
@@ -118,10 +118,7 @@ class ConfirmCrossingHandler:
 
     def answer(self, v: Verified[CrossingRequest], audit_seq: int) -> Answer:
         req = v.request
-        if v.fetched is None:  # called without the server's steps (prefetch, predecide)
-            v = replace(v, fetched=self.prefetch(v))
-            v = replace(v, decided=self.predecide(v))
-        where, decision = v.fetched, v.decided
+        where, decision = v.fetched, v.decided  # the Responder ran prefetch and predecide
         assert isinstance(where, _Located) and isinstance(decision, QueryDecision)
         located, asked = where.located, where.asked
         facts: dict[str, Any] = {"bcps": asked, "decision": "allow",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -110,10 +109,7 @@ class FileFollowUpHandler:
 
     def answer(self, v: Verified[wire.FollowUpFile], audit_seq: int) -> Answer:
         req, h = v.request, v.header
-        if v.fetched is None:  # called without the server's steps (prefetch, predecide)
-            v = replace(v, fetched=self.prefetch(v))
-            v = replace(v, decided=self.predecide(v))
-        decision = v.decided
+        decision = v.decided  # the Responder ran prefetch and predecide
         assert isinstance(decision, QueryDecision)
         # Located again inside the unit of work: an alert withdrawn or a receipt erased
         # since the prefetch is refused now, exactly as if nothing had been read before.
