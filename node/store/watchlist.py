@@ -260,6 +260,17 @@ class SqlWatchlistStore:
         if value.isdigit() and int(value) > 0:
             self.feed.stamp(int(value))
 
+    def refresh_statistics(self) -> None:
+        """After a bulk load, in its transaction: PostgreSQL's planner statistics for the
+        watchlist tables (``ANALYZE``, committed with the rows).  Without them the planner
+        guesses that each document number matches 1/200 of the table and answers a batch's
+        list of numbers with a scan of the whole table (50 ms for a batch of 100 among
+        110,000 documents, against under a millisecond through the primary key), until
+        autovacuum's next analysis.  SQLite's planner takes an equality on an indexed
+        column as selective without statistics: nothing to do there."""
+        if self._db.dialect == "postgresql":
+            self._db.execute("ANALYZE documents, persons")
+
     def person_changes(self, since: str | None, until: str | None,
                        today: str) -> dict[str, PersonRow | None] | None:
         """Every person changed after generation ``since`` up to ``until``, with its live row

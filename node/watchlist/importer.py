@@ -250,6 +250,7 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
             store.lock("watchlist")  # generations commit in order (the change feed's rule)
             gen = int(store.get_meta("watchlist_generation") or "0") + 1
             tables.bump_generation(str(gen))
+            tables.refresh_statistics()  # the planner's view of the rows just loaded
             if before_commit is not None:
                 before_commit(out)
     except _Abort:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
@@ -123,3 +124,47 @@ def test_receipt_proofs_upsert(db: Database) -> None:
     t.put_proof(b"\x01" * 32, peer="KGZ-BS", bundle=b"b2", fetched_ms=2)
     assert t.proof(b"\x01" * 32) == b"b2"
     assert t.proof(b"\x02" * 32) is None
+
+
+@pytest.mark.postgresql
+def test_an_import_leaves_the_planner_statistics_of_what_it_loaded(
+        pg_cluster: Any, pg_dsn: str, tmp_path: Path) -> None:
+    """Without them PostgreSQL's planner takes each number as matching 1/200 of the table
+    and scans all of it for a batch's list of numbers (benchmarks/README.md: 50 ms a batch
+    of 100 among 110,000 documents); a refused import analyses nothing (it wrote nothing)."""
+    import datetime as dt
+
+    from node.store.postgresql import PgPool
+    from node.store.postgresql.migrate import migrate
+    from node.watchlist.importer import import_file
+
+    pool = PgPool.open(dsn=pg_dsn, password=pg_cluster.password, codec=CODEC,
+                       check_schema=False)
+    try:
+        db = pool.database()
+        migrate(db)
+        header = "kind,owner_ref,action,expires,number,issuing_state,doc_type,family_name," \
+                 "given_names,dob,nationality,sex\n"
+        bad = tmp_path / "bad.csv"
+        bad.write_text(header + "document,D1,inform,2036-01-01,N1,KAZ,P,,,,,\n"
+                       "document,D2,inform,not-a-date,N2,KAZ,P,,,,,\n")
+        today = dt.date(2026, 7, 1)
+        assert import_file(bad, store=db, today=today).written is False
+        assert analysed(pg_cluster, pg_dsn) == set()
+        good = tmp_path / "good.csv"
+        good.write_text(header + "".join(
+            f"document,D{i},inform,2036-01-01,N{i:06d},KAZ,P,,,,,\n" for i in range(300))
+            + "person,P1,inform,2036-01-01,,,,Иванов,Иван,1990-01-01,KAZ,M\n")
+        assert import_file(good, store=db, today=today).written is True
+        assert analysed(pg_cluster, pg_dsn) == {"documents", "persons"}
+    finally:
+        pool.close()
+
+
+def analysed(cluster: Any, dsn: str) -> set[str]:
+    """The watchlist tables that have planner statistics (pg_stats is transactional: what
+    a committed ANALYZE wrote, never autovacuum's plans)."""
+    dbname = dsn.split("dbname=")[1].split()[0]
+    with cluster.admin(dbname) as conn:
+        return {str(r[0]) for r in conn.execute(
+            "SELECT DISTINCT tablename FROM pg_stats WHERE tablename IN ('documents', 'persons')")}
