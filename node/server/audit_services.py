@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from node.audit.bundle import make_bundle, witness_name
 from node.audit.checkpoint import Checkpoint, CosignatureV1Verifier
@@ -274,24 +275,51 @@ class AuditServices:
         return apb.GetProofBundleResponse(bundle=bundle)
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
-        u = grpc.unary_unary_rpc_method_handler
         return [
             grpc.method_handlers_generic_handler(WITNESS_SERVICE, {
-                "AddCheckpoint": u(self.add_checkpoint,
-                                   request_deserializer=apb.AddCheckpointRequest.FromString,
-                                   response_serializer=apb.AddCheckpointResponse.SerializeToString),
-                "GetWitnessedCheckpoint": u(
-                    self.get_witnessed,
-                    request_deserializer=apb.GetWitnessedCheckpointRequest.FromString,
-                    response_serializer=apb.GetWitnessedCheckpointResponse.SerializeToString)}),
+                "AddCheckpoint": self._raw(self.add_checkpoint, apb.AddCheckpointRequest,
+                                           apb.AddCheckpointResponse, event="witness_refused",
+                                           action="add_checkpoint"),
+                "GetWitnessedCheckpoint": self._raw(
+                    self.get_witnessed, apb.GetWitnessedCheckpointRequest,
+                    apb.GetWitnessedCheckpointResponse, event="witness_refused",
+                    action="get_witnessed_checkpoint")}),
             grpc.method_handlers_generic_handler(AUDITOR_SERVICE, {
-                "SearchEntries": u(self.search,
-                                   request_deserializer=apb.SearchEntriesRequest.FromString,
-                                   response_serializer=apb.SearchEntriesResponse.SerializeToString),
-                "GetProofBundle": u(self.proof_bundle,
-                                    request_deserializer=apb.GetProofBundleRequest.FromString,
-                                    response_serializer=apb.GetProofBundleResponse.SerializeToString)}),
+                "SearchEntries": self._raw(self.search, apb.SearchEntriesRequest,
+                                           apb.SearchEntriesResponse,
+                                           event="auditor_access_refused", action="search"),
+                "GetProofBundle": self._raw(self.proof_bundle, apb.GetProofBundleRequest,
+                                            apb.GetProofBundleResponse,
+                                            event="auditor_access_refused",
+                                            action="proof_bundle")}),
         ]
+
+    def _raw(self, method: Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]],
+             request_type: Any, response_type: Any, *, event: str, action: str
+             ) -> grpc.RpcMethodHandler[Any, Any]:
+        """``method`` behind a handler that takes the request's bytes: a message that does
+        not parse is refused INVALID_ARGUMENT/``malformed_request`` and audited (gRPC's own
+        deserializer would answer INTERNAL with nothing in the log), and an error that is not
+        a refusal (a bug, a driver error) becomes INTERNAL/``internal_error`` to the caller,
+        with no detail, audited, and logged with its detail."""
+        async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                request = request_type.FromString(raw)
+            except DecodeError:
+                await self._refuse(context, InvalidInput("the request message does not parse",
+                                                         reason="malformed_request"),
+                                   event=event, action=action)
+            try:
+                return await method(request, context)
+            except grpc.aio.AbortError:  # a refusal, audited already
+                raise
+            except Exception:
+                log.exception("audit_service_failed", action=action)
+                await self._refuse(context, BxError("internal error"), event=event,
+                                   action=action)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call, response_serializer=response_type.SerializeToString)
 
     # --- witnessing (log side) ------------------------------------------------------------------
 

@@ -183,6 +183,70 @@ def test_witness_service_audits_a_malformed_submission(fed: Federation) -> None:
         "witness_refused", "KGZ-BS", "add_checkpoint", "bad_witness_request")
 
 
+def _refused_raw(fed: Federation, as_node: str, method: str, raw: bytes
+                 ) -> tuple[grpc.StatusCode, str, str]:
+    d: Path = fed.dirs[as_node]
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
+        certificate_chain=(d / "tls.crt").read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", creds) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            ch.unary_unary(method)(raw, timeout=10)
+    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
+    return (err.value.code(), str(md["bxnode-reason"]),  # type: ignore[attr-defined]
+            str(err.value.details()))  # type: ignore[attr-defined]
+
+
+_AUDIT_METHODS = [
+    ("WitnessService/AddCheckpoint", "witness_refused", "add_checkpoint"),
+    ("WitnessService/GetWitnessedCheckpoint", "witness_refused", "get_witnessed_checkpoint"),
+    ("AuditorService/SearchEntries", "auditor_access_refused", "search"),
+    ("AuditorService/GetProofBundle", "auditor_access_refused", "proof_bundle"),
+]
+
+
+@pytest.mark.parametrize(("method", "event", "action"), _AUDIT_METHODS)
+def test_a_message_that_does_not_parse_is_refused_and_audited(fed: Federation, method: str,
+                                                              event: str, action: str) -> None:
+    """Bytes that are no protobuf message (a field tag with wire type 7) reach the service,
+    not gRPC's deserializer (INTERNAL, unaudited): a precise refusal, in the log."""
+    before = len(fed.audit("KAZ-BS"))
+    code, reason, _ = _refused_raw(fed, "KGZ-BS", f"/bxnode.v1.{method}", b"\x0f\xff\xff")
+    assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "malformed_request")
+    entries = fed.audit("KAZ-BS")
+    assert len(entries) == before + 1
+    e = entries[-1]
+    assert (e["event"], e["requester"], e["action"], e["reason"], e["status"]) == (
+        event, "KGZ-BS", action, "malformed_request", "INVALID_ARGUMENT")
+
+
+@pytest.mark.parametrize(("method", "action", "fails"), [
+    ("AddCheckpoint", "add_checkpoint", "add_checkpoint"),
+    ("GetWitnessedCheckpoint", "get_witnessed_checkpoint", "witnessed_checkpoint")])
+def test_an_unexpected_error_in_a_witness_is_internal_error_and_audited(
+        fed: Federation, monkeypatch: pytest.MonkeyPatch, method: str, action: str,
+        fails: str) -> None:
+    """A bug or a driver error (not a refusal) tells the caller nothing of itself."""
+    from node.wire.audit import apb
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("the disk said EIO at /var/lib/bxnode/node.db")
+
+    monkeypatch.setattr(WitnessDesk, fails, broken)
+    request = (apb.AddCheckpointRequest(body=b"x") if method == "AddCheckpoint"
+               else apb.GetWitnessedCheckpointRequest(origin="kaz-bs.example/log"))
+    before = len(fed.audit("KAZ-BS"))
+    code, reason, details = _refused_raw(fed, "KGZ-BS", f"/bxnode.v1.WitnessService/{method}",
+                                         request.SerializeToString())
+    assert (code, reason, details) == (grpc.StatusCode.INTERNAL, "internal_error",
+                                       "internal_error: internal error")
+    entries = fed.audit("KAZ-BS")
+    assert len(entries) == before + 1
+    e = entries[-1]
+    assert (e["event"], e["requester"], e["action"], e["reason"], e["status"]) == (
+        "witness_refused", "KGZ-BS", action, "internal_error", "INTERNAL")
+
+
 def _get_witnessed(fed: Federation, as_node: str, witness: str, origin: str) -> Any:
     from node.wire.audit import apb
 
