@@ -217,15 +217,31 @@ class BatchWriter:
         if time.monotonic() - self._stats_at > _STATS_EVERY_S:
             self._stats_at = time.monotonic()
             log.debug("writer_lock", **self.lock_report())
-        for step in batch:
-            if error is not None:
+        if error is not None:
+            for step in batch:
                 step.error = error
-            _release(step)
+        _release_all(batch)
 
 
 def _release(step: _Step) -> None:
     with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
         step.loop.call_soon_threadsafe(_settle, step)
+
+
+def _release_all(batch: list[_Step]) -> None:
+    """A batch's steps, settled with one wake-up of each event loop they came from (not one
+    each: every ``call_soon_threadsafe`` writes to the loop's self-pipe)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Step]] = {}
+    for step in batch:
+        by_loop.setdefault(step.loop, []).append(step)
+    for loop, steps in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle_each, steps)
+
+
+def _settle_each(steps: list[_Step]) -> None:
+    for step in steps:
+        _settle(step)
 
 
 def _settle(step: _Step) -> None:

@@ -89,3 +89,30 @@ def test_the_event_loop_never_runs_database_work(tmp_path: Path) -> None:
     assert log.next_seq() == 1
     store.close()
 
+
+
+def test_a_batch_wakes_its_event_loop_once(tmp_path: Path) -> None:
+    """Each ``call_soon_threadsafe`` writes to the loop's self-pipe: a batch of ten settles
+    its ten waiters with one, and each still gets its own result."""
+    store = Store.open(tmp_path / "n.db", KEY, create=True)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        wakeups: list[object] = []
+        plain = loop.call_soon_threadsafe
+
+        def counted(callback: object, *args: object, **kw: object) -> object:
+            wakeups.append(callback)
+            return plain(callback, *args, **kw)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        writer = BatchWriter(store=store, batch_max=10, batch_ms=10_000)  # full at ten
+        writer.start()
+        seqs = await asyncio.gather(*(_request(writer, log, i) for i in range(10)))
+        assert seqs == list(range(1, 11))
+        assert writer.batches == 1 and len(wakeups) == 1
+        await writer.stop()
+
+    asyncio.run(main())
+    store.close()
