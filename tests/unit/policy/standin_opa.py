@@ -15,8 +15,9 @@ DECISION_PATH = "/v1/data/bxnode/lookup/decision"
 
 
 class StandInOpaServer:
-    """Answers OPA's data API (``POST /v1/data/bxnode/<package>/decision`` with ``{"input":
-    ...}``) for the decision documents, by evaluating the same policy files with regopy.
+    """Answers OPA's data API (``POST /v1/data/bxnode/<package>/<rule>`` with ``{"input":
+    ...}``) for the documents the node asks for (each package's ``decision``, the lookup's
+    ``rate_limit``), by evaluating the same policy files with regopy.
 
     It stands in because no OPA server can be installed in this environment.  It
     implements only what OpaServerPolicyEngine uses: the result (omitted when
@@ -34,8 +35,9 @@ class StandInOpaServer:
             rego.add_module(path.name, path.read_text())
         rego.add_data_json((policy_dir / "data.json").read_text())
         self._rego = rego
-        #: Each decision it has been asked for, compiled once: the lookup's, the crossings'
-        #: and the follow-ups' (``/v1/data/bxnode/<package>/decision``; decisions only).
+        #: Each document it has been asked for, compiled once: the lookup's, the crossings'
+        #: and the follow-ups' decisions, the peers' rate limits
+        #: (``/v1/data/bxnode/<package>/<rule>``).
         self._bundles = {DECISION_PATH: rego.build("data.bxnode.lookup.decision", [])}
         self._eval = regopy.Interpreter()
         self._lock = threading.Lock()
@@ -67,12 +69,12 @@ class StandInOpaServer:
         url = urlsplit(path)
         parts = url.path.split("/")
         if len(parts) != 6 or parts[:4] != ["", "v1", "data", "bxnode"] or \
-                not parts[4].isidentifier() or parts[5] != "decision":
+                not parts[4].isidentifier() or not parts[5].isidentifier():
             return 404, b'{"code": "resource_not_found", "message": "no such path"}'
         with self._lock:
             if url.path not in self._bundles:
                 self._bundles[url.path] = self._rego.build(
-                    f"data.bxnode.{parts[4]}.decision", [])
+                    f"data.bxnode.{parts[4]}.{parts[5]}", [])
             bundle = self._bundles[url.path]
         if self.mode == "http404":
             return 404, b'{"code": "resource_not_found"}'

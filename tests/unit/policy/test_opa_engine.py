@@ -145,3 +145,19 @@ def test_load_policy_engine(policy_dir: Path, opa: StandInOpaServer) -> None:
     assert local.digest == remote.digest
     assert local.decide(make_input()) == remote.decide(make_input()) == ALLOW_FULL
     remote.close()
+
+
+def test_the_rate_limit_document_is_the_same_over_opa(engine: RegoPolicyEngine,
+                                                       opa_engine: OpaServerPolicyEngine) -> None:
+    """The edge's per-peer limits (node/server/limits.py) come from the same policy through an
+    OPA server: an agreement's limits, not the stranger's that a failed query falls back to."""
+    from node.server.limits import RATE_QUERY, STRANGER, limits_from_policy
+
+    doc = {"requester": {"node": "KGZ-BS"}, "responder": {"node": "KAZ-BS"},
+           "time_ms": 1_780_000_000_000}
+    over_opa = opa_engine.decide_query(RATE_QUERY, doc)
+    assert over_opa == engine.decide_query(RATE_QUERY, doc)
+    assert over_opa["allow"] is True and limits_from_policy(over_opa) != STRANGER
+    stranger = dict(doc, requester={"node": "XXX-BS"})
+    assert opa_engine.decide_query(RATE_QUERY, stranger) == engine.decide_query(RATE_QUERY,
+                                                                                 stranger)
