@@ -56,4 +56,5 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
         background=background, processing_slots=rt.cfg.processing_slots)
     hold.bind(server)
+    aud.bind(server)  # witness and auditor calls pass the same per-peer limits
     return reg.bind(server) if reg else server

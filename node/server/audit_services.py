@@ -113,6 +113,12 @@ class AuditServices:
     interval_s: int
     quorum: int
     metrics: Metrics = NO_METRICS
+    #: The server's per-peer limits (:meth:`node.server.grpc_server.NodeServer.admit`), set
+    #: by :meth:`bind` once the server exists; every witness and auditor call passes them.
+    edge: Any = None
+
+    def bind(self, server: Any) -> None:
+        self.edge = server
 
     @property
     def log(self) -> MerkleAuditLog:
@@ -301,8 +307,21 @@ class AuditServices:
         not parse is refused INVALID_ARGUMENT/``malformed_request`` and audited (gRPC's own
         deserializer would answer INTERNAL with nothing in the log), and an error that is not
         a refusal (a bug, a driver error) becomes INTERNAL/``internal_error`` to the caller,
-        with no detail, audited, and logged with its detail."""
+        with no detail, audited, and logged with its detail.  Each call first passes the
+        server's per-peer limits (:attr:`edge`), as the signed methods do: over them it is
+        refused RESOURCE_EXHAUSTED/``rate_limited``, counted into the peer's aggregated
+        entry for ``event``."""
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            edge = self.edge
+            _, bucket = (None, None) if edge is None else await edge.admit(context, raw,
+                                                                           event=event)
+            try:
+                return await answer(raw, context)
+            finally:
+                if bucket is not None:
+                    edge.limiter.release(bucket)
+
+        async def answer(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 request = request_type.FromString(raw)
             except DecodeError:

@@ -279,31 +279,36 @@ class NodeServer:
         #: free slots handed to the peer holding fewest (node/server/fair.py).
         self.gate = FairGate(processing_slots)
 
+    async def admit(self, context: grpc.aio.ServicerContext[Any, Any], raw: bytes, *,
+                    event: str) -> tuple[str | None, str | None]:
+        """The edge, for every service a peer reaches: (TLS fingerprint, the limiter bucket
+        admitted) -- release the bucket with ``limiter.release`` once the call is done.  One
+        peer cannot starve the others (node/server/limits.py): the limit is checked on the
+        TLS identity alone, before anything the request holds is parsed or verified.  A
+        refusal over the limit is sent at once from here (RESOURCE_EXHAUSTED/rate_limited):
+        it is counted into the peer's aggregated audit entry for ``event`` (appended within
+        refusal_flush_s, and at shutdown), never queued on the database thread.  A
+        certificate the CA signed but no member lists gets the stranger's limits on its
+        fingerprint: within them it is refused by the service (audited each), beyond them it
+        cannot make each refusal cost an audit entry either.  (None, None) on a development
+        plaintext listener, which has no identity to limit."""
+        fp = None if self._dev_plaintext else tls_fingerprint(context)
+        if fp is None:
+            return None, None
+        peer = self._responder.directory.owner_of_tls_cert(fp)
+        bucket = peer or f"unlisted:{fp}"
+        limits = STRANGER if peer is None else (
+            self._limits.cached(peer) or await asyncio.get_running_loop().run_in_executor(
+                self._policy_pool, self._limits.evaluate, peer))
+        if not self.limiter.admit(bucket, limits):
+            self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw)
+            await abort_reply(context, _RATE_LIMITED)  # its trailers built once
+        return fp, bucket
+
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler[Any, Any]:
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            fp = None if self._dev_plaintext else tls_fingerprint(context)
             loop = asyncio.get_running_loop()
-            # One peer cannot starve the others (node/server/limits.py): the limit is
-            # checked on the TLS identity alone, before anything the request holds is
-            # parsed or verified.  A refusal over the limit is sent at once from here: it
-            # is counted into the peer's aggregated audit entry (appended within
-            # refusal_flush_s, and at shutdown), never queued on the database thread.
-            # A certificate the CA signed but no member lists gets the stranger's limits on
-            # its fingerprint: within them it is refused unlisted_certificate (audited
-            # each), beyond them it cannot make each refusal cost an audit entry either.
-            peer = None if fp is None else self._responder.directory.owner_of_tls_cert(fp)
-            bucket = peer or (None if fp is None else f"unlisted:{fp}")
-            admitted = False
-            if bucket is not None:
-                assert fp is not None
-                limits = STRANGER if peer is None else (
-                    self._limits.cached(peer) or await loop.run_in_executor(
-                        self._policy_pool, self._limits.evaluate, peer))
-                admitted = self.limiter.admit(bucket, limits)
-                if not admitted:
-                    self.refusals.add(peer=peer or "", event=method.handler.event,
-                                      tls_peer=fp, raw=raw)
-                    await abort_reply(context, _RATE_LIMITED)  # its trailers built once
+            fp, bucket = await self.admit(context, raw, event=method.handler.event)
             try:
                 # Within its limits a request waits its turn, peer by peer (node/server/
                 # fair.py): a burst one peer was allowed never queues ahead of another's.
@@ -317,8 +322,8 @@ class NodeServer:
                 finally:
                     turn.release()
             finally:
-                if admitted:
-                    self.limiter.release(bucket or "")
+                if bucket is not None:
+                    self.limiter.release(bucket)
             if reply.code is not grpc.StatusCode.OK:
                 await abort_reply(context, reply)
             return reply.body

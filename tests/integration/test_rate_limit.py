@@ -291,3 +291,37 @@ def _der(pem_path: Path) -> bytes:
 
     return x509.load_pem_x509_certificate(pem_path.read_bytes()).public_bytes(
         serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(("method", "request_bytes", "event"), [
+    ("/bxnode.v1.WitnessService/GetWitnessedCheckpoint", b"\n\x0bkaz-bs/log1",
+     "witness_refused"),
+    ("/bxnode.v1.AuditorService/SearchEntries", b"", "auditor_access_refused")])
+def test_witness_and_auditor_calls_pass_the_same_limits(
+        tmp_path: Path, method: str, request_bytes: bytes, event: str) -> None:
+    """The limits are the peer's, whatever service it calls: with a burst of 3, the fourth
+    witness or auditor call is refused rate_limited at the edge (no service ran, so no entry
+    of its own) and counted in the aggregated entry under the service's event."""
+    f = _federation(tmp_path)
+    try:
+        with _channel(f, "UZB-BS") as uzb:
+            got = []
+            for _ in range(6):
+                try:
+                    uzb.unary_unary(method)(request_bytes, timeout=10)
+                    got.append(("OK", ""))
+                except grpc.RpcError as err:
+                    md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
+                    got.append((err.code().name,  # type: ignore[attr-defined]
+                                str(md.get(REASON_KEY, ""))))
+    finally:
+        f.stop_all()
+    assert got[3:] == [("RESOURCE_EXHAUSTED", "rate_limited")] * 3
+    assert ("RESOURCE_EXHAUSTED", "rate_limited") not in got[:3]  # the burst reached the service
+    aggs = _aggregates(f, "UZB-BS")
+    assert [(a["event"], a["refused"]) for a in aggs] == [(event, 3)]
+    served = [e for e in f.audit("KAZ-BS") if e.get("requester") == "UZB-BS"
+              and e.get("event") in ("witness_read", "witness_refused", "auditor_access_refused")
+              and not e.get("aggregated")]
+    assert len(served) == 3  # each call within the burst has its own entry
+    assert bxnode(["audit", "verify", "--node-dir", str(f.dirs["KAZ-BS"])]) == 0
