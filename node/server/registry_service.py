@@ -64,10 +64,23 @@ async def _direct(fn: Callable[[], T]) -> T:
 def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False,
                      read: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct,
                      run: Callable[[Callable[[], Any]], Awaitable[Any]] = _direct,
+                     edge: Callable[[], NodeServer | None] = lambda: None,
                      ) -> grpc.GenericRpcHandler:
-    """``GetRegistry``: served to members only; every call, served or refused, audited."""
+    """``GetRegistry``: served to members only; every call, served or refused, audited.
+    Each call first passes the server's per-peer limits (``edge()``, once the server is
+    built: :meth:`~node.server.grpc_server.NodeServer.admit`), as every peer-facing call."""
 
     async def get_registry(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        server = edge()
+        _, bucket = (None, None) if server is None else await server.admit(
+            context, raw, event="registry_served")
+        try:
+            return await serve(raw, context)
+        finally:
+            if server is not None and bucket is not None:
+                server.limiter.release(bucket)
+
+    async def serve(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         fp = None if dev_plaintext else tls_fingerprint(context)
         caller = None if fp is None else _caller(keeper, fp, keeper.now_ms())
         version = -1
@@ -177,7 +190,8 @@ def registry_parts(rt: NodeRuntime, *, dev_plaintext: bool = False) -> RegistryP
         return fn() if writer is None else await writer.call(fn)
 
     parts = RegistryParts(keeper=keeper, handlers=(
-        registry_handler(keeper, dev_plaintext=dev_plaintext, read=read, run=run),))
+        registry_handler(keeper, dev_plaintext=dev_plaintext, read=read, run=run,
+                         edge=lambda: parts.server),))
 
     async def set_serving(serving: bool) -> None:
         server = parts.server

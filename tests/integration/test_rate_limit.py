@@ -42,14 +42,14 @@ def no_periodic_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(grpc_server, "REFUSAL_FLUSH_S", 3600.0)
 
 
-def _federation(tmp_path: Path) -> Federation:
+def _federation(tmp_path: Path, *, registry: bool = False) -> Federation:
     """KAZ-BS agrees a burst of 3 and next to no refill with UZB-BS; KGZ-BS has the
     defaults."""
     data = sample_policy()
     for a in data["bxnode"]["agreements"]:
         if (a["responder"], a["requester"]) == ("KAZ-BS", "UZB-BS"):
             a.update(rate_per_s=0.0001, burst=3, max_in_flight=8)
-    f = make_federation(tmp_path, policy_data=data)
+    f = make_federation(tmp_path, policy_data=data, registry=registry)
     f.start("KAZ-BS")
     return f
 
@@ -296,13 +296,14 @@ def _der(pem_path: Path) -> bytes:
 @pytest.mark.parametrize(("method", "request_bytes", "event"), [
     ("/bxnode.v1.WitnessService/GetWitnessedCheckpoint", b"\n\x0bkaz-bs/log1",
      "witness_refused"),
-    ("/bxnode.v1.AuditorService/SearchEntries", b"", "auditor_access_refused")])
-def test_witness_and_auditor_calls_pass_the_same_limits(
+    ("/bxnode.v1.AuditorService/SearchEntries", b"", "auditor_access_refused"),
+    ("/bxnode.v1.RegistryService/GetRegistry", b"", "registry_served")])
+def test_witness_auditor_and_registry_calls_pass_the_same_limits(
         tmp_path: Path, method: str, request_bytes: bytes, event: str) -> None:
     """The limits are the peer's, whatever service it calls: with a burst of 3, the fourth
-    witness or auditor call is refused rate_limited at the edge (no service ran, so no entry
-    of its own) and counted in the aggregated entry under the service's event."""
-    f = _federation(tmp_path)
+    witness, auditor or registry call is refused rate_limited at the edge (no service ran,
+    so no entry of its own) and counted in the aggregated entry under the service's event."""
+    f = _federation(tmp_path, registry=event == "registry_served")
     try:
         with _channel(f, "UZB-BS") as uzb:
             got = []
@@ -321,7 +322,8 @@ def test_witness_and_auditor_calls_pass_the_same_limits(
     aggs = _aggregates(f, "UZB-BS")
     assert [(a["event"], a["refused"]) for a in aggs] == [(event, 3)]
     served = [e for e in f.audit("KAZ-BS") if e.get("requester") == "UZB-BS"
-              and e.get("event") in ("witness_read", "witness_refused", "auditor_access_refused")
+              and e.get("event") in ("witness_read", "witness_refused", "auditor_access_refused",
+                                     "registry_served")
               and not e.get("aggregated")]
     assert len(served) == 3  # each call within the burst has its own entry
     assert bxnode(["audit", "verify", "--node-dir", str(f.dirs["KAZ-BS"])]) == 0
