@@ -24,6 +24,7 @@ from node.keys import SigningKeyRef, parse_keys
 from node.observability.settings import MetricsSettings
 from node.retention.settings import RetentionSettings
 from node.server.fair import DEFAULT_SLOTS, MAX_SLOTS
+from node.server.limits import DEFAULT_STREAMS, MAX_STREAMS
 from node.web.settings import ConsoleSettings
 
 __all__ = ["CONFIG_NAME", "AuditSettings", "LocalApiSettings", "NodeConfig", "StorageSettings",
@@ -261,6 +262,9 @@ class NodeConfig:
     #: [server] processing_slots: admitted requests in processing at once, the free slots
     #: handed to the peer holding fewest (node/server/fair.py).
     processing_slots: int = DEFAULT_SLOTS
+    #: [server] max_concurrent_streams: calls one connection has open in the node at once
+    #: (node/server/limits.py DEFAULT_STREAMS).
+    max_concurrent_streams: int = DEFAULT_STREAMS
 
     def secret_paths(self) -> list[Path]:
         key = self.signing_key
@@ -279,6 +283,14 @@ def _whole(value: Any, what: str) -> int:
         return int(value)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"config: {what} must be a whole number", reason="bad_config") from None
+
+
+def _server_count(doc: dict[str, Any], key: str, default: int, hi: int) -> int:
+    """``[server] key``, a whole number 1..hi (a bool or a string is an error, not a count)."""
+    value = _get(doc, "server", key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+        raise ConfigError(f"config: [server] {key} must be 1..{hi}", reason="bad_config")
+    return value
 
 
 def _nul_key(value: Any, where: str = "") -> str | None:
@@ -334,10 +346,8 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"config: max_batch must be 1..{limits.MAX_BATCH_ITEMS_HARD}",
                           reason="bad_config")
     skew = _whole(_get(doc, "limits", "clock_skew_s", 120), "[limits] clock_skew_s")
-    slots = _get(doc, "server", "processing_slots", DEFAULT_SLOTS)
-    if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_SLOTS:
-        raise ConfigError(f"config: [server] processing_slots must be 1..{MAX_SLOTS}",
-                          reason="bad_config")
+    slots = _server_count(doc, "processing_slots", DEFAULT_SLOTS, MAX_SLOTS)
+    streams = _server_count(doc, "max_concurrent_streams", DEFAULT_STREAMS, MAX_STREAMS)
     if not 1 <= skew <= 3600:
         raise ConfigError("config: clock_skew_s must be 1..3600", reason="bad_config")
     try:
@@ -378,6 +388,7 @@ def load_config(path: Path) -> NodeConfig:
             _get(doc, "server", "listen", "0.0.0.0:50051"))),
         **_registry_settings(root, doc.get("federation", {})),
         processing_slots=slots,
+        max_concurrent_streams=streams,
     )
     check_dev_keys(cfg)
     return cfg
@@ -460,6 +471,8 @@ dev_mode = {str(dev_mode).lower()}          # true only on test machines: allows
 listen = {q(listen)}
 # processing_slots = 16    # admitted requests verified, decided and committed at once; a
                            # free slot goes to the peer holding fewest (fair under a flood)
+# max_concurrent_streams = 32  # calls one connection has open in the node at once; a
+                           # flooding connection waits on its own side (HTTP/2)
 
 [limits]
 max_batch = 500            # items per batch request; more is rejected, never truncated

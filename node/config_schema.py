@@ -37,6 +37,7 @@ class Node(_Section):
 class Server(_Section):
     listen: str = "0.0.0.0:50051"
     processing_slots: int = 16  # node/server/fair.py: 1..4096
+    max_concurrent_streams: int = 32  # node/server/limits.py: 1..1024 per connection
 
 
 class Limits(_Section):

@@ -32,10 +32,18 @@ from typing import Any
 from node.core.ports import AuditRecord
 from node.policy import PolicyEngine
 
-__all__ = ["RATE_QUERY", "TALLY_MAX", "OverLimitTally", "PeerLimiter", "PeerLimits",
-           "limits_from_policy"]
+__all__ = ["DEFAULT_STREAMS", "MAX_STREAMS", "RATE_QUERY", "TALLY_MAX", "OverLimitTally",
+           "PeerLimiter", "PeerLimits", "limits_from_policy"]
 
 RATE_QUERY = "data.bxnode.lookup.rate_limit"
+
+#: Calls one HTTP/2 connection has open in the node at once (``[server]
+#: max_concurrent_streams``, gRPC's ``grpc.max_concurrent_streams``): a connection flooding
+#: the node waits for a free stream on its own side, so its calls never queue in gRPC's
+#: core ahead of another peer's, where no limit and no fair gate can see them yet.  32 per
+#: connection keeps a client's usual 64 callers over two connections all in flight.
+DEFAULT_STREAMS = 32
+MAX_STREAMS = 1024
 
 
 @dataclass(frozen=True, slots=True)

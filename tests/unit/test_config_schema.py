@@ -41,6 +41,15 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
      "config: [server] processing_slots must be int, not str"),
     (("# processing_slots = 16", "processing_slots = true"),
      "config: [server] processing_slots must be int, not bool"),
+    (("# max_concurrent_streams = 32", "max_concurrent_streams = 0"),
+     "config: [server] max_concurrent_streams must be 1..1024"),
+    (("# max_concurrent_streams = 32", "max_concurrent_streams = 1025"),
+     "config: [server] max_concurrent_streams must be 1..1024"),
+    (("# max_concurrent_streams = 32", "max_concurrent_streams = 1.5"),
+     "config: [server] max_concurrent_streams must be int, not float"),
+    (("# max_concurrent_streams = 32", "max_concurrent_stream = 32"),
+     "config: unknown key 'max_concurrent_stream' in [server] (did you mean "
+     "'max_concurrent_streams'?)"),
     (("# processing_slots = 16", "processing_slot = 16"),
      "config: unknown key 'processing_slot' in [server] (did you mean 'processing_slots'?)"),
 ])
@@ -62,6 +71,7 @@ def test_the_file_bxnode_init_writes_passes_the_schema(base: tuple[Path, str]) -
     d, _ = base
     assert load_config(d).dev_mode is True
     assert load_config(d).processing_slots == 16  # node/server/fair.py DEFAULT_SLOTS
+    assert load_config(d).max_concurrent_streams == 32  # node/server/limits.py
 
 
 def test_processing_slots_up_to_4096_is_taken(base: tuple[Path, str]) -> None:
