@@ -12,15 +12,10 @@ call is answered and the log verifies.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import threading
 from pathlib import Path
 
-from node.cli.main import main as bxnode
-from tests.federation import make_federation, sample_policy
-from tests.integration.test_rate_limit import _call, _channel, _payloads
-from tests.waiting import until
+from tests.integration.test_fair import flood_fed, flood_held
+from tests.integration.test_rate_limit import _payloads
 
 STREAMS = 4
 BURST = 30
@@ -28,46 +23,19 @@ BURST = 30
 
 def test_a_connection_has_at_most_max_concurrent_streams_calls_in_the_node(
         tmp_path: Path) -> None:
-    data = sample_policy()
-    for a in data["bxnode"]["agreements"]:
-        if (a["responder"], a["requester"]) == ("KAZ-BS", "UZB-BS"):
-            a.update(rate_per_s=100, burst=100, max_in_flight=64)
-    f = make_federation(tmp_path, policy_data=data)
-    toml = f.dirs["KAZ-BS"] / "node.toml"
-    text = toml.read_text()
-    assert "# max_concurrent_streams = 32" in text
-    toml.write_text(text.replace("# max_concurrent_streams = 32",
-                                 f"max_concurrent_streams = {STREAMS}", 1))
-    node = f.start("KAZ-BS")
+    f, node = flood_fed(tmp_path, "# max_concurrent_streams = 32",
+                        f"max_concurrent_streams = {STREAMS}")
     server = node.server
     assert server.writer is not None and server.gate.slots == 16
     assert server.max_concurrent_streams == STREAMS
     flood, modest = _payloads(f, "UZB-BS", BURST + 1), _payloads(f, "KGZ-BS", 1)
-    release = threading.Event()
-    try:
-        with _channel(f, "UZB-BS") as uzb, _channel(f, "KGZ-BS") as kgz, \
-                concurrent.futures.ThreadPoolExecutor(BURST + 1) as pool:
-            # the connection is up and UZB-BS's side has the node's SETTINGS (the stream
-            # limit): a burst sent within a new connection's first round trip is refused
-            # (RST_STREAM REFUSED_STREAM, UNAVAILABLE), before the client knows the limit
-            assert _call(uzb, flood.pop()) == ("OK", "")
-            held = asyncio.run_coroutine_threadsafe(
-                server.writer.call(lambda: release.wait(60)), node.loop)
-            try:
-                flooding = [pool.submit(_call, uzb, p, 60) for p in flood]
-                until("the connection's first calls are in processing",
-                      lambda: server.gate.busy >= STREAMS)
-                asking = pool.submit(_call, kgz, modest[0], 60)
-                until("KGZ-BS's call is in processing", lambda: server.gate.busy > STREAMS)
-                # the flood's 26 other calls were sent first, and none is in the node
-                assert (server.gate.busy, server.gate.queued) == (STREAMS + 1, 0)
-            finally:
-                release.set()
-                held.result(10)
-            assert asking.result() == ("OK", "")
-            assert [x.result() for x in flooding] == [("OK", "")] * BURST
-    finally:
-        f.stop_all()
-    order = [e["requester"] for e in f.audit("KAZ-BS") if e.get("event") == "lookup"]
+    seen: list[tuple[int, int]] = []  # (in processing, queued) while the thread is held
+    order = flood_held(
+        f, node, flood, modest[0],
+        filled=("the connection's first calls are in processing",
+                lambda: server.gate.busy >= STREAMS),
+        asked=("KGZ-BS's call is in processing", lambda: server.gate.busy > STREAMS),
+        held_check=lambda: seen.append((server.gate.busy, server.gate.queued)))
+    # the flood's other 26 calls were sent first, and none is in the node
+    assert seen == [(STREAMS + 1, 0)]
     assert sorted(order) == ["KGZ-BS"] + ["UZB-BS"] * (BURST + 1)
-    assert bxnode(["audit", "verify", "--node-dir", str(f.dirs["KAZ-BS"])]) == 0
