@@ -423,15 +423,11 @@ class Bench:
         per_answer = answer["server_cpu_ms_per_call"]
         per_refusal = over["server_cpu_ms_per_call"]
         self.stop(node)
-        toml = self.dirs["KAZ-BS"] / "node.toml"
-        text = toml.read_text()
-        toml.write_text(text.replace("# processing_slots = 16", "processing_slots = 4096", 1))
-        node = self.start_node(log="node-fairness-no-gate.log")
-        try:
-            ungated, _ = self.flood(target, method)
-        finally:
-            self.stop(node)
-            toml.write_text(text)
+        ungated = self.flood_with(target, method, "# processing_slots = 16",
+                                  "processing_slots = 4096", log="node-fairness-no-gate.log")
+        unlimited = self.flood_with(target, method, "# max_concurrent_streams = 32",
+                                    "max_concurrent_streams = 1024",
+                                    log="node-fairness-no-stream-limit.log")
 
         def ratio(r: dict[str, Any]) -> float:
             return round(r["p99_ms"] / alone["p99_ms"], 2) if alone["p99_ms"] else 0
@@ -440,6 +436,7 @@ class Bench:
             "modest_rate": MODEST_RATE, "flood_rate": 10 * FLOOD_LIMIT,
             "flood_limit": FLOOD_LIMIT, "flood": flooded, "p99_ratio": ratio(loaded),
             "p99_ratio_without_gate": ratio(ungated),
+            "p99_ratio_without_stream_limit": ratio(unlimited),
             "refusal_cost": {"calls": over["warmup"] + over["sent"], "refused": refused,
                              "refused_per_s": round(refused / over["elapsed_s"]),
                              "server_cpu_ms_per_refusal": per_refusal,
@@ -449,14 +446,31 @@ class Bench:
         self.results["fairness_modest_alone"] = alone
         self.results["fairness_modest_under_flood"] = loaded
         self.results["fairness_modest_under_flood_without_gate"] = ungated
+        self.results["fairness_modest_under_flood_without_stream_limit"] = unlimited
         c = self.results["fairness"]["refusal_cost"]
         log(f"fairness: KGZ-BS at {MODEST_RATE}/s p99 {alone['p99_ms']} ms alone, "
             f"{loaded['p99_ms']} ms while UZB-BS floods at {10 * FLOOD_LIMIT}/s (limit "
             f"{FLOOD_LIMIT}/s; {flooded['codes']} refused): {ratio(loaded)}x; without the "
-            f"fair gate {ungated['p99_ms']} ms: {ratio(ungated)}x; a refusal costs "
+            f"fair gate {ungated['p99_ms']} ms: {ratio(ungated)}x; without the stream limit "
+            f"{unlimited['p99_ms']} ms: {ratio(unlimited)}x; a refusal costs "
             f"{c['server_cpu_ms_per_refusal']} ms of node CPU, an answer "
             f"{c['server_cpu_ms_per_answer']} ms ({c['refusal_to_answer']:.0%}); "
             f"{c['refused_per_s']:,} refusals/s in a closed loop")
+
+    def flood_with(self, target: str, method: str, line: str, setting: str, *,
+                   log: str) -> dict[str, Any]:
+        """The modest peer's load under the flood, against the node with ``line`` of its
+        node.toml replaced by ``setting`` (put back afterwards)."""
+        toml = self.dirs["KAZ-BS"] / "node.toml"
+        text = toml.read_text()
+        assert line in text, line
+        toml.write_text(text.replace(line, setting, 1))
+        node = self.start_node(log=log)
+        try:
+            return self.flood(target, method)[0]
+        finally:
+            self.stop(node)
+            toml.write_text(text)
 
     def flood(self, target: str, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """KGZ-BS at the modest rate while UZB-BS floods at ten times its limit: (KGZ-BS's
@@ -775,6 +789,9 @@ def table(results: dict[str, Any]) -> str:
         if "fairness_modest_under_flood_without_gate" in results:
             add("fairness: the same flood, the node without its fair gate",
                 "fairness_modest_under_flood_without_gate")
+        if "fairness_modest_under_flood_without_stream_limit" in results:
+            add("fairness: the same flood, the node without its stream limit",
+                "fairness_modest_under_flood_without_stream_limit")
     for label, name in (("1_replica", "one replica"), ("2_replicas", "two replicas")):
         add(f"PostgreSQL, {name}: document lookup, saturation",
             f"pg_doc_lookup_saturation_{label}")
@@ -824,7 +841,8 @@ def table(results: dict[str, Any]) -> str:
         extra.append(f"- fairness: the modest peer's p99 under a flood from another peer at "
                      f"ten times its limit is {fair['p99_ratio']}x its unloaded p99 "
                      f"(target: within 2x; {fair.get('p99_ratio_without_gate', '-')}x without "
-                     f"the fair gate); the flood's refusals: {fair['flood']['codes']}")
+                     f"the fair gate, {fair.get('p99_ratio_without_stream_limit', '-')}x "
+                     f"without the stream limit); the flood's refusals: {fair['flood']['codes']}")
         c = fair.get("refusal_cost")
         if c:
             extra.append(f"- an over-limit refusal costs the node {c['server_cpu_ms_per_refusal']}"
