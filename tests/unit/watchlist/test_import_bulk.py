@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +26,6 @@ HEADER = ("kind,owner_ref,action,expires,contact,number,issuing_state,doc_type,l
 def doc(ref: str, number: str, *, action: str = "inform", expires: str = "2036-01-01",
         contact: str = "", state: str = "KAZ", loss: str = "") -> str:
     return f"document,{ref},{action},{expires},{contact},{number},{state},P,{loss},,,,,,"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "n.db", bytes(range(32)), create=True)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def write(tmp_path: Path, *rows: str, name: str = "list.csv") -> Path:

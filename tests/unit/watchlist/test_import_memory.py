@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlcipher3._sqlite3 as _ext  # type: ignore[import-not-found]
 
 from node.store.sqlcipher import Store
@@ -35,15 +33,6 @@ def _status(reset: bool) -> tuple[int, int]:
     rc = lib.sqlite3_status64(_MEMORY_USED, ctypes.byref(cur), ctypes.byref(high), int(reset))
     assert rc == 0
     return cur.value, high.value
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(tmp_path / "n.db", bytes(range(32)), create=True)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def _file(path: Path, first: int, n: int) -> Path:
