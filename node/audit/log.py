@@ -232,9 +232,6 @@ class _Erasures:
     def load(cls, tables: AuditLogTables) -> _Erasures:
         return cls(tables.erasure_records())
 
-    def raw(self) -> list[tuple[int, str]]:
-        return [(s, b.hex()) for s, b in self.bodies.items()]
-
     def accept(self, seq: int, time_ms: int, erased_ms: int) -> None:
         recs = self.by_time.get(erased_ms, [])
         if not any(r.covers(seq, time_ms, recorded_at=at) for at, r in recs):
@@ -259,6 +256,34 @@ class _Erasures:
 
     def records(self) -> tuple[tuple[int, ErasureRecord], ...]:
         return tuple(sorted(x for recs in self.by_time.values() for x in recs))
+
+
+class _DeferredErasures:
+    """What a part of the parallel verification gathers instead of judging erasures as it
+    goes (a record may follow, or lie in the other part): the erasure records it read and
+    verified, and its erased entries; :meth:`judge` then applies exactly the checks of
+    :class:`_Erasures` (the sequential scan's, on the records it loads first)."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[int, bytes]] = []
+        self.erased: list[tuple[int, int, int]] = []
+
+    def accept(self, seq: int, time_ms: int, erased_ms: int) -> None:
+        self.erased.append((seq, time_ms, erased_ms))
+
+    def check_record(self, seq: int, body: bytes) -> None:
+        """Nothing to compare: the records are these very bodies, read in this pass."""
+
+    @staticmethod
+    def judge(parts: Sequence[_DeferredErasures]) -> _Erasures:
+        """Every erased entry covered and counted against the records of all ``parts`` (in
+        seq order); raises :class:`_Bad` as :class:`_Erasures` would."""
+        erasures = _Erasures(sorted(r for p in parts for r in p.found))
+        for part in parts:
+            for seq, time_ms, erased_ms in part.erased:
+                erasures.accept(seq, time_ms, erased_ms)
+        erasures.check_counts(erasures.counted)
+        return erasures
 
 
 # --- values -------------------------------------------------------------------------------
@@ -593,7 +618,8 @@ class _Bad(Exception):
 
 
 def _check_entry(expected: int, seq: int, time_ms: int, salt: Any, body: Any, leaf: Any,
-                 erased_ms: int | None, erasures: _Erasures) -> tuple[bytes, int]:
+                 erased_ms: int | None,
+                 erasures: _Erasures | _DeferredErasures) -> tuple[bytes, int]:
     """One stored entry against its leaf: ``(leaf hash, 1 if erased else 0)``, or raise."""
     if seq != expected:
         if seq > expected:
@@ -626,19 +652,25 @@ _ScanResult = tuple[dict[int, list[bytes]], list[bytes], int]
 
 
 def _scan(store: Database, first: int, last: int, sizes: Sequence[int],
-          erasures: _Erasures) -> _ScanResult:
+          erasures: _DeferredErasures) -> _ScanResult:
     """Check entries ``first..last`` and build the Merkle stack of that range alone (RFC 9162
     2.1.1: complete subtrees, left to right).  Returns the stack at each size in ``sizes``,
-    the final stack and the erased count; raises :class:`_Bad` on the first problem."""
+    the final stack and the erased count; raises :class:`_Bad` on the first problem.  The
+    erasure records read and the erased entries go to ``erasures``, judged afterwards."""
     sha = hashlib.sha256
     stack: list[bytes] = []
     states: dict[int, list[bytes]] = {}
     want = set(sizes)
+    record_events = frozenset(ERASURE_RECORD_EVENTS)
+    found = erasures.found
     n = first - 1
     erased = 0
-    for seq, time_ms, salt, body, leaf, erased_ms in AuditLogTables(store).scan(first, last):
+    for seq, time_ms, salt, body, leaf, erased_ms, event in \
+            AuditLogTables(store).scan_with_events(first, last):
         h, was_erased = _check_entry(n + 1, seq, time_ms, salt, body, leaf, erased_ms,
                                      erasures)
+        if event in record_events and body is not None:
+            found.append((seq, bytes(body)))
         erased += was_erased
         stack.append(h)
         n = seq
@@ -654,8 +686,8 @@ def _scan(store: Database, first: int, last: int, sizes: Sequence[int],
     return states, stack, erased
 
 
-def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int, sizes: list[int],
-                   erasures: _Erasures) -> tuple[_ScanResult, dict[int, int]] | None:
+def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int,
+                   sizes: list[int]) -> tuple[_ScanResult, _DeferredErasures] | None:
     """Run :func:`_scan` in a worker process (``python -m node.audit.log``); the database
     key travels over the worker's stdin, never the command line.  None on any problem."""
     import json as _json
@@ -663,7 +695,7 @@ def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int, sizes: list[
     import sys
 
     job = {"path": str(spec[0]), "key": spec[1].hex(), "first": first, "last": last,
-           "sizes": sizes, "erasures": erasures.raw()}
+           "sizes": sizes}
     try:
         proc = subprocess.run([sys.executable, "-m", "node.audit.log"], input=_json.dumps(job),
                               capture_output=True, text=True, timeout=3600, check=False)
@@ -675,8 +707,10 @@ def _scan_in_child(spec: tuple[Path, bytes], first: int, last: int, sizes: list[
     if not out.get("ok"):
         return None
     states = {int(k): [bytes.fromhex(h) for h in v] for k, v in out["states"].items()}
-    counted = {int(k): int(v) for k, v in out["counted"].items()}
-    return (states, [bytes.fromhex(h) for h in out["stack"]], int(out["erased"])), counted
+    erasures = _DeferredErasures()
+    erasures.found = [(int(s), bytes.fromhex(b)) for s, b in out["records"]]
+    erasures.erased = [(int(s), int(t), int(e)) for s, t, e in out["erased_entries"]]
+    return (states, [bytes.fromhex(h) for h in out["stack"]], int(out["erased"])), erasures
 
 
 def _worker_main() -> int:
@@ -688,7 +722,7 @@ def _worker_main() -> int:
 
     job = _json.loads(sys.stdin.read())
     store = Store.open(Path(job["path"]), bytes.fromhex(job["key"]))
-    erasures = _Erasures([(int(s), bytes.fromhex(b)) for s, b in job["erasures"]])
+    erasures = _DeferredErasures()
     try:
         states, stack, erased = _scan(store, job["first"], job["last"], job["sizes"],
                                       erasures)
@@ -698,13 +732,14 @@ def _worker_main() -> int:
     finally:
         store.close()
     print(_json.dumps({"ok": True, "erased": erased, "stack": [h.hex() for h in stack],
-                       "counted": {str(k): v for k, v in erasures.counted.items()},
+                       "records": [(s, b.hex()) for s, b in erasures.found],
+                       "erased_entries": erasures.erased,
                        "states": {str(k): [h.hex() for h in v] for k, v in states.items()}}))
     return 0
 
 
-def _verify_parallel(store: Database, verifiers: list[NoteVerifier], roots_at: list[int],
-                     erasures: _Erasures) -> VerifyReport | None:
+def _verify_parallel(store: Database, verifiers: list[NoteVerifier],
+                     roots_at: list[int]) -> VerifyReport | None:
     """Verify a large log on two cores; None when anything is off (the caller then runs the
     sequential verification, which names the first bad entry).
 
@@ -715,7 +750,8 @@ def _verify_parallel(store: Database, verifiers: list[NoteVerifier], roots_at: l
     RFC 9162 2.1.1 splits a tree of n leaves at k, the largest power of two below n; the
     left part is one complete subtree, so its root followed by the right part's complete
     subtrees is exactly the stack the sequential scan would hold.  Each checkpoint's root
-    is recomputed from that stack and compared with its signed note.
+    is recomputed from that stack and compared with its signed note.  Erased bodies are
+    judged once both parts are read, against the erasure records the two parts found.
     """
     reader_spec = getattr(store, "reader_spec", None)
     if store.dialect != "sqlite" or reader_spec is None:
@@ -734,20 +770,19 @@ def _verify_parallel(store: Database, verifiers: list[NoteVerifier], roots_at: l
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:  # waits on the worker
         right = pool.submit(_scan_in_child, reader_spec(), k + 1, n,
-                            [s for s in sizes if s > k], erasures)
+                            [s for s in sizes if s > k])
+        left_erasures = _DeferredErasures()
         try:
             left_states, left, erased_left = _scan(
-                store, 1, k, [s for s in sizes if s <= k], erasures)
+                store, 1, k, [s for s in sizes if s <= k], left_erasures)
         except _Bad:
             return None
         result = right.result()
     if result is None or len(left) != 1:
         return None
-    (right_states, right_stack, erased_right), right_counted = result
-    for when, got in right_counted.items():
-        erasures.counted[when] = erasures.counted.get(when, 0) + got
+    (right_states, right_stack, erased_right), right_erasures = result
     try:
-        erasures.check_counts(erasures.counted)
+        erasures = _DeferredErasures.judge([left_erasures, right_erasures])
     except _Bad:
         return None
 
@@ -772,11 +807,11 @@ def _verify_parallel(store: Database, verifiers: list[NoteVerifier], roots_at: l
 
 def _verify(store: Database, verifiers: list[NoteVerifier],
             roots_at: list[int]) -> VerifyReport:
-    tables = AuditLogTables(store)
-    fast = _verify_parallel(store, verifiers, roots_at, _Erasures.load(tables))
+    fast = _verify_parallel(store, verifiers, roots_at)
     if fast is not None:
         return fast
-    return _verify_sequential(store, verifiers, roots_at, _Erasures.load(tables))
+    return _verify_sequential(store, verifiers, roots_at,
+                              _Erasures.load(AuditLogTables(store)))
 
 
 def _verify_sequential(store: Database, verifiers: list[NoteVerifier], roots_at: list[int],
