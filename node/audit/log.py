@@ -670,7 +670,7 @@ def _scan(store: Database, first: int, last: int, sizes: Sequence[int],
             AuditLogTables(store).scan_with_events(first, last):
         n += 1
         try:  # the common case in one comparison: the stored leaf is the one this row encodes
-            same = (body is not None and seq == n
+            same = (body is not None and salt is not None and seq == n
                     and leaf == pack(_LEAF_MAGIC, seq, time_ms, sha(salt + body).digest()))
         except (TypeError, struct.error):
             same = False

@@ -16,6 +16,7 @@ import node.audit.log as audit_log
 from node.audit.log import (
     ErasureRecord,
     MerkleAuditLog,
+    VerifyReport,
     _Erasures,
     _verify_parallel,
     _verify_sequential,
@@ -61,6 +62,18 @@ def test_parallel_report_equals_the_sequential_one(tmp_path: Path, entries: int)
     assert fast.roots[entries] == bytes.fromhex(fast.head)
 
 
+def _declined(path: Path) -> VerifyReport:
+    """The two-process path declines the log; what the sequential scan then reports."""
+    store = Store.open(path, KEY)
+    try:
+        log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+        assert log.verifier is not None
+        assert _verify_parallel(store, [log.verifier], []) is None
+        return log.verify()
+    finally:
+        store.close()
+
+
 def test_parallel_path_declines_a_tampered_right_half(tmp_path: Path) -> None:
     import sqlcipher3
 
@@ -69,14 +82,7 @@ def test_parallel_path_declines_a_tampered_right_half(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA key = \"x'{KEY.hex()}'\"")
     conn.execute("UPDATE audit_entries SET time_ms = time_ms + 1 WHERE seq = 290")
     conn.close()
-    store = Store.open(path, KEY)
-    try:
-        log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
-        assert log.verifier is not None
-        assert _verify_parallel(store, [log.verifier], []) is None
-        report = log.verify()
-    finally:
-        store.close()
+    report = _declined(path)
     assert (report.ok, report.first_bad_seq, report.problem) == (
         False, 290, "entry 290 time was changed")
 
@@ -124,14 +130,7 @@ def test_parallel_declines_an_uncovered_erasure_and_the_scan_names_it(
         tmp_path: Path, seq: int) -> None:
     path = _big(tmp_path, 300, per_commit=50)
     _erase_raw(path, seq, T0 + 10**9)  # no record at all: in the left or the right part
-    store = Store.open(path, KEY)
-    try:
-        log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
-        assert log.verifier is not None
-        assert _verify_parallel(store, [log.verifier], []) is None
-        report = log.verify()
-    finally:
-        store.close()
+    report = _declined(path)
     assert (report.ok, report.first_bad_seq, report.problem) == (
         False, seq, f"entry {seq} body was erased with no recorded erasure covering it "
                     "(tampering)")
@@ -144,15 +143,13 @@ def test_parallel_declines_more_erased_bodies_than_recorded(tmp_path: Path) -> N
     _erase_raw(path, 2, now)  # two bodies under one record that counts one of 1..2
     store = Store.open(path, KEY)
     try:
-        log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
         with store.transaction():
-            assert log.append({"event": "retention_sweep", "audit_erasure": ErasureRecord(
-                now, 10 * DAY, 1, 1, 2).to_json()}, time_ms=now) == 301
-        assert log.verifier is not None
-        assert _verify_parallel(store, [log.verifier], []) is None
-        report = log.verify()
+            assert MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK).append(
+                {"event": "retention_sweep", "audit_erasure": ErasureRecord(
+                    now, 10 * DAY, 1, 1, 2).to_json()}, time_ms=now) == 301
     finally:
         store.close()
+    report = _declined(path)
     assert (report.ok, report.first_bad_seq, report.problem) == (
         False, 301, f"entry 301 records 1 erased bodies at {now}, but 2 bodies carry that "
                     "erasure time")
