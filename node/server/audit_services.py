@@ -45,7 +45,7 @@ from node.federation.pki import TlsMaterial
 from node.responder import Responder, Verified
 from node.server.errors import abort
 from node.server.group_commit import BatchWriter
-from node.server.grpc_server import REASON_KEY, SignedMethod, tls_fingerprint
+from node.server.grpc_server import REASON_KEY, NodeServer, SignedMethod, tls_fingerprint
 from node.store.db import Database
 from node.wire import audit as wire
 from node.wire.audit import apb
@@ -113,11 +113,11 @@ class AuditServices:
     interval_s: int
     quorum: int
     metrics: Metrics = NO_METRICS
-    #: The server's per-peer limits (:meth:`node.server.grpc_server.NodeServer.admit`), set
+    #: The server's per-peer limits (:meth:`node.server.grpc_server.NodeServer.edge`), set
     #: by :meth:`bind` once the server exists; every witness and auditor call passes them.
-    edge: Any = None
+    edge: NodeServer | None = None
 
-    def bind(self, server: Any) -> None:
+    def bind(self, server: NodeServer) -> None:
         self.edge = server
 
     @property
@@ -312,14 +312,10 @@ class AuditServices:
         refused RESOURCE_EXHAUSTED/``rate_limited``, counted into the peer's aggregated
         entry for ``event``."""
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            edge = self.edge
-            _, bucket = (None, None) if edge is None else await edge.admit(context, raw,
-                                                                           event=event)
-            try:
+            if self.edge is None:
                 return await answer(raw, context)
-            finally:
-                if bucket is not None:
-                    edge.limiter.release(bucket)
+            async with self.edge.edge(context, raw, event=event):
+                return await answer(raw, context)
 
         async def answer(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:

@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -283,10 +283,24 @@ class NodeServer:
         #: max_concurrent_streams``): the rest wait on the client's side, not in gRPC's core.
         self.max_concurrent_streams = max_concurrent_streams
 
+    @contextlib.asynccontextmanager
+    async def edge(self, context: grpc.aio.ServicerContext[Any, Any], raw: bytes, *,
+                   event: str) -> AsyncIterator[tuple[str | None, str | None]]:
+        """``async with server.edge(context, raw, event=...) as (fp, bucket)``: the call
+        admitted for its whole body (:meth:`admit`), its limiter slot given back after it,
+        however it ends."""
+        fp, bucket = await self.admit(context, raw, event=event)
+        try:
+            yield fp, bucket
+        finally:
+            if bucket is not None:
+                self.limiter.release(bucket)
+
     async def admit(self, context: grpc.aio.ServicerContext[Any, Any], raw: bytes, *,
                     event: str) -> tuple[str | None, str | None]:
         """The edge, for every service a peer reaches: (TLS fingerprint, the limiter bucket
-        admitted) -- release the bucket with ``limiter.release`` once the call is done.  One
+        admitted) -- release the bucket with ``limiter.release`` once the call is done
+        (:meth:`edge` does both).  One
         peer cannot starve the others (node/server/limits.py): the limit is checked on the
         TLS identity alone, before anything the request holds is parsed or verified.  A
         refusal over the limit is sent at once from here (RESOURCE_EXHAUSTED/rate_limited):
@@ -312,8 +326,7 @@ class NodeServer:
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler[Any, Any]:
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
             loop = asyncio.get_running_loop()
-            fp, bucket = await self.admit(context, raw, event=method.handler.event)
-            try:
+            async with self.edge(context, raw, event=method.handler.event) as (fp, bucket):
                 # Within its limits a request waits its turn, peer by peer (node/server/
                 # fair.py): a burst one peer was allowed never queues ahead of another's.
                 turn = await self.gate.enter(bucket or "")
@@ -325,9 +338,6 @@ class NodeServer:
                     reply = await self._finish(method, first, context, loop, turn)
                 finally:
                     turn.release()
-            finally:
-                if bucket is not None:
-                    self.limiter.release(bucket)
             if reply.code is not grpc.StatusCode.OK:
                 await abort_reply(context, reply)
             return reply.body

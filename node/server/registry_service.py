@@ -68,17 +68,14 @@ def registry_handler(keeper: RegistryKeeper, *, dev_plaintext: bool = False,
                      ) -> grpc.GenericRpcHandler:
     """``GetRegistry``: served to members only; every call, served or refused, audited.
     Each call first passes the server's per-peer limits (``edge()``, once the server is
-    built: :meth:`~node.server.grpc_server.NodeServer.admit`), as every peer-facing call."""
+    built: :meth:`~node.server.grpc_server.NodeServer.edge`), as every peer-facing call."""
 
     async def get_registry(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         server = edge()
-        _, bucket = (None, None) if server is None else await server.admit(
-            context, raw, event="registry_served")
-        try:
+        if server is None:
             return await serve(raw, context)
-        finally:
-            if server is not None and bucket is not None:
-                server.limiter.release(bucket)
+        async with server.edge(context, raw, event="registry_served"):
+            return await serve(raw, context)
 
     async def serve(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         fp = None if dev_plaintext else tls_fingerprint(context)
