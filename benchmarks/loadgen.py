@@ -16,6 +16,12 @@ the file: a signed request is sent once, never again (a second sending is a repl
 the node rightly refuses).  A closed-loop run that uses up its payloads stops and says so
 (``exhausted``).
 
+Optional: ``timeout`` (seconds, default 30), each call's deadline; ``start_at`` (a
+``time.time()``), when the measured calls begin after the warm-up, so two load generators
+started together can begin a known interval apart; ``drain_s`` (open loop), how long the
+calls still unanswered when the schedule ends are waited for before they are cancelled
+(counted as ``CANCELLED (abandoned)``; default: until each ends).
+
 Prints one JSON object: warm-up calls, sent, ok, errors, error codes (``STATUS/reason``,
 the reason from the node's ``bxnode-reason`` trailer, or ``STATUS (details)`` for an error
 that is not the node's refusal), elapsed, throughput and latency
@@ -70,11 +76,14 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     # last measured payload, on every connection: a replay the node refused, and a run that
     # used up its payloads sent it once more -- issue 16's unexplained UNAUTHENTICATED.)
     warm, payloads = payloads[:len(stubs)], payloads[len(stubs):]
+    timeout = float(spec.get("timeout", 30))
     for st, p in zip(stubs, warm, strict=False):
         try:
-            await st(p, timeout=10)
+            await st(p, timeout=min(10.0, timeout))
         except grpc.aio.AioRpcError:
             pass
+    if spec.get("start_at"):
+        await asyncio.sleep(max(0.0, float(spec["start_at"]) - time.time()))
     lat: list[float] = []
     codes: dict[str, int] = {}
     idx = 0
@@ -83,8 +92,10 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     async def one(stub: Any, payload: bytes) -> None:
         t0 = time.perf_counter()
         try:
-            await stub(payload, timeout=30)
+            await stub(payload, timeout=timeout)
             lat.append(time.perf_counter() - t0)
+        except asyncio.CancelledError:  # abandoned at the end of the run (drain_s)
+            codes["CANCELLED (abandoned)"] = codes.get("CANCELLED (abandoned)", 0) + 1
         except grpc.aio.AioRpcError as err:
             key = err.code().name
             reason = dict(err.trailing_metadata() or ()).get("bxnode-reason")
@@ -119,6 +130,10 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.ensure_future(one(stubs[i % len(stubs)], payloads[i])))
             sent += 1
+        if spec.get("drain_s") is not None and tasks:
+            _, pending = await asyncio.wait(tasks, timeout=float(spec["drain_s"]))
+            for task in pending:
+                task.cancel()
         await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     for ch in channels:

@@ -48,6 +48,8 @@ LARGE_RUNS = 3
 #: modest rate KGZ-BS asks at meanwhile.
 FLOOD_LIMIT = 100
 MODEST_RATE = 50
+#: The flood has run this long when the modest peer's measured calls begin.
+FLOOD_LEAD_S = 1.0
 
 
 def word(i: int, first: str) -> str:
@@ -246,11 +248,13 @@ class Bench:
 
     def load(self, *, method: str, payloads: Path, mode: str, target: str = "",
              targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
-             rate: float = 0, asker: str = "KGZ-BS", channels: int = 2) -> dict[str, Any]:
+             rate: float = 0, asker: str = "KGZ-BS", channels: int = 2,
+             start_at: float | None = None) -> dict[str, Any]:
         cpu0 = self.server_cpu()
         r = self.finish_load(self.start_load(
             method=method, payloads=payloads, mode=mode, target=target, targets=targets,
-            tls=tls, concurrency=concurrency, rate=rate, asker=asker, channels=channels))
+            tls=tls, concurrency=concurrency, rate=rate, asker=asker, channels=channels,
+            start_at=start_at))
         self.add_cpu(r, cpu0)
         return r
 
@@ -265,14 +269,19 @@ class Bench:
 
     def start_load(self, *, method: str, payloads: Path, mode: str, target: str = "",
                    targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
-                   rate: float = 0, asker: str = "KGZ-BS", channels: int = 2
+                   rate: float = 0, asker: str = "KGZ-BS", channels: int = 2,
+                   seconds: float | None = None, timeout: float = 30,
+                   start_at: float | None = None, drain_s: float | None = None
                    ) -> subprocess.Popen[str]:
         """A load generator in its own process, presenting ``asker``'s certificate, over
-        ``channels`` connections per target."""
+        ``channels`` connections per target (benchmarks/loadgen.py: ``timeout`` each call's
+        deadline, ``start_at`` a ``time.time()`` to begin at, ``drain_s`` how long the
+        calls unanswered at the end are waited for)."""
         d = self.dirs[asker]
         spec = {"targets": targets or [target], "method": method, "channels": channels,
-                "payloads": str(payloads), "mode": mode,
-                "seconds": self.seconds, "concurrency": concurrency, "rate": rate,
+                "payloads": str(payloads), "mode": mode, "timeout": timeout,
+                "start_at": start_at, "drain_s": drain_s, "seconds": seconds or self.seconds,
+                "concurrency": concurrency, "rate": rate,
                 "tls": {"cert": str(d / "tls.crt"), "key": str(d / "tls.key"),
                         "ca": str(d / "ca.crt")} if tls else None}
         spec_path = self.work / f"spec-{asker}-{time.monotonic_ns()}.json"
@@ -404,14 +413,19 @@ class Bench:
         modest one; KGZ-BS's p99 against its own unloaded figure (target: within 2x).
         Then what one refusal costs the node: a peer in a closed loop far over its limit,
         the node's CPU per call (nearly all refused) against its CPU per answered call.
-        Last, the same flood against the node without its fair gate (``[server]
-        processing_slots`` so large that no request ever waits at it: every stage first
-        in, first out, as before node/server/fair.py), for the ratio within one run."""
+        The modest peer is measured from the flood's second second on (:meth:`flood`), and
+        once more from the flood's first call (the agreed burst included).  Last, the same
+        flood against the node without its fair gate (``[server] processing_slots`` so large
+        that no request ever waits at it: every stage first in, first out, as before
+        node/server/fair.py), without its stream limit, and without pacing (``rate_wait_ms
+        = 0``: every call past the bucket refused at once), for the ratios within one
+        run."""
         node = self.start_node(log="node-fairness.log")
         modest = int(self.seconds * MODEST_RATE) + 10
         alone = self.load(target=target, method=method, mode="open", rate=MODEST_RATE,
                           payloads=self.signed_requests(modest, self.doc_items))
         loaded, flooded = self.flood(target, method)
+        from_start, _ = self.flood(target, method, lead_s=0.0)  # the agreed burst included
         # what a refusal costs: TJK-BS (no agreement: the stranger's 5/s) in a closed loop,
         # so nearly every call is refused over the limit, against answered lookups
         answer = self.load(target=target, method=method, mode="closed",
@@ -428,6 +442,8 @@ class Bench:
         unlimited = self.flood_with(target, method, "# max_concurrent_streams = 32",
                                     "max_concurrent_streams = 1024",
                                     log="node-fairness-no-stream-limit.log")
+        unpaced = self.flood_with(target, method, "# rate_wait_ms = 1000", "rate_wait_ms = 0",
+                                  log="node-fairness-unpaced.log")
 
         def ratio(r: dict[str, Any]) -> float:
             return round(r["p99_ms"] / alone["p99_ms"], 2) if alone["p99_ms"] else 0
@@ -437,6 +453,8 @@ class Bench:
             "flood_limit": FLOOD_LIMIT, "flood": flooded, "p99_ratio": ratio(loaded),
             "p99_ratio_without_gate": ratio(ungated),
             "p99_ratio_without_stream_limit": ratio(unlimited),
+            "p99_ratio_from_the_floods_start": ratio(from_start),
+            "p99_ratio_without_pacing": ratio(unpaced),
             "refusal_cost": {"calls": over["warmup"] + over["sent"], "refused": refused,
                              "refused_per_s": round(refused / over["elapsed_s"]),
                              "server_cpu_ms_per_refusal": per_refusal,
@@ -447,12 +465,16 @@ class Bench:
         self.results["fairness_modest_under_flood"] = loaded
         self.results["fairness_modest_under_flood_without_gate"] = ungated
         self.results["fairness_modest_under_flood_without_stream_limit"] = unlimited
+        self.results["fairness_modest_from_the_floods_start"] = from_start
+        self.results["fairness_modest_under_flood_without_pacing"] = unpaced
         c = self.results["fairness"]["refusal_cost"]
         log(f"fairness: KGZ-BS at {MODEST_RATE}/s p99 {alone['p99_ms']} ms alone, "
             f"{loaded['p99_ms']} ms while UZB-BS floods at {10 * FLOOD_LIMIT}/s (limit "
             f"{FLOOD_LIMIT}/s; {flooded['codes']} refused): {ratio(loaded)}x; without the "
             f"fair gate {ungated['p99_ms']} ms: {ratio(ungated)}x; without the stream limit "
-            f"{unlimited['p99_ms']} ms: {ratio(unlimited)}x; a refusal costs "
+            f"{unlimited['p99_ms']} ms: {ratio(unlimited)}x; without pacing "
+            f"{unpaced['p99_ms']} ms: {ratio(unpaced)}x; from the flood's first call "
+            f"{from_start['p99_ms']} ms: {ratio(from_start)}x; a refusal costs "
             f"{c['server_cpu_ms_per_refusal']} ms of node CPU, an answer "
             f"{c['server_cpu_ms_per_answer']} ms ({c['refusal_to_answer']:.0%}); "
             f"{c['refused_per_s']:,} refusals/s in a closed loop")
@@ -472,19 +494,30 @@ class Bench:
             self.stop(node)
             toml.write_text(text)
 
-    def flood(self, target: str, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def flood(self, target: str, method: str, lead_s: float = FLOOD_LEAD_S
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
         """KGZ-BS at the modest rate while UZB-BS floods at ten times its limit: (KGZ-BS's
-        load, the flood's); the flood's CPU per call counts both peers' calls."""
+        load, the flood's); the flood's CPU per call counts both peers' calls.
+
+        The flood begins ``lead_s`` before KGZ-BS's first measured call and lasts until its
+        last: KGZ-BS is measured against the flood, not against the agreed burst UZB-BS
+        spends in the flood's first moments (``lead_s = 0`` measures that too).  The
+        flood's calls have bxnode's client deadline (10 s, node/client/peer.py): a node
+        that paces the flood keeps the rest of its calls waiting on UZB-BS's side, and
+        those still waiting a second after the flood ends are abandoned (cancelled)."""
         modest = int(self.seconds * MODEST_RATE) + 10
         flood_rate = 10 * FLOOD_LIMIT
-        flood_payloads = self.signed_requests(int(self.seconds * flood_rate) + 10,
+        flood_s = self.seconds + lead_s
+        flood_payloads = self.signed_requests(int(flood_s * flood_rate) + 10,
                                               self.doc_items, asker="UZB-BS")
         modest_payloads = self.signed_requests(modest, self.doc_items)
         cpu0 = self.server_cpu()
+        begin = time.time() + 3.0  # both load generators started and warmed up by then
         flood = self.start_load(target=target, method=method, mode="open", rate=flood_rate,
-                                asker="UZB-BS", payloads=flood_payloads)
+                                asker="UZB-BS", payloads=flood_payloads, seconds=flood_s,
+                                timeout=10.0, start_at=begin, drain_s=1.0)
         loaded = self.load(target=target, method=method, mode="open", rate=MODEST_RATE,
-                           payloads=modest_payloads)
+                           payloads=modest_payloads, start_at=begin + lead_s)
         flooded = self.finish_load(flood)
         self.add_cpu(flooded, cpu0, calls=flooded["warmup"] + flooded["sent"]
                      + loaded["warmup"] + loaded["sent"])
@@ -786,12 +819,18 @@ def table(results: dict[str, Any]) -> str:
             "fairness_modest_alone")
         add(f"fairness: the same while another floods at {fair['flood_rate']}/s "
             f"(limit {fair['flood_limit']}/s)", "fairness_modest_under_flood")
+        if "fairness_modest_from_the_floods_start" in results:
+            add("fairness: the same, measured from the flood's first call (its burst)",
+                "fairness_modest_from_the_floods_start")
         if "fairness_modest_under_flood_without_gate" in results:
             add("fairness: the same flood, the node without its fair gate",
                 "fairness_modest_under_flood_without_gate")
         if "fairness_modest_under_flood_without_stream_limit" in results:
             add("fairness: the same flood, the node without its stream limit",
                 "fairness_modest_under_flood_without_stream_limit")
+        if "fairness_modest_under_flood_without_pacing" in results:
+            add("fairness: the same flood, the node refusing at once (rate_wait_ms = 0)",
+                "fairness_modest_under_flood_without_pacing")
     for label, name in (("1_replica", "one replica"), ("2_replicas", "two replicas")):
         add(f"PostgreSQL, {name}: document lookup, saturation",
             f"pg_doc_lookup_saturation_{label}")
@@ -842,7 +881,11 @@ def table(results: dict[str, Any]) -> str:
                      f"ten times its limit is {fair['p99_ratio']}x its unloaded p99 "
                      f"(target: within 2x; {fair.get('p99_ratio_without_gate', '-')}x without "
                      f"the fair gate, {fair.get('p99_ratio_without_stream_limit', '-')}x "
-                     f"without the stream limit); the flood's refusals: {fair['flood']['codes']}")
+                     f"without the stream limit, "
+                     f"{fair.get('p99_ratio_without_pacing', '-')}x refusing at once instead "
+                     f"of pacing, {fair.get('p99_ratio_from_the_floods_start', '-')}x measured "
+                     f"from the flood's first call); the flood's errors: "
+                     f"{fair['flood']['codes']}")
         c = fair.get("refusal_cost")
         if c:
             extra.append(f"- an over-limit refusal costs the node {c['server_cpu_ms_per_refusal']}"

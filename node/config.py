@@ -24,7 +24,7 @@ from node.keys import SigningKeyRef, parse_keys
 from node.observability.settings import MetricsSettings
 from node.retention.settings import RetentionSettings
 from node.server.fair import DEFAULT_SLOTS, MAX_SLOTS
-from node.server.limits import DEFAULT_STREAMS, MAX_STREAMS
+from node.server.limits import DEFAULT_RATE_WAIT_MS, DEFAULT_STREAMS, MAX_RATE_WAIT_MS, MAX_STREAMS
 from node.web.settings import ConsoleSettings
 
 __all__ = ["CONFIG_NAME", "AuditSettings", "LocalApiSettings", "NodeConfig", "StorageSettings",
@@ -265,6 +265,9 @@ class NodeConfig:
     #: [server] max_concurrent_streams: calls one connection has open in the node at once
     #: (node/server/limits.py DEFAULT_STREAMS).
     max_concurrent_streams: int = DEFAULT_STREAMS
+    #: [server] rate_wait_ms: how long a request over its peer's rate waits for its token
+    #: (node/server/limits.py); 0 refuses it at once.
+    rate_wait_ms: int = DEFAULT_RATE_WAIT_MS
 
     def secret_paths(self) -> list[Path]:
         key = self.signing_key
@@ -285,11 +288,11 @@ def _whole(value: Any, what: str) -> int:
         raise ConfigError(f"config: {what} must be a whole number", reason="bad_config") from None
 
 
-def _server_count(doc: dict[str, Any], key: str, default: int, hi: int) -> int:
-    """``[server] key``, a whole number 1..hi (a bool or a string is an error, not a count)."""
+def _server_count(doc: dict[str, Any], key: str, default: int, hi: int, lo: int = 1) -> int:
+    """``[server] key``, a whole number lo..hi (a bool or a string is an error, not a count)."""
     value = _get(doc, "server", key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
-        raise ConfigError(f"config: [server] {key} must be 1..{hi}", reason="bad_config")
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"config: [server] {key} must be {lo}..{hi}", reason="bad_config")
     return value
 
 
@@ -348,6 +351,7 @@ def load_config(path: Path) -> NodeConfig:
     skew = _whole(_get(doc, "limits", "clock_skew_s", 120), "[limits] clock_skew_s")
     slots = _server_count(doc, "processing_slots", DEFAULT_SLOTS, MAX_SLOTS)
     streams = _server_count(doc, "max_concurrent_streams", DEFAULT_STREAMS, MAX_STREAMS)
+    rate_wait = _server_count(doc, "rate_wait_ms", DEFAULT_RATE_WAIT_MS, MAX_RATE_WAIT_MS, 0)
     if not 1 <= skew <= 3600:
         raise ConfigError("config: clock_skew_s must be 1..3600", reason="bad_config")
     try:
@@ -389,6 +393,7 @@ def load_config(path: Path) -> NodeConfig:
         **_registry_settings(root, doc.get("federation", {})),
         processing_slots=slots,
         max_concurrent_streams=streams,
+        rate_wait_ms=rate_wait,
     )
     check_dev_keys(cfg)
     return cfg
@@ -473,6 +478,8 @@ listen = {q(listen)}
                            # free slot goes to the peer holding fewest (fair under a flood)
 # max_concurrent_streams = 32  # calls one connection has open in the node at once; a
                            # flooding connection waits on its own side (HTTP/2)
+# rate_wait_ms = 1000      # a request over its peer's rate waits this long for its turn
+                           # (paced, not refused); 0 refuses it at once
 
 [limits]
 max_batch = 500            # items per batch request; more is rejected, never truncated

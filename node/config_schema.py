@@ -38,6 +38,7 @@ class Server(_Section):
     listen: str = "0.0.0.0:50051"
     processing_slots: int = 16  # node/server/fair.py: 1..4096
     max_concurrent_streams: int = 32  # node/server/limits.py: 1..1024 per connection
+    rate_wait_ms: int = 1000  # node/server/limits.py: 0..10000, 0 refuses at once
 
 
 class Limits(_Section):

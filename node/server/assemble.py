@@ -55,7 +55,8 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         extra_handlers=(*aud.handlers(), *(reg.handlers if reg else ())),
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
         background=background, processing_slots=rt.cfg.processing_slots,
-        max_concurrent_streams=rt.cfg.max_concurrent_streams)
+        max_concurrent_streams=rt.cfg.max_concurrent_streams,
+        rate_wait_ms=rt.cfg.rate_wait_ms)
     hold.bind(server)
     aud.bind(server)  # witness and auditor calls pass the same per-peer limits
     return reg.bind(server) if reg else server

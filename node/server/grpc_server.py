@@ -45,7 +45,15 @@ from node.server.errors import (
 )
 from node.server.fair import DEFAULT_SLOTS, FairGate, Pass
 from node.server.group_commit import BatchWriter
-from node.server.limits import DEFAULT_STREAMS, STRANGER, OverLimitTally, PeerLimiter, PolicyLimits
+from node.server.limits import (
+    DEFAULT_RATE_WAIT_MS,
+    DEFAULT_STREAMS,
+    STRANGER,
+    OverLimitTally,
+    PeerLimiter,
+    PeerLimits,
+    PolicyLimits,
+)
 from node.server.reflection import enable_reflection
 from node.store.db import Database, ping
 from node.store.meta import delete_meta
@@ -236,7 +244,8 @@ class NodeServer:
                  writer: BatchWriter | None = None,
                  background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
                  processing_slots: int = DEFAULT_SLOTS,
-                 max_concurrent_streams: int = DEFAULT_STREAMS) -> None:
+                 max_concurrent_streams: int = DEFAULT_STREAMS,
+                 rate_wait_ms: int = DEFAULT_RATE_WAIT_MS) -> None:
         if tls is None and not dev_plaintext:
             raise ValueError("a server without TLS needs dev_plaintext=True")
         self._responder = responder
@@ -272,10 +281,15 @@ class NodeServer:
                                     responder=responder.settings.node_id,
                                     clock_ms=responder.clock_ms)
         self.limiter = PeerLimiter(limits_for=self._limits.evaluate, clock=time.monotonic)
+        #: A peer's limits being evaluated, shared by its calls meanwhile (_limits_once).
+        self._limits_pending: dict[str, asyncio.Future[PeerLimits]] = {}
         #: Over-limit refusals, audited as one aggregated entry per peer and interval.
         self.refusals = OverLimitTally(clock_ms=responder.clock_ms,
                                        policy_digest=lambda: responder.policy.digest)
         self.refusal_flush_s = REFUSAL_FLUSH_S
+        #: How long a request over its peer's rate waits for its token (``[server]
+        #: rate_wait_ms``): paced, not refused, within it (node/server/limits.py).
+        self.rate_wait_s = rate_wait_ms / 1000
         #: Admitted requests in processing at once (``[server] processing_slots``), the
         #: free slots handed to the peer holding fewest (node/server/fair.py).
         self.gate = FairGate(processing_slots)
@@ -303,7 +317,9 @@ class NodeServer:
         (:meth:`edge` does both).  One
         peer cannot starve the others (node/server/limits.py): the limit is checked on the
         TLS identity alone, before anything the request holds is parsed or verified.  A
-        refusal over the limit is sent at once from here (RESOURCE_EXHAUSTED/rate_limited):
+        request beyond the bucket waits here for its token, up to ``rate_wait_s`` (or until
+        its peer gives up); a refusal beyond that, or over ``max_in_flight``, is sent at once
+        from here (RESOURCE_EXHAUSTED/rate_limited):
         it is counted into the peer's aggregated audit entry for ``event`` (appended within
         refusal_flush_s, and at shutdown), never queued on the database thread.  A
         certificate the CA signed but no member lists gets the stranger's limits on its
@@ -316,12 +332,34 @@ class NodeServer:
         peer = self._responder.directory.owner_of_tls_cert(fp)
         bucket = peer or f"unlisted:{fp}"
         limits = STRANGER if peer is None else (
-            self._limits.cached(peer) or await asyncio.get_running_loop().run_in_executor(
-                self._policy_pool, self._limits.evaluate, peer))
-        if not self.limiter.admit(bucket, limits):
+            self._limits.cached(peer) or await self._limits_once(peer))
+        wait = self.limiter.reserve(bucket, limits, max_wait_s=self.rate_wait_s)
+        if wait is None:
             self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw)
             await abort_reply(context, _RATE_LIMITED)  # its trailers built once
+        elif wait > 0.0:  # paced: its token comes within the wait (node/server/limits.py)
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:  # the peer gave up (or its deadline passed)
+                self.limiter.refund(bucket)
+                self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw,
+                                  cancelled=True)
+                raise
         return fp, bucket
+
+    async def _limits_once(self, peer: str) -> PeerLimits:
+        """``peer``'s limits from the policy, evaluated once however many of its calls ask
+        at the same moment (a burst at the start of the day, or after a policy change,
+        would otherwise queue one evaluation per call on the policy threads, every other
+        peer's decisions behind them).  Shielded: a caller that gives up does not cancel
+        the evaluation the others wait for."""
+        pending = self._limits_pending.get(peer)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(
+                self._policy_pool, self._limits.evaluate, peer))
+            self._limits_pending[peer] = pending
+            pending.add_done_callback(lambda _done: self._limits_pending.pop(peer, None))
+        return await asyncio.shield(pending)
 
     def _unary(self, method: SignedMethod) -> grpc.RpcMethodHandler[Any, Any]:
         async def call(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:

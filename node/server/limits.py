@@ -3,10 +3,24 @@
 Each member (identified by its TLS certificate, before anything it sent is parsed) has a
 token bucket (``rate_per_s`` refilling up to ``burst``) and a cap on requests in flight
 (``max_in_flight``), from the owner's policy per agreement (``data.bxnode.lookup
-.rate_limit``, cached per requester and UTC day).  A request over either limit is refused
-with RESOURCE_EXHAUSTED/``rate_limited`` at once, on the event loop: no policy
-evaluation, no database, no wait for a commit.  The limits are per replica and per worker
-process (``serve --workers N`` admits up to N times them).
+.rate_limit``, cached per requester and UTC day).  The limits are per replica and per
+worker process (``serve --workers N`` admits up to N times them).
+
+A request beyond the bucket is *paced*, not refused at once: it is promised the peer's
+next token and waits on the event loop until that token exists (:meth:`PeerLimiter
+.reserve`; tokens go out in the order asked for), at most ``[server] rate_wait_ms``
+(1,000 ms; 0 refuses at once).  A call whose deadline comes first waits until then too
+(its peer sees DEADLINE_EXCEEDED): refused early, it would free its stream for the
+peer's next call at once, and that is the churn pacing is there to stop.  While it waits it
+holds one of the peer's ``max_in_flight`` slots and one of its connection's HTTP/2 streams
+(``max_concurrent_streams``), so a peer asking ten times faster than agreed is answered at
+its agreed rate and the rest of its calls wait on its own side of the connection, where
+they cost the node nothing.  (Refused at once, each refusal was answered in a fraction of
+a millisecond and sent again as fast: a flood at 1,000/s cost the node ~0.5 ms of CPU per
+refusal, most of a core, and the other peers' answers queued behind it.)  What lies beyond
+both -- more in flight than ``max_in_flight``, or a token further ahead than the wait
+allows -- is refused with RESOURCE_EXHAUSTED/``rate_limited`` at once, on the event loop:
+no policy evaluation, no database, no wait for a commit.
 
 Every such refusal is still audited, but not one entry each (that would make a refusal
 cost nearly what an answer costs, and let a flood fill the database thread's queue ahead
@@ -17,7 +31,9 @@ shuts down.  The entry gives the exact count, the first and last refusal time, a
 ``refused_sha256``: SHA-256 over the sorted SHA-256 digests of the refused messages' bytes
 as received (sorted, so a peer that kept what it sent and was refused can recompute it
 whatever order the node's threads saw the calls in).  At most :data:`TALLY_MAX` refusals
-go into one entry; beyond that the tally starts a second one.
+go into one entry; beyond that the tally starts a second one.  A call its peer cancelled
+(or whose deadline passed) while it waited for its token is tallied the same way, in an
+entry of its own: status ``CANCELLED``, outcome ``cancelled``.
 """
 
 from __future__ import annotations
@@ -32,8 +48,9 @@ from typing import Any
 from node.core.ports import AuditRecord
 from node.policy import PolicyEngine
 
-__all__ = ["DEFAULT_STREAMS", "MAX_STREAMS", "RATE_QUERY", "TALLY_MAX", "OverLimitTally",
-           "PeerLimiter", "PeerLimits", "limits_from_policy"]
+__all__ = ["DEFAULT_RATE_WAIT_MS", "DEFAULT_STREAMS", "MAX_RATE_WAIT_MS", "MAX_STREAMS",
+           "RATE_QUERY", "TALLY_MAX", "OverLimitTally", "PeerLimiter", "PeerLimits",
+           "limits_from_policy"]
 
 RATE_QUERY = "data.bxnode.lookup.rate_limit"
 
@@ -44,6 +61,12 @@ RATE_QUERY = "data.bxnode.lookup.rate_limit"
 #: connection keeps a client's usual 64 callers over two connections all in flight.
 DEFAULT_STREAMS = 32
 MAX_STREAMS = 1024
+
+#: How long a request over its peer's rate may wait for its token (``[server]
+#: rate_wait_ms``; 0: refused at once).  A second: a burst of a flight's manifest checks
+#: a little over the agreed burst is answered a little later instead of refused.
+DEFAULT_RATE_WAIT_MS = 1000
+MAX_RATE_WAIT_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +120,25 @@ class PeerLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     def admit(self, peer: str, limits: PeerLimits | None = None) -> bool:
-        """Take one token and one in-flight slot for ``peer``; False when over a limit.
+        """Take one token and one in-flight slot for ``peer`` now; False when over a limit.
         Every True must be paired with :meth:`release`."""
+        return self.reserve(peer, limits) == 0.0
+
+    def reserve(self, peer: str, limits: PeerLimits | None = None, *,
+                max_wait_s: float = 0.0) -> float | None:
+        """Take one in-flight slot and ``peer``'s next token, which may not exist yet: the
+        seconds until it does (0.0: at once; the caller waits that long before it starts
+        the request), or None -- nothing taken -- when the peer is at ``max_in_flight`` or
+        its token would come later than ``max_wait_s`` from now.
+
+        Tokens are handed out in the order asked for (the bucket goes below zero by the
+        tokens promised), so a peer asking faster than ``rate_per_s`` is *served* at that
+        rate, each request waiting its turn, up to ``max_in_flight`` requests and
+        ``max_wait_s`` ahead; only what lies beyond those is refused.  A flood is then
+        paced instead of refused as fast as it arrives (a refusal costs the node a fifth of
+        an answer's CPU, and every one answered at once is sent again at once).  Every
+        float returned must be paired with :meth:`release`, or with :meth:`refund` when the
+        request never started (cancelled while it waited)."""
         now = self._clock()
         with self._lock:
             b = self._buckets.get(peer)
@@ -111,11 +151,29 @@ class PeerLimiter:
             b.tokens = min(float(b.limits.burst),
                            b.tokens + (now - b.stamp) * b.limits.rate_per_s)
             b.stamp = now
-            if b.tokens < 1.0 or b.flight >= b.limits.max_in_flight:
-                return False
+            if b.flight >= b.limits.max_in_flight:
+                return None
+            wait = 0.0 if b.tokens >= 1.0 else (1.0 - b.tokens) / b.limits.rate_per_s
+            if wait > max_wait_s:
+                return None
             b.tokens -= 1.0
             b.flight += 1
-            return True
+            return wait
+
+    def in_flight(self, peer: str) -> int:
+        """``peer``'s requests admitted or waiting for their token now."""
+        with self._lock:
+            b = self._buckets.get(peer)
+            return 0 if b is None else b.flight
+
+    def refund(self, peer: str) -> None:
+        """Give back a slot and the token :meth:`reserve` promised, for a request that
+        never started; the requests promised later tokens keep their turns."""
+        with self._lock:
+            b = self._buckets.get(peer)
+            if b is not None and b.flight > 0:
+                b.flight -= 1
+                b.tokens = min(float(b.limits.burst), b.tokens + 1.0)
 
     def release(self, peer: str) -> None:
         with self._lock:
@@ -168,6 +226,7 @@ class _Tally:
     first_ms: int
     last_ms: int
     digests: list[bytes] = field(default_factory=list)
+    cancelled: bool = False
 
 
 class OverLimitTally:
@@ -186,18 +245,21 @@ class OverLimitTally:
         self._policy_digest = policy_digest
         self._max = max_per_entry
         self._lock = threading.Lock()
-        self._open: dict[tuple[str, str, str], _Tally] = {}
+        self._open: dict[tuple[str, str, str, bool], _Tally] = {}
         self._full: list[tuple[str, str, _Tally]] = []
         self._restored: list[AuditRecord] = []
 
-    def add(self, *, peer: str, event: str, tls_peer: str, raw: bytes) -> None:
+    def add(self, *, peer: str, event: str, tls_peer: str, raw: bytes,
+            cancelled: bool = False) -> None:
+        """Count one refused call; ``cancelled``: its peer gave up while it waited for its
+        token (tallied apart: status CANCELLED, outcome ``cancelled``)."""
         digest = hashlib.sha256(raw).digest()
         now = self._clock_ms()
-        key = (peer, event, tls_peer)
+        key = (peer, event, tls_peer, cancelled)
         with self._lock:
             t = self._open.get(key)
             if t is None:
-                t = self._open[key] = _Tally(tls_peer, now, now)
+                t = self._open[key] = _Tally(tls_peer, now, now, cancelled=cancelled)
             t.last_ms = max(t.last_ms, now)
             t.digests.append(digest)
             if len(t.digests) >= self._max:
@@ -213,7 +275,7 @@ class OverLimitTally:
     def drain(self) -> list[AuditRecord]:
         """One audit record per (peer, event, TLS certificate) tally; the tallies emptied."""
         with self._lock:
-            taken = [*self._full, *((p, e, t) for (p, e, _), t in self._open.items())]
+            taken = [*self._full, *((p, e, t) for (p, e, _, _), t in self._open.items())]
             restored, self._restored = self._restored, []
             self._open, self._full = {}, []
         digest = self._policy_digest()
@@ -229,7 +291,8 @@ def _record(peer: str, event: str, t: _Tally, policy_digest: str) -> AuditRecord
     refused = hashlib.sha256(b"".join(sorted(t.digests))).hexdigest()
     return AuditRecord(
         event=event, time_ms=t.last_ms, tls_peer=t.tls_peer, policy_digest=policy_digest,
-        requester=peer, outcome="rejected", status="RESOURCE_EXHAUSTED",
+        requester=peer, outcome="cancelled" if t.cancelled else "rejected",
+        status="CANCELLED" if t.cancelled else "RESOURCE_EXHAUSTED",
         reason="rate_limited", reasons=("rate_limited",),
         facts={"aggregated": True, "refused": len(t.digests), "first_ms": t.first_ms,
                "last_ms": t.last_ms, "refused_sha256": refused})

@@ -71,3 +71,35 @@ def test_refusals_are_counted_by_status_and_reason(kaz: Federation, tmp_path: Pa
     Path(str(spec["payloads"])).write_text(json.dumps(payloads + payloads[-3:]))  # replays
     r = asyncio.run(loadgen.run(spec))
     assert (r["sent"], r["ok"], r["codes"]) == (9, 6, {"UNAUTHENTICATED/replayed_nonce": 3})
+
+
+def test_calls_still_unanswered_drain_s_after_the_schedule_are_abandoned(
+        tmp_path: Path) -> None:
+    """``drain_s``: the fairness flood's calls still waiting a second after it ends are
+    cancelled and counted, so the run ends.  Against a server that never answers (a
+    stand-in: no node holds every call forever), plaintext."""
+    import grpc
+
+    async def scenario() -> dict[str, object]:
+        hang = asyncio.Event()
+
+        async def never(_raw: bytes, _ctx: object) -> bytes:
+            await hang.wait()
+            return b""
+
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+            "t.T", {"M": grpc.unary_unary_rpc_method_handler(never)})])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        (tmp_path / "p.json").write_text(json.dumps(["00"] * 7))
+        try:
+            return await loadgen.run({
+                "target": f"127.0.0.1:{port}", "method": "/t.T/M", "mode": "open",
+                "rate": 50, "seconds": 0.1, "payloads": str(tmp_path / "p.json"),
+                "timeout": 1, "drain_s": 0.2, "channels": 1})
+        finally:
+            await server.stop(0)
+
+    r = asyncio.run(scenario())  # the warm-up call (unanswered too) ends at its timeout
+    assert (r["sent"], r["ok"], r["codes"]) == (5, 0, {"CANCELLED (abandoned)": 5})

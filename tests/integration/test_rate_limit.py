@@ -242,12 +242,14 @@ def test_a_certificate_no_member_lists_gets_the_strangers_limits(
     """A certificate the federation CA signed but no member lists: refused
     unlisted_certificate (audited each) within the stranger's burst of 10, then
     rate_limited, counted into one aggregated entry under no requester.  The limiter's
-    clock is held still (injected), so the burst is exact."""
+    clock is held still (injected), so the burst is exact; no call waits for a token
+    (``rate_wait_ms = 0``: a frozen clock never brings one)."""
     from node.server.limits import STRANGER, PeerLimiter
 
     f = _federation(tmp_path)
     server = f.nodes["KAZ-BS"].server
     server.limiter = PeerLimiter(limits_for=lambda _peer: STRANGER, clock=lambda: 1000.0)
+    server.rate_wait_s = 0.0
     payload = _payloads(f, "KGZ-BS", 1)[0]
     creds, fingerprint = _unlisted_creds(f)
     try:

@@ -50,6 +50,16 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     (("# max_concurrent_streams = 32", "max_concurrent_stream = 32"),
      "config: unknown key 'max_concurrent_stream' in [server] (did you mean "
      "'max_concurrent_streams'?)"),
+    (("# rate_wait_ms = 1000", "rate_wait_ms = -1"),
+     "config: [server] rate_wait_ms must be 0..10000"),
+    (("# rate_wait_ms = 1000", "rate_wait_ms = 10001"),
+     "config: [server] rate_wait_ms must be 0..10000"),
+    (("# rate_wait_ms = 1000", 'rate_wait_ms = "1000"'),
+     "config: [server] rate_wait_ms must be int, not str"),
+    (("# rate_wait_ms = 1000", "rate_wait_ms = false"),
+     "config: [server] rate_wait_ms must be int, not bool"),
+    (("# rate_wait_ms = 1000", "rate_wait_s = 1"),
+     "config: unknown key 'rate_wait_s' in [server] (did you mean 'rate_wait_ms'?)"),
     (("# processing_slots = 16", "processing_slot = 16"),
      "config: unknown key 'processing_slot' in [server] (did you mean 'processing_slots'?)"),
 ])
@@ -72,6 +82,16 @@ def test_the_file_bxnode_init_writes_passes_the_schema(base: tuple[Path, str]) -
     assert load_config(d).dev_mode is True
     assert load_config(d).processing_slots == 16  # node/server/fair.py DEFAULT_SLOTS
     assert load_config(d).max_concurrent_streams == 32  # node/server/limits.py
+    assert load_config(d).rate_wait_ms == 1000  # node/server/limits.py DEFAULT_RATE_WAIT_MS
+
+
+def test_rate_wait_ms_zero_is_allowed_and_refuses_at_once(base: tuple[Path, str]) -> None:
+    d, text = base
+    (d / "node.toml").write_text(text.replace("# rate_wait_ms = 1000", "rate_wait_ms = 0", 1))
+    try:
+        assert load_config(d).rate_wait_ms == 0
+    finally:
+        (d / "node.toml").write_text(text)
 
 
 def test_processing_slots_up_to_4096_is_taken(base: tuple[Path, str]) -> None:

@@ -63,6 +63,34 @@ def test_requests_in_flight_are_capped_and_released() -> None:
     assert [lim.admit("KGZ-BS") for _ in range(3)] == [True, True, False]
 
 
+def test_a_request_beyond_the_bucket_is_promised_the_next_token_in_order() -> None:
+    """Paced, not refused: each request past the burst waits for a token of its own (the
+    bucket goes below zero by the tokens promised), up to ``max_wait_s`` ahead."""
+    clock = Clock()
+    lim = limiter(PeerLimits(rate_per_s=10.0, burst=2, max_in_flight=100), clock)
+    waits = [lim.reserve("KGZ-BS", max_wait_s=0.25) for _ in range(5)]
+    assert waits == [0.0, 0.0, pytest.approx(0.1), pytest.approx(0.2), None]
+    assert lim.admit("KGZ-BS") is False  # admit never waits
+    assert lim.reserve("UZB-BS", max_wait_s=0.25) == 0.0  # another peer's bucket is its own
+    clock.t += 0.2  # the two promised tokens have come: the next is 0.1 s away again
+    assert lim.reserve("KGZ-BS", max_wait_s=0.25) == pytest.approx(0.1)
+    assert lim.reserve("KGZ-BS", max_wait_s=0.0) is None  # 0 refuses at once
+
+
+def test_a_request_that_waits_holds_an_in_flight_slot_and_a_refund_gives_both_back() -> None:
+    clock = Clock()
+    lim = limiter(PeerLimits(rate_per_s=1.0, burst=1, max_in_flight=3), clock)
+    assert [lim.reserve("KGZ-BS", max_wait_s=10) for _ in range(4)] == [0.0, 1.0, 2.0, None]
+    lim.refund("KGZ-BS")  # the one promised 2.0 s gave up: its slot and its token back
+    assert lim.reserve("KGZ-BS", max_wait_s=10) == 2.0
+    lim.refund("KGZ-BS")
+    lim.refund("KGZ-BS")
+    lim.refund("KGZ-BS")  # all three back: the bucket full again, never beyond its burst
+    assert [lim.reserve("KGZ-BS", max_wait_s=0) for _ in range(3)] == [0.0, None, None]
+    lim.refund("UZB-BS")  # refunding what was never reserved changes nothing
+    assert lim.reserve("UZB-BS") == 0.0
+
+
 @pytest.mark.parametrize("answer", [
     {"allow": False}, {"allow": True, "rate_per_s": "fast", "burst": 1, "max_in_flight": 1},
     {"allow": True, "rate_per_s": 0, "burst": 1, "max_in_flight": 1},
@@ -155,6 +183,21 @@ def test_the_refused_digest_does_not_depend_on_the_order_of_arrival() -> None:
     for raw in (b"3", b"1", b"2"):
         two.add(peer="P", event="lookup", tls_peer="f", raw=raw)
     assert one.drain()[0].facts["refused_sha256"] == two.drain()[0].facts["refused_sha256"]
+
+
+def test_calls_cancelled_while_they_waited_are_tallied_apart() -> None:
+    clock = [1_000]
+    t = _tally(clock)
+    t.add(peer="UZB-BS", event="lookup", tls_peer="f" * 64, raw=b"a")
+    t.add(peer="UZB-BS", event="lookup", tls_peer="f" * 64, raw=b"b", cancelled=True)
+    t.add(peer="UZB-BS", event="lookup", tls_peer="f" * 64, raw=b"c", cancelled=True)
+    refused, cancelled = t.drain()
+    assert (refused.status, refused.outcome, refused.reason, refused.facts["refused"]) == (
+        "RESOURCE_EXHAUSTED", "rejected", "rate_limited", 1)
+    assert (cancelled.status, cancelled.outcome, cancelled.reason,
+            cancelled.facts["refused"]) == ("CANCELLED", "cancelled", "rate_limited", 2)
+    assert cancelled.facts["refused_sha256"] == hashlib.sha256(b"".join(sorted(
+        hashlib.sha256(x).digest() for x in (b"b", b"c")))).hexdigest()
 
 
 def test_a_full_tally_is_closed_and_a_second_started() -> None:
