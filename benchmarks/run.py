@@ -470,7 +470,7 @@ class Bench:
         c = self.results["fairness"]["refusal_cost"]
         log(f"fairness: KGZ-BS at {MODEST_RATE}/s p99 {alone['p99_ms']} ms alone, "
             f"{loaded['p99_ms']} ms while UZB-BS floods at {10 * FLOOD_LIMIT}/s (limit "
-            f"{FLOOD_LIMIT}/s; {flooded['codes']} refused): {ratio(loaded)}x; without the "
+            f"{FLOOD_LIMIT}/s; its errors {flooded['codes']}): {ratio(loaded)}x; without the "
             f"fair gate {ungated['p99_ms']} ms: {ratio(ungated)}x; without the stream limit "
             f"{unlimited['p99_ms']} ms: {ratio(unlimited)}x; without pacing "
             f"{unpaced['p99_ms']} ms: {ratio(unpaced)}x; from the flood's first call "

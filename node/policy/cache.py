@@ -47,6 +47,9 @@ __all__ = ["DECLARATION_QUERY", "QUOTA_QUERY", "CachingPolicyEngine", "check_dec
 log = structlog.get_logger("bxnode.policy.cache")
 
 QUOTA_QUERY = "data.bxnode.lookup.quota_limit"
+#: How long a thread waits for another's evaluation of the same key before its own (an
+#: OPA server can be slow; node.policy.opa's own timeout is shorter).
+_WAIT_S = 10.0
 DECLARATION_QUERY = "data.bxnode.lookup.cache_inputs"
 _PACKAGE = "bxnode.lookup"
 
@@ -166,6 +169,8 @@ class CachingPolicyEngine:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[Any, ...], tuple[Decision, int | None]] = OrderedDict()
         self._queries: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        #: Keys being evaluated now, each with the event its waiters wait on (decide).
+        self._running: dict[tuple[Any, ...], threading.Event] = {}
         self.hits = 0
         self.misses = 0
 
@@ -267,15 +272,29 @@ class CachingPolicyEngine:
         return self._with_quota(inp, *hit)
 
     def decide(self, inp: PolicyInput) -> Decision:
+        """The decision, from the cache or evaluated once: threads that miss the same key
+        while it is being evaluated wait for that evaluation (a peer's burst of identical
+        questions, its first of the day, costs one evaluation, not one per thread, the
+        other peers' decisions queued behind them) and then read the cache; if it cached
+        nothing (a failure), each evaluates for itself."""
         gen, plan = self._plan
         reduced = self._reduced(inp, plan)
         key = (self._inner.digest, gen, reduced)
-        with self._lock:
-            cached = self._entries.get(key)
-            if cached is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-        if cached is None:
+        for _ in range(2):
+            with self._lock:
+                cached = self._entries.get(key)
+                if cached is not None:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return self._with_quota(inp, *cached)
+                running = self._running.get(key)
+                if running is None:
+                    running = self._running[key] = threading.Event()
+                    break
+            running.wait(_WAIT_S)  # another thread evaluates this key: its answer, cached
+        else:
+            running = None  # waited twice and nothing was cached: evaluate on our own
+        try:
             self.misses += 1
             base_inp = self._base(reduced, plan)
             base = self._inner.decide(base_inp)
@@ -285,12 +304,16 @@ class CachingPolicyEngine:
                 # No valid decision could be had: deny, and never cache a failure.
                 return base if not base.allow else Decision(allow=False,
                                                             reasons=("policy_error",))
-            cached = (base, quota)
             with self._lock:
-                self._entries[key] = cached
+                self._entries[key] = (base, quota)
                 if len(self._entries) > self._max:
                     self._entries.popitem(last=False)
-        return self._with_quota(inp, *cached)
+            return self._with_quota(inp, base, quota)
+        finally:
+            if running is not None:
+                with self._lock:
+                    self._running.pop(key, None)
+                running.set()
 
     def _with_quota(self, inp: PolicyInput, base: Decision, quota: int | None) -> Decision:
         """The cached decision applied to ``inp``'s own usage figure (mode ``quota``)."""

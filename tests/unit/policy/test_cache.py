@@ -122,3 +122,59 @@ def test_a_malformed_declaration_is_refused(policy_dir: Path, declaration: str) 
     with pytest.raises(ConfigError) as err:
         CachingPolicyEngine(inner=engine, policy_dir=policy_dir)
     assert err.value.reason == "policy_cache_undeclared"
+
+
+def test_threads_missing_the_same_key_at_once_evaluate_it_once(
+        engine: RegoPolicyEngine, policy_dir: Path) -> None:
+    """A burst of one peer's identical first questions: one evaluation, the other seven
+    threads wait for it and read its answer (exactly the engine's decision).  The
+    evaluation is held until all eight have looked for a running one."""
+    import concurrent.futures
+    import threading
+
+    from tests.waiting import until
+
+    entered, go = [], threading.Event()
+
+    class Held(RegoPolicyEngine):
+        def decide(self, inp: Any) -> Decision:
+            entered.append(inp)
+            go.wait(30)
+            return super().decide(inp)
+
+    class Looks(dict[Any, Any]):
+        looked = 0
+
+        def get(self, key: Any, default: Any = None) -> Any:
+            Looks.looked += 1
+            return super().get(key, default)
+
+    cache = CachingPolicyEngine(inner=Held.from_directory(policy_dir), policy_dir=policy_dir)
+    cache._running = Looks()
+    inp = make_input()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = [pool.submit(cache.decide, inp) for _ in range(8)]
+        until("all eight looked for a running evaluation", lambda: Looks.looked >= 8)
+        go.set()
+        got = [a.result(30) for a in answers]
+    assert got == [engine.decide(inp)] * 8
+    assert len(entered) == 1 and (cache.misses, cache.hits) == (1, 7)
+
+
+def test_a_failed_evaluation_is_not_shared_each_waiter_asks_again(policy_dir: Path) -> None:
+    """Nothing cached after the first evaluation (the policy failed): the next caller
+    evaluates for itself, and a success is cached."""
+    class Flaky(RegoPolicyEngine):
+        calls = 0
+
+        def decide(self, inp: Any) -> Decision:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                return Decision(allow=False, reasons=("policy_error",))
+            return super().decide(inp)
+
+    cache = CachingPolicyEngine(inner=Flaky.from_directory(policy_dir), policy_dir=policy_dir)
+    inp = make_input()
+    assert cache.decide(inp).reasons == ("policy_error",)
+    assert cache.decide(inp).allow is True and cache.decide(inp).allow is True
+    assert (Flaky.calls, cache.misses, cache.hits, cache._running) == (2, 2, 1, {})
