@@ -97,41 +97,28 @@ def test_with_rate_wait_ms_0_the_same_calls_are_refused_at_once(
                                                                "rejected", 2)
 
 
-def test_a_call_whose_deadline_passes_while_it_waits_is_audited_as_cancelled(
-        tmp_path: Path, no_periodic_flush: None) -> None:  # noqa: F811
-    """One token each 2 s, waits of up to 5 s allowed: a call with half a second left
-    waits, and when its deadline passes it gives its turn back and is tallied (never
-    refused early: a refusal would free its stream for the next call at once)."""
+@pytest.mark.parametrize("gives_up", ["deadline", "cancel"])
+def test_a_call_given_up_while_it_waits_gives_its_turn_back_and_is_audited(
+        tmp_path: Path, no_periodic_flush: None, gives_up: str) -> None:  # noqa: F811
+    """One token each 2 s, waits of up to 5 s allowed: the second call waits; its client
+    gives up -- its half-second deadline passes (it is never refused early: a refusal
+    would free its stream for the next call at once), or it cancels -- and the call gives
+    its turn back, is tallied apart (CANCELLED) and never started."""
     f = _paced(tmp_path, rate=0.5, burst=1, setting="rate_wait_ms = 5000")
     server = f.nodes["KAZ-BS"].server
     first, second = _payloads(f, "UZB-BS", 2)
     try:
         with _channel(f, "UZB-BS") as uzb:
             assert _call(uzb, first) == ("OK", "")
-            assert _call(uzb, second, timeout=0.5)[0] == "DEADLINE_EXCEEDED"
+            if gives_up == "deadline":
+                assert _call(uzb, second, timeout=0.5)[0] == "DEADLINE_EXCEEDED"
+            else:
+                waiting = uzb.unary_unary(LOOKUP).future(second, timeout=30)
+                until("the second call waits for its token",
+                      lambda: server.limiter.in_flight("UZB-BS") == 1)
+                waiting.cancel()
+                assert waiting.cancelled() and waiting.code() is grpc.StatusCode.CANCELLED
             until("its turn is given back", lambda: server.limiter.in_flight("UZB-BS") == 0)
-            assert _on_loop(f, server.flush_refusals()) == 1
-    finally:
-        f.stop_all()
-    [agg] = _aggregates(f, "UZB-BS")
-    assert (agg["status"], agg["outcome"], agg["refused"]) == ("CANCELLED", "cancelled", 1)
-    assert agg["refused_sha256"] == hashlib.sha256(hashlib.sha256(second).digest()).hexdigest()
-
-
-def test_a_call_cancelled_while_it_waits_gives_its_turn_back_and_is_audited(
-        tmp_path: Path, no_periodic_flush: None) -> None:  # noqa: F811
-    f = _paced(tmp_path, rate=0.5, burst=1, setting="rate_wait_ms = 5000")
-    server = f.nodes["KAZ-BS"].server
-    first, second = _payloads(f, "UZB-BS", 2)
-    try:
-        with _channel(f, "UZB-BS") as uzb:
-            assert _call(uzb, first) == ("OK", "")
-            waiting = uzb.unary_unary(LOOKUP).future(second, timeout=30)
-            until("the second call waits for its token",
-                  lambda: server.limiter.in_flight("UZB-BS") == 1)
-            waiting.cancel()
-            until("its turn is given back", lambda: server.limiter.in_flight("UZB-BS") == 0)
-            assert waiting.cancelled() and waiting.code() is grpc.StatusCode.CANCELLED
             assert _on_loop(f, server.flush_refusals()) == 1
     finally:
         f.stop_all()
