@@ -7,7 +7,9 @@ gets UNIMPLEMENTED.  Calls are not signed: the operating system's file permissio
 are the authentication, as for the database key file.
 
 Every call is all or nothing and audited (``crossings_recorded`` or
-``crossings_record_refused``).
+``crossings_record_refused``), including bytes that do not parse
+(INVALID_ARGUMENT/``malformed_request``) and an unexpected error (INTERNAL/
+``internal_error``, no detail to the caller, the detail in the error log).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from node.core.errors import BxError, InvalidInput
 from node.core.model import validate_id
@@ -30,7 +33,8 @@ from node.server.errors import abort
 from node.wire import crossings as wire
 from node.wire.crossings import cpb
 
-__all__ = ["LOCAL_SERVICE", "MAX_LOCAL_RECORDS", "LocalServer", "record_crossings"]
+__all__ = ["LOCAL_SERVICE", "MAX_LOCAL_RECORDS", "LocalServer", "audit_refusal", "parse_request",
+           "record_crossings"]
 
 log = structlog.get_logger("bxnode.crossings.local")
 
@@ -83,11 +87,36 @@ def record_crossings(store: CrossingStore, audit: Any, msg: Any, *, country: str
                          time_ms=now_ms)
         return new, dup
     except BxError as exc:
-        with store.db.transaction():
-            audit.append({"event": "crossings_record_refused", "via": "local_grpc",
-                          "source": source, "operator": operator, "status": exc.status,
-                          "reason": exc.reason, "records": len(msg.records)}, time_ms=now_ms)
+        audit_refusal(store, audit, exc, source=source, operator=operator,
+                      records=len(msg.records), now_ms=now_ms)
         raise
+    except Exception:  # a bug or a driver error: nothing stored (the transaction rolled back)
+        log.exception("crossings_record_failed")
+        refusal = BxError("internal error")  # INTERNAL/internal_error, no detail given
+        audit_refusal(store, audit, refusal, source=source, operator=operator,
+                      records=len(msg.records), now_ms=now_ms)
+        raise refusal from None
+
+
+def audit_refusal(store: CrossingStore, audit: Any, exc: BxError, *, source: str,
+                  operator: str, records: int, now_ms: int) -> None:
+    """The ``crossings_record_refused`` entry for a refused call (committed)."""
+    with store.db.transaction():
+        audit.append({"event": "crossings_record_refused", "via": "local_grpc",
+                      "source": source, "operator": operator, "status": exc.status,
+                      "reason": exc.reason, "records": records}, time_ms=now_ms)
+
+
+def parse_request(store: CrossingStore, audit: Any, raw: bytes, *, now_ms: int) -> Any:
+    """The RecordCrossingsRequest in ``raw``; bytes that do not parse are refused
+    INVALID_ARGUMENT/``malformed_request``, audited (gRPC's own deserializer answered
+    INTERNAL with nothing in the log)."""
+    try:
+        return cpb.RecordCrossingsRequest.FromString(raw)
+    except DecodeError:
+        exc = InvalidInput("the request message does not parse", reason="malformed_request")
+        audit_refusal(store, audit, exc, source="", operator="", records=0, now_ms=now_ms)
+        raise exc from None
 
 
 class LocalServer:
@@ -105,23 +134,28 @@ class LocalServer:
         self._server: grpc.aio.Server | None = None
 
     def _handler(self) -> grpc.GenericRpcHandler:
-        async def record(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def record(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             def step() -> tuple[int, int]:
+                now_ms = self._clock_ms()
+                request = parse_request(self._store, self._audit, raw, now_ms=now_ms)
                 return record_crossings(self._store, self._audit, request,
-                                        country=self._country, now_ms=self._clock_ms())
+                                        country=self._country, now_ms=now_ms)
 
             try:
                 new, dup = await self._run(step) if self._run is not None else step()
             except BxError as exc:
                 await abort(context, grpc.StatusCode[exc.status], exc.reason,
                             f"{exc.reason}: {exc}")
+            except Exception:  # even the refusal's audit entry failed: logged, no detail
+                log.exception("crossings_record_not_audited")
+                await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_unavailable",
+                            "audit_unavailable: the call could not be audited; retry")
             log.info("crossings_recorded", records=new, duplicates=dup)
             return cpb.RecordCrossingsResponse(recorded=new + dup, duplicates=dup)
 
         return grpc.method_handlers_generic_handler(LOCAL_SERVICE, {
             "RecordCrossings": grpc.unary_unary_rpc_method_handler(
-                record, request_deserializer=cpb.RecordCrossingsRequest.FromString,
-                response_serializer=cpb.RecordCrossingsResponse.SerializeToString)})
+                record, response_serializer=cpb.RecordCrossingsResponse.SerializeToString)})
 
     async def start(self) -> None:
         server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))

@@ -336,6 +336,47 @@ def test_local_method_records_all_or_nothing(xfed: Federation) -> None:
     assert ans.answers[0].confirmed
 
 
+def _local_raw(fed: Federation, node: str, raw: bytes) -> tuple[str, str, str]:
+    """``raw`` sent to the LocalCrossingService as it is: (status, reason, details)."""
+    with grpc.insecure_channel(f"unix:{fed.dirs[node] / 'local.sock'}") as ch:
+        try:
+            ch.unary_unary("/bxnode.v1.LocalCrossingService/RecordCrossings")(raw, timeout=10)
+        except grpc.RpcError as err:
+            md = dict(err.trailing_metadata())  # type: ignore[attr-defined]
+            return (err.code().name, md.get("bxnode-reason", ""),  # type: ignore[attr-defined]
+                    err.details())  # type: ignore[attr-defined]
+    return "OK", "", ""
+
+
+def test_local_bytes_that_do_not_parse_are_refused_and_audited(xfed: Federation) -> None:
+    n, entries = _count(xfed, "KAZ-BS"), len(xfed.audit("KAZ-BS"))
+    assert _local_raw(xfed, "KAZ-BS", b"\xff\xff\xff")[:2] == ("INVALID_ARGUMENT",
+                                                              "malformed_request")
+    assert _count(xfed, "KAZ-BS") == n
+    [e] = xfed.audit("KAZ-BS")[entries:]
+    assert (e["event"], e["status"], e["reason"], e["records"]) == (
+        "crossings_record_refused", "INVALID_ARGUMENT", "malformed_request", 0)
+
+
+def test_an_unexpected_local_error_is_internal_audited_and_stores_nothing(
+        xfed: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("driver fault: document AB1234567")
+
+    n, entries = _count(xfed, "KAZ-BS"), len(xfed.audit("KAZ-BS"))
+    monkeypatch.setattr(CrossingStore, "insert", broken)
+    raw = cpb.RecordCrossingsRequest(records=[_record(record_id="KZ-LOCAL-9")],
+                                     source="kordai-lane-3").SerializeToString()
+    status, reason, details = _local_raw(xfed, "KAZ-BS", raw)
+    assert (status, reason) == ("INTERNAL", "internal_error")
+    assert "driver" not in details and "AB1234567" not in details  # no detail to the caller
+    monkeypatch.undo()
+    assert _count(xfed, "KAZ-BS") == n
+    [e] = xfed.audit("KAZ-BS")[entries:]
+    assert (e["event"], e["status"], e["reason"], e["records"], e["source"]) == (
+        "crossings_record_refused", "INTERNAL", "internal_error", 1, "kordai-lane-3")
+
+
 # --- import and reconciliation through the CLI ----------------------------------------------
 
 
