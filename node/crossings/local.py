@@ -33,8 +33,7 @@ from node.server.errors import abort
 from node.wire import crossings as wire
 from node.wire.crossings import cpb
 
-__all__ = ["LOCAL_SERVICE", "MAX_LOCAL_RECORDS", "LocalServer", "audit_refusal", "parse_request",
-           "record_crossings"]
+__all__ = ["LOCAL_SERVICE", "MAX_LOCAL_RECORDS", "LocalServer", "record_crossings"]
 
 log = structlog.get_logger("bxnode.crossings.local")
 
@@ -87,18 +86,18 @@ def record_crossings(store: CrossingStore, audit: Any, msg: Any, *, country: str
                          time_ms=now_ms)
         return new, dup
     except BxError as exc:
-        audit_refusal(store, audit, exc, source=source, operator=operator,
+        _audit_refusal(store, audit, exc, source=source, operator=operator,
                       records=len(msg.records), now_ms=now_ms)
         raise
     except Exception:  # a bug or a driver error: nothing stored (the transaction rolled back)
         log.exception("crossings_record_failed")
         refusal = BxError("internal error")  # INTERNAL/internal_error, no detail given
-        audit_refusal(store, audit, refusal, source=source, operator=operator,
+        _audit_refusal(store, audit, refusal, source=source, operator=operator,
                       records=len(msg.records), now_ms=now_ms)
         raise refusal from None
 
 
-def audit_refusal(store: CrossingStore, audit: Any, exc: BxError, *, source: str,
+def _audit_refusal(store: CrossingStore, audit: Any, exc: BxError, *, source: str,
                   operator: str, records: int, now_ms: int) -> None:
     """The ``crossings_record_refused`` entry for a refused call (committed)."""
     with store.db.transaction():
@@ -107,7 +106,7 @@ def audit_refusal(store: CrossingStore, audit: Any, exc: BxError, *, source: str
                       "reason": exc.reason, "records": records}, time_ms=now_ms)
 
 
-def parse_request(store: CrossingStore, audit: Any, raw: bytes, *, now_ms: int) -> Any:
+def _parse_request(store: CrossingStore, audit: Any, raw: bytes, *, now_ms: int) -> Any:
     """The RecordCrossingsRequest in ``raw``; bytes that do not parse are refused
     INVALID_ARGUMENT/``malformed_request``, audited (gRPC's own deserializer answered
     INTERNAL with nothing in the log)."""
@@ -115,7 +114,7 @@ def parse_request(store: CrossingStore, audit: Any, raw: bytes, *, now_ms: int) 
         return cpb.RecordCrossingsRequest.FromString(raw)
     except DecodeError:
         exc = InvalidInput("the request message does not parse", reason="malformed_request")
-        audit_refusal(store, audit, exc, source="", operator="", records=0, now_ms=now_ms)
+        _audit_refusal(store, audit, exc, source="", operator="", records=0, now_ms=now_ms)
         raise exc from None
 
 
@@ -137,7 +136,7 @@ class LocalServer:
         async def record(raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             def step() -> tuple[int, int]:
                 now_ms = self._clock_ms()
-                request = parse_request(self._store, self._audit, raw, now_ms=now_ms)
+                request = _parse_request(self._store, self._audit, raw, now_ms=now_ms)
                 return record_crossings(self._store, self._audit, request,
                                         country=self._country, now_ms=now_ms)
 

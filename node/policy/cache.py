@@ -47,11 +47,11 @@ __all__ = ["DECLARATION_QUERY", "QUOTA_QUERY", "CachingPolicyEngine", "check_dec
 log = structlog.get_logger("bxnode.policy.cache")
 
 QUOTA_QUERY = "data.bxnode.lookup.quota_limit"
+DECLARATION_QUERY = "data.bxnode.lookup.cache_inputs"
+_PACKAGE = "bxnode.lookup"
 #: How long a thread waits for another's evaluation of the same key before its own (an
 #: OPA server can be slow; node.policy.opa's own timeout is shorter).
 _WAIT_S = 10.0
-DECLARATION_QUERY = "data.bxnode.lookup.cache_inputs"
-_PACKAGE = "bxnode.lookup"
 
 #: input path -> (PolicyInput field, the modes that field may be declared with)
 _FIELDS: dict[str, tuple[str, frozenset[str]]] = {

@@ -26,3 +26,12 @@ def fresh_fed(tmp_path: Path) -> Iterator[Federation]:
         f.start(n)
     yield f
     f.stop_all()
+
+
+@pytest.fixture
+def no_periodic_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The periodic flush of over-limit refusals set to an hour: only the test's own
+    flushes (and the shutdown's) append, so what each one records is exact."""
+    from node.server import grpc_server
+
+    monkeypatch.setattr(grpc_server, "REFUSAL_FLUSH_S", 3600.0)

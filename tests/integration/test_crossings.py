@@ -377,6 +377,35 @@ def test_an_unexpected_local_error_is_internal_audited_and_stores_nothing(
         "crossings_record_refused", "INTERNAL", "internal_error", 1, "kordai-lane-3")
 
 
+def test_a_local_call_whose_refusal_cannot_be_audited_is_unavailable(
+        xfed: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails and so does the refusal's audit entry: UNAVAILABLE/audit_unavailable
+    with no detail, nothing stored, nothing appended (retry)."""
+    from node.audit.log import MerkleAuditLog
+
+    append = MerkleAuditLog.append
+
+    def broken_insert(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("driver fault: document AB1234567")
+
+    def no_refusal_entry(self: Any, event: dict[str, Any], **kw: Any) -> int:
+        if event.get("event") == "crossings_record_refused":
+            raise RuntimeError("disk gone")
+        return append(self, event, **kw)
+
+    n, entries = _count(xfed, "KAZ-BS"), len(xfed.audit("KAZ-BS"))
+    monkeypatch.setattr(CrossingStore, "insert", broken_insert)
+    monkeypatch.setattr(MerkleAuditLog, "append", no_refusal_entry)
+    raw = cpb.RecordCrossingsRequest(records=[_record(record_id="KZ-LOCAL-10")],
+                                     source="kordai-lane-3").SerializeToString()
+    status, reason, details = _local_raw(xfed, "KAZ-BS", raw)
+    monkeypatch.undo()
+    assert (status, reason) == ("UNAVAILABLE", "audit_unavailable")
+    assert "AB1234567" not in details and "disk" not in details
+    assert _count(xfed, "KAZ-BS") == n
+    assert len(xfed.audit("KAZ-BS")) == entries
+
+
 # --- import and reconciliation through the CLI ----------------------------------------------
 
 

@@ -25,7 +25,6 @@ import pytest
 
 from node.cli.main import main as bxnode
 from node.core.model import DocumentQuery, QueryKind
-from node.server import grpc_server
 from node.server.grpc_server import REASON_KEY
 from node.wire.convert import envelope_to_pb, pb
 from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
@@ -33,13 +32,6 @@ from tests.waiting import until_file
 
 DOC = DocumentQuery(number="N0481516", issuing_state="KAZ")
 LOOKUP = "/bxnode.v1.NodeService/Lookup"
-
-
-@pytest.fixture
-def no_periodic_flush(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The periodic flush set to an hour: only the test's own flushes (and the shutdown's)
-    append, so what each one records is exact."""
-    monkeypatch.setattr(grpc_server, "REFUSAL_FLUSH_S", 3600.0)
 
 
 def _federation(tmp_path: Path, *, registry: bool = False) -> Federation:

@@ -30,7 +30,6 @@ from tests.integration.test_rate_limit import (
     _channel,
     _on_loop,
     _payloads,
-    no_periodic_flush,  # noqa: F401  (a fixture)
 )
 from tests.waiting import until
 
@@ -67,7 +66,7 @@ def _together(f: Federation, payloads: list[bytes]) -> list[tuple[tuple[str, str
 
 
 def test_a_peer_past_its_burst_is_answered_at_its_rate_instead_of_refused(
-        tmp_path: Path, no_periodic_flush: None) -> None:  # noqa: F811
+        tmp_path: Path, no_periodic_flush: None) -> None:
     f = _paced(tmp_path, rate=5.0, burst=2)
     try:
         got = _together(f, _payloads(f, "UZB-BS", 4))
@@ -83,7 +82,7 @@ def test_a_peer_past_its_burst_is_answered_at_its_rate_instead_of_refused(
 
 
 def test_with_rate_wait_ms_0_the_same_calls_are_refused_at_once(
-        tmp_path: Path, no_periodic_flush: None) -> None:  # noqa: F811
+        tmp_path: Path, no_periodic_flush: None) -> None:
     # one token each 2 s: the four calls need not arrive within a fifth of a second
     f = _paced(tmp_path, rate=0.5, burst=2, setting="rate_wait_ms = 0")
     assert f.nodes["KAZ-BS"].server.rate_wait_s == 0.0
@@ -100,7 +99,7 @@ def test_with_rate_wait_ms_0_the_same_calls_are_refused_at_once(
 
 @pytest.mark.parametrize("gives_up", ["deadline", "cancel"])
 def test_a_call_given_up_while_it_waits_gives_its_turn_back_and_is_audited(
-        tmp_path: Path, no_periodic_flush: None, gives_up: str) -> None:  # noqa: F811
+        tmp_path: Path, no_periodic_flush: None, gives_up: str) -> None:
     """One token each 2 s, waits of up to 5 s allowed: the second call waits; its client
     gives up -- its half-second deadline passes (it is never refused early: a refusal
     would free its stream for the next call at once), or it cancels -- and the call gives
