@@ -24,6 +24,17 @@ sum of those.
 ``await turn.aside(work)`` holds no slot while ``work`` runs (a decision asked of a policy
 server: a slow one holds a policy thread, never the gate).  A call cancelled while it
 waits leaves the queue; one cancelled just after its slot was granted gives the slot back.
+
+The gate decides which requests are in processing; :class:`FairBatches` (sans-I/O too)
+decides the order their steps run in on the database thread (node/server/group_commit.py).
+Steps are filed per peer as they arrive, and a batch takes them one per waiting peer in
+turn, the peer with fewest waiting first (ties in order of arrival).  Once only one peer
+has steps left and the batch holds others' already, it takes at most ``share`` of that
+peer's after the others' last and stops, so the batch holding a modest peer's step commits
+without waiting for the rest of a flooder's.  :meth:`FairBatches.yield_to` tells the
+writer, between two steps, that a peer which arrived meanwhile would wait behind more than
+``share`` of one peer's steps still to run: the writer then commits what has run and puts
+the rest back, in order, at the front.
 """
 
 from __future__ import annotations
@@ -33,13 +44,18 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable
 from typing import Generic, TypeVar
 
-__all__ = ["DEFAULT_SLOTS", "MAX_SLOTS", "FairGate", "FairQueue", "Pass"]
+__all__ = ["DEFAULT_SLOTS", "MAX_SLOTS", "STEP_SHARE", "FairBatches", "FairGate", "FairQueue",
+           "Pass"]
 
 #: Requests in processing at once, all peers together (``[server] processing_slots``): a
 #: request holds its slot from verification until its group-commit step has run.  16 keeps
 #: a saturated node's batches as full as without the gate (benchmarks/README.md).
 DEFAULT_SLOTS = 16
 MAX_SLOTS = 4096
+
+#: A batch's steps of one peer after the last of the others' (FairBatches): 2 keeps a
+#: lone flooder's batches full and costs a modest peer's step at most two others' steps.
+STEP_SHARE = 2
 
 T = TypeVar("T")
 
@@ -132,6 +148,106 @@ class FairQueue(Generic[T]):
         self.busy += 1
 
 
+class FairBatches(Generic[T]):
+    """Group-commit steps filed per peer; batches taken peer by peer.  No I/O, no clock,
+    not thread-safe (the database thread alone uses it).
+
+    :meth:`add` files a step under its peer; :meth:`take` makes the next batch;
+    :meth:`yield_to` says whether a batch running should stop early for a peer that
+    arrived while it ran; :meth:`put_back` returns its unrun steps to the front.
+    """
+
+    def __init__(self, share: int = STEP_SHARE) -> None:
+        if share < 1:
+            raise ValueError("share must be >= 1")
+        self.share = share
+        #: Peers with a step waiting, in order of arrival (a peer that empties leaves).
+        self._waiting: OrderedDict[str, deque[T]] = OrderedDict()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def peers(self) -> list[str]:
+        """The peers with a step waiting, in order of arrival."""
+        return list(self._waiting)
+
+    def add(self, peer: str, item: T) -> None:
+        q = self._waiting.get(peer)
+        if q is None:
+            q = self._waiting[peer] = deque()
+        q.append(item)
+        self._count += 1
+
+    def take(self, limit: int) -> list[tuple[str, T]]:
+        """At most ``limit`` (peer, step) pairs: rounds of one step per waiting peer, the
+        peer with fewest waiting first (ties in order of arrival); once one peer alone is
+        left and the batch holds others' steps, at most ``share`` of its steps follow the
+        others' last.  Each peer's steps keep their order."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        out: list[tuple[str, T]] = []
+        mixed = False  # the batch holds steps of more than one peer
+        while len(out) < limit and self._waiting:
+            order = sorted(self._waiting, key=lambda p: len(self._waiting[p]))  # stable
+            if len(order) == 1 and mixed:
+                # the others' last was taken in the round before, with one of this peer's
+                # after it: share - 1 more, then the batch is done
+                for _ in range(min(self.share - 1, limit - len(out))):
+                    if order[0] not in self._waiting:
+                        break
+                    out.append(self._pop(order[0]))
+                break
+            if len(order) == 1:  # one peer alone: its steps in order, up to the limit
+                while len(out) < limit and order[0] in self._waiting:
+                    out.append(self._pop(order[0]))
+                break
+            mixed = True
+            for peer in order:
+                if len(out) >= limit:
+                    break
+                out.append(self._pop(peer))
+        return out
+
+    def yield_to(self, remaining: list[str]) -> bool:
+        """Between two steps of a batch: True if a peer with a step waiting here, and none
+        among ``remaining`` (the peers of the batch's unrun steps, one entry per step),
+        would wait behind more than ``share`` steps of one peer."""
+        if not self._waiting or len(remaining) <= self.share:
+            return False
+        per: dict[str, int] = {}
+        for peer in remaining:
+            per[peer] = per.get(peer, 0) + 1
+        if max(per.values()) <= self.share:
+            return False
+        return any(peer not in per for peer in self._waiting)
+
+    def put_back(self, items: list[tuple[str, T]]) -> None:
+        """Unrun (peer, step) pairs, in the order they were taken, back at the front:
+        their peers first in the order of arrival, each step ahead of the peer's later
+        ones."""
+        for peer, item in reversed(items):
+            q = self._waiting.get(peer)
+            if q is None:
+                q = self._waiting[peer] = deque()
+            q.appendleft(item)
+            self._count += 1
+        seen: list[str] = []
+        for peer, _ in items:
+            if peer not in seen:
+                seen.append(peer)
+        for peer in reversed(seen):
+            self._waiting.move_to_end(peer, last=False)
+
+    def _pop(self, peer: str) -> tuple[str, T]:
+        q = self._waiting[peer]
+        item = q.popleft()
+        self._count -= 1
+        if not q:
+            del self._waiting[peer]
+        return peer, item
+
+
 class Pass:
     """One request's slot: :meth:`release` gives it back, once (idempotent, on the loop)."""
 
@@ -140,6 +256,11 @@ class Pass:
     def __init__(self, gate: FairGate, peer: str) -> None:
         self._gate: FairGate | None = gate
         self._peer = peer
+
+    @property
+    def peer(self) -> str:
+        """The peer (its limits' bucket) this slot is held for."""
+        return self._peer
 
     def release(self) -> None:
         gate, self._gate = self._gate, None

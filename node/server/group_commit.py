@@ -21,6 +21,17 @@ on PostgreSQL that every replica takes) is held only while the batch runs and co
 never while it waits for company.  If the commit fails, every step of that batch gets the
 error and none of their responses is sent.
 
+A batch is made peer by peer (:class:`node.server.fair.FairBatches`): the steps waiting are
+filed under the peer each request came from, and a batch takes one per peer in turn, the
+peer with fewest waiting first, so a modest peer's step runs near the head of the next
+batch, not behind a flooder's burst; once only one peer's steps are left the batch takes
+at most two more of them and commits.  Between two steps the thread files what arrived
+meanwhile, and if a peer that is not in the running batch would wait behind more than two
+steps of one other peer, the batch commits what has run and puts the rest back, in order,
+at the front of the next one (``yields``).  Every step still runs, in its peer's order,
+and is durable before it is answered; only the order between peers changes.  Reads that
+arrive while a batch runs wait for its commit.
+
 The serial section is measured: at stop (and every minute at debug level) the writer logs
 ``writer_lock`` -- its batches and requests, the wall and thread-CPU time its batches took,
 and how long the store's transactions waited for the writers' lock and held it
@@ -35,6 +46,7 @@ import contextlib
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -42,6 +54,7 @@ from typing import Any, TypeVar
 import structlog
 
 from node.core.metrics import NO_METRICS, Metrics
+from node.server.fair import FairBatches
 from node.store.db import Database, LockTimes
 
 __all__ = ["BatchWriter"]
@@ -57,6 +70,8 @@ class _Step:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     batched: bool
+    #: The peer the request came from (its limits' bucket): batches are made peer by peer.
+    peer: str = ""
     result: Any = None
     error: BaseException | None = field(default=None)
 
@@ -89,7 +104,14 @@ class BatchWriter:
         #: Wall and thread-CPU seconds the database thread spent running batches.
         self.batch_s = 0.0
         self.batch_cpu_s = 0.0
+        #: Batches that committed early for a peer that arrived while they ran.
+        self.yields = 0
         self._stats_at = time.monotonic()
+        # the database thread's own state
+        self._steps: FairBatches[_Step] = FairBatches()
+        self._reads: deque[_Step] = deque()
+        self._carried = False  # the last batch yielded: its rest waits already
+        self._stopping = False
 
     # --- on the event loop --------------------------------------------------------------------
 
@@ -97,25 +119,26 @@ class BatchWriter:
         """Run ``fn`` on the database thread, between batches."""
         return await self._submit(fn, batched=False)  # type: ignore[no-any-return]
 
-    async def run_in_batch(self, fn: Callable[[], T]) -> T:
+    async def run_in_batch(self, fn: Callable[[], T], *, peer: str = "") -> T:
         """Run ``fn`` in the next batch; return its result once that batch is durable.
 
         If ``fn`` raises (a refusal), what it wrote commits with the batch and its error is
         raised once that is durable; if the batch's commit fails, the commit's error is
         raised.  Steps that must leave nothing behind on error use their own
-        ``transaction()`` (a savepoint inside the batch).
+        ``transaction()`` (a savepoint inside the batch).  ``peer`` (the requester's limits
+        bucket; "" for the node's own work) is whom the batch is fair to.
         """
-        return await self._submit(fn, batched=True)  # type: ignore[no-any-return]
+        return await self._submit(fn, batched=True, peer=peer)  # type: ignore[no-any-return]
 
     async def sync(self) -> None:
         """Wait until everything queued so far is durable (e.g. before a witness answers)."""
         await self.run_in_batch(lambda: None)
 
-    async def _submit(self, fn: Callable[[], Any], *, batched: bool) -> Any:
+    async def _submit(self, fn: Callable[[], Any], *, batched: bool, peer: str = "") -> Any:
         self.start()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Step(fn, loop, fut, batched))
+        self._queue.put(_Step(fn, loop, fut, batched, peer))
         return await asyncio.shield(fut)
 
     def start(self) -> None:
@@ -138,7 +161,7 @@ class BatchWriter:
         times = getattr(self.store, "lock_times", None)
         lock = times if isinstance(times, LockTimes) else LockTimes()
         per = max(1, lock.held)
-        return {"batches": self.batches, "requests": self.committed,
+        return {"batches": self.batches, "requests": self.committed, "yields": self.yields,
                 "batch_ms": round(self.batch_s * 1000, 1),
                 "batch_cpu_ms": round(self.batch_cpu_s * 1000, 1),
                 "lock_held": lock.held, "lock_wait_ms": round(lock.wait_s * 1000, 1),
@@ -151,37 +174,55 @@ class BatchWriter:
     def _run(self) -> None:
         self.thread_id = threading.get_ident()
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            assert isinstance(item, _Step)
-            if not item.batched:
-                self._call(item)
+            if not self._steps and not self._reads:
+                if self._stopping:
+                    return
+                self._file(self._queue.get())  # nothing to do: wait for work
+            self._drain()
+            self._run_reads()
+            if not self._steps:
                 continue
-            batch, stop = self._gather(item)
-            self._commit(batch)
-            if stop:
-                return
+            if not self._carried and not self._stopping:
+                self._gather()
+            self._carried = False
+            self._commit(self._steps.take(self.batch_max))
+            self._run_reads()
 
-    def _gather(self, first: _Step) -> tuple[list[_Step], bool]:
-        """The batch that starts with ``first``: what arrives within ``batch_ms``, at most
-        ``batch_max`` steps.  Reads that arrive meanwhile run at once, outside it."""
-        batch = [first]
+    def _file(self, item: _Step | object) -> None:
+        if item is _STOP:
+            self._stopping = True
+            return
+        assert isinstance(item, _Step)
+        if item.batched:
+            self._steps.add(item.peer, item)
+        else:
+            self._reads.append(item)
+
+    def _drain(self) -> None:
+        """File everything queued now, without waiting."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._file(item)
+
+    def _run_reads(self) -> None:
+        while self._reads:
+            self._call(self._reads.popleft())
+
+    def _gather(self) -> None:
+        """Wait at most ``batch_ms`` for company, until ``batch_max`` steps wait.  Reads
+        that arrive meanwhile run at once, outside the batch."""
         deadline = time.monotonic() + self.batch_ms / 1000
-        while len(batch) < self.batch_max:
+        while len(self._steps) < self.batch_max and not self._stopping:
             wait = deadline - time.monotonic()
             try:
                 item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            assert isinstance(item, _Step)
-            if item.batched:
-                batch.append(item)
-            else:
-                self._call(item)
-        return batch, False
+                return
+            self._file(item)
+            self._run_reads()
 
     def _call(self, step: _Step) -> None:
         try:
@@ -190,17 +231,21 @@ class BatchWriter:
             step.error = exc
         _release(step)
 
-    def _commit(self, batch: list[_Step]) -> None:
+    def _commit(self, taken: list[tuple[str, _Step]]) -> None:
+        batch = [step for _, step in taken]  # all get the error if the batch cannot open
         error: BaseException | None = None
         started = time.perf_counter()
         cpu = time.thread_time()
         try:
             with self.store.transaction():  # seal + sign checkpoint, then COMMIT (durable)
-                for step in batch:
+                for i, step in enumerate(batch):
                     try:
                         step.result = step.fn()
                     except Exception as exc:
                         step.error = exc
+                    if i + 1 < len(taken) and self._yield_after(taken, i):
+                        del batch[i + 1:]
+                        break
         except BaseException as exc:
             log.error("audit_batch_commit_failed", error=str(exc), requests=len(batch),
                       reason=getattr(exc, "reason", None))
@@ -221,6 +266,19 @@ class BatchWriter:
             for step in batch:
                 step.error = error
         _release_all(batch)
+
+
+    def _yield_after(self, taken: list[tuple[str, _Step]], i: int) -> bool:
+        """After step ``i``: file what arrived; if a peer outside the rest of the batch would
+        wait behind too many of one peer's steps, put the rest back (True)."""
+        self._drain()
+        rest = taken[i + 1:]
+        if not self._steps.yield_to([peer for peer, _ in rest]):
+            return False
+        self._steps.put_back(rest)
+        self._carried = True
+        self.yields += 1
+        return True
 
 
 def _release(step: _Step) -> None:

@@ -413,7 +413,7 @@ class NodeServer:
                     loop.call_soon_threadsafe(turn.release)
 
         try:  # nothing is sent before the batch holding its audit entry is durable
-            ex = await self.writer.run_in_batch(step)
+            ex = await self.writer.run_in_batch(step, peer=turn.peer)
         except Exception as exc:
             log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
             if getattr(exc, "reason", None) == "audit_log_on_hold":  # node.audit.hold

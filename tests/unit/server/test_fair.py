@@ -4,7 +4,11 @@ Sans-I/O (FairQueue): the cap holds, a quiet peer's request is granted before a 
 queued ones, peers that all wait share the slots, every request is granted or cancelled
 exactly once and never stranded while a slot is free.  Then the asyncio gate: cancelled
 calls free their slot, whether they were waiting or had just been granted one.
-(``[server] processing_slots`` in node.toml: tests/unit/test_config_schema.py.)
+(``[server] processing_slots`` in node.toml: tests/unit/test_config_schema.py.)  Then the
+group-commit batches (FairBatches): one step per peer in turn, fewest waiting first, a lone
+flooder's tail bounded once the others' steps are in, a running batch yielding to a peer
+that arrives behind a flooder's, and no step ever lost, doubled or run out of its peer's
+order.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.server.fair import FairGate, FairQueue
+from node.server.fair import FairBatches, FairGate, FairQueue
 from tests.waiting import turns_until
 
 
@@ -231,3 +235,130 @@ def test_async_gate_a_request_set_aside_holds_no_slot_and_waits_its_turn_again()
         assert gate.busy == 0
 
     asyncio.run(scenario())
+
+
+# --- FairBatches: the order of steps in the group commit ---------------------------------
+
+
+def _batches(b: FairBatches[str], limit: int) -> list[list[str]]:
+    out = []
+    while taken := b.take(limit):
+        out.append([item for _, item in taken])
+    return out
+
+
+def test_a_lone_peer_fills_its_batches_in_order() -> None:
+    b: FairBatches[str] = FairBatches()
+    for i in range(10):
+        b.add("UZB", f"u{i}")
+    assert len(b) == 10
+    assert _batches(b, 4) == [["u0", "u1", "u2", "u3"], ["u4", "u5", "u6", "u7"],
+                              ["u8", "u9"]]
+    assert len(b) == 0 and b.take(4) == [] and b.peers() == []
+
+
+def test_a_modest_step_goes_first_and_the_flooders_tail_is_bounded() -> None:
+    b: FairBatches[str] = FairBatches(share=2)
+    for i in range(10):
+        b.add("UZB", f"u{i}")
+    b.add("KGZ", "k0")  # came last, waits least: first in the batch
+    taken = b.take(16)
+    assert taken == [("KGZ", "k0"), ("UZB", "u0"), ("UZB", "u1")]
+    assert _batches(b, 16) == [[f"u{i}" for i in range(2, 10)]]  # alone again: all in
+
+
+def test_peers_share_a_batch_round_by_round_fewest_waiting_first() -> None:
+    b: FairBatches[str] = FairBatches(share=2)
+    for i in range(6):
+        b.add("UZB", f"u{i}")
+    for i in range(3):
+        b.add("TJK", f"t{i}")
+    for i in range(3):
+        b.add("KGZ", f"k{i}")  # ties with TJK: TJK came first
+    assert [item for _, item in b.take(100)] == [
+        "t0", "k0", "u0", "t1", "k1", "u1", "t2", "k2", "u2", "u3"]
+    assert b.peers() == ["UZB"] and len(b) == 2
+    b2: FairBatches[str] = FairBatches(share=1)
+    for i in range(5):
+        b2.add("UZB", f"u{i}")
+    b2.add("KGZ", "k0")
+    assert [item for _, item in b2.take(100)] == ["k0", "u0"]
+    assert [item for _, item in b2.take(2)] == ["u1", "u2"]  # the limit holds
+
+
+def test_a_running_batch_yields_to_a_peer_behind_more_than_its_share() -> None:
+    b: FairBatches[str] = FairBatches(share=2)
+    assert not b.yield_to(["UZB"] * 9)  # nobody waits
+    b.add("UZB", "u10")
+    assert not b.yield_to(["UZB"] * 9)  # only peers already in the batch wait
+    b.add("KGZ", "k0")
+    assert b.yield_to(["UZB"] * 9)
+    assert not b.yield_to(["UZB", "UZB"])  # behind two: its share, no yield
+    assert not b.yield_to(["UZB", "TJK", "UZB", "TJK"])  # behind two of each
+    assert b.yield_to(["UZB", "TJK", "UZB", "UZB"])
+    assert not b.yield_to(["KGZ", "UZB", "UZB", "UZB"])  # KGZ is in the batch already
+
+
+def test_put_back_returns_the_unrun_steps_to_the_front_in_order() -> None:
+    b: FairBatches[str] = FairBatches(share=2)
+    for i in range(6):
+        b.add("UZB", f"u{i}")
+    taken = b.take(16)
+    assert [item for _, item in taken] == [f"u{i}" for i in range(6)]
+    b.add("UZB", "u6")  # arrived while the batch ran
+    b.add("KGZ", "k0")
+    assert b.yield_to([p for p, _ in taken[1:]])
+    b.put_back(taken[1:])
+    assert b.peers() == ["UZB", "KGZ"] and len(b) == 7
+    assert [item for _, item in b.take(16)] == ["k0", "u1", "u2"]
+    assert [item for _, item in b.take(16)] == ["u3", "u4", "u5", "u6"]
+    with pytest.raises(ValueError):
+        FairBatches(share=0)
+    with pytest.raises(ValueError):
+        b.take(0)
+
+
+_BATCH_OPS = st.lists(st.one_of(
+    st.tuples(st.just("add"), st.sampled_from(["UZB", "KGZ", "TJK"])),
+    st.tuples(st.just("run"), st.integers(1, 8), st.integers(0, 8))), max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(share=st.integers(1, 3), ops=_BATCH_OPS)
+def test_batches_never_lose_double_or_reorder_a_peers_steps(
+        share: int, ops: list[tuple[object, ...]]) -> None:
+    """Any interleaving of arrivals and batches, some stopped early and put back: every step
+    runs exactly once, each peer's in the order they came, no batch exceeds its limit, and
+    in a batch holding several peers' steps at most ``share`` of one peer's follow the
+    others' last."""
+    b: FairBatches[str] = FairBatches(share=share)
+    added: dict[str, list[str]] = {"UZB": [], "KGZ": [], "TJK": []}
+    ran: dict[str, list[str]] = {"UZB": [], "KGZ": [], "TJK": []}
+    n = 0
+    for op in ops:
+        if op[0] == "add":
+            peer = str(op[1])
+            t = f"{peer}-{n}"
+            n += 1
+            b.add(peer, t)
+            added[peer].append(t)
+            continue
+        limit, stop_after = int(op[1]), int(op[2])  # type: ignore[call-overload]
+        taken = b.take(limit)
+        assert len(taken) <= limit
+        peers = [p for p, _ in taken]
+        if len(set(peers)) > 1:
+            tail = 0
+            while tail < len(peers) and peers[-1 - tail] == peers[-1]:
+                tail += 1
+            assert tail <= share
+        if 0 < stop_after < len(taken):
+            b.put_back(taken[stop_after:])
+            taken = taken[:stop_after]
+        for peer, t in taken:
+            ran[peer].append(t)
+        assert len(b) == sum(len(v) for v in added.values()) - sum(len(v) for v in ran.values())
+    while taken := b.take(8):
+        for peer, t in taken:
+            ran[peer].append(t)
+    assert ran == added

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import threading
 from pathlib import Path
 
 import nacl.signing
@@ -116,3 +118,101 @@ def test_a_batch_wakes_its_event_loop_once(tmp_path: Path) -> None:
 
     asyncio.run(main())
     store.close()
+
+
+def test_a_batch_yields_to_a_peer_that_arrives_behind_a_flooders_steps(
+        tmp_path: Path) -> None:
+    """A flooder's ten steps make one batch; a modest peer's step arrives while the first
+    runs.  The batch commits that one step and puts the other nine back; the next batch
+    starts with the modest step and takes two of the flooder's after it (its share)."""
+    store = Store.open(tmp_path / "n.db", KEY, create=True)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+    order: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        writer = BatchWriter(store=store, batch_max=16, batch_ms=50)
+        writer.start()
+        modest: list[asyncio.Future[int]] = []
+
+        def step(name: str, i: int) -> int:
+            order.append(name)
+            if name == "F0":  # the modest peer's request arrives while F0 runs
+                arrived = threading.Event()
+                loop.call_soon_threadsafe(
+                    lambda: (modest.append(asyncio.ensure_future(
+                        writer.run_in_batch(functools.partial(step, "P0", 100),
+                                            peer="KGZ"))), arrived.set()))
+                assert arrived.wait(5)
+                while writer._queue.empty():  # queued on the loop thread: wait for it
+                    threading.Event().wait(0.001)
+            with log.store.transaction():
+                return log.append({"event": "lookup", "who": name}, time_ms=1_000 + i)
+
+        flood = [writer.run_in_batch(functools.partial(step, f"F{i}", i), peer="UZB")
+                 for i in range(10)]
+        await asyncio.gather(*flood)
+        await asyncio.gather(*modest)
+        assert writer.yields == 1 and writer.batches == 3 and writer.committed == 11
+        await writer.stop()
+
+    asyncio.run(main())
+    assert order == ["F0", "P0", "F1", "F2"] + [f"F{i}" for i in range(3, 10)]
+    assert [h.size for h in log.heads()] == [1, 4, 11]
+    assert log.verify().ok
+    store.close()
+
+
+def test_one_peer_alone_never_yields(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "n.db", KEY, create=True)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+
+    async def main() -> None:
+        writer = BatchWriter(store=store, batch_max=8, batch_ms=50)
+        writer.start()
+        seqs = await asyncio.gather(*(_request(writer, log, i) for i in range(20)))
+        assert sorted(seqs) == list(range(1, 21))
+        assert writer.yields == 0 and writer.batches == 3
+        assert writer.lock_report()["yields"] == 0
+        await writer.stop()
+
+    asyncio.run(main())
+    assert [h.size for h in log.heads()] == [8, 16, 20]
+    store.close()
+
+
+def test_steps_of_a_batch_whose_transaction_cannot_open_all_get_the_error(
+        tmp_path: Path) -> None:
+    """Another process holds the database's write lock: the batch's BEGIN fails after the
+    busy timeout, and every step taken for it gets that error (none is left waiting)."""
+    import sqlcipher3
+
+    path = tmp_path / "n.db"
+    store = Store.open(path, KEY, create=True, busy_timeout_s=0.2)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+    other = sqlcipher3.connect(str(path), isolation_level=None)
+    other.execute(f"PRAGMA key = \"x'{KEY.hex()}'\"")
+    other.execute("BEGIN EXCLUSIVE")
+
+    async def main() -> None:
+        writer = BatchWriter(store=store, batch_max=16, batch_ms=50)
+        writer.start()
+        results = await asyncio.wait_for(asyncio.gather(
+            *(_request(writer, log, i) for i in range(3)),
+            *(writer.run_in_batch(functools.partial(_request_step, log, i), peer="KGZ")
+              for i in range(3, 5)),
+            return_exceptions=True), 10)
+        assert len(results) == 5
+        assert all(isinstance(r, Exception) for r in results), results
+        other.execute("ROLLBACK")
+        assert await _request(writer, log, 9) == 1  # and the next batch works
+        await writer.stop()
+
+    asyncio.run(main())
+    other.close()
+    store.close()
+
+
+def _request_step(log: MerkleAuditLog, i: int) -> int:
+    with log.store.transaction():
+        return log.append({"event": "lookup", "i": i}, time_ms=1_000 + i)
