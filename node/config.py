@@ -79,7 +79,8 @@ class StorageSettings:
     connection pool's ``pool_min`` / ``pool_max`` and ``connect_timeout_s``.
 
     ``busy_timeout_s`` (SQLCipher, 1..300, default 5): how long a statement waits for
-    another process's lock on the file before the request fails UNAVAILABLE
+    another process's lock on the file (SQLite's, or the writers' flock on ``<db>.lock``
+    another bxnode writer holds) before the request fails UNAVAILABLE
     (``database_locked``); below a peer's usual 10 s deadline on purpose.
     """
 

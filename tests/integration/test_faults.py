@@ -245,17 +245,31 @@ conn.execute("ROLLBACK")
 """
 
 
-def test_database_locked_by_another_process(fed: Federation) -> None:
-    """Another process holds ``BEGIN EXCLUSIVE`` on the file for longer than a peer's
-    deadline.  The node's batch waits ``[storage] busy_timeout_s`` (2 s here; 5 s by
-    default, below the peers' usual 10 s deadline) and then refuses, precisely, before the
-    peer's deadline; health says NOT_SERVING; released, the node serves again by itself."""
+#: Another bxnode writer of the file (the CLI beside the node, ``serve --workers``) stuck
+#: while it holds the writers' flock on ``<db>.lock`` (node/store/sqlcipher/flock.py).
+FLOCK_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1] + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+sys.stdin.readline()  # the key: unused, the flock needs none
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.readline()  # hold the lock until told
+"""
+
+
+@pytest.mark.parametrize("script", [LOCKER, FLOCK_HOLDER], ids=["sqlite_lock", "writers_flock"])
+def test_database_locked_by_another_process(fed: Federation, script: str) -> None:
+    """Another process holds ``BEGIN EXCLUSIVE`` on the file (or, as a stuck bxnode writer
+    would, the writers' flock) for longer than a peer's deadline.  The node's batch waits
+    ``[storage] busy_timeout_s`` (2 s here; 5 s by default, below the peers' usual 10 s
+    deadline) and then refuses, precisely, before the peer's deadline; health says
+    NOT_SERVING; released, the node serves again by itself."""
     kaz = fed.dirs["KAZ-BS"]
     set_toml(kaz, "storage", "busy_timeout_s", "2")
     node = Serve(kaz)
     kgz, uzb = (peer_client(fed, n, timeout_s=10) for n in ("KGZ-BS", "UZB-BS"))
     asked = [ask(kgz, "KAZ-BS")]
-    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(kaz / "node.db")],
+    locker = subprocess.Popen([sys.executable, "-c", script, str(kaz / "node.db")],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert asked[0].status == "OK"

@@ -24,7 +24,8 @@ transaction, so nothing is ever half-written.
 Faults of the machine become :class:`EnvironmentFault` (UNAVAILABLE) with a precise
 reason, by SQLite's primary result code (https://sqlite.org/rescode.html):
 ``SQLITE_FULL`` is ``database_full``; ``SQLITE_BUSY``/``SQLITE_LOCKED`` (another process
-held the file longer than ``busy_timeout_s``) is ``database_locked``; ``SQLITE_IOERR``,
+held the file longer than ``busy_timeout_s``, or another bxnode writer held the writers'
+flock that long: flock.py) is ``database_locked``; ``SQLITE_IOERR``,
 ``SQLITE_CANTOPEN`` and ``SQLITE_PROTOCOL`` are ``database_unavailable``.  Other errors
 (SQL errors: our bugs) pass unchanged.  A ``COMMIT`` that fails leaves no transaction
 open behind it.
@@ -33,7 +34,6 @@ open behind it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import time
@@ -48,6 +48,7 @@ from node.core.ports import Receipt
 from node.store.db import Dialect, FieldCodec, LockTimes, PlainCodec
 from node.store.deferred import DeferredAccess, DeferredRows
 from node.store.exchange import EXCHANGE_DDL, SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
+from node.store.sqlcipher.flock import WriterFlock
 from node.store.watchlist import WATCHLIST_DDL, SqlWatchlistStore
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "ReceiptRow", "Store"]
@@ -55,7 +56,7 @@ __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "ReceiptRow", "Store"]
 #: How long a statement waits for another process's lock on the file before it fails with
 #: ``database_locked`` (``[storage] busy_timeout_s``).  Below a peer's usual 10 s deadline,
 #: so a border post's peer gets a precise refusal to retry elsewhere, not a timeout.
-#: bxnode's own writers queue on ``<db>.lock`` first, so this bounds only foreign lockers.
+#: bxnode's own writers queue on ``<db>.lock`` first, for at most as long (flock.py).
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 
 #: SQLite primary result codes that are the machine's fault, and their reasons.
@@ -119,6 +120,7 @@ class Store(DeferredAccess):
         self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
         self._lock_fd: int | None = None
+        self._flock: WriterFlock | None = None
         #: The WAL file, held open to fsync it after each commit (``_sync_wal``).
         self._wal_fd: int | None = None
         #: The writers' lock: time waited for it and held, per transaction (LockTimes).
@@ -151,6 +153,7 @@ class Store(DeferredAccess):
         try:
             store._lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
                                      0o600)
+            store._flock = WriterFlock(store._lock_fd, busy_timeout_s)
         except OSError:  # a read-only place: SQLite's own lock still guards the file
             store._lock_fd = None
         try:
@@ -185,6 +188,9 @@ class Store(DeferredAccess):
         if self._wal_fd is not None:
             os.close(self._wal_fd)
             self._wal_fd = None
+        if self._flock is not None:
+            self._flock.close()
+            self._flock = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -288,18 +294,19 @@ class Store(DeferredAccess):
         waits in a busy handler that sleeps and polls, so several processes writing at
         once (``serve --workers``, the CLI beside a running node) would stall each other
         by milliseconds.  The kernel hands a flock to the next waiter the moment it is
-        released.  A database opened read-only for verification takes no lock.
+        released; one held longer than the busy timeout is ``database_locked`` (flock.py).
+        A database opened read-only for verification takes no lock.
         """
-        if self._lock_fd is None:
+        if self._flock is None:
             yield
             return
         asked = time.perf_counter()
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._flock.acquire()
         got = time.perf_counter()
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._flock.release()
             self.lock_times.add(wait_s=got - asked, hold_s=time.perf_counter() - got)
 
     @property

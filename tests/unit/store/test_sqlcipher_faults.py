@@ -2,12 +2,16 @@
 
 The faults are SQLite's own: ``PRAGMA max_page_count`` makes the file "full" exactly as a
 full disk does (SQLITE_FULL), and a second connection holding ``BEGIN EXCLUSIVE`` is
-another process's lock (SQLITE_BUSY after the busy timeout).  The real disk and the real
-process are tests/integration/test_faults.py.
+another process's lock (SQLITE_BUSY after the busy timeout); a second descriptor holding
+``<db>.lock`` is another bxnode writer stuck holding the writers' flock.  The real disk and
+the real process are tests/integration/test_faults.py.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import sqlcipher3
 from node.config import StorageSettings, load_config
 from node.core.errors import ConfigError, EnvironmentFault
 from node.store.sqlcipher import DEFAULT_BUSY_TIMEOUT_S, Store
+from tests.waiting import until
 
 KEY = bytes(range(32))
 
@@ -77,6 +82,71 @@ def test_another_processs_lock_is_database_locked_after_the_busy_timeout(
     with store.transaction():  # released: the next transaction goes through
         store.set_meta("k", "v")
     assert store.get_meta("k") == "v"
+
+
+def _hold_writers_lock(db: Path) -> int:
+    """The writers' flock on ``<db>.lock`` as another bxnode writer holds it (a separate
+    open file description: it conflicts exactly as another process's does)."""
+    fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _free(db: Path) -> bool:
+    """Whether another writer could take the writers' flock now."""
+    fd = os.open(f"{db}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # also releases it
+    return True
+
+
+def test_a_writer_stuck_holding_the_writers_lock_is_database_locked_not_a_hang(
+        store: Store, tmp_path: Path) -> None:
+    """Another bxnode writer holds ``<db>.lock`` and stops (suspended, its disk hung): the
+    store's transaction waits the busy timeout for it and fails ``database_locked`` (it
+    used to wait for ever), leaves nothing open, and when the holder lets go the lock
+    comes back to whoever asks, not to the writer that gave up."""
+    db = tmp_path / "node.db"
+    holder = _hold_writers_lock(db)
+    try:
+        for _ in range(2):  # the second waits for the same pending flock
+            started = time.monotonic()
+            with pytest.raises(EnvironmentFault) as exc, store.transaction():
+                store.set_meta("k", "v")
+            waited = time.monotonic() - started
+            assert (exc.value.status, exc.value.reason) == ("UNAVAILABLE", "database_locked")
+            assert "busy_timeout_s" in str(exc.value)
+            assert 0.25 < waited < 3, waited
+            assert not store.in_transaction
+    finally:
+        os.close(holder)  # the holder lets go
+    assert store.get_meta("k") is None  # nothing was written
+    until("the lock handed back", lambda: _free(db))  # the one that gave up keeps none
+    with store.transaction():  # and the next transaction goes through
+        store.set_meta("k", "v")
+    assert store.get_meta("k") == "v"
+    assert _free(db)  # released after its commit
+
+
+def test_a_writer_waiting_for_the_writers_lock_gets_it_when_it_frees(tmp_path: Path) -> None:
+    db = tmp_path / "node.db"
+    store = Store.open(db, KEY, create=True, busy_timeout_s=10)
+    holder = _hold_writers_lock(db)
+    threading.Timer(0.1, os.close, (holder,)).start()  # let go within the busy timeout
+    with store.transaction():
+        store.set_meta("k", "waited")
+    assert store.get_meta("k") == "waited" and _free(db)
+    holder = _hold_writers_lock(db)  # and a second time, through a new helper
+    threading.Timer(0.1, os.close, (holder,)).start()
+    with store.transaction():
+        store.set_meta("k", "again")
+    assert store.get_meta("k") == "again" and _free(db)
+    store.close()  # no helper left behind holding the file
+    assert _free(db)
 
 
 def _config(tmp_path: Path, storage: str) -> Path:
