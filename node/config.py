@@ -78,10 +78,12 @@ class StorageSettings:
     key of the blind indexes and sealed fields, 0600; or ``$BXNODE_FIELD_KEY``), and the
     connection pool's ``pool_min`` / ``pool_max`` and ``connect_timeout_s``.
 
-    ``busy_timeout_s`` (SQLCipher, 1..300, default 5): how long a statement waits for
-    another process's lock on the file (SQLite's, or the writers' flock on ``<db>.lock``
-    another bxnode writer holds) before the request fails UNAVAILABLE
-    (``database_locked``); below a peer's usual 10 s deadline on purpose.
+    ``busy_timeout_s`` (1..300, default 5): how long a statement waits for a lock another
+    process holds -- on SQLCipher SQLite's lock on the file or the writers' flock on
+    ``<db>.lock`` another bxnode writer holds, on PostgreSQL any lock another replica or
+    session holds (``lock_timeout``; ``bxnode store migrate`` waits however long) --
+    before the request fails UNAVAILABLE (``database_locked``); below a peer's usual 10 s
+    deadline on purpose.
     """
 
     backend: str = "sqlcipher"
@@ -105,8 +107,6 @@ class StorageSettings:
             if extra:
                 raise sec.error(f'{extra[0]} applies only to backend = "postgresql"')
             return cls(busy_timeout_s=num("busy_timeout_s", 5, 1, 300))
-        if "busy_timeout_s" in doc:
-            raise sec.error('busy_timeout_s applies only to backend = "sqlcipher"')
 
         dsn = doc.get("dsn")
         if not isinstance(dsn, str) or not dsn.strip():
@@ -122,7 +122,8 @@ class StorageSettings:
             raise sec.error("pool_min must not exceed pool_max")
         return cls(backend="postgresql", dsn=dsn, password_file=path("password_file"),
                    field_key_file=path("field_key_file"), pool_min=pool_min,
-                   pool_max=pool_max, connect_timeout_s=num("connect_timeout_s", 5, 1, 120))
+                   pool_max=pool_max, connect_timeout_s=num("connect_timeout_s", 5, 1, 120),
+                   busy_timeout_s=num("busy_timeout_s", 5, 1, 300))
 
 
 _LOCAL_KEYS = frozenset({"listen", "api_socket", "api_tcp", "tls_cert", "tls_key", "server_ca",

@@ -57,7 +57,8 @@ def open_pg_pool(cfg: NodeConfig, *, check_schema: bool = True) -> PgPool:
     codec = KeyedCodec.from_key(load_field_key(st.field_key_file))
     return PgPool.open(dsn=st.dsn, password=load_pg_password(st.password_file), codec=codec,
                        min_size=st.pool_min, max_size=st.pool_max,
-                       timeout_s=float(st.connect_timeout_s), check_schema=check_schema)
+                       timeout_s=float(st.connect_timeout_s), check_schema=check_schema,
+                       lock_timeout_s=float(st.busy_timeout_s))
 
 
 def open_database(cfg: NodeConfig) -> Database:

@@ -22,6 +22,7 @@ reason) instead of each waiting ``timeout_s`` for the pool.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -73,10 +74,18 @@ class _IntegralNumericLoader(Loader):
         return int(d) if d.is_finite() and d == d.to_integral_value() else float(d)
 
 
-def _configure(conn: Conn) -> None:
+#: SQLSTATE of a lock wait longer than ``lock_timeout`` (``lock_not_available``).
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _configure(conn: Conn, *, lock_timeout_s: float = 5.0) -> None:
     conn.autocommit = True  # we issue BEGIN / COMMIT / SAVEPOINT ourselves
     conn.execute("SET synchronous_commit = on")
     conn.execute("SET TIME ZONE 'UTC'")
+    # A lock another replica or process holds (the audit lock, a migration's table lock) is
+    # waited for at most [storage] busy_timeout_s, then the request fails database_locked,
+    # as on SQLCipher, well inside a peer's deadline.
+    conn.execute(f"SET lock_timeout = {max(1, round(lock_timeout_s * 1000))}")
     # A replica whose machine died (no FIN, no RST) must not hold its locks (the audit
     # append lock above all) for the kernel's two hours: the server probes its TCP peer
     # after 10 s of silence and drops it after 3 unanswered probes 5 s apart.
@@ -102,6 +111,15 @@ def _is_disconnect(exc: BaseException, conn: Conn | None) -> bool:
         return False
     state = exc.sqlstate
     return state is None or state.startswith("08") or state in _DISCONNECT_STATES
+
+
+def _locked(exc: psycopg.Error) -> EnvironmentFault | None:
+    """A lock waited for longer than ``lock_timeout``: ``database_locked``."""
+    if exc.sqlstate != _LOCK_NOT_AVAILABLE:
+        return None
+    return EnvironmentFault("database: another replica or process has held a lock this "
+                            "request needs for longer than [storage] busy_timeout_s",
+                            reason="database_locked")
 
 
 def _unavailable(what: str, exc: BaseException) -> EnvironmentFault:
@@ -140,7 +158,7 @@ class PgPool:
     @classmethod
     def open(cls, *, dsn: str, password: str | None, codec: FieldCodec, min_size: int = 1,
              max_size: int = 10, timeout_s: float = 5.0, check_schema: bool = True,
-             name: str = "bxnode") -> PgPool:
+             name: str = "bxnode", lock_timeout_s: float = 5.0) -> PgPool:
         """Connect (checking credentials and server first, so a mistake is named, not
         retried), open the pool and, with ``check_schema``, refuse a database whose schema
         is not this code's (``bxnode store migrate`` creates and upgrades it)."""
@@ -178,7 +196,8 @@ class PgPool:
         # reconnect_timeout=0: a failed background connect gives up at once instead of
         # backing off for minutes, so the first request after an outage connects anew.
         pool: ConnectionPool[Conn] = ConnectionPool(
-            conninfo, min_size=min_size, max_size=max_size, open=False, configure=_configure,
+            conninfo, min_size=min_size, max_size=max_size, open=False,
+            configure=functools.partial(_configure, lock_timeout_s=lock_timeout_s),
             timeout=timeout_s, reconnect_timeout=0.0, name=name, num_workers=2)
         try:
             pool.open(wait=True, timeout=timeout_s)
@@ -441,6 +460,8 @@ class PgDatabase(DeferredAccess):
             if _is_disconnect(exc, conn):
                 self.pool._down = True
                 raise _unavailable("statement", exc) from None
+            if (locked := _locked(exc)) is not None:
+                raise locked from None
             raise
         return max(0, int(cur.rowcount))
 
@@ -486,6 +507,8 @@ class PgDatabase(DeferredAccess):
             if _is_disconnect(exc, conn):
                 self.pool._down = True
                 raise _unavailable("statement", exc) from None
+            if (locked := _locked(exc)) is not None:
+                raise locked from None
             raise
 
     def _raw(self, sql: str) -> None:

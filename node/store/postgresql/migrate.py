@@ -127,6 +127,9 @@ def migrate(db: PgDatabase, *, now_ms: int | None = None) -> MigrateResult:
     stamp = int(time.time() * 1000) if now_ms is None else now_ms
     applied: list[Schema] = []
     with db.transaction():
+        # an operator's command, not a peer's request: it waits for another replica's
+        # migration (and the tables' locks) however long they take, not busy_timeout_s
+        db.execute_raw("SET LOCAL lock_timeout = 0")
         db.lock("schema")
         db.execute_raw(_BOOKKEEPING)
         recorded = recorded_versions(db) or {}

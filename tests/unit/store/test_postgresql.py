@@ -322,3 +322,52 @@ def test_an_exhausted_pool_is_busy_not_unavailable(pg_cluster: PgCluster, pg_dsn
         assert waiter.query("SELECT 1") == [(1,)]
     finally:
         p.close()
+
+
+def test_a_lock_held_longer_than_the_busy_timeout_is_database_locked(
+        pg_cluster: PgCluster, pg_dsn: str) -> None:
+    """Another replica's session holds the audit lock and stops (its process suspended,
+    its machine still answering keepalives): a writer waits ``[storage] busy_timeout_s``
+    (the sessions' ``lock_timeout``) and fails ``database_locked`` instead of waiting for
+    ever; nothing it wrote stays, and once the holder lets go the next writer goes
+    through.  ``bxnode store migrate`` alone waits however long (SET LOCAL lock_timeout
+    = 0)."""
+    from node.core.errors import EnvironmentFault
+
+    p = PgPool.open(dsn=pg_dsn, password=pg_cluster.password, codec=CODEC, max_size=4,
+                    timeout_s=5.0, check_schema=False, lock_timeout_s=0.3)
+    holder, writer = p.database(), p.database()
+    try:
+        assert writer.query_one("SHOW lock_timeout") == ("300ms",)
+        writer.execute("CREATE TABLE IF NOT EXISTS t_locked (k TEXT PRIMARY KEY)")
+        release = threading.Event()
+        held = threading.Event()
+
+        def hold() -> None:
+            with holder.transaction():
+                holder.lock("audit")
+                held.set()
+                release.wait(30)
+
+        th = threading.Thread(target=hold)
+        th.start()
+        assert held.wait(10)
+        try:
+            with pytest.raises(EnvironmentFault) as exc, writer.transaction():
+                writer.execute("INSERT INTO t_locked VALUES ('x')")
+                writer.lock("audit")
+            assert (exc.value.status, exc.value.reason) == ("UNAVAILABLE", "database_locked")
+            assert "busy_timeout_s" in str(exc.value)
+            assert not writer.in_transaction
+            assert writer.query("SELECT k FROM t_locked") == []  # rolled back
+        finally:
+            release.set()
+            th.join(30)
+        with writer.transaction():
+            writer.lock("audit")
+            writer.execute("INSERT INTO t_locked VALUES ('y')")
+        assert writer.query("SELECT k FROM t_locked") == [("y",)]
+    finally:
+        holder.close()
+        writer.close()
+        p.close()

@@ -164,11 +164,16 @@ def test_busy_timeout_s_is_read_checked_and_defaults_below_a_peers_deadline(
         with pytest.raises(ConfigError) as exc:
             load_config(_config(tmp_path, f"busy_timeout_s = {bad}"))
         assert str(exc.value) == "config: [storage] busy_timeout_s must be 1..300"
+    # on PostgreSQL it is the sessions' lock_timeout (tests/unit/store/test_postgresql.py)
+    cfg = load_config(_config(tmp_path, 'backend = "postgresql"\ndsn = "host=x dbname=y"\n'
+                                        "busy_timeout_s = 2"))
+    assert (cfg.storage.backend, cfg.storage.busy_timeout_s) == ("postgresql", 2)
+    assert load_config(_config(tmp_path, 'backend = "postgresql"\ndsn = "host=x dbname=y"'
+                               )).storage.busy_timeout_s == 5
     with pytest.raises(ConfigError) as exc:
         load_config(_config(tmp_path, 'backend = "postgresql"\ndsn = "host=x dbname=y"\n'
-                                      "busy_timeout_s = 2"))
-    assert str(exc.value) == ('config: [storage] busy_timeout_s applies only to backend = '
-                              '"sqlcipher"')
+                                      "busy_timeout_s = 0"))
+    assert str(exc.value) == "config: [storage] busy_timeout_s must be 1..300"
 
 
 def test_a_schema_step_another_process_applied_meanwhile_is_not_applied_twice(
