@@ -6,6 +6,9 @@ Witness` checks signature and consistency; we persist the new state with a compa
 on the state we loaded, in one transaction, *before* returning the cosignature.  A checkpoint
 inconsistent with one already witnessed (or whose proof fails) is kept as evidence, logged at
 error level, and raises the ``witness_alert`` status flag (meta ``audit:witness_alert``).
+Which logs we follow, with which keys, is read from the member directory at each request:
+a registry version applied while the node runs (a key revoked or rotated in, a member
+added or revoked) counts from the next checkpoint, without a restart.
 
 Log side: which size each peer last cosigned (``audit_witnessed``), and the cosignatures we
 collected (``audit_cosignatures``, in :mod:`node.audit.log`).  The SQL is in
@@ -79,11 +82,28 @@ class WitnessDesk:
         self.node_id = node_id
         self.name = witness_name(node_id)
         self._cosigner = CosignatureV1Signer(name=self.name, signer=as_signer(signing_key))
-        logs = {log_origin(m.node_id): log_verifiers(m.node_id, [k.public_key for k in m.keys
-                                                                 if not k.revoked])
-                for m in directory.members() if m.node_id != node_id and "node" in m.roles}
-        logs = {o: v for o, v in logs.items() if v}
-        self._witness = Witness(cosigner=self._cosigner, logs=logs) if logs else None
+        #: (the followed logs and keys, their Witness): one reference, swapped whole
+        self._state: tuple[tuple[tuple[str, tuple[bytes, ...]], ...], Witness | None] | None \
+            = None
+
+    @property
+    def _witness(self) -> Witness | None:
+        """The logs this node witnesses and their keys, as the directory lists them *now*:
+        a registry version applied while the node runs (a log's key rotated or revoked, a
+        member added or revoked) counts from the next checkpoint, as for every other
+        request; an expired registry refuses (``registry_expired``).  Rebuilt only when
+        that list changes."""
+        followed = tuple(sorted(
+            (m.node_id, tuple(k.public_key for k in m.keys if not k.revoked))
+            for m in self._directory.members() if m.node_id != self.node_id
+            and "node" in m.roles))
+        state = self._state
+        if state is None or state[0] != followed:
+            logs = {log_origin(node): log_verifiers(node, list(keys))
+                    for node, keys in followed if keys}
+            state = (followed, Witness(cosigner=self._cosigner, logs=logs) if logs else None)
+            self._state = state
+        return state[1]
 
     # --- witness side -----------------------------------------------------------------------
 
@@ -98,7 +118,8 @@ class WitnessDesk:
         Runs in its own transaction (a savepoint inside an open group-commit batch, whose
         commit the caller must await before answering).
         """
-        if self._witness is None:
+        witness = self._witness
+        if witness is None:
             raise ConfigError("this node witnesses no logs", reason="no_logs_to_witness")
         request = AddCheckpointRequest.parse(body)
         origin = request.origin_hint
@@ -108,7 +129,7 @@ class WitnessDesk:
             stored = self._load(origin)
             earlier = self._check_epoch(origin)
             try:
-                result = self._witness.handle(request, stored=stored,
+                result = witness.handle(request, stored=stored,
                                               timestamp=now_ms // 1000,
                                               listed_epoch=self._listed_epoch(origin))
             except LogOriginUnlisted as exc:
@@ -199,13 +220,14 @@ class WitnessDesk:
         :class:`UnknownLog` for a log we do not witness."""
         if len(origin.encode("utf-8")) > MAX_ORIGIN_BYTES:
             raise BadWitnessRequest("origin too long")
-        if self._witness is None or not self._witness.follows(origin):
+        witness = self._witness
+        if witness is None or not witness.follows(origin):
             raise UnknownLog(f"unknown log {origin!r}")
         self._not_on_hold()
         stored = self._load(origin)
         if stored is None:
             return b"", b""
-        cosig = self._witness.recosign(stored, timestamp=now_ms // 1000)
+        cosig = witness.recosign(stored, timestamp=now_ms // 1000)
         return stored.note, cosig.line().encode("utf-8")
 
     def _keep_evidence(self, origin: str, reason: str, stored: bytes | None, submitted: bytes,
