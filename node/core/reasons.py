@@ -360,7 +360,7 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("no_database", LOCAL, "operator", "the database does not exist"),
     _r("database_unavailable", UNAVAIL, "operator", "the database cannot be reached or opened"),
     _r("database_busy", UNAVAIL, "operator", "no database connection free in time"),
-    _r("database_locked", UNAVAIL, "operator", "the database file is locked by another process"),
+    _r("database_locked", UNAVAIL, "operator", "a lock held elsewhere past busy_timeout_s"),
     _r("database_full", UNAVAIL, "operator", "the disk under the database is full"),
     _r("database_auth_failed", LOCAL, "operator", "PostgreSQL refused our credentials"),
     _r("database_too_old", LOCAL, "operator", "PostgreSQL older than 13"),
