@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Generic, TypeVar
 
 __all__ = ["DEFAULT_SLOTS", "MAX_SLOTS", "STEP_SHARE", "FairBatches", "FairGate", "FairQueue",
@@ -209,18 +209,13 @@ class FairBatches(Generic[T]):
                 out.append(self._pop(peer))
         return out
 
-    def yield_to(self, remaining: list[str]) -> bool:
+    def yield_to(self, remaining: Mapping[str, int]) -> bool:
         """Between two steps of a batch: True if a peer with a step waiting here, and none
-        among ``remaining`` (the peers of the batch's unrun steps, one entry per step),
-        would wait behind more than ``share`` steps of one peer."""
-        if not self._waiting or len(remaining) <= self.share:
+        among ``remaining`` (the batch's unrun steps per peer), would wait behind more than
+        ``share`` steps of one peer."""
+        if not self._waiting or max(remaining.values(), default=0) <= self.share:
             return False
-        per: dict[str, int] = {}
-        for peer in remaining:
-            per[peer] = per.get(peer, 0) + 1
-        if max(per.values()) <= self.share:
-            return False
-        return any(peer not in per for peer in self._waiting)
+        return any(not remaining.get(peer) for peer in self._waiting)
 
     def put_back(self, items: list[tuple[str, T]]) -> None:
         """Unrun (peer, step) pairs, in the order they were taken, back at the front:

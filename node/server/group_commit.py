@@ -46,7 +46,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -233,6 +233,7 @@ class BatchWriter:
 
     def _commit(self, taken: list[tuple[str, _Step]]) -> None:
         batch = [step for _, step in taken]  # all get the error if the batch cannot open
+        unrun = Counter(peer for peer, _ in taken)
         error: BaseException | None = None
         started = time.perf_counter()
         cpu = time.thread_time()
@@ -243,7 +244,8 @@ class BatchWriter:
                         step.result = step.fn()
                     except Exception as exc:
                         step.error = exc
-                    if i + 1 < len(taken) and self._yield_after(taken, i):
+                    unrun[step.peer] -= 1
+                    if i + 1 < len(taken) and self._yield_after(taken[i + 1:], unrun):
                         del batch[i + 1:]
                         break
         except BaseException as exc:
@@ -267,13 +269,12 @@ class BatchWriter:
                 step.error = error
         _release_all(batch)
 
-
-    def _yield_after(self, taken: list[tuple[str, _Step]], i: int) -> bool:
-        """After step ``i``: file what arrived; if a peer outside the rest of the batch would
-        wait behind too many of one peer's steps, put the rest back (True)."""
+    def _yield_after(self, rest: list[tuple[str, _Step]], unrun: Counter[str]) -> bool:
+        """Between two steps: file what arrived; if a peer outside ``rest`` (the batch's
+        unrun steps, ``unrun`` per peer) would wait behind too many of one peer's steps,
+        put the rest back (True)."""
         self._drain()
-        rest = taken[i + 1:]
-        if not self._steps.yield_to([peer for peer, _ in rest]):
+        if not self._steps.yield_to(unrun):
             return False
         self._steps.put_back(rest)
         self._carried = True
