@@ -119,7 +119,6 @@ class Store(DeferredAccess):
         self._deferred = DeferredRows()
         self._key = b""
         self._before_commit: dict[str, Callable[[], None]] = {}
-        self._lock_fd: int | None = None
         self._flock: WriterFlock | None = None
         #: The WAL file, held open to fsync it after each commit (``_sync_wal``).
         self._wal_fd: int | None = None
@@ -150,12 +149,7 @@ class Store(DeferredAccess):
             ) from exc
         store = cls(conn=conn, path=path)
         store._key = key
-        try:
-            store._lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                                     0o600)
-            store._flock = WriterFlock(store._lock_fd, busy_timeout_s)
-        except OSError:  # a read-only place: SQLite's own lock still guards the file
-            store._lock_fd = None
+        store._flock = WriterFlock.open(f"{path}.lock", busy_timeout_s)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # + the WAL fsync after each commit
@@ -191,9 +185,6 @@ class Store(DeferredAccess):
         if self._flock is not None:
             self._flock.close()
             self._flock = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
 
     def reader_spec(self) -> tuple[Path, bytes]:
         """Path and key for another process to open this database (e.g. to verify in

@@ -31,8 +31,8 @@ __all__ = ["WriterFlock"]
 
 
 class WriterFlock:
-    """``acquire()`` / ``release()`` of an exclusive flock on ``fd``, waited for at most
-    ``timeout_s``.  One owner at a time (the store's); safe against its own helper."""
+    """``acquire()`` / ``release()`` of an exclusive flock on a lock file, waited for at
+    most ``timeout_s``.  One owner at a time (the store's); safe against its own helper."""
 
     def __init__(self, fd: int, timeout_s: float) -> None:
         self._fd = fd
@@ -42,8 +42,16 @@ class WriterFlock:
         self._pending = False  # a helper is blocked in flock()
         self._wanted = False  # a writer waits for the helper's flock
         self._closed = False
-        #: How often a writer gave up waiting (``database_locked``).
-        self.timeouts = 0
+
+    @classmethod
+    def open(cls, path: str, timeout_s: float) -> WriterFlock | None:
+        """The lock file at ``path`` (created 0600); None where it cannot be opened (a
+        read-only place: SQLite's own lock still guards the database)."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None
+        return cls(fd, timeout_s)
 
     def acquire(self) -> None:
         with self._mutex:
@@ -67,7 +75,6 @@ class WriterFlock:
             if self._got.is_set():  # it came while the wait ended
                 return
             self._wanted = False
-            self.timeouts += 1
         raise EnvironmentFault(
             f"database: another writer has held the database's lock for longer than "
             f"{self.timeout_s:g} s ([storage] busy_timeout_s)", reason="database_locked")
@@ -76,10 +83,14 @@ class WriterFlock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        """Stop handing a pending flock to anyone (the store closes its descriptor)."""
+        """Close the lock file (releasing the flock if held); a pending helper hands its
+        flock to nobody."""
         with self._mutex:
+            if self._closed:
+                return
             self._closed = True
             self._wanted = False
+        os.close(self._fd)
 
     def _wait(self, fd: int) -> None:
         try:
