@@ -59,6 +59,9 @@ log = structlog.get_logger("bxnode.audit.witness")
 
 ALERT_KEY = "audit:witness_alert"
 
+#: The peer logs a witness follows: (node id, its unrevoked log keys), sorted.
+_Followed = tuple[tuple[str, tuple[bytes, ...]], ...]
+
 
 @dataclass(frozen=True, slots=True)
 class WitnessStatus:
@@ -83,8 +86,7 @@ class WitnessDesk:
         self.name = witness_name(node_id)
         self._cosigner = CosignatureV1Signer(name=self.name, signer=as_signer(signing_key))
         #: (the followed logs and keys, their Witness): one reference, swapped whole
-        self._state: tuple[tuple[tuple[str, tuple[bytes, ...]], ...], Witness | None] | None \
-            = None
+        self._state: tuple[_Followed, Witness | None] | None = None
 
     @property
     def _witness(self) -> Witness | None:
@@ -129,9 +131,8 @@ class WitnessDesk:
             stored = self._load(origin)
             earlier = self._check_epoch(origin)
             try:
-                result = witness.handle(request, stored=stored,
-                                              timestamp=now_ms // 1000,
-                                              listed_epoch=self._listed_epoch(origin))
+                result = witness.handle(request, stored=stored, timestamp=now_ms // 1000,
+                                        listed_epoch=self._listed_epoch(origin))
             except LogOriginUnlisted as exc:
                 self._keep_unlisted(origin, exc, now_ms=now_ms)
                 failure = exc
