@@ -100,6 +100,36 @@ def test_two_migrations_at_once_apply_each_step_once(pg_cluster: PgCluster, pg_d
     assert sorted(results) == [0, len(steps())]
 
 
+def test_a_migration_waits_past_the_busy_timeout_for_another_one(
+        pg_cluster: PgCluster, pg_dsn: str) -> None:
+    """Requests wait at most busy_timeout_s for a lock (the pool's lock_timeout, 0.2 s
+    here); ``bxnode store migrate`` waits for another replica's migration however long it
+    holds the schema lock, then finds nothing left to do."""
+    pool = PgPool.open(dsn=pg_dsn, password=pg_cluster.password, codec=CODEC,
+                       check_schema=False, timeout_s=5.0, lock_timeout_s=0.2)
+    holder = pool.database()
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transaction():
+            holder.lock("schema")
+            held.set()
+            release.wait(30)
+
+    try:
+        th = threading.Thread(target=hold)
+        th.start()
+        assert held.wait(10)
+        threading.Timer(1.0, release.set).start()  # five lock timeouts later
+        assert len(migrate(pool.database()).applied) == len(steps())
+        th.join(30)
+        assert len(migrate(pool.database()).applied) == 0
+    finally:
+        release.set()
+        holder.close()
+        pool.close()
+
+
 def test_a_database_never_migrated_is_refused_as_outdated(
         pg_cluster: PgCluster, pg_dsn: str) -> None:
     with pytest.raises(ConfigError) as exc:
