@@ -62,6 +62,7 @@ _DOC_NEW = _DOC_COLUMNS + "VALUES (?,?,?,?,?,?,?,?,NULL) ON CONFLICT DO NOTHING"
 #: Rows per statement of :meth:`DocumentLoader.add` (8 parameters each, far under
 #: SQLite's 32,766): one step inserts them all, with the GIL released throughout.
 _DOC_ROWS = 200
+_DOC_WIDTH = 8  # the columns a row gives (``sealed`` is the statement's NULL)
 _DOC_NEW_MANY = _DOC_COLUMNS + "VALUES " + ",".join(
     ["(?,?,?,?,?,?,?,?,NULL)"] * _DOC_ROWS) + " ON CONFLICT DO NOTHING"
 _DOC_REPLACE = _DOC_COLUMNS + (
@@ -100,33 +101,69 @@ class DocumentLoader:
         self._replaced: set[tuple[str, ...]] = set()
 
     @staticmethod
-    def groups(rows: Sequence[tuple[str, ...]]) -> list[list[str]]:
-        """The parameters of :meth:`add`'s multi-row statements for ``rows`` (no database:
-        another thread may make them while the last chunk is written)."""
-        step = 8 * _DOC_ROWS
-        flat = list(itertools.chain.from_iterable(rows[:len(rows) - len(rows) % _DOC_ROWS]))
+    def pack(rows: Sequence[tuple[str, ...]]
+             ) -> tuple[str | list[list[str]], list[tuple[str, ...]]]:
+        """``rows`` as :meth:`add` takes them, packed to send to another process (no
+        database: the importer's checking process makes them while this process writes
+        the chunk before): the parameters of the multi-row statements (``_DOC_ROWS`` rows
+        each) in one string, NUL between two (:meth:`unpack` makes them statements again:
+        ten times cheaper to pickle than a string object per field), and the rows left
+        over.  A field that holds a NUL itself is sent as the statements' lists instead."""
+        whole = len(rows) - len(rows) % _DOC_ROWS
+        tail = list(rows[whole:])
+        if not whole:
+            return "", tail
+        flat = list(itertools.chain.from_iterable(rows[:whole]))
+        packed = "\0".join(flat)
+        if packed.count("\0") == len(flat) - 1:
+            return packed, tail
+        step = _DOC_WIDTH * _DOC_ROWS
+        return [flat[i:i + step] for i in range(0, len(flat), step)], tail
+
+    @staticmethod
+    def unpack(packed: str | list[list[str]]) -> list[list[str]]:
+        """The statements' parameters that :meth:`pack` packed."""
+        if not isinstance(packed, str):
+            return packed
+        if not packed:
+            return []
+        flat = packed.split("\0")
+        step = _DOC_WIDTH * _DOC_ROWS
         return [flat[i:i + step] for i in range(0, len(flat), step)]
 
-    def add(self, rows: Sequence[tuple[str, ...]],
-            groups: list[list[str]] | None = None) -> list[int]:
-        """Write ``rows`` (as :meth:`SqlWatchlistStore.insert_documents` takes them;
-        ``groups``: :meth:`groups` of them, if made already); returns the indexes of the
+    @staticmethod
+    def row_at(groups: Sequence[Sequence[str]], tail: Sequence[tuple[str, ...]],
+               i: int) -> tuple[str, ...]:
+        """Row ``i`` of the rows that :meth:`pack` packed, unpacked."""
+        g, k = divmod(i, _DOC_ROWS)
+        if g >= len(groups):
+            return tail[i - len(groups) * _DOC_ROWS]
+        return tuple(groups[g][k * _DOC_WIDTH:(k + 1) * _DOC_WIDTH])
+
+    @staticmethod
+    def count(groups: Sequence[Sequence[str]], tail: Sequence[tuple[str, ...]]) -> int:
+        """How many rows :meth:`pack` packed into ``groups`` (unpacked) and ``tail``."""
+        return len(groups) * _DOC_ROWS + len(tail)
+
+    def add(self, groups: Sequence[list[str]], tail: Sequence[tuple[str, ...]]) -> list[int]:
+        """Write the rows :meth:`pack` packed, ``groups`` unpacked, and ``tail`` (rows as
+        :meth:`SqlWatchlistStore.insert_documents` takes them); returns the indexes of the
         rows that repeat a document of this import, which are not written."""
-        if not rows:
+        n = self.count(groups, tail)
+        if not n:
             return []
-        if groups is None:
-            groups = self.groups(rows)
         try:
             with self._db.savepoint():
-                n = self._db.executemany(_DOC_NEW_MANY, groups)
-                n += self._db.executemany(_DOC_NEW, rows[len(groups) * _DOC_ROWS:])
-                if n != len(rows):
+                done = self._db.executemany(_DOC_NEW_MANY, groups)
+                done += self._db.executemany(_DOC_NEW, tail)
+                if done != n:
                     raise _Repeated
             return []
         except _Repeated:
             pass
         repeated: list[int] = []
-        for i, row in enumerate(rows):
+        for i in range(n):
+            row = self.row_at(groups, tail, i)
             if self._db.execute(_DOC_NEW, row) == 1:
                 continue
             key = row[:4]

@@ -23,17 +23,19 @@ sex            person: M, F or X
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gc
+import multiprocessing
 import re
-import sys
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+import signal
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from node.core.errors import BxError, InvalidInput
+from node.core.errors import BxError, EnvironmentFault, InvalidInput
 from node.core.limits import MAX_DOC_NUMBER_LEN, MAX_ID_LEN
 from node.core.model import (
     ActionCode,
@@ -89,10 +91,6 @@ _ACTIONS = frozenset(a.value for a in ActionCode)
 #: (the checks of validate_id and validate_doc_number, over the whole column at once).
 _IDS = re.compile(rf"(?:[A-Za-z0-9][A-Za-z0-9._:@-]{{0,{MAX_ID_LEN - 1}}}\n)+")
 _NUMBERS = re.compile(rf"(?:[A-Z0-9]{{1,{MAX_DOC_NUMBER_LEN}}}\n)+")
-#: The interpreter's switch interval while the import's writer thread runs: the writer
-#: releases the GIL for each multi-row statement (SQLite works on the other core) and must get
-#: it back soon after, not 5 ms later (the default) while this thread checks rows.
-_SWITCH_S = 0.0002
 _DOC_COLUMNS = ("kind", "owner_ref", "action", "expires", "number", "issuing_state",
                 "doc_type")
 
@@ -101,6 +99,7 @@ class _Validator:
     """Row checks, fast on the common path; every field goes through the model's validators."""
 
     def __init__(self, today: dt.date) -> None:
+        self.today = today
         self._today = today.isoformat()
         self._dates: dict[str, bool] = {}  # expiry text -> already expired
 
@@ -220,9 +219,9 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
 
     A CSV file into a database that can say which documents it held before the import
     (SQLCipher) takes the bulk path (:func:`_load_csv`): chunks of rows checked a column
-    at a time, and repeated documents found by the database instead of a dict of every
-    key read, so the import holds no per-row state of its own (SQLite's in-memory temporary
-    storage still grows on the largest files: benchmarks/README.md, the import target).
+    at a time in a second process while this one writes, and repeated documents found by
+    the database instead of a dict of every key read, so the import holds no per-row
+    state of its own.
     """
     out = ImportResult()
     fmt = detect_format(path, fmt)
@@ -238,7 +237,7 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
                 _load_rows(path, fmt, check, out, tables, chunk, progress)
             else:
                 collecting = gc.isenabled()
-                gc.disable()  # see _load_csv
+                gc.disable()  # the chunks received are acyclic: see _check_csv
                 try:
                     _load_csv(path, check, out, tables, loader, chunk, progress)
                 finally:
@@ -322,56 +321,37 @@ def _repeated_document(rec: tuple[str, ...], first: int) -> str:
 
 def _load_csv(path: Path, check: _Validator, out: ImportResult, tables: SqlWatchlistStore,
               loader: DocumentLoader, chunk: int, progress: Any) -> None:
-    """The bulk path: each chunk's documents checked column by column
-    (:meth:`_Validator.documents`; a chunk it cannot vouch for goes row by row through
-    :meth:`_Validator.row`, which names what is wrong), written through ``loader``, which
-    says which rows repeat a document this import already wrote.  Such a row's error
+    """The bulk path, on two cores: a checking process (:func:`_check_csv`) reads the
+    file and checks each chunk's documents column by column (:meth:`_Validator.documents`;
+    a chunk it cannot vouch for goes row by row through :meth:`_Validator.row`, which
+    names what is wrong), while this process writes the chunk before through ``loader``,
+    which says which rows repeat a document this import already wrote.  Such a row's error
     names the first line of its document, found by reading the file again once at the end
     (only for the errors that are reported).  Documents are written even after an error
     (the database is what finds repeats); the transaction is rolled back in the end.
 
-    The cyclic garbage collector is off meanwhile: every chunk allocates hundreds of
-    thousands of lists and tuples, none in a cycle (reference counting frees them as the
-    chunk is done), and each collection would walk the whole chunk again — a quarter of
-    the import's time."""
-    person_lines: dict[str, int] = {}
+    Why a process, not a thread: the checks are Python and the writer's statements need
+    the interpreter to bind their parameters, so two threads share one core's worth of
+    interpreter (the import ran at about half of what SQLite alone inserts).  The chunks
+    come over a pipe as the statements' parameters, ready to bind; the pipe holds about
+    one, so the checker is never more than a chunk or two ahead (memory stays flat).  The
+    checking process gets the file's path and the day, never the database or its key."""
     repeats: dict[tuple[str, ...], list[int]] = {}  # document -> its errors to complete
-    pending: list[tuple[Future[list[int]], _Checked]] = []
-
-    def write(docs: list[tuple[str, ...]], groups: list[list[str]],
-              persons: list[tuple[str, ...]]) -> list[int]:
-        repeated = loader.add(docs, groups)
-        if persons:
-            tables.insert_persons(persons)
-        return repeated
-
-    def finish() -> None:  # the chunk before: its repeats, then every error in line order
-        while pending:
-            done, checked = pending.pop()
-            _record(checked, done.result(), out, repeats)
-
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watchlist-import")
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(_SWITCH_S)
-    try:
-        for part in read_csv_chunks(path, chunk):
-            out.rows += len(part.rows) + (part.error is not None)
+    with _Checking(path, check.today, chunk) as checking:
+        for checked in checking:
+            read = len(checked.lines)
+            out.rows += read + (checked.end_error is not None)
             if progress is not None:
-                progress(len(part.rows))
-            checked = _check_chunk(part, check, out, person_lines)
+                progress(read)
+            out.already_expired += checked.expired
             out.person_count += len(checked.persons)
-            clean = not (out.error_count or checked.errors)  # else nothing is kept anyway
-            done = writer.submit(write, checked.docs, loader.groups(checked.docs),
-                                 checked.persons if clean else [])
-            finish()
-            pending.append((done, checked))
-        finish()
-    except UnicodeDecodeError:
-        finish()
-        out.add_error(first_non_utf8_line(path), "file is not UTF-8 text")
-    finally:
-        writer.shutdown(wait=True, cancel_futures=True)  # the connection is ours again
-        sys.setswitchinterval(switch)
+            checked.groups = DocumentLoader.unpack(checked.groups)
+            repeated = loader.add(checked.groups, checked.tail)
+            if checked.persons and not (out.error_count or checked.errors):
+                tables.insert_persons(checked.persons)  # else nothing is kept anyway
+            _record(checked, repeated, out, repeats)
+        if checking.not_utf8:
+            out.add_error(first_non_utf8_line(path), "file is not UTF-8 text")
     if repeats:
         for key, first in _first_lines(path, check, set(repeats)).items():
             for k in repeats[key]:
@@ -381,55 +361,147 @@ def _load_csv(path: Path, check: _Validator, out: ImportResult, tables: SqlWatch
 
 @dataclass
 class _Checked:
-    """One chunk, checked: its documents (``docs[i]`` is row ``where[i]``, or row ``i``
-    when ``where`` is None), its persons and the errors found so far."""
+    """One chunk, checked by the checking process: the line each row ends on, its
+    documents as :meth:`DocumentLoader.pack` packs them (document ``i`` is row
+    ``where[i]``, or row ``i`` when ``where`` is None), its persons, the errors found so
+    far, how many of its records had already expired, and the error that ended the file
+    after it, if one did."""
 
-    part: CsvChunk
-    docs: list[tuple[str, ...]]
+    lines: list[int]
+    groups: str | list[list[str]]  # packed (DocumentLoader.pack) until received
+    tail: list[tuple[str, ...]]
     where: list[int] | None
     persons: list[tuple[str, ...]]
     errors: list[tuple[int, str | tuple[str, ...]]]
+    expired: int
+    end_error: tuple[int, str] | None
 
 
-def _check_chunk(part: CsvChunk, check: _Validator, out: ImportResult,
-                 person_lines: dict[str, int]) -> _Checked:
-    docs = check.documents(part, out)
-    if docs is not None:
-        return _Checked(part, docs, None, [], [])
-    checked = _Checked(part, [], [], [], [])
-    for j, row in enumerate(part.rows):
-        line = part.lines[j]
-        fields = csv_row_dict(part.header, row)
-        if None in fields:
-            checked.errors.append((line, "row has more fields than the header"))
-            continue
+@dataclass
+class _End:
+    """The checking process's last message: the file was read to its end (or to the
+    first byte that is not UTF-8), or reading it failed."""
+
+    not_utf8: bool = False
+    failure: str | None = None
+
+
+class _Checking:
+    """The checking process of one import (:func:`_check_csv`), as a context manager;
+    iterate for its chunks in order.  Leaving the block ends the process however the
+    import ends; a process that dies or fails is an error of the import."""
+
+    def __init__(self, path: Path, today: dt.date, chunk: int) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        # The fork server (started once per process) holds this module already: each
+        # import's checking process is a fork of it, not a new interpreter.
+        ctx.set_forkserver_preload([__name__])
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_check_csv, name="bxnode-import-check",
+                                 args=(send, str(path), today.isoformat(), chunk),
+                                 daemon=True)
         try:
-            kind, rec = check.row(fields, out)  # type: ignore[arg-type]
-        except BxError as exc:
-            checked.errors.append((line, str(exc)))
-            continue
-        if kind == "document":
-            checked.docs.append(rec)
-            checked.where.append(j)  # type: ignore[union-attr]
-            continue
-        first = person_lines.setdefault(rec[0], line)
-        if first != line:
-            checked.errors.append((line, f"person {rec[0]} is already on line {first}"))
-            continue
-        checked.persons.append(rec)
-    return checked
+            self._proc.start()
+        finally:
+            send.close()  # the child's end: when the child is gone, recv() says so
+        self.not_utf8 = False
+
+    def __enter__(self) -> _Checking:
+        return self
+
+    def __iter__(self) -> Iterator[_Checked]:
+        while True:
+            try:
+                msg = self._recv.recv()
+            except EOFError:
+                self._proc.join(5)
+                raise EnvironmentFault(
+                    "the import's checking process stopped (exit code "
+                    f"{self._proc.exitcode}); nothing was written") from None
+            if isinstance(msg, _End):
+                if msg.failure is not None:
+                    raise EnvironmentFault(f"reading the file failed: {msg.failure}")
+                self.not_utf8 = msg.not_utf8
+                return
+            yield msg
+
+    def __exit__(self, *exc: object) -> None:
+        self._recv.close()
+        self._proc.join(5 if exc[0] is None else 0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+
+def _check_csv(send: Connection, path: str, today: str, chunk: int) -> None:
+    """The checking process: each chunk of the CSV file checked (:func:`_check_chunk`)
+    and sent, then an :class:`_End`.
+
+    The cyclic garbage collector is off: every chunk allocates hundreds of thousands of
+    lists and tuples, none in a cycle (reference counting frees them as the chunk is
+    sent), and each collection would walk the whole chunk again.  Ctrl-C is the importing
+    process's to handle (it ends this one)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.disable()
+    check = _Validator(dt.date.fromisoformat(today))
+    person_lines: dict[str, int] = {}
+    try:
+        for part in read_csv_chunks(Path(path), chunk):
+            send.send(_check_chunk(part, check, person_lines))
+        send.send(_End())
+    except UnicodeDecodeError:
+        send.send(_End(not_utf8=True))
+    except (OSError, csv.Error, MemoryError) as exc:
+        send.send(_End(failure=f"{type(exc).__name__}: {exc}"))
+    finally:
+        send.close()
+
+
+def _check_chunk(part: CsvChunk, check: _Validator,
+                 person_lines: dict[str, int]) -> _Checked:
+    counts = ImportResult()  # this chunk's already-expired records
+    docs = check.documents(part, counts)
+    where: list[int] | None = None
+    persons: list[tuple[str, ...]] = []
+    errors: list[tuple[int, str | tuple[str, ...]]] = []
+    if docs is None:
+        docs, where = [], []
+        for j, row in enumerate(part.rows):
+            line = part.lines[j]
+            fields = csv_row_dict(part.header, row)
+            if None in fields:
+                errors.append((line, "row has more fields than the header"))
+                continue
+            try:
+                kind, rec = check.row(fields, counts)  # type: ignore[arg-type]
+            except BxError as exc:
+                errors.append((line, str(exc)))
+                continue
+            if kind == "document":
+                docs.append(rec)
+                where.append(j)
+                continue
+            first = person_lines.setdefault(rec[0], line)
+            if first != line:
+                errors.append((line, f"person {rec[0]} is already on line {first}"))
+                continue
+            persons.append(rec)
+    packed, tail = DocumentLoader.pack(docs)
+    return _Checked(part.lines, packed, tail, where, persons, errors, counts.already_expired,
+                    part.error)
 
 
 def _record(checked: _Checked, repeated: list[int], out: ImportResult,
             repeats: dict[tuple[str, ...], list[int]]) -> None:
     """A written chunk's count and errors (a repeat's first line left to find)."""
-    part, docs, where, errors = checked.part, checked.docs, checked.where, checked.errors
+    lines, where, errors = checked.lines, checked.where, checked.errors
     for i in repeated:
-        errors.append((part.lines[i if where is None else where[i]], docs[i]))
-    out.document_count += len(docs) - len(repeated)
+        errors.append((lines[i if where is None else where[i]],
+                       DocumentLoader.row_at(checked.groups, checked.tail, i)))
+    out.document_count += DocumentLoader.count(checked.groups, checked.tail) - len(repeated)
     errors.sort(key=lambda e: e[0])
-    if part.error is not None:
-        errors.append(part.error)
+    if checked.end_error is not None:
+        errors.append(checked.end_error)
     for line, error in errors:
         if isinstance(error, str):
             out.add_error(line, error)

@@ -3,17 +3,20 @@
 found by the database, and exactly the records, counts and errors of the row-by-row path
 (``_load_rows``, which a dry run and JSON Lines still take).
 
-Small chunks (``chunk=3``) so that every case crosses chunk boundaries.
+Small chunks (``chunk=3``) so that every case crosses chunk boundaries; the chunks are
+checked in a second process (``_Checking``), which the last tests kill or fail.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
 
+from node.core.errors import EnvironmentFault
 from node.store.sqlcipher import Store
 from node.store.watchlist import SqlWatchlistStore
 from node.watchlist.importer import ImportResult, import_file, parse_file
@@ -166,3 +169,70 @@ def test_the_jsonl_path_is_unchanged(store: Store, tmp_path: Path) -> None:
     path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n")
     assert load(store, path).errors == [
         (2, "record R1 for the same document is already on line 1")]
+
+
+def test_repeats_and_replacements_inside_whole_statements(store: Store,
+                                                          tmp_path: Path) -> None:
+    """Chunks of 650: three 200-row statements and 50 rows left over each, so a repeat or
+    a replacement is found inside a statement's parameters as well as among the rest."""
+    assert load(store, write(tmp_path, doc("R250", "N250", action="arrest"), name="a.csv")
+                ).written
+    rows = [doc(f"R{i}", f"N{i}") for i in range(650)]
+    rows[300] = doc("R5", "N5")  # a repeat in the second statement of the first one's
+    rows[610] = doc("R7", "N7")  # among the rows left over
+    result = load(store, write(tmp_path, *rows, name="b.csv"), chunk=650)
+    assert (result.written, result.document_count, result.errors) == (
+        False, 648, [(302, "record R5 for the same document is already on line 7"),
+                     (612, "record R7 for the same document is already on line 9")])
+    rows[300], rows[610] = doc("R300", "N300"), doc("R610", "N610")
+    result = load(store, write(tmp_path, *rows, name="c.csv"), chunk=650)
+    assert (result.written, result.document_count, result.errors) == (True, 650, [])
+    listed = documents(store)
+    assert len(listed) == 650
+    assert ("KAZ", "N250", "P", "R250", "inform", "", "2036-01-01", "") in listed  # replaced
+
+
+def _kill_the_checker(_rows: int) -> None:
+    for child in multiprocessing.active_children():
+        if child.name == "bxnode-import-check":
+            child.kill()
+            child.join()
+
+
+def test_a_checking_process_that_dies_leaves_nothing_written(store: Store,
+                                                             tmp_path: Path) -> None:
+    assert load(store, write(tmp_path, doc("R1", "N1"), name="a.csv")).written
+    path = write(tmp_path, *(doc(f"R{i}", f"N{i}") for i in range(2, 5000)), name="b.csv")
+    with pytest.raises(EnvironmentFault, match=r"^the import's checking process stopped "
+                                               r"\(exit code -9\); nothing was written$"):
+        import_file(path, store=store, today=TODAY, chunk=10, progress=_kill_the_checker)
+    assert documents(store) == [("KAZ", "N1", "P", "R1", "inform", "", "2036-01-01", "")]
+    assert store.get_meta("watchlist_generation") == "1"
+    assert [c for c in multiprocessing.active_children()
+            if c.name == "bxnode-import-check"] == []
+    assert load(store, path).written  # and the next import runs
+
+
+def test_a_file_the_checking_process_cannot_read_is_an_error(store: Store,
+                                                             tmp_path: Path) -> None:
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(EnvironmentFault, match=r"^reading the file failed: "
+                                               r"IsADirectoryError: \[Errno 21\] "):
+        import_file(folder, store=store, today=TODAY)
+    assert documents(store) == []
+    assert store.get_meta("watchlist_generation") is None
+
+
+def test_a_field_holding_a_nul_crosses_to_the_writer_whole(store: Store,
+                                                           tmp_path: Path) -> None:
+    """The checking process joins a chunk's fields with NUL (``DocumentLoader.pack``); a
+    field that holds one itself makes it send that chunk's fields one by one instead."""
+    rows = [doc(f"R{i}", f"N{i}") for i in range(450)]
+    rows[7] = doc("R7", "N7", contact="desk\x00north")
+    result = load(store, write(tmp_path, *rows), chunk=1000)
+    assert (result.written, result.document_count, result.errors) == (True, 450, [])
+    listed = documents(store)
+    assert len(listed) == 450
+    assert ("KAZ", "N7", "P", "R7", "inform", "desk\x00north", "2036-01-01", "") in listed
+    assert ("KAZ", "N449", "P", "R449", "inform", "", "2036-01-01", "") in listed
