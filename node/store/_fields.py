@@ -1,4 +1,5 @@
-"""Helpers the SQL modules share: the field codec applied to text columns, placeholders.
+"""Helpers the SQL modules share: the field codec applied to text columns, placeholders,
+a column matched against a list of values.
 
 A protected column (``codec.protects``, PostgreSQL) holds a blind index (``index``) or
 sealed bytes (``seal``); an unprotected one (SQLCipher, whose whole file is encrypted) holds
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from node.store.db import FieldCodec
+from node.store.db import Dialect, FieldCodec
 
-__all__ = ["index_text", "marks", "open_blob", "open_text", "seal_blob", "seal_text"]
+__all__ = ["any_of", "index_text", "marks", "open_blob", "open_text", "seal_blob",
+           "seal_text"]
 
 
 def index_text(codec: FieldCodec, kind: str, value: str) -> str:
@@ -48,5 +50,23 @@ def open_blob(codec: FieldCodec, kind: str, stored: object) -> bytes | None:
 
 def marks(values: Sequence[object], per_row: int = 1) -> str:
     """``?`` placeholders for ``values`` (``(?,?),(?,?)`` for ``per_row`` > 1): never data."""
-    one = "?" if per_row == 1 else "(" + ",".join("?" * per_row) + ")"
+    if per_row == 1:
+        return ",".join("?" * len(values))
+    one = "(" + ",".join("?" * per_row) + ")"
     return ",".join(one for _ in values)
+
+
+def any_of(dialect: Dialect, column: str, values: Sequence[str]
+           ) -> tuple[str, tuple[object, ...]]:
+    """``column`` equal to one of ``values`` (text): the condition's SQL and its parameters.
+
+    PostgreSQL: ``column = ANY(?::text[])`` with the values as one array parameter, so the
+    statement's text is the same whatever their number: psycopg converts it once (a
+    statement of more than 50 parameters it converts anew at every call) and prepares it on
+    the server after a few uses, as it does any statement it sees again.  SQLite has no
+    arrays: ``column IN (?,?,...)``, one placeholder per value.  ``column`` is the caller's
+    text, never data.
+    """
+    if dialect == "postgresql":
+        return f"{column} = ANY(?::text[])", (list(values),)
+    return f"{column} IN ({marks(values)})", tuple(values)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from node.core.errors import ConfigError
-from node.store._fields import index_text
+from node.store._fields import any_of, index_text
 from node.store.db import Database
 from node.store.schema import register
 
@@ -119,10 +119,10 @@ class AlertTables:
             chunk = unique[i:i + _CHUNK]
             by_ix = dict(zip(chunk, chunk, strict=True)) if plain else {
                 self._ix(r): r for r in chunk}
-            marks = ",".join("?" * len(by_ix))  # placeholders only, never data
+            cond, args = any_of(self.db.dialect, "owner_ref", list(by_ix))
             for r in self.db.query(
                     f"SELECT owner_ref, {columns} FROM alert_meta "  # noqa: S608 - placeholders
-                    f"WHERE owner_ref IN ({marks}){where}", tuple(by_ix)):
+                    f"WHERE {cond}{where}", args):
                 yield by_ix[str(r[0])], r[1:]
 
     def all_meta(self) -> Iterator[tuple[str, AlertMeta]]:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from node.core.ports import DocumentHit, PersonRow
+from node.store._fields import any_of
 from node.store.db import Database
 
 __all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "sibling_store"]
@@ -327,12 +328,12 @@ class SqlWatchlistStore:
         c = self._db.codec
         unique = list(dict.fromkeys(refs))
         for i in range(0, len(unique), 500):
-            chunk = unique[i:i + 500]
-            marks = ",".join("?" for _ in chunk)
-            sql = ("SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, "  # noqa: S608 - placeholders only, never data
-                   "sex, action, contact, expires, sealed FROM persons WHERE expires >= ? AND "
-                   "owner_ref IN (" + marks + ")")
-            rows = self._db.query(sql, (today, *(_text(c.index(_OWNER, r)) for r in chunk)))
+            cond, args = any_of(self._db.dialect, "owner_ref",
+                                [_text(c.index(_OWNER, r)) for r in unique[i:i + 500]])
+            rows = self._db.query(
+                "SELECT owner_ref, family_name, given_names, patronymic, dob, nationality, "  # noqa: S608 - placeholders only, never data
+                "sex, action, contact, expires, sealed FROM persons WHERE expires >= ? AND "
+                + cond, (today, *args))
             for r in rows:
                 row = self._person(r)
                 out[row[0]] = row
@@ -346,7 +347,9 @@ class SqlWatchlistStore:
         (a chunk of 5,000 numbers each).  The statement asks for the numbers (the primary
         key's first column: one index search each, about half the cost of matching the
         three columns as row values); the rows of another issuing state or type are left
-        out here."""
+        out here.  The numbers are one array parameter on PostgreSQL (one statement text
+        for every batch size, prepared once per connection), a list of placeholders on
+        SQLite (:func:`node.store._fields.any_of`)."""
         found: dict[tuple[str, str, str], list[DocumentHit]] = {}
         c = self._db.codec
         wanted = dict.fromkeys(keys)
@@ -355,12 +358,12 @@ class SqlWatchlistStore:
         else:
             by_index = dict(zip(wanted, wanted, strict=True))
         numbers = list(dict.fromkeys(k[0] for k in by_index))
+        dialect = self._db.dialect
         for i in range(0, len(numbers), _CHUNK):
-            chunk = numbers[i:i + _CHUNK]
-            marks = ",".join("?" * len(chunk))  # placeholders only, never data
-            sql = ("SELECT number, issuing_state, doc_type, owner_ref, action, contact, sealed "
-                   "FROM documents WHERE expires >= ? AND number IN (" + marks + ")")
-            rows = self._db.query(sql, (today, *chunk))
+            cond, args = any_of(dialect, "number", numbers[i:i + _CHUNK])
+            rows = self._db.query(
+                "SELECT number, issuing_state, doc_type, owner_ref, action, contact, sealed "
+                "FROM documents WHERE expires >= ? AND " + cond, (today, *args))
             if not self._protects:
                 for number, state, doc_type, ref, action, contact, _ in rows:
                     key = by_index.get((number, state, doc_type))

@@ -1,0 +1,147 @@
+"""The watchlist's many-key reads on both backends: a batch's documents, its hits' source
+agencies and a change feed's persons, each one statement per chunk.  On PostgreSQL the
+keys go as one array parameter (``= ANY(?::text[])``), so the statement's text is the same
+whatever the batch's size; SQLite keeps ``IN (?,...)``.  The answers must not differ."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.store._fields import any_of
+from node.store.alerts import AlertTables
+from node.store.db import Database
+from node.store.watchlist import SqlWatchlistStore
+
+TODAY = "2026-12-03"
+
+
+def doc(state: str, number: str, doc_type: str, ref: str, action: str = "inform",
+        contact: str = "", expires: str = "2036-01-01") -> tuple[str, ...]:
+    return (state, number, doc_type, ref, action, contact, expires, "")
+
+
+def test_an_empty_batch_reads_nothing(any_db: Database) -> None:
+    w = SqlWatchlistStore(any_db)
+    with any_db.transaction():
+        w.insert_documents([doc("KAZ", "N1", "P", "R1")])
+    assert w.find_documents_many([], TODAY) == {}
+    assert w.sources_of([]) == {}
+
+
+def test_repeated_numbers_and_other_states_or_types(any_db: Database) -> None:
+    """A key asked twice is answered once; a number under another issuing state or type, or
+    expired, is not a hit; two live records of one document both come back, sorted."""
+    w = SqlWatchlistStore(any_db)
+    with any_db.transaction():
+        w.insert_documents([doc("KAZ", "N1", "P", "R1b", "arrest", "desk"),
+                            doc("KAZ", "N1", "P", "R1a"),
+                            doc("UZB", "N1", "P", "R1-uzb"),
+                            doc("KAZ", "N1", "I", "R1-id"),
+                            doc("KAZ", "N2", "P", "R2-old", expires="2026-12-02"),
+                            doc("KAZ", "N3", "P", "R3", expires=TODAY)])
+    keys = [("N1", "KAZ", "P"), ("N1", "KAZ", "P"), ("N1", "KGZ", "P"), ("N2", "KAZ", "P"),
+            ("N3", "KAZ", "P"), ("N1", "KAZ", "P"), ("N4", "KAZ", "P"), ("N1", "KAZ", "D")]
+    assert w.find_documents_many(keys, TODAY) == {
+        ("N1", "KAZ", "P"): [("R1a", "inform", ""), ("R1b", "arrest", "desk")],
+        ("N3", "KAZ", "P"): [("R3", "inform", "")]}
+
+
+def test_more_numbers_than_one_statement_takes(any_db: Database) -> None:
+    """12,010 keys of 9,010 numbers (5,000 per statement: two statements), 3,000 asked
+    twice, ten not in the table, and one number in three stored under another state only."""
+    w = SqlWatchlistStore(any_db)
+    rows = [doc("KAZ", f"N{i:05d}", "P", f"R{i}", contact=f"c{i % 7}") for i in range(0, 9000, 3)]
+    rows += [doc("KAZ", f"N{i:05d}", "P", f"R{i}") for i in range(1, 9000, 3)]
+    rows += [doc("UZB", f"N{i:05d}", "P", f"U{i}") for i in range(2, 9000, 3)]
+    with any_db.transaction():
+        assert w.insert_documents(rows) == 9000
+    keys = [(f"N{i:05d}", "KAZ", "P") for i in range(9000)]
+    keys += keys[:3000] + [(f"X{i}", "KAZ", "P") for i in range(10)]
+    found = w.find_documents_many(keys, TODAY)
+    expected = {(f"N{i:05d}", "KAZ", "P"): [(f"R{i}", "inform", f"c{i % 7}" if i % 3 == 0
+                                             else "")]
+                for i in range(9000) if i % 3 != 2}
+    assert len(found) == 6000 and found == expected
+
+
+def test_sources_of_many_hits(any_db: Database) -> None:
+    """1,203 references (500 per statement), repeated ones, one recorded without a source,
+    one with none recorded at all."""
+    w = SqlWatchlistStore(any_db)
+    t = AlertTables(any_db)
+    t.ensure_schema()
+    with any_db.transaction():
+        for i in range(1200):
+            t.put_meta(f"R{i}", kind="document", source=("MVD", "MID", "KNB")[i % 3],
+                       now_ms=1)
+        t.put_meta("R-blank", kind="document", source="", now_ms=1)
+    refs = [f"R{i}" for i in range(1200)] + ["R-blank", "R-none", "R7", "R1199"]
+    assert w.sources_of(refs) == {f"R{i}": ("MVD", "MID", "KNB")[i % 3] for i in range(1200)}
+    assert w.sources_of(["R-none", "R-blank"]) == {}
+    assert t.meta_many(["R5", "R-blank", "R-none", "R5"]) == {
+        "R5": t.meta("R5"), "R-blank": t.meta("R-blank")}
+
+
+def test_the_change_feed_reads_its_persons_in_chunks(any_db: Database) -> None:
+    """person_changes reads the live rows of every changed reference (500 per statement):
+    an expired one and a deleted one come back as None."""
+    w = SqlWatchlistStore(any_db)
+    persons = [(f"P{i}", "Фамилия", f"Имя{i}", "", "1980-01-01", "KAZ", "M", "inform", "",
+                "2020-01-01" if i == 3 else "2036-01-01") for i in range(1100)]
+    with any_db.transaction():
+        w.insert_persons(persons[:1])
+        w.bump_generation("1")
+    with any_db.transaction():
+        w.insert_persons(persons)
+        w.delete_ref("P0")
+        w.bump_generation("2")
+    got = w.person_changes("1", "2", TODAY)
+    assert got is not None and len(got) == 1100
+    assert got["P0"] is None and got["P3"] is None
+    assert {k: v for k, v in got.items() if v is not None} == {
+        p[0]: p for p in persons if p[0] not in ("P0", "P3")}
+
+
+@pytest.mark.parametrize("values", [
+    ["a,b", 'q"uote', "back\\slash", "{brace}", "NULL", "", " sp ", "ü日本", "a'b"],
+    ["only"],
+])
+def test_any_of_matches_exactly_the_values_given(any_db: Database, values: list[str]) -> None:
+    """Text that an array literal would have to quote or escape is matched as it is."""
+    stored = [*values, "a", "b", "null", "sp", "other"]
+    with any_db.transaction():
+        any_db.execute("CREATE TEMP TABLE t_any (v TEXT NOT NULL)")
+        any_db.executemany("INSERT INTO t_any (v) VALUES (?)", [(v,) for v in stored])
+        cond, args = any_of(any_db.dialect, "v", values)
+        got = sorted(str(r[0]) for r in any_db.query(
+            "SELECT v FROM t_any WHERE " + cond, args))
+        any_db.execute("DROP TABLE t_any")
+    assert got == sorted(values)
+
+
+def test_any_of_is_one_statement_whatever_the_count(any_db: Database) -> None:
+    """PostgreSQL: ``= ANY`` of one array parameter; SQLite: one placeholder per value."""
+    cond, args = any_of(any_db.dialect, "number", ["x", "y", "z"])
+    if any_db.dialect == "postgresql":
+        assert (cond, args) == ("number = ANY(?::text[])", (["x", "y", "z"],))
+    else:
+        assert (cond, args) == ("number IN (?,?,?)", ("x", "y", "z"))
+
+
+@pytest.mark.parametrize("any_db", ["postgresql"], indirect=True)
+def test_batches_of_every_size_share_one_prepared_statement(any_db: Database) -> None:
+    """On one connection, batches of 1 to 12 numbers, each size run often enough for
+    psycopg to prepare its statement: one prepared statement reads them all (with a list
+    of placeholders there would be one per size)."""
+    w = SqlWatchlistStore(any_db)
+    with any_db.transaction():
+        w.insert_documents([doc("KAZ", f"N{i}", "P", f"R{i}") for i in range(12)])
+    with any_db.transaction():
+        for size in range(1, 13):
+            for _ in range(7):  # psycopg prepares a statement on its 6th execution
+                keys = [(f"N{i}", "KAZ", "P") for i in range(size)]
+                assert len(w.find_documents_many(keys, TODAY)) == size
+        prepared = [str(r[0]) for r in any_db.query(
+            "SELECT statement FROM pg_prepared_statements")]
+    reads = [s for s in prepared if "FROM documents" in s]
+    assert len(reads) == 1 and "ANY(" in reads[0], prepared
