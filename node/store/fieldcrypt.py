@@ -68,6 +68,9 @@ class KeyedCodec:
 
     def __init__(self, *, index_key: bytes, seal_key: bytes, check: str) -> None:
         self._index_key = index_key
+        #: Per kind, the HMAC keyed and fed ``kind || 0x00``: an index copies it and adds
+        #: the value (the key's two padded blocks are hashed once, not at every index).
+        self._index_prefix: dict[str, hmac.HMAC] = {}
         self._aead = AESGCM(seal_key)
         #: A one-way fingerprint of the field key, kept in the database to refuse a node
         #: started with a different key (it reveals nothing about the key).
@@ -87,8 +90,13 @@ class KeyedCodec:
         return cls.from_key(key), key
 
     def index(self, kind: str, value: str) -> bytes:
-        msg = _kind(kind) + b"\x00" + value.encode()
-        return hmac.new(self._index_key, msg, hashlib.sha256).digest()
+        prefix = self._index_prefix.get(kind)
+        if prefix is None:  # (two threads may both make it: the same object either way)
+            prefix = hmac.new(self._index_key, _kind(kind) + b"\x00", hashlib.sha256)
+            self._index_prefix[kind] = prefix
+        h = prefix.copy()
+        h.update(value.encode())
+        return h.digest()
 
     def seal(self, kind: str, value: bytes) -> bytes:
         nonce = os.urandom(_NONCE)

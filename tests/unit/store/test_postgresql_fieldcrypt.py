@@ -46,6 +46,22 @@ def test_index_is_hmac_sha256_under_an_hkdf_subkey() -> None:
     assert len(want) == 32
 
 
+def test_every_index_is_the_hmac_of_its_own_kind_and_value_alone() -> None:
+    """The codec keeps one keyed HMAC per kind and copies it for each value: interleaved
+    kinds, repeated values and a fresh codec give what one HMAC computed anew gives."""
+    subkey = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                  info=b"bxnode field key v1: index").derive(KEY)
+    codec = KeyedCodec.from_key(KEY)
+    kinds = ("documents.number", "watchlist.owner_ref", "persons.family")
+    for i, v in enumerate(values(7) * 2):
+        kind = kinds[i % 3]
+        want = hmac.new(subkey, kind.encode() + b"\x00" + v.encode(), hashlib.sha256).digest()
+        assert codec.index(kind, v) == want, (kind, v)
+    for _ in range(2):  # a refused kind is refused every time, not remembered
+        with pytest.raises(ValueError):
+            codec.index("a\x00b", "c")
+
+
 def test_equal_values_give_equal_indexes_and_distinct_values_distinct() -> None:
     vs = values(1)
     again = KeyedCodec.from_key(KEY)
