@@ -205,6 +205,10 @@ class SqlWatchlistStore:
         self._protects = db.codec.protects
         self._alerts: Any = None  # node.store.alerts.AlertTables, on first use
         self._feed: Any = None  # node.store.watchlist_feed.WatchlistFeed, on first use
+        #: The sources find_documents_many read with its hits (PostgreSQL, inside a
+        #: transaction): (its write epoch, {reference: source or ""}), for the next
+        #: sources_of of the same transaction and epoch only.
+        self._sources_read: tuple[int, dict[str, str]] | None = None
 
     @property
     def feed(self) -> Any:
@@ -287,15 +291,32 @@ class SqlWatchlistStore:
 
     def sources_of(self, owner_refs: Sequence[str]) -> dict[str, str]:
         """The source agency of each listed alert recorded with one (``alert_meta``, kept by
-        :mod:`node.store.alerts`; one statement per 500 references)."""
+        :mod:`node.store.alerts`; one statement per 500 references).  On PostgreSQL the
+        sources of the hits that :meth:`find_documents_many` just read in this transaction
+        come with them (nothing written since): only the other references are read."""
         if self._alerts is None:
             from node.store.alerts import AlertTables
 
             tables = AlertTables(self._db)
             tables.ensure_schema()  # SQLCipher: created once; PostgreSQL: checked migrated
             self._alerts = tables
-        sources: dict[str, str] = self._alerts.sources_many(owner_refs)
+        read, self._sources_read = self._sources_read, None
+        epoch = self._epoch()
+        known = read[1] if read is not None and epoch is not None and read[0] == epoch else {}
+        sources = {r: known[r] for r in owner_refs if known.get(r)}
+        missing = [r for r in owner_refs if r not in known]
+        if missing:
+            sources.update(self._alerts.sources_many(missing))
         return sources
+
+    def _epoch(self) -> int | None:
+        """What the open transaction read still holds while this is unchanged: it changes
+        when a transaction begins, writes directly or rolls back to a savepoint (None:
+        outside a transaction, where nothing is kept)."""
+        if not self._db.in_transaction:
+            return None
+        epoch = getattr(self._db, "write_epoch", None)
+        return epoch if isinstance(epoch, int) else None
 
     def bump_generation(self, value: str) -> None:
         """A new generation (call under ``lock("watchlist")``, in the change's transaction):
@@ -355,7 +376,10 @@ class SqlWatchlistStore:
         three columns as row values); the rows of another issuing state or type are left
         out here.  The numbers are one array parameter on PostgreSQL (one statement text
         for every batch size, prepared once per connection), a list of placeholders on
-        SQLite (:func:`node.store._fields.any_of`)."""
+        SQLite (:func:`node.store._fields.any_of`).  On PostgreSQL the statement also
+        reads each hit's source agency (``alert_meta`` by the row's blind index, which is
+        the index of the reference), kept for :meth:`sources_of` in the same transaction:
+        a batch's hits then need no second read, nor a second HMAC per reference."""
         found: dict[tuple[str, str, str], list[DocumentHit]] = {}
         c = self._db.codec
         wanted = dict.fromkeys(keys)
@@ -364,23 +388,32 @@ class SqlWatchlistStore:
         else:
             by_index = dict(zip(wanted, wanted, strict=True))
         numbers = list(dict.fromkeys(k[0] for k in by_index))
-        dialect = self._db.dialect
-        for i in range(0, len(numbers), _CHUNK):
-            cond, args = any_of(dialect, "number", numbers[i:i + _CHUNK])
-            rows = self._db.query(
-                "SELECT number, issuing_state, doc_type, owner_ref, action, contact, sealed "
-                "FROM documents WHERE expires >= ? AND " + cond, (today, *args))
-            if not self._protects:
-                for number, state, doc_type, ref, action, contact, _ in rows:
+        if not self._protects:
+            for i in range(0, len(numbers), _CHUNK):
+                cond, args = any_of(self._db.dialect, "number", numbers[i:i + _CHUNK])
+                for number, state, doc_type, ref, action, contact in self._db.query(
+                        "SELECT number, issuing_state, doc_type, owner_ref, action, contact "
+                        "FROM documents WHERE expires >= ? AND " + cond, (today, *args)):
                     key = by_index.get((number, state, doc_type))
                     if key is not None:  # else the number under another state or type
                         found.setdefault(key, []).append((ref, action, contact))
-                continue
-            for r in rows:
-                key = by_index.get((r[0], r[1], r[2]))
-                if key is not None:
-                    _, ref, contact = _opened(c, _DOC_SEALED, r[6])
-                    found.setdefault(key, []).append((ref, r[4], contact))
+        else:
+            # with each hit its alert's source agency (alert_meta, by the same blind
+            # index), kept for sources_of in this transaction: no second read of them
+            sources: dict[str, str] = {}
+            for i in range(0, len(numbers), _CHUNK):
+                cond, args = any_of(self._db.dialect, "d.number", numbers[i:i + _CHUNK])
+                for r in self._db.query(
+                        "SELECT d.number, d.issuing_state, d.doc_type, d.action, d.sealed, "  # noqa: S608 - placeholders only, never data
+                        "m.source FROM documents d LEFT JOIN alert_meta m ON m.owner_ref = "
+                        "d.owner_ref WHERE d.expires >= ? AND " + cond, (today, *args)):
+                    key = by_index.get((r[0], r[1], r[2]))
+                    if key is not None:
+                        _, ref, contact = _opened(c, _DOC_SEALED, r[4])
+                        found.setdefault(key, []).append((ref, r[3], contact))
+                        sources[ref] = r[5] or ""
+            epoch = self._epoch()
+            self._sources_read = None if epoch is None else (epoch, sources)
         for hits in found.values():
             if len(hits) > 1:
                 hits.sort()

@@ -82,6 +82,41 @@ def test_sources_of_many_hits(any_db: Database) -> None:
         "R5": t.meta("R5"), "R-blank": t.meta("R-blank")}
 
 
+def test_the_sources_of_a_batchs_hits_are_those_recorded_now(any_db: Database) -> None:
+    """Sources asked right after the documents in one transaction (PostgreSQL reads them
+    with the documents) are what a read of alert_meta alone gives: a blank source and an
+    alert without metadata left out, a person's reference read on its own; a source changed
+    since, in this transaction or a later one, or outside any, is the new one."""
+    w = SqlWatchlistStore(any_db)
+    t = AlertTables(any_db)
+    t.ensure_schema()
+    with any_db.transaction():
+        w.insert_documents([doc("KAZ", "N1", "P", "R1"), doc("KAZ", "N1", "P", "R1x"),
+                            doc("KAZ", "N2", "P", "R2"), doc("KAZ", "N3", "P", "R3")])
+        t.put_meta("R1", kind="document", source="MVD", now_ms=1)
+        t.put_meta("R1x", kind="document", source="KNB", now_ms=1)
+        t.put_meta("R2", kind="document", source="", now_ms=1)
+        t.put_meta("P9", kind="person", source="MID", now_ms=1)
+    keys = [("N1", "KAZ", "P"), ("N2", "KAZ", "P"), ("N3", "KAZ", "P")]
+    with any_db.transaction():
+        assert len(w.find_documents_many(keys, TODAY)) == 3
+        assert w.sources_of(["R1", "R1x", "R2", "R3", "P9", "R1"]) == {
+            "R1": "MVD", "R1x": "KNB", "P9": "MID"}
+    with any_db.transaction():  # changed in the transaction, after the documents' read
+        assert len(w.find_documents_many(keys, TODAY)) == 3
+        t.put_meta("R1", kind="document", source="MID", now_ms=2)
+        assert w.sources_of(["R1", "R1x"]) == {"R1": "MID", "R1x": "KNB"}
+    with any_db.transaction():
+        assert len(w.find_documents_many(keys, TODAY)) == 3
+    t.put_meta("R1x", kind="document", source="MVD", now_ms=3)  # after that transaction
+    assert w.sources_of(["R1x"]) == {"R1x": "MVD"}
+    with any_db.transaction():
+        assert w.sources_of(["R1x", "R1"]) == {"R1x": "MVD", "R1": "MID"}
+    assert len(w.find_documents_many(keys, TODAY)) == 3  # outside a transaction: not kept
+    t.put_meta("R1", kind="document", source="KNB", now_ms=4)
+    assert w.sources_of(["R1"]) == {"R1": "KNB"}
+
+
 def test_the_change_feed_reads_its_persons_in_chunks(any_db: Database) -> None:
     """person_changes reads the live rows of every changed reference (500 per statement):
     an expired one and a deleted one come back as None."""
