@@ -23,7 +23,6 @@ sex            person: M, F or X
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import gc
 import multiprocessing
@@ -345,11 +344,11 @@ def _load_csv(path: Path, check: _Validator, out: ImportResult, tables: SqlWatch
                 progress(read)
             out.already_expired += checked.expired
             out.person_count += len(checked.persons)
-            checked.groups = DocumentLoader.unpack(checked.groups)
-            repeated = loader.add(checked.groups, checked.tail)
+            groups = DocumentLoader.unpack(checked.packed)
+            repeated = loader.add(groups, checked.tail)
             if checked.persons and not (out.error_count or checked.errors):
                 tables.insert_persons(checked.persons)  # else nothing is kept anyway
-            _record(checked, repeated, out, repeats)
+            _record(checked, groups, repeated, out, repeats)
         if checking.not_utf8:
             out.add_error(first_non_utf8_line(path), "file is not UTF-8 text")
     if repeats:
@@ -368,7 +367,7 @@ class _Checked:
     after it, if one did."""
 
     lines: list[int]
-    groups: str | list[list[str]]  # packed (DocumentLoader.pack) until received
+    packed: str | list[list[str]]
     tail: list[tuple[str, ...]]
     where: list[int] | None
     persons: list[tuple[str, ...]]
@@ -451,7 +450,7 @@ def _check_csv(send: Connection, path: str, today: str, chunk: int) -> None:
         send.send(_End())
     except UnicodeDecodeError:
         send.send(_End(not_utf8=True))
-    except (OSError, csv.Error, MemoryError) as exc:
+    except (OSError, MemoryError) as exc:  # (read_csv_chunks reports bad CSV itself)
         send.send(_End(failure=f"{type(exc).__name__}: {exc}"))
     finally:
         send.close()
@@ -491,14 +490,15 @@ def _check_chunk(part: CsvChunk, check: _Validator,
                     part.error)
 
 
-def _record(checked: _Checked, repeated: list[int], out: ImportResult,
-            repeats: dict[tuple[str, ...], list[int]]) -> None:
-    """A written chunk's count and errors (a repeat's first line left to find)."""
+def _record(checked: _Checked, groups: list[list[str]], repeated: list[int],
+            out: ImportResult, repeats: dict[tuple[str, ...], list[int]]) -> None:
+    """A written chunk's count and errors (a repeat's first line left to find); ``groups``:
+    its packed statements, unpacked."""
     lines, where, errors = checked.lines, checked.where, checked.errors
     for i in repeated:
         errors.append((lines[i if where is None else where[i]],
-                       DocumentLoader.row_at(checked.groups, checked.tail, i)))
-    out.document_count += DocumentLoader.count(checked.groups, checked.tail) - len(repeated)
+                       DocumentLoader.row_at(groups, checked.tail, i)))
+    out.document_count += DocumentLoader.count(groups, checked.tail) - len(repeated)
     errors.sort(key=lambda e: e[0])
     if checked.end_error is not None:
         errors.append(checked.end_error)
