@@ -11,15 +11,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from node.store.db import Dialect, FieldCodec
+from node.store.fieldcrypt import SealedFieldError
 
-__all__ = ["any_of", "index_text", "marks", "open_blob", "open_text", "seal_blob",
-           "seal_text"]
+__all__ = ["any_of", "check_placed", "index_text", "marks", "misplaced", "open_blob",
+           "open_text", "seal_blob", "seal_text"]
 
 
 def index_text(codec: FieldCodec, kind: str, value: str) -> str:
     """The column value to look ``value`` up by, as text (a byte index is stored as hex)."""
     out = codec.index(kind, value)
     return out if isinstance(out, str) else bytes(out).hex()
+
+
+def misplaced(kind: str) -> SealedFieldError:
+    """The refusal of a sealed record found in a row that is not its own."""
+    return SealedFieldError(
+        f"a sealed {kind} record does not belong to its row: an identifier inside it is not "
+        "the one the row's blind index names (moved or copied in the database)",
+        reason="sealed_field_misplaced")
+
+
+def check_placed(codec: FieldCodec, kind: str, index_kind: str, value: str,
+                 stored_index: object) -> None:
+    """Refuse a sealed record (``kind``) whose ``value`` is not what its row's blind index
+    column (``index_kind``) holds.  A seal is bound to its column, not to its row: someone
+    with write access to the database, who cannot read a record, can still copy it into
+    another row, where it opens; its identifier then differs from the row's index, and
+    the record is refused instead of being answered as that row's."""
+    if index_text(codec, index_kind, value) != str(stored_index):
+        raise misplaced(kind)
 
 
 def seal_text(codec: FieldCodec, kind: str, value: str) -> str | bytes:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from node.core.errors import ConfigError
-from node.store._fields import any_of, index_text
+from node.store._fields import any_of, check_placed, index_text, misplaced
 from node.store.db import Database
 from node.store.schema import register
 
@@ -170,6 +170,8 @@ class AlertTables:
         if r is None:
             return None
         record = json.loads(self.db.codec.open(_RECORD, bytes(r[4])))
+        if _record_ref(record) not in ("", ref):  # another row's record (check_placed)
+            raise misplaced(_RECORD)
         return WithdrawnRow(ref, str(r[0]), str(r[1]), int(r[2]), str(r[3]), record)
 
     def forget_withdrawn(self, ref: str) -> None:
@@ -178,7 +180,8 @@ class AlertTables:
 
     def all_withdrawn(self, *, source: str | None = None) -> list[WithdrawnRow]:
         """Every withdrawn alert kept (its reference opened from the sealed record)."""
-        sql = "SELECT kind, source, withdrawn_ms, operator, record FROM alerts_withdrawn"
+        sql = ("SELECT kind, source, withdrawn_ms, operator, record, owner_ref FROM "
+               "alerts_withdrawn")
         args: tuple[str, ...] = ()
         if source is not None:
             sql += " WHERE source=?"
@@ -186,7 +189,10 @@ class AlertTables:
         out = []
         for r in self.db.query(sql, args):
             record = json.loads(self.db.codec.open(_RECORD, bytes(r[4])))
-            out.append(WithdrawnRow(_record_ref(record), str(r[0]), str(r[1]), int(r[2]),
+            ref = _record_ref(record)
+            if ref:
+                check_placed(self.db.codec, _RECORD, _OWNER, ref, r[5])
+            out.append(WithdrawnRow(ref, str(r[0]), str(r[1]), int(r[2]),
                                     str(r[3]), record))
         return sorted(out, key=lambda w: (w.withdrawn_ms, w.owner_ref))
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from node.store._fields import index_text, marks
+from node.store._fields import check_placed, index_text, marks
 from node.store.db import Database
 from node.store.schema import register
 
@@ -197,6 +197,7 @@ class CrossingTables:
         if row[12] is not None:
             number, family, given = (str(v) for v in json.loads(
                 self.db.codec.open(_SEALED, bytes(row[12]))))
+            check_placed(self.db.codec, _SEALED, _DOC_NUMBER, number, row[5])
         return CrossingRow(
             record_id=str(row[0]), event=str(row[1]), bcp=str(row[2]),
             crossed_at_ms=int(row[3]), mode=str(row[4]), doc_number=number,

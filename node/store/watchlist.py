@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from node.core.ports import DocumentHit, PersonRow
-from node.store._fields import any_of
+from node.store._fields import any_of, check_placed, misplaced
 from node.store.db import Database, FieldCodec
 
 __all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "sibling_store"]
@@ -56,6 +56,16 @@ def _opened(codec: FieldCodec, kind: str, sealed: Any) -> Any:
     """A sealed column's JSON contents, opened.  (``json.loads`` of bytes first guesses
     their encoding in Python, a third of the decoding of a batch's hits: ours are UTF-8.)"""
     return json.loads(codec.open(kind, bytes(sealed)).decode())
+
+
+def _opened_document(codec: FieldCodec, number_ix: Any, ref_ix: Any,
+                     sealed: Any) -> tuple[str, str, str]:
+    """A sealed document record's (number, owner reference, contact), checked against its
+    row's blind indexes (:func:`~node.store._fields.check_placed`)."""
+    number, ref, contact = _opened(codec, _DOC_SEALED, sealed)
+    check_placed(codec, _DOC_SEALED, _DOC_NUMBER, number, number_ix)
+    check_placed(codec, _DOC_SEALED, _OWNER, ref, ref_ix)
+    return number, ref, contact
 
 
 
@@ -405,11 +415,17 @@ class SqlWatchlistStore:
                 cond, args = any_of(self._db.dialect, "d.number", numbers[i:i + _CHUNK])
                 for r in self._db.query(
                         "SELECT d.number, d.issuing_state, d.doc_type, d.action, d.sealed, "  # noqa: S608 - placeholders only, never data
-                        "m.source FROM documents d LEFT JOIN alert_meta m ON m.owner_ref = "
+                        "m.source, d.owner_ref FROM documents d LEFT JOIN alert_meta m ON "
+                        "m.owner_ref = "
                         "d.owner_ref WHERE d.expires >= ? AND " + cond, (today, *args)):
                     key = by_index.get((r[0], r[1], r[2]))
                     if key is not None:
-                        _, ref, contact = _opened(c, _DOC_SEALED, r[4])
+                        number, ref, contact = _opened(c, _DOC_SEALED, r[4])
+                        # the row's number index is key[0]'s, so the record must be
+                        # key[0]'s (no HMAC needed), and its reference the row's
+                        if number != key[0]:
+                            raise misplaced(_DOC_SEALED)
+                        check_placed(c, _DOC_SEALED, _OWNER, ref, r[6])
                         found.setdefault(key, []).append((ref, r[3], contact))
                         sources[ref] = r[5] or ""
             epoch = self._epoch()
@@ -449,13 +465,13 @@ class SqlWatchlistStore:
         """(number, issuing_state, doc_type, loss_type) of a document record, the first by
         number when one owner reference names several."""
         rows = self._db.query(
-            "SELECT number, issuing_state, doc_type, loss_type, sealed FROM documents "
-            "WHERE owner_ref=?", (_text(self._db.codec.index(_OWNER, owner_ref)),))
+            "SELECT number, issuing_state, doc_type, loss_type, sealed, owner_ref FROM "
+            "documents WHERE owner_ref=?", (_text(self._db.codec.index(_OWNER, owner_ref)),))
         if not rows:
             return None
         if self._protects:
             c = self._db.codec
-            rows = [(json.loads(c.open(_DOC_SEALED, bytes(r[4])))[0], *r[1:4]) for r in rows]
+            rows = [(_opened_document(c, r[0], r[5], r[4])[0], *r[1:4]) for r in rows]
         best = min(rows, key=lambda r: str(r[0]))
         return str(best[0]), str(best[1]), str(best[2]), str(best[3])
 
@@ -510,20 +526,19 @@ class SqlWatchlistStore:
         """Owner references with a row that expired before the day ``before``."""
         refs: set[str] = set()
         c = self._db.codec
-        for r in self._db.query("SELECT owner_ref, sealed FROM documents WHERE expires < ?",
-                                (before,)):
-            refs.add(json.loads(c.open(_DOC_SEALED, bytes(r[1])))[1] if self._protects
+        for r in self._db.query(
+                "SELECT owner_ref, sealed, number FROM documents WHERE expires < ?", (before,)):
+            refs.add(_opened_document(c, r[2], r[0], r[1])[1] if self._protects
                      else str(r[0]))
         for r in self._db.query("SELECT owner_ref, sealed FROM persons WHERE expires < ?",
                                 (before,)):
-            refs.add(json.loads(c.open(_PERSON_SEALED, bytes(r[1])))[0] if self._protects
-                     else str(r[0]))
+            refs.add(self._opened_person(r[0], r[1])[0] if self._protects else str(r[0]))
         return sorted(refs)
 
     def _document(self, r: tuple[Any, ...]) -> tuple[str, ...]:
         if not self._protects:
             return tuple(str(v) for v in r[:8])
-        number, ref, contact = json.loads(self._db.codec.open(_DOC_SEALED, bytes(r[8])))
+        number, ref, contact = _opened_document(self._db.codec, r[1], r[3], r[8])
         return (str(r[0]), str(number), str(r[2]), str(ref), str(r[4]), str(contact),
                 str(r[6]), str(r[7]))
 
@@ -535,8 +550,15 @@ class SqlWatchlistStore:
     def _person(self, r: tuple[Any, ...]) -> PersonRow:
         if not self._protects:
             return tuple(str(v) for v in r[:10])
-        values = _opened(self._db.codec, _PERSON_SEALED, r[10])
-        return tuple(str(v) for v in values)
+        return tuple(str(v) for v in self._opened_person(r[0], r[10]))
+
+    def _opened_person(self, ref_ix: Any, sealed: Any) -> list[Any]:
+        """A sealed person record, checked against its row as :func:`_opened_document`: its
+        owner reference must be the one the row's blind index names."""
+        c = self._db.codec
+        values: list[Any] = _opened(c, _PERSON_SEALED, sealed)
+        check_placed(c, _PERSON_SEALED, _OWNER, str(values[0]), ref_ix)
+        return values
 
 
 @contextlib.contextmanager
