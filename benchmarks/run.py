@@ -170,6 +170,35 @@ def process_cpu_s(pid: int) -> float:
     return total
 
 
+def thread_split(pid: int) -> tuple[float, int]:
+    """The CPU seconds of the main threads of ``pid`` and its live descendants (a node
+    process's main thread runs its event loop: ``serve``'s, and each worker's under
+    ``--workers``) and the context switches of all their threads, voluntary and
+    involuntary, from /proc/<p>/task/<t>/{stat,status}.  With :func:`process_cpu_s`
+    it says where a call's CPU goes: on the event loop (gRPC, verification, decoding,
+    the policy's cached decision) or on the other threads (the database thread above
+    all); and how often the threads hand the GIL and the cores to each other."""
+    tick = os.sysconf("SC_CLK_TCK")
+    loop, switches = 0.0, 0
+    for p in process_tree(pid):
+        try:
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                if task.name == str(p):
+                    stat = (task / "stat").read_text()
+                    fields = stat[stat.rindex(")") + 2:].split()
+                    loop += (int(fields[11]) + int(fields[12])) / tick
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+            except (OSError, ValueError):
+                continue
+    return loop, switches
+
+
 class Bench:
     def __init__(self, work: Path, smoke: bool, only: str | None = None) -> None:
         self.work = work
@@ -294,16 +323,31 @@ class Bench:
              targets: list[str] | None = None, tls: bool = True, concurrency: int = 64,
              rate: float = 0, asker: str = "KGZ-BS", channels: int = 2,
              start_at: float | None = None) -> dict[str, Any]:
-        cpu0 = self.server_cpu()
+        cpu0, split0 = self.server_cpu(), self.server_split()
         r = self.finish_load(self.start_load(
             method=method, payloads=payloads, mode=mode, target=target, targets=targets,
             tls=tls, concurrency=concurrency, rate=rate, asker=asker, channels=channels,
             start_at=start_at))
         self.add_cpu(r, cpu0)
+        self.add_split(r, split0)
         return r
 
     def server_cpu(self) -> float:
         return sum(process_cpu_s(pid) for pid in self.server_pids)
+
+    def server_split(self) -> tuple[float, int]:
+        loops = [thread_split(pid) for pid in self.server_pids]
+        return sum(x[0] for x in loops), sum(x[1] for x in loops)
+
+    def add_split(self, r: dict[str, Any], split0: tuple[float, int]) -> None:
+        """Of ``server_cpu_ms_per_call``: the event loops' part, the other threads' (the
+        rest), and the servers' context switches per call (:func:`thread_split`)."""
+        n = r.get("warmup", 0) + r["sent"]
+        loop, switches = self.server_split()
+        loop_ms = round((loop - split0[0]) * 1000 / n, 3) if n else 0.0
+        r["server_loop_cpu_ms_per_call"] = loop_ms
+        r["server_other_cpu_ms_per_call"] = round(r["server_cpu_ms_per_call"] - loop_ms, 3)
+        r["server_switches_per_call"] = round((switches - split0[1]) / n, 1) if n else 0.0
 
     def add_cpu(self, r: dict[str, Any], cpu0: float, calls: int | None = None) -> None:
         """The server's CPU milliseconds per call (warm-up, answered and refused calls)."""
@@ -405,7 +449,10 @@ class Bench:
         self.results["doc_lookup_saturation"] = r
         log(f"document lookups: {r['throughput_rps']:,.0f}/s "
             f"({r['ratio_to_baseline']:.0%} of baseline), "
-            f"node CPU {r['server_cpu_ms_per_call']} ms per call")
+            f"node CPU {r['server_cpu_ms_per_call']} ms per call (event loop "
+            f"{r['server_loop_cpu_ms_per_call']}, other threads "
+            f"{r['server_other_cpu_ms_per_call']}; {r['server_switches_per_call']} context "
+            "switches per call)")
         for rate in (250, 1000, 2000):
             r = self.load(target=target, method=method, mode="open", rate=rate,
                           payloads=self.signed_requests(int(rate * self.seconds) + 10,
