@@ -114,6 +114,21 @@ def tree_pss_kb(pid: int) -> int:
     return total
 
 
+def _tasks(pid: int) -> list[Path]:
+    """The /proc task directories of ``pid``'s threads ([] once it has ended)."""
+    try:
+        return list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+
+
+def _cpu_s(stat_file: Path, tick: int) -> float:
+    """User + system CPU seconds from a /proc ``stat`` file (a process's or a thread's)."""
+    stat = stat_file.read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its live descendants, from /proc (a thread or process that ends
     meanwhile is left out, never the rest with it)."""
@@ -123,11 +138,7 @@ def process_tree(pid: int) -> list[int]:
         if p in out:
             continue
         out.append(p)
-        try:
-            tasks = list(Path(f"/proc/{p}/task").iterdir())
-        except OSError:
-            continue
-        for task in tasks:
+        for task in _tasks(p):
             try:
                 todo += [int(c) for c in (task / "children").read_text().split()]
             except (OSError, ValueError):
@@ -162,9 +173,7 @@ def process_cpu_s(pid: int) -> float:
     total = 0.0
     for p in process_tree(pid):
         try:
-            stat = Path(f"/proc/{p}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            total += _cpu_s(Path(f"/proc/{p}/stat"), tick)
         except (OSError, ValueError):
             continue
     return total
@@ -181,16 +190,10 @@ def thread_split(pid: int) -> tuple[float, int]:
     tick = os.sysconf("SC_CLK_TCK")
     loop, switches = 0.0, 0
     for p in process_tree(pid):
-        try:
-            tasks = list(Path(f"/proc/{p}/task").iterdir())
-        except OSError:
-            continue
-        for task in tasks:
+        for task in _tasks(p):
             try:
                 if task.name == str(p):
-                    stat = (task / "stat").read_text()
-                    fields = stat[stat.rindex(")") + 2:].split()
-                    loop += (int(fields[11]) + int(fields[12])) / tick
+                    loop += _cpu_s(task / "stat", tick)
                 for line in (task / "status").read_text().splitlines():
                     if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                         switches += int(line.split()[1])

@@ -10,9 +10,10 @@ import textwrap
 from benchmarks.run import process_cpu_s, thread_split
 
 # The child burns 0.3 s of CPU on its main thread and 0.3 s on a second thread that also
-# sleeps 50 times (50 voluntary context switches at least), and is read while both live.
+# waits 50 times for the main thread's turn (a voluntary context switch each), and is
+# read while both live.
 _CHILD = textwrap.dedent("""
-    import sys, threading, time
+    import queue, sys, threading, time
 
     def burn(seconds):
         end = time.thread_time() + seconds
@@ -23,14 +24,20 @@ _CHILD = textwrap.dedent("""
     done = threading.Event()
     read = threading.Event()
 
+    ping, pong = queue.SimpleQueue(), queue.SimpleQueue()
+
     def other():
         for _ in range(50):
-            time.sleep(0.001)
+            ping.get()  # blocks until the main thread puts: the thread sleeps each time
+            pong.put(None)
         burn(0.3)
         done.set()
         read.wait()
 
     threading.Thread(target=other).start()
+    for _ in range(50):
+        ping.put(None)
+        pong.get()
     done.wait()
     print("ready", flush=True)
     sys.stdin.readline()

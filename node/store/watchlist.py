@@ -416,8 +416,8 @@ class SqlWatchlistStore:
                 for r in self._db.query(
                         "SELECT d.number, d.issuing_state, d.doc_type, d.action, d.sealed, "  # noqa: S608 - placeholders only, never data
                         "m.source, d.owner_ref FROM documents d LEFT JOIN alert_meta m ON "
-                        "m.owner_ref = "
-                        "d.owner_ref WHERE d.expires >= ? AND " + cond, (today, *args)):
+                        "m.owner_ref = d.owner_ref WHERE d.expires >= ? AND " + cond,
+                        (today, *args)):
                     key = by_index.get((r[0], r[1], r[2]))
                     if key is not None:
                         number, ref, contact = _opened(c, _DOC_SEALED, r[4])
