@@ -272,6 +272,8 @@ class NodeServer:
         self.interceptors: tuple[grpc.aio.ServerInterceptor, ...] = ()
         self.db_check_s = 1.0
         self.db_timeout_s = 2.0
+        #: How long stop() waits for the background jobs it cancelled.
+        self.task_stop_s = 5.0
         self.port = 0
         # Policy evaluation (and any handler's predecide) runs here: a slow policy server
         # holds one of these threads, never the loop or the database thread.
@@ -487,10 +489,9 @@ class NodeServer:
         if self.writer is not None:
             self.writer.start()
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(job()) for job in self._background]
-        self._tasks.append(loop.create_task(self._flush_refusals_every()))
-        if self.writer is not None:
-            self._tasks.append(loop.create_task(self._watch_database()))
+        jobs = [*self._background, self._flush_refusals_every,
+                *((self._watch_database,) if self.writer is not None else ())]
+        self._tasks = [loop.create_task(job(), name=_job_name(job)) for job in jobs]
         await self._publish_health()
         self.server, self.port = server, port
         return port
@@ -543,7 +544,7 @@ class NodeServer:
                     if writer.commit_error is not None
                     else writer.call(functools.partial(ping, store)))
             try:
-                await asyncio.wait_for(asyncio.shield(probe), self.db_timeout_s)
+                await settled_within(probe, self.db_timeout_s)
                 ok = True
             except Exception as exc:
                 if self._conditions.get("database", True):
@@ -560,9 +561,13 @@ class NodeServer:
             await self.server.stop(grace)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:  # one that ignores its cancellation must not hold the flush below
+            _, stuck = await asyncio.wait(self._tasks, timeout=self.task_stop_s)
+            for task in self._tasks:
+                if task in stuck:
+                    log.error("background_task_not_stopped", task=task.get_name())
+                elif not task.cancelled():
+                    task.exception()  # retrieved: a job's failure was logged by the job
         self._tasks = []
         # No call is served any more: the last over-limit refusals get their entry.
         await self.flush_refusals()
@@ -587,6 +592,23 @@ async def serve_forever(node_server: NodeServer, listen: str, *, on_ready: objec
     log.info("shutting_down")
     await node_server.stop()
     log.info("stopped")
+
+
+def _job_name(job: Callable[[], Any]) -> str:
+    """A background job's task name, for the log line of one that would not stop."""
+    fn = job.func if isinstance(job, functools.partial) else job
+    return str(getattr(fn, "__qualname__", None) or fn)
+
+
+async def settled_within(fut: asyncio.Future[Any], seconds: float) -> None:
+    """Wait for ``fut`` at most ``seconds`` (TimeoutError), leaving it running then.
+
+    Not ``asyncio.wait_for``: Python 3.11's returns the result of a future that finished as
+    the waiting task was cancelled, and swallows the cancellation -- the database watch
+    then never ended and ``stop()`` hung on it.  ``asyncio.timeout`` tells its own
+    cancellation from another's."""
+    async with asyncio.timeout(seconds):
+        await asyncio.shield(fut)
 
 
 def _write_probe(store: Database) -> None:
