@@ -50,6 +50,26 @@ def generate(out_dir: Path) -> list[Path]:
     return written
 
 
+#: The stamps of the tools that generated a stub: grpcio-tools' version (the oldest grpcio
+#: the stub runs on) and protobuf's (the oldest runtime its descriptors load in).  They
+#: change with every release of the tools, not with proto/.
+_TOOL_STAMPS = (
+    (re.compile(r"^GRPC_GENERATED_VERSION = '[^']*'$", re.M), "GRPC_GENERATED_VERSION = '*'"),
+    (re.compile(r"^# Protobuf Python Version: .*$", re.M), "# Protobuf Python Version: *"),
+    (re.compile(r"(ValidateProtobufRuntimeVersion\(\n\s+_runtime_version\.Domain\.\w+,)"
+                r"\n\s+\d+,\n\s+\d+,\n\s+\d+,\n\s+'[^']*',"), r"\1 *,"),
+)
+
+
+def without_tool_stamps(text: str) -> str:
+    """A stub's text with the generating tools' version stamps blanked: what must match
+    between the committed stubs and a fresh generation (a newer grpcio-tools on PyPI must
+    not make the committed stubs "stale", nor oblige every deployment to upgrade grpcio)."""
+    for pattern, blank in _TOOL_STAMPS:
+        text = pattern.sub(blank, text)
+    return text
+
+
 def main() -> None:
     for path in generate(OUT_DIR):
         print(path.relative_to(ROOT))
