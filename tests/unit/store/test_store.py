@@ -75,28 +75,38 @@ def test_key_must_be_32_bytes(tmp_path: Path, key: bytes) -> None:
     assert not (tmp_path / "x.db").exists()
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def _open_fds(db: Path) -> list[str]:
+    """The process's descriptors open on the database or its journal, WAL or lock files
+    (not a count of all: another test's thread may open or close one meanwhile)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since the listing (the listing's own descriptor)
+            continue
+        if target.startswith(str(db)):
+            out.append(target)
+    return sorted(out)
 
 
 def test_newer_schema_is_refused_and_the_file_closed(db: Path) -> None:
     s = Store.open(db, KEY)
     s.set_meta("schema_version", "99")
     s.close()
-    before = _open_fds()
+    assert _open_fds(db) == []
     for _ in range(3):
         with pytest.raises(ConfigError) as err:
             Store.open(db, KEY)
         assert err.value.reason == "schema_newer"
-    assert _open_fds() == before
+    assert _open_fds(db) == []
 
 
 def test_wrong_key_leaves_no_open_file(db: Path) -> None:
-    before = _open_fds()
+    assert _open_fds(db) == []
     for _ in range(3):
         with pytest.raises(ConfigError):
             Store.open(db, bytes(32))
-    assert _open_fds() == before
+    assert _open_fds(db) == []
 
 
 def test_nonce_remembered_across_reopen(db: Path) -> None:
