@@ -30,7 +30,7 @@ import structlog
 
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
-from node.core.errors import BxError, EnvironmentFault, PolicyDenied, Unauthenticated
+from node.core.errors import BxError, EnvironmentFault, PolicyDenied, Unauthenticated, for_peer
 from node.core.members import Member, MemberDirectory, signing_key
 from node.core.model import Refusal, RequestHeader
 from node.core.ports import (
@@ -322,15 +322,19 @@ class Responder:
                 record = pending.base.done(facts=answer.facts, outcome="answered",
                                            response_digest=response_digest.hex())
             except BxError as exc:
-                error, response = exc, None
+                # The entry keeps the real reason; the peer is told one it may see.
+                error, response = for_peer(exc), None
+                facts = facts_of(exc)
+                if error is not exc:
+                    facts = {**facts, "told_status": error.status, "told_reason": error.reason}
                 record = pending.base.done(
-                    facts=facts_of(exc),
+                    facts=facts,
                     outcome="denied" if isinstance(exc, PolicyDenied) else "rejected",
                     status=exc.status, reason=exc.reason,
                     reasons=tuple(getattr(exc, "reasons", (exc.reason,))))
                 if verified is not None:
                     try:
-                        refusal = self._refuse(exc, verified.digest, now, seq)
+                        refusal = self._refuse(error, verified.digest, now, seq)
                     except EnvironmentFault as sign_exc:  # the token is gone: refuse unsigned
                         if sign_exc.reason != "signing_key_unavailable":
                             raise

@@ -27,6 +27,7 @@ __all__ = [
     "RateLimited",
     "RemoteError",
     "Unauthenticated",
+    "for_peer",
 ]
 
 
@@ -125,3 +126,23 @@ class RemoteError(BxError):
         super().__init__(message, reason=reason)
         self.status = status
         self.refusal_verified = refusal_verified
+
+
+_PEER_UNAVAILABLE = "the node cannot answer now; try again later"
+_PEER_INTERNAL = "the node failed to answer this request"
+
+
+def for_peer(exc: BxError) -> BxError:
+    """What a peer is told of ``exc``: ``exc`` itself when its reason is one a peer may see
+    (audience ``peer`` or ``both`` in node/core/reasons.py), else the node's own trouble,
+    named no further -- ``UNAVAILABLE/unavailable`` for a status the peer should retry on,
+    ``INTERNAL/internal_error`` for any other.  A foreign state learns neither that our
+    disk is full nor, from a sealed field that does not open, that a row for the document
+    it asked about exists; the audit entry and the error log keep the real reason.  A code
+    the registry does not list is told as ``internal_error`` (fail closed)."""
+    if _reasons.is_registered(exc.reason) and _reasons.lookup(exc.reason).audience != "operator":
+        return exc
+    told = (EnvironmentFault(_PEER_UNAVAILABLE) if exc.status == "UNAVAILABLE"
+            else BxError(_PEER_INTERNAL))
+    told.__cause__ = exc
+    return told

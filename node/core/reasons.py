@@ -356,7 +356,9 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("signing_key_unavailable", UNAVAIL, "both",
        "the token holding the node's signing key failed to sign: nothing was answered"),
     # --- storage ------------------------------------------------------------------------------
-    _r("unavailable", UNAVAIL, "operator", "default of EnvironmentFault"),
+    _r("unavailable", UNAVAIL, "both",
+       "default of EnvironmentFault; what a peer is told of any of our own failures it "
+       "should retry on (the database down, busy, locked or full)"),
     _r("no_database", LOCAL, "operator", "the database does not exist"),
     _r("database_unavailable", UNAVAIL, "operator", "the database cannot be reached or opened"),
     _r("database_busy", UNAVAIL, "operator", "no database connection free in time"),

@@ -36,7 +36,7 @@ from node.audit.log import AuditQuery, MerkleAuditLog
 from node.audit.note import parse_note
 from node.audit.witnessing import WitnessDesk, verify_cosignatures
 from node.client.channel import open_channel
-from node.core.errors import BxError, InvalidInput, NotAuthorised
+from node.core.errors import BxError, InvalidInput, NotAuthorised, for_peer
 from node.core.members import Member, MemberDirectory
 from node.core.metrics import NO_METRICS, Metrics
 from node.core.model import RequestHeader
@@ -154,19 +154,23 @@ class AuditServices:
         caller = None if fp is None else self.directory.owner_of_tls_cert(fp)
         log.warning(event, caller=caller or "", action=action, reason=exc.reason)
 
+        told = for_peer(exc)  # the entry keeps the real reason; the caller is told one it may see
+        entry = {"event": event, "requester": caller or "", "tls_peer": fp or "plaintext",
+                 "action": action, "outcome": "rejected", "status": exc.status,
+                 "reason": exc.reason}
+        if told is not exc:
+            entry.update(told_status=told.status, told_reason=told.reason)
+
         def append() -> None:
             with self.log.store.transaction():
-                self.log.append({"event": event, "requester": caller or "",
-                                 "tls_peer": fp or "plaintext", "action": action,
-                                 "outcome": "rejected", "status": exc.status,
-                                 "reason": exc.reason}, time_ms=self.clock_ms())
+                self.log.append(entry, time_ms=self.clock_ms())
 
         try:
             await self._db(append)
         except AuditLogOnHold:  # a restored log appends nothing (node.audit.hold): logged only
             pass
-        await abort(context, grpc.StatusCode[exc.status], exc.reason,
-                    f"{exc.reason}: {exc.message}", trailers=extra_md)
+        await abort(context, grpc.StatusCode[told.status], told.reason,
+                    f"{told.reason}: {told.message}", trailers=extra_md)
 
     # --- WitnessService ---------------------------------------------------------------------
 
