@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 from node.core.errors import ConfigError, EnvironmentFault
 from node.store.alerts import AlertTables
 from node.store.audit_log import AuditLogTables
+from node.store.console_sessions import ConsoleTables
 from node.store.crossings import CrossingTables
 from node.store.db import Database
 from node.store.exchange import SqlReceiptStore
@@ -58,7 +59,8 @@ from node.store.witness import WitnessTables
 if TYPE_CHECKING:  # psycopg only where a copy runs (node.store.schema imports this module)
     from node.store.postgresql import PgDatabase
 
-__all__ = ["CHUNK", "DERIVED_TABLES", "PLAIN_TABLES", "PROTECTED_TABLES", "CopyReport",
+__all__ = ["CHUNK", "DERIVED_TABLES", "EPHEMERAL_TABLES", "PLAIN_TABLES",
+           "PROTECTED_TABLES", "CopyReport",
            "PlainTable", "copy_to_postgresql"]
 
 #: Rows per write (and the most rows of one table held in memory at once).
@@ -98,6 +100,7 @@ PLAIN_TABLES: Final = (
     PlainTable("followup_confirmations", ("followup_id", "approved_by", "fields",
                                           "approved_ms")),
     PlainTable("retention_holds", ("case_ref", "reason", "placed_by", "role", "placed_ms")),
+    PlainTable("console_prefs", ("officer", "language", "timezone")),
 )
 #: Tables holding personal identifiers: copied through their domain module's codec.
 PROTECTED_TABLES: Final = ("documents", "persons", "receipts", "crossings", "followups",
@@ -133,8 +136,11 @@ _META: Final = "meta"
 #: Derived tables, not copied: the person index's change feed (node/store/watchlist_feed.py;
 #: the target has none for its generation, so every replica's index rebuilds fully).
 DERIVED_TABLES: Final = frozenset({"watchlist_feed", "watchlist_feed_generations"})
+#: Not copied either: the console's sessions and OpenID Connect sign-ins under way
+#: (node/store/console_sessions.py): officers sign in again on the copy.
+EPHEMERAL_TABLES: Final = frozenset({"console_sessions", "console_oidc"})
 _KNOWN: Final = frozenset({_META, *PROTECTED_TABLES, *(t.name for t in PLAIN_TABLES),
-                           *DERIVED_TABLES})
+                           *DERIVED_TABLES, *EPHEMERAL_TABLES})
 #: PostgreSQL's schema bookkeeping (``bxnode store migrate``), never copied into.
 _PG_BOOKKEEPING: Final = frozenset({"bxnode_schema"})
 #: ``meta`` keys migrate writes on the target; any other key means it holds data.
@@ -182,7 +188,8 @@ def _check_source(source: Database) -> None:
                    ReceiptTables(source), RegistryTables(source), WitnessTables(source),
                    AlertTables(source), RetentionTables(source)):
         module.ensure_schema()
-    FollowUpConfirmations(source)  # ensures its schema when made
+    FollowUpConfirmations(source)  # these two ensure their schemas when made
+    ConsoleTables(source)
     names = {str(r[0]) for r in source.query(
         "SELECT name FROM sqlite_master WHERE type = 'table'")}
     unknown = sorted(n for n in names - _KNOWN if not n.startswith("sqlite_")
@@ -313,7 +320,8 @@ def copy_to_postgresql(source: Database, target: PgDatabase, *, now_ms: int) -> 
         _check_target(target)
         with source.transaction():  # one snapshot: the file's write lock until done
             expected = {name: _count(source, name)
-                        for name in sorted(_KNOWN - {_META} - DERIVED_TABLES)}
+                        for name in sorted(_KNOWN - {_META} - DERIVED_TABLES
+                                             - EPHEMERAL_TABLES)}
             live = _count(source, "nonces", "expires_ms >= ?", (now_ms,))
             written = {"meta": _copy_meta(source, target)}
             for t in PLAIN_TABLES:

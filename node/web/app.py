@@ -38,6 +38,7 @@ from multidict import MultiDictProxy
 
 from node.core.errors import BxError, PeerError, Unauthenticated
 from node.local.auth import METHOD_ROLES, Forbidden, Identity, RoleTable, identity_from_certificate
+from node.store.console_sessions import ConsoleTables
 from node.web import i18n
 from node.web.sessions import COOKIE, Session, SessionStore, SignInLimiter, csrf_ok
 from node.web.settings import LANGUAGES, ConsoleSettings
@@ -122,12 +123,16 @@ class Console:
         self.oidc = oidc
         self.node_status = node_status
         self.extras = extras  # node.web.pages.Extras: watchlist, audit, node helpers
-        self.sessions = SessionStore(idle_timeout_s=settings.idle_timeout_s, clock_ms=clock_ms)
+        # In the node's database: every replica and worker knows every session.
+        self.sessions = SessionStore(
+            tables=ConsoleTables(self.ops.audit_log.store), read=self.ops.writer.call,
+            write=self.ops.writer.run_in_batch, idle_timeout_s=settings.idle_timeout_s,
+            clock_ms=clock_ms)
         self.limiter = SignInLimiter(per_minute=settings.sign_in_attempts_per_minute,
                                      clock_ms=clock_ms)
-        self.prefs: dict[str, tuple[str, str]] = {}  # officer -> (language, zone)
-        self.oidc_pending: dict[str, tuple[dict[str, str], int]] = {}  # node.web.signin
-        self.pending_syncs: dict[str, Any] = {}  # node.web.admin: previewed watchlist syncs
+        # Previewed watchlist syncs (node.web.admin): this process's only, so a preview is
+        # confirmed on the replica that made it (another says sync_not_pending).
+        self.pending_syncs: dict[str, Any] = {}
         self._envs = {lang: self._env(lang) for lang in LANGUAGES}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -268,17 +273,18 @@ class Console:
                 return await self._refused(request, "cross_site_request", "PERMISSION_DENIED",
                                            "a form of another site posted to the console")
         cookie = request.cookies.get(COOKIE)
-        session = self.sessions.get(cookie)
+        static = request.path.startswith("/static/")  # no session read for a style sheet
+        session = None if static else await self.sessions.get(cookie)
         if session is not None:
             request[SESSION] = session
-        public = request.path in PUBLIC or request.path.startswith("/static/")
+        public = request.path in PUBLIC or static
         if session is not None and session.signed_in:
             ident = Identity(name=session.identity, method=session.auth,
                              roles=self.roles.roles_for(session.identity),
                              client_system=session.client_system)
             request[OFFICER] = Officer(identity=ident, session=session, cookie=cookie or "")
         if not public and (session is None or not session.signed_in):
-            expired = self.sessions.expired(cookie)
+            expired = await self.sessions.expired(cookie)
             reason = "session_expired" if expired else "not_signed_in"
             if not post:
                 raise web.HTTPSeeOther("/signin" + ("?expired=1" if expired else ""))
@@ -297,15 +303,19 @@ class Console:
         officer: Officer | None = request.get(OFFICER)
         if officer is not None and officer.identity.method == "certificate":
             if self.certificate_identity(request) != officer.identity.name:
-                self.sessions.drop(cookie)
+                await self.sessions.drop(cookie)
                 request.pop(OFFICER, None)
                 return await self._refused(request, "session_certificate_mismatch",
                                            "UNAUTHENTICATED", "this session belongs to "
                                            "another certificate; sign in again")
+        before = session.record() if session is not None else None
         try:
             return await handler(request)
         except Refusal as r:
             return self.refuse(request, r.status, r.reason, r.message)
+        finally:  # what the page changed (a flash message, the language), for the next one
+            if session is not None and cookie and session.record() != before:
+                await self.sessions.save(cookie, session)
 
     async def _refused(self, request: web.Request, reason: str, status: str, message: str
                        ) -> web.Response:
@@ -328,17 +338,17 @@ class Console:
         except Unauthenticated:
             return ""
 
-    def sign_in(self, request: web.Request, response: web.StreamResponse, *, identity: str,
-                auth: str, client_system: str = "") -> Session:
+    async def sign_in(self, request: web.Request, response: web.StreamResponse, *,
+                      identity: str, auth: str, client_system: str = "") -> Session:
         """A fresh session for ``identity`` (the anonymous one is dropped)."""
         old: Session | None = request.get(SESSION)
-        self.sessions.drop(request.cookies.get(COOKIE))
-        lang, tz = self.prefs.get(identity, (
+        await self.sessions.drop(request.cookies.get(COOKIE))
+        lang, tz = await self.sessions.prefs(identity) or (
             old.language if old and old.language else self.language(request, None),
-            old.timezone if old and old.timezone else self.settings.timezone))
-        cookie, session = self.sessions.new(identity=identity, auth=auth,
-                                            client_system=client_system, language=lang,
-                                            timezone=tz)
+            old.timezone if old and old.timezone else self.settings.timezone)
+        cookie, session = await self.sessions.new(identity=identity, auth=auth,
+                                                  client_system=client_system, language=lang,
+                                                  timezone=tz)
         set_cookie(response, cookie)
         return session
 

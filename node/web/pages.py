@@ -338,8 +338,9 @@ async def language(c: Console, request: web.Request) -> web.StreamResponse:
         session.timezone = tz
     officer = request.get(OFFICER)
     if officer is not None:
-        c.prefs[officer.identity.name] = (session.language or c.settings.default_language,
-                                          session.timezone or c.settings.timezone)
+        await c.sessions.put_prefs(officer.identity.name,
+                                   session.language or c.settings.default_language,
+                                   session.timezone or c.settings.timezone)
     back = _text(form, "back", limit=200)
     raise web.HTTPSeeOther(back if back.startswith("/") and not back.startswith("//")
                            else "/")

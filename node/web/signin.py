@@ -8,7 +8,6 @@ deny.  Signing in replaces the anonymous session with a new one (new id, new CSR
 
 from __future__ import annotations
 
-import secrets
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,7 @@ async def page(c: Console, request: web.Request) -> web.StreamResponse:
     session = request.get(SESSION)
     cookie = None
     if session is None:
-        cookie, session = c.sessions.new()
+        cookie, session = await c.sessions.new()
         request[SESSION] = session
     resp = c.render(request, "signin.html", oidc=c.oidc is not None,
                     expired=request.query.get("expired") == "1",
@@ -68,7 +67,7 @@ async def _signed_in(c: Console, request: web.Request, *, name: str, auth: str,
         raise Refusal("PERMISSION_DENIED", "role_required",
                       "the node's role table gives this identity no role")
     resp = web.HTTPSeeOther("/")
-    c.sign_in(request, resp, identity=name, auth=auth, client_system=client_system)
+    await c.sign_in(request, resp, identity=name, auth=auth, client_system=client_system)
     await c.audit(request, "SignIn", outcome="ok", status="OK", identity=ident)
     raise resp
 
@@ -89,7 +88,6 @@ async def certificate(c: Console, request: web.Request) -> web.StreamResponse:
 #: the pending state, nonce and PKCE verifier, kept here for 10 minutes, used once.
 OIDC_COOKIE = "__Host-bxnode-oidc"
 OIDC_PENDING_MS = 600_000
-MAX_PENDING = 10_000
 
 
 async def oidc_begin(c: Console, request: web.Request) -> web.StreamResponse:
@@ -97,14 +95,8 @@ async def oidc_begin(c: Console, request: web.Request) -> web.StreamResponse:
     if c.oidc is None:
         raise Refusal("FAILED_PRECONDITION", "oidc_not_configured",
                       "this node signs officers in by certificate only")
-    now = c.clock_ms()
-    for k in [k for k, (_, t) in c.oidc_pending.items() if now - t > OIDC_PENDING_MS]:
-        del c.oidc_pending[k]
-    if len(c.oidc_pending) >= MAX_PENDING:
-        c.oidc_pending.clear()
     url, saved = c.oidc.begin()
-    key = secrets.token_urlsafe(24)
-    c.oidc_pending[key] = (saved, now)
+    key = await c.sessions.begin_oidc(saved, ttl_ms=OIDC_PENDING_MS)
     resp = web.HTTPFound(url)
     resp.set_cookie(OIDC_COOKIE, key, path="/", secure=True, httponly=True, samesite="Lax",
                     max_age=OIDC_PENDING_MS // 1000)
@@ -116,10 +108,8 @@ async def oidc_callback(c: Console, request: web.Request) -> web.StreamResponse:
     if c.oidc is None:
         raise Refusal("FAILED_PRECONDITION", "oidc_not_configured",
                       "this node signs officers in by certificate only")
-    pending = c.oidc_pending.pop(request.cookies.get(OIDC_COOKIE, "")[:64], None)
-    saved: dict[str, Any] = {}
-    if pending is not None and c.clock_ms() - pending[1] <= OIDC_PENDING_MS:
-        saved = dict(pending[0])
+    saved: dict[str, Any] = await c.sessions.take_oidc(
+        request.cookies.get(OIDC_COOKIE, "")[:64], ttl_ms=OIDC_PENDING_MS)
     try:
         sub = await c.oidc.finish(code=request.query.get("code", ""),
                                   state=request.query.get("state", ""), saved=saved)
@@ -137,7 +127,8 @@ async def oidc_callback(c: Console, request: web.Request) -> web.StreamResponse:
     # The browser came from the provider's site: the Strict session cookie set here is
     # sent from the next same-site navigation on, which this page starts.
     resp = c.render(request, "signed_in.html")
-    c.sign_in(request, resp, identity=sub, auth="token", client_system=ident.client_system)
+    await c.sign_in(request, resp, identity=sub, auth="token",
+                    client_system=ident.client_system)
     resp.del_cookie(OIDC_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
     await c.audit(request, "SignIn", outcome="ok", status="OK", identity=ident)
     return resp
@@ -145,7 +136,7 @@ async def oidc_callback(c: Console, request: web.Request) -> web.StreamResponse:
 
 async def sign_out(c: Console, request: web.Request) -> web.StreamResponse:
     await c.audit(request, "SignOut", outcome="ok", status="OK")
-    c.sessions.drop(request.cookies.get(COOKIE))
+    await c.sessions.drop(request.cookies.get(COOKIE))
     resp = web.HTTPSeeOther("/signin")
     resp.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     raise resp

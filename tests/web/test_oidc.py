@@ -12,6 +12,7 @@ nonce, another audience, expired, signed by a key the node does not know.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -40,7 +41,9 @@ def through_idp(web: Setup, page: Any, login: str) -> Any:
 
 
 def signed_in_sessions(web: Setup, identity: str) -> int:
-    return web.nodes[KAZ].console.sessions.count(identity=identity)
+    n = web.nodes[KAZ]
+    return int(asyncio.run_coroutine_threadsafe(
+        n.console.sessions.count(identity=identity), n.node.loop).result(10))
 
 
 def test_an_officer_signs_in_through_the_identity_provider(web: Setup) -> None:

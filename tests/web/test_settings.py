@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from node.core.errors import ConfigError
-from node.web.sessions import SessionStore, SignInLimiter, csrf_ok
+from node.web.sessions import SignInLimiter, csrf_ok
 from node.web.settings import ConsoleSettings
 
 
@@ -59,21 +59,6 @@ def test_node_toml_console_section_is_checked(tmp_path: Path) -> None:
     (d / "node.toml").write_text(base + '\n[console]\nenabled = true\nlisten = "127.0.0.1:50051"\n')
     with pytest.raises(ConfigError, match="must not be the peer port"):
         load_config(d)
-
-
-def test_sessions_expire_after_idle_time_on_the_injected_clock() -> None:
-    now = [1_000_000]
-    store = SessionStore(idle_timeout_s=60, clock_ms=lambda: now[0])
-    cookie, s = store.new(identity="kz-duty", auth="certificate")
-    now[0] += 59_000
-    assert store.get(cookie) is s          # used: the idle time restarts
-    now[0] += 60_000
-    assert store.get(cookie) is s
-    now[0] += 60_001
-    assert store.get(cookie) is None and store.expired(cookie)
-    assert store.get("x" * 200) is None and not store.expired("nonsense")
-    other, _ = store.new()
-    assert other != cookie and len(store) == 1
 
 
 def test_csrf_tokens_compare_exactly() -> None:

@@ -1,0 +1,185 @@
+"""An officer stays signed in whichever replica a request lands on (issue 16: console
+sessions were kept in the memory of the process that made them).
+
+Two replicas of KAZ-BS, A and B, on one PostgreSQL database, each serving the console on
+its own port, as behind a load balancer without sticky sessions: the officer signs in by
+certificate on A, and B knows the session, the CSRF token, what a page on B changed is
+seen on A, and signing out on B signs the officer out on A.  Plain HTTPS requests (the
+browser tests are tests/web/): the cookie is carried by hand from one replica to the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import re
+import shutil
+import ssl
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from node.cli.main import main as bxnode
+from node.web.sessions import COOKIE
+from tests.federation import DEMO, WATCHLISTS, Federation, RunningNode, free_port, make_federation
+from tests.integration.localapi import Officers
+from tests.pgcluster import PgCluster, to_postgresql
+from tests.web.conftest import ConsoleNode, ManualClock, start_console
+
+pytestmark = pytest.mark.integration
+
+OFFICER = "kz-duty"
+
+
+@dataclass
+class Replicas:
+    fed: Federation
+    a: ConsoleNode
+    b: ConsoleNode
+    officers: Officers
+
+
+def _console_lines(officers: Officers, *, console_port: int, socket: str) -> str:
+    return (f'\n[local]\napi_socket = "unix:{socket}"\nclient_ca = "{officers.root / "ca.crt"}"\n'
+            f'\n[console]\nenabled = true\nlisten = "127.0.0.1:{console_port}"\n'
+            f'timezone = "Asia/Almaty"\ndefault_language = "en"\n'
+            f'\n[local.roles]\n"{OFFICER}" = ["duty_officer"]\n')
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Replicas]:
+    fed = make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS"))
+    a_dir = fed.dirs["KAZ-BS"]
+    to_postgresql(a_dir, dsn=pg_dsn, password=pg_cluster.password, field_key="5a" * 32,
+                  listen=None)
+    b_dir = tmp_path / "kaz-b"
+    shutil.copytree(a_dir, b_dir, ignore=shutil.ignore_patterns("node.db*", "*.sock"))
+    officers = Officers(tmp_path / "officers", "KAZ-BS")
+    officers.issue(OFFICER)
+    with (a_dir / "node.toml").open("a") as f:
+        f.write(_console_lines(officers, console_port=free_port(), socket="officers.sock"))
+    with (b_dir / "node.toml").open("a") as f:
+        f.write(_console_lines(officers, console_port=free_port(), socket="officers-b.sock"))
+    assert bxnode(["store", "migrate", "--node-dir", str(a_dir)]) == 0
+    assert bxnode(["watchlist", "import", str(DEMO / WATCHLISTS["KAZ-BS"]),
+                   "--node-dir", str(a_dir)]) == 0
+    clock = ManualClock()
+    a = start_console(fed.start("KAZ-BS"), officers, clock)
+    b_node = RunningNode(b_dir, f"127.0.0.1:{free_port()}")
+    try:
+        b = start_console(b_node, officers, clock)
+    except BaseException:
+        b_node.stop()
+        fed.stop_all()
+        raise
+    try:
+        yield Replicas(fed=fed, a=a, b=b, officers=officers)
+    finally:
+        for n in (a, b):
+            async def stop(n: ConsoleNode = n) -> None:
+                await n.console.stop()
+                await n.api.stop(0.5)
+
+            asyncio.run_coroutine_threadsafe(stop(), n.node.loop).result(10)
+        b_node.stop()
+        fed.stop_all()
+
+
+@dataclass
+class Reply:
+    status: int
+    location: str
+    cookie: str  # the session cookie the reply set, "" if none
+    body: str
+    reason: str
+
+
+def _request(n: ConsoleNode, officers: Officers, method: str, path: str, *,
+             cookie: str = "", form: dict[str, str] | None = None) -> Reply:
+    """One HTTPS request to ``n``'s console presenting the officer's certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the node's own TLS certificate: not what is tested
+    ctx.load_cert_chain(str(officers.root / f"{OFFICER}.crt"),
+                        str(officers.root / f"{OFFICER}.key"))
+    conn = http.client.HTTPSConnection("127.0.0.1", n.console.port, context=ctx, timeout=20)
+    headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
+    body = None
+    if form is not None:
+        body = urllib.parse.urlencode(form)
+        headers.update({"Content-Type": "application/x-www-form-urlencoded",
+                        "Origin": n.console.settings.origin})
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        set_cookie = next((v for k, v in resp.getheaders() if k.lower() == "set-cookie"
+                           and v.startswith(COOKIE + "=")), "")
+        return Reply(status=resp.status, location=resp.getheader("Location") or "",
+                     cookie=set_cookie.split(";", 1)[0].partition("=")[2], body=text,
+                     reason=resp.getheader("bxnode-reason") or "")
+    finally:
+        conn.close()
+
+
+def _csrf(page: Reply) -> str:
+    m = re.search(r'name="csrf" value="([^"]+)"', page.body)
+    assert m is not None, page.body[:500]
+    return m.group(1)
+
+
+def _sign_in(r: Replicas, n: ConsoleNode) -> str:
+    form = _request(n, r.officers, "GET", "/signin")
+    assert form.status == 200 and form.cookie
+    done = _request(n, r.officers, "POST", "/signin/certificate", cookie=form.cookie,
+                    form={"csrf": _csrf(form)})
+    assert (done.status, done.location) == (303, "/"), done.body[:500]
+    assert done.cookie and done.cookie != form.cookie  # a fresh session: no fixation
+    return done.cookie
+
+
+def _signed_in_as(page: Reply) -> str:
+    m = re.search(r'id="officer">([^<]+)<', page.body)
+    return m.group(1) if m else ""
+
+
+def test_a_session_made_on_one_replica_is_known_to_the_other(replicas: Replicas) -> None:
+    r = replicas
+    cookie = _sign_in(r, r.a)
+    on_b = _request(r.b, r.officers, "GET", "/check", cookie=cookie)
+    assert (on_b.status, _signed_in_as(on_b)) == (200, OFFICER)
+    # A form B rendered carries the session's CSRF token; A accepts it, and the language
+    # the officer chose through B is A's too.
+    chosen = _request(r.b, r.officers, "POST", "/language", cookie=cookie,
+                      form={"csrf": _csrf(on_b), "lang": "ru", "tz": "Asia/Bishkek",
+                            "back": "/"})
+    assert (chosen.status, chosen.location) == (303, "/")
+    on_a = _request(r.a, r.officers, "GET", "/check", cookie=cookie)
+    assert on_a.status == 200 and 'lang="ru"' in on_a.body
+    assert _csrf(on_a) == _csrf(on_b)
+    # Signed out through B: A knows too, and B's forms no longer count.
+    out = _request(r.b, r.officers, "POST", "/signout", cookie=cookie,
+                   form={"csrf": _csrf(on_b)})
+    assert (out.status, out.location) == (303, "/signin")
+    gone = _request(r.a, r.officers, "GET", "/check", cookie=cookie)
+    assert (gone.status, gone.location) == (303, "/signin")
+    refused = _request(r.a, r.officers, "POST", "/signout", cookie=cookie,
+                       form={"csrf": _csrf(on_a)})
+    assert (refused.status, refused.reason) == (401, "not_signed_in")
+    # The next sign-in, on B, starts in the language chosen on B before (the officer's
+    # preference, in the database).
+    again = _sign_in(r, r.b)
+    assert 'lang="ru"' in _request(r.a, r.officers, "GET", "/check", cookie=again).body
+
+
+def test_a_cookie_nobody_issued_is_signed_in_on_neither(replicas: Replicas) -> None:
+    r = replicas
+    for n in (r.a, r.b):
+        page = _request(n, r.officers, "GET", "/check", cookie="A" * 43)
+        assert (page.status, page.location) == (303, "/signin")
+        posted = _request(n, r.officers, "POST", "/signout", cookie="A" * 43,
+                          form={"csrf": "x"})
+        assert (posted.status, posted.reason) == (401, "not_signed_in")
