@@ -23,6 +23,7 @@ from node.audit.log import MerkleAuditLog
 from node.cli.main import main as bxnode
 from node.client.peer import PeerClient, QueryContext
 from node.config import load_config
+from node.core.model import DocumentQuery, QueryKind
 from node.federation.devkeys import dev_registry
 from node.federation.directory import load_directory
 from node.federation.members_file import load_members
@@ -141,6 +142,18 @@ class Federation:
             return list(MerkleAuditLog(store=store).bodies())
         finally:
             store.close()
+
+
+def ask_document(fed: Federation, asker: str, owner: str, number: str,
+                 issuing_state: str = "KAZ") -> Any:
+    """One document lookup: ``asker`` asks ``owner`` about ``number`` (a LookupAnswer;
+    a refusal raises RemoteError)."""
+    client = fed.client(asker)
+    try:
+        return client.lookup(owner, CTX, QueryKind.DOCUMENT,
+                             [DocumentQuery(number=number, issuing_state=issuing_state)])
+    finally:
+        client.close()
 
 
 def make_federation(root: Path, node_ids: tuple[str, ...] = ("KAZ-BS", "KGZ-BS", "UZB-BS"),

@@ -225,3 +225,17 @@ def to_postgresql(node_dir: Path, *, dsn: str, password: str, field_key: str,
         text = "\n".join(f'listen = "{listen}"' if ln.startswith("listen") else ln
                          for ln in text.splitlines()) + "\n"
     (node_dir / "node.toml").write_text(text)
+
+
+def node_on_postgresql(node_dir: Path, cluster: PgCluster, dsn: str, *,
+                       watchlist: Path | None = None) -> None:
+    """Move a node directory to PostgreSQL as an operator would: ``[storage]`` pointed at
+    ``dsn`` (:func:`to_postgresql`), ``bxnode store migrate``, and ``watchlist`` imported."""
+    from node.cli.main import main as bxnode
+
+    to_postgresql(node_dir, dsn=dsn, password=cluster.password, field_key="5a" * 32,
+                  listen=None)
+    assert bxnode(["store", "migrate", "--node-dir", str(node_dir)]) == 0
+    if watchlist is not None:
+        assert bxnode(["watchlist", "import", str(watchlist), "--node-dir",
+                       str(node_dir)]) == 0

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from node.cli.main import main as bxnode
 from node.web.sessions import COOKIE
 from tests.federation import DEMO, WATCHLISTS, Federation, RunningNode, free_port, make_federation
 from tests.integration.localapi import Officers
-from tests.pgcluster import PgCluster, to_postgresql
+from tests.pgcluster import PgCluster, node_on_postgresql
 from tests.web.conftest import ConsoleNode, ManualClock, start_console
 
 pytestmark = pytest.mark.integration
@@ -53,8 +52,7 @@ def _console_lines(officers: Officers, *, console_port: int, socket: str) -> str
 def replicas(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Replicas]:
     fed = make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS"))
     a_dir = fed.dirs["KAZ-BS"]
-    to_postgresql(a_dir, dsn=pg_dsn, password=pg_cluster.password, field_key="5a" * 32,
-                  listen=None)
+    node_on_postgresql(a_dir, pg_cluster, pg_dsn, watchlist=DEMO / WATCHLISTS["KAZ-BS"])
     b_dir = tmp_path / "kaz-b"
     shutil.copytree(a_dir, b_dir, ignore=shutil.ignore_patterns("node.db*", "*.sock"))
     officers = Officers(tmp_path / "officers", "KAZ-BS")
@@ -63,9 +61,6 @@ def replicas(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Rep
         f.write(_console_lines(officers, console_port=free_port(), socket="officers.sock"))
     with (b_dir / "node.toml").open("a") as f:
         f.write(_console_lines(officers, console_port=free_port(), socket="officers-b.sock"))
-    assert bxnode(["store", "migrate", "--node-dir", str(a_dir)]) == 0
-    assert bxnode(["watchlist", "import", str(DEMO / WATCHLISTS["KAZ-BS"]),
-                   "--node-dir", str(a_dir)]) == 0
     clock = ManualClock()
     a = start_console(fed.start("KAZ-BS"), officers, clock)
     b_node = RunningNode(b_dir, f"127.0.0.1:{free_port()}")

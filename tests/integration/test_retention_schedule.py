@@ -18,20 +18,16 @@ from typing import Any
 import pytest
 
 from node.app import now_ms, open_store
-from node.client.peer import QueryContext
 from node.config import load_config
-from node.core.model import DocumentQuery, LookupAnswer, QueryKind
 from node.retention.settings import DAY_MS, RETENTION_KINDS
 from node.store.retention import RetentionTables
-from tests.federation import Federation, make_federation
+from tests.federation import Federation, ask_document, make_federation
 from tests.federation import bxnode as cli
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
 
 INTERVAL_S = 60
-CTX = QueryContext(operator="officer-7", purpose="border_check",
-                   legal_basis="Agreement on border cooperation, art. 7", case_ref="CASE-SCH")
 
 
 class MovedClock:
@@ -54,15 +50,6 @@ def sched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Federation
     fed.start("KGZ-BS")
     yield fed, clock
     fed.stop_all()
-
-
-def ask(fed: Federation, number: str) -> LookupAnswer:
-    client = fed.client("KGZ-BS")
-    try:
-        return client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
-                             [DocumentQuery(number=number, issuing_state="KAZ")])
-    finally:
-        client.close()
 
 
 def sweeps(fed: Federation) -> list[dict[str, Any]]:
@@ -95,8 +82,8 @@ def erased_at(fed: Federation, time_ms: int) -> dict[str, int]:
 def test_a_serving_node_sweeps_on_its_schedule_by_itself(
         sched: tuple[Federation, MovedClock]) -> None:
     fed, clock = sched
-    assert [ask(fed, n).results[0].outcome.value for n in ("N1122334", "Q0000001")] == [
-        "hit", "no_hit"]
+    assert [ask_document(fed, "KGZ-BS", "KAZ-BS", n).results[0].outcome.value
+            for n in ("N1122334", "Q0000001")] == ["hit", "no_hit"]
     assert sweeps(fed) == []  # started less than an interval ago on its clock
 
     clock.offset_ms = 1200 * DAY_MS
@@ -117,5 +104,5 @@ def test_a_serving_node_sweeps_on_its_schedule_by_itself(
     assert second["erased"]["receipts"] == 0  # the first took every one
     assert second["erased"]["audit_bodies"] == erased_at(fed, second["time_ms"])["audit_bodies"]
     # the node still answers, and its log still verifies with the erasures in it
-    assert ask(fed, "N1122334").results[0].outcome.value == "hit"
+    assert ask_document(fed, "KGZ-BS", "KAZ-BS", "N1122334").results[0].outcome.value == "hit"
     assert cli(["audit", "verify", "--node-dir", str(fed.dirs["KAZ-BS"])]) == 0

@@ -22,11 +22,10 @@ from node.audit.log import MerkleAuditLog
 from node.cli.main import main as bxnode
 from node.config import load_config
 from node.core.errors import RemoteError
-from node.core.model import DocumentQuery, QueryKind
 from node.store._fields import index_text
 from node.store.open import open_database
-from tests.federation import CTX, DEMO, WATCHLISTS, Federation, make_federation
-from tests.pgcluster import PgCluster, to_postgresql
+from tests.federation import DEMO, WATCHLISTS, Federation, ask_document, make_federation
+from tests.pgcluster import PgCluster, node_on_postgresql
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +35,8 @@ MOVED, OVER = "N1122334", "N0481516"  # two live KAZ-issued documents of the dem
 @pytest.fixture
 def fed(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Federation]:
     fed = make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS"))
-    kaz = fed.dirs["KAZ-BS"]
-    to_postgresql(kaz, dsn=pg_dsn, password=pg_cluster.password, field_key="5a" * 32,
-                  listen=None)
-    assert bxnode(["store", "migrate", "--node-dir", str(kaz)]) == 0
-    assert bxnode(["watchlist", "import", str(DEMO / WATCHLISTS["KAZ-BS"]),
-                   "--node-dir", str(kaz)]) == 0
+    node_on_postgresql(fed.dirs["KAZ-BS"], pg_cluster, pg_dsn,
+                       watchlist=DEMO / WATCHLISTS["KAZ-BS"])
     fed.start("KAZ-BS")
     try:
         yield fed
@@ -70,25 +65,16 @@ def _entries(kaz: Path) -> list[dict[str, Any]]:
         db.close()
 
 
-def _ask(fed: Federation, number: str) -> Any:
-    client = fed.client("KGZ-BS")
-    try:
-        return client.lookup("KAZ-BS", CTX, QueryKind.DOCUMENT,
-                             [DocumentQuery(number=number, issuing_state="KAZ")])
-    finally:
-        client.close()
-
-
 def test_a_sealed_field_fault_is_told_to_the_peer_as_internal_error(fed: Federation) -> None:
     kaz = fed.dirs["KAZ-BS"]
-    assert _ask(fed, OVER).hits == 1  # before: answered
+    assert ask_document(fed, "KGZ-BS", "KAZ-BS", OVER).hits == 1  # before: answered
     _copy_sealed_record(kaz)
     with pytest.raises(RemoteError) as err:
-        _ask(fed, OVER)
+        ask_document(fed, "KGZ-BS", "KAZ-BS", OVER)
     assert (err.value.status, err.value.reason) == ("INTERNAL", "internal_error")
     assert err.value.refusal_verified is True  # the signed refusal says the same
     assert "sealed" not in str(err.value) and "row" not in str(err.value)
-    assert _ask(fed, MOVED).hits == 1  # the other row still answers
+    assert ask_document(fed, "KGZ-BS", "KAZ-BS", MOVED).hits == 1  # the other row still answers
     refused = [e for e in _entries(kaz) if e.get("outcome") == "rejected"]
     assert [(e["status"], e["reason"], e["told_status"], e["told_reason"])
             for e in refused] == [
