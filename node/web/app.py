@@ -274,7 +274,12 @@ class Console:
                                            "a form of another site posted to the console")
         cookie = request.cookies.get(COOKIE)
         static = request.path.startswith("/static/")  # no session read for a style sheet
-        session = None if static else await self.sessions.get(cookie)
+        try:
+            session = None if static else await self.sessions.get(cookie)
+        except BxError as exc:  # the database does not answer: nobody is signed in or out
+            log.error("console_sessions_unavailable", reason=exc.reason)
+            return self.refuse(request, exc.status, exc.reason,
+                               "the node's database does not answer; try again shortly")
         if session is not None:
             request[SESSION] = session
         public = request.path in PUBLIC or static
@@ -313,9 +318,15 @@ class Console:
             return await handler(request)
         except Refusal as r:
             return self.refuse(request, r.status, r.reason, r.message)
+        except BxError as exc:  # a session step of the page's own (signing in or out)
+            log.error("console_step_failed", route=route_name(request), reason=exc.reason)
+            return self.refuse(request, exc.status, exc.reason, exc.message)
         finally:  # what the page changed (a flash message, the language), for the next one
             if session is not None and cookie and session.record() != before:
-                await self.sessions.save(cookie, session)
+                try:
+                    await self.sessions.save(cookie, session)
+                except BxError as exc:  # the page is done; only its flash message is lost
+                    log.error("console_session_not_saved", reason=exc.reason)
 
     async def _refused(self, request: web.Request, reason: str, status: str, message: str
                        ) -> web.Response:

@@ -99,6 +99,8 @@ EXPLAIN: Mapping[str, str] = {
     "internal_error": N_("Something went wrong on the node. The error is in its log."),
     "audit_unavailable": N_("The audit log could not be written, so nothing was done. Try "
                             "again."),
+    "database_unavailable": N_("The node's database does not answer, so nothing was done. "
+                               "Try again shortly."),
 }
 
 PURPOSES = tuple(p.value for p in Purpose)

@@ -39,6 +39,7 @@ class Replicas:
     a: ConsoleNode
     b: ConsoleNode
     officers: Officers
+    cluster: PgCluster
 
 
 def _console_lines(officers: Officers, *, console_port: int, socket: str) -> str:
@@ -71,7 +72,7 @@ def replicas(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Rep
         fed.stop_all()
         raise
     try:
-        yield Replicas(fed=fed, a=a, b=b, officers=officers)
+        yield Replicas(fed=fed, a=a, b=b, officers=officers, cluster=pg_cluster)
     finally:
         for n in (a, b):
             async def stop(n: ConsoleNode = n) -> None:
@@ -81,6 +82,8 @@ def replicas(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Rep
             asyncio.run_coroutine_threadsafe(stop(), n.node.loop).result(10)
         b_node.stop()
         fed.stop_all()
+        if not pg_cluster.running:
+            pg_cluster.start()
 
 
 @dataclass
@@ -178,3 +181,24 @@ def test_a_cookie_nobody_issued_is_signed_in_on_neither(replicas: Replicas) -> N
         posted = _request(n, r.officers, "POST", "/signout", cookie="A" * 43,
                           form={"csrf": "x"})
         assert (posted.status, posted.reason) == (401, "not_signed_in")
+
+
+def test_while_the_database_is_down_the_console_says_so_and_then_serves_again(
+        replicas: Replicas) -> None:
+    """Sessions are in the database: while it is down a page is refused 503 with the
+    reason (not a bare 500), on every replica; once it is back the same session serves."""
+    r = replicas
+    cookie = _sign_in(r, r.a)
+    cluster = r.cluster
+    cluster.stop()
+    try:
+        for n in (r.a, r.b):
+            down = _request(n, r.officers, "GET", "/check", cookie=cookie)
+            assert (down.status, down.reason) == (503, "database_unavailable"), down.body[:300]
+            assert "database does not answer" in down.body
+            signin = _request(n, r.officers, "GET", "/signin")
+            assert (signin.status, signin.reason) == (503, "database_unavailable")
+    finally:
+        cluster.start()
+    back = _request(r.b, r.officers, "GET", "/check", cookie=cookie)
+    assert (back.status, _signed_in_as(back)) == (200, OFFICER)
