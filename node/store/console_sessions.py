@@ -16,6 +16,7 @@ itself.  Callers hold the transaction; the logic (idle timeouts, pruning) is
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,9 +41,18 @@ CREATE TABLE IF NOT EXISTS console_prefs (
     officer TEXT PRIMARY KEY, language TEXT NOT NULL, timezone TEXT NOT NULL
 )
 """).ddl
+#: Watchlist syncs previewed and waiting for their confirmation (node/web/admin.py): the
+#: upload itself (sealed: it holds the source's records) and the difference shown.
+CONSOLE_SYNCS: Final = register(CONSOLE_SCHEMA_NAME, 2, """
+CREATE TABLE IF NOT EXISTS console_syncs (
+    key TEXT PRIMARY KEY, record BLOB NOT NULL, data BLOB NOT NULL, created_ms INTEGER NOT NULL
+)
+""").ddl
 
 _SESSION: Final = "console_sessions.record"
 _OIDC: Final = "console_oidc.record"
+_SYNC: Final = "console_syncs.record"
+_SYNC_DATA: Final = "console_syncs.data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,7 @@ class ConsoleTables:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(CONSOLE_SCHEMA_NAME, CONSOLE_SCHEMA)
+        db.ensure_schema(CONSOLE_SCHEMA_NAME, CONSOLE_SYNCS)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -141,6 +152,37 @@ class ConsoleTables:
             self.db.execute("DELETE FROM console_oidc WHERE key IN (SELECT key FROM "
                             "console_oidc ORDER BY created_ms LIMIT ?)", (int(n) - keep + 1,))
 
+    # --- watchlist syncs previewed, waiting for their confirmation ----------------------------
+
+    def put_sync(self, key: str, record: dict[str, Any], data: bytes, *,
+                 created_ms: int) -> None:
+        sealed = seal_blob(self.db.codec, _SYNC_DATA, data)
+        self.db.execute("INSERT INTO console_syncs (key, record, data, created_ms) "
+                        "VALUES (?,?,?,?)",
+                        (key, self._seal(_SYNC, key, {**record, "data_sha256": _sha256(data)}),
+                         sealed, created_ms))
+
+    def sync(self, key: str) -> tuple[dict[str, Any], bytes, int] | None:
+        row = self.db.query_one("SELECT record, data, created_ms FROM console_syncs "
+                                "WHERE key = ?", (key,))
+        if row is None:
+            return None
+        record = self._open(_SYNC, key, row[0])
+        data = open_blob(self.db.codec, _SYNC_DATA, row[1]) or b""
+        if record.pop("data_sha256", None) != _sha256(data):  # the upload of another row
+            raise misplaced(_SYNC_DATA)
+        return record, data, int(row[2])
+
+    def drop_sync(self, key: str) -> int:
+        return self.db.execute("DELETE FROM console_syncs WHERE key = ?", (key,))
+
+    def prune_syncs(self, *, before_ms: int, keep: int) -> None:
+        self.db.execute("DELETE FROM console_syncs WHERE created_ms < ?", (before_ms,))
+        (n,) = self.db.query_one("SELECT COUNT(*) FROM console_syncs") or (0,)
+        if int(n) >= keep:  # bounded: the oldest previews go first
+            self.db.execute("DELETE FROM console_syncs WHERE key IN (SELECT key FROM "
+                            "console_syncs ORDER BY created_ms LIMIT ?)", (int(n) - keep + 1,))
+
     # --- an officer's language and time zone -------------------------------------------------
 
     def prefs(self, officer: str) -> tuple[str, str] | None:
@@ -168,3 +210,7 @@ class ConsoleTables:
         if not isinstance(record, dict) or record.pop("_key", None) != key:
             raise misplaced(kind)
         return record
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

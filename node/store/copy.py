@@ -136,9 +136,10 @@ _META: Final = "meta"
 #: Derived tables, not copied: the person index's change feed (node/store/watchlist_feed.py;
 #: the target has none for its generation, so every replica's index rebuilds fully).
 DERIVED_TABLES: Final = frozenset({"watchlist_feed", "watchlist_feed_generations"})
-#: Not copied either: the console's sessions and OpenID Connect sign-ins under way
-#: (node/store/console_sessions.py): officers sign in again on the copy.
-EPHEMERAL_TABLES: Final = frozenset({"console_sessions", "console_oidc"})
+#: Not copied either: the console's sessions, OpenID Connect sign-ins under way and
+#: previewed watchlist syncs (node/store/console_sessions.py): officers sign in again on
+#: the copy, and preview again.
+EPHEMERAL_TABLES: Final = frozenset({"console_sessions", "console_oidc", "console_syncs"})
 _KNOWN: Final = frozenset({_META, *PROTECTED_TABLES, *(t.name for t in PLAIN_TABLES),
                            *DERIVED_TABLES, *EPHEMERAL_TABLES})
 #: PostgreSQL's schema bookkeeping (``bxnode store migrate``), never copied into.

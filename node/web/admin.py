@@ -124,7 +124,7 @@ async def watchlist_withdraw(c: Console, request: web.Request) -> web.StreamResp
 DEFAULT_MAX_WITHDRAW = 100
 MAX_MAX_WITHDRAW = 1_000_000
 PENDING_SYNC_MS = 900_000  # a previewed sync waits this long for its confirmation
-MAX_PENDING_SYNCS = 32     # uploads kept in memory, oldest dropped
+MAX_PENDING_SYNCS = 32     # previews kept (in the database), oldest dropped
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
@@ -199,14 +199,47 @@ async def _refused_page(c: Console, request: web.Request, r: Refusal, **ctx: Any
                       errors=[(n, m) for n, m in errors][:50], **ctx)
 
 
-def _pending_store(c: Console) -> dict[str, PendingSync]:
-    store: dict[str, PendingSync] = c.pending_syncs
-    now = c.clock_ms()
-    for k in [k for k, p in store.items() if now - p.created_ms > PENDING_SYNC_MS]:
-        del store[k]
-    while len(store) >= MAX_PENDING_SYNCS:
-        del store[next(iter(store))]
-    return store
+def _sync_record(p: PendingSync) -> dict[str, Any]:
+    return {"officer": p.officer, "name": p.name, "fmt": p.fmt, "source": p.source,
+            "max_withdraw": p.max_withdraw, "note": p.note,
+            "plan": [list(p.plan[0]), list(p.plan[1]), list(p.plan[2]), p.plan[3]]}
+
+
+def _pending_of(record: dict[str, Any], data: bytes, created_ms: int) -> PendingSync:
+    plan = record["plan"]
+    return PendingSync(officer=str(record["officer"]), data=data, name=str(record["name"]),
+                       fmt=str(record["fmt"]), source=str(record["source"]),
+                       max_withdraw=int(record["max_withdraw"]), note=str(record["note"]),
+                       plan=(tuple(plan[0]), tuple(plan[1]), tuple(plan[2]), int(plan[3])),
+                       created_ms=created_ms)
+
+
+async def _keep_pending(c: Console, p: PendingSync) -> str:
+    """Keep a previewed sync in the node's database (any replica may get its confirmation);
+    the token naming it (only its SHA-256 is stored)."""
+    token, tables = secrets.token_urlsafe(24), c.sessions.tables
+
+    def step() -> None:
+        tables.prune_syncs(before_ms=p.created_ms - PENDING_SYNC_MS, keep=MAX_PENDING_SYNCS)
+        tables.put_sync(_token_key(token), _sync_record(p), p.data, created_ms=p.created_ms)
+
+    await c.ops.writer.run_in_batch(step)
+    return token
+
+
+async def _pending(c: Console, token: str) -> PendingSync | None:
+    """The previewed sync ``token`` names, if it is still waiting."""
+    if not token:
+        return None
+    key, tables = _token_key(token), c.sessions.tables
+    got = await c.ops.writer.call(lambda: tables.sync(key))
+    if got is None or c.clock_ms() - got[2] > PENDING_SYNC_MS:
+        return None
+    return _pending_of(*got)
+
+
+def _token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def sync_preview(c: Console, request: web.Request) -> web.StreamResponse:
@@ -255,16 +288,14 @@ async def sync_preview(c: Console, request: web.Request) -> web.StreamResponse:
         return await _refused_page(c, request, r, pending=pending)
     token = ""
     if plan.added or plan.changed or plan.withdrawn:
-        token = secrets.token_urlsafe(24)
-        _pending_store(c)[token] = dataclasses.replace(pending, plan=_plan_key(plan))
+        token = await _keep_pending(c, dataclasses.replace(pending, plan=_plan_key(plan)))
     return await _sync_page(c, request, plan=plan, pending=pending, token=token)
 
 
 async def sync_apply(c: Console, request: web.Request) -> web.StreamResponse:
     officer = request[OFFICER].identity.name
     token = _text(request, "sync_token", 64)
-    store = _pending_store(c)
-    pending = store.get(token)
+    pending = await _pending(c, token)
 
     async def run(facts: dict[str, Any]) -> Any:
         if pending is None or pending.officer != officer:
@@ -272,10 +303,13 @@ async def sync_apply(c: Console, request: web.Request) -> web.StreamResponse:
             raise Refusal("FAILED_PRECONDITION", "sync_not_pending",
                           "no previewed sync of yours waits for confirmation (it may have "
                           "been applied already or waited too long); upload the file again")
-        store.pop(token, None)  # one confirmation, whatever happens next
         _sync_facts(facts, pending, dry_run=False)
+        key, tables = _token_key(token), c.sessions.tables
 
         def check_then_apply() -> Any:  # one batch on the database thread: nothing between
+            if tables.drop_sync(key) != 1:  # one confirmation, on whichever replica
+                raise Refusal("FAILED_PRECONDITION", "sync_not_pending",
+                              "this previewed sync was applied already")
             again = _run_sync(c, pending, dry_run=True)
             if _plan_key(again) != pending.plan:
                 raise Refusal("FAILED_PRECONDITION", "sync_plan_changed",

@@ -130,9 +130,6 @@ class Console:
             clock_ms=clock_ms)
         self.limiter = SignInLimiter(per_minute=settings.sign_in_attempts_per_minute,
                                      clock_ms=clock_ms)
-        # Previewed watchlist syncs (node.web.admin): this process's only, so a preview is
-        # confirmed on the replica that made it (another says sync_not_pending).
-        self.pending_syncs: dict[str, Any] = {}
         self._envs = {lang: self._env(lang) for lang in LANGUAGES}
         self._runner: web.AppRunner | None = None
         self.port = 0

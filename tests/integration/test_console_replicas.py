@@ -31,6 +31,7 @@ from tests.web.conftest import ConsoleNode, ManualClock, start_console
 pytestmark = pytest.mark.integration
 
 OFFICER = "kz-duty"
+MANAGER = "kz-watch"
 
 
 @dataclass
@@ -46,7 +47,8 @@ def _console_lines(officers: Officers, *, console_port: int, socket: str) -> str
     return (f'\n[local]\napi_socket = "unix:{socket}"\nclient_ca = "{officers.root / "ca.crt"}"\n'
             f'\n[console]\nenabled = true\nlisten = "127.0.0.1:{console_port}"\n'
             f'timezone = "Asia/Almaty"\ndefault_language = "en"\n'
-            f'\n[local.roles]\n"{OFFICER}" = ["duty_officer"]\n')
+            f'\n[local.roles]\n"{OFFICER}" = ["duty_officer"]\n'
+            f'"{MANAGER}" = ["watchlist_manager"]\n')
 
 
 @pytest.fixture
@@ -58,6 +60,7 @@ def replicas(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Rep
     shutil.copytree(a_dir, b_dir, ignore=shutil.ignore_patterns("node.db*", "*.sock"))
     officers = Officers(tmp_path / "officers", "KAZ-BS")
     officers.issue(OFFICER)
+    officers.issue(MANAGER)
     with (a_dir / "node.toml").open("a") as f:
         f.write(_console_lines(officers, console_port=free_port(), socket="officers.sock"))
     with (b_dir / "node.toml").open("a") as f:
@@ -96,19 +99,25 @@ class Reply:
 
 
 def _request(n: ConsoleNode, officers: Officers, method: str, path: str, *,
-             cookie: str = "", form: dict[str, str] | None = None) -> Reply:
-    """One HTTPS request to ``n``'s console presenting the officer's certificate."""
+             cookie: str = "", form: dict[str, str] | None = None,
+             upload: tuple[str, bytes] | None = None, officer: str = OFFICER) -> Reply:
+    """One HTTPS request to ``n``'s console presenting ``officer``'s certificate; a POST
+    of ``form`` (multipart with ``upload``, a file field ``file``: name and bytes)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # the node's own TLS certificate: not what is tested
-    ctx.load_cert_chain(str(officers.root / f"{OFFICER}.crt"),
-                        str(officers.root / f"{OFFICER}.key"))
+    ctx.load_cert_chain(str(officers.root / f"{officer}.crt"),
+                        str(officers.root / f"{officer}.key"))
     conn = http.client.HTTPSConnection("127.0.0.1", n.console.port, context=ctx, timeout=20)
     headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
-    body = None
-    if form is not None:
+    body: str | bytes | None = None
+    if form is not None and upload is None:
         body = urllib.parse.urlencode(form)
         headers.update({"Content-Type": "application/x-www-form-urlencoded",
+                        "Origin": n.console.settings.origin})
+    elif form is not None and upload is not None:
+        body, boundary = _multipart(form, upload)
+        headers.update({"Content-Type": f"multipart/form-data; boundary={boundary}",
                         "Origin": n.console.settings.origin})
     try:
         conn.request(method, path, body=body, headers=headers)
@@ -123,17 +132,27 @@ def _request(n: ConsoleNode, officers: Officers, method: str, path: str, *,
         conn.close()
 
 
+def _multipart(form: dict[str, str], upload: tuple[str, bytes]) -> tuple[bytes, str]:
+    boundary = "bxnode-test-boundary-7f3a"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+             .encode() for k, v in form.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                 f'filename="{upload[0]}"\r\nContent-Type: text/csv\r\n\r\n'.encode()
+                 + upload[1] + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), boundary
+
+
 def _csrf(page: Reply) -> str:
     m = re.search(r'name="csrf" value="([^"]+)"', page.body)
     assert m is not None, page.body[:500]
     return m.group(1)
 
 
-def _sign_in(r: Replicas, n: ConsoleNode) -> str:
-    form = _request(n, r.officers, "GET", "/signin")
+def _sign_in(r: Replicas, n: ConsoleNode, officer: str = OFFICER) -> str:
+    form = _request(n, r.officers, "GET", "/signin", officer=officer)
     assert form.status == 200 and form.cookie
     done = _request(n, r.officers, "POST", "/signin/certificate", cookie=form.cookie,
-                    form={"csrf": _csrf(form)})
+                    form={"csrf": _csrf(form)}, officer=officer)
     assert (done.status, done.location) == (303, "/"), done.body[:500]
     assert done.cookie and done.cookie != form.cookie  # a fresh session: no fixation
     return done.cookie
@@ -202,3 +221,33 @@ def test_while_the_database_is_down_the_console_says_so_and_then_serves_again(
         cluster.start()
     back = _request(r.b, r.officers, "GET", "/check", cookie=cookie)
     assert (back.status, _signed_in_as(back)) == (200, OFFICER)
+
+
+def test_a_sync_previewed_on_one_replica_is_applied_once_on_the_other(
+        replicas: Replicas) -> None:
+    """The difference is shown by A; the confirmation lands on B, which applies it (the
+    preview is in the database); a second confirmation, on A, finds nothing to apply."""
+    r = replicas
+    cookie = _sign_in(r, r.a, MANAGER)
+    page = _request(r.a, r.officers, "GET", "/watchlist", cookie=cookie, officer=MANAGER)
+    assert page.status == 200
+    header = ("kind,owner_ref,action,expires,contact,number,issuing_state,doc_type,"
+              "loss_type,family_name,given_names,patronymic,dob,nationality,sex")
+    rows = [f"document,MVD-REP-{i:03d},seize_document,2036-01-01,,MR{i:07d},KAZ,P,stolen,,,,,,"
+            for i in range(1, 6)]
+    shown = _request(r.a, r.officers, "POST", "/watchlist/sync", cookie=cookie,
+                     officer=MANAGER, form={"csrf": _csrf(page), "source": "MVD-REP",
+                                            "max_withdraw": "100", "reason": ""},
+                     upload=("mvd.csv", ("\n".join([header, *rows]) + "\n").encode()))
+    assert shown.status == 200, shown.body[:500]
+    assert re.search(r'id="count-added">5<', shown.body)
+    token = re.search(r'name="sync_token" value="([^"]+)"', shown.body)
+    assert token is not None
+    applied = _request(r.b, r.officers, "POST", "/watchlist/sync/apply", cookie=cookie,
+                       officer=MANAGER, form={"csrf": _csrf(shown),
+                                              "sync_token": token.group(1)})
+    assert applied.status == 200 and "The sync was applied." in applied.body
+    again = _request(r.a, r.officers, "POST", "/watchlist/sync/apply", cookie=cookie,
+                     officer=MANAGER, form={"csrf": _csrf(shown),
+                                            "sync_token": token.group(1)})
+    assert (again.status, again.reason) == (409, "sync_not_pending")

@@ -199,3 +199,38 @@ def test_a_session_record_round_trips() -> None:
                 language="ru", timezone="Asia/Bishkek", flash="f", last_followup="l")
     again: Any = Session.from_record({**s.record(), "unknown_later_field": "x"}, 5)
     assert again == s
+
+
+def test_a_previewed_sync_is_kept_read_and_dropped_once(any_db: Database) -> None:
+    tables = ConsoleTables(any_db)
+    record = {"officer": "kz-watch", "plan": [["R1"], [], [], 3]}
+    with any_db.transaction():
+        tables.put_sync("k1", record, b"kind,owner_ref\n", created_ms=1_000)
+    assert tables.sync("k1") == (record, b"kind,owner_ref\n", 1_000)
+    assert tables.sync("nope") is None
+    with any_db.transaction():
+        assert (tables.drop_sync("k1"), tables.drop_sync("k1")) == (1, 0)
+        for i in range(5):
+            tables.put_sync(f"p{i}", record, b"x", created_ms=2_000 + i)
+        # p0 too old; then room for the one about to be kept: at most 3 with it
+        tables.prune_syncs(before_ms=2_001, keep=3)
+    assert [tables.sync(f"p{i}") is not None for i in range(5)] == [
+        False, False, False, True, True]
+
+
+@only_postgresql
+def test_a_previewed_upload_moved_to_another_preview_is_refused(any_db: Database) -> None:
+    tables = ConsoleTables(any_db)
+    with any_db.transaction():
+        tables.put_sync("a", {"officer": "kz-watch"}, b"the first upload", created_ms=1)
+        tables.put_sync("b", {"officer": "kz-watch"}, b"another upload!!", created_ms=2)
+        (data,) = any_db.query_one("SELECT data FROM console_syncs WHERE key = ?",
+                                   ("a",)) or (None,)
+        assert b"first" not in bytes(data)  # sealed
+        any_db.execute("UPDATE console_syncs SET data = ? WHERE key = ?", (data, "b"))
+    reasons = []
+    try:
+        tables.sync("b")
+    except SealedFieldError as exc:
+        reasons.append(exc.reason)
+    assert reasons == ["sealed_field_misplaced"]
