@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS console_oidc (
     key TEXT PRIMARY KEY, record BLOB NOT NULL, created_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS console_prefs (
-    officer TEXT PRIMARY KEY, language TEXT NOT NULL, timezone TEXT NOT NULL
+    identity TEXT PRIMARY KEY, language TEXT NOT NULL, timezone TEXT NOT NULL
 )
 """).ddl
 #: Watchlist syncs previewed and waiting for their confirmation (node/web/admin.py): the
@@ -187,13 +187,13 @@ class ConsoleTables:
 
     def prefs(self, officer: str) -> tuple[str, str] | None:
         row = self.db.query_one("SELECT language, timezone FROM console_prefs "
-                                "WHERE officer = ?", (officer,))
+                                "WHERE identity = ?", (officer,))
         return None if row is None else (str(row[0]), str(row[1]))
 
     def put_prefs(self, officer: str, language: str, timezone: str) -> None:
         self.db.execute(
-            "INSERT INTO console_prefs (officer, language, timezone) VALUES (?,?,?) "
-            "ON CONFLICT (officer) DO UPDATE SET language=excluded.language, "
+            "INSERT INTO console_prefs (identity, language, timezone) VALUES (?,?,?) "
+            "ON CONFLICT (identity) DO UPDATE SET language=excluded.language, "
             "timezone=excluded.timezone", (officer, language, timezone))
 
     # --- the record ----------------------------------------------------------------------------

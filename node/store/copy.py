@@ -100,7 +100,7 @@ PLAIN_TABLES: Final = (
     PlainTable("followup_confirmations", ("followup_id", "approved_by", "fields",
                                           "approved_ms")),
     PlainTable("retention_holds", ("case_ref", "reason", "placed_by", "role", "placed_ms")),
-    PlainTable("console_prefs", ("officer", "language", "timezone")),
+    PlainTable("console_prefs", ("identity", "language", "timezone")),
 )
 #: Tables holding personal identifiers: copied through their domain module's codec.
 PROTECTED_TABLES: Final = ("documents", "persons", "receipts", "crossings", "followups",
