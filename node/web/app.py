@@ -270,6 +270,9 @@ class Console:
                 return await self._refused(request, "cross_site_request", "PERMISSION_DENIED",
                                            "a form of another site posted to the console")
         cookie = request.cookies.get(COOKIE)
+        # Read from the connection before anything is awaited: the browser may give up on
+        # the request (a favicon when the officer clicks on) and close it meanwhile.
+        presented = self.certificate_identity(request)
         static = request.path.startswith("/static/")  # no session read for a style sheet
         try:
             session = None if static else await self.sessions.get(cookie)
@@ -304,12 +307,16 @@ class Console:
                                            "reload the page")
         officer: Officer | None = request.get(OFFICER)
         if officer is not None and officer.identity.method == "certificate":
-            if self.certificate_identity(request) != officer.identity.name:
+            if presented != officer.identity.name:
+                if request.transport is None:  # gone, not another certificate: no answer
+                    raise web.HTTPServiceUnavailable()  # and the session lives on
                 await self.sessions.drop(cookie)
-                request.pop(OFFICER, None)
+                request.pop(OFFICER, None)  # nobody is signed in: the entry says whose it was
                 return await self._refused(request, "session_certificate_mismatch",
                                            "UNAUTHENTICATED", "this session belongs to "
-                                           "another certificate; sign in again")
+                                           "another certificate; sign in again",
+                                           facts={"session_of": officer.identity.name,
+                                                  "certificate_of": presented})
         before = session.record() if session is not None else None
         try:
             return await handler(request)
@@ -325,10 +332,10 @@ class Console:
                 except BxError as exc:  # the page is done; only its flash message is lost
                     log.error("console_session_not_saved", reason=exc.reason)
 
-    async def _refused(self, request: web.Request, reason: str, status: str, message: str
-                       ) -> web.Response:
+    async def _refused(self, request: web.Request, reason: str, status: str, message: str,
+                       facts: Mapping[str, Any] | None = None) -> web.Response:
         await self.audit(request, f"{request.method} {route_name(request)}", outcome="refused",
-                         status=status, reason=reason)
+                         status=status, reason=reason, facts=facts)
         log.info("console_refused", route=route_name(request), reason=reason)
         return self.refuse(request, status, reason, message)
 

@@ -14,6 +14,7 @@ import asyncio
 import http.client
 import re
 import shutil
+import socket
 import ssl
 import urllib.parse
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from node.audit.log import MerkleAuditLog
+from node.config import load_config
+from node.store.open import open_database
 from node.web.sessions import COOKIE
 from tests.federation import DEMO, WATCHLISTS, Federation, RunningNode, free_port, make_federation
 from tests.integration.localapi import Officers
@@ -251,3 +255,46 @@ def test_a_sync_previewed_on_one_replica_is_applied_once_on_the_other(
                      officer=MANAGER, form={"csrf": _csrf(shown),
                                             "sync_token": token.group(1)})
     assert (again.status, again.reason) == (409, "sync_not_pending")
+
+
+def test_a_request_the_browser_gives_up_on_does_not_end_the_session(
+        replicas: Replicas) -> None:
+    """A browser cancels requests it no longer needs (a page's favicon when the officer
+    clicks on): the connection is gone before the console checks the session's
+    certificate.  That is not another certificate: the session lives on.  (It ended: the
+    check read no certificate from the closed connection, and signed the officer out.)"""
+    r = replicas
+    cookie = _sign_in(r, r.a)
+    for _ in range(5):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(str(r.officers.root / f"{OFFICER}.crt"),
+                            str(r.officers.root / f"{OFFICER}.key"))
+        with socket.create_connection(("127.0.0.1", r.a.console.port)) as raw, \
+                ctx.wrap_socket(raw) as tls:
+            tls.sendall(f"GET /favicon.ico HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        f"Cookie: {COOKIE}={cookie}\r\n\r\n".encode())
+        # closed at once, before any answer
+    still = _request(r.b, r.officers, "GET", "/check", cookie=cookie)
+    assert (still.status, _signed_in_as(still)) == (200, OFFICER)
+
+
+def test_a_session_brought_by_another_certificate_ends(replicas: Replicas) -> None:
+    """The cookie of a session signed in by certificate, sent with another officer's
+    certificate (a stolen cookie), is refused 401 session_certificate_mismatch, audited,
+    and the session ends on every replica."""
+    r = replicas
+    cookie = _sign_in(r, r.a)
+    stolen = _request(r.b, r.officers, "GET", "/check", cookie=cookie, officer=MANAGER)
+    assert (stolen.status, stolen.reason) == (401, "session_certificate_mismatch")
+    gone = _request(r.a, r.officers, "GET", "/check", cookie=cookie)
+    assert (gone.status, gone.location) == (303, "/signin")
+    db = open_database(load_config(r.fed.dirs["KAZ-BS"]))
+    try:
+        refused = [e for e in MerkleAuditLog(store=db).bodies()
+                   if e.get("reason") == "session_certificate_mismatch"]
+    finally:
+        db.close()
+    assert [(e["event"], e["outcome"], e["caller"], e["session_of"], e["certificate_of"])
+            for e in refused] == [("console_call", "refused", "anonymous", OFFICER, MANAGER)]
