@@ -119,11 +119,6 @@ class PeerLimiter:
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
 
-    def admit(self, peer: str, limits: PeerLimits | None = None) -> bool:
-        """Take one token and one in-flight slot for ``peer`` now; False when over a limit.
-        Every True must be paired with :meth:`release`."""
-        return self.reserve(peer, limits) == 0.0
-
     def reserve(self, peer: str, limits: PeerLimits | None = None, *,
                 max_wait_s: float = 0.0) -> float | None:
         """Take one in-flight slot and ``peer``'s next token, which may not exist yet: the

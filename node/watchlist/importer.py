@@ -220,7 +220,10 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
     (SQLCipher) takes the bulk path (:func:`_load_csv`): chunks of rows checked a column
     at a time in a second process while this one writes, and repeated documents found by
     the database instead of a dict of every key read, so the import holds no per-row
-    state of its own.
+    state of its own.  JSON Lines into the same database is read row by row, its
+    documents written through the same loader (no dict of their keys either); only
+    PostgreSQL, whose sealed columns the loader cannot compare, and a dry run remember
+    every document's key.
     """
     out = ImportResult()
     fmt = detect_format(path, fmt)
@@ -231,9 +234,13 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
     tables = SqlWatchlistStore(store)
     try:
         with store.transaction():
-            loader = tables.document_loader() if fmt == "csv" else None
-            if loader is None:
-                _load_rows(path, fmt, check, out, tables, chunk, progress)
+            loader = tables.document_loader()
+            if loader is None or fmt != "csv":
+                try:
+                    _load_rows(path, fmt, check, out, tables, chunk, progress, loader)
+                finally:
+                    if loader is not None:
+                        loader.close()
             else:
                 collecting = gc.isenabled()
                 gc.disable()  # the chunks received are acyclic: see _check_csv
@@ -265,21 +272,38 @@ def parse_file(path: Path, *, fmt: str | None = None, today: dt.date,
 
 
 def _load_rows(path: Path, fmt: str, check: _Validator, out: ImportResult,
-               tables: SqlWatchlistStore | None, chunk: int, progress: Any) -> None:
-    """Row by row (JSON Lines, PostgreSQL, a dry run): repeats found by remembering every
-    key read."""
+               tables: SqlWatchlistStore | None, chunk: int, progress: Any,
+               loader: DocumentLoader | None = None) -> None:
+    """Row by row (JSON Lines, PostgreSQL, a dry run).  Repeated documents are found by
+    ``loader`` where the database has one (SQLCipher: the database finds them, as on the
+    bulk path, so a JSON Lines file of ten million documents holds no dict of their keys),
+    else by remembering every key read; repeated persons by remembering their
+    references."""
     doc_lines: dict[str, int] = {}
     person_lines: dict[str, int] = {}
     docs: list[tuple[str, ...]] = []
+    docs_at: list[int] = []  # the line of each of docs (with a loader)
     persons: list[tuple[str, ...]] = []
+    repeats: dict[tuple[str, ...], list[int]] = {}
 
     def flush() -> None:
+        if loader is not None:  # written even after an error: the database finds repeats
+            repeated = loader.add([], docs)
+            for i in repeated:
+                if len(out.errors) < MAX_ERRORS_REPORTED:
+                    repeats.setdefault(docs[i][:4], []).append(len(out.errors))
+                out.add_error(docs_at[i], f"record {docs[i][3]} for the same document is "
+                                          "already on an earlier line")
+            out.document_count += len(docs) - len(repeated)
+        else:
+            if tables is not None and not out.error_count:
+                tables.insert_documents(docs)
+            out.document_count += len(docs)
         if tables is not None and not out.error_count:
-            tables.insert_documents(docs)
             tables.insert_persons(persons)
-        out.document_count += len(docs)
         out.person_count += len(persons)
         docs.clear()
+        docs_at.clear()
         persons.clear()
 
     try:
@@ -296,11 +320,13 @@ def _load_rows(path: Path, fmt: str, check: _Validator, out: ImportResult,
                 out.add_error(line, str(exc))
                 continue
             if kind == "document":
-                first = doc_lines.setdefault("|".join(rec[:4]), line)
-                if first != line:
-                    out.add_error(line, _repeated_document(rec, first))
-                    continue
+                if loader is None:
+                    first = doc_lines.setdefault("|".join(rec[:4]), line)
+                    if first != line:
+                        out.add_error(line, _repeated_document(rec, first))
+                        continue
                 docs.append(rec)
+                docs_at.append(line)
             else:
                 first = person_lines.setdefault(rec[0], line)
                 if first != line:
@@ -312,6 +338,13 @@ def _load_rows(path: Path, fmt: str, check: _Validator, out: ImportResult,
         flush()
     except UnicodeDecodeError:
         out.add_error(first_non_utf8_line(path), "file is not UTF-8 text")
+    if repeats:  # each repeat's error names its document's first line (read again)
+        for key, first in _first_lines(path, check, set(repeats), fmt=fmt).items():
+            for k in repeats[key]:
+                line, _ = out.errors[k]
+                out.errors[k] = (line, _repeated_document(key, first))
+    if loader is not None:  # a chunk's repeats were found after its other errors
+        out.errors.sort(key=lambda e: e[0])
 
 
 def _repeated_document(rec: tuple[str, ...], first: int) -> str:
@@ -512,11 +545,27 @@ def _record(checked: _Checked, groups: list[list[str]], repeated: list[int],
                             "earlier line")
 
 
-def _first_lines(path: Path, check: _Validator, keys: set[tuple[str, ...]]
-                 ) -> dict[tuple[str, ...], int]:
+def _first_lines(path: Path, check: _Validator, keys: set[tuple[str, ...]], *,
+                 fmt: str = "csv") -> dict[tuple[str, ...], int]:
     """The first line holding a good row of each document in ``keys`` (an error path)."""
     found: dict[tuple[str, ...], int] = {}
     scratch = ImportResult()
+    if fmt != "csv":
+        try:
+            for line, fields_of, _error in read_rows(path, fmt):
+                if fields_of is None:
+                    continue
+                try:
+                    kind, rec = check.row(fields_of, scratch)
+                except BxError:
+                    continue
+                if kind == "document" and rec[:4] in keys:
+                    found.setdefault(rec[:4], line)
+                    if len(found) == len(keys):
+                        break
+        except UnicodeDecodeError:
+            pass
+        return found
     try:
         for part in read_csv_chunks(path, 20_000):
             for line, row in zip(part.lines, part.rows, strict=True):

@@ -236,3 +236,67 @@ def test_a_field_holding_a_nul_crosses_to_the_writer_whole(store: Store,
     assert len(listed) == 450
     assert ("KAZ", "N7", "P", "R7", "inform", "desk\x00north", "2036-01-01", "") in listed
     assert ("KAZ", "N449", "P", "R449", "inform", "", "2036-01-01", "") in listed
+
+
+# --- JSON Lines into SQLCipher: the same loader, so no dict of every key read -----------------
+
+
+def jdoc(ref: str, number: str, *, action: str = "inform", state: str = "KAZ",
+         expires: str = "2036-01-01") -> str:
+    return json.dumps({"kind": "document", "owner_ref": ref, "action": action,
+                       "expires": expires, "number": number, "issuing_state": state,
+                       "doc_type": "P"})
+
+
+def write_jsonl(tmp_path: Path, *rows: str, name: str = "list.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_json_lines_repeats_are_found_by_the_database(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON Lines file into SQLCipher finds its repeated documents through the store's
+    loader, not a dict of the keys read: the same errors, in line order, as the row path
+    of a dry run (which still remembers keys), across chunks and after a bad row."""
+    from node.store import watchlist as store_mod
+
+    added: list[int] = []
+    real_add = store_mod.DocumentLoader.add
+
+    def counting(self: object, groups: list[list[str]], tail: list[tuple[str, ...]]
+                 ) -> list[int]:
+        added.append(len(tail))
+        return real_add(self, groups, tail)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_mod.DocumentLoader, "add", counting)
+    rows = [jdoc("R1", "N1"), jdoc("R2", "N2"), jdoc("R3", "n-3"),
+            jdoc("R4", "N4"), jdoc("R1", "N1", action="arrest"), jdoc("R6", "N6"),
+            jdoc("R2", "N2"), jdoc("R2", "N2"), jdoc("R1", "N1", state="KGZ")]
+    path = write_jsonl(tmp_path, *rows)
+    result = load(store, path)
+    expected = [(3, "document number must be 1-20 characters A-Z, 0-9"),
+                (5, "record R1 for the same document is already on line 1"),
+                (7, "record R2 for the same document is already on line 2"),
+                (8, "record R2 for the same document is already on line 2")]
+    assert (result.written, result.error_count, result.errors) == (False, 4, expected)
+    assert sum(added) == 8  # every good document went through the loader
+    assert documents(store) == []
+    assert parse_file(path, today=TODAY).errors == expected  # the row-by-row path agrees
+
+
+def test_json_lines_documents_already_listed_are_replaced_once(
+        store: Store, tmp_path: Path) -> None:
+    assert load(store, write_jsonl(tmp_path, jdoc("R1", "N1"), jdoc("R2", "N2"),
+                                   name="a.jsonl")).written
+    again = write_jsonl(tmp_path, jdoc("R1", "N1", action="arrest"), jdoc("R3", "N3"),
+                        name="b.jsonl")
+    result = load(store, again)
+    assert (result.written, result.document_count, result.errors) == (True, 2, [])
+    assert [d[3:5] for d in documents(store)] == [
+        ("R1", "arrest"), ("R2", "inform"), ("R3", "inform")]
+    twice = write_jsonl(tmp_path, jdoc("R1", "N1"), jdoc("R9", "N9"),
+                        jdoc("R1", "N1", action="monitor"), name="c.jsonl")
+    assert load(store, twice).errors == [
+        (3, "record R1 for the same document is already on line 1")]
+    assert documents(store)[0][3:5] == ("R1", "arrest")  # rolled back
