@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from node.core.ports import DocumentHit, PersonRow
-from node.store._fields import any_of, check_placed, misplaced
+from node.store._fields import any_of, check_placed, index_text, misplaced
 from node.store.db import Database, FieldCodec
 
 __all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "sibling_store"]
@@ -92,6 +92,36 @@ _DOC_EXISTS = ("SELECT 1 FROM documents WHERE number=? AND issuing_state=? AND d
 
 class _Repeated(Exception):
     """A chunk holds a document already in the table: its savepoint is rolled back."""
+
+
+class ImportKeys:
+    """The documents one import has written so far, kept by the database (PostgreSQL): a
+    temporary table of the import's own transaction (dropped at its end, committed or
+    not) holding a blind index of each document's key, so the import holds no dict of
+    every key read and the database server no document number in the clear."""
+
+    _KIND = "import.document_key"
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS bxnode_import_keys (k TEXT PRIMARY KEY) "
+                   "ON COMMIT DROP")
+        db.execute("DELETE FROM bxnode_import_keys")  # a second import in one transaction
+
+    def first_time(self, keys: Sequence[tuple[str, ...]]) -> list[bool]:
+        """For each key (number, state, type, owner reference, in order): whether this is
+        the first time this import gives it (in this call and every one before)."""
+        ix = [index_text(self._db.codec, self._KIND, "\x1f".join(k)) for k in keys]
+        if not ix:
+            return []
+        new = {str(r[0]) for r in self._db.query(
+            "INSERT INTO bxnode_import_keys (k) SELECT unnest(?::text[]) "
+            "ON CONFLICT (k) DO NOTHING RETURNING k", (ix,))}
+        out: list[bool] = []
+        for k in ix:
+            out.append(k in new)
+            new.discard(k)  # a second of the same key in this call is a repeat too
+        return out
 
 
 class DocumentLoader:
@@ -251,6 +281,11 @@ class SqlWatchlistStore:
                     r[6], r[7], sealed)
 
         return self._db.executemany(sql, (protect(r) for r in rows))
+
+    def import_keys(self) -> ImportKeys | None:
+        """Where there is no :meth:`document_loader` but the database can keep one
+        import's keys itself (PostgreSQL): an :class:`ImportKeys` in the open transaction."""
+        return ImportKeys(self._db) if self._db.dialect == "postgresql" else None
 
     def document_loader(self) -> DocumentLoader | None:
         """A :class:`DocumentLoader` for one import in the open transaction, or None where

@@ -221,9 +221,10 @@ def import_file(path: Path, *, store: Store | None, fmt: str | None = None, toda
     at a time in a second process while this one writes, and repeated documents found by
     the database instead of a dict of every key read, so the import holds no per-row
     state of its own.  JSON Lines into the same database is read row by row, its
-    documents written through the same loader (no dict of their keys either); only
-    PostgreSQL, whose sealed columns the loader cannot compare, and a dry run remember
-    every document's key.
+    documents written through the same loader (no dict of their keys either); into
+    PostgreSQL, whose sealed columns the loader cannot compare, repeats are found by a
+    temporary table of the import's transaction (:class:`ImportKeys`); only a dry run
+    remembers every document's key.
     """
     out = ImportResult()
     fmt = detect_format(path, fmt)
@@ -275,26 +276,38 @@ def _load_rows(path: Path, fmt: str, check: _Validator, out: ImportResult,
                tables: SqlWatchlistStore | None, chunk: int, progress: Any,
                loader: DocumentLoader | None = None) -> None:
     """Row by row (JSON Lines, PostgreSQL, a dry run).  Repeated documents are found by
-    ``loader`` where the database has one (SQLCipher: the database finds them, as on the
-    bulk path, so a JSON Lines file of ten million documents holds no dict of their keys),
-    else by remembering every key read; repeated persons by remembering their
-    references."""
+    the database where it can (SQLCipher: ``loader``, as on the bulk path; PostgreSQL: the
+    import's :class:`ImportKeys`), so a file of ten million documents holds no dict of
+    their keys; only a dry run remembers every key read.  Repeated persons are found by
+    remembering their references."""
     doc_lines: dict[str, int] = {}
     person_lines: dict[str, int] = {}
     docs: list[tuple[str, ...]] = []
     docs_at: list[int] = []  # the line of each of docs (with a loader)
     persons: list[tuple[str, ...]] = []
     repeats: dict[tuple[str, ...], list[int]] = {}
+    keys = tables.import_keys() if tables is not None and loader is None else None
+
+    def repeated_at(i: int) -> None:
+        if len(out.errors) < MAX_ERRORS_REPORTED:
+            repeats.setdefault(docs[i][:4], []).append(len(out.errors))
+        out.add_error(docs_at[i], f"record {docs[i][3]} for the same document is already "
+                                  "on an earlier line")
 
     def flush() -> None:
         if loader is not None:  # written even after an error: the database finds repeats
             repeated = loader.add([], docs)
             for i in repeated:
-                if len(out.errors) < MAX_ERRORS_REPORTED:
-                    repeats.setdefault(docs[i][:4], []).append(len(out.errors))
-                out.add_error(docs_at[i], f"record {docs[i][3]} for the same document is "
-                                          "already on an earlier line")
+                repeated_at(i)
             out.document_count += len(docs) - len(repeated)
+        elif keys is not None:
+            fresh = keys.first_time([d[:4] for d in docs])
+            for i in (i for i, first in enumerate(fresh) if not first):
+                repeated_at(i)
+            kept = [d for d, first in zip(docs, fresh, strict=True) if first]
+            if tables is not None and not out.error_count:
+                tables.insert_documents(kept)
+            out.document_count += len(kept)
         else:
             if tables is not None and not out.error_count:
                 tables.insert_documents(docs)
@@ -320,7 +333,7 @@ def _load_rows(path: Path, fmt: str, check: _Validator, out: ImportResult,
                 out.add_error(line, str(exc))
                 continue
             if kind == "document":
-                if loader is None:
+                if loader is None and keys is None:
                     first = doc_lines.setdefault("|".join(rec[:4]), line)
                     if first != line:
                         out.add_error(line, _repeated_document(rec, first))
@@ -343,7 +356,7 @@ def _load_rows(path: Path, fmt: str, check: _Validator, out: ImportResult,
             for k in repeats[key]:
                 line, _ = out.errors[k]
                 out.errors[k] = (line, _repeated_document(key, first))
-    if loader is not None:  # a chunk's repeats were found after its other errors
+    if loader is not None or keys is not None:  # a chunk's repeats came after its errors
         out.errors.sort(key=lambda e: e[0])
 
 
