@@ -563,36 +563,30 @@ def _first_lines(path: Path, check: _Validator, keys: set[tuple[str, ...]], *,
     """The first line holding a good row of each document in ``keys`` (an error path)."""
     found: dict[tuple[str, ...], int] = {}
     scratch = ImportResult()
-    if fmt != "csv":
-        try:
-            for line, fields_of, _error in read_rows(path, fmt):
-                if fields_of is None:
-                    continue
-                try:
-                    kind, rec = check.row(fields_of, scratch)
-                except BxError:
-                    continue
-                if kind == "document" and rec[:4] in keys:
-                    found.setdefault(rec[:4], line)
-                    if len(found) == len(keys):
-                        break
-        except UnicodeDecodeError:
-            pass
-        return found
     try:
-        for part in read_csv_chunks(path, 20_000):
-            for line, row in zip(part.lines, part.rows, strict=True):
-                fields = csv_row_dict(part.header, row)
-                if None in fields:
-                    continue
-                try:
-                    kind, rec = check.row(fields, scratch)  # type: ignore[arg-type]
-                except BxError:
-                    continue
-                if kind == "document" and rec[:4] in keys:
-                    found.setdefault(rec[:4], line)
-            if len(found) == len(keys):
-                break
+        for line, fields in _good_rows(path, fmt):
+            try:
+                kind, rec = check.row(fields, scratch)
+            except BxError:
+                continue
+            if kind == "document" and rec[:4] in keys:
+                found.setdefault(rec[:4], line)
+                if len(found) == len(keys):
+                    break
     except UnicodeDecodeError:
         pass
     return found
+
+
+def _good_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, fields) of each row of ``path`` that parses (CSV read in chunks, fast)."""
+    if fmt != "csv":
+        for line, fields, _error in read_rows(path, fmt):
+            if fields is not None:
+                yield line, fields
+        return
+    for part in read_csv_chunks(path, 20_000):
+        for line, row in zip(part.lines, part.rows, strict=True):
+            got = csv_row_dict(part.header, row)
+            if None not in got:
+                yield line, got  # type: ignore[misc]
