@@ -6,6 +6,7 @@ numbers): log node ids, reason codes, counts and digests only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -13,7 +14,29 @@ import threading
 
 import structlog
 
-__all__ = ["configure", "set_process_fields"]
+__all__ = ["configure", "set_process_fields", "unexpected"]
+
+_log = structlog.get_logger("bxnode.errors")
+
+
+def unexpected(exc: BaseException) -> dict[str, str]:
+    """The fields of an error line about an exception that is not one of ours (a bug, a
+    driver's error inside a handler): its type, where in node/ it was raised, and a
+    digest of its text -- never the text, which can hold a value the request carried (a
+    ``KeyError`` of a document number, a name in a ``ValueError``).  The text goes to a
+    debug line (``error_text``) under the same digest, for whoever runs at debug level."""
+    text = str(exc)
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+    at = ""
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame of ours
+        name = tb.tb_frame.f_code.co_filename
+        if "/node/" in name:
+            at = f"node/{name.rsplit('/node/', 1)[1]}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    _log.debug("error_text", text_sha256=digest, text=text)
+    return {"error": type(exc).__name__, "at": at, "text_sha256": digest}
+
 
 #: Fields every line of this process carries, whatever thread logs it (``worker``).
 _PROCESS_FIELDS: dict[str, object] = {}

@@ -44,6 +44,7 @@ from node.core.ports import (
     facts_of,
 )
 from node.core.signer import SigningKeyLike, as_signer
+from node.logging import unexpected
 from node.policy import PolicyEngine
 from node.wire import convert
 
@@ -264,7 +265,7 @@ class Responder:
             return _with_error(pending, exc)
         except Exception as exc:
             log.error("handler_failed", handler=pending.handler.event, step=step,
-                      error=f"{type(exc).__name__}: {exc}")
+                      **unexpected(exc))
             return _with_error(pending, _internal(exc))
         return _with_result(pending, into, result)
 
@@ -314,7 +315,7 @@ class Responder:
                         raise
                     except Exception as exc:
                         log.error("handler_failed", handler=pending.handler.event,
-                                  error=f"{type(exc).__name__}: {exc}")
+                                  **unexpected(exc))
                         raise _internal(exc) from exc
                     response, response_digest = env_mod.sign_with_digest(            # 10
                         payload_type=answer.payload_type, payload=answer.payload,

@@ -49,6 +49,7 @@ from node.local.auth import Identity, RoleTable, TokenVerifier, identity_from_ce
 from node.local.retention import hold_methods
 from node.local.service import FanOutResult, LocalOps, PeerAnswer
 from node.local.watchlist import watchlist_methods
+from node.logging import unexpected
 from node.server.errors import abort
 from node.store.followup_confirmations import PendingApproval
 from node.wire import crossings as cwire
@@ -252,7 +253,7 @@ class LocalApiServer:
         if isinstance(exc, BxError):
             status = exc.status if exc.status in grpc.StatusCode.__members__ else "INTERNAL"
             return status, exc.reason, exc.message
-        log.error("local_call_failed", error=f"{type(exc).__name__}: {exc}")
+        log.error("local_call_failed", **unexpected(exc))
         return "INTERNAL", "internal_error", "internal error (see the node's error log)"
 
     # --- methods ------------------------------------------------------------------------------

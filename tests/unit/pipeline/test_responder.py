@@ -8,6 +8,7 @@ and what was (not) written.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 import nacl.signing
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from node.core import envelope as env_mod
 from node.core.envelope import Envelope
@@ -190,10 +193,23 @@ def test_a_bug_in_a_handler_becomes_internal_error_audited_and_nothing_half_writ
         rig: Rig) -> None:
     def broken(*_: Any, **__: Any) -> Any:
         rig.usage.add("KGZ-BS", DAY, 5)  # written, then the handler fails
-        raise KeyError("driver exploded")
+        raise KeyError("driver exploded on N0481516")  # a bug's text can hold a number
 
     rig.lookup.watchlist.check_many = broken  # type: ignore[method-assign]
-    ex = rig.ask(request(CLEAN))
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:  # at debug level whatever an earlier test configured: the text's line is debug
+        with capture_logs() as logs:
+            ex = rig.ask(request(CLEAN))
+    finally:
+        structlog.configure(**saved)
+    [failed] = [e for e in logs if e["event"] == "handler_failed"]
+    assert (failed["log_level"], failed["error"]) == ("error", "KeyError")
+    assert failed["at"].startswith("node/watchlist/handler.py:")  # our innermost frame
+    assert "N0481516" not in str(failed) and len(failed["text_sha256"]) == 16
+    [detail] = [e for e in logs if e["event"] == "error_text"]
+    assert (detail["log_level"], detail["text_sha256"]) == ("debug", failed["text_sha256"])
+    assert "N0481516" in detail["text"]
     assert ex.error is not None
     assert (ex.error.status, ex.error.reason) == ("INTERNAL", "internal_error")
     assert "driver" not in ex.error.message  # no detail to the peer
