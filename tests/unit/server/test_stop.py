@@ -20,23 +20,33 @@ from node.server.grpc_server import NodeServer, settled_within
 from tests.federation import make_federation
 
 
+async def _turn() -> None:
+    """Let the event loop go round: a callback it runs, then this task woken."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(fut.set_result, None)
+    await fut
+
+
 @pytest.mark.parametrize("turns", range(6))
 def test_a_cancellation_that_meets_the_result_is_not_swallowed(turns: int) -> None:
-    """The waiting task is cancelled ``turns`` loop iterations after the future it waits
+    """The waiting task is cancelled ``turns`` times round the loop after the future it waits
     for is settled: it ends cancelled, whether or not it had gone on to its next step."""
 
     async def main() -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = asyncio.Event()
 
         async def waiter() -> None:
+            waiting.set()
             await settled_within(fut, 60)
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # its next step: never done, until cancelled
 
         task = asyncio.create_task(waiter())
-        await asyncio.sleep(0)  # the task waits on the future
+        await waiting.wait()  # the task waits on the future
         fut.set_result(None)
         for _ in range(turns):
-            await asyncio.sleep(0)
+            await _turn()
         task.cancel()
         done, _ = await asyncio.wait([task], timeout=5)
         if not done:  # the failure this test is about: clean up, then say so
@@ -71,11 +81,12 @@ def test_stop_does_not_wait_for_ever_on_a_job_that_ignores_its_cancellation(
         runtime: NodeRuntime, tmp_path: Path) -> None:
     """A background job that will not stop gets an error log line naming it; the stop
     goes on (the last refusals' flush and the database thread's stop come after it)."""
-    release = asyncio.Event()
+    release, started = asyncio.Event(), asyncio.Event()
 
     async def stubborn() -> None:
         try:
-            await asyncio.sleep(3600)
+            started.set()
+            await asyncio.Event().wait()
         except asyncio.CancelledError:
             await release.wait()  # ignores the cancellation until the test lets it go
 
@@ -84,7 +95,7 @@ def test_stop_does_not_wait_for_ever_on_a_job_that_ignores_its_cancellation(
                             background=[stubborn])
         server.task_stop_s = 0.2
         await server.start("127.0.0.1:0")
-        await asyncio.sleep(0)  # the job has started
+        await started.wait()
         with capture_logs() as logs:
             async with asyncio.timeout(10):
                 await server.stop(0.1)
@@ -101,17 +112,22 @@ def test_stop_does_not_wait_for_ever_on_a_job_that_ignores_its_cancellation(
 def test_stop_ends_jobs_that_stop_without_a_word(runtime: NodeRuntime) -> None:
     """Jobs that end when cancelled, or that had already failed, log nothing at stop."""
 
+    ran = {"quiet": asyncio.Event(), "failed": asyncio.Event()}
+
     async def quiet() -> None:
-        await asyncio.sleep(3600)
+        ran["quiet"].set()
+        await asyncio.Event().wait()
 
     async def failed() -> None:
+        ran["failed"].set()
         raise RuntimeError("the job's own failure, logged by the job")
 
     async def main() -> None:
         server = NodeServer(responder=runtime.responder, tls=None, dev_plaintext=True,
                             background=[quiet, failed])
         await server.start("127.0.0.1:0")
-        await asyncio.sleep(0)
+        for event in ran.values():
+            await event.wait()
         with capture_logs() as logs:
             async with asyncio.timeout(10):
                 await server.stop(0.1)
