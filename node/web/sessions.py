@@ -150,16 +150,12 @@ class SessionStore:
             key = _key(str(cookie))
             await self._write(lambda: self.tables.drop(key))
 
-    async def count(self, *, identity: str) -> int:
-        """How many live sessions ``identity`` is signed in with."""
+    async def count(self, *, identity: str | None = None) -> int:
+        """How many live sessions ``identity`` is signed in with (None: all, anonymous
+        ones too)."""
         since = self.clock_ms() - self.idle_ms
         records = await self._read(lambda: self.tables.live_sessions(since_ms=since))
-        return sum(1 for r in records if r.get("identity") == identity)
-
-    async def live(self) -> int:
-        """How many sessions are live (signed in or not)."""
-        since = self.clock_ms() - self.idle_ms
-        return len(await self._read(lambda: self.tables.live_sessions(since_ms=since)))
+        return sum(1 for r in records if identity is None or r.get("identity") == identity)
 
     # --- OpenID Connect sign-ins under way, and officers' preferences -----------------------
 

@@ -72,7 +72,7 @@ def test_a_session_ends_after_its_idle_time_on_the_injected_clock(any_db: Databa
         assert await store.get("x" * 200) is None and not await store.expired("nonsense")
         assert not await store.expired(None)
         other, _ = await store.new()
-        assert other != cookie and await store.live() == 1
+        assert other != cookie and await store.count() == 1
         assert await store.count(identity="kz-duty") == 0
 
     _run(any_db, body)
@@ -141,7 +141,7 @@ def test_past_the_bound_the_oldest_anonymous_sessions_go_first(
         newest, _ = await store.new()  # the fifth: the oldest anonymous one makes room
         assert [await store.get(c) is not None for c in (officer, *anonymous, newest)] == [
             True, False, True, True, True]
-        assert await store.live() == 4
+        assert await store.count() == 4
 
     _run(any_db, body)
 
