@@ -268,7 +268,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         metrics = MetricsEndpoint.for_node(rt, cfg.metrics, node_dir=node_dir,
                                            worker=0 if worker is None else worker.index)
-    server = build_server(rt, tls=tls, dev_plaintext=args.dev_plaintext, primary=primary)
+    buckets = None
+    if worker is not None:  # the per-peer limits are the whole node's, not this worker's
+        from node.server.shared_limits import LIMITS_FILE, SharedBuckets, SharedLimitsError
+
+        try:
+            buckets = SharedBuckets.attach(node_dir / LIMITS_FILE, worker=worker.index,
+                                           workers=worker.count)
+        except SharedLimitsError as exc:
+            rt.close()
+            raise CliError(str(exc)) from None
+    server = build_server(rt, tls=tls, dev_plaintext=args.dev_plaintext, primary=primary,
+                          buckets=buckets)
     server.reuse_port = worker is not None
     if metrics is not None:
         metrics.attach(server)
@@ -289,6 +300,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port_file.unlink(missing_ok=True)
         if metrics is not None:
             metrics.stop()
+        if buckets is not None:
+            buckets.close()
         rt.close()
     return 0
 

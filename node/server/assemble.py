@@ -18,6 +18,7 @@ from node.retention.sweep import RetentionSweep
 from node.server.audit_services import make_audit_services
 from node.server.group_commit import BatchWriter
 from node.server.grpc_server import NodeServer, lookup_method
+from node.server.limits import BucketTable
 from node.server.registry_service import registry_parts
 
 __all__ = ["build_server"]
@@ -25,11 +26,14 @@ __all__ = ["build_server"]
 
 def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
                  dev_plaintext: bool = False, primary: bool = True,
-                 retention_clock_ms: Callable[[], int] = now_ms) -> NodeServer:
+                 retention_clock_ms: Callable[[], int] = now_ms,
+                 buckets: BucketTable | None = None) -> NodeServer:
     """The node's server.  ``primary=False`` (a further worker of ``serve --workers``):
     the same peer services, but no local listener and no background jobs of its own — it
     follows the registry versions the primary worker applies.  ``retention_clock_ms``:
-    the clock the erasure sweep and its schedule read (tests move it)."""
+    the clock the erasure sweep and its schedule read (tests move it).  ``buckets``: the
+    per-peer limits' table the node's worker processes share (node/server/shared_limits.py;
+    None: this process's own)."""
     audit = rt.cfg.audit
     writer = BatchWriter(store=rt.store, batch_max=audit.batch_max, batch_ms=audit.batch_ms,
                          metrics=rt.metrics)
@@ -56,7 +60,7 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         extra_service_names=(*aud.service_names(), *(reg.service_names if reg else ())),
         background=background, processing_slots=rt.cfg.processing_slots,
         max_concurrent_streams=rt.cfg.max_concurrent_streams,
-        rate_wait_ms=rt.cfg.rate_wait_ms)
+        rate_wait_ms=rt.cfg.rate_wait_ms, buckets=buckets)
     hold.bind(server)
     aud.bind(server)  # witness and auditor calls pass the same per-peer limits
     return reg.bind(server) if reg else server

@@ -49,6 +49,7 @@ from node.server.limits import (
     DEFAULT_RATE_WAIT_MS,
     DEFAULT_STREAMS,
     STRANGER,
+    BucketTable,
     OverLimitTally,
     PeerLimiter,
     PeerLimits,
@@ -245,7 +246,8 @@ class NodeServer:
                  background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
                  processing_slots: int = DEFAULT_SLOTS,
                  max_concurrent_streams: int = DEFAULT_STREAMS,
-                 rate_wait_ms: int = DEFAULT_RATE_WAIT_MS) -> None:
+                 rate_wait_ms: int = DEFAULT_RATE_WAIT_MS,
+                 buckets: BucketTable | None = None) -> None:
         if tls is None and not dev_plaintext:
             raise ValueError("a server without TLS needs dev_plaintext=True")
         self._responder = responder
@@ -282,7 +284,10 @@ class NodeServer:
         self._limits = PolicyLimits(policy=responder.policy,
                                     responder=responder.settings.node_id,
                                     clock_ms=responder.clock_ms)
-        self.limiter = PeerLimiter(limits_for=self._limits.evaluate, clock=time.monotonic)
+        #: Per-peer buckets: this process's, or (``buckets``) the table every worker of
+        #: ``serve --workers`` shares (node/server/shared_limits.py).
+        self.limiter = PeerLimiter(limits_for=self._limits.evaluate, clock=time.monotonic,
+                                   table=buckets)
         #: A peer's limits being evaluated, shared by its calls meanwhile (_limits_once).
         self._limits_pending: dict[str, asyncio.Future[PeerLimits]] = {}
         #: Over-limit refusals, audited as one aggregated entry per peer and interval.

@@ -3,8 +3,11 @@
 Each member (identified by its TLS certificate, before anything it sent is parsed) has a
 token bucket (``rate_per_s`` refilling up to ``burst``) and a cap on requests in flight
 (``max_in_flight``), from the owner's policy per agreement (``data.bxnode.lookup
-.rate_limit``, cached per requester and UTC day).  The limits are per replica and per
-worker process (``serve --workers N`` admits up to N times them).
+.rate_limit``, cached per requester and UTC day).  The limits hold for the whole node on
+one machine: the worker processes of ``serve --workers N`` keep their buckets in one table
+they all map (:class:`node.server.shared_limits.SharedBuckets`), so an agreed rate is the
+rate whatever worker a connection lands on.  Replicas on several machines each keep their
+own (``[server]`` of each replica, README "Replicas").
 
 A request beyond the bucket is *paced*, not refused at once: it is promised the peer's
 next token and waits on the event loop until that token exists (:meth:`PeerLimiter
@@ -42,15 +45,16 @@ import hashlib
 import math
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from node.core.ports import AuditRecord
 from node.policy import PolicyEngine
 
 __all__ = ["DEFAULT_RATE_WAIT_MS", "DEFAULT_STREAMS", "MAX_RATE_WAIT_MS", "MAX_STREAMS",
-           "RATE_QUERY", "TALLY_MAX", "OverLimitTally", "PeerLimiter", "PeerLimits",
-           "limits_from_policy"]
+           "RATE_QUERY", "TALLY_MAX", "BucketTable", "LocalBuckets", "OverLimitTally",
+           "PeerLimiter", "PeerLimits", "limits_from_policy"]
 
 RATE_QUERY = "data.bxnode.lookup.rate_limit"
 
@@ -99,25 +103,66 @@ def limits_from_policy(answer: dict[str, Any]) -> PeerLimits:
     return PeerLimits(float(rate), int(burst), int(flight))
 
 
-class _Bucket:
-    __slots__ = ("flight", "limits", "stamp", "tokens")
+class BucketTable(Protocol):
+    """Where :class:`PeerLimiter` keeps each peer's bucket: this process's memory
+    (:class:`LocalBuckets`) or a table every worker process of the node maps
+    (:class:`node.server.shared_limits.SharedBuckets`).  Every method but :meth:`locked`
+    is called with :meth:`locked` held."""
 
-    def __init__(self, limits: PeerLimits, now: float) -> None:
-        self.limits = limits
-        self.tokens = float(limits.burst)
-        self.stamp = now
-        self.flight = 0
+    def locked(self) -> AbstractContextManager[object]: ...
+
+    def read(self, peer: str) -> tuple[float, float, int] | None:
+        """``peer``'s (tokens, stamp, requests in flight in every process), or None."""
+
+    def write(self, peer: str, tokens: float, stamp: float, *, now: float) -> bool:
+        """Store ``peer``'s tokens and stamp; False if there is no room for a new peer."""
+
+    def take_flight(self, peer: str, delta: int) -> bool:
+        """Add ``delta`` (+1 or -1) to this process's requests in flight for ``peer``;
+        False (nothing changed) for -1 when this process holds none."""
+
+
+class LocalBuckets:
+    """The buckets of a node that serves in one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[str, list[float]] = {}
+
+    def locked(self) -> AbstractContextManager[object]:
+        return self._lock
+
+    def read(self, peer: str) -> tuple[float, float, int] | None:
+        row = self._rows.get(peer)
+        return None if row is None else (row[0], row[1], int(row[2]))
+
+    def write(self, peer: str, tokens: float, stamp: float, *, now: float) -> bool:
+        row = self._rows.get(peer)
+        if row is None:
+            self._rows[peer] = [tokens, stamp, 0]
+        else:
+            row[0], row[1] = tokens, stamp
+        return True
+
+    def take_flight(self, peer: str, delta: int) -> bool:
+        row = self._rows.get(peer)
+        if row is None or row[2] + delta < 0:
+            return False
+        row[2] += delta
+        return True
 
 
 class PeerLimiter:
-    """Thread-safe; ``clock`` is monotonic seconds (injected in tests)."""
+    """Thread-safe; ``clock`` is monotonic seconds (injected in tests; the system's
+    monotonic clock is one for every process, so workers sharing ``table`` agree on it)."""
 
     def __init__(self, *, limits_for: Callable[[str], PeerLimits],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], table: BucketTable | None = None) -> None:
         self._limits_for = limits_for
         self._clock = clock
-        self._lock = threading.Lock()
-        self._buckets: dict[str, _Bucket] = {}
+        self.table: BucketTable = table if table is not None else LocalBuckets()
+        #: The limits each peer was last reserved under (a refund's cap).
+        self._limits: dict[str, PeerLimits] = {}
 
     def reserve(self, peer: str, limits: PeerLimits | None = None, *,
                 max_wait_s: float = 0.0) -> float | None:
@@ -133,48 +178,49 @@ class PeerLimiter:
         paced instead of refused as fast as it arrives (a refusal costs the node a fifth of
         an answer's CPU, and every one answered at once is sent again at once).  Every
         float returned must be paired with :meth:`release`, or with :meth:`refund` when the
-        request never started (cancelled while it waited)."""
+        request never started (cancelled while it waited).  With a shared table the
+        bucket, the order of the tokens and ``max_in_flight`` are the whole node's."""
         now = self._clock()
-        with self._lock:
-            b = self._buckets.get(peer)
-            want = limits or self._limits_for(peer)
-            if b is None:
-                b = self._buckets[peer] = _Bucket(want, now)
-            elif b.limits != want:
-                b.limits = want
-                b.tokens = min(b.tokens, float(want.burst))
-            b.tokens = min(float(b.limits.burst),
-                           b.tokens + (now - b.stamp) * b.limits.rate_per_s)
-            b.stamp = now
-            if b.flight >= b.limits.max_in_flight:
+        want = limits or self._limits_for(peer)
+        table = self.table
+        with table.locked():
+            self._limits[peer] = want
+            row = table.read(peer)
+            tokens, stamp, flight = (float(want.burst), now, 0) if row is None else row
+            # a change of limits applies at once: the refill is capped at the new burst
+            tokens = min(float(want.burst), tokens + max(0.0, now - stamp) * want.rate_per_s)
+            if flight >= want.max_in_flight:
+                table.write(peer, tokens, now, now=now)
                 return None
-            wait = 0.0 if b.tokens >= 1.0 else (1.0 - b.tokens) / b.limits.rate_per_s
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / want.rate_per_s
             if wait > max_wait_s:
+                table.write(peer, tokens, now, now=now)
                 return None
-            b.tokens -= 1.0
-            b.flight += 1
+            if not table.write(peer, tokens - 1.0, now, now=now):
+                return None  # no room for another peer's bucket: refused (logged there)
+            table.take_flight(peer, 1)
             return wait
 
     def in_flight(self, peer: str) -> int:
-        """``peer``'s requests admitted or waiting for their token now."""
-        with self._lock:
-            b = self._buckets.get(peer)
-            return 0 if b is None else b.flight
+        """``peer``'s requests admitted or waiting for their token now (every process's)."""
+        with self.table.locked():
+            row = self.table.read(peer)
+            return 0 if row is None else row[2]
 
     def refund(self, peer: str) -> None:
         """Give back a slot and the token :meth:`reserve` promised, for a request that
         never started; the requests promised later tokens keep their turns."""
-        with self._lock:
-            b = self._buckets.get(peer)
-            if b is not None and b.flight > 0:
-                b.flight -= 1
-                b.tokens = min(float(b.limits.burst), b.tokens + 1.0)
+        table = self.table
+        with table.locked():
+            row = table.read(peer)
+            limits = self._limits.get(peer)
+            if row is None or limits is None or not table.take_flight(peer, -1):
+                return
+            table.write(peer, min(float(limits.burst), row[0] + 1.0), row[1], now=row[1])
 
     def release(self, peer: str) -> None:
-        with self._lock:
-            b = self._buckets.get(peer)
-            if b is not None and b.flight > 0:
-                b.flight -= 1
+        with self.table.locked():
+            self.table.take_flight(peer, -1)
 
 
 class PolicyLimits:

@@ -15,8 +15,11 @@ key), quotas exact and the person index following the watchlist generation, exac
 for replicas on several machines.  Worker 0 is the *primary*: it alone runs the local
 listeners (the LocalService, RecordCrossings) and the background jobs (witnessing,
 registry refresh, retention sweep); the others follow the registry versions the primary
-applies.  The supervisor forwards SIGTERM/SIGINT to every worker, restarts a worker that
-dies (after a pause that grows, so a crash loop does not spin), and exits when all are
+applies.  The per-peer limits are the whole node's too: the supervisor makes the table of
+buckets every worker maps (``serve.limits``, node/server/shared_limits.py) before it
+starts them, clears a dead worker's requests in flight from it, and removes it at the end.
+The supervisor forwards SIGTERM/SIGINT to every worker, restarts a worker that dies
+(after a pause that grows, so a crash loop does not spin), and exits when all are
 stopped.
 """
 
@@ -34,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
+
+from node.server.shared_limits import LIMITS_FILE, create_table, forget_worker
 
 __all__ = ["WorkerSpec", "parse_worker", "reserve_port", "supervise"]
 
@@ -98,6 +103,8 @@ def supervise(*, node_dir: Path, listen: str, workers: int, extra: list[str],
               on_ready: object = None) -> int:
     """Run ``workers`` worker processes until SIGTERM/SIGINT; returns the exit status."""
     address, reserved = reserve_port(listen)
+    limits = node_dir / LIMITS_FILE
+    create_table(limits, workers=workers)
     stopping = threading.Event()
     pool = [
         _Worker(spec=WorkerSpec(i, workers),
@@ -137,6 +144,8 @@ def supervise(*, node_dir: Path, listen: str, workers: int, extra: list[str],
                 pause = min(30.0, 0.5 * 2 ** min(w.restarts, 6))
                 log.error("worker_died", worker=w.spec.index, exit_code=code,
                           restart_in_s=pause)
+                # its calls died with it: they hold none of their peers' slots any more
+                forget_worker(limits, worker=w.spec.index, workers=workers)
                 if stopping.wait(pause):
                     break
                 w.start()
@@ -157,6 +166,7 @@ def supervise(*, node_dir: Path, listen: str, workers: int, extra: list[str],
             signal.signal(s, handler)
         with contextlib.suppress(OSError):
             reserved.close()
+        limits.unlink(missing_ok=True)
     codes = [w.proc.returncode for w in pool if w.proc is not None]
     return 0 if all(c in (0, -signal.SIGTERM) for c in codes) else 1
 

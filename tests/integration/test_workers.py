@@ -3,7 +3,8 @@
 A real supervisor and its two worker processes on one SQLCipher file, asked over mTLS by
 many client connections at once: every request answered, one audit log that verifies, a
 replay refused whichever worker sees it, both workers answering, a killed worker
-restarted, and SIGTERM stopping them all.
+restarted, SIGTERM stopping them all, and a peer's agreed limits held for the node, not
+for each worker.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from node.core import envelope as env_mod
 from node.core.model import DocumentQuery, QueryKind
 from node.wire import convert
 from node.wire.convert import pb
-from tests.federation import CTX, ROOT, Federation, make_federation
+from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
 from tests.waiting import until, until_file
 
 pytestmark = pytest.mark.integration
@@ -139,3 +140,62 @@ def test_two_workers_answer_as_one_node(fed: Federation) -> None:
     digests = {e["request_digest"] for e in lookups if e["outcome"] == "answered"}
     assert len(digests) == len(requests)
     assert env_mod.REQUEST_TYPE  # the requests were signed lookups
+
+
+def test_a_peers_agreed_burst_is_the_nodes_not_each_workers(tmp_path: Path) -> None:
+    """KAZ-BS agrees a burst of 6 and next to no refill with KGZ-BS.  24 calls, each on a
+    connection of its own so the kernel spreads them over both workers: exactly 6 are
+    answered and 18 refused rate_limited, every refusal counted in the audit log.  (With a
+    bucket per worker, each worker admitted 6: up to 12.)"""
+    data = sample_policy()
+    for a in data["bxnode"]["agreements"]:
+        if (a["responder"], a["requester"]) == ("KAZ-BS", "KGZ-BS"):
+            a.update(rate_per_s=0.0001, burst=6, max_in_flight=64)
+    f = make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS"), policy_data=data)
+    node_dir = f.dirs["KAZ-BS"]
+    sup = Supervisor(node_dir, workers=2)
+    client = f.client("KGZ-BS", store=False)
+    try:
+        assert (node_dir / "serve.limits").stat().st_mode & 0o777 == 0o600
+        requests = [_wire(client, f"N{i:07d}") for i in range(CONNECTIONS)]
+        results: list[tuple[grpc.StatusCode, str]] = [(grpc.StatusCode.UNKNOWN, "")] * len(
+            requests)
+
+        def one(i: int) -> None:
+            results[i] = _call(f, requests[i])
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(results, key=str) == sorted(
+            [(grpc.StatusCode.OK, "")] * 6
+            + [(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")] * 18, key=str)
+        answered_by = [rec.get("worker") for rec in sup.logged("lookup")
+                       if rec.get("outcome") == "answered"]
+        assert len(answered_by) == 6
+    finally:
+        client.close()
+        sup.proc.send_signal(signal.SIGTERM)
+        assert sup.proc.wait(60) == 0
+    assert not (node_dir / "serve.limits").exists()  # the supervisor removes its table
+    entries = f.audit("KAZ-BS")
+    refused = [e for e in entries if e.get("reason") == "rate_limited"]
+    assert sum(e["refused"] for e in refused) == 18
+    assert {e["requester"] for e in refused} == {"KGZ-BS"}
+    assert [e["outcome"] for e in entries if e.get("event") == "lookup"
+            and not e.get("aggregated")] == ["answered"] * 6
+
+
+def test_a_worker_started_without_its_supervisors_table_refuses_to_serve(
+        fed: Federation) -> None:
+    """``serve --worker I/N`` by hand, with no supervisor's limits table: one sentence and
+    a non-zero exit, not a worker with limits of its own."""
+    r = subprocess.run([sys.executable, "-m", "node.cli.main", "serve", "--node-dir",
+                        str(fed.dirs["KAZ-BS"]), "--worker", "1/2"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "serve.limits does not exist: a worker needs the limits table its supervisor" \
+        in r.stderr
+    assert not (fed.dirs["KAZ-BS"] / "serve.worker-1.port").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from node.server.limits import (
     PolicyLimits,
     limits_from_policy,
 )
+from node.server.shared_limits import SharedBuckets, create_table
 from tests.unit.policy._support import NOW, agreement, write_policy_dir
 
 
@@ -27,17 +29,37 @@ class Clock:
         return self.t
 
 
+Limiter = Callable[[PeerLimits, "Clock"], PeerLimiter]
+
+
 def admit(lim: PeerLimiter, peer: str, limits: PeerLimits | None = None) -> bool:
     """One token and one in-flight slot for ``peer`` now, or nothing (never a wait): what
     :meth:`PeerLimiter.reserve` gives with no ``max_wait_s``."""
     return lim.reserve(peer, limits) == 0.0
 
 
-def limiter(limits: PeerLimits, clock: Clock) -> PeerLimiter:
-    return PeerLimiter(limits_for=lambda _peer: limits, clock=clock)
+@pytest.fixture(params=["local", "shared"])
+def limiter(request: pytest.FixtureRequest, tmp_path: Path
+            ) -> Iterator[Callable[[PeerLimits, Clock], PeerLimiter]]:
+    """A limiter over this process's buckets, or over the table the workers of ``serve
+    --workers`` share (node/server/shared_limits.py): the same arithmetic either way."""
+    tables: list[SharedBuckets] = []
+
+    def make(limits: PeerLimits, clock: Clock) -> PeerLimiter:
+        table = None
+        if request.param == "shared":
+            path = tmp_path / "serve.limits"
+            create_table(path, workers=1)
+            table = SharedBuckets.attach(path, worker=0, workers=1)
+            tables.append(table)
+        return PeerLimiter(limits_for=lambda _peer: limits, clock=clock, table=table)
+
+    yield make
+    for t in tables:
+        t.close()
 
 
-def test_the_bucket_allows_a_burst_then_the_rate() -> None:
+def test_the_bucket_allows_a_burst_then_the_rate(limiter: Limiter) -> None:
     clock = Clock()
     lim = limiter(PeerLimits(rate_per_s=2.0, burst=3, max_in_flight=100), clock)
     assert [admit(lim, "KGZ-BS") for _ in range(4)] == [True, True, True, False]
@@ -49,14 +71,14 @@ def test_the_bucket_allows_a_burst_then_the_rate() -> None:
     assert [admit(lim, "KGZ-BS") for _ in range(4)] == [True, True, True, False]
 
 
-def test_one_peer_over_its_limit_leaves_the_others_alone() -> None:
+def test_one_peer_over_its_limit_leaves_the_others_alone(limiter: Limiter) -> None:
     clock = Clock()
     lim = limiter(PeerLimits(rate_per_s=1.0, burst=2, max_in_flight=100), clock)
     assert [admit(lim, "KGZ-BS") for _ in range(5)] == [True, True, False, False, False]
     assert [admit(lim, "UZB-BS") for _ in range(2)] == [True, True]
 
 
-def test_requests_in_flight_are_capped_and_released() -> None:
+def test_requests_in_flight_are_capped_and_released(limiter: Limiter) -> None:
     clock = Clock()
     lim = limiter(PeerLimits(rate_per_s=1000.0, burst=1000, max_in_flight=2), clock)
     assert [admit(lim, "KGZ-BS") for _ in range(3)] == [True, True, False]
@@ -69,7 +91,7 @@ def test_requests_in_flight_are_capped_and_released() -> None:
     assert [admit(lim, "KGZ-BS") for _ in range(3)] == [True, True, False]
 
 
-def test_a_request_beyond_the_bucket_is_promised_the_next_token_in_order() -> None:
+def test_a_request_beyond_the_bucket_is_promised_the_next_token_in_order(limiter: Limiter) -> None:
     """Paced, not refused: each request past the burst waits for a token of its own (the
     bucket goes below zero by the tokens promised), up to ``max_wait_s`` ahead."""
     clock = Clock()
@@ -83,7 +105,8 @@ def test_a_request_beyond_the_bucket_is_promised_the_next_token_in_order() -> No
     assert lim.reserve("KGZ-BS", max_wait_s=0.0) is None  # 0 refuses at once
 
 
-def test_a_request_that_waits_holds_an_in_flight_slot_and_a_refund_gives_both_back() -> None:
+def test_a_request_that_waits_holds_an_in_flight_slot_and_a_refund_gives_both_back(
+        limiter: Limiter) -> None:
     clock = Clock()
     lim = limiter(PeerLimits(rate_per_s=1.0, burst=1, max_in_flight=3), clock)
     assert [lim.reserve("KGZ-BS", max_wait_s=10) for _ in range(4)] == [0.0, 1.0, 2.0, None]
