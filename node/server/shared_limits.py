@@ -106,9 +106,12 @@ def forget_worker(path: Path, *, worker: int, workers: int) -> None:
 class SharedBuckets:
     """A :class:`node.server.limits.BucketTable` in a file every worker maps."""
 
-    def __init__(self, path: Path, fd: int, mm: mmap.mmap, worker: int, slots: int) -> None:
+    def __init__(self, path: Path, fd: int, mm: mmap.mmap, worker: int, slots: int,
+                 workers: int) -> None:
         self.path = path
         self.slots = slots
+        #: The in-flight counts of the table's workers (the rest of each slot's are zero).
+        self._flights = struct.Struct(f"<{workers}I")
         self._fd = fd
         self._mm = mm
         self._worker = worker
@@ -141,7 +144,7 @@ class SharedBuckets:
         except BaseException:
             os.close(fd)
             raise
-        table = cls(path, fd, mm, worker, slots)
+        table = cls(path, fd, mm, worker, slots, count)
         with table.locked():
             table._clear_own()
         return table
@@ -170,7 +173,7 @@ class SharedBuckets:
         if off is None:
             return None
         tokens, stamp = _TOKENS.unpack_from(self._mm, off + _KEY)
-        return tokens, stamp, sum(_FLIGHT.unpack_from(self._mm, off + _KEY + _TOKENS.size))
+        return tokens, stamp, sum(self._flights.unpack_from(self._mm, off + _KEY + _TOKENS.size))
 
     def write(self, peer: str, tokens: float, stamp: float, *, now: float) -> bool:
         off = self._find(peer)
@@ -231,7 +234,7 @@ class SharedBuckets:
     def _idle(self, off: int, now: float) -> bool:
         (_, stamp) = _TOKENS.unpack_from(self._mm, off + _KEY)
         return (now - stamp >= IDLE_REUSE_S
-                and not any(_FLIGHT.unpack_from(self._mm, off + _KEY + _TOKENS.size)))
+                and not any(self._flights.unpack_from(self._mm, off + _KEY + _TOKENS.size)))
 
     def _probe(self, key: bytes) -> Iterator[int]:
         n = self.slots
