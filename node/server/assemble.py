@@ -61,6 +61,10 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         background=background, processing_slots=rt.cfg.processing_slots,
         max_concurrent_streams=rt.cfg.max_concurrent_streams,
         rate_wait_ms=rt.cfg.rate_wait_ms, buckets=buckets)
+    if rt.store.dialect == "postgresql":  # replicas: a peer's tokens are the node's
+        from node.server.db_limits import DbTokens
+
+        server.shared_tokens = DbTokens(connect=rt.store.pool.side_connection)  # type: ignore[attr-defined]
     hold.bind(server)
     aud.bind(server)  # witness and auditor calls pass the same per-peer limits
     return reg.bind(server) if reg else server

@@ -35,6 +35,7 @@ from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
 from node.responder import Exchange, Handler, Pending, Responder
+from node.server.db_limits import DbTokens, SharedTokensUnavailable
 from node.server.errors import (
     REASON_KEY,
     REFUSAL_KEY,
@@ -288,6 +289,8 @@ class NodeServer:
         #: ``serve --workers`` shares (node/server/shared_limits.py).
         self.limiter = PeerLimiter(limits_for=self._limits.evaluate, clock=time.monotonic,
                                    table=buckets)
+        #: Replicas on PostgreSQL: the tokens every replica shares (set by build_server).
+        self.shared_tokens: DbTokens | None = None
         #: A peer's limits being evaluated, shared by its calls meanwhile (_limits_once).
         self._limits_pending: dict[str, asyncio.Future[PeerLimits]] = {}
         #: Over-limit refusals, audited as one aggregated entry per peer and interval.
@@ -341,6 +344,9 @@ class NodeServer:
         limits = STRANGER if peer is None else (
             self._limits.cached(peer) or await self._limits_once(peer))
         wait = self.limiter.reserve(bucket, limits, max_wait_s=self.rate_wait_s)
+        if wait is not None and self.shared_tokens is not None:  # replicas: the node's bucket
+            wait = await self._take_shared(bucket, limits, wait, peer=peer or "", event=event,
+                                           fp=fp, raw=raw)
         if wait is None:
             self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw)
             await abort_reply(context, _RATE_LIMITED)  # its trailers built once
@@ -349,10 +355,31 @@ class NodeServer:
                 await asyncio.sleep(wait)
             except asyncio.CancelledError:  # the peer gave up (or its deadline passed)
                 self.limiter.refund(bucket)
+                if self.shared_tokens is not None:
+                    self.shared_tokens.refund_soon(bucket, limits)
                 self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw,
                                   cancelled=True)
                 raise
         return fp, bucket
+
+    async def _take_shared(self, bucket: str, limits: PeerLimits, wait: float, *, peer: str,
+                           event: str, fp: str, raw: bytes) -> float | None:
+        """The shared bucket's token too (node/server/db_limits.py): the later of the two
+        waits, or None (the local slot and token given back) when it refuses.  If it cannot
+        be asked, the local decision stands."""
+        assert self.shared_tokens is not None
+        try:
+            shared = await self.shared_tokens.take(bucket, limits, max_wait_s=self.rate_wait_s)
+        except SharedTokensUnavailable:
+            return wait
+        except asyncio.CancelledError:
+            self.limiter.refund(bucket)
+            self.refusals.add(peer=peer, event=event, tls_peer=fp, raw=raw, cancelled=True)
+            raise
+        if shared is None:
+            self.limiter.refund(bucket)
+            return None
+        return max(wait, shared)
 
     async def _limits_once(self, peer: str) -> PeerLimits:
         """``peer``'s limits from the policy, evaluated once however many of its calls ask
@@ -581,6 +608,8 @@ class NodeServer:
         if self.writer is not None:
             await self.writer.stop()
         self._policy_pool.shutdown(wait=False, cancel_futures=True)
+        if self.shared_tokens is not None:  # its last refunds sent, its connection closed
+            await asyncio.get_running_loop().run_in_executor(None, self.shared_tokens.close)
 
 
 async def serve_forever(node_server: NodeServer, listen: str, *, on_ready: object = None) -> None:

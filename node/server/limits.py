@@ -6,8 +6,9 @@ token bucket (``rate_per_s`` refilling up to ``burst``) and a cap on requests in
 .rate_limit``, cached per requester and UTC day).  The limits hold for the whole node on
 one machine: the worker processes of ``serve --workers N`` keep their buckets in one table
 they all map (:class:`node.server.shared_limits.SharedBuckets`), so an agreed rate is the
-rate whatever worker a connection lands on.  Replicas on several machines each keep their
-own (``[server]`` of each replica, README "Replicas").
+rate whatever worker a connection lands on.  Replicas on several machines share a peer's
+tokens through their PostgreSQL database as well (:mod:`node.server.db_limits`); its calls
+in flight are counted per replica.
 
 A request beyond the bucket is *paced*, not refused at once: it is promised the peer's
 next token and waits on the event loop until that token exists (:meth:`PeerLimiter

@@ -73,12 +73,16 @@ class Replicated:
 
 
 @pytest.fixture
-def replicated(tmp_path: Path, pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Replicated]:
+def replicated(request: pytest.FixtureRequest, tmp_path: Path, pg_cluster: PgCluster,
+               pg_dsn: str) -> Iterator[Replicated]:
+    """Replicas A and B of KAZ-BS; ``indirect`` parameters change UZB-BS's agreement
+    (e.g. ``{"burst": 4}``)."""
     b_port = free_port()
     data = sample_policy()
     for ag in data["bxnode"]["agreements"]:
         if (ag["requester"], ag["responder"]) == ("UZB-BS", "KAZ-BS"):
             ag["daily_quota"] = QUOTA
+            ag.update(getattr(request, "param", {}))
 
     def two_addresses(members: dict[str, Any]) -> None:
         for m in members["members"]:
@@ -190,6 +194,30 @@ def test_daily_quota_is_exact_across_replicas(replicated: Replicated) -> None:
         client.close()
     assert results == [(grpc.StatusCode.OK, "")] * QUOTA + [
         (grpc.StatusCode.RESOURCE_EXHAUSTED, "quota_exhausted")] * 2
+
+
+@pytest.mark.parametrize("replicated", [{"burst": 4, "rate_per_s": 0.0001,
+                                         "max_in_flight": 64}], indirect=True)
+def test_a_peers_agreed_burst_is_exact_across_replicas(replicated: Replicated) -> None:
+    """UZB-BS may spend a burst of 4 (next to no refill): its calls alternating between
+    the replicas get exactly 4 answers and 6 refusals, not 4 from each replica; every
+    refusal is counted in the one audit log, whichever replica refused it."""
+    client = replicated.fed.client("UZB-BS", store=False)
+    try:
+        results = [_send_to(replicated.fed, replicated.port("AB"[i % 2]),
+                            _signed(client, f"N00000{i:02d}")) for i in range(10)]
+    finally:
+        client.close()
+    assert results == [(grpc.StatusCode.OK, "")] * 4 + [
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")] * 6
+    for serve in replicated.serves.values():
+        serve.stop()  # a graceful stop records the refusals still counted
+    entries = _audit(replicated)
+    refused = [e for e in entries if e.get("reason") == "rate_limited"]
+    assert sum(e["refused"] for e in refused) == 6
+    assert {e["requester"] for e in refused} == {"UZB-BS"}
+    assert [e["outcome"] for e in entries if e.get("event") == "lookup"
+            and not e.get("aggregated")] == ["answered"] * 4
 
 
 def test_one_log_survives_a_replica_killed_mid_load(replicated: Replicated) -> None:

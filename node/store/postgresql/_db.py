@@ -224,6 +224,26 @@ class PgPool:
         """A handle for one thread (cheap: it holds no connection until it is used)."""
         return PgDatabase(pool=self)
 
+    def side_connection(self, *, statement_timeout_s: float = 2.0) -> Conn:
+        """A connection outside the pool, for state that need not be durable (the shared
+        per-peer buckets, node/server/db_limits.py): autocommit, ``synchronous_commit =
+        off`` (a commit does not wait for the WAL's flush), each statement cut off after
+        ``statement_timeout_s``.  The caller closes it."""
+        try:
+            conn: Conn = psycopg.connect(
+                self._conninfo, autocommit=True,
+                connect_timeout=max(1, math.ceil(min(self.timeout_s, 5))))
+        except psycopg.Error as exc:
+            raise _connect_fault(exc) from None
+        try:
+            conn.execute("SET synchronous_commit = off")
+            conn.execute(f"SET statement_timeout = {max(1, round(statement_timeout_s * 1000))}")
+            conn.execute("SET tcp_keepalives_idle = 10")
+        except psycopg.Error as exc:
+            conn.close()
+            raise _unavailable("configuring a side connection", exc) from None
+        return conn
+
     def close(self) -> None:
         self._pool.close()
 

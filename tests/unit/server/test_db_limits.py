@@ -1,0 +1,149 @@
+"""The tokens replicas share in PostgreSQL (node/server/db_limits.py), on a real cluster and
+an injected clock: one bucket for the node, whichever replica a call reaches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from node.server.db_limits import DbTokens, SharedTokensUnavailable
+from node.server.limits import PeerLimits
+from node.store.peer_buckets import bucket_key
+from tests.pgcluster import PgCluster
+from tests.waiting import until
+
+
+class Clock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def pool(pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Any]:
+    from node.store.fieldcrypt import KeyedCodec
+    from node.store.postgresql import PgPool
+    from node.store.postgresql.migrate import migrate
+
+    p = PgPool.open(dsn=pg_dsn, password=pg_cluster.password,
+                    codec=KeyedCodec.from_key(bytes(range(32))), max_size=2, timeout_s=5.0,
+                    check_schema=False)
+    migrate(p.database())
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def replicas(pool: Any) -> Iterator[tuple[DbTokens, DbTokens, Clock]]:
+    clock = Clock()
+    a, b = (DbTokens(connect=pool.side_connection, clock=clock) for _ in range(2))
+    yield a, b, clock
+    a.close()
+    b.close()
+
+
+def _row(pool: Any, bucket: str) -> tuple[Any, ...] | None:
+    db = pool.database()
+    try:
+        return db.query_one("SELECT tokens, stamp FROM peer_buckets WHERE bucket = ?",
+                            (bucket_key(bucket),))
+    finally:
+        db.close()
+
+
+def test_the_burst_and_the_rate_are_the_nodes_across_replicas(
+        replicas: tuple[DbTokens, DbTokens, Clock]) -> None:
+    a, b, clock = replicas
+    limits = PeerLimits(rate_per_s=1.0, burst=6, max_in_flight=100)
+
+    async def run() -> list[float | None]:
+        return [await (a if i % 2 else b).take("KGZ-BS", limits, max_wait_s=0)
+                for i in range(8)]
+
+    assert asyncio.run(run()) == [0.0] * 6 + [None, None]  # six for the node, not each
+    clock.t += 0.5
+    assert asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) is None  # refused 0.5 s ago:
+    assert a.statements == 4  # ... so refused again without asking (a deny of 1 / rate)
+    clock.t += 0.5
+    assert asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) == 0.0  # one token refilled
+    assert asyncio.run(b.take("KGZ-BS", limits, max_wait_s=0)) is None  # and taken
+    assert asyncio.run(b.take("UZB-BS", limits, max_wait_s=0)) == 0.0  # another peer's own
+
+
+def test_tokens_are_promised_in_order_across_replicas_and_a_refund_gives_one_back(
+        replicas: tuple[DbTokens, DbTokens, Clock], pool: Any) -> None:
+    a, b, clock = replicas
+    limits = PeerLimits(rate_per_s=2.0, burst=1, max_in_flight=100)
+
+    async def run() -> list[float | None]:
+        return [await (a if i % 2 else b).take("KGZ-BS", limits, max_wait_s=1.6)
+                for i in range(5)]
+
+    assert asyncio.run(run()) == [0.0, 0.5, 1.0, 1.5, None]
+    a.refund_soon("KGZ-BS", limits)  # a call promised a token gave up
+    a.close()  # its refund sent
+    row = _row(pool, "KGZ-BS")
+    assert row is not None and row[0] == pytest.approx(-2.0)  # 3 promised ahead, one back
+    clock.t += 0.5  # the refusal's deny (1 / rate) passed, one token refilled
+    assert asyncio.run(b.take("KGZ-BS", limits, max_wait_s=1.6)) == pytest.approx(1.0)
+
+
+def test_a_replica_whose_clock_is_behind_refills_nothing_and_moves_no_stamp_back(
+        pool: Any) -> None:
+    ahead, behind = Clock(), Clock()
+    behind.t -= 30
+    a = DbTokens(connect=pool.side_connection, clock=ahead)
+    b = DbTokens(connect=pool.side_connection, clock=behind)
+    limits = PeerLimits(rate_per_s=1.0, burst=2, max_in_flight=100)
+    try:
+        assert asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) == 0.0
+        assert asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) == 0.0
+        behind.t += 20  # 20 s on its clock, still 10 s behind the stamp: no refill
+        assert asyncio.run(b.take("KGZ-BS", limits, max_wait_s=0)) is None
+    finally:
+        a.close()
+        b.close()
+    row = _row(pool, "KGZ-BS")
+    assert row is not None and row[1] == ahead.t
+
+
+def test_an_unreachable_database_is_reported_so_the_call_is_decided_locally() -> None:
+    def refuse() -> Any:
+        raise OSError("connection refused")
+
+    tokens = DbTokens(connect=refuse, clock=Clock())
+    limits = PeerLimits(rate_per_s=1.0, burst=2, max_in_flight=100)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            for _ in range(3):
+                with pytest.raises(SharedTokensUnavailable):
+                    asyncio.run(tokens.take("KGZ-BS", limits, max_wait_s=0))
+    finally:
+        tokens.close()
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("shared_limits_unavailable", "warning")]  # once, not per call
+
+
+def test_a_call_cancelled_while_its_token_is_taken_gives_it_back(
+        replicas: tuple[DbTokens, DbTokens, Clock], pool: Any) -> None:
+    a, _, _ = replicas
+    limits = PeerLimits(rate_per_s=0.001, burst=3, max_in_flight=100)
+
+    async def run() -> None:
+        task = asyncio.create_task(a.take("KGZ-BS", limits, max_wait_s=0))
+        await asyncio.sleep(0)  # submitted to the limits thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(until, "the refund sent", lambda: a.statements == 2)
+
+    asyncio.run(run())
+    a.close()
+    row = _row(pool, "KGZ-BS")
+    assert row is not None and row[0] == pytest.approx(3.0)
