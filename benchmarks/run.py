@@ -778,6 +778,12 @@ class Bench:
         if self.only == "import":
             self.import_only()
             return self.results
+        if self.only == "large":  # the small-watchlist reference, then the large case
+            node = self.start_node()
+            self.single(base, target, method)
+            self.stop(node)
+            self.large(int(os.environ.get("BXNODE_BENCH_LARGE", "10000000")))
+            return self.results
         self.scenarios(base)
         self.postgresql(base)
         audit = self.audit_start()
@@ -1020,7 +1026,7 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="a seconds-long run for CI")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--only", choices=["postgresql", "fairness", "workers", "lookup", "batch",
-                                       "person", "import"],
+                                       "person", "import", "large"],
                     help="the echo baseline and these scenarios only (results go to "
                          "<name>-<only>.json)")
     args = ap.parse_args()
@@ -1031,7 +1037,10 @@ def main() -> int:
         results = bench.run()
     finally:
         bench.cleanup()
-        shutil.rmtree(work, ignore_errors=True)
+        if os.environ.get("BXNODE_BENCH_KEEP"):  # the node directories and logs, to read
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     results["meta"] = {"when": dt.datetime.now(dt.UTC).isoformat(), "smoke": args.smoke,
                        "machine": platform.machine(), "cpus": os.cpu_count(),
                        "python": platform.python_version(),
