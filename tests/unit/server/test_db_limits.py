@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from node.server.db_limits import DbTokens, SharedTokensUnavailable
+from node.server.db_limits import LEASE_S, DbTokens, SharedTokensUnavailable, lease_size
 from node.server.limits import PeerLimits
 from node.store.peer_buckets import bucket_key
 from tests.pgcluster import PgCluster
@@ -147,3 +147,46 @@ def test_a_call_cancelled_while_its_token_is_taken_gives_it_back(
     a.close()
     row = _row(pool, "KGZ-BS")
     assert row is not None and row[0] == pytest.approx(3.0)
+
+
+def test_a_lease_is_a_tenth_of_the_burst_at_most_a_tenth_of_a_second_of_the_rate() -> None:
+    assert [lease_size(PeerLimits(r, b, 1)) for r, b in [
+        (5000.0, 10_000), (100.0, 100), (100.0, 1000), (1000.0, 50), (0.0001, 4), (1.0, 6)]] \
+        == [500, 10, 10, 5, 1, 1]
+
+
+def test_a_lease_spends_tokens_without_a_statement_and_never_more_than_the_row_granted(
+        replicas: tuple[DbTokens, DbTokens, Clock], pool: Any) -> None:
+    a, b, _ = replicas
+    limits = PeerLimits(rate_per_s=100.0, burst=100, max_in_flight=1000)  # leases of 10
+
+    async def run() -> list[float | None]:
+        return [await (a if i % 2 else b).take("KGZ-BS", limits, max_wait_s=0)
+                for i in range(300)]
+
+    got = asyncio.run(run())
+    assert got.count(0.0) == 100 and got.count(None) == 200  # the burst, once for the node
+    assert a.statements + b.statements == 12  # ten leases of 10, then one refusal each
+    row = _row(pool, "KGZ-BS")
+    assert row is not None and row[0] == pytest.approx(0.0)
+
+
+def test_a_lease_not_spent_in_time_is_dropped_and_a_refund_goes_back_into_it(
+        replicas: tuple[DbTokens, DbTokens, Clock], pool: Any) -> None:
+    a, _, clock = replicas
+    limits = PeerLimits(rate_per_s=100.0, burst=100, max_in_flight=1000)  # leases of 10
+    assert asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) == 0.0  # 9 leased
+    a.refund_soon("KGZ-BS", limits)  # back into the lease: 10, no statement
+    assert [asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) for _ in range(10)] \
+        == [0.0] * 10
+    assert a.statements == 1
+    assert asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) == 0.0  # a second lease
+    assert a.statements == 2
+    clock.t += LEASE_S  # its 9 tokens not spent in time: dropped, not given back
+    assert asyncio.run(a.take("KGZ-BS", limits, max_wait_s=0)) == 0.0
+    assert a.statements == 3
+    row = _row(pool, "KGZ-BS")  # 100 - 3 leases of 10 + LEASE_S of refill (100), capped
+    assert row is not None and row[0] == pytest.approx(90.0)
+    tighter = PeerLimits(rate_per_s=100.0, burst=50, max_in_flight=1000)
+    assert asyncio.run(a.take("KGZ-BS", tighter, max_wait_s=0)) == 0.0  # new limits: asks
+    assert a.statements == 4
