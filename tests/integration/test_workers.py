@@ -93,23 +93,30 @@ def _call(fed: Federation, raw: bytes) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.OK, ""
 
 
+def _all_at_once(fed: Federation, requests: list[bytes]) -> list[tuple[grpc.StatusCode, str]]:
+    """Every request at once, each on a connection of its own (SO_REUSEPORT spreads
+    connections over the workers): their outcomes, in order."""
+    results: list[tuple[grpc.StatusCode, str]] = [(grpc.StatusCode.UNKNOWN, "")] * len(
+        requests)
+
+    def one(i: int) -> None:
+        results[i] = _call(fed, requests[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
 def test_two_workers_answer_as_one_node(fed: Federation) -> None:
     sup = Supervisor(fed.dirs["KAZ-BS"], workers=2)
     client = fed.client("KGZ-BS", store=False)
     try:
         assert len(sup.workers()) == 2
         requests = [_wire(client, f"N{i:07d}") for i in range(CONNECTIONS * 2)]
-        results: list[tuple[grpc.StatusCode, str]] = [(grpc.StatusCode.UNKNOWN, "")] * len(
-            requests)
-
-        def one(i: int) -> None:  # each call on a connection of its own
-            results[i] = _call(fed, requests[i])
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        results = _all_at_once(fed, requests)
         assert results == [(grpc.StatusCode.OK, "")] * len(requests)
         # a replay is refused whichever worker it reaches: the nonce table is shared
         assert [_call(fed, requests[0]) for _ in range(3)] == [
@@ -157,18 +164,7 @@ def test_a_peers_agreed_burst_is_the_nodes_not_each_workers(tmp_path: Path) -> N
     client = f.client("KGZ-BS", store=False)
     try:
         assert (node_dir / "serve.limits").stat().st_mode & 0o777 == 0o600
-        requests = [_wire(client, f"N{i:07d}") for i in range(CONNECTIONS)]
-        results: list[tuple[grpc.StatusCode, str]] = [(grpc.StatusCode.UNKNOWN, "")] * len(
-            requests)
-
-        def one(i: int) -> None:
-            results[i] = _call(f, requests[i])
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(requests))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        results = _all_at_once(f, [_wire(client, f"N{i:07d}") for i in range(CONNECTIONS)])
         assert sorted(results, key=str) == sorted(
             [(grpc.StatusCode.OK, "")] * 6
             + [(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")] * 18, key=str)
