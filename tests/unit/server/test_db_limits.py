@@ -4,6 +4,7 @@ an injected clock: one bucket for the node, whichever replica a call reaches."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,15 +15,8 @@ from node.server.db_limits import LEASE_S, DbTokens, SharedTokensUnavailable, le
 from node.server.limits import PeerLimits
 from node.store.peer_buckets import bucket_key
 from tests.pgcluster import PgCluster
+from tests.unit.server._clock import Clock
 from tests.waiting import until
-
-
-class Clock:
-    def __init__(self, t: float = 1_800_000_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -41,7 +35,7 @@ def pool(pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Any]:
 
 @pytest.fixture
 def replicas(pool: Any) -> Iterator[tuple[DbTokens, DbTokens, Clock]]:
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     a, b = (DbTokens(connect=pool.side_connection, clock=clock) for _ in range(2))
     yield a, b, clock
     a.close()
@@ -96,7 +90,7 @@ def test_tokens_are_promised_in_order_across_replicas_and_a_refund_gives_one_bac
 
 def test_a_replica_whose_clock_is_behind_refills_nothing_and_moves_no_stamp_back(
         pool: Any) -> None:
-    ahead, behind = Clock(), Clock()
+    ahead, behind = Clock(1_800_000_000.0), Clock(1_800_000_000.0)
     behind.t -= 30
     a = DbTokens(connect=pool.side_connection, clock=ahead)
     b = DbTokens(connect=pool.side_connection, clock=behind)
@@ -117,7 +111,7 @@ def test_an_unreachable_database_is_reported_so_the_call_is_decided_locally() ->
     def refuse() -> Any:
         raise OSError("connection refused")
 
-    tokens = DbTokens(connect=refuse, clock=Clock())
+    tokens = DbTokens(connect=refuse, clock=Clock(1_800_000_000.0))
     limits = PeerLimits(rate_per_s=1.0, burst=2, max_in_flight=100)
     try:
         with structlog.testing.capture_logs() as logs:
@@ -130,21 +124,33 @@ def test_an_unreachable_database_is_reported_so_the_call_is_decided_locally() ->
         ("shared_limits_unavailable", "warning")]  # once, not per call
 
 
-def test_a_call_cancelled_while_its_token_is_taken_gives_it_back(
-        replicas: tuple[DbTokens, DbTokens, Clock], pool: Any) -> None:
-    a, _, _ = replicas
+def test_a_call_cancelled_while_its_token_is_taken_gives_it_back(pool: Any) -> None:
+    """Cancelled while its statement is under way (held in ``connect`` until the test lets
+    it go): the token it was granted goes back to the row."""
+    started, go = threading.Event(), threading.Event()
+
+    def connect() -> Any:
+        started.set()
+        go.wait(30)
+        return pool.side_connection()
+
+    tokens = DbTokens(connect=connect, clock=Clock(1_800_000_000.0))
     limits = PeerLimits(rate_per_s=0.001, burst=3, max_in_flight=100)
 
     async def run() -> None:
-        task = asyncio.create_task(a.take("KGZ-BS", limits, max_wait_s=0))
-        await asyncio.sleep(0)  # submitted to the limits thread
+        task = asyncio.create_task(tokens.take("KGZ-BS", limits, max_wait_s=0))
+        assert await asyncio.to_thread(started.wait, 30)  # its statement is under way
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.to_thread(until, "the refund sent", lambda: a.statements == 2)
+        go.set()
+        await asyncio.to_thread(until, "the refund sent", lambda: tokens.statements == 2)
 
-    asyncio.run(run())
-    a.close()
+    try:
+        asyncio.run(run())
+    finally:
+        go.set()
+        tokens.close()
     row = _row(pool, "KGZ-BS")
     assert row is not None and row[0] == pytest.approx(3.0)
 

@@ -19,17 +19,9 @@ from node.server.limits import (
 )
 from node.server.shared_limits import SharedBuckets, create_table
 from tests.unit.policy._support import NOW, agreement, write_policy_dir
+from tests.unit.server._clock import Clock
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-Limiter = Callable[[PeerLimits, "Clock"], PeerLimiter]
+Limiter = Callable[[PeerLimits, Clock], PeerLimiter]
 
 
 def admit(lim: PeerLimiter, peer: str, limits: PeerLimits | None = None) -> bool:

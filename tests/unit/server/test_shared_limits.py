@@ -19,14 +19,7 @@ from node.server.shared_limits import (
     create_table,
     forget_worker,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.unit.server._clock import Clock
 
 
 @pytest.fixture
@@ -53,7 +46,7 @@ def worker(path: Path, index: int, limits: PeerLimits, clock: Clock,
 
 def test_the_burst_and_the_rate_are_the_whole_nodes(table: Path,
                                                     opened: list[SharedBuckets]) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limits = PeerLimits(rate_per_s=1.0, burst=10, max_in_flight=100)
     a, b = (worker(table, i, limits, clock, opened) for i in (0, 1))
     got = [(a if i % 2 else b).reserve("KGZ-BS") for i in range(14)]
@@ -68,7 +61,7 @@ def test_the_burst_and_the_rate_are_the_whole_nodes(table: Path,
 
 def test_tokens_are_promised_in_order_across_workers(table: Path,
                                                      opened: list[SharedBuckets]) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limits = PeerLimits(rate_per_s=1.0, burst=1, max_in_flight=100)
     a, b = (worker(table, i, limits, clock, opened) for i in (0, 1))
     waits = [a.reserve("KGZ-BS", max_wait_s=3.5), b.reserve("KGZ-BS", max_wait_s=3.5),
@@ -81,7 +74,7 @@ def test_tokens_are_promised_in_order_across_workers(table: Path,
 
 def test_requests_in_flight_are_counted_for_the_node_and_released_by_their_worker(
         table: Path, opened: list[SharedBuckets]) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limits = PeerLimits(rate_per_s=1000.0, burst=1000, max_in_flight=3)
     a, b = (worker(table, i, limits, clock, opened) for i in (0, 1))
     assert [a.reserve("KGZ-BS"), a.reserve("KGZ-BS"), b.reserve("KGZ-BS")] == [0.0] * 3
@@ -94,7 +87,7 @@ def test_requests_in_flight_are_counted_for_the_node_and_released_by_their_worke
 
 def test_a_dead_workers_requests_in_flight_are_cleared(table: Path,
                                                       opened: list[SharedBuckets]) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limits = PeerLimits(rate_per_s=1000.0, burst=1000, max_in_flight=4)
     a, b = (worker(table, i, limits, clock, opened) for i in (0, 1))
     assert [b.reserve("KGZ-BS") for _ in range(3)] == [0.0] * 3
@@ -120,7 +113,7 @@ def _take(path: str, n: int, out: multiprocessing.Queue[list[float | None]]) -> 
 def test_another_process_sees_the_same_bucket(table: Path,
                                               opened: list[SharedBuckets]) -> None:
     """Two real processes on one file, as two workers are."""
-    clock = Clock()
+    clock = Clock(1000.0)
     a = worker(table, 0, PeerLimits(0.0001, 10, 100), clock, opened)
     assert [a.reserve("KGZ-BS") for _ in range(6)] == [0.0] * 6
     ctx = multiprocessing.get_context("spawn")
@@ -139,7 +132,7 @@ def test_a_full_table_refuses_a_new_peer_until_a_slot_has_been_idle_a_day(
         tmp_path: Path, opened: list[SharedBuckets]) -> None:
     path = tmp_path / "serve.limits"
     create_table(path, workers=1, slots=4)
-    clock = Clock()
+    clock = Clock(1000.0)
     lim = worker(path, 0, PeerLimits(1.0, 2, 10), clock, opened, workers=1)
     for peer in ("A", "B", "C", "D"):
         assert lim.reserve(peer) == 0.0
