@@ -117,7 +117,8 @@ class SharedBuckets:
         self._worker = worker
         self._own = _SLOT.size - _FLIGHT.size + 4 * worker  # this worker's count, in a slot
         self._thread_lock = threading.Lock()
-        self._slot_of: dict[str, int] = {}  # bucket name -> its slot's offset (checked)
+        #: bucket name -> (its slot's offset, its digest), checked on every use
+        self._slot_of: dict[str, tuple[int, bytes]] = {}
         self._full_logged = 0.0
 
     @classmethod
@@ -197,14 +198,17 @@ class SharedBuckets:
     # --- the slots ---------------------------------------------------------------------
 
     def _find(self, peer: str) -> int | None:
-        key = _key(peer)
-        off = self._slot_of.get(peer)
-        if off is not None and self._mm[off:off + _KEY] == key:
-            return off
+        cached = self._slot_of.get(peer)
+        if cached is not None:  # still this peer's, unless another process reused it
+            off, key = cached
+            if self._mm[off:off + _KEY] == key:
+                return off
+        else:
+            key = _key(peer)
         for off in self._probe(key):
             k = self._mm[off:off + _KEY]
             if k == key:
-                self._slot_of[peer] = off
+                self._slot_of[peer] = (off, key)
                 return off
             if k == _EMPTY:
                 return None
@@ -228,7 +232,7 @@ class SharedBuckets:
                 log.error("limits_table_full", slots=self.slots, path=str(self.path))
             return None
         _SLOT.pack_into(self._mm, idle, key, 0.0, now, *bytes(MAX_WORKERS))
-        self._slot_of[peer] = idle
+        self._slot_of[peer] = (idle, key)
         return idle
 
     def _idle(self, off: int, now: float) -> bool:
