@@ -344,9 +344,10 @@ class NodeServer:
         limits = STRANGER if peer is None else (
             self._limits.cached(peer) or await self._limits_once(peer))
         wait = self.limiter.reserve(bucket, limits, max_wait_s=self.rate_wait_s)
+        shared = False  # a token of the replicas' shared bucket taken for this call
         if wait is not None and self.shared_tokens is not None:  # replicas: the node's bucket
-            wait = await self._take_shared(bucket, limits, wait, peer=peer or "", event=event,
-                                           fp=fp, raw=raw)
+            wait, shared = await self._take_shared(bucket, limits, wait, peer=peer or "",
+                                                   event=event, fp=fp, raw=raw)
         if wait is None:
             self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw)
             await abort_reply(context, _RATE_LIMITED)  # its trailers built once
@@ -355,7 +356,7 @@ class NodeServer:
                 await asyncio.sleep(wait)
             except asyncio.CancelledError:  # the peer gave up (or its deadline passed)
                 self.limiter.refund(bucket)
-                if self.shared_tokens is not None:
+                if shared and self.shared_tokens is not None:
                     self.shared_tokens.refund_soon(bucket, limits)
                 self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw,
                                   cancelled=True)
@@ -363,23 +364,24 @@ class NodeServer:
         return fp, bucket
 
     async def _take_shared(self, bucket: str, limits: PeerLimits, wait: float, *, peer: str,
-                           event: str, fp: str, raw: bytes) -> float | None:
-        """The shared bucket's token too (node/server/db_limits.py): the later of the two
-        waits, or None (the local slot and token given back) when it refuses.  If it cannot
-        be asked, the local decision stands."""
+                           event: str, fp: str, raw: bytes) -> tuple[float | None, bool]:
+        """The shared bucket's token too (node/server/db_limits.py): (the later of the two
+        waits, True), or (None, False) -- the local slot and token given back -- when it
+        refuses.  If it cannot be asked, the local decision stands: (``wait``, False), and
+        no shared token is given back for it later."""
         assert self.shared_tokens is not None
         try:
             shared = await self.shared_tokens.take(bucket, limits, max_wait_s=self.rate_wait_s)
         except SharedTokensUnavailable:
-            return wait
+            return wait, False
         except asyncio.CancelledError:
             self.limiter.refund(bucket)
             self.refusals.add(peer=peer, event=event, tls_peer=fp, raw=raw, cancelled=True)
             raise
         if shared is None:
             self.limiter.refund(bucket)
-            return None
-        return max(wait, shared)
+            return None, False
+        return max(wait, shared), True
 
     async def _limits_once(self, peer: str) -> PeerLimits:
         """``peer``'s limits from the policy, evaluated once however many of its calls ask
