@@ -6,6 +6,9 @@ numbers): log node ids, reason codes, counts and digests only.
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import errno
 import hashlib
 import json
 import logging
@@ -14,7 +17,9 @@ import threading
 
 import structlog
 
-__all__ = ["configure", "set_process_fields", "unexpected"]
+from node.core.errors import BxError
+
+__all__ = ["configure", "error_fields", "set_process_fields", "unexpected"]
 
 _log = structlog.get_logger("bxnode.errors")
 
@@ -36,6 +41,32 @@ def unexpected(exc: BaseException) -> dict[str, str]:
         tb = tb.tb_next
     _log.debug("error_text", text_sha256=digest, text=text)
     return {"error": type(exc).__name__, "at": at, "text_sha256": digest}
+
+
+def error_fields(exc: BaseException) -> dict[str, str]:
+    """The fields of a log line at info level or above about ``exc``, whatever it is.
+
+    One of ours (:class:`node.core.errors.BxError`): its type, message and reason -- the
+    errors such lines report (storage, the audit log, the registry, witnesses) name files,
+    keys, peers and reasons, never a value a request or a record carried.  Anything else
+    goes through :func:`unexpected` (type, place, digest; the text at debug level only): a
+    driver's text is not ours to vouch for.  PostgreSQL's is the case in point: psycopg's
+    ``str()`` of a unique or check violation carries the server's DETAIL line, ``Key
+    (name)=(...)`` or ``Failing row contains (...)``, the row's values.  A gRPC error adds
+    its status code (a peer's details are its text, not ours); an ``OSError`` its errno's
+    name."""
+    if isinstance(exc, BxError):
+        return {"error": f"{type(exc).__name__}: {exc}", "reason": str(exc.reason)}
+    fields = unexpected(exc)
+    code = getattr(exc, "code", None)
+    if callable(code):  # grpc.RpcError: its StatusCode
+        with contextlib.suppress(Exception):
+            status = code()
+            if isinstance(status, enum.Enum):
+                fields["code"] = status.name
+    if isinstance(exc, OSError) and exc.errno is not None:
+        fields["errno"] = errno.errorcode.get(exc.errno, str(exc.errno))
+    return fields
 
 
 #: Fields every line of this process carries, whatever thread logs it (``worker``).

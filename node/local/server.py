@@ -49,7 +49,7 @@ from node.local.auth import Identity, RoleTable, TokenVerifier, identity_from_ce
 from node.local.retention import hold_methods
 from node.local.service import FanOutResult, LocalOps, PeerAnswer
 from node.local.watchlist import watchlist_methods
-from node.logging import unexpected
+from node.logging import error_fields, unexpected
 from node.server.errors import abort
 from node.store.followup_confirmations import PendingApproval
 from node.wire import crossings as cwire
@@ -242,7 +242,7 @@ class LocalApiServer:
         try:
             return await self._audit(entry)
         except Exception as exc:  # nothing is answered without its audit entry
-            log.error("local_call_not_audited", error=f"{type(exc).__name__}: {exc}")
+            log.error("local_call_not_audited", **error_fields(exc))
             raise _Refused("UNAVAILABLE", "audit_unavailable",
                            "the audit log could not be committed; retry") from exc
 

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from node.core.metrics import NO_METRICS, Metrics
+from node.logging import error_fields
 from node.retention.checks import RETENTION_META
 from node.retention.sweep import RetentionSweep, SweepReport
 from node.store.retention import compact
@@ -77,7 +78,7 @@ def sweep_job(sweep: RetentionSweep, writer: Any, *, interval_s: int,
             await writer.call(lambda: sweep.db.set_meta(RETENTION_META, ms)
                               if sweep.db.get_meta(RETENTION_META) != ms else None)
         except Exception as exc:
-            log.warning("retention_meta_failed", error=str(exc))
+            log.warning("retention_meta_failed", **error_fields(exc))
         schedule = SweepSchedule.starting(sweep.clock_ms(), interval_s=interval_s)
         while True:
             await asyncio.sleep(schedule.wait_s(sweep.clock_ms(), tick_s=tick_s))
@@ -88,7 +89,7 @@ def sweep_job(sweep: RetentionSweep, writer: Any, *, interval_s: int,
             try:
                 report = await sweep_once(sweep, writer)
             except Exception as exc:  # the next round tries again
-                log.warning("retention_sweep_failed", error=f"{type(exc).__name__}: {exc}")
+                log.warning("retention_sweep_failed", **error_fields(exc))
                 metrics.erasure_sweep(erased={}, ok=False)
             else:
                 metrics.erasure_sweep(erased=report.erased, ok=True)

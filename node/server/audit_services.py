@@ -42,6 +42,7 @@ from node.core.metrics import NO_METRICS, Metrics
 from node.core.model import RequestHeader
 from node.core.ports import Answer
 from node.federation.pki import TlsMaterial
+from node.logging import error_fields
 from node.responder import Responder, Verified
 from node.server.errors import abort
 from node.server.group_commit import BatchWriter
@@ -349,7 +350,7 @@ class AuditServices:
                 try:
                     await witness_once(self)
                 except Exception as exc:  # keep witnessing on the next round
-                    log.warning("witnessing_failed", error=str(exc))
+                    log.warning("witnessing_failed", **error_fields(exc))
 
         return [loop]
 
@@ -397,7 +398,7 @@ async def witness_once(svc: AuditServices, *,
                                      f"{svc.responder.settings.node_id} {checkpoint.origin}")
                     svc.metrics.witness_result(witness=peer, result="origin_unlisted")
                     break
-                log.warning("witness_unavailable", peer=peer, error=str(exc))
+                log.warning("witness_unavailable", peer=peer, **error_fields(exc))
                 svc.metrics.witness_result(witness=peer, result="unavailable")
                 break
             member = svc.directory.member(peer)

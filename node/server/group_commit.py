@@ -54,6 +54,7 @@ from typing import Any, TypeVar
 import structlog
 
 from node.core.metrics import NO_METRICS, Metrics
+from node.logging import error_fields
 from node.server.fair import FairBatches
 from node.store.db import Database, LockTimes
 
@@ -99,7 +100,8 @@ class BatchWriter:
         self.batches = 0
         self.committed = 0
         #: Why the last batch did not commit (None once one has): reads may still work while
-        #: every write fails (a full disk), so health probes with a write meanwhile.
+        #: every write fails (a full disk), so health probes with a write meanwhile.  Our
+        #: error's message, or a driver's error's type alone (node.logging.error_fields).
         self.commit_error: str | None = None
         #: Wall and thread-CPU seconds the database thread spent running batches.
         self.batch_s = 0.0
@@ -249,10 +251,10 @@ class BatchWriter:
                         del batch[i + 1:]
                         break
         except BaseException as exc:
-            log.error("audit_batch_commit_failed", error=str(exc), requests=len(batch),
-                      reason=getattr(exc, "reason", None))
+            fields = error_fields(exc)  # a driver's text can hold the batch's values
+            log.error("audit_batch_commit_failed", requests=len(batch), **fields)
             error = exc
-            self.commit_error = f"{type(exc).__name__}: {exc}"
+            self.commit_error = fields["error"]
         else:
             self.commit_error = None
             self.batches += 1

@@ -34,6 +34,7 @@ from node.core import limits
 from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
+from node.logging import error_fields
 from node.responder import Exchange, Handler, Pending, Responder
 from node.server.db_limits import DbTokens, SharedTokensUnavailable
 from node.server.errors import (
@@ -451,7 +452,7 @@ class NodeServer:
         try:  # nothing is sent before the batch holding its audit entry is durable
             ex = await self.writer.run_in_batch(step, peer=turn.peer)
         except Exception as exc:
-            log.error("request_not_durable", error=f"{type(exc).__name__}: {exc}")
+            log.error("request_not_durable", **error_fields(exc))
             if getattr(exc, "reason", None) == "audit_log_on_hold":  # node.audit.hold
                 await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_log_on_hold",
                             "this node's audit log is on hold after a restore; ask "
@@ -475,7 +476,7 @@ class NodeServer:
                     functools.partial(self._responder.record_refusals, records))
         except Exception as exc:
             self.refusals.restore(records)
-            log.error("refusals_not_durable", error=f"{type(exc).__name__}: {exc}",
+            log.error("refusals_not_durable", **error_fields(exc),
                       refused=sum(int(r.facts["refused"]) for r in records))
             return 0
         for record, seq in zip(records, seqs, strict=True):
@@ -582,7 +583,7 @@ class NodeServer:
                 ok = True
             except Exception as exc:
                 if self._conditions.get("database", True):
-                    log.error("database_unreachable", error=f"{type(exc).__name__}: {exc}")
+                    log.error("database_unreachable", **error_fields(exc))
                 ok = False
             if ok and self._conditions.get("database") is False:
                 log.info("database_reachable")

@@ -26,6 +26,7 @@ import grpc
 import structlog
 
 from node.federation.registry_keeper import RefreshReport, RegistryKeeper
+from node.logging import error_fields
 from node.server.errors import abort
 from node.server.grpc_server import tls_fingerprint
 from node.wire import registry as wire
@@ -141,7 +142,7 @@ async def registry_loop(keeper: RegistryKeeper, *, refresh_s: float,
                     log.info("registry_refreshed", applied=report.applied,
                              refused=report.refused, unreachable=report.unreachable)
             except Exception as exc:  # a failed refresh must not stop the loop
-                log.error("registry_refresh_failed", error=str(exc))
+                log.error("registry_refresh_failed", **error_fields(exc))
         status = keeper.directory.status()
         await set_serving(status.serving)  # every tick: idempotent, and wins any start-up race
         if status.state != state or refreshed:  # say why: on each change and each refresh
@@ -210,7 +211,7 @@ def registry_parts(rt: NodeRuntime, *, dev_plaintext: bool = False) -> RegistryP
                     keeper.directory.swap(trusted)
                     log.info("registry_followed", version=trusted.version)
             except Exception as exc:  # keep following on the next tick
-                log.error("registry_follow_failed", error=str(exc))
+                log.error("registry_follow_failed", **error_fields(exc))
             await set_serving(keeper.directory.status().serving)
             await asyncio.sleep(5.0)
 
