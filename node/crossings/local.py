@@ -29,6 +29,7 @@ from node.core.errors import BxError, InvalidInput
 from node.core.model import validate_id
 from node.crossings.importer import make_record
 from node.crossings.store import CrossingStore
+from node.logging import error_fields
 from node.server.errors import abort
 from node.wire import crossings as wire
 from node.wire.crossings import cpb
@@ -89,8 +90,8 @@ def record_crossings(store: CrossingStore, audit: Any, msg: Any, *, country: str
         _audit_refusal(store, audit, exc, source=source, operator=operator,
                       records=len(msg.records), now_ms=now_ms)
         raise
-    except Exception:  # a bug or a driver error: nothing stored (the transaction rolled back)
-        log.exception("crossings_record_failed")
+    except Exception as exc:  # a bug or a driver error: nothing stored (rolled back)
+        log.error("crossings_record_failed", **error_fields(exc))
         refusal = BxError("internal error")  # INTERNAL/internal_error, no detail given
         _audit_refusal(store, audit, refusal, source=source, operator=operator,
                       records=len(msg.records), now_ms=now_ms)
@@ -145,8 +146,8 @@ class LocalServer:
             except BxError as exc:
                 await abort(context, grpc.StatusCode[exc.status], exc.reason,
                             f"{exc.reason}: {exc}")
-            except Exception:  # even the refusal's audit entry failed: logged, no detail
-                log.exception("crossings_record_not_audited")
+            except Exception as exc:  # even the refusal's audit entry failed: no detail
+                log.error("crossings_record_not_audited", **error_fields(exc))
                 await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_unavailable",
                             "audit_unavailable: the call could not be audited; retry")
             log.info("crossings_recorded", records=new, duplicates=dup)

@@ -333,8 +333,8 @@ class AuditServices:
                 return await method(request, context)
             except grpc.aio.AbortError:  # a refusal, audited already
                 raise
-            except Exception:
-                log.exception("audit_service_failed", action=action)
+            except Exception as exc:
+                log.error("audit_service_failed", action=action, **error_fields(exc))
                 await self._refuse(context, BxError("internal error"), event=event,
                                    action=action)
 

@@ -149,13 +149,23 @@ def _raw_uses(handler: ast.ExceptHandler) -> list[ast.Call]:
     return found
 
 
+def _tracebacks(tree: ast.AST) -> list[ast.Call]:
+    """``log.exception(...)`` and ``exc_info=``: a traceback ends with the error's text."""
+    return [c for c in ast.walk(tree) if isinstance(c, ast.Call)
+            and ((isinstance(c.func, ast.Attribute) and c.func.attr == "exception"
+                  and c.args and isinstance(c.args[0], ast.Constant))
+                 or any(k.arg == "exc_info" for k in c.keywords))]
+
+
 def test_no_log_line_in_node_carries_an_exceptions_text() -> None:
     offenders = []
     for path in sorted(NODE.rglob("*.py")):
-        for handler in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        where = str(path.relative_to(NODE.parent))
+        offenders += [f"{where}:{c.lineno} traceback" for c in _tracebacks(tree)]
+        for handler in ast.walk(tree):
             if isinstance(handler, ast.ExceptHandler) and handler.name:
-                offenders += [f"{path.relative_to(NODE.parent)}:{c.lineno}"
-                              for c in _raw_uses(handler)]
+                offenders += [f"{where}:{c.lineno}" for c in _raw_uses(handler)]
     assert offenders == []
 
 
@@ -166,3 +176,6 @@ def test_the_scan_finds_what_it_is_for() -> None:
                     "    log.info('z', reason=exc.reason, **error_fields(exc))\n")
     [handler] = [h for h in ast.walk(bad) if isinstance(h, ast.ExceptHandler)]
     assert [c.lineno for c in _raw_uses(handler)] == [4, 5]
+    traced = ast.parse("log.exception('x')\nlog.error('y', exc_info=True)\n"
+                       "task.exception()\nlog.error('z', **error_fields(exc))\n")
+    assert [c.lineno for c in _tracebacks(traced)] == [1, 2]
