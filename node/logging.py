@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import logging
+import re
 import sys
 import threading
 
@@ -19,9 +20,14 @@ import structlog
 
 from node.core.errors import BxError
 
-__all__ = ["configure", "error_fields", "set_process_fields", "unexpected"]
+__all__ = ["configure", "error_fields", "log_loop_exception", "set_process_fields",
+           "unexpected"]
 
 _log = structlog.get_logger("bxnode.errors")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def unexpected(exc: BaseException) -> dict[str, str]:
@@ -31,7 +37,7 @@ def unexpected(exc: BaseException) -> dict[str, str]:
     ``KeyError`` of a document number, a name in a ``ValueError``).  The text goes to a
     debug line (``error_text``) under the same digest, for whoever runs at debug level."""
     text = str(exc)
-    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+    digest = _digest(text)
     at = ""
     tb = exc.__traceback__
     while tb is not None:  # the innermost frame of ours
@@ -118,7 +124,50 @@ def _json(obj: object, **_kw: object) -> str:
     return _ENCODER.encode(obj)
 
 
+class _LibraryLines(logging.Handler):
+    """The standard library's log records (gRPC's, asyncio's, a driver's), as our JSON
+    lines and under the same rule: a record's format string is the library's constant text
+    and is kept; its arguments, a message formatted before logging, and its exception are
+    not (gRPC logs ``Unexpected [%s] raised by servicer method [%s]`` with the traceback,
+    asyncio ``Task exception was never retrieved`` with the task's repr, which holds the
+    exception's text).  Those go to a debug line under a digest."""
+
+    _lines = structlog.get_logger("bxnode.library")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            fields: dict[str, str] = {"logger": record.name, "text_sha256": _digest(text)}
+            if record.args and isinstance(record.msg, str):
+                fields["template"] = record.msg
+            exc = record.exc_info[1] if record.exc_info else None
+            if exc is not None:
+                fields.update(error_fields(exc))
+            level = min(max(record.levelno, logging.INFO), logging.CRITICAL)
+            self._lines.log(level, "library_log", **fields)
+            self._lines.debug("library_log_text", text_sha256=fields["text_sha256"], text=text)
+        except Exception:  # a log line must never take the process down
+            self.handleError(record)
+
+
+def log_loop_exception(_loop: object, context: dict[str, object]) -> None:
+    """The event loop's exception handler (``loop.set_exception_handler``): asyncio's
+    default prints the failed task's repr and traceback, the error's text within them."""
+    exc = context.get("exception")
+    fields = error_fields(exc) if isinstance(exc, BaseException) else {}
+    log = structlog.get_logger("bxnode.loop")
+    # asyncio's own sentence, cut before the first repr it appends ("Exception in callback
+    # <Handle ...(args)>")
+    message = re.split(r"[\n(<:]", str(context.get("message", "")), maxsplit=1)[0]
+    log.error("event_loop_error", message=message.strip()[:80], **fields)
+
+
 def configure(level: int = logging.INFO) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _LibraryLines)]:
+        root.removeHandler(handler)
+    root.addHandler(_LibraryLines())
+    root.setLevel(max(level, logging.WARNING))  # as before: a library's info stays out
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -34,7 +34,7 @@ from node.core import limits
 from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
-from node.logging import error_fields
+from node.logging import error_fields, log_loop_exception
 from node.responder import Exchange, Handler, Pending, Responder
 from node.server.db_limits import DbTokens, SharedTokensUnavailable
 from node.server.errors import (
@@ -491,6 +491,8 @@ class NodeServer:
             await self.flush_refusals()
 
     async def start(self, listen: str) -> int:
+        # a task that fails unseen is logged without its text (node/logging.py)
+        asyncio.get_running_loop().set_exception_handler(log_loop_exception)
         options = [o for o in SERVER_OPTIONS if o[0] != "grpc.so_reuseport"]
         options.append(("grpc.so_reuseport", 1 if self.reuse_port else 0))
         # HTTP/2's stream limit: a connection's calls past it wait on the client's side.

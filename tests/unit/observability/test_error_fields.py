@@ -179,3 +179,66 @@ def test_the_scan_finds_what_it_is_for() -> None:
     traced = ast.parse("log.exception('x')\nlog.error('y', exc_info=True)\n"
                        "task.exception()\nlog.error('z', **error_fields(exc))\n")
     assert [c.lineno for c in _tracebacks(traced)] == [1, 2]
+
+
+# --- what the libraries log, and the event loop ---------------------------------------------
+
+@pytest.fixture
+def configured() -> Iterator[None]:
+    """node.logging.configure() for one test, the previous set-up restored after it."""
+    from node.logging import configure
+
+    saved, root = structlog.get_config(), logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure()
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.configure(**saved)
+
+
+def test_a_librarys_record_keeps_its_format_string_never_its_values(
+        configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    grpc_log = logging.getLogger("grpc._cython.cygrpc")
+    grpc_log.error("Unexpected [%s] raised by servicer method [%s]", "ValueError",
+                   f"/bx.Lookup/{SECRET}", exc_info=ValueError(SECRET))
+    logging.getLogger("asyncio").warning(f"preformatted: {SECRET}")
+    logging.getLogger("some.driver").info("chatter %s", SECRET)  # a library's info: not shown
+    lines = [json.loads(ln) for ln in capsys.readouterr().err.splitlines()]
+    assert SECRET not in repr(lines)
+    assert [(ln["event"], ln["level"], ln["logger"]) for ln in lines] == [
+        ("library_log", "error", "grpc._cython.cygrpc"),
+        ("library_log", "warning", "asyncio")]
+    assert lines[0]["template"] == "Unexpected [%s] raised by servicer method [%s]"
+    assert lines[0]["error"] == "ValueError"
+    assert "template" not in lines[1] and len(lines[1]["text_sha256"]) == 16
+
+
+def test_a_task_failing_unseen_is_logged_without_its_text() -> None:
+    import gc
+
+    from node.logging import log_loop_exception
+
+    async def fails() -> None:
+        raise ValueError(SECRET)
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(log_loop_exception)
+        task = asyncio.ensure_future(fails())
+        await asyncio.sleep(0)  # it runs and fails; nobody looks at it
+        del task
+
+    with capture_logs() as logs:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(main())
+            gc.collect()  # the task's finaliser reports the unretrieved exception
+        finally:
+            loop.close()
+    [line] = [e for e in logs if e["event"] == "event_loop_error"]
+    assert line["message"] == "Task exception was never retrieved"
+    assert line["error"] == "ValueError" and SECRET not in repr(line)
