@@ -138,10 +138,10 @@ _META: Final = "meta"
 DERIVED_TABLES: Final = frozenset({"watchlist_feed", "watchlist_feed_generations"})
 #: Not copied either: the console's sessions, OpenID Connect sign-ins under way and
 #: previewed watchlist syncs (node/store/console_sessions.py): officers sign in again on
-#: the copy, and preview again; and the replicas' shared per-peer buckets
-#: (node/store/peer_buckets.py), full again on the copy.
+#: the copy, and preview again; and the replicas' shared per-peer buckets and their leases
+#: of calls in flight (node/store/peer_buckets.py), full and free again on the copy.
 EPHEMERAL_TABLES: Final = frozenset({"console_sessions", "console_oidc", "console_syncs",
-                                      "peer_buckets"})
+                                      "peer_buckets", "peer_slots"})
 _KNOWN: Final = frozenset({_META, *PROTECTED_TABLES, *(t.name for t in PLAIN_TABLES),
                            *DERIVED_TABLES, *EPHEMERAL_TABLES})
 #: PostgreSQL's schema bookkeeping (``bxnode store migrate``), never copied into.
