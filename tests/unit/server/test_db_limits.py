@@ -14,23 +14,8 @@ import structlog
 from node.server.db_limits import LEASE_S, DbTokens, SharedTokensUnavailable, lease_size
 from node.server.limits import PeerLimits
 from node.store.peer_buckets import bucket_key
-from tests.pgcluster import PgCluster
 from tests.unit.server._clock import Clock
 from tests.waiting import until
-
-
-@pytest.fixture
-def pool(pg_cluster: PgCluster, pg_dsn: str) -> Iterator[Any]:
-    from node.store.fieldcrypt import KeyedCodec
-    from node.store.postgresql import PgPool
-    from node.store.postgresql.migrate import migrate
-
-    p = PgPool.open(dsn=pg_dsn, password=pg_cluster.password,
-                    codec=KeyedCodec.from_key(bytes(range(32))), max_size=2, timeout_s=5.0,
-                    check_schema=False)
-    migrate(p.database())
-    yield p
-    p.close()
 
 
 @pytest.fixture
