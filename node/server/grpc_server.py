@@ -312,20 +312,23 @@ class NodeServer:
     async def edge(self, context: grpc.aio.ServicerContext[Any, Any], raw: bytes, *,
                    event: str) -> AsyncIterator[tuple[str | None, str | None]]:
         """``async with server.edge(context, raw, event=...) as (fp, bucket)``: the call
-        admitted for its whole body (:meth:`admit`), its limiter slot given back after it,
-        however it ends."""
-        fp, bucket = await self.admit(context, raw, event=event)
+        admitted for its whole body (:meth:`admit`), its limiter slot (and the replicas'
+        shared slot it took) given back after it, however it ends."""
+        fp, bucket, slot = await self.admit(context, raw, event=event)
         try:
             yield fp, bucket
         finally:
             if bucket is not None:
                 self.limiter.release(bucket)
+                if slot and self.shared_tokens is not None:
+                    self.shared_tokens.release_slot(bucket)
 
     async def admit(self, context: grpc.aio.ServicerContext[Any, Any], raw: bytes, *,
-                    event: str) -> tuple[str | None, str | None]:
+                    event: str) -> tuple[str | None, str | None, bool]:
         """The edge, for every service a peer reaches: (TLS fingerprint, the limiter bucket
-        admitted) -- release the bucket with ``limiter.release`` once the call is done
-        (:meth:`edge` does both).  One
+        admitted, whether it holds a slot of the replicas' shared ``max_in_flight``) --
+        release the bucket with ``limiter.release`` once the call is done, and the shared
+        slot with ``shared_tokens.release_slot`` (:meth:`edge` does all three).  One
         peer cannot starve the others (node/server/limits.py): the limit is checked on the
         TLS identity alone, before anything the request holds is parsed or verified.  A
         request beyond the bucket waits here for its token, up to ``rate_wait_s`` (or until
@@ -339,16 +342,16 @@ class NodeServer:
         plaintext listener, which has no identity to limit."""
         fp = None if self._dev_plaintext else tls_fingerprint(context)
         if fp is None:
-            return None, None
+            return None, None, False
         peer = self._responder.directory.owner_of_tls_cert(fp)
         bucket = peer or f"unlisted:{fp}"
         limits = STRANGER if peer is None else (
             self._limits.cached(peer) or await self._limits_once(peer))
         wait = self.limiter.reserve(bucket, limits, max_wait_s=self.rate_wait_s)
-        shared = False  # a token of the replicas' shared bucket taken for this call
+        shared = slot = False  # a token and a slot of the replicas' shared bucket taken
         if wait is not None and self.shared_tokens is not None:  # replicas: the node's bucket
-            wait, shared = await self._take_shared(bucket, limits, wait, peer=peer or "",
-                                                   event=event, fp=fp, raw=raw)
+            wait, shared, slot = await self._take_shared(
+                bucket, limits, wait, peer=peer or "", event=event, fp=fp, raw=raw)
         if wait is None:
             self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw)
             await abort_reply(context, _RATE_LIMITED)  # its trailers built once
@@ -357,32 +360,54 @@ class NodeServer:
                 await asyncio.sleep(wait)
             except asyncio.CancelledError:  # the peer gave up (or its deadline passed)
                 self.limiter.refund(bucket)
-                if shared and self.shared_tokens is not None:
-                    self.shared_tokens.refund_soon(bucket, limits)
+                if self.shared_tokens is not None:
+                    if shared:
+                        self.shared_tokens.refund_soon(bucket, limits)
+                    if slot:
+                        self.shared_tokens.release_slot(bucket)
                 self.refusals.add(peer=peer or "", event=event, tls_peer=fp, raw=raw,
                                   cancelled=True)
                 raise
-        return fp, bucket
+        return fp, bucket, slot
 
     async def _take_shared(self, bucket: str, limits: PeerLimits, wait: float, *, peer: str,
-                           event: str, fp: str, raw: bytes) -> tuple[float | None, bool]:
-        """The shared bucket's token too (node/server/db_limits.py): (the later of the two
-        waits, True), or (None, False) -- the local slot and token given back -- when it
-        refuses.  If it cannot be asked, the local decision stands: (``wait``, False), and
-        no shared token is given back for it later."""
-        assert self.shared_tokens is not None
+                           event: str, fp: str, raw: bytes
+                           ) -> tuple[float | None, bool, bool]:
+        """A slot of the replicas' shared ``max_in_flight``, then the shared bucket's token
+        (node/server/db_limits.py): (the later of the two waits, True, True), or (None,
+        False, False) -- the local slot and token, and a shared slot taken, given back --
+        when either refuses.  The slot first: a peer over its calls in flight is refused
+        without taking a token it would have to give back.  What cannot be asked leaves
+        the local decision: (``wait``, False, False) when the slot cannot (the token is
+        not asked either: the same database), (``wait``, False, True) when the token
+        cannot; nothing not taken is given back later."""
+        tokens = self.shared_tokens
+        assert tokens is not None
         try:
-            shared = await self.shared_tokens.take(bucket, limits, max_wait_s=self.rate_wait_s)
+            slot = await tokens.take_slot(bucket, limits)
         except SharedTokensUnavailable:
-            return wait, False
+            return wait, False, False
         except asyncio.CancelledError:
             self.limiter.refund(bucket)
             self.refusals.add(peer=peer, event=event, tls_peer=fp, raw=raw, cancelled=True)
             raise
-        if shared is None:
+        if not slot:
             self.limiter.refund(bucket)
-            return None, False
-        return max(wait, shared), True
+            return None, False, False
+        try:
+            shared = await tokens.take(bucket, limits, max_wait_s=self.rate_wait_s)
+        except SharedTokensUnavailable:
+            return wait, False, True
+        except asyncio.CancelledError:
+            tokens.release_slot(bucket)
+            self.limiter.refund(bucket)
+            self.refusals.add(peer=peer, event=event, tls_peer=fp, raw=raw, cancelled=True)
+            raise
+        if shared is None:
+            tokens.release_slot(bucket)
+            self.limiter.refund(bucket)
+            return None, False, False
+        return max(wait, shared), True, True
 
     async def _limits_once(self, peer: str) -> PeerLimits:
         """``peer``'s limits from the policy, evaluated once however many of its calls ask
