@@ -16,6 +16,7 @@ from node.federation.pki import TlsMaterial
 from node.retention.serve import sweep_job
 from node.retention.sweep import RetentionSweep
 from node.server.audit_services import make_audit_services
+from node.server.db_limits import DbTokens
 from node.server.group_commit import BatchWriter
 from node.server.grpc_server import NodeServer, lookup_method
 from node.server.limits import BucketTable
@@ -48,11 +49,17 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
     erase = sweep_job(sweep, writer, interval_s=rt.cfg.retention.sweep_interval_s,
                       metrics=rt.metrics)
     hold = HoldWatch(store=rt.store, writer=writer)  # issue 17: a restored log on hold
-    background = (*aud.background(), *(reg.background if reg else ()), erase, hold.run)
+    shared: DbTokens | None = None
+    if rt.store.dialect == "postgresql":  # replicas: a peer's tokens and slots are the node's
+        shared = DbTokens(connect=rt.store.pool.side_connection)  # type: ignore[attr-defined]
+    # every process is a replica of its own in peer_slots: each renews its leases
+    leases = () if shared is None else (shared.keep_slots,)
+    background = (*aud.background(), *(reg.background if reg else ()), erase, hold.run,
+                  *leases)
     if not primary:
         ext = dataclasses.replace(ext, local=None)
         background = (*((reg.follower,) if reg is not None and reg.follower is not None
-                        else ()), hold.run)
+                        else ()), hold.run, *leases)
     server = NodeServerWithLocal(
         ext, responder=rt.responder, tls=tls, dev_plaintext=dev_plaintext, writer=writer,
         signed_methods=(lookup_method(rt.lookup), *aud.signed_methods()),
@@ -61,10 +68,7 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         background=background, processing_slots=rt.cfg.processing_slots,
         max_concurrent_streams=rt.cfg.max_concurrent_streams,
         rate_wait_ms=rt.cfg.rate_wait_ms, buckets=buckets)
-    if rt.store.dialect == "postgresql":  # replicas: a peer's tokens are the node's
-        from node.server.db_limits import DbTokens
-
-        server.shared_tokens = DbTokens(connect=rt.store.pool.side_connection)  # type: ignore[attr-defined]
+    server.shared_tokens = shared
     hold.bind(server)
     aud.bind(server)  # witness and auditor calls pass the same per-peer limits
     return reg.bind(server) if reg else server

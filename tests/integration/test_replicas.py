@@ -76,13 +76,16 @@ class Replicated:
 def replicated(request: pytest.FixtureRequest, tmp_path: Path, pg_cluster: PgCluster,
                pg_dsn: str) -> Iterator[Replicated]:
     """Replicas A and B of KAZ-BS; ``indirect`` parameters change UZB-BS's agreement
-    (e.g. ``{"burst": 4}``)."""
+    (e.g. ``{"burst": 4}``), but ``busy_timeout_s``, which goes to both replicas'
+    ``[storage]``."""
     b_port = free_port()
     data = sample_policy()
+    param = dict(getattr(request, "param", {}))
+    busy = param.pop("busy_timeout_s", None)
     for ag in data["bxnode"]["agreements"]:
         if (ag["requester"], ag["responder"]) == ("UZB-BS", "KAZ-BS"):
             ag["daily_quota"] = QUOTA
-            ag.update(getattr(request, "param", {}))
+            ag.update(param)
 
     def two_addresses(members: dict[str, Any]) -> None:
         for m in members["members"]:
@@ -97,6 +100,11 @@ def replicated(request: pytest.FixtureRequest, tmp_path: Path, pg_cluster: PgClu
     shutil.copytree(a, b, ignore=shutil.ignore_patterns("node.db*", "*.sock", "serve.port"))
     to_postgresql(b, dsn=pg_dsn, password=pg_cluster.password, field_key="5a" * 32,
                   listen=f"127.0.0.1:{b_port}")
+    if busy is not None:
+        for d in (a, b):
+            toml = d / "node.toml"
+            toml.write_text(toml.read_text().replace(
+                "[storage]\n", f"[storage]\nbusy_timeout_s = {busy}\n", 1))
     assert bxnode(["store", "migrate", "--node-dir", str(a)]) == 0
     assert bxnode(["watchlist", "import", str(DEMO / WATCHLISTS["KAZ-BS"]),
                    "--node-dir", str(a)]) == 0
@@ -218,6 +226,58 @@ def test_a_peers_agreed_burst_is_exact_across_replicas(replicated: Replicated) -
     assert {e["requester"] for e in refused} == {"UZB-BS"}
     assert [e["outcome"] for e in entries if e.get("event") == "lookup"
             and not e.get("aggregated")] == ["answered"] * 4
+
+
+@pytest.mark.parametrize("replicated", [{"rate_per_s": 100, "burst": 100, "max_in_flight": 2,
+                                         "busy_timeout_s": 60}], indirect=True)
+def test_a_peers_calls_in_flight_are_the_nodes_across_replicas(
+        replicated: Replicated, pg_dsn: str) -> None:
+    """UZB-BS may have 2 calls in flight.  Two held on replica A (their audit entries wait
+    for the audit log's lock, which the test holds: replica A's first batch is stuck in its
+    commit) leave none for replica B, which refuses a third at once (rate_limited) though
+    its own count is 0.  Once A's calls are answered and its idle lease given back, B
+    answers; the refusal is in the one audit log."""
+    import psycopg
+
+    from node.store.postgresql._sql import lock_key
+
+    rep = replicated
+    client = rep.fed.client("UZB-BS", store=False)
+    try:
+        held, third, later = ([_signed(client, f"N00000{i:02d}") for i in (1, 2)],
+                              _signed(client, "N0000003"), _signed(client, "N0000004"))
+    finally:
+        client.close()
+    answered: list[tuple[grpc.StatusCode, str]] = []
+    with psycopg.connect(pg_dsn, password=rep.cluster.password, autocommit=True) as conn:
+
+        def one(sql: str) -> int:
+            row = conn.execute(sql).fetchone()
+            return 0 if row is None else int(row[0])
+
+        conn.execute("SELECT pg_advisory_lock(%s)", (lock_key("audit"),))
+        try:
+            calls = [threading.Thread(target=lambda p=p: answered.append(
+                _send_to(rep.fed, rep.port("A"), p))) for p in held]
+            for t in calls:
+                t.start()
+            until("both calls admitted on A and waiting for the audit log", lambda: one(
+                "SELECT COALESCE(SUM(slots), 0) FROM peer_slots") == 2 and one(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))
+            assert _send_to(rep.fed, rep.port("B"), third) == (
+                grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key("audit"),))
+        for t in calls:
+            t.join(60)
+        assert answered == [(grpc.StatusCode.OK, "")] * 2
+        until("A's idle lease given back",
+              lambda: one("SELECT COALESCE(SUM(slots), 0) FROM peer_slots") == 0)
+    assert _send_to(rep.fed, rep.port("B"), later) == (grpc.StatusCode.OK, "")
+    for serve in rep.serves.values():
+        serve.stop()  # a graceful stop records the refusals still counted
+    refused = [e for e in _audit(rep) if e.get("reason") == "rate_limited"]
+    assert [(e["requester"], e["refused"]) for e in refused] == [("UZB-BS", 1)]
 
 
 def test_one_log_survives_a_replica_killed_mid_load(replicated: Replicated) -> None:
