@@ -42,8 +42,8 @@ statement each time).  A lease lasts :data:`SLOTS_LEASE_S` (10 s) and is renewed
 server; a call finding its lease in its last half renews it too); an idle lease is given
 back at the next renewal, and all of them when the replica stops.  A replica killed holds
 its slots until its leases expire.  (What a lease can cost: slots one replica leases and
-does not use, at most one chunk above its calls plus two before it gives back, are
-refused to the others meanwhile.)  The expiry is read on each replica's wall clock, like
+does not use, at most two chunks, until the next renewal for an idle lease, are refused to
+the others meanwhile.)  The expiry is read on each replica's wall clock, like
 the buckets' stamps: clocks that disagree by more than ``SLOTS_LEASE_S - SLOTS_RENEW_S``
 (8 s) would count a live lease expired.  A lease whose renewal came too late (the loop
 stalled past its expiry) is not renewed but granted again before its slots are used.

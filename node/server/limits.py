@@ -7,8 +7,8 @@ token bucket (``rate_per_s`` refilling up to ``burst``) and a cap on requests in
 one machine: the worker processes of ``serve --workers N`` keep their buckets in one table
 they all map (:class:`node.server.shared_limits.SharedBuckets`), so an agreed rate is the
 rate whatever worker a connection lands on.  Replicas on several machines share a peer's
-tokens through their PostgreSQL database as well (:mod:`node.server.db_limits`); its calls
-in flight are counted per replica.
+tokens and its calls in flight through their PostgreSQL database as well
+(:mod:`node.server.db_limits`).
 
 A request beyond the bucket is *paced*, not refused at once: it is promised the peer's
 next token and waits on the event loop until that token exists (:meth:`PeerLimiter
