@@ -51,7 +51,11 @@ stalled past its expiry) is not renewed but granted again before its slots are u
 If the statement fails (the database down or slow), the call is decided on the local
 buckets alone and ``shared_limits_unavailable`` is logged (at most once a minute): the
 agreement then holds per replica, as it did before the rows existed, and nothing is
-answered anyway without the database the audit log is in.
+answered anyway without the database the audit log is in.  For :data:`RETRY_AFTER_S`
+after a failure nothing is asked: every statement waits its turn on the one limits
+thread, and a database host that does not answer costs each connection attempt its
+timeout (up to 5 s), so without the pause the calls of every peer would queue behind
+them instead of being decided at once.
 """
 
 from __future__ import annotations
@@ -81,8 +85,8 @@ from node.store.peer_buckets import (
     slots_lock_key,
 )
 
-__all__ = ["LEASE_S", "SLOTS_LEASE_S", "SLOTS_RENEW_S", "DbTokens", "SharedTokensUnavailable",
-           "lease_size", "slot_chunk"]
+__all__ = ["LEASE_S", "RETRY_AFTER_S", "SLOTS_LEASE_S", "SLOTS_RENEW_S", "DbTokens",
+           "SharedTokensUnavailable", "lease_size", "slot_chunk"]
 
 log = structlog.get_logger("bxnode.server.limits")
 
@@ -99,6 +103,9 @@ SLOTS_RENEW_S = 2.0
 #: (unless one of its calls here ends first).
 SLOTS_DENY_S = 0.1
 _LOG_EVERY_S = 60.0
+#: After the database could not be asked, how long calls are decided on this replica's
+#: buckets without asking it again.
+RETRY_AFTER_S = 1.0
 
 
 class SharedTokensUnavailable(Exception):
@@ -162,6 +169,8 @@ class DbTokens:
         self._leases: dict[str, _Lease] = {}
         self._lock = threading.Lock()
         self._logged = 0.0
+        #: Clock time before which nothing is asked (the database just failed).
+        self._retry_at = 0.0
         #: Statements sent (tests and benchmarks count them).
         self.statements = 0
 
@@ -403,6 +412,8 @@ class DbTokens:
              many: bool = False) -> Any:
         """One statement (after ``pg_advisory_xact_lock(lock)`` in the same transaction,
         when given): its first row, or every row (``many``), or None."""
+        if self._clock() < self._retry_at:
+            raise SharedTokensUnavailable("not asked: the database failed just now")
         try:
             if self._conn is None:
                 self._conn = self._connect()
@@ -417,6 +428,7 @@ class DbTokens:
                 return cur.fetchall() if many else cur.fetchone()
         except Exception as exc:  # psycopg's, the socket's, connect's (EnvironmentFault)
             self._drop()
+            self._retry_at = self._clock() + RETRY_AFTER_S
             self._warn(exc)
             raise SharedTokensUnavailable(type(exc).__name__) from None
 

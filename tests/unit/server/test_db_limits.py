@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 import structlog
 
-from node.server.db_limits import LEASE_S, DbTokens, SharedTokensUnavailable, lease_size
+from node.server.db_limits import (
+    LEASE_S,
+    RETRY_AFTER_S,
+    DbTokens,
+    SharedTokensUnavailable,
+    lease_size,
+)
 from node.server.limits import PeerLimits
 from node.store.peer_buckets import bucket_key
 from tests.unit.server._clock import Clock
@@ -107,6 +113,32 @@ def test_an_unreachable_database_is_reported_so_the_call_is_decided_locally() ->
         tokens.close()
     assert [(e["event"], e["log_level"]) for e in logs] == [
         ("shared_limits_unavailable", "warning")]  # once, not per call
+
+
+def test_after_a_failure_the_database_is_not_asked_again_for_a_second() -> None:
+    """A host that does not answer costs each attempt its connect timeout, on the one
+    limits thread every call's statement waits for: after a failure the calls are decided
+    locally at once, and the database is tried again only after RETRY_AFTER_S."""
+    attempts: list[float] = []
+    clock = Clock(1_800_000_000.0)
+
+    def refuse() -> Any:
+        attempts.append(clock.t)
+        raise OSError("connection timed out")
+
+    tokens = DbTokens(connect=refuse, clock=clock)
+    limits = PeerLimits(rate_per_s=1.0, burst=2, max_in_flight=100)
+    try:
+        for step in (0.0, 0.5, RETRY_AFTER_S - 0.6, 0.2, 0.2):  # t0, +0.5, +0.9, +1.1, +1.3
+            clock.t += step
+            with pytest.raises(SharedTokensUnavailable):
+                asyncio.run(tokens.take("KGZ-BS", limits, max_wait_s=0))
+            with pytest.raises(SharedTokensUnavailable):
+                asyncio.run(tokens.take_slot("KGZ-BS", limits))
+    finally:
+        tokens.close()
+    start = 1_800_000_000.0
+    assert attempts == [start, pytest.approx(start + RETRY_AFTER_S + 0.1)]  # t0, t0 + 1.1
 
 
 def test_a_call_cancelled_while_its_token_is_taken_gives_it_back(pool: Any) -> None:
