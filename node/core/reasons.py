@@ -379,6 +379,8 @@ REASONS: tuple[ReasonCode, ...] = (
     _r("sealed_field_unreadable", DATA_LOSS, "operator", "a sealed field that does not open"),
     _r("sealed_field_misplaced", DATA_LOSS, "operator",
        "a sealed record in a row that is not its own"),
+    _r("sealed_field_altered", DATA_LOSS, "operator",
+       "a row whose plain columns differ from the copies sealed in its record"),
     _r("unprotected_codec", LOCAL, "operator",
        "a copy target without an identifier-protecting codec"),
     _r("source_not_sqlcipher", LOCAL, "operator", "a store copy from something not SQLCipher"),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from node.store.db import Dialect, FieldCodec
 from node.store.fieldcrypt import SealedFieldError
 
-__all__ = ["any_of", "check_placed", "index_text", "marks", "misplaced", "open_blob",
+__all__ = ["altered", "any_of", "check_placed", "index_text", "marks", "misplaced", "open_blob",
            "open_text", "seal_blob", "seal_text"]
 
 
@@ -29,6 +29,13 @@ def misplaced(kind: str) -> SealedFieldError:
         f"a sealed {kind} record does not belong to its row: an identifier inside it is not "
         "the one the row's blind index names (moved or copied in the database)",
         reason="sealed_field_misplaced")
+
+
+def altered(kind: str) -> SealedFieldError:
+    """The refusal of a row whose plain columns are not the ones sealed with its record."""
+    return SealedFieldError(
+        f"a {kind} row's plain columns differ from the copies sealed in its record (changed "
+        "in the database)", reason="sealed_field_altered")
 
 
 def check_placed(codec: FieldCodec, kind: str, index_kind: str, value: str,

@@ -7,7 +7,13 @@ Personal identifiers go through the backend's :class:`~node.store.db.FieldCodec`
   is still one indexed equality), names, dates of birth and contacts are blank, and the
   column ``sealed`` holds the record's identifying fields as AES-GCM ciphertext bound to
   the table.  A database administrator with full read access sees no document number,
-  name, owner reference or contact.
+  name, owner reference or contact.  The record also holds a copy of the row's plain
+  columns (issuing state, type, action, expiry, loss type; a person's action and expiry),
+  and a row whose columns differ from it is refused (``sealed_field_altered``): whoever
+  can write the database but not read it cannot turn an alert's action into another, move
+  a document to another issuing state, or bring an expired alert back.  (A document record
+  sealed before 2026-12-07 holds its three identifiers alone and binds nothing more; it is
+  sealed anew when its alert is next imported.)
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from node.core.ports import DocumentHit, PersonRow
-from node.store._fields import any_of, check_placed, index_text, misplaced
+from node.store._fields import altered, any_of, check_placed, index_text, misplaced
 from node.store.db import Database, FieldCodec
 
 __all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "sibling_store"]
@@ -44,6 +50,12 @@ _OWNER = "watchlist.owner_ref"
 _DOC_SEALED = "documents.sealed"
 _PERSON_SEALED = "persons.sealed"
 _GENERATION = "watchlist_generation"
+#: A document record's identifiers (number, owner reference, contact) come first; a record
+#: sealed since 2026-12-07 then holds these plain columns of its row, in this order.
+_DOC_IDS = 3
+_DOC_PLAIN = ("issuing_state", "doc_type", "action", "expires", "loss_type")
+#: A person record is the whole row; the plain columns its row keeps, by position.
+_PERSON_PLAIN = {7: "action", 9: "expires"}
 _CHUNK = 5000  # numbers per statement, well under SQLite's 32,766 parameters
 
 
@@ -58,11 +70,32 @@ def _opened(codec: FieldCodec, kind: str, sealed: Any) -> Any:
     return json.loads(codec.open(kind, bytes(sealed)).decode())
 
 
-def _opened_document(codec: FieldCodec, number_ix: Any, ref_ix: Any,
-                     sealed: Any) -> tuple[str, str, str]:
+def _doc_bound(values: Sequence[Any], plain: dict[str, Any]) -> tuple[str, str, str]:
+    """A document record's identifiers, once the row's ``plain`` columns (those the caller
+    read) are the ones sealed with them (a record sealed before they were holds none)."""
+    if len(values) == _DOC_IDS:
+        return values[0], values[1], values[2]
+    if len(values) != _DOC_IDS + len(_DOC_PLAIN):
+        raise altered(_DOC_SEALED)
+    for name, value in plain.items():
+        if str(values[_DOC_IDS + _DOC_PLAIN.index(name)]) != str(value):
+            raise altered(_DOC_SEALED)
+    return values[0], values[1], values[2]
+
+
+def _doc_record(row: Sequence[Any]) -> bytes:
+    """What a document row (issuing_state, number, doc_type, owner_ref, action, contact,
+    expires, loss_type) seals: its identifiers, then its plain columns."""
+    return json.dumps([row[1], row[3], row[5], row[0], row[2], row[4], row[6],
+                       row[7]]).encode()
+
+
+def _opened_document(codec: FieldCodec, number_ix: Any, ref_ix: Any, sealed: Any,
+                     **plain: Any) -> tuple[str, str, str]:
     """A sealed document record's (number, owner reference, contact), checked against its
-    row's blind indexes (:func:`~node.store._fields.check_placed`)."""
-    number, ref, contact = _opened(codec, _DOC_SEALED, sealed)
+    row's blind indexes (:func:`~node.store._fields.check_placed`) and against the row's
+    ``plain`` columns the caller read (:func:`_doc_bound`)."""
+    number, ref, contact = _doc_bound(_opened(codec, _DOC_SEALED, sealed), plain)
     check_placed(codec, _DOC_SEALED, _DOC_NUMBER, number, number_ix)
     check_placed(codec, _DOC_SEALED, _OWNER, ref, ref_ix)
     return number, ref, contact
@@ -275,7 +308,7 @@ class SqlWatchlistStore:
         c = self._db.codec
 
         def protect(r: tuple[str, ...]) -> tuple[Any, ...]:
-            sealed = c.seal(_DOC_SEALED, json.dumps([r[1], r[3], r[5]]).encode())
+            sealed = c.seal(_DOC_SEALED, _doc_record(r))
             return (r[0], _text(c.index(_DOC_NUMBER, r[1])), r[2], _text(c.index(_OWNER, r[3])),
                     r[4], "",
                     r[6], r[7], sealed)
@@ -450,12 +483,16 @@ class SqlWatchlistStore:
                 cond, args = any_of(self._db.dialect, "d.number", numbers[i:i + _CHUNK])
                 for r in self._db.query(
                         "SELECT d.number, d.issuing_state, d.doc_type, d.action, d.sealed, "  # noqa: S608 - placeholders only, never data
-                        "m.source, d.owner_ref FROM documents d LEFT JOIN alert_meta m ON "
+                        "m.source, d.owner_ref, d.expires, d.loss_type FROM documents d "
+                        "LEFT JOIN alert_meta m ON "
                         "m.owner_ref = d.owner_ref WHERE d.expires >= ? AND " + cond,
                         (today, *args)):
                     key = by_index.get((r[0], r[1], r[2]))
                     if key is not None:
-                        number, ref, contact = _opened(c, _DOC_SEALED, r[4])
+                        number, ref, contact = _doc_bound(
+                            _opened(c, _DOC_SEALED, r[4]),
+                            {"issuing_state": r[1], "doc_type": r[2], "action": r[3],
+                             "expires": r[7], "loss_type": r[8]})
                         # the row's number index is key[0]'s, so the record must be
                         # key[0]'s (no HMAC needed), and its reference the row's
                         if number != key[0]:
@@ -506,7 +543,8 @@ class SqlWatchlistStore:
             return None
         if self._protects:
             c = self._db.codec
-            rows = [(_opened_document(c, r[0], r[5], r[4])[0], *r[1:4]) for r in rows]
+            rows = [(_opened_document(c, r[0], r[5], r[4], issuing_state=r[1], doc_type=r[2],
+                                      loss_type=r[3])[0], *r[1:4]) for r in rows]
         best = min(rows, key=lambda r: str(r[0]))
         return str(best[0]), str(best[1]), str(best[2]), str(best[3])
 
@@ -561,19 +599,27 @@ class SqlWatchlistStore:
         """Owner references with a row that expired before the day ``before``."""
         refs: set[str] = set()
         c = self._db.codec
-        for r in self._db.query(
-                "SELECT owner_ref, sealed, number FROM documents WHERE expires < ?", (before,)):
-            refs.add(_opened_document(c, r[2], r[0], r[1])[1] if self._protects
+        for r in self._db.query("SELECT owner_ref, sealed, number, expires FROM documents "
+                                "WHERE expires < ?", (before,)):
+            refs.add(_opened_document(c, r[2], r[0], r[1], expires=r[3])[1] if self._protects
                      else str(r[0]))
-        for r in self._db.query("SELECT owner_ref, sealed FROM persons WHERE expires < ?",
-                                (before,)):
-            refs.add(self._opened_person(r[0], r[1])[0] if self._protects else str(r[0]))
+        for r in self._db.query("SELECT owner_ref, sealed, expires FROM persons "
+                                "WHERE expires < ?", (before,)):
+            if not self._protects:
+                refs.add(str(r[0]))
+                continue
+            values = self._opened_person(r[0], r[1])
+            if str(values[9]) != str(r[2]):  # an expiry moved back, to have it erased
+                raise altered(_PERSON_SEALED)
+            refs.add(str(values[0]))
         return sorted(refs)
 
     def _document(self, r: tuple[Any, ...]) -> tuple[str, ...]:
         if not self._protects:
             return tuple(str(v) for v in r[:8])
-        number, ref, contact = _opened_document(self._db.codec, r[1], r[3], r[8])
+        number, ref, contact = _opened_document(
+            self._db.codec, r[1], r[3], r[8], issuing_state=r[0], doc_type=r[2], action=r[4],
+            expires=r[6], loss_type=r[7])
         return (str(r[0]), str(number), str(r[2]), str(ref), str(r[4]), str(contact),
                 str(r[6]), str(r[7]))
 
@@ -585,7 +631,10 @@ class SqlWatchlistStore:
     def _person(self, r: tuple[Any, ...]) -> PersonRow:
         if not self._protects:
             return tuple(str(v) for v in r[:10])
-        return tuple(str(v) for v in self._opened_person(r[0], r[10]))
+        values = self._opened_person(r[0], r[10])
+        if any(str(values[i]) != str(r[i]) for i in _PERSON_PLAIN):
+            raise altered(_PERSON_SEALED)
+        return tuple(str(v) for v in values)
 
     def _opened_person(self, ref_ix: Any, sealed: Any) -> list[Any]:
         """A sealed person record, checked against its row as :func:`_opened_document`: its

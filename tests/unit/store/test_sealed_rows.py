@@ -134,6 +134,109 @@ def test_a_person_record_copied_into_another_persons_row(pg: Database) -> None:
     assert w.live_persons(["P1"], TODAY) == {"P1": person("P1", "IUSUPOV")}
 
 
+def altered(call: Callable[[], Any]) -> None:
+    """``call`` refuses with ``sealed_field_altered`` (not ``pytest.raises``: see
+    :func:`misplaced`)."""
+    try:
+        call()
+    except SealedFieldError as exc:
+        assert exc.reason == "sealed_field_altered"
+        assert "plain columns differ from the copies sealed" in str(exc)
+    else:
+        pytest.fail("the altered row was read")
+
+
+def set_column(db: Database, table: str, column: str, value: str, *, ref: str) -> None:
+    """As a database administrator would: one plain column of ``ref``'s row changed."""
+    assert db.execute(f"UPDATE {table} SET {column}=? WHERE owner_ref=?",
+                      (value, ix(db, "watchlist.owner_ref", ref))) == 1
+
+
+@only_postgresql
+@pytest.mark.parametrize(("column", "value", "asked"), [
+    ("action", "none", ("N1", "KAZ", "P")),          # the officer told to let them pass
+    ("issuing_state", "UZB", ("N1", "UZB", "P")),    # the alert moved to another state
+    ("doc_type", "ID", ("N1", "KAZ", "ID")),
+    ("loss_type", "stolen", ("N1", "KAZ", "P")),
+    ("expires", "2036-06-01", ("N1", "KAZ", "P")),
+])
+def test_a_documents_plain_column_changed_in_the_database_is_refused(
+        pg: Database, column: str, value: str, asked: tuple[str, str, str]) -> None:
+    """Before, the lookup answered the changed column (an action of ``none``, the number
+    under another state), and the alert's own reads gave it as the alert's."""
+    w = SqlWatchlistStore(pg)
+    with pg.transaction():
+        w.insert_documents([doc("N1", "R1", "desk-1"), doc("N2", "R2", "desk-2")])
+        set_column(pg, "documents", column, value, ref="R1")
+    with pg.transaction():
+        altered(lambda: w.find_documents_many([asked], TODAY))
+    altered(lambda: w.documents_of("R1"))
+    altered(lambda: list(w.iter_documents()))
+    if column in ("issuing_state", "doc_type", "loss_type"):
+        altered(lambda: w.document_of("R1"))
+    assert w.find_documents_many([("N2", "KAZ", "P")], TODAY) == {
+        ("N2", "KAZ", "P"): [("R2", "arrest", "desk-2")]}  # the other rows are answered
+
+
+@only_postgresql
+def test_an_expired_document_brought_back_or_a_live_one_sent_to_the_erasure(
+        pg: Database) -> None:
+    w = SqlWatchlistStore(pg)
+    with pg.transaction():
+        w.insert_documents([doc("N1", "R1", expires="2020-01-01"), doc("N2", "R2")])
+    assert w.find_documents_many([("N1", "KAZ", "P")], TODAY) == {}
+    with pg.transaction():
+        set_column(pg, "documents", "expires", LIVE, ref="R1")   # back from the dead
+    with pg.transaction():
+        altered(lambda: w.find_documents_many([("N1", "KAZ", "P")], TODAY))
+    with pg.transaction():
+        set_column(pg, "documents", "expires", "2020-01-01", ref="R1")
+        set_column(pg, "documents", "expires", "2020-01-01", ref="R2")  # to be erased
+    altered(lambda: w.expired_refs(TODAY))
+
+
+@only_postgresql
+@pytest.mark.parametrize(("column", "value"), [("action", "none"), ("expires", "2036-06-01")])
+def test_a_persons_plain_column_changed_in_the_database_is_refused(
+        pg: Database, column: str, value: str) -> None:
+    w = SqlWatchlistStore(pg)
+    with pg.transaction():
+        w.insert_persons([person("P1", "IUSUPOV"), person("P2", "SARIEV")])
+        set_column(pg, "persons", column, value, ref="P1")
+    altered(lambda: w.person("P1"))
+    altered(lambda: w.live_persons(["P1"], TODAY))
+    altered(lambda: list(w.iter_persons(TODAY)))
+    assert w.person("P2") == person("P2", "SARIEV")
+    with pg.transaction():
+        set_column(pg, "persons", "expires", "2020-01-01", ref="P2")  # to be erased
+    altered(lambda: w.expired_refs(TODAY))
+
+
+@only_postgresql
+def test_a_document_record_sealed_before_it_held_its_plain_columns_still_opens(
+        pg: Database) -> None:
+    """Records sealed before 2026-12-07 hold the three identifiers alone: read as before
+    (nothing to compare), until the alert is imported again and sealed anew."""
+    import json
+
+    w = SqlWatchlistStore(pg)
+    with pg.transaction():
+        w.insert_documents([doc("N1", "R1", "desk-1")])
+        (blob,) = pg.query_one("SELECT sealed FROM documents")
+        assert json.loads(pg.codec.open("documents.sealed", bytes(blob))) == [
+            "N1", "R1", "desk-1", "KAZ", "P", "arrest", LIVE, ""]
+        old = pg.codec.seal("documents.sealed", json.dumps(["N1", "R1", "desk-1"]).encode())
+        assert pg.execute("UPDATE documents SET sealed=?", (old,)) == 1
+    assert w.find_documents_many([("N1", "KAZ", "P")], TODAY) == {
+        ("N1", "KAZ", "P"): [("R1", "arrest", "desk-1")]}
+    assert w.documents_of("R1") == [doc("N1", "R1", "desk-1")]
+    with pg.transaction():
+        w.insert_documents([doc("N1", "R1", "desk-1")])  # imported again: sealed anew
+        set_column(pg, "documents", "action", "none", ref="R1")
+    with pg.transaction():
+        altered(lambda: w.find_documents_many([("N1", "KAZ", "P")], TODAY))
+
+
 def crossing(record_id: str, number: str) -> CrossingRow:
     return CrossingRow(record_id=record_id, event="exit", bcp="KZ-DOS", crossed_at_ms=1_000,
                        mode="road", doc_number=number, doc_state="KAZ", doc_type="P",
