@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nacl.signing
 
 from node.app import NodeRuntime, now_ms, open_store
 from node.audit.log import MerkleAuditLog
 from node.cli.main import main as bxnode
 from node.client.peer import PeerClient, QueryContext
-from node.config import load_config
+from node.config import NodeConfig, load_config
 from node.core.model import DocumentQuery, QueryKind
 from node.federation.devkeys import dev_registry
 from node.federation.directory import load_directory
@@ -31,6 +32,7 @@ from node.federation.pki import TlsMaterial, load_signing_key
 from node.server.assemble import build_server
 from node.server.grpc_server import REASON_KEY
 from node.server.registry_service import refresh
+from node.wire.trailers import trailers
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "keys" / "dev"
@@ -40,6 +42,12 @@ WATCHLISTS = {"KAZ-BS": "kaz-watchlist.csv", "KGZ-BS": "kgz-watchlist.jsonl",
               "UZB-BS": "uzb-watchlist.csv"}
 CTX = QueryContext(operator="officer-7", purpose="border_check",
                    legal_basis="Agreement on border cooperation, art. 7", case_ref="CASE-1")
+
+
+def file_signing_key(cfg: NodeConfig) -> nacl.signing.SigningKey:
+    """The node's signing key from its key file (a test node keeps none in a token)."""
+    assert isinstance(cfg.signing_key, Path), cfg.signing_key
+    return load_signing_key(cfg.signing_key)
 
 
 def free_port() -> int:
@@ -114,7 +122,7 @@ class Federation:
         else:
             directory = load_members(members or cfg.members)
         return PeerClient(
-            node_id=node_id, signing_key=load_signing_key(cfg.signing_key),
+            node_id=node_id, signing_key=file_signing_key(cfg),
             directory=directory,
             tls=TlsMaterial.from_files(cert=tls_dir / "tls.crt", key=tls_dir / "tls.key",
                                        ca=tls_dir / "ca.crt"),
@@ -128,12 +136,12 @@ class Federation:
             private_key=(d / "tls.key").read_bytes(),
             certificate_chain=(d / "tls.crt").read_bytes())
         with grpc.secure_channel(f"127.0.0.1:{self.ports[peer]}", creds) as ch:
-            call = ch.unary_unary("/bxnode.v1.NodeService/Lookup")
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+                "/bxnode.v1.NodeService/Lookup")
             try:
                 call(payload, timeout=10)
             except grpc.RpcError as err:
-                md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-                return err.code(), str(md.get(REASON_KEY, ""))  # type: ignore[attr-defined]
+                return err.code(), str(trailers(err).get(REASON_KEY, ""))
         return grpc.StatusCode.OK, ""
 
     def audit(self, node_id: str) -> list[dict[str, Any]]:

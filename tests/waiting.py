@@ -21,7 +21,7 @@ __all__ = ["turns_until", "until", "until_file"]
 T = TypeVar("T")
 
 
-def until(what: str, check: Callable[[], T], *, timeout: float = 30,
+def until(what: str, check: Callable[[], T | None], *, timeout: float = 30,
           every: float = 0.05) -> T:
     """``check()`` once it is truthy; AssertionError naming ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -34,8 +34,8 @@ def until(what: str, check: Callable[[], T], *, timeout: float = 30,
         time.sleep(every)
 
 
-def until_file(path: Path, proc: subprocess.Popen[str], *, timeout: float = 60,
-               on_fail: Callable[[], str] = lambda: "") -> None:
+def until_file(path: Path, proc: subprocess.Popen[str] | subprocess.Popen[bytes], *,
+               timeout: float = 60, on_fail: Callable[[], str] = lambda: "") -> None:
     """Until ``proc`` (a ``bxnode serve``) has written ``path`` (its serve.port, say);
     AssertionError with ``on_fail()`` if it exits first or the timeout passes."""
     deadline = time.monotonic() + timeout

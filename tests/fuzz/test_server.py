@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from node.app import now_ms
 from node.core import envelope as env_mod
@@ -32,6 +32,7 @@ from node.wire.convert import pb
 from tests.federation import CTX, Federation, make_federation
 from tests.fuzz import keys
 from tests.fuzz.seeds import mutate_bytes
+from tests.grpc_clients import health_stub
 
 pytestmark = pytest.mark.integration
 
@@ -120,8 +121,7 @@ def _inputs(rng: random.Random) -> list[tuple[str, bytes]]:
 
 
 def _healthy(ch: grpc.Channel) -> bool:
-    resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""),
-                                                timeout=10)
+    resp = health_stub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
     return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
 
 

@@ -21,9 +21,8 @@ from node.core import envelope as env_mod
 from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, QueryKind
 from node.federation.members_file import load_members
-from node.federation.pki import load_signing_key
 from node.server.audit_services import AuditServices, make_audit_services, witness_once
-from tests.federation import CTX, Federation, make_federation
+from tests.federation import CTX, Federation, file_signing_key, make_federation
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +103,7 @@ def test_witness_refuses_an_inconsistent_checkpoint_and_keeps_evidence(fed: Fede
     size = svc.desk.witnessed_size("UZB-BS")
     assert size > 0
     # KAZ's key signs a different root for the same size: a fork
-    seed = bytes(load_signing_key(load_config(fed.dirs["KAZ-BS"]).signing_key))
+    seed = bytes(file_signing_key(load_config(fed.dirs["KAZ-BS"])))
     forged = sign_checkpoint(Checkpoint("bxnode/KAZ-BS", size, b"\x42" * 32),
                              [Ed25519NoteSigner(name="bxnode/KAZ-BS", seed=seed)])
 
@@ -119,8 +118,8 @@ def test_witness_refuses_an_inconsistent_checkpoint_and_keeps_evidence(fed: Fede
     cfg = load_config(fed.dirs["UZB-BS"])
     store = open_store(cfg)
     try:
-        desk = WitnessDesk(store=store, node_id="UZB-BS", signing_key=load_signing_key(
-            cfg.signing_key), directory=load_members(cfg.members))
+        desk = WitnessDesk(store=store, node_id="UZB-BS", signing_key=file_signing_key(cfg),
+                          directory=load_members(cfg.members))
         evidence = desk.evidence()
         assert evidence and evidence[-1]["reason"] == "inconsistent_checkpoint"
         assert evidence[-1]["submitted_note"] == forged.decode()

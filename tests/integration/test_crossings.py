@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from node.app import open_store
+from node.cli.main import main as cli
 from node.client.peer import PeerClient, QueryContext
 from node.config import load_config
 from node.core.errors import RemoteError
@@ -24,7 +25,6 @@ from node.wire import convert
 from node.wire import crossings as wire
 from node.wire.crossings import cpb
 from tests.federation import DEMO, Federation, make_federation
-from tests.federation import bxnode as cli
 
 pytestmark = pytest.mark.integration
 

@@ -21,6 +21,7 @@ import pytest
 from node.app import now_ms, open_store
 from node.audit.log import MerkleAuditLog
 from node.audit.subject import _when
+from node.cli.main import main as cli
 from node.client.peer import QueryContext
 from node.config import load_config
 from node.core import envelope as env_mod
@@ -36,7 +37,6 @@ from node.store.retention import RetentionTables
 from node.wire import convert
 from node.wire.convert import pb
 from tests.federation import DEV, Federation, make_federation
-from tests.federation import bxnode as cli
 from tests.sqlcipher_pages import decrypted_pages
 
 pytestmark = pytest.mark.integration

@@ -25,8 +25,8 @@ from node.core import envelope as env_mod
 from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, Outcome, QueryKind
 from node.federation.members_file import load_members
-from node.federation.pki import TlsMaterial, load_signing_key
-from tests.federation import CTX, Federation, free_port
+from node.federation.pki import TlsMaterial
+from tests.federation import CTX, Federation, file_signing_key, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ class Asker:
         cfg = load_config(d)
         self.store = open_store(cfg)
         self.client = PeerClient(
-            node_id=as_node, signing_key=load_signing_key(cfg.signing_key),
+            node_id=as_node, signing_key=file_signing_key(cfg),
             directory=load_members(path),
             tls=TlsMaterial.from_files(cert=d / "tls.crt", key=d / "tls.key", ca=d / "ca.crt"),
             store=self.store, clock_ms=now_ms, timeout_s=10.0, attempt_timeout_s=0.5)

@@ -37,7 +37,7 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from node.app import now_ms, open_store
 from node.audit.receipts import fetch_inclusion_proof
@@ -48,8 +48,9 @@ from node.core import envelope as env_mod
 from node.core.errors import BxError, RemoteError
 from node.core.model import DocumentQuery, Outcome, QueryKind
 from node.federation.members_file import load_members
-from node.federation.pki import TlsMaterial, load_signing_key
-from tests.federation import CTX, ROOT, Federation, make_federation
+from node.federation.pki import TlsMaterial
+from tests.federation import CTX, ROOT, Federation, file_signing_key, make_federation
+from tests.grpc_clients import health_stub
 from tests.integration.test_audit_crash import Serve
 from tests.integration.test_failover_client import SilentListener
 from tests.unit.policy.standin_opa import StandInOpaServer
@@ -76,7 +77,7 @@ def health(fed: Federation, node: str, *, as_node: str = "UZB-BS") -> int:
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports[node]}", creds) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
+        stub = health_stub(ch)
         answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=3)
     return int(answer.status)
 
@@ -99,7 +100,7 @@ def peer_client(fed: Federation, node: str, *, timeout_s: float = 10.0,
     d = fed.dirs[node]
     cfg = load_config(d)
     return PeerClient(
-        node_id=node, signing_key=load_signing_key(cfg.signing_key),
+        node_id=node, signing_key=file_signing_key(cfg),
         directory=load_members(members or cfg.members),
         tls=TlsMaterial.from_files(cert=d / "tls.crt", key=d / "tls.key", ca=d / "ca.crt"),
         store=None, clock_ms=now_ms, timeout_s=timeout_s)

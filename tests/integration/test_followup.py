@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from node.app import now_ms, open_store
+from node.cli.main import main as cli
 from node.client.peer import QueryContext
 from node.config import load_config
 from node.core.errors import RemoteError
@@ -27,7 +28,6 @@ from node.core.model import (
 from node.followup.client import Answer, file_followup, get_followup, watch_followup
 from node.followup.store import FollowUpStore
 from tests.federation import Federation, make_federation
-from tests.federation import bxnode as cli
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration

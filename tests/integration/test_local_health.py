@@ -21,12 +21,13 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, QueryKind
 from node.local.server import LocalApiServer
 from tests.federation import CTX, Federation, free_port, make_federation
+from tests.grpc_clients import health_stub
 from tests.integration.local_federation import Officers, add_local_section, start_api, stop_api
 from tests.interop.test_reflection_health import LOCKER, poll
 
@@ -74,13 +75,13 @@ def _channels(s: dict[str, Any]) -> dict[str, grpc.Channel]:
 
 def _check(ch: grpc.Channel, names: list[str]) -> list[str]:
     out = []
-    stub = health_pb2_grpc.HealthStub(ch)
+    stub = health_stub(ch)
     for name in names:
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
             out.append(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
         except grpc.RpcError as err:
-            out.append(err.code().name)  # type: ignore[attr-defined]
+            out.append(err.code().name)
     return out
 
 

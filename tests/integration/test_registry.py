@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import nacl.signing
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from node.app import now_ms
 from node.core import envelope as env_mod
@@ -30,6 +30,7 @@ from node.store.keys import write_private
 from node.wire import convert
 from node.wire import registry as wire
 from tests.federation import CTX, DEV, Federation, make_federation, sample_policy
+from tests.grpc_clients import health_stub
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration
@@ -115,8 +116,7 @@ def health(fed: Federation, as_node: str, peer: str) -> int:
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports[peer]}", creds) as ch:
-        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""),
-                                                    timeout=10)
+        resp = health_stub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
     return int(resp.status)
 
 

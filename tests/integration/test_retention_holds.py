@@ -30,6 +30,7 @@ import pytest
 
 from node.app import now_ms, open_store
 from node.audit.log import MerkleAuditLog
+from node.cli.main import main as cli
 from node.client.peer import QueryContext
 from node.config import load_config
 from node.core.model import DocumentQuery, LookupAnswer, QueryKind
@@ -40,7 +41,6 @@ from node.retention.settings import DAY_MS, RETENTION_KINDS
 from node.retention.sweep import RetentionSweep, SweepReport
 from node.store.retention import RetentionTables
 from tests.federation import DEV, Federation, make_federation
-from tests.federation import bxnode as cli
 
 pytestmark = pytest.mark.integration
 

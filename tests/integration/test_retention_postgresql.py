@@ -23,6 +23,7 @@ import pytest
 
 from node.app import now_ms, open_store
 from node.audit.log import MerkleAuditLog
+from node.cli.main import main as cli
 from node.client.peer import QueryContext
 from node.config import load_config
 from node.core import envelope as env_mod
@@ -35,7 +36,6 @@ from node.store.retention import RetentionTables
 from node.wire import convert
 from node.wire.convert import pb
 from tests.federation import Federation, make_federation
-from tests.federation import bxnode as cli
 from tests.pgcluster import PgCluster, to_postgresql
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from node.app import now_ms, open_store
+from node.cli.main import main as cli
 from node.config import load_config
 from node.retention.settings import DAY_MS, RETENTION_KINDS
 from node.store.retention import RetentionTables
 from tests.federation import Federation, ask_document, make_federation
-from tests.federation import bxnode as cli
 from tests.waiting import until
 
 pytestmark = pytest.mark.integration

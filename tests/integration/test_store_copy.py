@@ -52,7 +52,7 @@ from node.store.registry import RegistryTables
 from node.store.retention import RetentionTables
 from node.store.watchlist import SqlWatchlistStore
 from node.store.witness import WitnessTables
-from tests.federation import CTX, DEMO, Federation, make_federation
+from tests.federation import CTX, DEMO, Federation, file_signing_key, make_federation
 from tests.pgcluster import PgCluster
 
 pytestmark = pytest.mark.integration
@@ -224,10 +224,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
     try:  # the oldest entry's retention ran out (the clock is the log's own argument);
         # erased with the node's key, as `bxnode audit erase-expired` does: the recorded
         # erasure is an entry, sealed under a signed checkpoint like every other
-        from node.federation.pki import load_signing_key
-
         log = MerkleAuditLog(store=store, node_id=cfg.node_id,
-                             signing_key=load_signing_key(cfg.signing_key))
+                             signing_key=file_signing_key(cfg))
         first = log.entry(1)
         assert first is not None
         retention = cfg.audit.retention_days * 86_400_000

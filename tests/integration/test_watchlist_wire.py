@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from node.cli.main import main as cli
 from node.client.peer import QueryContext
 from node.core import envelope as env_mod
 from node.core.model import DocumentQuery, LookupAnswer, Outcome, QueryKind
@@ -25,7 +26,6 @@ from node.wire import convert
 from node.wire.convert import pb
 from node.wire.local import lpb
 from tests.federation import Federation, make_federation
-from tests.federation import bxnode as cli
 from tests.integration.localapi import Officers, start_api
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ import pytest
 from node.app import now_ms, open_store
 from node.audit.log import MerkleAuditLog
 from node.config import load_config
-from node.federation.pki import load_signing_key
 from node.store.witness import WitnessStateRow, WitnessTables
+from tests.federation import file_signing_key
 from tests.unit.cli._support import Bx, assert_one_sentence
 
 
@@ -68,7 +68,7 @@ def _append(node: Path, n: int) -> None:
     store = open_store(cfg)
     try:
         log = MerkleAuditLog(store=store, node_id=cfg.node_id,
-                             signing_key=load_signing_key(cfg.signing_key))
+                             signing_key=file_signing_key(cfg))
         for i in range(n):
             with store.transaction():
                 log.append({"event": "lookup", "n": i}, time_ms=now_ms())
@@ -235,7 +235,7 @@ def test_a_copy_of_another_log_gives_no_tail(node: Path, keys: Path, bx: Bx,
     s = Store.open(other, load_db_key(cfg.db_key_file), create=True)
     try:
         log = MerkleAuditLog(store=s, node_id="KAZ-BS",
-                             signing_key=load_signing_key(cfg.signing_key))
+                             signing_key=file_signing_key(cfg))
         for i in range(5):
             with s.transaction():
                 log.append({"event": "lookup", "other": i}, time_ms=now_ms())

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
 from tests.federation import ROOT
+from tests.grpc_clients import health_stub, reflection_stub
 from tests.unit.cli._support import Bx, assert_one_sentence
 from tests.waiting import until
 
@@ -60,11 +61,11 @@ def test_serve_health_reflection_and_sigterm(node: Path) -> None:
             private_key=(node / "tls.key").read_bytes(),
             certificate_chain=(node / "tls.crt").read_bytes())
         with grpc.secure_channel(f"127.0.0.1:{port}", creds) as ch:
-            health = health_pb2_grpc.HealthStub(ch)
+            health = health_stub(ch)
             for service in ("", "bxnode.v1.NodeService"):
                 reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
-            refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+            refl = reflection_stub(ch)
             [answer] = list(refl.ServerReflectionInfo(
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
             names = {s.name for s in answer.list_services_response.service}
@@ -73,7 +74,7 @@ def test_serve_health_reflection_and_sigterm(node: Path) -> None:
         anon = grpc.ssl_channel_credentials(root_certificates=(node / "ca.crt").read_bytes())
         with grpc.secure_channel(f"127.0.0.1:{port}", anon) as ch:
             with pytest.raises(grpc.RpcError) as err:
-                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                health_stub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
