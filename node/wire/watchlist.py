@@ -17,12 +17,26 @@ RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in lpb.AlertRecord.DESCRIPT
 
 
 class _Alert(Protocol):
-    ref: str
-    kind: str
-    source: str
-    action: str
-    expires: str
-    withdrawn_ms: int | None
+    """What :func:`alert_to_pb` reads of an alert (read-only: ``lifecycle.Alert`` is frozen
+    and derives ``kind``, ``action`` and ``expires``)."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def action(self) -> str: ...
+
+    @property
+    def expires(self) -> str: ...
+
+    @property
+    def withdrawn_ms(self) -> int | None: ...
 
     def state(self, today: str) -> str: ...
 

@@ -66,6 +66,12 @@ class SwappableDirectoryStandIn:
     def members(self) -> tuple[Member, ...]:
         return self.inner.members()
 
+    def owner_of_tls_cert(self, fingerprint_hex: str) -> str | None:
+        return self.inner.owner_of_tls_cert(fingerprint_hex)
+
+    def sender_of(self, fingerprint_hex: str) -> str:
+        return self.inner.sender_of(fingerprint_hex)
+
 
 DIRECTORY = StaticDirectory(members=(_member("KAZ-BS", LOG_SK), _member("KGZ-BS", W_SK)))
 HOLD = RestoreHold(since_ms=T0, backup_created_ms=T0 - 5, backup_size=3,

@@ -52,7 +52,10 @@ def assert_one_sentence(r: Run, rc: int = 1) -> str:
 
 
 def store_of(node_dir: Path) -> Store:
-    return open_store(load_config(node_dir))
+    """The node's SQLCipher store (``bxnode init`` here configures no other backend)."""
+    store = open_store(load_config(node_dir))
+    assert isinstance(store, Store), store
+    return store
 
 
 def audit_table(store: Store) -> str:

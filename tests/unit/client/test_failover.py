@@ -18,6 +18,7 @@ from node.client.failover import (
     try_in_order,
 )
 from node.core.errors import ConfigError
+from node.wire.trailers import trailers
 
 REFUSED = ("failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:9: "
            "Failed to connect to remote host: Connection refused")
@@ -26,7 +27,7 @@ TLS_FAILED = ("failed to connect to all addresses; last error: UNAVAILABLE: "
 NO_NAME = "errors resolving kgz-bs.invalid:443: [field:hostname lookup error: not found]"
 
 
-class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
+class FakeRpcError(grpc.RpcError):
     def __init__(self, code: grpc.StatusCode, details: str = "", reason: str = "") -> None:
         super().__init__(details)
         self._code, self._details = code, details
@@ -38,12 +39,13 @@ class FakeRpcError(grpc.RpcError):  # type: ignore[misc]
     def details(self) -> str:
         return self._details
 
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+    # a stand-in: grpc's errors give (key, value) pairs; the stubs type them as _Metadatum
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:  # type: ignore[override]
         return self._md
 
 
 def reason_of(err: grpc.RpcError) -> str:
-    return str(dict(err.trailing_metadata()).get("bxnode-reason", ""))
+    return str(trailers(err).get("bxnode-reason", ""))
 
 
 @dataclass

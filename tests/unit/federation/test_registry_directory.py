@@ -124,7 +124,8 @@ def test_draft_add_member_from_an_init_entry_and_endpoint_change() -> None:
     v2 = draft_next(v1, [AddMember(entry), SetEndpoint("KAZ-BS", "kaz.example:443")],
                     now_ms=NOW, expires_ms=NOW + 60 * DAY)
     assert v2.version == 2 and not v2.signatures
-    assert v2.node("TJK-BS") is not None and v2.node("TJK-BS").tls_certs[0].sha256 == "ee" * 32
+    tjk_entry = v2.node("TJK-BS")
+    assert tjk_entry is not None and tjk_entry.tls_certs[0].sha256 == "ee" * 32
     lines = diff(v1, v2)
     assert "~ KAZ-BS endpoint: 127.0.0.1:50051 -> kaz.example:443" in lines
     assert any(line.startswith("+ member TJK-BS") for line in lines)

@@ -51,8 +51,9 @@ async def _serve_and_call(creds: grpc.ServerCredentials) -> dict[str, Any]:
                     f"127.0.0.1:{port}", grpc.ssl_channel_credentials(pem(CA[1]), key, cert),
                     options=(("grpc.ssl_target_name_override", "localhost"),)) as ch:
                 before = len(seen)
+                call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary("/t.S/M")
                 try:
-                    await ch.unary_unary("/t.S/M")(b"", timeout=5)
+                    await call(b"", timeout=5)
                     out[who] = ("OK", bool(seen[before]))
                 except grpc.aio.AioRpcError as err:
                     out[who] = (err.code().name, len(seen) > before)
@@ -87,7 +88,8 @@ def test_the_dynamic_credentials_hook_knows_neither_client_nor_outcome() -> None
 
     initial = grpc.ssl_server_certificate_configuration(
         [(pem_key(SERVER_KEY), pem(SERVER_CERT))], root_certificates=pem(CA[1]))
-    creds = grpc.dynamic_ssl_server_credentials(initial, fetch,
+    # grpc takes None from the fetcher as "no change"; the stubs want a configuration
+    creds = grpc.dynamic_ssl_server_credentials(initial, fetch,  # type: ignore[arg-type]
                                                 require_client_authentication=True)
     got = asyncio.run(_serve_and_call(creds))
     assert got == {"agency": ("OK", True), "other": ("UNAVAILABLE", False)}

@@ -29,9 +29,11 @@ from node.core.model import (
     PartialDate,
     PersonQuery,
     QueryKind,
+    Refusal,
     RequestHeader,
     Sex,
 )
+from node.core.ports import AuditRecord
 from node.policy.cache import CachingPolicyEngine
 from node.policy.rego import RegoPolicyEngine
 from node.responder import AUDIT_LOCK, Exchange, Responder, ResponderSettings
@@ -162,6 +164,7 @@ def test_a_replay_is_refused_signed_and_audited(rig: Rig) -> None:
     assert ex.error is not None and ex.error.reason == "replayed_nonce"
     assert ex.refusal is not None
     refusal = convert.decode_response(ex.refusal.payload)
+    assert isinstance(refusal, Refusal), refusal
     assert refusal.reason == "replayed_nonce" and refusal.audit_seq == 2 == ex.audit_seq
     assert [b["outcome"] for b in rig.audit.bodies()] == ["answered", "rejected"]
     assert rig.usage.items_today("KGZ-BS", DAY) == 1  # the replay used no quota
@@ -220,10 +223,10 @@ def test_a_bug_in_a_handler_becomes_internal_error_audited_and_nothing_half_writ
 
 
 def test_a_failing_audit_sink_leaves_nothing_behind(rig: Rig) -> None:
-    def down(_: Any, **__: Any) -> int:
+    def down(record: AuditRecord, *, seq: int | None = None) -> int:
         raise OSError("disk full")
 
-    rig.audit.append_record = down  # type: ignore[method-assign]
+    rig.audit.append_record = down  # type: ignore[method-assign]  # a failing stand-in
     with pytest.raises(OSError):
         rig.ask(request(CLEAN))
     assert rig.usage.items_today("KGZ-BS", DAY) == 0

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections.abc import Callable
+from contextvars import Context
 from pathlib import Path
+from typing import TypeVarTuple
 
 import nacl.signing
 import pytest
@@ -16,6 +19,9 @@ from node.store.sqlcipher import Store
 
 KEY = bytes(range(32))
 SK = nacl.signing.SigningKey(bytes(range(1, 33)))
+
+
+Ts = TypeVarTuple("Ts")
 
 
 def _step(log: MerkleAuditLog, i: int) -> int:
@@ -106,11 +112,12 @@ def test_a_batch_wakes_its_event_loop_once(tmp_path: Path) -> None:
         wakeups: list[object] = []
         plain = loop.call_soon_threadsafe
 
-        def counted(callback: object, *args: object, **kw: object) -> object:
+        def counted(callback: Callable[[*Ts], object], *args: *Ts,
+                    context: Context | None = None) -> asyncio.Handle:
             wakeups.append(callback)
-            return plain(callback, *args, **kw)  # type: ignore[arg-type]
+            return plain(callback, *args, context=context)
 
-        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]  # a counting stand-in
         writer = BatchWriter(store=store, batch_max=10, batch_ms=10_000)  # full at ten
         writer.start()
         seqs = await asyncio.gather(*(_request(writer, log, i) for i in range(10)))
@@ -141,10 +148,13 @@ def test_a_batch_yields_to_a_peer_that_arrives_behind_a_flooders_steps(
             order.append(name)
             if name == "F0":  # the modest peer's request arrives while F0 runs
                 arrived = threading.Event()
-                loop.call_soon_threadsafe(
-                    lambda: (modest.append(asyncio.ensure_future(
-                        writer.run_in_batch(functools.partial(step, "P0", 100),
-                                            peer="KGZ"))), arrived.set()))
+
+                def arrive() -> None:
+                    modest.append(asyncio.ensure_future(
+                        writer.run_in_batch(functools.partial(step, "P0", 100), peer="KGZ")))
+                    arrived.set()
+
+                loop.call_soon_threadsafe(arrive)
                 assert arrived.wait(5)
                 while writer._queue.empty():  # queued on the loop thread: wait for it
                     threading.Event().wait(0.001)

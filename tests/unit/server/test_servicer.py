@@ -18,11 +18,12 @@ import pytest
 from node.app import NodeRuntime, now_ms
 from node.config import load_config
 from node.core import envelope as env_mod
-from node.core.model import DocumentQuery, LookupRequest, QueryKind, RequestHeader
+from node.core.model import DocumentQuery, LookupAnswer, LookupRequest, QueryKind, RequestHeader
 from node.server.grpc_server import REASON_KEY, SignedMethod, SyncNodeServicer, envelope_message
 from node.wire import convert
 from node.wire._gen import bxnode_pb2_grpc as pb_grpc
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 from tests.federation import make_federation
 
 
@@ -68,6 +69,7 @@ def _request(fed: Any, number: str, node: str = "KGZ-BS", **over: Any) -> pb.Loo
 def test_servicer_answers_a_signed_lookup(grpc_stub: Any, runtime: Any) -> None:
     resp = grpc_stub.Lookup(_request(runtime[1], "N0481516"))
     body = convert.decode_response(resp.envelope.payload)
+    assert isinstance(body, LookupAnswer), body
     assert body.responder == "KAZ-BS"
     assert [(r.outcome.value, r.reference) for r in body.results] == [
         ("hit", "KAZ-SLTD-2026-000117")]
@@ -78,11 +80,11 @@ def test_servicer_refuses_with_status_and_reason(grpc_stub: Any, runtime: Any) -
     with pytest.raises(grpc.RpcError) as err:
         grpc_stub.Lookup(req)
     assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
-    md = dict(err.value.trailing_metadata())
+    md = trailers(err.value)
     assert md[REASON_KEY] == "purpose_not_agreed"
     with pytest.raises(grpc.RpcError) as again:
         grpc_stub.Lookup(req)  # the very same request again
-    assert dict(again.value.trailing_metadata())[REASON_KEY] == "replayed_nonce"
+    assert trailers(again.value)[REASON_KEY] == "replayed_nonce"
     assert again.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -90,7 +92,7 @@ def test_servicer_rejects_an_empty_request(grpc_stub: Any) -> None:
     with pytest.raises(grpc.RpcError) as err:
         grpc_stub.Lookup(pb.LookupRequest())
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert dict(err.value.trailing_metadata())[REASON_KEY] == "bad_envelope"
+    assert trailers(err.value)[REASON_KEY] == "bad_envelope"
 
 
 @pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_152])

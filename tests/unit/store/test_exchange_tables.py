@@ -24,7 +24,7 @@ SECRETS = ("PLAINDOC4711", "FA1002003", "KAZ-SLTD-1", "UZB-WNT-1", "Каримо
 
 
 def text_of(db: Database, table: str) -> str:
-    out = []
+    out: list[str] = []
     for row in db.query(f"SELECT * FROM {table}"):
         out.extend(bytes(v).decode("utf-8", "replace") if isinstance(v, bytes | memoryview)
                    else str(v) for v in row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -19,6 +20,12 @@ TODAY = dt.date(2026, 7, 1)
 HEADER = ("kind,owner_ref,action,expires,contact,number,issuing_state,doc_type,loss_type,"
           "family_name,given_names,patronymic,dob,nationality,sex")
 only_postgresql = pytest.mark.parametrize("any_db", ["postgresql"], indirect=True)
+
+
+class WriteFile(Protocol):
+    """:func:`csv_file` or :func:`jsonl_file`."""
+
+    def __call__(self, tmp_path: Path, name: str, *docs: tuple[str, str, str, str]) -> Path: ...
 
 
 def csv_file(tmp_path: Path, name: str, *docs: tuple[str, str, str, str]) -> Path:
@@ -50,14 +57,13 @@ def temp_table(db: Database) -> object:
 @only_postgresql
 @pytest.mark.parametrize("write", [csv_file, jsonl_file], ids=["csv", "jsonl"])
 def test_repeats_are_found_by_the_database(any_db: Database, tmp_path: Path,
-                                           write: object) -> None:
-    make = write  # type: ignore[assignment]
+                                           write: WriteFile) -> None:
     rows = [("R1", "N1", "KAZ", "inform"), ("R2", "N2", "KAZ", "inform"),
             ("R3", "n-3", "KAZ", "inform"), ("R1", "N1", "KAZ", "arrest"),
             ("R2", "N2", "KAZ", "inform"), ("R2", "N2", "KAZ", "inform"),
             ("R1", "N1", "KGZ", "inform")]
     name = "a.csv" if write is csv_file else "a.jsonl"
-    path = make(tmp_path, name, *rows)  # type: ignore[operator]
+    path = write(tmp_path, name, *rows)
     result = import_file(path, store=any_db, today=TODAY, chunk=2)
     first = 2 if write is csv_file else 1  # the header is line 1 of a CSV file
     assert (result.written, result.error_count) == (False, 4), result.errors

@@ -52,7 +52,9 @@ def copy_sealed(db: Database, table: str, column: str, *, into: str, source: str
                 where: str = "owner_ref") -> None:
     """As a database administrator would: the sealed bytes of the row whose ``where``
     column is ``source`` written over those of the row where it is ``into``."""
-    (blob,) = db.query_one(f"SELECT {column} FROM {table} WHERE {where}=?", (source,))
+    row = db.query_one(f"SELECT {column} FROM {table} WHERE {where}=?", (source,))
+    assert row is not None, source
+    (blob,) = row
     assert db.execute(f"UPDATE {table} SET {column}=? WHERE {where}=?", (blob, into)) == 1
 
 

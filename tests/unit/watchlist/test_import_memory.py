@@ -15,7 +15,7 @@ import ctypes
 import datetime as dt
 from pathlib import Path
 
-import sqlcipher3._sqlite3 as _ext  # type: ignore[import-not-found]
+import sqlcipher3._sqlite3 as _ext
 
 from node.store.sqlcipher import Store
 from node.store.watchlist import SqlWatchlistStore

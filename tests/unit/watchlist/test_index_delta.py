@@ -301,9 +301,11 @@ def test_a_generation_bumped_without_the_feed_is_not_trusted(sql_backend: Backen
     backend = sql_backend
     backend.change(put=[YUSUPOV])
     wl = watchlist(backend)
-    with backend.db.transaction():
+    db = backend.db
+    assert db is not None  # a SQL backend
+    with db.transaction():
         backend.store.insert_persons([AKHMETOV])
-        backend.db.set_meta("watchlist_generation", "2")  # as an older importer did
+        db.set_meta("watchlist_generation", "2")  # as an older importer did
     assert backend.store.person_changes("1", "2", TODAY.isoformat()) is None
     assert hit(wl, query("AKHMETOV", "NURLAN", "1975-11-30")) == "KZ-W-2"
     assert (wl.stats.rebuilds, wl.stats.deltas) == (2, 0)
