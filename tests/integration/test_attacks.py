@@ -16,6 +16,7 @@ from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, LookupRequest, QueryKind, RequestHeader
 from node.wire import convert
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
 
 pytestmark = pytest.mark.integration
@@ -327,10 +328,12 @@ def test_a_certificate_no_member_lists_cannot_probe_membership(fed: Federation,
     key = _key(fed, "KGZ-BS") if signer == "KGZ-BS" else nacl.signing.SigningKey.generate()
     payload = _wire(_signed(signer, key)) if signer != "NOPE-XX" else b"\x0a\x03abc"
     with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", _unlisted_creds(fed)) as ch:
+        lookup: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/bxnode.v1.NodeService/Lookup")
         with pytest.raises(grpc.RpcError) as err:
-            ch.unary_unary("/bxnode.v1.NodeService/Lookup")(payload, timeout=10)
-    md = dict(err.value.trailing_metadata() or ())  # type: ignore[attr-defined]
-    assert (err.value.code(), md.get("bxnode-reason")) == (  # type: ignore[attr-defined]
+            lookup(payload, timeout=10)
+    md = trailers(err.value)
+    assert (err.value.code(), md.get("bxnode-reason")) == (
         grpc.StatusCode.UNAUTHENTICATED, "unlisted_certificate")
     assert "bxnode-refusal-bin" not in md
     e = _last(fed, "KAZ-BS")

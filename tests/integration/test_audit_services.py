@@ -22,6 +22,7 @@ from node.core.errors import RemoteError
 from node.core.model import DocumentQuery, QueryKind
 from node.federation.members_file import load_members
 from node.server.audit_services import AuditServices, make_audit_services, witness_once
+from node.wire.trailers import trailers
 from tests.federation import CTX, Federation, file_signing_key, make_federation
 
 
@@ -143,8 +144,7 @@ def _refused(fed: Federation, as_node: str, method: str, request: Any,
                               response_deserializer=response_cls.FromString)
         with pytest.raises(grpc.RpcError) as err:
             call(request, timeout=10)
-    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
-    return err.value.code(), str(md["bxnode-reason"])  # type: ignore[attr-defined]
+    return err.value.code(), str(trailers(err.value)["bxnode-reason"])
 
 
 @pytest.mark.parametrize(("method", "action"), [("SearchEntries", "search"),
@@ -189,11 +189,11 @@ def _refused_raw(fed: Federation, as_node: str, method: str, raw: bytes
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", creds) as ch:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(method)
         with pytest.raises(grpc.RpcError) as err:
-            ch.unary_unary(method)(raw, timeout=10)
-    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
-    return (err.value.code(), str(md["bxnode-reason"]),  # type: ignore[attr-defined]
-            str(err.value.details()))  # type: ignore[attr-defined]
+            call(raw, timeout=10)
+    return (err.value.code(), str(trailers(err.value)["bxnode-reason"]),
+            str(err.value.details()))
 
 
 _AUDIT_METHODS = [
@@ -285,8 +285,7 @@ def test_a_witness_tells_what_it_holds_and_audits_the_read(fed: Federation) -> N
     # a log the witness does not follow: NOT_FOUND, audited
     with pytest.raises(grpc.RpcError) as err:
         _get_witnessed(fed, "KAZ-BS", "KGZ-BS", "bxnode/TJK-BS")
-    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
-    assert (err.value.code(), md["bxnode-reason"]) == (  # type: ignore[attr-defined]
+    assert (err.value.code(), trailers(err.value)["bxnode-reason"]) == (
         grpc.StatusCode.NOT_FOUND, "unknown_log")
     e = fed.audit("KGZ-BS")[-1]
     assert (e["event"], e["requester"], e["action"], e["reason"]) == (

@@ -39,6 +39,7 @@ from node.federation.registry_keeper import RegistryKeeper
 from node.store.witness import WitnessTables
 from node.wire import convert
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 from tests.federation import CTX, ROOT, Federation, make_federation
 from tests.integration.test_registry import govern, refresh
 from tests.waiting import until, until_file
@@ -126,11 +127,12 @@ def call(fed: Federation, raw: bytes) -> tuple[grpc.StatusCode, str]:
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports[KAZ]}", creds) as ch:
+        lookup: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/bxnode.v1.NodeService/Lookup")
         try:
-            ch.unary_unary("/bxnode.v1.NodeService/Lookup")(raw, timeout=20)
+            lookup(raw, timeout=20)
         except grpc.RpcError as err:
-            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-            return err.code(), str(md.get("bxnode-reason", ""))  # type: ignore[attr-defined]
+            return err.code(), str(trailers(err).get("bxnode-reason", ""))
     return grpc.StatusCode.OK, ""
 
 
@@ -150,8 +152,7 @@ def witness_read(fed: Federation, origin: str) -> tuple[grpc.StatusCode, str]:
                 response_deserializer=apb.GetWitnessedCheckpointResponse.FromString)(
                 apb.GetWitnessedCheckpointRequest(origin=origin), timeout=20)
         except grpc.RpcError as err:
-            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-            return err.code(), str(md.get("bxnode-reason", ""))  # type: ignore[attr-defined]
+            return err.code(), str(trailers(err).get("bxnode-reason", ""))
     return grpc.StatusCode.OK, ""
 
 

@@ -20,6 +20,7 @@ from node.config import load_config
 from node.core.model import DocumentQuery, QueryKind
 from node.federation.members_file import load_members
 from node.federation.pki import load_signing_key
+from node.store.sqlcipher import Store
 from tests.federation import make_federation, sample_policy
 
 QUOTA = 3
@@ -45,6 +46,7 @@ def test_replays_and_the_quota_are_exact_within_one_batch(tmp_path: Path) -> Non
     rt = NodeRuntime.load(load_config(kaz))
     try:
         responder, handler, store = rt.responder, rt.lookup, rt.store
+        assert isinstance(store, Store), store  # the federation's nodes are SQLCipher
         log = responder.audit_log
 
         def batch(envs: list[Any]) -> list[str]:

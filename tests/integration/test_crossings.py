@@ -21,9 +21,11 @@ from node.crossings.client import CONFIRM_METHOD, confirm_crossings
 from node.crossings.importer import parse_utc
 from node.crossings.model import CrossingQuestion, Direction
 from node.crossings.store import CrossingStore
+from node.store.sqlcipher import Store
 from node.wire import convert
 from node.wire import crossings as wire
 from node.wire.crossings import cpb
+from node.wire.trailers import trailers
 from tests.federation import DEMO, Federation, make_federation
 
 pytestmark = pytest.mark.integration
@@ -114,6 +116,7 @@ def last(fed: Federation, node: str, event: str) -> dict[str, Any]:
 def receipts(fed: Federation, node: str) -> int:
     store = open_store(load_config(fed.dirs[node]))
     try:
+        assert isinstance(store, Store), store  # the federation's nodes are SQLCipher
         return len(store.receipts())
     finally:
         store.close()
@@ -299,10 +302,11 @@ def test_peers_cannot_reach_the_local_method(xfed: Federation) -> None:
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{xfed.ports['KAZ-BS']}", creds) as ch:
-        call = ch.unary_unary("/bxnode.v1.LocalCrossingService/RecordCrossings")
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/bxnode.v1.LocalCrossingService/RecordCrossings")
         with pytest.raises(grpc.RpcError) as err:
             call(cpb.RecordCrossingsRequest(records=[_record()]).SerializeToString(), timeout=10)
-    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
     sock = xfed.dirs["KAZ-BS"] / "local.sock"
     assert sock.is_socket() and (sock.stat().st_mode & 0o777) == 0o600
 
@@ -312,10 +316,9 @@ def test_local_method_records_all_or_nothing(xfed: Federation) -> None:
     bad = [_record(record_id="KZ-LOCAL-2"), _record(record_id="KZ-LOCAL-3", bcp="KGZ-AKZHOL")]
     with pytest.raises(grpc.RpcError) as err:
         _local_call(xfed, "KAZ-BS", bad)
-    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-    md = dict(err.value.trailing_metadata())  # type: ignore[attr-defined]
-    assert md["bxnode-reason"] == "unknown_bcp"
-    assert "record 1" in err.value.details()  # type: ignore[attr-defined]
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert trailers(err.value)["bxnode-reason"] == "unknown_bcp"
+    assert "record 1" in (err.value.details() or "")
     assert _count(xfed, "KAZ-BS") == n
     e = last(xfed, "KAZ-BS", "crossings_record_refused")
     assert (e["reason"], e["source"], e["records"]) == ("unknown_bcp", "kordai-lane-3", 2)
@@ -328,8 +331,7 @@ def test_local_method_records_all_or_nothing(xfed: Federation) -> None:
     assert (reply.recorded, reply.duplicates) == (1, 1)
     with pytest.raises(grpc.RpcError) as err:  # the same id with other content is refused
         _local_call(xfed, "KAZ-BS", [_record(event="entry")])
-    assert dict(err.value.trailing_metadata())["bxnode-reason"] == (  # type: ignore[attr-defined]
-        "record_conflict")
+    assert trailers(err.value)["bxnode-reason"] == "record_conflict"
     ans = ask(xfed, "KGZ-BS", "KAZ-BS", [q("N1010101", "KAZ", bcp="KAZ-KORDAI",
                                            start="2026-11-21T00:00:00Z",
                                            end="2026-11-21T23:00:00Z")])
@@ -339,12 +341,13 @@ def test_local_method_records_all_or_nothing(xfed: Federation) -> None:
 def _local_raw(fed: Federation, node: str, raw: bytes) -> tuple[str, str, str]:
     """``raw`` sent to the LocalCrossingService as it is: (status, reason, details)."""
     with grpc.insecure_channel(f"unix:{fed.dirs[node] / 'local.sock'}") as ch:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/bxnode.v1.LocalCrossingService/RecordCrossings")
         try:
-            ch.unary_unary("/bxnode.v1.LocalCrossingService/RecordCrossings")(raw, timeout=10)
+            call(raw, timeout=10)
         except grpc.RpcError as err:
-            md = dict(err.trailing_metadata())  # type: ignore[attr-defined]
-            return (err.code().name, md.get("bxnode-reason", ""),  # type: ignore[attr-defined]
-                    err.details())  # type: ignore[attr-defined]
+            return (err.code().name, str(trailers(err).get("bxnode-reason", "")),
+                    err.details() or "")
     return "OK", "", ""
 
 

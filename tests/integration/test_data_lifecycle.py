@@ -109,7 +109,7 @@ def test_withdrawn_mid_traffic_never_hits_again_and_its_followup_is_refused(
     env = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipts[0].response_env))
     kaz_member = lfed.client("KGZ-BS", store=False)
     try:
-        key = kaz_member._directory.member("KAZ-BS").keys[0].public_key  # type: ignore[attr-defined]
+        key = kaz_member._directory.member("KAZ-BS").keys[0].public_key
     finally:
         kaz_member.close()
     env_mod.verify(env, key, expected_type=env_mod.RESPONSE_TYPE)  # raises if it does not

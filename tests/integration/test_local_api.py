@@ -78,7 +78,8 @@ def client(s: dict[str, Any], node_id: str, officer: str, *, token: str | None =
 
 
 def audit_tail(s: dict[str, Any], node_id: str, n: int = 20) -> list[dict[str, Any]]:
-    return s["fed"].audit(node_id)[-n:]
+    fed: Federation = s["fed"]
+    return fed.audit(node_id)[-n:]
 
 
 def local_calls(s: dict[str, Any], node_id: str) -> list[dict[str, Any]]:
@@ -223,10 +224,11 @@ def test_bad_input_is_refused_precisely_audited_and_sends_nothing(setup: dict[st
         huge = lpb.LookupPaxlstRequest(message="U" * (8 * 1024 * 1024 + 512 * 1024))
         assert _refused(lambda: node.raw("LookupPaxlst", huge)) == (
             "RESOURCE_EXHAUSTED", "message_too_large")
-        ch = node._channel
+        lookup: grpc.UnaryUnaryMultiCallable[bytes, bytes] = node._channel.unary_unary(
+            "/bxnode.v1.LocalService/LookupDocument")
         with pytest.raises(grpc.RpcError) as rpc:
-            ch.unary_unary("/bxnode.v1.LocalService/LookupDocument")(b"\xff\xff\xff", timeout=10)
-        assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+            lookup(b"\xff\xff\xff", timeout=10)
+        assert rpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert _refused(lambda: node.approve_followup("FU-0000")) == (
             "PERMISSION_DENIED", "role_required")
     calls = local_calls(setup, "KAZ-BS")[calls_before:]
@@ -291,9 +293,11 @@ def test_local_service_is_not_on_the_peer_port(setup: dict[str, Any]) -> None:
                                          private_key=(d / "tls.key").read_bytes(),
                                          certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", creds) as ch:
+        who_am_i: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/bxnode.v1.LocalService/WhoAmI")
         with pytest.raises(grpc.RpcError) as err:
-            ch.unary_unary("/bxnode.v1.LocalService/WhoAmI")(b"", timeout=10)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+            who_am_i(b"", timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
 def test_paxlst_flight_through_the_client_catches_the_wanted_man_by_his_person_item(

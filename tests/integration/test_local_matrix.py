@@ -39,6 +39,7 @@ from node.matching.mrz import check_digit
 from node.wire import convert
 from node.wire.crossings import cpb
 from node.wire.local import lpb
+from node.wire.trailers import trailers
 from tests.federation import DEMO, Federation, make_federation, sample_policy
 from tests.integration.local_federation import (
     AUD,
@@ -145,12 +146,14 @@ def invoke_md(ch: grpc.Channel, method: str, raw: bytes, *, bearer: str | None =
     path = f"/bxnode.v1.LocalService/{method}"
     try:
         if method in STREAMING:
-            for _ in ch.unary_stream(path)(raw, timeout=20, metadata=md):
+            stream: grpc.UnaryStreamMultiCallable[bytes, bytes] = ch.unary_stream(path)
+            for _ in stream(raw, timeout=20, metadata=md):
                 pass
         else:
-            ch.unary_unary(path)(raw, timeout=20, metadata=md)
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(path)
+            call(raw, timeout=20, metadata=md)
     except grpc.RpcError as err:
-        trailing = dict(err.trailing_metadata() or ())
+        trailing = trailers(err)
         return err.code().name, str(trailing.get("bxnode-reason", "")), trailing
     return "OK", "", {}
 
@@ -513,8 +516,9 @@ def test_fan_out_with_one_peer_down_and_one_refusing(env: Env, name: str) -> Non
     msg.target.context.purpose = "criminal_investigation"  # KGZ agreed to it, UZB did not
     msg.target.context.case_ref = f"FAN-{name}"
     before = snapshot(env)
-    raw = channel(env, "kz-duty").unary_unary(f"/bxnode.v1.LocalService/{name}")(
-        msg.SerializeToString(), timeout=30)
+    fan_out: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel(env, "kz-duty").unary_unary(
+        f"/bxnode.v1.LocalService/{name}")
+    raw = fan_out(msg.SerializeToString(), timeout=30)
     result = getattr(lpb, f"{name}Response").FromString(raw).result
     outcomes = {p.peer: (p.outcome, p.status, p.reason) for p in result.peers}
     assert outcomes["TJK-BS"] == (lpb.PEER_OUTCOME_UNREACHABLE, "UNAVAILABLE",

@@ -72,9 +72,9 @@ def test_person_hit_in_original_script(fed: Federation) -> None:
 
 
 def test_batch_answers_every_item_in_order(fed: Federation) -> None:
-    items = [DocumentQuery(number=n, issuing_state=s) for n, s in
-             [("N5550001", "KAZ"), ("FA1002003", "UZB"), ("AB7000001", "UZB"),
-              ("N0481516", "KAZ")]]
+    items: list[DocumentQuery | PersonQuery] = [
+        DocumentQuery(number=n, issuing_state=s) for n, s in
+        [("N5550001", "KAZ"), ("FA1002003", "UZB"), ("AB7000001", "UZB"), ("N0481516", "KAZ")]]
     items.append(PersonQuery(family_name="Каримова", given_names="Дилноза",
                              date_of_birth=PartialDate(1995, 8, 21), nationality="UZB",
                              sex=Sex.FEMALE))

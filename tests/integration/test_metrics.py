@@ -24,7 +24,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import nacl.signing
@@ -94,7 +93,11 @@ class Served:
         return self.proc.wait(30)
 
 
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+#: a scrape's samples: {(name, sorted labels): value}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
     out = {}
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
@@ -102,13 +105,11 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
+def value(found: Samples, name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def requests(found: dict[tuple[str, tuple[tuple[str, str], ...]], float],
-             service: str, method: str) -> dict[tuple[str, str, str], float]:
+def requests(found: Samples, service: str, method: str) -> dict[tuple[str, str, str], float]:
     """``{(outcome, reason, peer): count}`` of one method."""
     out = {}
     for (name, labels), v in found.items():
@@ -173,7 +174,7 @@ def test_a_scrape_shows_exactly_the_calls_made(served: tuple[Federation, Served]
 
     # witnessing runs every second: wait for both; and an aborted call's status reaches the
     # client as the abort is sent, a moment before the interceptor counts it
-    def witnessed_and_counted() -> tuple[dict[str, Any], dict[str, float]] | None:
+    def witnessed_and_counted() -> tuple[Samples, dict[str, float]] | None:
         found = samples(node.scrape())
         cosigned = {w: value(found, "bxnode_witness_submissions_total", witness=w,
                              result="cosigned") for w in ("KGZ-BS", "UZB-BS")}

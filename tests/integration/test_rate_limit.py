@@ -27,6 +27,7 @@ from node.cli.main import main as bxnode
 from node.core.model import DocumentQuery, QueryKind
 from node.server.grpc_server import REASON_KEY
 from node.wire.convert import envelope_to_pb, pb
+from node.wire.trailers import trailers
 from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
 from tests.waiting import until_file
 
@@ -65,11 +66,11 @@ def _channel(f: Federation, asker: str) -> grpc.Channel:
 
 
 def _call(ch: grpc.Channel, payload: bytes, timeout: float = 10) -> tuple[str, str]:
+    lookup: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(LOOKUP)
     try:
-        ch.unary_unary(LOOKUP)(payload, timeout=timeout)
+        lookup(payload, timeout=timeout)
     except grpc.RpcError as err:
-        md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-        return err.code().name, str(md.get(REASON_KEY, ""))  # type: ignore[attr-defined]
+        return err.code().name, str(trailers(err).get(REASON_KEY, ""))
     return "OK", ""
 
 
@@ -301,14 +302,13 @@ def test_witness_auditor_and_registry_calls_pass_the_same_limits(
     try:
         with _channel(f, "UZB-BS") as uzb:
             got = []
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = uzb.unary_unary(method)
             for _ in range(6):
                 try:
-                    uzb.unary_unary(method)(request_bytes, timeout=10)
+                    call(request_bytes, timeout=10)
                     got.append(("OK", ""))
                 except grpc.RpcError as err:
-                    md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-                    got.append((err.code().name,  # type: ignore[attr-defined]
-                                str(md.get(REASON_KEY, ""))))
+                    got.append((err.code().name, str(trailers(err).get(REASON_KEY, ""))))
     finally:
         f.stop_all()
     assert got[3:] == [("RESOURCE_EXHAUSTED", "rate_limited")] * 3

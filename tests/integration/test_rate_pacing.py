@@ -113,7 +113,8 @@ def test_a_call_given_up_while_it_waits_gives_its_turn_back_and_is_audited(
             if gives_up == "deadline":
                 assert _call(uzb, second, timeout=0.5)[0] == "DEADLINE_EXCEEDED"
             else:
-                waiting = uzb.unary_unary(LOOKUP).future(second, timeout=30)
+                lookup: grpc.UnaryUnaryMultiCallable[bytes, bytes] = uzb.unary_unary(LOOKUP)
+                waiting = lookup.future(second, timeout=30)
                 until("the second call waits for its token",
                       lambda: server.limiter.in_flight("UZB-BS") == 1)
                 waiting.cancel()

@@ -25,10 +25,13 @@ from node.core.errors import BxError, RemoteError
 from node.core.model import DocumentQuery, QueryKind
 from node.federation.devkeys import DEV_DIR, GOVERNANCE_STATES, dev_registry, governance_key_path
 from node.federation.registry import format_time, parse_registry
+from node.federation.registry_directory import RegistryDirectory
 from node.federation.registry_edit import member_entry
 from node.store.keys import write_private
+from node.store.sqlcipher import Store
 from node.wire import convert
 from node.wire import registry as wire
+from node.wire.trailers import trailers
 from tests.federation import CTX, DEV, Federation, make_federation, sample_policy
 from tests.grpc_clients import health_stub
 from tests.waiting import until
@@ -103,10 +106,11 @@ def get_registry(fed: Federation, as_node: str, peer: str, v: int = 0) -> tuple[
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports[peer]}", creds) as ch:
+        get: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(wire.GET_REGISTRY_METHOD)
         try:
-            raw = ch.unary_unary(wire.GET_REGISTRY_METHOD)(wire.encode_get_request(v), timeout=10)
+            raw = get(wire.encode_get_request(v), timeout=10)
         except grpc.RpcError as err:
-            return err.code(), b""  # type: ignore[attr-defined]
+            return err.code(), b""
     return grpc.StatusCode.OK, wire.decode_get_response(raw)
 
 
@@ -144,11 +148,11 @@ def _raw_get(fed: Federation, as_node: str, peer: str, raw: bytes) -> tuple[Any,
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports[peer]}", creds) as ch:
+        get: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(wire.GET_REGISTRY_METHOD)
         try:
-            ch.unary_unary(wire.GET_REGISTRY_METHOD)(raw, timeout=10)
+            get(raw, timeout=10)
         except grpc.RpcError as err:
-            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-            return err.code(), str(md.get("bxnode-reason"))  # type: ignore[attr-defined]
+            return err.code(), str(trailers(err).get("bxnode-reason"))
     return grpc.StatusCode.OK, ""
 
 
@@ -265,15 +269,18 @@ def test_key_rotation_mid_traffic_without_a_failed_request(tmp_path: Path) -> No
             grpc.StatusCode.OK, "")
         # ... and receipts signed with it stay verifiable at the time they were signed
         rt = fed.nodes["KAZ-BS"].runtime
+        store, directory = rt.store, rt.directory
+        assert isinstance(store, Store), store  # the federation's nodes are SQLCipher
+        assert isinstance(directory, RegistryDirectory), directory  # it serves a registry
         old_kid = env_mod.key_id_for(bytes(old_key.verify_key))
         checked = 0
-        for r in rt.store.receipts(direction="received"):
+        for r in store.receipts(direction="received"):
             from node.wire.convert import pb
 
             req = convert.envelope_from_pb(pb.SignedEnvelope.FromString(r.request_env))
             if req.key_id == old_kid:
-                rt.directory.verify_signed_at(req, at_ms=r.created_ms,  # type: ignore[union-attr]
-                                              expected_type=env_mod.REQUEST_TYPE)
+                directory.verify_signed_at(req, at_ms=r.created_ms,
+                                           expected_type=env_mod.REQUEST_TYPE)
                 checked += 1
         assert checked > 0
     finally:

@@ -182,12 +182,12 @@ def test_after_the_sweep_no_file_of_the_cluster_holds_an_erased_record(
     held = convert.envelope_from_pb(pb.SignedEnvelope.FromString(mine.response_env))
     client = fed.client("KGZ-BS", store=False)
     try:
-        key = client._directory.member("KAZ-BS").keys[0].public_key  # type: ignore[attr-defined]
+        key = client._directory.member("KAZ-BS").keys[0].public_key
     finally:
         client.close()
     env_mod.verify(held, key, expected_type=env_mod.RESPONSE_TYPE)
     assert env_mod.digest(held) == head.response_digest
-    assert convert.decode_response(held.payload).audit_seq == answer.audit_seq  # type: ignore[union-attr]
+    assert convert.decode_response(held.payload).audit_seq == answer.audit_seq
     # What was not erased still answers, from the rewritten tables.
     assert [(r.outcome.value, r.reference) for r in ask(fed, KEPT).results] == [
         ("hit", "KAZ-SLTD-2026-000117")]

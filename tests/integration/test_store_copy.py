@@ -158,10 +158,10 @@ def lookup(fed: Federation, asker: str, owner: str, item: Any) -> LookupAnswer:
 class Source:
     fed: Federation
     dir: Path
-    refs: dict[str, str | None]       # what KGZ-BS got from KAZ-BS: stolen, person, clean
+    refs: dict[str, str]       # what KGZ-BS got from KAZ-BS: stolen, person, clean
 
 
-def _serve_traffic(fed: Federation) -> dict[str, str | None]:
+def _serve_traffic(fed: Federation) -> dict[str, str]:
     hit = lookup(fed, "KGZ-BS", "KAZ-BS", STOLEN)
     person = lookup(fed, "KGZ-BS", "KAZ-BS", PERSON)
     clean = lookup(fed, "KGZ-BS", "KAZ-BS", CLEAN)
@@ -462,9 +462,13 @@ def migrated(pg_cluster: PgCluster, pg_dsn: str, tmp_path: Path,
 def _target_rows(pg_cluster: PgCluster, dsn: str) -> dict[str, int]:
     dbname = dsn.split("dbname=")[1].split()[0]
     with pg_cluster.admin(dbname) as conn:
+        def count(table: str) -> int:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert row is not None and isinstance(row[0], int), (table, row)
+            return row[0]
+
         names = [*copy_mod.PROTECTED_TABLES, *(p.name for p in copy_mod.PLAIN_TABLES), "meta"]
-        return {n: int(conn.execute(f"SELECT count(*) FROM {n}").fetchone()[0])  # type: ignore[index]
-                for n in names}
+        return {n: count(n) for n in names}
 
 
 def _empty(pg_cluster: PgCluster, dsn: str) -> None:

@@ -51,7 +51,9 @@ def _copy_sealed_record(kaz: Path) -> None:
     try:
         with db.transaction():
             src, dst = (index_text(db.codec, "documents.number", n) for n in (MOVED, OVER))
-            (blob,) = db.query_one("SELECT sealed FROM documents WHERE number=?", (src,))
+            row = db.query_one("SELECT sealed FROM documents WHERE number=?", (src,))
+            assert row is not None, MOVED
+            (blob,) = row
             assert db.execute("UPDATE documents SET sealed=? WHERE number=?", (blob, dst)) == 1
     finally:
         db.close()

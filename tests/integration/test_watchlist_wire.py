@@ -99,7 +99,7 @@ def test_source_agency_disclosed_only_where_the_agreement_says_so(
     try:
         [receipt] = [r for r in client._store.receipt_store.all(direction="sent")  # type: ignore[union-attr]
                      if r.request_digest == kgz.request_digest]
-        key = client._directory.member("KAZ-BS").keys[0].public_key  # type: ignore[attr-defined]
+        key = client._directory.member("KAZ-BS").keys[0].public_key
     finally:
         client.close()
     env = convert.envelope_from_pb(pb.SignedEnvelope.FromString(receipt.response_env))

@@ -25,6 +25,7 @@ from node.core import envelope as env_mod
 from node.core.model import DocumentQuery, QueryKind
 from node.wire import convert
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 from tests.federation import CTX, ROOT, Federation, make_federation, sample_policy
 from tests.waiting import until, until_file
 
@@ -85,11 +86,12 @@ def _call(fed: Federation, raw: bytes) -> tuple[grpc.StatusCode, str]:
         root_certificates=(d / "ca.crt").read_bytes(), private_key=(d / "tls.key").read_bytes(),
         certificate_chain=(d / "tls.crt").read_bytes())
     with grpc.secure_channel(f"127.0.0.1:{fed.ports['KAZ-BS']}", creds) as ch:
+        lookup: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/bxnode.v1.NodeService/Lookup")
         try:
-            ch.unary_unary("/bxnode.v1.NodeService/Lookup")(raw, timeout=20)
+            lookup(raw, timeout=20)
         except grpc.RpcError as err:
-            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-            return err.code(), str(md.get("bxnode-reason", ""))  # type: ignore[attr-defined]
+            return err.code(), str(trailers(err).get("bxnode-reason", ""))
     return grpc.StatusCode.OK, ""
 
 
