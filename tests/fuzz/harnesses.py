@@ -51,6 +51,7 @@ from node.audit.note import (
 )
 from node.core import envelope as env_mod
 from node.core.errors import ConfigError, InvalidInput, Unauthenticated
+from node.core.model import Refusal
 from node.crossings.importer import parse_crossings_file
 from node.federation import registry as reg_mod
 from node.federation.members_file import member_to_json, parse_members
@@ -137,7 +138,7 @@ def check_lookup_response(data: bytes) -> None:
         convert.decode_response_head(data)
     with documented(InvalidInput):
         resp = convert.decode_response(data)
-        encoded = (convert.encode_refusal(resp) if isinstance(resp, convert.Refusal)
+        encoded = (convert.encode_refusal(resp) if isinstance(resp, Refusal)
                    else convert.encode_answer(resp))
         assert convert.decode_response(encoded) == resp
 

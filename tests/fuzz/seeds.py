@@ -24,10 +24,13 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
+
+if TYPE_CHECKING:
+    from google._upb._message import FieldDescriptor as UpbFieldDescriptor
 
 from node.audit.bundle import make_bundle
 from node.audit.checkpoint import Checkpoint, CosignatureV1Signer
@@ -158,7 +161,7 @@ def json_mutants(base: bytes, rng: Rng, n: int, others: list[bytes]) -> list[byt
         if r == 5:
             out.append(mutate_bytes(base, rng, others))
         elif r == 4:  # textual tricks a JSON dump cannot make
-            trick = rng.choice([
+            trick: Callable[[bytes], bytes] = rng.choice([
                 lambda t: t.replace(b"{", b'{"signed": 1, ', 1),  # a duplicate key
                 lambda t: b"[" * 5000 + t,
                 lambda t: t.replace(b"1", b"1.0", 1),
@@ -186,7 +189,11 @@ def _odd_string(rng: Rng) -> str:
                        "a b", "P<", "refuse_entry", "M", "X", "approved", "name", "9" * 21])
 
 
-def _repeated(f: FieldDescriptor) -> bool:
+#: a message's field as the descriptors give it (the upb backend's, or the Python one's)
+Field: TypeAlias = "FieldDescriptor | UpbFieldDescriptor"
+
+
+def _repeated(f: Field) -> bool:
     return bool(getattr(f, "is_repeated", False))
 
 
@@ -202,7 +209,7 @@ def random_message(cls: type[Message], rng: Rng, depth: int = 0) -> Message:
     return msg
 
 
-def _scalar(f: FieldDescriptor, rng: Rng) -> Any:
+def _scalar(f: Field, rng: Rng) -> Any:
     t = f.type
     if t == FieldDescriptor.TYPE_STRING:
         return _odd_string(rng)
@@ -212,6 +219,7 @@ def _scalar(f: FieldDescriptor, rng: Rng) -> Any:
     if t == FieldDescriptor.TYPE_BOOL:
         return rng.random() < 0.5
     if t == FieldDescriptor.TYPE_ENUM:
+        assert f.enum_type is not None, f.full_name
         values = [v.number for v in f.enum_type.values]
         return rng.choice([*values, 99, -1])
     if t in (FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_FIXED32):
@@ -227,11 +235,12 @@ def _scalar(f: FieldDescriptor, rng: Rng) -> Any:
     return 0
 
 
-def _set_field(msg: Message, f: FieldDescriptor, rng: Rng, depth: int, repeated: bool) -> None:
+def _set_field(msg: Message, f: Field, rng: Rng, depth: int, repeated: bool) -> None:
     if f.type == FieldDescriptor.TYPE_MESSAGE:
-        if f.message_type.GetOptions().map_entry:
-            key_f, val_f = f.message_type.fields_by_name["key"], f.message_type.fields_by_name[
-                "value"]
+        sub_type = f.message_type
+        assert sub_type is not None, f.full_name
+        if sub_type.GetOptions().map_entry:
+            key_f, val_f = sub_type.fields_by_name["key"], sub_type.fields_by_name["value"]
             if val_f.type != FieldDescriptor.TYPE_MESSAGE:
                 getattr(msg, f.name)[_scalar(key_f, rng)] = _scalar(val_f, rng)
             return
@@ -267,7 +276,8 @@ def proto_mutants(cls: type[Message], valid: list[bytes], rng: Rng, n: int) -> l
                 m = cls.FromString(rng.choice(valid))
             except DecodeError:  # a seed of the other message type
                 m = cls()
-            f = rng.choice(cls.DESCRIPTOR.fields)
+            fields: list[Field] = list(cls.DESCRIPTOR.fields)
+            f = rng.choice(fields)
             repeated = _repeated(f)
             if rng.random() < 0.3:
                 m.ClearField(f.name)
@@ -671,7 +681,10 @@ def build(per_target: int, seed: int) -> dict[str, list[bytes]]:
                         ("followup_get", crossings_pb2.FollowUpGetPayload),
                         ("followup_decision", crossings_pb2.FollowUpDecisionPayload),
                         ("followup_status", crossings_pb2.FollowUpStatusPayload)):
-        add(target, fu[target], lambda v, c=cls: proto_mutants(c, v, rng, n - len(v)))
+        def followup_mutants(v: list[bytes], c: type[Message] = cls) -> list[bytes]:
+            return proto_mutants(c, v, rng, n - len(v))
+
+        add(target, fu[target], followup_mutants)
     proofs = [wire_audit.encode_proof_request(wire_audit.ProofRequest(header(rng), _digest(rng)))
               for _ in range(10)]
     proofs += [wire_audit.encode_proof_answer(responder="KAZ-BS", key_id="0123456789abcdef",
@@ -724,9 +737,13 @@ def build(per_target: int, seed: int) -> dict[str, list[bytes]]:
         for fmt in ("csv", "jsonl"):
             base = import_seeds(kind, fmt, rng)
             swaps = _CSV_SWAPS if fmt == "csv" else _JSONL_SWAPS
-            add(f"{kind}_{fmt}", base, lambda v, s=swaps: [
-                m for _ in range(n // 8)
-                for m in _lines_mutants(rng.choice(v), rng, 8, v, s)])
+
+            def line_mutants(v: list[bytes], s: list[tuple[bytes, bytes]] = swaps
+                             ) -> list[bytes]:
+                return [m for _ in range(n // 8)
+                        for m in _lines_mutants(rng.choice(v), rng, 8, v, s)]
+
+            add(f"{kind}_{fmt}", base, line_mutants)
     mrzs = [(mrz_td3 if i % 2 else mrz_td1)(rng).encode() for i in range(60)]
     add("mrz", mrzs, lambda v: [mutate_bytes(rng.choice(v), rng, v)
                                 for _ in range(n - len(v))])

@@ -26,6 +26,7 @@ from node.audit.note import (
     verify_note,
 )
 from node.core import envelope as env_mod
+from node.core.errors import InvalidInput, Unauthenticated
 from node.core.model import (
     ActionCode,
     DocumentQuery,
@@ -102,7 +103,9 @@ def lookup_requests(draw: st.DrawFn) -> LookupRequest:
     if kind is QueryKind.BATCH:
         items = tuple(draw(st.lists(documents | persons, min_size=1, max_size=5)))
     else:
-        items = (draw(documents if kind is QueryKind.DOCUMENT else persons),)
+        one: st.SearchStrategy[DocumentQuery | PersonQuery] = (
+            documents if kind is QueryKind.DOCUMENT else persons)
+        items = (draw(one),)
     return LookupRequest(header=draw(headers), kind=kind, items=items)
 
 
@@ -190,7 +193,7 @@ def test_a_signed_envelope_verifies_and_any_changed_byte_does_not(payload: bytes
         env_mod.verify(env_mod.Envelope(payload_type=ptype, payload=flipped, signer="KGZ-BS",
                                         key_id=env.key_id, signature=env.signature),
                        keys.public_key("kgz"), expected_type=ptype)
-    except env_mod.Unauthenticated as exc:
+    except Unauthenticated as exc:
         assert exc.reason == "bad_signature"
     else:
         raise AssertionError("a changed payload verified")
@@ -382,7 +385,7 @@ def test_td3_zone_reads_back(state: str, family: str, given_name: str, number: s
     l2 += str(check_digit(l2[0:10] + l2[13:20] + l2[21:43]))
     try:
         r = parse_mrz(f"{l1}\n{l2}", today=keys.TODAY)
-    except convert.InvalidInput as exc:  # dates a passport cannot carry, e.g. 31 Feb never here
+    except InvalidInput as exc:  # dates a passport cannot carry, e.g. 31 Feb never here
         assert exc.reason == "bad_mrz", exc
         return
     assert (r.document.number, r.document.issuing_state) == (number, state.rstrip("<"))

@@ -29,6 +29,7 @@ from node.wire import audit as wire_audit
 from node.wire import convert
 from node.wire import crossings as wire_x
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 from tests.federation import CTX, Federation, make_federation
 from tests.fuzz import keys
 from tests.fuzz.seeds import mutate_bytes
@@ -134,16 +135,15 @@ def test_random_and_mutated_calls_each_get_a_status_a_reason_and_one_audit_entry
     with _channel(node) as ch:
         assert _healthy(ch)
         for method, raw in inputs:
-            call = ch.unary_unary(method)
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(method)
             try:
                 call(raw, timeout=20)
                 answered += 1
             except grpc.RpcError as err:
-                code = err.code()  # type: ignore[attr-defined]
+                code = err.code()
                 assert code not in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
                                     grpc.StatusCode.UNAVAILABLE), (method, code, err)
-                md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-                reason = str(md.get(REASON_KEY, ""))
+                reason = str(trailers(err).get(REASON_KEY, ""))
                 assert reason and reason != "internal_error", (method, code, raw[:40])
                 refused[reason] += 1
         assert _healthy(ch)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -24,6 +23,7 @@ from node.wire import convert
 from node.wire import registry as registry_wire
 from node.wire.audit import apb
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 from tests.federation import CTX, Federation, make_federation
 
 pytestmark = pytest.mark.integration
@@ -52,16 +52,14 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
 
 def _refusal(err: grpc.RpcError) -> tuple[str, str, str, dict[str, str], bool]:
     """(status, bxnode-reason, ErrorInfo.reason, ErrorInfo.metadata, signed refusal sent)."""
-    md: dict[str, Any] = {}
-    for key, value in err.trailing_metadata():  # type: ignore[attr-defined]
-        md.setdefault(key, value)
+    md = trailers(err)
     status = rpc_status.from_call(err)  # type: ignore[arg-type]
     assert status is not None, "no grpc-status-details-bin"
     [detail] = status.details
     info = error_details_pb2.ErrorInfo()
     assert detail.Unpack(info)
     assert info.domain == "bxnode"
-    return (err.code().name, md["bxnode-reason"], info.reason, dict(info.metadata),
+    return (err.code().name, str(md["bxnode-reason"]), info.reason, dict(info.metadata),
             "bxnode-refusal-bin" in md)
 
 

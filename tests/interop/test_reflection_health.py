@@ -119,7 +119,7 @@ def symbol(name: str) -> bytes:
 
 
 def listed(answer: dict[int, Any]) -> list[str]:
-    return sorted(dict(_fields(s))[1].decode() for s in _all(answer[6], 1))
+    return sorted(_all(s, 1)[-1].decode() for s in _all(answer[6], 1))  # name = 1
 
 
 def files(answer: dict[int, Any]) -> dict[str, descriptor_pb2.FileDescriptorProto]:

@@ -133,8 +133,8 @@ def test_demo_setup_script_builds_a_federation_that_serves(tmp_path: Path) -> No
         until_file(base / "kgz" / "serve.port", serve, timeout=30)
         health = subprocess.run([tool("bxnode"), "health", "--node-dir", str(base / "kgz")],
                                 capture_output=True, text=True, timeout=30)
-        port = (base / "kgz" / "serve.port").read_text().strip()
-        assert (health.returncode, health.stdout) == (0, f"127.0.0.1:{port} (server): SERVING\n")
+        served = (base / "kgz" / "serve.port").read_text().strip()
+        assert (health.returncode, health.stdout) == (0, f"127.0.0.1:{served} (server): SERVING\n")
     finally:
         serve.terminate()
         assert serve.wait(timeout=30) == 0

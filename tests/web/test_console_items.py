@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from node.crossings.extension import NodeServerWithLocal
+from node.followup.handler import FileFollowUpHandler
 from node.matching.mrz import check_digit
 from tests.web.conftest import Setup
 from tests.web.test_console import STOLEN, check_document, officer
@@ -34,8 +36,12 @@ def test_the_desk_shows_overdue_requests_first_with_purpose_basis_and_case(web: 
                                                                              ) -> None:
     # KGZ-BS's peer-facing FileFollowUp handler's desk: its deadline setting ([followup]
     # deadline_hours) is moved for one filing, so that one is overdue the moment it is filed
-    desk = next(m.handler._desk for m in web.nodes["KGZ-BS"].node.server.crossings.signed_methods
-                if m.method == "FileFollowUp")
+    server = web.nodes["KGZ-BS"].node.server
+    assert isinstance(server, NodeServerWithLocal), server  # the node serves crossings
+    handler = next(m.handler for m in server.crossings.signed_methods
+                   if m.method == "FileFollowUp")
+    assert isinstance(handler, FileFollowUpHandler), handler
+    desk = handler._desk
     duty = officer(web, "KAZ-BS", "kz-duty")
     on_time = _file_followup(duty, "CASE-WEB-ONTIME", purpose="border_check",
                              legal_basis="bilateral agreement")

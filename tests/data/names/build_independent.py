@@ -186,7 +186,7 @@ NEAR = _neighbours()
 
 
 def translate(text: str, scheme: str) -> str:
-    out = getattr(iuliia, scheme).translate(text)
+    out: str = getattr(iuliia, scheme).translate(text)
     # iuliia 0.13 writes Cyrillic ё/Ё for the Latin ë/Ë of BGN/PCGN, UNGEGN and the
     # scientific system; the published schemes mean the Latin letter.
     return out.replace("ё", "ë").replace("Ё", "Ë")
@@ -321,10 +321,10 @@ class Builder:
         fam = r.choice([f for f in FAMILY if "ё" in f] or FAMILY)
         given = r.choice([g for g in (MALE if sex == "M" else FEMALE) if "ё" in g] +
                          ([] if r.random() < 0.5 else [r.choice(MALE if sex == "M" else FEMALE)]))
-        p = {"family": fam if sex == "M" else feminine(fam), "given": given, "patronymic": None,
+        family = fam if sex == "M" else feminine(fam)
+        p = {"family": family, "given": given, "patronymic": None,
              "dob": self.dob(), "nationality": self.nat(), "sex": sex}
-        plain = {**p, "family": p["family"].replace("ё", "е"),
-                 "given": p["given"].replace("ё", "е")}
+        plain = {**p, "family": family.replace("ё", "е"), "given": given.replace("ё", "е")}
         if r.random() < 0.5:
             self.add(p, plain, True, "yo_ye")
         else:  # the Latin was made from the ё-less spelling, as most registers hold it

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[2]))
 
-from stock import (  # noqa: E402
+from node.matching.transliterate import transliterate  # noqa: E402
+from tests.data.names.stock import (  # noqa: E402
     DEV,
     FAMILY_LOOKALIKES,
     FEMALE_LOOKALIKES,
@@ -29,8 +29,6 @@ from stock import (  # noqa: E402
     VARIANTS,
     Stock,
 )
-
-from node.matching.transliterate import transliterate  # noqa: E402
 
 Person = dict[str, Any]
 DEV_SEED = 20261101
