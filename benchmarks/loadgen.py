@@ -71,7 +71,8 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             else:
                 ch = grpc.aio.insecure_channel(target, options=opts)
             channels.append(ch)
-    stubs = [ch.unary_unary(spec["method"]) for ch in channels]
+    stubs: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [
+        ch.unary_unary(spec["method"]) for ch in channels]
     # Warm up each connection (not counted) with a payload of its own.  (It used to be the
     # last measured payload, on every connection: a replay the node refused, and a run that
     # used up its payloads sent it once more -- issue 16's unexplained UNAUTHENTICATED.)

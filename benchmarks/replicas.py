@@ -196,10 +196,11 @@ class _Replicas:
         members_path.write_text(json.dumps(members))
         ready = b.work / "failover.ready"
         ready.unlink(missing_ok=True)
-        spec = {"node_dir": str(b.dirs["KGZ-BS"]), "node_id": "KGZ-BS", "peer": "KAZ-BS",
-                "members": str(members_path), "callers": 8, "seconds": before_s + after_s,
-                "timeout_s": 10.0, "n_docs": b.n_docs, "ready": str(ready),
-                "out": str(b.work / "failover.out.json")}
+        spec: dict[str, Any] = {
+            "node_dir": str(b.dirs["KGZ-BS"]), "node_id": "KGZ-BS", "peer": "KAZ-BS",
+            "members": str(members_path), "callers": 8, "seconds": before_s + after_s,
+            "timeout_s": 10.0, "n_docs": b.n_docs, "ready": str(ready),
+            "out": str(b.work / "failover.out.json")}
         spec_path = b.work / "failover.json"
         spec_path.write_text(json.dumps(spec))
         proc = subprocess.Popen([PY, "-m", "benchmarks.failover", str(spec_path)], cwd=ROOT,

@@ -203,6 +203,10 @@ def thread_split(pid: int) -> tuple[float, int]:
 
 
 class Bench:
+    #: the watchlist's size, set by :meth:`run` (and grown by :meth:`large`)
+    n_docs: int
+    n_persons: int
+
     def __init__(self, work: Path, smoke: bool, only: str | None = None) -> None:
         self.work = work
         self.smoke = smoke
