@@ -33,6 +33,7 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check node tests benchmarks
 	$(BIN)/mypy node
+	$(BIN)/mypy tests
 	bash scripts/buf.sh lint
 
 # proto/ against the previous commit's: a wire-breaking change fails (buf's FILE rules).

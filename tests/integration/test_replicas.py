@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from node.audit.log import MerkleAuditLog
 from node.cli.main import main as bxnode
@@ -35,6 +35,7 @@ from node.core.model import DocumentQuery, PartialDate, PersonQuery, QueryKind, 
 from node.federation.members_file import load_members
 from node.store.open import open_database
 from node.wire.convert import pb
+from node.wire.trailers import trailers
 from tests.federation import (
     CTX,
     DEMO,
@@ -45,6 +46,7 @@ from tests.federation import (
     make_federation,
     sample_policy,
 )
+from tests.grpc_clients import health_stub
 from tests.integration.test_audit_crash import Serve
 from tests.pgcluster import PgCluster, to_postgresql
 from tests.waiting import until
@@ -135,19 +137,20 @@ def _creds(fed: Federation, node: str) -> grpc.ChannelCredentials:
 def _send_to(fed: Federation, port: int, env_bytes: bytes) -> tuple[grpc.StatusCode, str]:
     """One signed Lookup envelope to one replica, as UZB-BS over mTLS."""
     with grpc.secure_channel(f"127.0.0.1:{port}", _creds(fed, "UZB-BS")) as ch:
-        call = ch.unary_unary("/bxnode.v1.NodeService/Lookup")
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = ch.unary_unary(
+            "/bxnode.v1.NodeService/Lookup")
         try:
             call(env_bytes, timeout=10)
         except grpc.RpcError as err:
-            md = dict(err.trailing_metadata() or ())  # type: ignore[attr-defined]
-            return err.code(), str(md.get("bxnode-reason", ""))  # type: ignore[attr-defined]
+            assert isinstance(err, grpc.Call)
+            return err.code(), str(trailers(err).get("bxnode-reason", ""))
     return grpc.StatusCode.OK, ""
 
 
 def _health(fed: Federation, port: int) -> int:
     with grpc.secure_channel(f"127.0.0.1:{port}", _creds(fed, "UZB-BS")) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        return int(stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status)
+        return int(health_stub(ch).Check(health_pb2.HealthCheckRequest(service=""),
+                                         timeout=5).status)
 
 
 def _signed(client: PeerClient, number: str) -> bytes:

@@ -36,8 +36,9 @@ def replicas(pool: Any) -> Iterator[tuple[DbTokens, DbTokens, Clock]]:
 def _row(pool: Any, bucket: str) -> tuple[Any, ...] | None:
     db = pool.database()
     try:
-        return db.query_one("SELECT tokens, stamp FROM peer_buckets WHERE bucket = ?",
-                            (bucket_key(bucket),))
+        row: tuple[Any, ...] | None = db.query_one(
+            "SELECT tokens, stamp FROM peer_buckets WHERE bucket = ?", (bucket_key(bucket),))
+        return row
     finally:
         db.close()
 

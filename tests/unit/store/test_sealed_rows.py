@@ -224,7 +224,9 @@ def test_a_document_record_sealed_before_it_held_its_plain_columns_still_opens(
     w = SqlWatchlistStore(pg)
     with pg.transaction():
         w.insert_documents([doc("N1", "R1", "desk-1")])
-        (blob,) = pg.query_one("SELECT sealed FROM documents")
+        row = pg.query_one("SELECT sealed FROM documents")
+        assert row is not None
+        (blob,) = row
         assert json.loads(pg.codec.open("documents.sealed", bytes(blob))) == [
             "N1", "R1", "desk-1", "KAZ", "P", "arrest", LIVE, ""]
         old = pg.codec.seal("documents.sealed", json.dumps(["N1", "R1", "desk-1"]).encode())
