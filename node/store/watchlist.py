@@ -11,9 +11,10 @@ Personal identifiers go through the backend's :class:`~node.store.db.FieldCodec`
   columns (issuing state, type, action, expiry, loss type; a person's action and expiry),
   and a row whose columns differ from it is refused (``sealed_field_altered``): whoever
   can write the database but not read it cannot turn an alert's action into another, move
-  a document to another issuing state, or bring an expired alert back.  (A document record
-  sealed before 2026-12-07 holds its three identifiers alone and binds nothing more; it is
-  sealed anew when its alert is next imported.)
+  a document to another issuing state, or bring an expired alert back.  (Document records
+  sealed before 2026-12-07 held their three identifiers alone: ``bxnode store migrate``
+  seals them anew, and one found afterwards is refused as altered: written back from an
+  old copy of the database.)
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from node.core.ports import DocumentHit, PersonRow
 from node.store._fields import altered, any_of, check_placed, index_text, misplaced
 from node.store.db import Database, FieldCodec
 
-__all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "sibling_store"]
+__all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "reseal_documents",
+           "sibling_store"]
 
 WATCHLIST_DDL = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -72,15 +74,45 @@ def _opened(codec: FieldCodec, kind: str, sealed: Any) -> Any:
 
 def _doc_bound(values: Sequence[Any], plain: dict[str, Any]) -> tuple[str, str, str]:
     """A document record's identifiers, once the row's ``plain`` columns (those the caller
-    read) are the ones sealed with them (a record sealed before they were holds none)."""
-    if len(values) == _DOC_IDS:
-        return values[0], values[1], values[2]
+    read) are the ones sealed with them.  A record of the identifiers alone (sealed before
+    2026-12-07) is refused too: ``bxnode store migrate`` sealed every such record anew
+    (:func:`reseal_documents`, node/store/watchlist_seal.py), so one found now was written
+    back from an old copy."""
     if len(values) != _DOC_IDS + len(_DOC_PLAIN):
         raise altered(_DOC_SEALED)
     for name, value in plain.items():
         if str(values[_DOC_IDS + _DOC_PLAIN.index(name)]) != str(value):
             raise altered(_DOC_SEALED)
     return values[0], values[1], values[2]
+
+
+def reseal_documents(db: Database) -> int:
+    """Seal anew, with their rows' plain columns, the document records that hold their
+    identifiers alone; in the open transaction.  Each is checked against its row's blind
+    indexes first (a misplaced one is refused, never sealed into its wrong row).  Returns
+    how many were sealed anew; 0 where nothing is sealed (SQLCipher)."""
+    c = db.codec
+    if not c.protects:
+        return 0
+    sql = ("UPDATE documents SET sealed=? WHERE number=? AND issuing_state=? AND "
+           "doc_type=? AND owner_ref=?")
+    done, pending = 0, []
+    for r in db.stream("SELECT issuing_state, number, doc_type, owner_ref, action, expires, "
+                       "loss_type, sealed FROM documents"):
+        values = _opened(c, _DOC_SEALED, r[7])
+        if len(values) != _DOC_IDS:
+            continue  # sealed with its columns already
+        number, ref, contact = values
+        check_placed(c, _DOC_SEALED, _DOC_NUMBER, number, r[1])
+        check_placed(c, _DOC_SEALED, _OWNER, ref, r[3])
+        row = (r[0], number, r[2], ref, r[4], contact, r[5], r[6])
+        pending.append((c.seal(_DOC_SEALED, _doc_record(row)), r[1], r[0], r[2], r[3]))
+        if len(pending) >= 1000:
+            done += db.executemany(sql, pending)
+            pending.clear()
+    if pending:
+        done += db.executemany(sql, pending)
+    return done
 
 
 def _doc_record(row: Sequence[Any]) -> bytes:

@@ -150,6 +150,7 @@ def migrate(db: PgDatabase, *, now_ms: int | None = None) -> MigrateResult:
                 (step.name, step.version, step.digest, stamp))
             versions[step.name] = step.version
             applied.append(step)
+            _data_step(db, step)
         _check_field_key(db, record=True)
         core = versions.get("core")
         if core is not None:
@@ -163,6 +164,14 @@ def migrate(db: PgDatabase, *, now_ms: int | None = None) -> MigrateResult:
     for s in applied:
         log.info("schema_applied", name=s.name, version=s.version)
     return MigrateResult(applied=tuple(applied), versions=versions)
+
+
+def _data_step(db: PgDatabase, step: Schema) -> None:
+    """What a step does beyond its DDL, in the migration's transaction."""
+    if (step.name, step.version) == ("watchlist_seal", 1):  # node/store/watchlist_seal.py
+        from node.store.watchlist import reseal_documents
+
+        log.info("documents_sealed_anew", records=reseal_documents(db))
 
 
 def sync_identities(db: PgDatabase) -> dict[str, int]:

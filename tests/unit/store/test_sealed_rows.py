@@ -214,11 +214,18 @@ def test_a_persons_plain_column_changed_in_the_database_is_refused(
     altered(lambda: w.expired_refs(TODAY))
 
 
+def legacy_seal(db: Database, number: str, ref: str, contact: str) -> bytes:
+    """A document record as sealed before 2026-12-07: its three identifiers alone."""
+    import json
+
+    return db.codec.seal("documents.sealed", json.dumps([number, ref, contact]).encode())
+
+
 @only_postgresql
-def test_a_document_record_sealed_before_it_held_its_plain_columns_still_opens(
+def test_a_document_record_of_its_identifiers_alone_is_refused_after_the_migration(
         pg: Database) -> None:
-    """Records sealed before 2026-12-07 hold the three identifiers alone: read as before
-    (nothing to compare), until the alert is imported again and sealed anew."""
+    """bxnode store migrate sealed every old record anew (below): one found now was
+    written back from an old copy of the database, whose columns it does not bind."""
     import json
 
     w = SqlWatchlistStore(pg)
@@ -226,19 +233,62 @@ def test_a_document_record_sealed_before_it_held_its_plain_columns_still_opens(
         w.insert_documents([doc("N1", "R1", "desk-1")])
         row = pg.query_one("SELECT sealed FROM documents")
         assert row is not None
-        (blob,) = row
-        assert json.loads(pg.codec.open("documents.sealed", bytes(blob))) == [
+        assert json.loads(pg.codec.open("documents.sealed", bytes(row[0]))) == [
             "N1", "R1", "desk-1", "KAZ", "P", "arrest", LIVE, ""]
-        old = pg.codec.seal("documents.sealed", json.dumps(["N1", "R1", "desk-1"]).encode())
-        assert pg.execute("UPDATE documents SET sealed=?", (old,)) == 1
-    assert w.find_documents_many([("N1", "KAZ", "P")], TODAY) == {
-        ("N1", "KAZ", "P"): [("R1", "arrest", "desk-1")]}
-    assert w.documents_of("R1") == [doc("N1", "R1", "desk-1")]
-    with pg.transaction():
-        w.insert_documents([doc("N1", "R1", "desk-1")])  # imported again: sealed anew
-        set_column(pg, "documents", "action", "none", ref="R1")
+        assert pg.execute("UPDATE documents SET sealed=?, action='none'",
+                          (legacy_seal(pg, "N1", "R1", "desk-1"),)) == 1
     with pg.transaction():
         altered(lambda: w.find_documents_many([("N1", "KAZ", "P")], TODAY))
+    altered(lambda: w.documents_of("R1"))
+
+
+@only_postgresql
+def test_the_migration_seals_the_old_records_anew_with_their_columns(pg: Database) -> None:
+    from node.store.postgresql import PgDatabase
+    from node.store.postgresql.migrate import migrate
+
+    assert isinstance(pg, PgDatabase)
+
+    w = SqlWatchlistStore(pg)
+    with pg.transaction():
+        w.insert_documents([doc("N1", "R1", "desk-1"), doc("N2", "R2", "desk-2"),
+                            doc("N3", "R3", "desk-3")])
+        for n in ("N1", "N2"):  # as an older bxnode wrote them; N3 is sealed already
+            assert pg.execute("UPDATE documents SET sealed=? WHERE number=?",
+                              (legacy_seal(pg, n, n.replace("N", "R"), n.replace("N", "desk-")),
+                               ix(pg, "documents.number", n))) == 1
+        # the database as it was before this bxnode: the step not applied yet
+        assert pg.execute("DELETE FROM bxnode_schema WHERE name = 'watchlist_seal'") == 1
+    with pg.transaction():
+        altered(lambda: w.find_documents_many([("N1", "KAZ", "P")], TODAY))
+    result = migrate(pg)
+    assert [(s.name, s.version) for s in result.applied] == [("watchlist_seal", 1)]
+    assert w.find_documents_many([("N1", "KAZ", "P"), ("N2", "KAZ", "P")], TODAY) == {
+        ("N1", "KAZ", "P"): [("R1", "arrest", "desk-1")],
+        ("N2", "KAZ", "P"): [("R2", "arrest", "desk-2")]}
+    assert w.documents_of("R3") == [doc("N3", "R3", "desk-3")]
+    with pg.transaction():  # now bound: a changed column is refused
+        set_column(pg, "documents", "action", "none", ref="R2")
+    with pg.transaction():
+        altered(lambda: w.find_documents_many([("N2", "KAZ", "P")], TODAY))
+    assert migrate(pg).applied == ()  # once
+
+
+@only_postgresql
+def test_the_migration_never_seals_a_misplaced_record_into_its_wrong_row(
+        pg: Database) -> None:
+    from node.store.postgresql import PgDatabase
+    from node.store.postgresql.migrate import migrate
+
+    assert isinstance(pg, PgDatabase)
+    with pg.transaction():
+        SqlWatchlistStore(pg).insert_documents([doc("N1", "R1"), doc("N2", "R2")])
+        assert pg.execute("UPDATE documents SET sealed=? WHERE number=?",
+                          (legacy_seal(pg, "N1", "R1", ""), ix(pg, "documents.number", "N2"))) == 1
+        assert pg.execute("DELETE FROM bxnode_schema WHERE name = 'watchlist_seal'") == 1
+    misplaced(lambda: migrate(pg))
+    row = pg.query_one("SELECT count(*) FROM bxnode_schema WHERE name = 'watchlist_seal'")
+    assert row == (0,)  # the migration rolled back whole
 
 
 def crossing(record_id: str, number: str) -> CrossingRow:
