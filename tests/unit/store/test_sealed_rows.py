@@ -35,17 +35,22 @@ def person(ref: str, family: str) -> tuple[str, ...]:
     return (ref, family, "AIDAR", "", "1990-01-01", "KAZ", "M", "arrest", "desk-1", LIVE)
 
 
-def misplaced(call: Callable[[], Any]) -> None:
-    """``call`` refuses with ``sealed_field_misplaced``.  (Not ``pytest.raises``: its
-    exception info and the traceback's frames form a cycle that would keep a stream's
-    cursor open until the garbage collector runs, after the database has gone.)"""
+def refused(call: Callable[[], Any], reason: str, says: str) -> None:
+    """``call`` refuses with ``reason``, its message saying ``says``.  (Not
+    ``pytest.raises``: its exception info and the traceback's frames form a cycle that
+    would keep a stream's cursor open until the garbage collector runs, after the database
+    has gone.)"""
     try:
         call()
     except SealedFieldError as exc:
-        assert exc.reason == "sealed_field_misplaced"
-        assert "does not belong to its row" in str(exc)
+        assert exc.reason == reason
+        assert says in str(exc)
     else:
-        pytest.fail("the misplaced record was read")
+        pytest.fail(f"read, not refused {reason}")
+
+
+def misplaced(call: Callable[[], Any]) -> None:
+    refused(call, "sealed_field_misplaced", "does not belong to its row")
 
 
 def copy_sealed(db: Database, table: str, column: str, *, into: str, source: str,
@@ -137,15 +142,7 @@ def test_a_person_record_copied_into_another_persons_row(pg: Database) -> None:
 
 
 def altered(call: Callable[[], Any]) -> None:
-    """``call`` refuses with ``sealed_field_altered`` (not ``pytest.raises``: see
-    :func:`misplaced`)."""
-    try:
-        call()
-    except SealedFieldError as exc:
-        assert exc.reason == "sealed_field_altered"
-        assert "plain columns differ from the copies sealed" in str(exc)
-    else:
-        pytest.fail("the altered row was read")
+    refused(call, "sealed_field_altered", "plain columns differ from the copies sealed")
 
 
 def set_column(db: Database, table: str, column: str, value: str, *, ref: str) -> None:
