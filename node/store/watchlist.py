@@ -72,18 +72,23 @@ def _opened(codec: FieldCodec, kind: str, sealed: Any) -> Any:
     return json.loads(codec.open(kind, bytes(sealed)).decode())
 
 
-def _doc_bound(values: Sequence[Any], plain: dict[str, Any]) -> tuple[str, str, str]:
-    """A document record's identifiers, once the row's ``plain`` columns (those the caller
-    read) are the ones sealed with them.  A record of the identifiers alone (sealed before
-    2026-12-07) is refused too: ``bxnode store migrate`` sealed every such record anew
-    (:func:`reseal_documents`, node/store/watchlist_seal.py), so one found now was written
-    back from an old copy."""
+def _doc_ids(values: Sequence[Any]) -> tuple[str, str, str]:
+    """A document record's identifiers (number, owner reference, contact).  A record of
+    the identifiers alone (sealed before 2026-12-07) is refused: ``bxnode store migrate``
+    sealed every such record anew (:func:`reseal_documents`, node/store/watchlist_seal.py),
+    so one found now was written back from an old copy."""
     if len(values) != _DOC_IDS + len(_DOC_PLAIN):
         raise altered(_DOC_SEALED)
+    return values[0], values[1], values[2]
+
+
+def _doc_bound(values: Sequence[Any], plain: dict[str, Any]) -> None:
+    """Refuse the record's row if its ``plain`` columns (those the caller read) are not
+    the ones sealed in it.  Checked after the row's blind indexes, so a record copied into
+    another row is told as misplaced, whatever that row's columns."""
     for name, value in plain.items():
         if str(values[_DOC_IDS + _DOC_PLAIN.index(name)]) != str(value):
             raise altered(_DOC_SEALED)
-    return values[0], values[1], values[2]
 
 
 def reseal_documents(db: Database) -> int:
@@ -127,9 +132,11 @@ def _opened_document(codec: FieldCodec, number_ix: Any, ref_ix: Any, sealed: Any
     """A sealed document record's (number, owner reference, contact), checked against its
     row's blind indexes (:func:`~node.store._fields.check_placed`) and against the row's
     ``plain`` columns the caller read (:func:`_doc_bound`)."""
-    number, ref, contact = _doc_bound(_opened(codec, _DOC_SEALED, sealed), plain)
+    values = _opened(codec, _DOC_SEALED, sealed)
+    number, ref, contact = _doc_ids(values)
     check_placed(codec, _DOC_SEALED, _DOC_NUMBER, number, number_ix)
     check_placed(codec, _DOC_SEALED, _OWNER, ref, ref_ix)
+    _doc_bound(values, plain)
     return number, ref, contact
 
 
@@ -521,15 +528,16 @@ class SqlWatchlistStore:
                         (today, *args)):
                     key = by_index.get((r[0], r[1], r[2]))
                     if key is not None:
-                        number, ref, contact = _doc_bound(
-                            _opened(c, _DOC_SEALED, r[4]),
-                            {"issuing_state": r[1], "doc_type": r[2], "action": r[3],
-                             "expires": r[7], "loss_type": r[8]})
+                        values = _opened(c, _DOC_SEALED, r[4])
+                        number, ref, contact = _doc_ids(values)
                         # the row's number index is key[0]'s, so the record must be
                         # key[0]'s (no HMAC needed), and its reference the row's
                         if number != key[0]:
                             raise misplaced(_DOC_SEALED)
                         check_placed(c, _DOC_SEALED, _OWNER, ref, r[6])
+                        _doc_bound(values, {"issuing_state": r[1], "doc_type": r[2],
+                                            "action": r[3], "expires": r[7],
+                                            "loss_type": r[8]})
                         found.setdefault(key, []).append((ref, r[3], contact))
                         sources[ref] = r[5] or ""
             epoch = self._epoch()

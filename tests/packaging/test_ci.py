@@ -35,7 +35,7 @@ def test_ci_runs_lint_breaking_and_the_tests_and_lint_is_ruff_mypy_buf() -> None
              if ln.startswith("step ")]
     assert steps == ["make lint", "make breaking", "make test"]
     assert _recipe("lint") == ["$(BIN)/ruff check node tests benchmarks", "$(BIN)/mypy node",
-                               "bash scripts/buf.sh lint"]
+                               "$(BIN)/mypy tests", "bash scripts/buf.sh lint"]
     assert _recipe("breaking") == ["bash scripts/buf.sh breaking-previous"]
     assert "strict = true" in (ROOT / "pyproject.toml").read_text()  # mypy --strict
 
