@@ -77,6 +77,7 @@ from node.server.limits import PeerLimits
 from node.store.peer_buckets import (
     FORGET_SLOTS,
     GRANT_SLOTS,
+    LOCK_SLOTS,
     REFUND,
     RENEW_SLOTS,
     SHRINK_SLOTS,
@@ -410,7 +411,7 @@ class DbTokens:
 
     def _run(self, sql: str, args: dict[str, Any], *, lock: int | None = None,
              many: bool = False) -> Any:
-        """One statement (after ``pg_advisory_xact_lock(lock)`` in the same transaction,
+        """One statement (after :data:`LOCK_SLOTS` on ``lock`` in the same transaction,
         when given): its first row, or every row (``many``), or None."""
         if self._clock() < self._retry_at:
             raise SharedTokensUnavailable("not asked: the database failed just now")
@@ -421,7 +422,7 @@ class DbTokens:
             conn = self._conn
             with conn.transaction() if lock is not None else contextlib.nullcontext():
                 if lock is not None:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+                    conn.execute(LOCK_SLOTS, {"lock": lock})
                 cur = conn.execute(sql, args)
                 if cur.description is None:
                     return None

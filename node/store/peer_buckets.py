@@ -31,8 +31,8 @@ from typing import Final
 
 from node.store.schema import register
 
-__all__ = ["FORGET_SLOTS", "GRANT_SLOTS", "REFUND", "RENEW_SLOTS", "SHRINK_SLOTS", "TAKE",
-           "bucket_key", "slots_lock_key"]
+__all__ = ["FORGET_SLOTS", "GRANT_SLOTS", "LOCK_SLOTS", "REFUND", "RENEW_SLOTS",
+           "SHRINK_SLOTS", "TAKE", "bucket_key", "slots_lock_key"]
 
 register("limits", 1, """
 CREATE TABLE IF NOT EXISTS peer_buckets (
@@ -126,6 +126,11 @@ FORGET_SLOTS: Final = """
 DELETE FROM peer_slots
 WHERE replica = %(replica)s AND (%(buckets)s::text[] IS NULL OR bucket = ANY(%(buckets)s))
 """
+
+
+#: The advisory lock :func:`slots_lock_key` names, for the rest of the transaction: the
+#: statement before :data:`GRANT_SLOTS`.
+LOCK_SLOTS: Final = "SELECT pg_advisory_xact_lock(%(lock)s)"
 
 
 def slots_lock_key(bucket: str) -> int:

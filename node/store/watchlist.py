@@ -56,8 +56,12 @@ _GENERATION = "watchlist_generation"
 #: sealed since 2026-12-07 then holds these plain columns of its row, in this order.
 _DOC_IDS = 3
 _DOC_PLAIN = ("issuing_state", "doc_type", "action", "expires", "loss_type")
-#: A person record is the whole row; the plain columns its row keeps, by position.
-_PERSON_PLAIN = {7: "action", 9: "expires"}
+#: Where each of them is in the record.
+_DOC_PLAIN_AT = {name: _DOC_IDS + i for i, name in enumerate(_DOC_PLAIN)}
+#: A person record is the whole row; the positions of the plain columns its row keeps
+#: (action, expires).
+_PERSON_EXPIRES = 9
+_PERSON_PLAIN = (7, _PERSON_EXPIRES)
 _CHUNK = 5000  # numbers per statement, well under SQLite's 32,766 parameters
 
 
@@ -87,7 +91,7 @@ def _doc_bound(values: Sequence[Any], plain: dict[str, Any]) -> None:
     the ones sealed in it.  Checked after the row's blind indexes, so a record copied into
     another row is told as misplaced, whatever that row's columns."""
     for name, value in plain.items():
-        if str(values[_DOC_IDS + _DOC_PLAIN.index(name)]) != str(value):
+        if str(values[_DOC_PLAIN_AT[name]]) != str(value):
             raise altered(_DOC_SEALED)
 
 
@@ -649,7 +653,7 @@ class SqlWatchlistStore:
                 refs.add(str(r[0]))
                 continue
             values = self._opened_person(r[0], r[1])
-            if str(values[9]) != str(r[2]):  # an expiry moved back, to have it erased
+            if str(values[_PERSON_EXPIRES]) != str(r[2]):  # moved back, to have it erased
                 raise altered(_PERSON_SEALED)
             refs.add(str(values[0]))
         return sorted(refs)
