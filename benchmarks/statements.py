@@ -11,7 +11,10 @@ Two figures per backend, both far less sensitive than wall-clock latency to othe
 a shared machine: **statements per lookup** (every statement sent to the database,
 BEGIN/SAVEPOINT/COMMIT included: on PostgreSQL each one is a round trip), counted at the
 driver, exact and repeatable; and **CPU per lookup** of this process (``time
-.process_time``; PostgreSQL's own CPU is the server's, not counted here).  Prints JSON.
+.process_time``; PostgreSQL's own CPU is the server's, not counted here).  Each also
+*inside the batch's transaction* (``locked_*``): the serial section, under the writers'
+lock that every worker and replica shares; the answer's reads before it (``preread``)
+are outside.  Prints JSON.
 """
 
 from __future__ import annotations
@@ -99,24 +102,37 @@ def measure(node_dir: Path, asker_dir: Path, members: Path, *, lookups: int,
             number="N0481516", issuing_state="KAZ")]) for _ in range(lookups + batch)]
         responder, handler, store = rt.responder, rt.lookup, rt.store
 
-        def one_batch(chunk: list[Any]) -> None:
+        locked = [0.0, 0]  # CPU seconds and statements inside the batch's transaction
+
+        def one_batch(chunk: list[Any], count: Callable[[], int] = lambda: 0) -> None:
+            # as the server does: prepared and decided, read before the lock (preread),
+            # then steps 7-11 in one transaction under the writers' lock
+            decided = [responder.predecide(responder.prepare(handler, env, tls_fingerprint=fp))
+                       for env in chunk]
+            with store.reading():  # as BatchWriter does: the batch's reads together
+                pending = [responder.preread(p) for p in decided]
+            t0, n0 = time.process_time(), count()
             with store.transaction():
-                for env in chunk:
-                    ex = responder.complete(responder.predecide(responder.prepare(
-                        handler, env, tls_fingerprint=fp)))
+                for p in pending:
+                    ex = responder.complete(p)
                     assert ex.error is None, ex.error
+            locked[0] += time.process_time() - t0
+            locked[1] += count() - n0
 
         one_batch(envs[:batch])  # warm-up: caches, the policy's decision cache
+        locked[:] = [0.0, 0]
         calls = [0]
         with _counting(store, calls) as count:
             t0 = time.process_time()
             for i in range(batch, batch + lookups, batch):
-                one_batch(envs[i:i + batch])
+                one_batch(envs[i:i + batch], count)
             cpu = time.process_time() - t0
             statements = count()
         out = {"lookups": lookups, "batch": batch,
                "statements_per_lookup": round(statements / lookups, 2),
-               "cpu_ms_per_lookup": round(cpu * 1000 / lookups, 3)}
+               "cpu_ms_per_lookup": round(cpu * 1000 / lookups, 3),
+               "locked_statements_per_lookup": round(locked[1] / lookups, 2),
+               "locked_cpu_ms_per_lookup": round(locked[0] * 1000 / lookups, 3)}
         if calls[0]:  # PostgreSQL: statements sent, an executemany's rows counted once
             out["calls_per_lookup"] = round(calls[0] / lookups, 2)
         return out

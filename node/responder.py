@@ -100,7 +100,9 @@ class Verified(Generic[R]):
 
     ``fetched`` is what the handler's optional ``prefetch`` step read for its decision
     (on the database thread, between batches), or None; ``decided`` is what its optional
-    ``predecide`` step worked out off the database thread (the policy's decision), or None.
+    ``predecide`` step worked out off the database thread (the policy's decision), or None;
+    ``preread`` what its optional ``preread`` step read for its answer just before the
+    batch's transaction opened, or None.
     """
 
     member: Member
@@ -110,6 +112,7 @@ class Verified(Generic[R]):
     now_ms: int
     fetched: Any = None
     decided: Any = None
+    preread: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,13 @@ class Handler(Protocol[R]):
     ``prefetch(v: Verified[R]) -> Any``, on the database thread between batches and outside
     any unit of work; its result reaches ``predecide`` and ``answer`` as ``v.fetched``.  So
     a slow policy holds a policy thread, never the database thread every request needs.
+
+    And ``preread(v: Verified[R]) -> Any``: reads for the answer, run on the database
+    thread just before the batch's transaction opens, outside the writers' lock (the
+    serial section every replica and worker shares); its result reaches :meth:`answer` as
+    ``v.preread``, which must use it only after checking, under the lock, that what it
+    read has not changed since (node/watchlist/lookup.py, "Read before the lock").  If it
+    raises, :meth:`answer` reads under the lock as without it.
     """
 
     event: str
@@ -205,7 +215,7 @@ class Responder:
         """Answer one signed request.  ``raw`` is the envelope, or the error decoding raised."""
         pending = self.prepare(handler, raw, tls_fingerprint=tls_fingerprint,
                                request_id=request_id)
-        return self.complete(self.predecide(self.prefetch(pending)))
+        return self.complete(self.preread(self.predecide(self.prefetch(pending))))
 
     def prepare(self, handler: Handler[R], raw: Envelope | BxError, *,
                 tls_fingerprint: str | None, request_id: str = "") -> Pending[R]:
@@ -251,6 +261,23 @@ class Responder:
     def predecide(self, pending: Pending[R]) -> Pending[R]:
         """The handler's write-free step (policy), if it has one; off the database thread."""
         return self._step(pending, "predecide", "decided")
+
+    def preread(self, pending: Pending[R]) -> Pending[R]:
+        """The handler's reads for its answer, if it has any: just before the batch's
+        transaction opens (no unit of work, no lock).  A failure costs nothing but the
+        read: :meth:`complete` reads under the lock instead, and a refusal the read raised
+        is raised there, after the nonce and the policy steps, as it always was."""
+        fn = getattr(pending.handler, "preread", None)
+        if pending.verified is None or pending.error is not None or fn is None:
+            return pending
+        try:
+            result = fn(pending.verified)
+        except BxError:
+            return pending
+        except Exception as exc:
+            log.warning("preread_failed", handler=pending.handler.event, **unexpected(exc))
+            return pending
+        return _with_result(pending, "preread", result)
 
     def _step(self, pending: Pending[R], step: str, into: str) -> Pending[R]:
         """Run the handler's optional ``step``; its result goes into ``verified.<into>``.
@@ -407,14 +434,22 @@ def _with_error(p: Pending[R], exc: BxError) -> Pending[R]:
 
 
 def _with_result(p: Pending[R], into: str, value: Any) -> Pending[R]:
-    """``p`` with ``verified.fetched`` or ``verified.decided`` (``into``) set to ``value``."""
+    """``p`` with ``verified.fetched``, ``.decided`` or ``.preread`` (``into``) set to
+    ``value``."""
     v = p.verified
     assert v is not None
-    fetched, decided = (value, v.decided) if into == "fetched" else (v.fetched, value)
+    fetched, decided, preread = v.fetched, v.decided, v.preread
+    if into == "fetched":
+        fetched = value
+    elif into == "decided":
+        decided = value
+    else:
+        assert into == "preread", into
+        preread = value
     return Pending(handler=p.handler, raw=p.raw, now_ms=p.now_ms, base=p.base, error=p.error,
                    verified=Verified(member=v.member, request=v.request, header=v.header,
                                      digest=v.digest, now_ms=v.now_ms, fetched=fetched,
-                                     decided=decided))
+                                     decided=decided, preread=preread))
 
 
 def _internal(exc: Exception) -> BxError:

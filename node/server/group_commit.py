@@ -9,6 +9,11 @@ runs there:
   durable.
 * :meth:`BatchWriter.call` runs a read (or a write with its own transaction) on the same
   thread, between batches.
+* A step may bring a ``pre`` function (``run_in_batch(fn, pre=...)``): its reads, run on
+  the same thread once the batch is made, just before its transaction opens -- outside
+  the writers' lock, so that another worker or replica commits meanwhile.  What a ``pre``
+  read is used only once checked under the lock (the lookup's answer: node/watchlist/
+  lookup.py, "Read before the lock").
 
 A batch is gathered *before* its transaction opens: the thread takes the first queued
 step, waits at most ``batch_ms`` for more (up to ``batch_max``; with ``batch_ms = 0`` it
@@ -73,6 +78,8 @@ class _Step:
     batched: bool
     #: The peer the request came from (its limits' bucket): batches are made peer by peer.
     peer: str = ""
+    #: Reads run just before the batch's transaction opens (once: then None).
+    pre: Callable[[], None] | None = None
     result: Any = None
     error: BaseException | None = field(default=None)
 
@@ -106,6 +113,9 @@ class BatchWriter:
         #: Wall and thread-CPU seconds the database thread spent running batches.
         self.batch_s = 0.0
         self.batch_cpu_s = 0.0
+        #: Wall and thread-CPU seconds the steps' reads before the lock (``pre``) took.
+        self.preread_s = 0.0
+        self.preread_cpu_s = 0.0
         #: Batches that committed early for a peer that arrived while they ran.
         self.yields = 0
         self._stats_at = time.monotonic()
@@ -121,8 +131,12 @@ class BatchWriter:
         """Run ``fn`` on the database thread, between batches."""
         return await self._submit(fn, batched=False)  # type: ignore[no-any-return]
 
-    async def run_in_batch(self, fn: Callable[[], T], *, peer: str = "") -> T:
+    async def run_in_batch(self, fn: Callable[[], T], *, peer: str = "",
+                           pre: Callable[[], None] | None = None) -> T:
         """Run ``fn`` in the next batch; return its result once that batch is durable.
+        ``pre`` (if given) runs first, on the database thread just before the batch's
+        transaction opens (outside it and the writers' lock); it must not raise (if it
+        does, the error is logged and ``fn`` still runs).
 
         If ``fn`` raises (a refusal), what it wrote commits with the batch and its error is
         raised once that is durable; if the batch's commit fails, the commit's error is
@@ -130,17 +144,19 @@ class BatchWriter:
         ``transaction()`` (a savepoint inside the batch).  ``peer`` (the requester's limits
         bucket; "" for the node's own work) is whom the batch is fair to.
         """
-        return await self._submit(fn, batched=True, peer=peer)  # type: ignore[no-any-return]
+        return await self._submit(fn, batched=True, peer=peer,  # type: ignore[no-any-return]
+                                  pre=pre)
 
     async def sync(self) -> None:
         """Wait until everything queued so far is durable (e.g. before a witness answers)."""
         await self.run_in_batch(lambda: None)
 
-    async def _submit(self, fn: Callable[[], Any], *, batched: bool, peer: str = "") -> Any:
+    async def _submit(self, fn: Callable[[], Any], *, batched: bool, peer: str = "",
+                      pre: Callable[[], None] | None = None) -> Any:
         self.start()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Step(fn, loop, fut, batched, peer))
+        self._queue.put(_Step(fn, loop, fut, batched, peer, pre=pre))
         return await asyncio.shield(fut)
 
     def start(self) -> None:
@@ -166,6 +182,8 @@ class BatchWriter:
         return {"batches": self.batches, "requests": self.committed, "yields": self.yields,
                 "batch_ms": round(self.batch_s * 1000, 1),
                 "batch_cpu_ms": round(self.batch_cpu_s * 1000, 1),
+                "preread_ms": round(self.preread_s * 1000, 1),
+                "preread_cpu_ms": round(self.preread_cpu_s * 1000, 1),
                 "lock_held": lock.held, "lock_wait_ms": round(lock.wait_s * 1000, 1),
                 "lock_hold_ms": round(lock.hold_s * 1000, 1),
                 "lock_wait_ms_mean": round(lock.wait_s * 1000 / per, 3),
@@ -237,6 +255,7 @@ class BatchWriter:
         batch = [step for _, step in taken]  # all get the error if the batch cannot open
         unrun = Counter(peer for peer, _ in taken)
         error: BaseException | None = None
+        self._preread(batch)
         started = time.perf_counter()
         cpu = time.thread_time()
         try:
@@ -270,6 +289,27 @@ class BatchWriter:
             for step in batch:
                 step.error = error
         _release_all(batch)
+
+    def _preread(self, batch: list[_Step]) -> None:
+        """Each step's ``pre`` (once), before the transaction opens, together in one
+        ``Database.reading()`` (on PostgreSQL one read-only transaction, no lock)."""
+        pres = [step.pre for step in batch if step.pre is not None]
+        if not pres:
+            return
+        for step in batch:
+            step.pre = None
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            with self.store.reading():
+                for pre in pres:
+                    try:
+                        pre()
+                    except Exception as exc:  # the step reads under the lock instead
+                        log.error("batch_preread_failed", **error_fields(exc))
+        except Exception as exc:  # the database would not even begin: the same
+            log.error("batch_preread_failed", **error_fields(exc))
+        self.preread_s += time.perf_counter() - started
+        self.preread_cpu_s += time.thread_time() - cpu
 
     def _yield_after(self, rest: list[tuple[str, _Step]], unrun: Counter[str]) -> bool:
         """Between two steps: file what arrived; if a peer outside ``rest`` (the batch's

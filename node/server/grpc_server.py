@@ -448,8 +448,9 @@ class NodeServer:
                       context: grpc.aio.ServicerContext[Any, Any],
                       loop: asyncio.AbstractEventLoop, turn: Pass) -> Reply:
         """The decision's reads (a handler's ``prefetch``) on the database thread between
-        batches, policy off the loop and off the database thread, then steps 7-11 on the
-        database thread; durable first.
+        batches, policy off the loop and off the database thread, then the answer's reads
+        (a handler's ``preread``) just before the batch's transaction and steps 7-11 in
+        it, on the database thread; durable first.
 
         A decision the policy's cache already holds is taken here, on the loop (a dict
         look-up: no evaluation, no policy server to wait for); only a miss goes to the
@@ -467,6 +468,10 @@ class NodeServer:
         if self.writer is None:
             return reply_of(complete(self._responder, first))
 
+        def preread() -> None:  # on the database thread, just before the batch's lock
+            nonlocal first
+            first = self._responder.preread(first)
+
         def step() -> Exchange:
             try:
                 return complete(self._responder, first)
@@ -474,8 +479,10 @@ class NodeServer:
                 with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
                     loop.call_soon_threadsafe(turn.release)
 
+        pre = preread if getattr(method.handler, "preread", None) is not None and \
+            first.error is None else None
         try:  # nothing is sent before the batch holding its audit entry is durable
-            ex = await self.writer.run_in_batch(step, peer=turn.peer)
+            ex = await self.writer.run_in_batch(step, peer=turn.peer, pre=pre)
         except Exception as exc:
             log.error("request_not_durable", **error_fields(exc))
             if getattr(exc, "reason", None) == "audit_log_on_hold":  # node.audit.hold

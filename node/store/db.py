@@ -109,6 +109,14 @@ class Database(Protocol):
         """A savepoint, issued in SQL only once something inside it writes directly."""
         ...
 
+    def reading(self) -> AbstractContextManager[None]:
+        """Reads only, outside any transaction of this connection and without the writers'
+        lock (a group-commit batch's reads before its transaction): SQLCipher reads as
+        ever (each statement its own snapshot), PostgreSQL in one ``BEGIN`` ... ``COMMIT``
+        (a round trip each instead of three).  Anything inside that tries to write, or to
+        open a transaction, raises RuntimeError."""
+        ...
+
     @property
     def in_transaction(self) -> bool: ...
 

@@ -175,6 +175,8 @@ class DeferredAccess:
     _deferred: DeferredRows
     _depth: int
     write_epoch: int
+    #: Inside ``reading()``: nothing may write (Database.reading).
+    _reading: bool = False
 
     def _materialize(self) -> None:
         raise NotImplementedError
@@ -182,6 +184,8 @@ class DeferredAccess:
     def _direct_write(self) -> None:
         """Before a statement that may write: rows deferred before it go first, the lazy
         savepoints around it are issued, and what was read may no longer hold."""
+        if self._reading:
+            raise RuntimeError("nothing writes inside reading()")
         if self._depth:
             self._materialize()
             self.write_epoch += 1

@@ -325,6 +325,7 @@ class SqlWatchlistStore:
         #: transaction): (its write epoch, {reference: source or ""}), for the next
         #: sources_of of the same transaction and epoch only.
         self._sources_read: tuple[int, dict[str, str]] | None = None
+        self._generation_read: tuple[int, str | None] | None = None
 
     @property
     def feed(self) -> Any:
@@ -408,7 +409,21 @@ class SqlWatchlistStore:
         return n
 
     def generation(self) -> str | None:
-        return self._db.get_meta(_GENERATION)
+        """The watchlist's generation.  Read once per transaction while the writers' lock
+        is held, until the transaction writes anything directly (``write_epoch``, as the
+        usage ledger reads usage): every change of the watchlist bumps the generation in a
+        transaction that appends its audit entry, so under the writers' lock (SQLCipher's
+        write lock; the ``audit`` lock on PostgreSQL, held until commit) only this
+        transaction's own writes can change it -- and a direct write (``bump_generation``
+        is one) reads it again.  A group-commit batch of lookups read before the lock
+        (node/watchlist/lookup.py) then checks them all against one read."""
+        epoch = getattr(self._db, "write_epoch", None) if self._db.holds_writer_lock else None
+        read = self._generation_read
+        if epoch is not None and read is not None and read[0] == epoch:
+            return read[1]
+        value = self._db.get_meta(_GENERATION)
+        self._generation_read = None if not isinstance(epoch, int) else (epoch, value)
+        return value
 
     def sources_of(self, owner_refs: Sequence[str]) -> dict[str, str]:
         """The source agency of each listed alert recorded with one (``alert_meta``, kept by

@@ -7,7 +7,11 @@ request joins a unit of work, so a slow policy server delays only its own reques
 the unit of work (:meth:`LookupHandler.answer`) the day's real usage is read; if it is not
 what the decision saw (another request, or another replica, used quota meanwhile) the
 policy is asked again with the real figure, so daily quotas stay exact.  Step 9 answers
-every item from the watchlist and keeps only the fields policy discloses.
+every item from the watchlist and keeps only the fields policy discloses: a lookup of
+documents alone is read in :meth:`LookupHandler.preread`, just before its batch's
+transaction opens (outside the writers' lock), and answered from that read if the
+watchlist's generation has not moved since (node/watchlist/lookup.py, "Read before the
+lock"); anything else is read inside the unit of work.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +35,7 @@ from node.core.model import (
 from node.core.ports import Answer, UsageLedger, with_facts
 from node.policy import PolicyEngine
 from node.responder import ResponderSettings, Verified
-from node.watchlist.lookup import DISCLOSABLE_FIELDS, Watchlist
+from node.watchlist.lookup import DISCLOSABLE_FIELDS, Preread, Watchlist, WatchlistHit
 from node.wire import convert
 
 __all__ = ["MATCHING_QUERY", "LookupDecided", "LookupHandler", "matching_params"]
@@ -166,6 +170,14 @@ class LookupHandler:
 
     # --- step 9 -------------------------------------------------------------------------------
 
+    def preread(self, v: Verified[LookupRequest]) -> Preread | None:
+        """The watchlist's answer to a lookup of documents alone, read outside any unit of
+        work just before the batch's transaction opens; None for anything else.  A
+        refusal reading raises (a sealed row found altered) is not kept: the answer
+        reads again under the lock and raises it there, once policy allowed the request
+        (a peer the policy refuses learns nothing from how the store answered)."""
+        return self.watchlist.preread(v.request.items, dt.date.fromisoformat(_day(v.now_ms)))
+
     def answer(self, v: Verified[LookupRequest], audit_seq: int) -> Answer:
         req = v.request
         node, day = v.member.node_id, _day(v.now_ms)
@@ -190,10 +202,7 @@ class LookupHandler:
         facts: dict[str, Any] = dict(verdict)
         if decided.matching is not None:
             facts.update(match_threshold=decided.matching[0], max_candidates=decided.matching[1])
-        today = dt.date.fromisoformat(day)
-        found = self.watchlist.check_many(req.items, today, decided.matching)
-        # read in this unit of work, only when disclosed
-        sources = self.watchlist.sources_of(found) if "source_agency" in fields else None
+        found, sources = self._read(v, day, decided.matching, "source_agency" in fields)
         results = Watchlist.disclose_all(found, fields, sources)
         hits = len(found) - found.count(None)
         facts.update(hits=hits, no_hits=len(results) - hits, disclosed=sorted(fields))
@@ -202,3 +211,16 @@ class LookupHandler:
             issued_at_ms=v.now_ms, results=results, audit_seq=audit_seq)
         return Answer(env_mod.RESPONSE_TYPE, convert.encode_answer(answer), facts=facts,
                       items=len(results), hits=hits)
+
+    def _read(self, v: Verified[LookupRequest], day: str, matching: tuple[float, int] | None,
+              with_sources: bool) -> tuple[Sequence[WatchlistHit | None],
+                                           Mapping[str, str] | None]:
+        """The items' hits (and, ``with_sources``, their sources): from :meth:`preread`
+        while the watchlist is still at the generation it read, else read here."""
+        pre = v.preread
+        if isinstance(pre, Preread) and self.watchlist.unchanged_since(pre):
+            return pre.hits, pre.sources if with_sources else None
+        found = self.watchlist.check_many(v.request.items, dt.date.fromisoformat(day),
+                                          matching)
+        # read in this unit of work, only when disclosed
+        return found, self.watchlist.sources_of(found) if with_sources else None

@@ -27,6 +27,14 @@ moved, :meth:`Watchlist.follow` brings the index to it:
 
 :attr:`Watchlist.stats` counts deltas and rebuilds (observable in tests and the
 ``person_index_*`` log lines).
+
+Read before the lock (:meth:`Watchlist.preread`): a lookup of documents alone may be read
+just before its batch's transaction opens, outside the writers' lock (issue 16: the
+serial section), and answered from that read only if the store's generation is still the
+one read *before* those rows -- every change of documents, persons or their sources
+bumps it in the change's own transaction (node/watchlist/lifecycle.py, importer.py,
+node/retention/sweep.py), so an unchanged generation means nothing the read saw has
+changed since.  Otherwise the lookup is read again inside the lock, as before.
 """
 
 from __future__ import annotations
@@ -53,7 +61,8 @@ from node.core.model import (
 )
 from node.core.ports import WatchlistStore
 
-__all__ = ["DISCLOSABLE_FIELDS", "IndexStats", "PersonMatcher", "Watchlist", "WatchlistHit"]
+__all__ = ["DISCLOSABLE_FIELDS", "IndexStats", "PersonMatcher", "Preread", "Watchlist",
+           "WatchlistHit"]
 
 log = structlog.get_logger("bxnode.watchlist")
 
@@ -168,6 +177,15 @@ def _apply(matcher: PersonMatcher, persons: dict[str, tuple[str, ...]],
             if old is None or old[1:7] != row[1:7]:
                 matcher.add(ref, person_from_row(row))
             persons[ref] = row
+
+
+@dataclass(frozen=True, slots=True)
+class Preread:
+    """A lookup's documents read before the lock (:meth:`Watchlist.preread`)."""
+
+    generation: str | None
+    hits: tuple[WatchlistHit | None, ...]
+    sources: Mapping[str, str]
 
 
 class Watchlist:
@@ -343,6 +361,23 @@ class Watchlist:
                 continue  # withdrawn or changed since the index was built: no hit from it
             return WatchlistHit(ref, _action(row[7]), row[8] or self._default_contact)
         return None
+
+    def preread(self, items: Sequence[Query], today: dt.date) -> Preread | None:
+        """Every item's hit and the hits' sources, read outside any transaction, with the
+        generation they were read at (see the module doc); None unless every item is a
+        document (a person goes through the index, which follows the store on the
+        database thread).  The generation is read first, so the rows are at least as new
+        as it: a change committed in between moves it, and the read is not used."""
+        if not items or not all(isinstance(q, DocumentQuery) for q in items):
+            return None
+        generation = self._store.generation()
+        hits = self.check_many(items, today)
+        return Preread(generation, tuple(hits), self.sources_of(hits))
+
+    def unchanged_since(self, read: Preread) -> bool:
+        """Is the store still at the generation ``read`` was read at?  (Inside the lock:
+        then the read is what reading again would give.)"""
+        return self._store.generation() == read.generation
 
     def sources_of(self, hits: Sequence[WatchlistHit | None]) -> dict[str, str]:
         """The source agency of each hit's alert, by reference (one read for all of them;

@@ -355,6 +355,8 @@ class PgDatabase(DeferredAccess):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """``BEGIN`` ... ``COMMIT``; nested calls become savepoints."""
+        if self._reading:
+            raise RuntimeError("no transaction inside reading()")
         if self._depth:
             with self.savepoint():
                 yield
@@ -398,6 +400,19 @@ class PgDatabase(DeferredAccess):
                 self._deferred.clear()
                 self._conn = None
                 self.pool._release(conn)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One ``BEGIN`` ... ``COMMIT`` for reads only, with no lock (Database.reading):
+        its statements run in it instead of one transaction each."""
+        if self._depth or self._reading:
+            raise RuntimeError("reading() inside a transaction")
+        with self.transaction():
+            self._reading = True
+            try:
+                yield
+            finally:
+                self._reading = False
 
     @property
     def in_transaction(self) -> bool:
@@ -455,6 +470,8 @@ class PgDatabase(DeferredAccess):
         """Write ``sql`` with ``row`` (one row of ``table``) with the transaction's other
         rows of that statement (one pipelined ``executemany``), at the latest before
         ``COMMIT``; at once outside a transaction."""
+        if self._reading:
+            raise RuntimeError("nothing writes inside reading()")
         if not self._depth:
             self.execute(sql, row)
             return
@@ -493,7 +510,7 @@ class PgDatabase(DeferredAccess):
     def lock(self, name: str) -> None:
         """``pg_advisory_xact_lock`` on SHA-256(name)'s first 8 bytes: every writer of
         ``name`` on every replica waits here until this transaction ends."""
-        if not self._depth:
+        if not self._depth or self._reading:
             raise RuntimeError("lock needs an open transaction")
         if name in self._held:
             return

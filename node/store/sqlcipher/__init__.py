@@ -213,8 +213,22 @@ class Store(DeferredAccess):
     # --- transactions ---------------------------------------------------------------------
 
     @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Reads only, each statement its own snapshot as outside any transaction, with no
+        writer lock (Database.reading); a write or a transaction inside raises."""
+        if self._depth or self._reading:
+            raise RuntimeError("reading() inside a transaction")
+        self._reading = True
+        try:
+            yield
+        finally:
+            self._reading = False
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; nested calls become savepoints."""
+        if self._reading:
+            raise RuntimeError("no transaction inside reading()")
         if self._depth:
             with self.savepoint():
                 yield

@@ -37,6 +37,7 @@ from node.core.ports import AuditRecord
 from node.policy.cache import CachingPolicyEngine
 from node.policy.rego import RegoPolicyEngine
 from node.responder import AUDIT_LOCK, Exchange, Responder, ResponderSettings
+from node.store._fields import altered
 from node.store.memory import (
     MemoryAuditSink,
     MemoryReceiptStore,
@@ -198,7 +199,7 @@ def test_a_bug_in_a_handler_becomes_internal_error_audited_and_nothing_half_writ
         rig.usage.add("KGZ-BS", DAY, 5)  # written, then the handler fails
         raise KeyError("driver exploded on N0481516")  # a bug's text can hold a number
 
-    rig.lookup.watchlist.check_many = broken  # type: ignore[method-assign]
+    rig.lookup._read = broken  # type: ignore[method-assign]  # the answer's read, in its unit of work
     saved = structlog.get_config()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
     try:  # at debug level whatever an earlier test configured: the text's line is debug
@@ -368,3 +369,87 @@ def test_without_a_cache_every_decision_is_evaluated(rig: Rig) -> None:
     assert rig.responder.predecide_cached(pending) is None
     refused = rig.responder.prepare(rig.lookup, request(STOLEN), tls_fingerprint="ef" * 32)
     assert rig.responder.predecide_cached(refused) is refused  # nothing to decide
+
+
+# --- the answer's reads before the lock (Responder.preread; issue 16) -----------------------
+
+
+def preread(rig: Rig, env: Envelope) -> Any:
+    """A request as the server takes it: prepared, decided, then read before the lock."""
+    r = rig.responder
+    return r.preread(r.predecide(r.prefetch(r.prepare(rig.lookup, env, tls_fingerprint=TLS))))
+
+
+def outcomes(ex: Exchange) -> list[tuple[str, str, str]]:
+    return [(x.outcome.value, x.reference, x.action.value if x.action else "")
+            for x in answer_of(ex).results]
+
+
+def test_a_lookup_read_before_the_lock_is_answered_from_that_read_while_unchanged(
+        rig: Rig) -> None:
+    pending = preread(rig, request(STOLEN, CLEAN))
+    assert pending.verified.preread is not None  # documents alone: read before the lock
+    # a row changed behind the generation's back (no store does this: the generation is
+    # how every change is announced) shows which read the answer used
+    rig.watchlist.delete_ref("KZ-STOLEN-1")
+    ex = rig.responder.complete(pending)
+    assert outcomes(ex) == [("hit", "KZ-STOLEN-1", "seize_document"), ("no_hit", "", "")]
+    assert rig.usage.items_today("KGZ-BS", DAY) == 2 and rig.uow.commits == 1
+
+
+def test_a_change_committed_after_the_read_is_what_the_answer_says(rig: Rig) -> None:
+    withdrawn = preread(rig, request(STOLEN))
+    changed = preread(rig, request(STOLEN))
+    rig.watchlist.delete_ref("KZ-STOLEN-1")  # withdrawn, as lifecycle does: with a new
+    rig.watchlist.bump_generation("1")       # generation in the same unit of work
+    assert outcomes(rig.responder.complete(withdrawn)) == [("no_hit", "", "")]
+    rig.watchlist.insert_documents([("KAZ", "N1234567", "P", "KZ-STOLEN-2", "arrest", "",
+                                     "2030-01-01", "stolen")])
+    rig.watchlist.bump_generation("2")
+    assert outcomes(rig.responder.complete(changed)) == [("hit", "KZ-STOLEN-2", "arrest")]
+
+
+def test_a_lookup_with_a_person_is_read_under_the_lock(rig: Rig) -> None:
+    for items in ((WANTED,), (STOLEN, WANTED)):
+        pending = preread(rig, request(*items))
+        assert pending.verified.preread is None
+        assert rig.responder.complete(pending).error is None
+
+
+def test_a_failing_read_before_the_lock_costs_only_that_read(rig: Rig) -> None:
+    calls: list[str] = []
+    check_many = rig.lookup.watchlist.check_many
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append("read")
+        if len(calls) == 1:
+            raise KeyError("N1234567")  # a bug's text can hold a number
+        return check_many(*args, **kwargs)
+
+    rig.lookup.watchlist.check_many = flaky  # type: ignore[method-assign]
+    with capture_logs() as logs:
+        pending = preread(rig, request(STOLEN))
+    [failed] = [e for e in logs if e["event"] == "preread_failed"]
+    assert (failed["log_level"], failed["error"]) == ("warning", "KeyError")
+    assert "N1234567" not in str(failed)
+    assert pending.verified.preread is None and pending.error is None
+    ex = rig.responder.complete(pending)
+    assert outcomes(ex) == [("hit", "KZ-STOLEN-1", "seize_document")] and calls == ["read"] * 2
+
+
+def test_a_refusal_reading_raises_waits_for_the_policy(rig: Rig) -> None:
+    """A store that refuses to read (a sealed row found altered) tells a peer the policy
+    refuses nothing: the read before the lock keeps no error; the answer reads again
+    after the policy's step and raises it there."""
+    def corrupt(*_: Any, **__: Any) -> Any:
+        raise altered("document")
+
+    rig.lookup.watchlist.check_many = corrupt  # type: ignore[method-assign]
+    denied = rig.responder.complete(preread(rig, request(STOLEN, purpose="criminal_investigation")))
+    assert denied.error is not None and denied.error.status == "PERMISSION_DENIED"
+    allowed = rig.responder.complete(preread(rig, request(STOLEN)))
+    assert allowed.error is not None  # the peer is told INTERNAL; the entry says why
+    assert (allowed.error.status, allowed.error.reason) == ("INTERNAL", "internal_error")
+    assert [(b["outcome"], b["status"], b["reason"]) for b in rig.audit.bodies()] == [
+        ("denied", "PERMISSION_DENIED", denied.error.reason),
+        ("rejected", "DATA_LOSS", "sealed_field_altered")]

@@ -12,6 +12,7 @@ from typing import TypeVarTuple
 
 import nacl.signing
 import pytest
+from structlog.testing import capture_logs
 
 from node.audit.log import MerkleAuditLog
 from node.server.group_commit import BatchWriter
@@ -202,5 +203,49 @@ def test_steps_of_a_batch_whose_transaction_cannot_open_all_get_the_error(
         await writer.stop()
 
     asyncio.run(main())
+    other.close()
+    store.close()
+
+
+def test_a_steps_reads_run_before_its_batchs_transaction_and_outside_the_lock(
+        tmp_path: Path) -> None:
+    """``pre`` runs on the database thread once the batch is made, with no transaction
+    open and the writers' lock free (another process takes it meanwhile), each once; one
+    that raises is logged and its step still runs."""
+    store = Store.open(tmp_path / "n.db", KEY, create=True)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+    other = Store.open(tmp_path / "n.db", KEY)  # another worker's connection
+    seen: list[tuple[str, int, bool, bool]] = []
+
+    def pre(i: int) -> None:
+        seen.append(("pre", i, store.in_transaction, threading.get_ident() == writer.thread_id))
+        if i == 0:  # the lock is free: another writer commits in between
+            with other.transaction():
+                other.set_meta("between", "1")
+        if i == 1:
+            raise KeyError("N0481516")
+
+    def step(i: int) -> int:
+        seen.append(("step", i, store.in_transaction, store.get_meta("between") == "1"))
+        return _step(log, i)
+
+    async def main() -> list[int]:
+        writer.start()
+        return list(await asyncio.gather(*(writer.run_in_batch(
+            functools.partial(step, i), pre=functools.partial(pre, i)) for i in range(3))))
+
+    writer = BatchWriter(store=store, batch_max=10, batch_ms=50)
+    with capture_logs() as logs:
+        seqs = asyncio.run(main())
+        asyncio.run(writer.stop())
+    assert sorted(seqs) == [1, 2, 3]
+    assert [s[:2] for s in seen] == [("pre", 0), ("pre", 1), ("pre", 2),
+                                     ("step", 0), ("step", 1), ("step", 2)]
+    assert all(s[2:] == (False, True) for s in seen[:3])  # no transaction, the db thread
+    assert all(s[2:] == (True, True) for s in seen[3:])   # in the batch, after the other's commit
+    [failed] = [e for e in logs if e["event"] == "batch_preread_failed"]
+    assert failed["error"] == "KeyError" and "N0481516" not in str(failed)
+    report = writer.lock_report()
+    assert report["preread_ms"] > 0 and (report["batches"], report["requests"]) == (1, 3)
     other.close()
     store.close()

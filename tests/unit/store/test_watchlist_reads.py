@@ -5,6 +5,8 @@ whatever the batch's size; SQLite keeps ``IN (?,...)``.  The answers must not di
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from node.store._fields import any_of
@@ -180,3 +182,69 @@ def test_batches_of_every_size_share_one_prepared_statement(any_db: Database) ->
             "SELECT statement FROM pg_prepared_statements")]
     reads = [s for s in prepared if "FROM documents" in s]
     assert len(reads) == 1 and "ANY(" in reads[0], prepared
+
+
+# --- reads before the writers' lock (Database.reading; issue 16) ----------------------------
+
+
+def test_reading_reads_and_refuses_every_write(any_db: Database) -> None:
+    """``reading()`` reads what is committed; a write, a deferred row, a transaction or a
+    lock inside it raises before anything reaches the database, and the connection works
+    as before afterwards."""
+    w = SqlWatchlistStore(any_db)
+    with any_db.transaction():
+        w.insert_documents([doc("KAZ", "N1", "P", "R1")])
+    writes: list[Callable[[], object]] = [
+        lambda: w.insert_documents([doc("KAZ", "N2", "P", "R2")]),
+        lambda: any_db.set_meta("k", "v"),
+        lambda: any_db.execute("DELETE FROM documents"),
+        lambda: any_db.defer("usage", "INSERT INTO usage (node_id, day, items) VALUES "
+                             "(?, ?, ?)", ("KGZ-BS", TODAY, 1)),
+        lambda: any_db.transaction().__enter__(),
+        lambda: any_db.lock("audit"),
+        lambda: any_db.reading().__enter__(),
+    ]
+    for write in writes:
+        with any_db.reading():
+            assert w.find_documents_many([("N1", "KAZ", "P")], TODAY) == {
+                ("N1", "KAZ", "P"): [("R1", "inform", "")]}
+            with pytest.raises(RuntimeError):
+                write()
+        assert not any_db.in_transaction
+    with any_db.transaction():  # nothing of them was written, and writing works again
+        assert any_db.get_meta("k") is None
+        assert any_db.query("SELECT count(*) FROM documents") == [(1,)]
+        assert any_db.query("SELECT count(*) FROM usage") == [(0,)]
+        w.insert_documents([doc("KAZ", "N2", "P", "R2")])
+    assert len(w.find_documents_many([("N1", "KAZ", "P"), ("N2", "KAZ", "P")], TODAY)) == 2
+
+
+def test_the_generation_is_read_once_a_transaction_until_it_writes(any_db: Database) -> None:
+    """Under the writers' lock the generation is read once (only this transaction's own
+    writes can change it then: every change of the watchlist is audited, under the same
+    lock) and read again after a direct write -- ``bump_generation`` is one.  Outside a
+    transaction, and in one without the lock, it is read every time."""
+    w = SqlWatchlistStore(any_db)
+    with any_db.transaction():
+        w.bump_generation("7")
+    reads: list[str] = []
+    get_meta = any_db.get_meta
+
+    def counted(key: str) -> str | None:
+        if key == "watchlist_generation":
+            reads.append(key)
+        return get_meta(key)
+
+    any_db.get_meta = counted  # type: ignore[method-assign]  # counts the real reads
+    assert [w.generation(), w.generation()] == ["7", "7"] and len(reads) == 2
+    with any_db.transaction():
+        any_db.lock("audit")  # the writers' lock (SQLCipher: the transaction's own)
+        assert [w.generation() for _ in range(5)] == ["7"] * 5 and len(reads) == 3
+        w.bump_generation("8")
+        assert [w.generation(), w.generation()] == ["8", "8"] and len(reads) == 4
+    with any_db.transaction():  # a new transaction reads it again
+        any_db.lock("audit")
+        assert w.generation() == "8" and len(reads) == 5
+    if any_db.dialect == "postgresql":  # a transaction without the audit lock: every time
+        with any_db.transaction():
+            assert [w.generation(), w.generation()] == ["8", "8"] and len(reads) == 7
