@@ -55,6 +55,7 @@ __all__ = [
     "Responder",
     "ResponderSettings",
     "Verified",
+    "log_exchange",
 ]
 
 log = structlog.get_logger("bxnode.responder")
@@ -215,7 +216,10 @@ class Responder:
         """Answer one signed request.  ``raw`` is the envelope, or the error decoding raised."""
         pending = self.prepare(handler, raw, tls_fingerprint=tls_fingerprint,
                                request_id=request_id)
-        return self.complete(self.preread(self.predecide(self.prefetch(pending))))
+        pending = self.preread(self.predecide(self.prefetch(pending)))
+        ex = self.complete(pending)
+        log_exchange(pending, ex)
+        return ex
 
     def prepare(self, handler: Handler[R], raw: Envelope | BxError, *,
                 tls_fingerprint: str | None, request_id: str = "") -> Pending[R]:
@@ -377,13 +381,9 @@ class Responder:
                 self.receipts.put(Receipt(
                     "received", verified.member.node_id, verified.digest, _pack(pending.raw),
                     sent_pb, now))
-        ex = Exchange(record=record, response=response, error=error, refusal=refusal,
-                      audit_seq=seq, items=answer.items if answer else 0,
-                      hits=answer.hits if answer else 0, sent=sent_pb)
-        log.info(pending.handler.event, outcome=record.outcome, status=record.status,
-                 reason=record.reason, requester=record.requester, items=ex.items,
-                 hits=ex.hits, audit_seq=seq)
-        return ex
+        return Exchange(record=record, response=response, error=error, refusal=refusal,
+                        audit_seq=seq, items=answer.items if answer else 0,
+                        hits=answer.hits if answer else 0, sent=sent_pb)
 
     def record_refusals(self, records: Sequence[AuditRecord]) -> list[int]:
         """Append already-built refusal records (the over-limit refusals' aggregated entries,
@@ -426,6 +426,17 @@ class Responder:
             issued_at_ms=now, status=exc.status, reason=exc.reason,
             reasons=tuple(getattr(exc, "reasons", (exc.reason,))), audit_seq=seq)
         return self.sign(env_mod.RESPONSE_TYPE, convert.encode_refusal(refusal))
+
+
+def log_exchange(pending: Pending[Any], ex: Exchange) -> None:
+    """The request's info line: once its unit of work has committed (the caller knows
+    when; under group commit, once the batch is durable, off the database thread and the
+    writers' lock).  A request whose batch did not commit has no such line: its caller
+    logs ``request_not_durable`` instead."""
+    record = ex.record
+    log.info(pending.handler.event, outcome=record.outcome, status=record.status,
+             reason=record.reason, requester=record.requester, items=ex.items, hits=ex.hits,
+             audit_seq=ex.audit_seq)
 
 
 def _with_error(p: Pending[R], exc: BxError) -> Pending[R]:

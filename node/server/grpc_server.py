@@ -35,7 +35,7 @@ from node.core.envelope import Envelope
 from node.core.errors import BxError, InvalidInput
 from node.federation.pki import TlsMaterial
 from node.logging import error_fields, log_loop_exception
-from node.responder import Exchange, Handler, Pending, Responder
+from node.responder import Exchange, Handler, Pending, Responder, log_exchange
 from node.server.db_limits import DbTokens, SharedTokensUnavailable
 from node.server.errors import (
     REASON_KEY,
@@ -154,7 +154,8 @@ def signed_reply(responder: Responder, method: SignedMethod, raw: bytes,
     first = prepare_reply(responder, method, raw, fingerprint, dev_plaintext=dev_plaintext)
     if isinstance(first, Reply):
         return first
-    return reply_of(complete(responder, responder.predecide(responder.prefetch(first))))
+    first = responder.predecide(responder.prefetch(first))
+    return reply_of(logged(first, complete(responder, first)))
 
 
 def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
@@ -182,9 +183,17 @@ def prepare_reply(responder: Responder, method: SignedMethod, raw: bytes,
 
 
 def complete(responder: Responder, pending: Pending[Any]) -> Exchange:
-    """Steps 7-11 (the database part), its log lines carrying the request id."""
+    """Steps 7-11 (the database part), its log lines carrying the request id.  The
+    request's own info line is :func:`logged`'s, once it is durable."""
     with structlog.contextvars.bound_contextvars(request_id=pending.request_id):
         return responder.complete(pending)
+
+
+def logged(pending: Pending[Any], ex: Exchange) -> Exchange:
+    """``ex``, its info line logged (node.responder.log_exchange) with the request id."""
+    with structlog.contextvars.bound_contextvars(request_id=pending.request_id):
+        log_exchange(pending, ex)
+    return ex
 
 
 def reply_of(ex: Exchange) -> Reply:
@@ -466,7 +475,7 @@ class NodeServer:
             first = decided if decided is not None else await turn.aside(  # no slot held
                 loop.run_in_executor(self._policy_pool, self._responder.predecide, first))
         if self.writer is None:
-            return reply_of(complete(self._responder, first))
+            return reply_of(logged(first, complete(self._responder, first)))
 
         def preread() -> None:  # on the database thread, just before the batch's lock
             nonlocal first
@@ -491,7 +500,8 @@ class NodeServer:
                             "another node")
             await abort(context, grpc.StatusCode.UNAVAILABLE, "audit_unavailable",
                         "the audit log could not be committed; retry")
-        return reply_of(ex)  # built here, on the loop: the database thread is already free
+        # logged and built here, on the loop: the database thread is already free
+        return reply_of(logged(first, ex))
 
     async def flush_refusals(self) -> int:
         """Append the over-limit refusals counted so far (one entry per peer and event) and

@@ -230,6 +230,10 @@ def test_disk_full_under_the_database(fed: Federation, tmp_path: Path) -> None:
             node.stop()
         assert_audited_exactly(fed, "KAZ-BS", asked)
         audit_verify(fed, "KAZ-BS")
+        # a request's info line says what became durable: none for the five not answered
+        lines = [json.loads(ln) for ln in node.lines if ln.startswith("{")]
+        assert [x["outcome"] for x in lines if x.get("event") == "lookup"] == ["answered"] * 3
+        assert sum(x.get("event") == "request_not_durable" for x in lines) == 5
 
 
 # --- 2. the database file locked by another process -------------------------------------------
