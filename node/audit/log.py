@@ -466,15 +466,17 @@ class MerkleAuditLog:
         epoch, hold = log_state(self._store)
         if hold is not None:
             raise hold.error()
-        last = self.latest_head()
+        last = self._tables.latest_checkpoint()  # (its cosignatures are not needed here)
         old_size = 0 if last is None else last.size
         tree = MerkleTree.open(self.hashes, old_size)
         leaves = self._tables.leaves_after(old_size)
         if not leaves:
             return None
-        tree.append(hash_leaf(leaf) for leaf in leaves)
-        if tree.size != self.next_seq() - 1:
+        # every entry after the last checkpoint, numbered on from it without a gap: so the
+        # tree's new size is also the log's largest seq (no second read of it)
+        if leaves[0][0] != old_size + 1 or leaves[-1][0] != old_size + len(leaves):
             raise StoreCorrupt("audit entries are not numbered 1..n")
+        tree.append(hash_leaf(leaf) for _, leaf in leaves)
         root = tree.root()
         if last is not None:
             # RFC 9162 2.1.4: prove, from stored hashes, that the new tree extends the one

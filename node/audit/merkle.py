@@ -433,9 +433,9 @@ class InMemoryHashStore:
 class MerkleTree:
     """An append-only RFC 9162 tree over a :class:`HashStore`.
 
-    Keeps only the right frontier (at most 63 hashes) in memory.  Every read
-    goes to the store in a single ``get_many`` batch; every append writes in a
-    single ``put_many`` batch.  Not thread-safe: one writer per log, as the
+    Keeps only the right frontier (at most 63 hashes) in memory: the current root is
+    folded from it.  Every other read goes to the store in a single ``get_many`` batch;
+    every append writes in a single ``put_many`` batch.  Not thread-safe: one writer per log, as the
     caller must serialise appends with persisting the size anyway.
     """
 
@@ -524,6 +524,8 @@ class MerkleTree:
         self._check_size(size)
         if size == 0:
             return EMPTY_ROOT
+        if size == self._size:  # the frontier is exactly its perfect subtrees: no read
+            return _fold([self._frontier[level] for level, _ in perfect_subtrees(0, size)])
         return self._range_hashes([(0, size)])[0]
 
     def leaf_hash(self, index: int) -> bytes:

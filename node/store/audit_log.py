@@ -210,10 +210,10 @@ class AuditLogTables:
                       (e.seq, e.time_ms, e.salt, e.body, e.leaf, e.event, e.requester,
                        e.operator, e.purpose, e.case_ref, e.outcome, e.request_digest))
 
-    def leaves_after(self, size: int) -> list[bytes]:
-        """The leaves of entries ``size+1..``, in seq order (the batch to seal)."""
-        return [bytes(r[0]) for r in self.db.query(
-            "SELECT leaf FROM audit_entries WHERE seq > ? ORDER BY seq", (size,))]
+    def leaves_after(self, size: int) -> list[tuple[int, bytes]]:
+        """``(seq, leaf)`` of the entries ``size+1..``, in seq order (the batch to seal)."""
+        return [(int(r[0]), bytes(r[1])) for r in self.db.query(
+            "SELECT seq, leaf FROM audit_entries WHERE seq > ? ORDER BY seq", (size,))]
 
     def erasable_range(self, cutoff_ms: int) -> tuple[int, int | None, int | None]:
         """``(count, first seq, last seq)`` of what :meth:`erase_before` would erase."""

@@ -422,3 +422,22 @@ def test_node_refuses_to_sign_an_inconsistent_checkpoint(db: Path) -> None:
         assert log.next_seq() == 6 and log.latest_head().size == 5  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("seqs", [(6, 8), (7,), (6, 6)], ids=["gap", "skipped", "twice"])
+def test_a_batch_numbered_with_a_gap_is_never_sealed(db: Path, seqs: tuple[int, ...]) -> None:
+    """The seal checks that the entries after the last checkpoint (size 5) go on from it
+    without a gap: a wrong reserved seq rolls the whole transaction back, unsigned."""
+    store = Store.open(db, KEY)
+    log = _log(store)
+    with pytest.raises((StoreCorrupt, sqlcipher3.IntegrityError)) as err:
+        with store.transaction():
+            for seq in seqs:
+                log.append(EVENTS[0], time_ms=T0 + 9000, seq=seq)
+    if isinstance(err.value, StoreCorrupt):
+        assert "not numbered 1..n" in err.value.message
+    assert log.next_seq() == 6 and [h.size for h in log.heads()] == [2, 4, 5]
+    with store.transaction():  # numbered on, it seals
+        assert log.append(EVENTS[0], time_ms=T0 + 9000) == 6
+    assert [h.size for h in log.heads()] == [2, 4, 5, 6] and log.verify().ok
+    store.close()

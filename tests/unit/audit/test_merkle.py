@@ -276,6 +276,11 @@ def test_append_is_logarithmic_in_hash_reads_and_writes() -> None:
     t.root(999)
     # Each call is one batch of O(log n) reads.
     assert store.get_calls == 3 and store.gets <= 3 * 2 * math.ceil(math.log2(1000))
+    # The current root is folded from the frontier in memory: no read at all, the same
+    # hash as folding the stored subtrees.
+    store.get_calls = 0
+    assert t.root() == t.root(1000) and store.get_calls == 0
+    assert t.root() == t._range_hashes([(0, 1000)])[0] and store.get_calls == 1
 
 
 def test_input_bounds() -> None:
