@@ -435,8 +435,8 @@ class MerkleTree:
 
     Keeps only the right frontier (at most 63 hashes) in memory: the current root is
     folded from it.  Every other read goes to the store in a single ``get_many`` batch;
-    every append writes in a single ``put_many`` batch.  Not thread-safe: one writer per log, as the
-    caller must serialise appends with persisting the size anyway.
+    every append writes in a single ``put_many`` batch.  Not thread-safe: one writer per
+    log, as the caller must serialise appends with persisting the size anyway.
     """
 
     #: Largest number of leaves accepted by one :meth:`append` call.
