@@ -267,15 +267,21 @@ class Responder:
         return self._step(pending, "predecide", "decided")
 
     def preread(self, pending: Pending[R]) -> Pending[R]:
-        """The handler's reads for its answer, if it has any: just before the batch's
-        transaction opens (no unit of work, no lock).  A failure costs nothing but the
-        read: :meth:`complete` reads under the lock instead, and a refusal the read raised
-        is raised there, after the nonce and the policy steps, as it always was."""
+        """Just before the batch's transaction opens (no unit of work, no lock): the
+        request's nonce announced to the ledger (read with the batch's others under the
+        lock, step 7), and the handler's reads for its answer, if it has any.  A failure
+        costs nothing but the read: :meth:`complete` reads under the lock instead, and a
+        refusal the read raised is raised there, after the nonce and the policy steps, as
+        it always was."""
+        v = pending.verified
+        if v is None or pending.error is not None:
+            return pending
+        self.nonces.expect(v.member.node_id, v.header.nonce)
         fn = getattr(pending.handler, "preread", None)
-        if pending.verified is None or pending.error is not None or fn is None:
+        if fn is None:
             return pending
         try:
-            result = fn(pending.verified)
+            result = fn(v)
         except BxError:
             return pending
         except Exception as exc:

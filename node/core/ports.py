@@ -54,6 +54,12 @@ class NonceLedger(Protocol):
         """
         ...
 
+    def expect(self, node_id: str, nonce: bytes) -> None:
+        """A nonce the next transaction will :meth:`remember` (a request of the batch
+        being made): the ledger may read it with the batch's others in one statement.
+        Nothing is recorded; a nonce announced and never asked about costs nothing."""
+        ...
+
 
 class UsageLedger(Protocol):
     def items_today(self, node_id: str, day: str) -> int: ...

@@ -488,8 +488,7 @@ class NodeServer:
                 with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
                     loop.call_soon_threadsafe(turn.release)
 
-        pre = preread if getattr(method.handler, "preread", None) is not None and \
-            first.error is None else None
+        pre = preread if first.error is None and first.verified is not None else None
         try:  # nothing is sent before the batch holding its audit entry is durable
             ex = await self.writer.run_in_batch(step, peer=turn.peer, pre=pre)
         except Exception as exc:

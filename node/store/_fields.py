@@ -83,9 +83,10 @@ def marks(values: Sequence[object], per_row: int = 1) -> str:
     return ",".join(one for _ in values)
 
 
-def any_of(dialect: Dialect, column: str, values: Sequence[str]
+def any_of(dialect: Dialect, column: str, values: Sequence[object], sql_type: str = "text"
            ) -> tuple[str, tuple[object, ...]]:
-    """``column`` equal to one of ``values`` (text): the condition's SQL and its parameters.
+    """``column`` equal to one of ``values`` (of PostgreSQL's ``sql_type``: ``text``, or
+    ``bytea`` for bytes): the condition's SQL and its parameters.
 
     PostgreSQL: ``column = ANY(?::text[])`` with the values as one array parameter, so the
     statement's text is the same whatever their number: psycopg converts it once (a
@@ -95,5 +96,5 @@ def any_of(dialect: Dialect, column: str, values: Sequence[str]
     text, never data.
     """
     if dialect == "postgresql":
-        return f"{column} = ANY(?::text[])", (list(values),)
+        return f"{column} = ANY(?::{sql_type}[])", (list(values),)
     return f"{column} IN ({marks(values)})", tuple(values)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from node.core.ports import Receipt
+from node.store._fields import any_of
 from node.store.db import Database
 
 __all__ = ["EXCHANGE_DDL", "SqlNonceLedger", "SqlReceiptStore", "SqlUsageLedger"]
@@ -50,16 +51,41 @@ _PUT_RECEIPT = (
     "created_ms) VALUES (?,?,?,?,?,?)")
 
 
+#: The most nonces one statement asks about (a batch's, one peer's).
+_NONCE_CHUNK = 500
+#: The most nonces announced and not yet asked about (a bound on memory, nothing else).
+_EXPECT_MAX = 10_000
+
+
 class SqlNonceLedger:
     """Inside a transaction (every request's, under the writers' lock) a nonce is looked up
     -- deferred earlier in this transaction, or stored and not expired -- and its row
     deferred (node/store/deferred.py): written with the batch's other nonces before
     ``COMMIT``, where a row that does not insert fails the whole transaction.  Outside a
-    transaction the upsert's row count decides, as one statement."""
+    transaction the upsert's row count decides, as one statement.
+
+    A batch's nonces are read in one statement per peer: the group-commit batch announces
+    them before its transaction opens (:meth:`expect`, no statement), and the first
+    :meth:`remember` under the writers' lock reads every announced one.  What it read
+    stays true until the transaction writes anything directly (``write_epoch``, as the
+    usage ledger's read): under the lock no other writer commits a nonce (each is
+    recorded with its request's audit entry, under the same lock), and this
+    transaction's own are the deferred rows it checks first."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._purged_ms = 0
+        self._expected: set[tuple[str, bytes]] = set()
+        #: (write epoch, the keys read, the expiry of those stored) under the lock.
+        self._stored: tuple[int, set[tuple[str, bytes]], dict[tuple[str, bytes], int]] | \
+            None = None
+
+    def expect(self, node_id: str, nonce: bytes) -> None:
+        """A nonce the next transaction will ask about (a request of the batch being
+        made): read with the others at the first :meth:`remember` under the lock."""
+        if len(self._expected) >= _EXPECT_MAX:
+            self._expected.clear()
+        self._expected.add((node_id, bytes(nonce)))
 
     def remember(self, node_id: str, nonce: bytes, *, expires_ms: int, now_ms: int) -> bool:
         if now_ms - self._purged_ms > 1000:  # purge expired nonces about once a second
@@ -69,12 +95,50 @@ class SqlNonceLedger:
         if not self._db.in_transaction:
             return self._db.execute(_REMEMBER, args) == 1
         key = (node_id, bytes(nonce))
-        if self._db.pending("nonces", key) or self._db.query_past_deferred(
-                "SELECT 1 FROM nonces WHERE node_id=? AND nonce=? AND expires_ms >= ?",
-                (node_id, nonce, now_ms)) is not None:
+        seen = bool(self._db.pending("nonces", key))
+        if not seen:
+            stored = self._stored_expiry(key)
+            seen = stored is not None and stored >= now_ms
+        self._expected.discard(key)
+        if seen:
             return False
         self._db.defer("nonces", _REMEMBER, args, key=key)
         return True
+
+    def _stored_expiry(self, key: tuple[str, bytes]) -> int | None:
+        """The stored row's expiry for ``key`` (None: no row): from the batch's one read
+        while it holds (see the class doc), else read alone."""
+        epoch = getattr(self._db, "write_epoch", None) if self._db.holds_writer_lock else None
+        if isinstance(epoch, int):
+            cache = self._stored
+            if cache is None or cache[0] != epoch:
+                keys = self._expected | {key}
+                cache = self._stored = (epoch, keys, self._read_many(keys))
+            elif key not in cache[1]:  # not announced: it, and whatever was announced since
+                keys = (self._expected - cache[1]) | {key}
+                cache[1].update(keys)
+                cache[2].update(self._read_many(keys))
+            return cache[2].get(key)
+        row = self._db.query_past_deferred(
+            "SELECT expires_ms FROM nonces WHERE node_id=? AND nonce=?", key)
+        return None if row is None else int(row[0])
+
+    def _read_many(self, keys: set[tuple[str, bytes]]) -> dict[tuple[str, bytes], int]:
+        """The stored expiry of each of ``keys`` that has a row: one statement per peer
+        (the primary key's first column) and chunk."""
+        by_node: dict[str, list[bytes]] = {}
+        for node_id, nonce in keys:
+            by_node.setdefault(node_id, []).append(nonce)
+        found: dict[tuple[str, bytes], int] = {}
+        for node_id, nonces in by_node.items():
+            for i in range(0, len(nonces), _NONCE_CHUNK):
+                cond, args = any_of(self._db.dialect, "nonce", nonces[i:i + _NONCE_CHUNK],
+                                    "bytea")
+                for rows in self._db.rows_past_deferred(
+                        "SELECT nonce, expires_ms FROM nonces WHERE node_id=? AND " + cond,  # noqa: S608 - placeholders only
+                        (node_id, *args)):
+                    found[(node_id, bytes(rows[0]))] = int(rows[1])
+        return found
 
 
 class SqlUsageLedger:

@@ -7,6 +7,7 @@ no client received a response.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -96,11 +97,28 @@ def _verify(fed: Federation) -> bool:
 REQUESTS = 40  # heavy ones, so the batch runs for a good while before it commits
 
 
+def _lock_held(path: Path) -> bool:
+    """Does another process hold the writers' flock on ``path`` (node/store/sqlcipher/
+    flock.py)?  Taken and given back at once when free."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def test_kill_while_a_batch_runs_before_its_commit(fed: Federation) -> None:
     """The node gathers a batch of 40 requests of 500 documents each (a long window, so
-    they all join), runs them in one transaction — each logs ``lookup`` as it is answered —
-    and is SIGKILLed after the first is answered, while the others still run: nothing of
-    the batch is committed, no client received an answer, the log verifies."""
+    they all join), reads their documents, then runs them in one transaction — which holds
+    the writers' lock (``node.db.lock``) from its ``BEGIN`` to its ``COMMIT`` — and is
+    SIGKILLed while it does: nothing of the batch is committed, no client received an
+    answer, the log verifies.  (A request's ``lookup`` line is written only once it is
+    durable: none is.)"""
     kaz = fed.dirs["KAZ-BS"]
     _set_batch(kaz, batch_max=REQUESTS, batch_ms=8_000)  # gather all of them, then run
     node = Serve(kaz)
@@ -120,7 +138,8 @@ def test_kill_while_a_batch_runs_before_its_commit(fed: Federation) -> None:
     try:
         for t in threads:
             t.start()
-        node.wait_for('"event": "lookup"', timeout=30)  # answered inside the open batch
+        until("the batch's transaction holding the writers' lock",
+              lambda: _lock_held(kaz / "node.db.lock"), every=0.001)
         node.kill()
         for t in threads:
             t.join(15)
@@ -129,6 +148,7 @@ def test_kill_while_a_batch_runs_before_its_commit(fed: Federation) -> None:
             node.kill()
         asker.close()
     assert all("answer" not in o and "error" in o for o in outcomes)
+    assert not any('"event": "lookup"' in line for line in node.lines)
     assert sum(_entries_for(fed, env_mod.digest(r).hex()) for r in requests) == 0
     assert _verify(fed)
 

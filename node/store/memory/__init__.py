@@ -112,6 +112,9 @@ class MemoryNonceLedger(_State):
         self.state[(node_id, nonce)] = expires_ms
         return True
 
+    def expect(self, node_id: str, nonce: bytes) -> None:
+        """Nothing to read ahead in memory."""
+
 
 class MemoryUsageLedger(_State):
     def __init__(self) -> None:

@@ -485,6 +485,13 @@ class PgDatabase(DeferredAccess):
             cur = self._run(translate_sql(sql), args)
             return None if cur.description is None else cur.fetchone()
 
+    def rows_past_deferred(self, sql: str, args: Sequence[Any] = ()
+                           ) -> list[tuple[Any, ...]]:
+        """``query`` without writing the deferred rows first (see query_past_deferred)."""
+        with self._statement():
+            cur = self._run(translate_sql(sql), args)
+            return [] if cur.description is None else cur.fetchall()
+
     def _materialize(self) -> None:
         """Write the deferred rows and issue the lazy savepoints (before a direct write, a
         read of a table with deferred rows, and ``COMMIT``)."""

@@ -379,6 +379,12 @@ class Store(DeferredAccess):
             row = self._conn.execute(sql, tuple(args)).fetchone()
         return None if row is None else tuple(row)
 
+    def rows_past_deferred(self, sql: str, args: Sequence[Any] = ()
+                           ) -> list[tuple[Any, ...]]:
+        """``query`` without writing the deferred rows first (see query_past_deferred)."""
+        with _faults():
+            return [tuple(r) for r in self._conn.execute(sql, tuple(args))]
+
     def _materialize(self) -> None:
         """Write the deferred rows and issue the lazy savepoints (before a direct write, a
         read of a table with deferred rows, and ``COMMIT``)."""

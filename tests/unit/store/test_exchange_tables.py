@@ -4,6 +4,8 @@ and no plaintext identifier in PostgreSQL's columns."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from node.core.ports import Receipt
@@ -150,3 +152,65 @@ def test_postgresql_columns_hold_no_identifier(any_db: Database) -> None:
     assert "seize_document" in text  # the rows are there; their identifiers are not
     for secret in SECRETS:
         assert secret not in text, secret
+
+
+def _counted(db: Database, table: str) -> list[str]:
+    """The statements that read ``table``'s rows from now on (counted at the driver)."""
+    seen: list[str] = []
+    for name in ("query_past_deferred", "rows_past_deferred"):
+        real = getattr(db, name)
+
+        def spy(sql: str, args: Any = (), *, _real: Any = real) -> Any:
+            if f"FROM {table}" in sql:
+                seen.append(sql)
+            return _real(sql, args)
+
+        setattr(db, name, spy)
+    return seen
+
+
+def test_a_batchs_announced_nonces_are_read_in_one_statement(any_db: Database) -> None:
+    """The batch announces its nonces before its transaction (``expect``); under the lock
+    the first ``remember`` reads all of them at once, and every answer is the one a read
+    per nonce gives: stored and live (refused), stored and expired (free again), earlier
+    in the same batch (refused), and new."""
+    n = SqlNonceLedger(any_db)
+    with any_db.transaction():
+        assert n.remember("KGZ-BS", b"old-live", expires_ms=50_000, now_ms=1_000)
+        assert n.remember("KGZ-BS", b"old-gone", expires_ms=2_000, now_ms=1_000)
+    asked = [("KGZ-BS", b"old-live"), ("KGZ-BS", b"old-gone"), ("KGZ-BS", b"new-1"),
+             ("UZB-BS", b"old-live"), ("KGZ-BS", b"new-1"), ("UZB-BS", b"new-2")]
+    for node_id, nonce in asked:
+        n.expect(node_id, nonce)
+    reads = _counted(any_db, "nonces")
+    with any_db.transaction():
+        any_db.lock("audit")  # the writers' lock, as every request's unit of work takes it
+        got = [n.remember(node_id, nonce, expires_ms=90_000, now_ms=3_000)
+               for node_id, nonce in asked]
+    assert got == [False, True, True, True, False, True]
+    assert len(reads) == 2  # one statement per peer, for all of its nonces
+    with any_db.transaction():  # what was accepted is stored: refused next time
+        any_db.lock("audit")
+        assert [n.remember(node_id, nonce, expires_ms=90_000, now_ms=4_000)
+                for node_id, nonce in asked[1:4]] == [False, False, False]
+    assert len(reads) == 5  # not announced: read one by one
+
+
+def test_an_announced_nonce_is_read_again_after_a_direct_write(any_db: Database) -> None:
+    """A direct write in the transaction (the once-a-second purge of expired nonces is
+    one) may change what was read: the next ``remember`` reads the announced nonces
+    again."""
+    n = SqlNonceLedger(any_db)
+    with any_db.transaction():
+        assert n.remember("KGZ-BS", b"a", expires_ms=9_000, now_ms=1_000)
+    for nonce in (b"a", b"b", b"c"):
+        n.expect("KGZ-BS", nonce)
+    reads = _counted(any_db, "nonces")
+    with any_db.transaction():
+        any_db.lock("audit")
+        assert n.remember("KGZ-BS", b"b", expires_ms=9_000, now_ms=2_000) is True
+        assert len(reads) == 1
+        any_db.execute("DELETE FROM nonces WHERE node_id = ? AND nonce = ?", ("KGZ-BS", b"a"))
+        assert n.remember("KGZ-BS", b"a", expires_ms=9_000, now_ms=2_000) is True  # gone now
+        assert n.remember("KGZ-BS", b"c", expires_ms=9_000, now_ms=2_000) is True
+        assert len(reads) == 2
