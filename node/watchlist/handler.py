@@ -175,7 +175,12 @@ class LookupHandler:
         work just before the batch's transaction opens; None for anything else.  A
         refusal reading raises (a sealed row found altered) is not kept: the answer
         reads again under the lock and raises it there, once policy allowed the request
-        (a peer the policy refuses learns nothing from how the store answered)."""
+        (a peer the policy refuses learns nothing from how the store answered).  Nothing
+        is read for a request the policy's decision (predecide) refused."""
+        decided = v.decided
+        if isinstance(decided, LookupDecided) and (not decided.decision.allow
+                                                   or decided.error is not None):
+            return None
         return self.watchlist.preread(v.request.items, dt.date.fromisoformat(_day(v.now_ms)))
 
     def answer(self, v: Verified[LookupRequest], audit_seq: int) -> Answer:

@@ -409,6 +409,14 @@ def test_a_change_committed_after_the_read_is_what_the_answer_says(rig: Rig) -> 
     assert outcomes(rig.responder.complete(changed)) == [("hit", "KZ-STOLEN-2", "arrest")]
 
 
+def test_nothing_is_read_before_the_lock_for_a_request_the_policy_refused(rig: Rig) -> None:
+    pending = preread(rig, request(STOLEN, purpose="criminal_investigation"))
+    assert pending.verified.decided.decision.allow is False
+    assert pending.verified.preread is None
+    ex = rig.responder.complete(pending)
+    assert ex.error is not None and ex.error.status == "PERMISSION_DENIED"
+
+
 def test_a_lookup_with_a_person_is_read_under_the_lock(rig: Rig) -> None:
     for items in ((WANTED,), (STOLEN, WANTED)):
         pending = preread(rig, request(*items))
