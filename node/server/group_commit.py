@@ -255,7 +255,7 @@ class BatchWriter:
         batch = [step for _, step in taken]  # all get the error if the batch cannot open
         unrun = Counter(peer for peer, _ in taken)
         error: BaseException | None = None
-        self._preread(batch)
+        self._preread(batch, unrun)
         started = time.perf_counter()
         cpu = time.thread_time()
         try:
@@ -290,18 +290,27 @@ class BatchWriter:
                 step.error = error
         _release_all(batch)
 
-    def _preread(self, batch: list[_Step]) -> None:
+    def _preread(self, batch: list[_Step], unrun: Counter[str]) -> None:
         """Each step's ``pre`` (once), before the transaction opens, together in one
-        ``Database.reading()`` (on PostgreSQL one read-only transaction, no lock)."""
-        pres = [step.pre for step in batch if step.pre is not None]
-        if not pres:
+        ``Database.reading()`` (on PostgreSQL one read-only transaction, no lock).  Between
+        two, what arrived is filed; once a peer outside the batch waits that the batch
+        will yield to after its first step (:meth:`_yield_after`), the rest are left
+        unread -- they read under the lock, or in the batch they are put back into -- so a
+        newcomer does not wait for the reads of steps that run after it."""
+        if not any(step.pre is not None for step in batch):
             return
-        for step in batch:
-            step.pre = None
         started, cpu = time.perf_counter(), time.thread_time()
         try:
             with self.store.reading():
-                for pre in pres:
+                for i, step in enumerate(batch):
+                    pre, step.pre = step.pre, None
+                    if pre is None:
+                        continue
+                    if i:
+                        self._drain()
+                        if self._steps.yield_to(unrun):
+                            step.pre = pre
+                            break
                     try:
                         pre()
                     except Exception as exc:  # the step reads under the lock instead

@@ -249,3 +249,50 @@ def test_a_steps_reads_run_before_its_batchs_transaction_and_outside_the_lock(
     assert report["preread_ms"] > 0 and (report["batches"], report["requests"]) == (1, 3)
     other.close()
     store.close()
+
+
+def test_a_newcomer_stops_the_reads_of_steps_that_will_run_after_it(tmp_path: Path) -> None:
+    """Six steps of one peer are read before their batch's lock; while the first is read
+    another peer's step arrives: the rest are left unread (the batch yields to the
+    newcomer after its first step), and each is read once, in the batch it runs in."""
+    store = Store.open(tmp_path / "n.db", KEY, create=True)
+    log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
+    seen: list[str] = []
+    filed = threading.Event()
+
+    async def newcomer() -> int:
+        task = asyncio.ensure_future(writer.run_in_batch(
+            functools.partial(step, "U"), peer="UZB-BS", pre=functools.partial(pre, "U")))
+        await asyncio.sleep(0)  # the task has run up to its wait: its step is queued
+        filed.set()
+        return await task
+
+    def pre(name: str) -> None:
+        seen.append(f"pre {name}")
+        if name == "K0":
+            asyncio.run_coroutine_threadsafe(newcomer(), loop)
+            assert filed.wait(10)
+
+    def step(name: str) -> int:
+        seen.append(f"step {name}")
+        return _step(log, len(seen))
+
+    async def main() -> None:
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        writer.start()
+        await asyncio.gather(*(writer.run_in_batch(
+            functools.partial(step, f"K{i}"), peer="KGZ-BS", pre=functools.partial(pre, f"K{i}"))
+            for i in range(6)))
+        await writer.sync()
+
+    loop: asyncio.AbstractEventLoop | None = None
+    writer = BatchWriter(store=store, batch_max=16, batch_ms=50)
+    asyncio.run(main())
+    asyncio.run(writer.stop())
+    assert seen[:3] == ["pre K0", "step K0", "pre U"]  # K1..K5 not read before K0's batch
+    assert seen.index("step U") < seen.index("step K1")
+    assert sorted(seen) == sorted([f"{w} {n}" for n in ("K0", "K1", "K2", "K3", "K4", "K5", "U")
+                                   for w in ("pre", "step")])  # each read exactly once
+    assert writer.yields >= 1
+    store.close()
