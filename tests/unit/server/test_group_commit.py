@@ -270,7 +270,7 @@ def test_a_newcomer_stops_the_reads_of_steps_that_will_run_after_it(tmp_path: Pa
     def pre(name: str) -> None:
         seen.append(f"pre {name}")
         if name == "K0":
-            asyncio.run_coroutine_threadsafe(newcomer(), loop)
+            asyncio.run_coroutine_threadsafe(newcomer(), loops[0])
             assert filed.wait(10)
 
     def step(name: str) -> int:
@@ -278,15 +278,14 @@ def test_a_newcomer_stops_the_reads_of_steps_that_will_run_after_it(tmp_path: Pa
         return _step(log, len(seen))
 
     async def main() -> None:
-        nonlocal loop
-        loop = asyncio.get_running_loop()
+        loops.append(asyncio.get_running_loop())
         writer.start()
         await asyncio.gather(*(writer.run_in_batch(
             functools.partial(step, f"K{i}"), peer="KGZ-BS", pre=functools.partial(pre, f"K{i}"))
             for i in range(6)))
         await writer.sync()
 
-    loop: asyncio.AbstractEventLoop | None = None
+    loops: list[asyncio.AbstractEventLoop] = []
     writer = BatchWriter(store=store, batch_max=16, batch_ms=50)
     asyncio.run(main())
     asyncio.run(writer.stop())
