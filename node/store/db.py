@@ -118,6 +118,11 @@ class Database(Protocol):
         ...
 
     @property
+    def reading_epoch(self) -> int | None:
+        """Which :meth:`reading` is open (a new number each time), or None outside one."""
+        ...
+
+    @property
     def in_transaction(self) -> bool: ...
 
     @property

@@ -177,6 +177,12 @@ class DeferredAccess:
     write_epoch: int
     #: Inside ``reading()``: nothing may write (Database.reading).
     _reading: bool = False
+    _readings: int = 0
+
+    @property
+    def reading_epoch(self) -> int | None:
+        """Which ``reading()`` is open (each one a new number), or None outside one."""
+        return self._readings if self._reading else None
 
     def _materialize(self) -> None:
         raise NotImplementedError

@@ -325,7 +325,7 @@ class SqlWatchlistStore:
         #: transaction): (its write epoch, {reference: source or ""}), for the next
         #: sources_of of the same transaction and epoch only.
         self._sources_read: tuple[int, dict[str, str]] | None = None
-        self._generation_read: tuple[int, str | None] | None = None
+        self._generation_read: tuple[tuple[str, int], str | None] | None = None
 
     @property
     def feed(self) -> Any:
@@ -416,13 +416,23 @@ class SqlWatchlistStore:
         write lock; the ``audit`` lock on PostgreSQL, held until commit) only this
         transaction's own writes can change it -- and a direct write (``bump_generation``
         is one) reads it again.  A group-commit batch of lookups read before the lock
-        (node/watchlist/lookup.py) then checks them all against one read."""
-        epoch = getattr(self._db, "write_epoch", None) if self._db.holds_writer_lock else None
+        (node/watchlist/lookup.py) then checks them all against one read.  And once per
+        ``Database.reading()``: those lookups' rows, read after it, are at least as new
+        as that one read, which is what they are checked against."""
+        key: tuple[str, int] | None = None
+        if self._db.holds_writer_lock:
+            epoch = getattr(self._db, "write_epoch", None)
+            key = ("locked", epoch) if isinstance(epoch, int) else None
+        elif (reading := self._db.reading_epoch) is not None:
+            # one read for a whole reading(): lookups read before the lock check their rows
+            # against it, and rows read after it are at least as new (node/watchlist/
+            # lookup.py, "Read before the lock")
+            key = ("reading", reading)
         read = self._generation_read
-        if epoch is not None and read is not None and read[0] == epoch:
+        if key is not None and read is not None and read[0] == key:
             return read[1]
         value = self._db.get_meta(_GENERATION)
-        self._generation_read = None if not isinstance(epoch, int) else (epoch, value)
+        self._generation_read = None if key is None else (key, value)
         return value
 
     def sources_of(self, owner_refs: Sequence[str]) -> dict[str, str]:

@@ -409,6 +409,7 @@ class PgDatabase(DeferredAccess):
             raise RuntimeError("reading() inside a transaction")
         with self.transaction():
             self._reading = True
+            self._readings += 1
             try:
                 yield
             finally:

@@ -219,6 +219,7 @@ class Store(DeferredAccess):
         if self._depth or self._reading:
             raise RuntimeError("reading() inside a transaction")
         self._reading = True
+        self._readings += 1
         try:
             yield
         finally:

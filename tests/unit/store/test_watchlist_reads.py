@@ -245,6 +245,10 @@ def test_the_generation_is_read_once_a_transaction_until_it_writes(any_db: Datab
     with any_db.transaction():  # a new transaction reads it again
         any_db.lock("audit")
         assert w.generation() == "8" and len(reads) == 5
+    with any_db.reading():  # once per reading(), and again in the next one
+        assert [w.generation(), w.generation()] == ["8", "8"] and len(reads) == 6
+    with any_db.reading():
+        assert w.generation() == "8" and len(reads) == 7
     if any_db.dialect == "postgresql":  # a transaction without the audit lock: every time
         with any_db.transaction():
-            assert [w.generation(), w.generation()] == ["8", "8"] and len(reads) == 7
+            assert [w.generation(), w.generation()] == ["8", "8"] and len(reads) == 9
