@@ -266,18 +266,18 @@ class Responder:
         """The handler's write-free step (policy), if it has one; off the database thread."""
         return self._step(pending, "predecide", "decided")
 
-    def preread(self, pending: Pending[R]) -> Pending[R]:
+    def preread(self, pending: Pending[R], *, answer: bool = True) -> Pending[R]:
         """Just before the batch's transaction opens (no unit of work, no lock): the
         request's nonce announced to the ledger (read with the batch's others under the
-        lock, step 7), and the handler's reads for its answer, if it has any.  A failure
-        costs nothing but the read: :meth:`complete` reads under the lock instead, and a
-        refusal the read raised is raised there, after the nonce and the policy steps, as
-        it always was."""
+        lock, step 7), and (``answer``) the handler's reads for its answer, if it has any.
+        A failure costs nothing but the read: :meth:`complete` reads under the lock
+        instead, and a refusal the read raised is raised there, after the nonce and the
+        policy steps, as it always was."""
         v = pending.verified
         if v is None or pending.error is not None:
             return pending
         self.nonces.expect(v.member.node_id, v.header.nonce)
-        fn = getattr(pending.handler, "preread", None)
+        fn = getattr(pending.handler, "preread", None) if answer else None
         if fn is None:
             return pending
         try:

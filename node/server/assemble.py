@@ -69,6 +69,8 @@ def build_server(rt: NodeRuntime, *, tls: TlsMaterial | None,
         max_concurrent_streams=rt.cfg.max_concurrent_streams,
         rate_wait_ms=rt.cfg.rate_wait_ms, buckets=buckets)
     server.shared_tokens = shared
+    # the answers' reads out of the writers' lock where another writer takes it meanwhile
+    server.reads_before_lock = buckets is not None or rt.store.dialect == "postgresql"
     hold.bind(server)
     aud.bind(server)  # witness and auditor calls pass the same per-peer limits
     return reg.bind(server) if reg else server

@@ -316,6 +316,12 @@ class NodeServer:
         #: Calls one connection has open in the node at once (``[server]
         #: max_concurrent_streams``): the rest wait on the client's side, not in gRPC's core.
         self.max_concurrent_streams = max_concurrent_streams
+        #: Read the answers of a batch's lookups before its transaction, outside the
+        #: writers' lock (Responder.preread): worth it only where another writer takes that
+        #: lock meanwhile (``serve --workers``, PostgreSQL replicas; node/server/
+        #: assemble.py).  A lone writer gains nothing, and a flooder's burst then delays
+        #: another peer's first answers more (benchmarks/README.md, 2026-12-07 evening).
+        self.reads_before_lock = False
 
     @contextlib.asynccontextmanager
     async def edge(self, context: grpc.aio.ServicerContext[Any, Any], raw: bytes, *,
@@ -477,9 +483,11 @@ class NodeServer:
         if self.writer is None:
             return reply_of(logged(first, complete(self._responder, first)))
 
+        reads = self.reads_before_lock
+
         def preread() -> None:  # on the database thread, just before the batch's lock
             nonlocal first
-            first = self._responder.preread(first)
+            first = self._responder.preread(first, answer=reads)
 
         def step() -> Exchange:
             try:
