@@ -30,7 +30,8 @@ No SQL of its own: the adapters hand in how to run a statement and a savepoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+import contextlib
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +184,16 @@ class DeferredAccess:
     def reading_epoch(self) -> int | None:
         """Which ``reading()`` is open (each one a new number), or None outside one."""
         return self._readings if self._reading else None
+
+    @contextlib.contextmanager
+    def _reads_only(self) -> Iterator[None]:
+        """The body of a ``reading()``: a new reading epoch, and every write refused."""
+        self._reading = True
+        self._readings += 1
+        try:
+            yield
+        finally:
+            self._reading = False
 
     def _materialize(self) -> None:
         raise NotImplementedError

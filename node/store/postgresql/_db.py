@@ -407,13 +407,8 @@ class PgDatabase(DeferredAccess):
         its statements run in it instead of one transaction each."""
         if self._depth or self._reading:
             raise RuntimeError("reading() inside a transaction")
-        with self.transaction():
-            self._reading = True
-            self._readings += 1
-            try:
-                yield
-            finally:
-                self._reading = False
+        with self.transaction(), self._reads_only():
+            yield
 
     @property
     def in_transaction(self) -> bool:

@@ -218,12 +218,8 @@ class Store(DeferredAccess):
         writer lock (Database.reading); a write or a transaction inside raises."""
         if self._depth or self._reading:
             raise RuntimeError("reading() inside a transaction")
-        self._reading = True
-        self._readings += 1
-        try:
+        with self._reads_only():
             yield
-        finally:
-            self._reading = False
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
