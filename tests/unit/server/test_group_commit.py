@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import threading
 from collections.abc import Callable
@@ -258,20 +259,16 @@ def test_a_newcomer_stops_the_reads_of_steps_that_will_run_after_it(tmp_path: Pa
     store = Store.open(tmp_path / "n.db", KEY, create=True)
     log = MerkleAuditLog(store=store, node_id="KAZ-BS", signing_key=SK)
     seen: list[str] = []
-    filed = threading.Event()
-
-    async def newcomer() -> int:
-        task = asyncio.ensure_future(writer.run_in_batch(
-            functools.partial(step, "U"), peer="UZB-BS", pre=functools.partial(pre, "U")))
-        await asyncio.sleep(0)  # the task has run up to its wait: its step is queued
-        filed.set()
-        return await task
+    arrived: list[concurrent.futures.Future[int]] = []
 
     def pre(name: str) -> None:
         seen.append(f"pre {name}")
         if name == "K0":
-            asyncio.run_coroutine_threadsafe(newcomer(), loops[0])
-            assert filed.wait(10)
+            arrived.append(asyncio.run_coroutine_threadsafe(writer.run_in_batch(
+                functools.partial(step, "U"), peer="UZB-BS", pre=functools.partial(pre, "U")),
+                loops[0]))
+            # wait on the writer's own queue for the newcomer's step, and leave it there
+            writer._queue.put(writer._queue.get(timeout=10))
 
     def step(name: str) -> int:
         seen.append(f"step {name}")
@@ -293,5 +290,5 @@ def test_a_newcomer_stops_the_reads_of_steps_that_will_run_after_it(tmp_path: Pa
     assert seen.index("step U") < seen.index("step K1")
     assert sorted(seen) == sorted([f"{w} {n}" for n in ("K0", "K1", "K2", "K3", "K4", "K5", "U")
                                    for w in ("pre", "step")])  # each read exactly once
-    assert writer.yields >= 1
+    assert writer.yields >= 1 and arrived[0].result(10) >= 1
     store.close()
