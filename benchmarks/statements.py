@@ -14,7 +14,8 @@ driver, exact and repeatable; and **CPU per lookup** of this process (``time
 .process_time``; PostgreSQL's own CPU is the server's, not counted here).  Each also
 *inside the batch's transaction* (``locked_*``): the serial section, under the writers'
 lock that every worker and replica shares; the answer's reads before it (``preread``)
-are outside.  Prints JSON.
+are outside, as a node with ``serve --workers`` or PostgreSQL replicas runs them (a lone
+SQLCipher node reads them under the lock: node/server/assemble.py).  Prints JSON.
 """
 
 from __future__ import annotations
