@@ -49,6 +49,9 @@ LARGE_RUNS = 3
 #: modest rate KGZ-BS asks at meanwhile.
 FLOOD_LIMIT = 100
 MODEST_RATE = 50
+#: The flood's agreed burst in one more run from its first call (the others: FLOOD_LIMIT,
+#: a second's worth): the delay another peer's first answers see grows with the burst.
+SMALL_BURST = 10
 #: The flood has run this long when the modest peer's measured calls begin.
 FLOOD_LEAD_S = 1.0
 
@@ -535,13 +538,20 @@ class Bench:
         per_answer = answer["server_cpu_ms_per_call"]
         per_refusal = over["server_cpu_ms_per_call"]
         self.stop(node)
-        ungated = self.flood_with(target, method, "# processing_slots = 16",
+        toml = self.dirs["KAZ-BS"] / "node.toml"
+        ungated = self.flood_with(target, method, toml, "# processing_slots = 16",
                                   "processing_slots = 4096", log="node-fairness-no-gate.log")
-        unlimited = self.flood_with(target, method, "# max_concurrent_streams = 32",
+        unlimited = self.flood_with(target, method, toml, "# max_concurrent_streams = 32",
                                     "max_concurrent_streams = 1024",
                                     log="node-fairness-no-stream-limit.log")
-        unpaced = self.flood_with(target, method, "# rate_wait_ms = 1000", "rate_wait_ms = 0",
-                                  log="node-fairness-unpaced.log")
+        unpaced = self.flood_with(target, method, toml, "# rate_wait_ms = 1000",
+                                  "rate_wait_ms = 0", log="node-fairness-unpaced.log")
+        # the flood's first call again, its agreement granting a burst of SMALL_BURST
+        # requests instead of a second's worth: what the burst itself costs the others
+        small_burst = self.flood_with(
+            target, method, self.work / "policies" / "data.json",
+            f'"burst": {FLOOD_LIMIT}', f'"burst": {SMALL_BURST}',
+            log="node-fairness-small-burst.log", lead_s=0.0)
 
         def ratio(r: dict[str, Any]) -> float:
             return round(r["p99_ms"] / alone["p99_ms"], 2) if alone["p99_ms"] else 0
@@ -552,6 +562,8 @@ class Bench:
             "p99_ratio_without_gate": ratio(ungated),
             "p99_ratio_without_stream_limit": ratio(unlimited),
             "p99_ratio_from_the_floods_start": ratio(from_start),
+            "small_burst": SMALL_BURST,
+            "p99_ratio_from_the_floods_start_small_burst": ratio(small_burst),
             "p99_ratio_without_pacing": ratio(unpaced),
             "refusal_cost": {"calls": over["warmup"] + over["sent"], "refused": refused,
                              "refused_per_s": round(refused / over["elapsed_s"]),
@@ -564,6 +576,7 @@ class Bench:
         self.results["fairness_modest_under_flood_without_gate"] = ungated
         self.results["fairness_modest_under_flood_without_stream_limit"] = unlimited
         self.results["fairness_modest_from_the_floods_start"] = from_start
+        self.results["fairness_modest_from_the_floods_start_small_burst"] = small_burst
         self.results["fairness_modest_under_flood_without_pacing"] = unpaced
         c = self.results["fairness"]["refusal_cost"]
         log(f"fairness: KGZ-BS at {MODEST_RATE}/s p99 {alone['p99_ms']} ms alone, "
@@ -572,25 +585,26 @@ class Bench:
             f"fair gate {ungated['p99_ms']} ms: {ratio(ungated)}x; without the stream limit "
             f"{unlimited['p99_ms']} ms: {ratio(unlimited)}x; without pacing "
             f"{unpaced['p99_ms']} ms: {ratio(unpaced)}x; from the flood's first call "
-            f"{from_start['p99_ms']} ms: {ratio(from_start)}x; a refusal costs "
+            f"{from_start['p99_ms']} ms: {ratio(from_start)}x, and with an agreed burst of "
+            f"{SMALL_BURST} {small_burst['p99_ms']} ms: {ratio(small_burst)}x; a refusal costs "
             f"{c['server_cpu_ms_per_refusal']} ms of node CPU, an answer "
             f"{c['server_cpu_ms_per_answer']} ms ({c['refusal_to_answer']:.0%}); "
             f"{c['refused_per_s']:,} refusals/s in a closed loop")
 
-    def flood_with(self, target: str, method: str, line: str, setting: str, *,
-                   log: str) -> dict[str, Any]:
-        """The modest peer's load under the flood, against the node with ``line`` of its
-        node.toml replaced by ``setting`` (put back afterwards)."""
-        toml = self.dirs["KAZ-BS"] / "node.toml"
-        text = toml.read_text()
-        assert line in text, line
-        toml.write_text(text.replace(line, setting, 1))
+    def flood_with(self, target: str, method: str, path: Path, line: str, setting: str, *,
+                   log: str, lead_s: float = FLOOD_LEAD_S) -> dict[str, Any]:
+        """The modest peer's load under the flood (:meth:`flood`, ``lead_s``), against the
+        node started with ``line`` of the file at ``path`` (its node.toml, or its policy's
+        data) replaced by ``setting``, once (put back afterwards)."""
+        text = path.read_text()
+        assert text.count(line) == 1, line
+        path.write_text(text.replace(line, setting, 1))
         node = self.start_node(log=log)
         try:
-            return self.flood(target, method)[0]
+            return self.flood(target, method, lead_s=lead_s)[0]
         finally:
             self.stop(node)
-            toml.write_text(text)
+            path.write_text(text)
 
     def flood(self, target: str, method: str, lead_s: float = FLOOD_LEAD_S
               ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -867,8 +881,12 @@ def targets(results: dict[str, Any]) -> list[str]:
         f = results.get("fairness")
         if not f:
             return "not measured", None
+        first = (f"; from the flood's first call {f['p99_ratio_from_the_floods_start']}x "
+                 f"with its agreed burst of {f['flood_limit']}, "
+                 f"{f['p99_ratio_from_the_floods_start_small_burst']}x with a burst of "
+                 f"{f['small_burst']}" if "small_burst" in f else "")
         return (f"{f['p99_ratio']}x ({results['fairness_modest_alone']['p99_ms']} ms alone, "
-                f"{results['fairness_modest_under_flood']['p99_ms']} ms flooded)",
+                f"{results['fairness_modest_under_flood']['p99_ms']} ms flooded{first})",
                 f["p99_ratio"] <= 2)
 
     pg = "_2_replicas"
@@ -927,6 +945,10 @@ def table(results: dict[str, Any]) -> str:
         if "fairness_modest_from_the_floods_start" in results:
             add("fairness: the same, measured from the flood's first call (its burst)",
                 "fairness_modest_from_the_floods_start")
+        if "fairness_modest_from_the_floods_start_small_burst" in results:
+            add(f"fairness: the same from the flood's first call, its agreed burst "
+                f"{fair['small_burst']} instead of {fair['flood_limit']}",
+                "fairness_modest_from_the_floods_start_small_burst")
         if "fairness_modest_under_flood_without_gate" in results:
             add("fairness: the same flood, the node without its fair gate",
                 "fairness_modest_under_flood_without_gate")
@@ -989,7 +1011,10 @@ def table(results: dict[str, Any]) -> str:
                      f"without the stream limit, "
                      f"{fair.get('p99_ratio_without_pacing', '-')}x refusing at once instead "
                      f"of pacing, {fair.get('p99_ratio_from_the_floods_start', '-')}x measured "
-                     f"from the flood's first call); the flood's errors: "
+                     f"from the flood's first call with its agreed burst of "
+                     f"{fair['flood_limit']}, "
+                     f"{fair.get('p99_ratio_from_the_floods_start_small_burst', '-')}x with a "
+                     f"burst of {fair.get('small_burst', '-')}); the flood's errors: "
                      f"{fair['flood']['codes']}")
         c = fair.get("refusal_cost")
         if c:
