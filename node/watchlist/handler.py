@@ -181,7 +181,12 @@ class LookupHandler:
         if isinstance(decided, LookupDecided) and (not decided.decision.allow
                                                    or decided.error is not None):
             return None
-        return self.watchlist.preread(v.request.items, dt.date.fromisoformat(_day(v.now_ms)))
+        # the hits' sources only where the decision discloses them (most do not): the
+        # answer reads them under the lock if its own decision does and these were not read
+        with_sources = not isinstance(decided, LookupDecided) or \
+            "source_agency" in decided.decision.disclose
+        return self.watchlist.preread(v.request.items, dt.date.fromisoformat(_day(v.now_ms)),
+                                      with_sources=with_sources)
 
     def answer(self, v: Verified[LookupRequest], audit_seq: int) -> Answer:
         req = v.request
@@ -224,7 +229,10 @@ class LookupHandler:
         while the watchlist is still at the generation it read, else read here."""
         pre = v.preread
         if isinstance(pre, Preread) and self.watchlist.unchanged_since(pre):
-            return pre.hits, pre.sources if with_sources else None
+            if not with_sources:
+                return pre.hits, None
+            return pre.hits, (pre.sources if pre.sources is not None
+                              else self.watchlist.sources_of(pre.hits))
         found = self.watchlist.check_many(v.request.items, dt.date.fromisoformat(day),
                                           matching)
         # read in this unit of work, only when disclosed

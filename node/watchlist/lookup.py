@@ -185,7 +185,9 @@ class Preread:
 
     generation: str | None
     hits: tuple[WatchlistHit | None, ...]
-    sources: Mapping[str, str]
+    #: The hits' sources; None when they were not read (the decision the read was made
+    #: for did not disclose them): read under the lock if the answer's decision does.
+    sources: Mapping[str, str] | None
 
 
 class Watchlist:
@@ -362,17 +364,19 @@ class Watchlist:
             return WatchlistHit(ref, _action(row[7]), row[8] or self._default_contact)
         return None
 
-    def preread(self, items: Sequence[Query], today: dt.date) -> Preread | None:
-        """Every item's hit and the hits' sources, read outside any transaction, with the
-        generation they were read at (see the module doc); None unless every item is a
-        document (a person goes through the index, which follows the store on the
-        database thread).  The generation is read first, so the rows are at least as new
-        as it: a change committed in between moves it, and the read is not used."""
+    def preread(self, items: Sequence[Query], today: dt.date, *,
+                with_sources: bool) -> Preread | None:
+        """Every item's hit (and, ``with_sources``, the hits' sources), read outside any
+        transaction, with the generation they were read at (see the module doc); None
+        unless every item is a document (a person goes through the index, which follows
+        the store on the database thread).  The generation is read first, so the rows are
+        at least as new as it: a change committed in between moves it, and the read is not
+        used."""
         if not items or not all(isinstance(q, DocumentQuery) for q in items):
             return None
         generation = self._store.generation()
         hits = self.check_many(items, today)
-        return Preread(generation, tuple(hits), self.sources_of(hits))
+        return Preread(generation, tuple(hits), self.sources_of(hits) if with_sources else None)
 
     def unchanged_since(self, read: Preread) -> bool:
         """Is the store still at the generation ``read`` was read at?  (Inside the lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ from node.watchlist.handler import LookupHandler
 from node.watchlist.lookup import Watchlist
 from node.watchlist.persons import default_matcher
 from node.wire import convert
-from tests.unit.policy._support import NOW, agreement, write_policy_dir
+from tests.unit.policy._support import FULL, NOW, agreement, write_policy_dir
 
 OWNER = nacl.signing.SigningKey(bytes(range(1, 33)))
 ASKER = nacl.signing.SigningKey(bytes(range(2, 34)))
@@ -79,8 +80,18 @@ class Rig:
 
 @pytest.fixture()
 def rig(tmp_path: Path) -> Rig:
-    policy = RegoPolicyEngine.from_directory(write_policy_dir(tmp_path / "p", {"bxnode": {
-        "agreements": [agreement("KGZ-BS", daily_quota=10)]}}))
+    return make_rig(tmp_path)
+
+
+def kgz_policy(folder: Path, **overrides: Any) -> RegoPolicyEngine:
+    return RegoPolicyEngine.from_directory(write_policy_dir(folder, {"bxnode": {
+        "agreements": [agreement("KGZ-BS", **{"daily_quota": 10, **overrides})]}}))
+
+
+def make_rig(tmp_path: Path, **overrides: Any) -> Rig:
+    """KAZ-BS answering KGZ-BS under the shipped Rego policy; ``overrides`` change KGZ-BS's
+    agreement (a daily quota of 10 unless given)."""
+    policy = kgz_policy(tmp_path / "p", **overrides)
     uow, nonces, usage, receipts, audit, watchlist = memory_ports()
     watchlist.insert_documents([("KAZ", "N1234567", "P", "KZ-STOLEN-1", "seize_document", "",
                                  "2030-01-01", "stolen")])
@@ -415,6 +426,42 @@ def test_nothing_is_read_before_the_lock_for_a_request_the_policy_refused(rig: R
     assert pending.verified.preread is None
     ex = rig.responder.complete(pending)
     assert ex.error is not None and ex.error.status == "PERMISSION_DENIED"
+
+
+def test_the_sources_are_read_before_the_lock_only_where_the_decision_discloses_them(
+        tmp_path: Path) -> None:
+    for disclose, sources in ((FULL, None), ([*FULL, "source_agency"], {"KZ-STOLEN-1": "MVD"})):
+        rig = make_rig(tmp_path / str(len(disclose)), disclose=disclose)
+        rig.watchlist.sources["KZ-STOLEN-1"] = "MVD"
+        reads: list[Sequence[str]] = []
+        sources_of = rig.watchlist.sources_of
+
+        def counted(refs: Sequence[str], _of: Any = sources_of, _reads: Any = reads) -> Any:
+            _reads.append(tuple(refs))
+            return _of(refs)
+
+        rig.watchlist.sources_of = counted  # type: ignore[method-assign,assignment]
+        pending = preread(rig, request(STOLEN, CLEAN))
+        assert pending.verified.preread.sources == sources
+        assert reads == ([] if sources is None else [("KZ-STOLEN-1",)])
+        [hit, _] = answer_of(rig.responder.complete(pending)).results
+        assert hit.source_agency == ("" if sources is None else "MVD")
+        assert len(reads) == (0 if sources is None else 1)  # nothing read again in the lock
+
+
+def test_sources_the_read_left_out_are_read_under_the_lock_if_the_answer_discloses_them(
+        tmp_path: Path) -> None:
+    """The policy changed between the read and the answer (a reload), and the answer's own
+    decision discloses the source: it is read under the lock, not left out."""
+    rig = make_rig(tmp_path)
+    rig.watchlist.sources["KZ-STOLEN-1"] = "MVD"
+    pending = preread(rig, request(STOLEN))
+    assert pending.verified.preread.sources is None  # FULL: no source_agency
+    rig.lookup._policy = kgz_policy(tmp_path / "reloaded",
+                                    disclose=[*FULL, "source_agency"])
+    rig.usage.add("KGZ-BS", DAY, 1)  # another request's usage: the answer decides again
+    [hit] = answer_of(rig.responder.complete(pending)).results
+    assert (hit.reference, hit.source_agency) == ("KZ-STOLEN-1", "MVD")
 
 
 def test_a_lookup_with_a_person_is_read_under_the_lock(rig: Rig) -> None:
