@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,10 @@ class LookupDecided:
     error: BxError | None = None  # raised in answer, after the nonce step
 
 
+#: Requests decided allowed and not yet answered that one peer's hint counts, at most.
+_AHEAD_MAX = 1024
+
+
 def _day(now_ms: int) -> str:
     return _day_of(now_ms // 86_400_000)
 
@@ -99,9 +104,14 @@ class LookupHandler:
         self._policy = policy
         self._usage = usage
         self.watchlist = watchlist
-        # Usage this process last committed per (requester, day): the figure predecide
-        # gives the policy.  A hint only: answer() checks it against the database.
+        # The figure predecide gives the policy, per (requester, day): the usage this
+        # process's last answer left, plus the items of the requests decided allowed since
+        # and not yet answered (``_ahead``, by request digest, in the order they were
+        # decided: the order a peer's steps run in).  So each request of a batch from one
+        # peer is decided with the figure its answer will find, and is not decided again
+        # under the writers' lock.  A hint only: answer() checks it against the database.
         self._seen: dict[tuple[str, str], int] = {}
+        self._ahead: dict[tuple[str, str], OrderedDict[bytes, int]] = {}
         self._seen_lock = threading.Lock()
 
     def decode(self, payload: bytes) -> LookupRequest:
@@ -117,7 +127,7 @@ class LookupHandler:
     # --- step 8 -------------------------------------------------------------------------------
 
     def predecide(self, v: Verified[LookupRequest]) -> LookupDecided:
-        return self._decide(v, self._used_hint(v))
+        return self._reserve(v, self._decide(v, self._used_hint(v)))
 
     def predecide_cached(self, v: Verified[LookupRequest]) -> LookupDecided | None:
         """:meth:`predecide` when the policy's decision cache already holds every answer
@@ -127,12 +137,37 @@ class LookupHandler:
         cached_query = getattr(self._policy, "cached_query", None)
         if cached is None or cached_query is None:
             return None
-        return self._decide_with(v, self._used_hint(v), cached,
-                                 lambda inp: cached_query(MATCHING_QUERY, inp.as_document()))
+        decided = self._decide_with(v, self._used_hint(v), cached,
+                                    lambda inp: cached_query(MATCHING_QUERY, inp.as_document()))
+        return None if decided is None else self._reserve(v, decided)
 
     def _used_hint(self, v: Verified[LookupRequest]) -> int:
+        key = (v.member.node_id, _day(v.now_ms))
         with self._seen_lock:
-            return self._seen.get((v.member.node_id, _day(v.now_ms)), 0)
+            used = self._seen.get(key, 0)
+            for digest, items in (self._ahead.get(key) or {}).items():
+                if digest == v.digest:  # decided once already: only those before it count
+                    break
+                used += items
+            return used
+
+    def _reserve(self, v: Verified[LookupRequest], decided: LookupDecided) -> LookupDecided:
+        """Count an allowed request's items into the next requests' hint until it is
+        answered (a refused one uses nothing).  A request never answered (refused as a
+        replay, its batch failed) is dropped by the next answer of its peer that was
+        decided after it; at most :data:`_AHEAD_MAX` are kept per peer and day."""
+        if decided.decision.allow and decided.error is None:
+            key = (v.member.node_id, _day(v.now_ms))
+            with self._seen_lock:
+                ahead = self._ahead.get(key)
+                if ahead is None:
+                    if len(self._ahead) > 4096:
+                        self._ahead.clear()
+                    ahead = self._ahead[key] = OrderedDict()
+                ahead[v.digest] = len(v.request.items)
+                if len(ahead) > _AHEAD_MAX:
+                    ahead.popitem(last=False)
+        return decided
 
     def _decide(self, v: Verified[LookupRequest], items_today: int) -> LookupDecided:
         policy = self._policy
@@ -208,6 +243,10 @@ class LookupHandler:
             if len(self._seen) > 4096:
                 self._seen.clear()
             self._seen[(node, day)] = used + len(req.items)
+            ahead = self._ahead.get((node, day))
+            if ahead is not None and v.digest in ahead:
+                while ahead.popitem(last=False)[0] != v.digest:
+                    pass  # decided before this one and still unanswered: never will be
         fields = decision.disclose & DISCLOSABLE_FIELDS
         facts: dict[str, Any] = dict(verdict)
         if decided.matching is not None:

@@ -464,6 +464,58 @@ def test_sources_the_read_left_out_are_read_under_the_lock_if_the_answer_disclos
     assert (hit.reference, hit.source_agency) == ("KZ-STOLEN-1", "MVD")
 
 
+def counting_decisions(rig: Rig) -> list[int]:
+    """The usage figures the handler decides with under the lock from now on (its own
+    ``_decide``: predecide's evaluation, or the answer deciding again)."""
+    figures: list[int] = []
+    decide = rig.lookup._decide
+
+    def counted(v: Any, items_today: int) -> Any:
+        figures.append(items_today)
+        return decide(v, items_today)
+
+    rig.lookup._decide = counted  # type: ignore[method-assign]
+    return figures
+
+
+def test_requests_of_one_peer_decided_together_are_not_decided_again_under_the_lock(
+        rig: Rig) -> None:
+    """A batch's requests from one peer are all decided before the first is answered:
+    each is decided with the usage its answer will find (the ones decided before it
+    counted in), so none is decided again under the writers' lock."""
+    batch = [preread(rig, request(STOLEN, CLEAN)) for _ in range(3)]
+    assert [p.verified.decided.inp.items_today for p in batch] == [0, 2, 4]
+    again = counting_decisions(rig)
+    assert [rig.responder.complete(p).error for p in batch] == [None, None, None]
+    assert again == [] and rig.usage.items_today("KGZ-BS", DAY) == 6
+
+
+def test_a_request_never_answered_leaves_the_hint_at_its_peers_next_answer(rig: Rig) -> None:
+    lost, answered = preread(rig, request(STOLEN)), preread(rig, request(STOLEN))
+    again = counting_decisions(rig)
+    assert rig.responder.complete(answered).error is None  # ``lost`` never is (a replay...)
+    assert again == [0]  # it had counted ``lost`` in: decided again with the real figure
+    after = preread(rig, request(STOLEN))
+    assert after.verified.decided.inp.items_today == 1  # ``lost`` no longer counted
+    assert again == [0, 1]  # ... and its predecide
+    assert rig.responder.complete(after).error is None and again == [0, 1]  # none in the lock
+    assert lost.verified.decided.inp.items_today == 0
+
+
+def test_the_hint_never_lets_the_quota_through(rig: Rig) -> None:
+    """Decided with a hint, answered with the real figure, against a daily quota of 10:
+    six requests of two items decided together; the sixth is refused on its hint, but the
+    third is never answered, so the sixth is decided again and answered; the next is
+    refused on the real figure."""
+    batch = [preread(rig, request(STOLEN, CLEAN)) for _ in range(6)]
+    assert [p.verified.decided.decision.allow for p in batch] == [True] * 5 + [False]
+    del batch[2]  # never answered
+    assert [rig.responder.complete(p).error for p in batch] == [None] * 5
+    late = rig.responder.complete(preread(rig, request(STOLEN)))
+    assert late.error is not None and late.error.reason == "quota_exhausted"
+    assert rig.usage.items_today("KGZ-BS", DAY) == 10
+
+
 def test_a_lookup_with_a_person_is_read_under_the_lock(rig: Rig) -> None:
     for items in ((WANTED,), (STOLEN, WANTED)):
         pending = preread(rig, request(*items))
