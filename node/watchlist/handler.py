@@ -21,7 +21,7 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from node.core import envelope as env_mod
@@ -75,6 +75,19 @@ class LookupDecided:
 
 #: Requests decided allowed and not yet answered that one peer's hint counts, at most.
 _AHEAD_MAX = 1024
+#: Requesters and days whose usage hint is kept, at most (then all are forgotten).
+_HINTS_MAX = 4096
+
+
+@dataclass(slots=True)
+class _UsageHint:
+    """What this process knows of one requester's usage on one day, for predecide: the
+    figure its last answer left, and the items of its requests decided allowed since and
+    not yet answered (by request digest, in the order they were decided: the order a
+    peer's steps run in)."""
+
+    answered: int = 0
+    ahead: OrderedDict[bytes, int] = field(default_factory=OrderedDict)
 
 
 def _day(now_ms: int) -> str:
@@ -104,15 +117,13 @@ class LookupHandler:
         self._policy = policy
         self._usage = usage
         self.watchlist = watchlist
-        # The figure predecide gives the policy, per (requester, day): the usage this
-        # process's last answer left, plus the items of the requests decided allowed since
-        # and not yet answered (``_ahead``, by request digest, in the order they were
-        # decided: the order a peer's steps run in).  So each request of a batch from one
-        # peer is decided with the figure its answer will find, and is not decided again
-        # under the writers' lock.  A hint only: answer() checks it against the database.
-        self._seen: dict[tuple[str, str], int] = {}
-        self._ahead: dict[tuple[str, str], OrderedDict[bytes, int]] = {}
-        self._seen_lock = threading.Lock()
+        # The figure predecide gives the policy, per (requester, day): what the last
+        # answer left plus what is decided and not yet answered (_UsageHint).  So each
+        # request of a batch from one peer is decided with the figure its answer will find,
+        # and is not decided again under the writers' lock.  A hint only: answer() checks
+        # it against the database.
+        self._hints: dict[tuple[str, str], _UsageHint] = {}
+        self._hints_lock = threading.Lock()
 
     def decode(self, payload: bytes) -> LookupRequest:
         return convert.decode_request(payload, max_items=self._settings.max_batch)
@@ -142,14 +153,25 @@ class LookupHandler:
         return None if decided is None else self._reserve(v, decided)
 
     def _used_hint(self, v: Verified[LookupRequest]) -> int:
-        key = (v.member.node_id, _day(v.now_ms))
-        with self._seen_lock:
-            used = self._seen.get(key, 0)
-            for digest, items in (self._ahead.get(key) or {}).items():
+        with self._hints_lock:
+            hint = self._hints.get((v.member.node_id, _day(v.now_ms)))
+            if hint is None:
+                return 0
+            used = hint.answered
+            for digest, items in hint.ahead.items():
                 if digest == v.digest:  # decided once already: only those before it count
                     break
                 used += items
             return used
+
+    def _hint(self, node: str, day: str) -> _UsageHint:
+        """``node``'s hint for ``day``, a new one if none is kept (hold the lock)."""
+        hint = self._hints.get((node, day))
+        if hint is None:
+            if len(self._hints) >= _HINTS_MAX:
+                self._hints.clear()
+            hint = self._hints[(node, day)] = _UsageHint()
+        return hint
 
     def _reserve(self, v: Verified[LookupRequest], decided: LookupDecided) -> LookupDecided:
         """Count an allowed request's items into the next requests' hint until it is
@@ -157,13 +179,8 @@ class LookupHandler:
         replay, its batch failed) is dropped by the next answer of its peer that was
         decided after it; at most :data:`_AHEAD_MAX` are kept per peer and day."""
         if decided.decision.allow and decided.error is None:
-            key = (v.member.node_id, _day(v.now_ms))
-            with self._seen_lock:
-                ahead = self._ahead.get(key)
-                if ahead is None:
-                    if len(self._ahead) > 4096:
-                        self._ahead.clear()
-                    ahead = self._ahead[key] = OrderedDict()
+            with self._hints_lock:
+                ahead = self._hint(v.member.node_id, _day(v.now_ms)).ahead
                 ahead[v.digest] = len(v.request.items)
                 if len(ahead) > _AHEAD_MAX:
                     ahead.popitem(last=False)
@@ -239,13 +256,11 @@ class LookupHandler:
         if decided.error is not None:
             raise with_facts(decided.error, **verdict)
         self._usage.add(node, day, len(req.items))
-        with self._seen_lock:
-            if len(self._seen) > 4096:
-                self._seen.clear()
-            self._seen[(node, day)] = used + len(req.items)
-            ahead = self._ahead.get((node, day))
-            if ahead is not None and v.digest in ahead:
-                while ahead.popitem(last=False)[0] != v.digest:
+        with self._hints_lock:
+            hint = self._hint(node, day)
+            hint.answered = used + len(req.items)
+            if v.digest in hint.ahead:
+                while hint.ahead.popitem(last=False)[0] != v.digest:
                     pass  # decided before this one and still unanswered: never will be
         fields = decision.disclose & DISCLOSABLE_FIELDS
         facts: dict[str, Any] = dict(verdict)
