@@ -465,8 +465,8 @@ def test_sources_the_read_left_out_are_read_under_the_lock_if_the_answer_disclos
 
 
 def counting_decisions(rig: Rig) -> list[int]:
-    """The usage figures the handler decides with under the lock from now on (its own
-    ``_decide``: predecide's evaluation, or the answer deciding again)."""
+    """The usage figures the handler decides with from now on, through its own
+    ``_decide``: predecide's evaluations, and the answer's deciding again under the lock."""
     figures: list[int] = []
     decide = rig.lookup._decide
 
