@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,17 @@ from node.core.errors import EnvironmentFault
 from node.store.sqlcipher import Store
 
 KEY = bytes(range(100, 132))
+
+
+def fsync_in_this_thread(monkeypatch: pytest.MonkeyPatch, fake: Callable[[int], None]) -> None:
+    """``os.fsync`` is ``fake`` in the test's thread only: it is the whole process's, and
+    another test's thread still finishing may call it meanwhile."""
+    mine, real = threading.get_ident(), os.fsync
+
+    def fsync(fd: int) -> None:
+        (fake if threading.get_ident() == mine else real)(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
 
 
 def test_a_commit_returns_after_its_wal_is_fsynced_with_the_lock_released(
@@ -38,7 +51,7 @@ def test_a_commit_returns_after_its_wal_is_fsynced_with_the_lock_released(
         synced.append((os.fstat(fd).st_ino, free))
         real(fd)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    fsync_in_this_thread(monkeypatch, fsync)
     with db.transaction():
         db.set_meta("k", "1")
         assert synced == []  # not before COMMIT
@@ -57,7 +70,7 @@ def test_a_failed_fsync_fails_the_transaction(tmp_path: Path,
     def fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    fsync_in_this_thread(monkeypatch, fsync)
     with pytest.raises(EnvironmentFault) as exc, db.transaction():
         db.set_meta("k", "1")
     assert exc.value.reason == "database_unavailable"
