@@ -26,7 +26,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-__all__ = ["Database", "Dialect", "FieldCodec", "LockTimes", "PlainCodec", "ping"]
+__all__ = ["Database", "Dialect", "FieldCodec", "LockTimes", "PlainCodec", "SchemaNotApplied",
+           "ping"]
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -64,6 +65,12 @@ class PlainCodec:
 
     def open(self, kind: str, value: bytes) -> bytes:
         return bytes(value)
+
+
+class SchemaNotApplied(RuntimeError):
+    """:meth:`Database.ensure_schema` inside :meth:`Database.reading`, for a schema this
+    database does not have yet (SQLCipher creates it on first use, which needs a write):
+    its tables do not exist, so they hold nothing; a reader may say so instead."""
 
 
 @dataclass(slots=True)
@@ -144,7 +151,8 @@ class Database(Protocol):
         ...
 
     def ensure_schema(self, name: str, ddl: str) -> None:
-        """Apply ``ddl`` (portable ``CREATE ... IF NOT EXISTS`` statements) once."""
+        """Apply ``ddl`` (portable ``CREATE ... IF NOT EXISTS`` statements) once.  Inside
+        :meth:`reading` a schema not yet applied raises :class:`SchemaNotApplied`."""
         ...
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> int: ...

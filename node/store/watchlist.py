@@ -27,7 +27,7 @@ from typing import Any
 
 from node.core.ports import DocumentHit, PersonRow
 from node.store._fields import altered, any_of, check_placed, index_text, misplaced
-from node.store.db import Database, FieldCodec
+from node.store.db import Database, FieldCodec, SchemaNotApplied
 
 __all__ = ["WATCHLIST_DDL", "DocumentLoader", "SqlWatchlistStore", "reseal_documents",
            "sibling_store"]
@@ -444,7 +444,10 @@ class SqlWatchlistStore:
             from node.store.alerts import AlertTables
 
             tables = AlertTables(self._db)
-            tables.ensure_schema()  # SQLCipher: created once; PostgreSQL: checked migrated
+            try:
+                tables.ensure_schema()  # SQLCipher: created once; PostgreSQL: checked migrated
+            except SchemaNotApplied:  # read before the lock, before any alert has metadata
+                return {}
             self._alerts = tables
         read, self._sources_read = self._sources_read, None
         epoch = self._epoch()

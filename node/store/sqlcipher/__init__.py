@@ -45,7 +45,7 @@ import sqlcipher3
 
 from node.core.errors import ConfigError, EnvironmentFault
 from node.core.ports import Receipt
-from node.store.db import Dialect, FieldCodec, LockTimes, PlainCodec
+from node.store.db import Dialect, FieldCodec, LockTimes, PlainCodec, SchemaNotApplied
 from node.store.deferred import DeferredAccess, DeferredRows
 from node.store.exchange import EXCHANGE_DDL, SqlNonceLedger, SqlReceiptStore, SqlUsageLedger
 from node.store.sqlcipher.flock import WriterFlock
@@ -410,6 +410,8 @@ class Store(DeferredAccess):
         digest = str(hash_text(ddl))
         if self.get_meta(key) == digest:
             return
+        if self._reading:  # no write here: the caller learns the tables are not there yet
+            raise SchemaNotApplied(f"schema {name} is not applied yet")
         with self.transaction():
             # Again under the write lock: another process (a --workers sibling, a CLI command)
             # may have applied it between the read above and BEGIN IMMEDIATE.

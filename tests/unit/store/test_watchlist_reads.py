@@ -252,3 +252,23 @@ def test_the_generation_is_read_once_a_transaction_until_it_writes(any_db: Datab
     if any_db.dialect == "postgresql":  # a transaction without the audit lock: every time
         with any_db.transaction():
             assert [w.generation(), w.generation()] == ["8", "8"] and len(reads) == 9
+
+
+def test_sources_read_before_the_lock_on_a_database_without_alert_metadata(
+        any_db: Database) -> None:
+    """A read before the writers' lock (``Database.reading``) may be the first to ask for
+    sources, before the alert tables exist (SQLCipher creates them on first use, which it
+    cannot inside a read): no alert has metadata, so none has a source -- not an error
+    that sends the batch's reads under the lock.  Once an alert has one, the same read
+    finds it."""
+    w = SqlWatchlistStore(any_db)
+    with any_db.transaction():
+        w.insert_documents([doc("KAZ", "N1", "P", "R1")])
+    with any_db.reading():
+        assert w.sources_of(["R1", "R2"]) == {}
+    t = AlertTables(any_db)
+    t.ensure_schema()
+    with any_db.transaction():
+        t.put_meta("R1", kind="document", source="MVD", now_ms=1)
+    with any_db.reading():
+        assert w.sources_of(["R1", "R2"]) == {"R1": "MVD"}
