@@ -540,8 +540,8 @@ class SqlWatchlistStore:
         if not self._protects:
             for i in range(0, len(numbers), _CHUNK):
                 cond, args = any_of(self._db.dialect, "number", numbers[i:i + _CHUNK])
-                for number, state, doc_type, ref, action, contact in self._db.query(
-                        "SELECT number, issuing_state, doc_type, owner_ref, action, contact "
+                for number, state, doc_type, ref, action, contact in self._rows_at_once(
+                        "number, issuing_state, doc_type, owner_ref, action, contact",
                         "FROM documents WHERE expires >= ? AND " + cond, (today, *args)):
                     key = by_index.get((number, state, doc_type))
                     if key is not None:  # else the number under another state or type
@@ -578,6 +578,19 @@ class SqlWatchlistStore:
             if len(hits) > 1:
                 hits.sort()
         return found
+
+    def _rows_at_once(self, columns: str, rest: str, args: Sequence[Any]
+                      ) -> list[Sequence[Any]]:
+        """``SELECT columns rest``: on SQLite as one row (a JSON array of the rows, the
+        columns all text or numbers), so the statement runs in one ``sqlite3_step`` --
+        the driver releases the GIL around every step, and a thread that needs it back
+        while the event loop runs Python waits up to the switch interval (5 ms) for it,
+        once per row.  Elsewhere the rows as they come."""
+        if self._db.dialect != "sqlite":
+            return list(self._db.query(f"SELECT {columns} {rest}", args))
+        row = self._db.query_one(
+            f"SELECT json_group_array(json_array({columns})) {rest}", args)
+        return [] if row is None else json.loads(row[0])
 
     def iter_persons(self, today: str) -> Iterator[PersonRow]:
         rows = self._db.stream(

@@ -272,3 +272,17 @@ def test_sources_read_before_the_lock_on_a_database_without_alert_metadata(
         t.put_meta("R1", kind="document", source="MVD", now_ms=1)
     with any_db.reading():
         assert w.sources_of(["R1", "R2"]) == {"R1": "MVD"}
+
+
+def test_hits_come_back_exactly_as_stored_whatever_their_characters(any_db: Database) -> None:
+    """SQLite hands a batch's rows back in one row (a JSON array: one ``sqlite3_step``
+    instead of one per hit); what comes out is what went in, character for character --
+    Cyrillic, quotes, backslashes, control characters, an empty contact."""
+    w = SqlWatchlistStore(any_db)
+    odd = ['desk "Б-2" \\ Ош', "", "tab\there\nline", "\u0000nul", "Ёлка 😀", "'; --"]
+    with any_db.transaction():
+        w.insert_documents([doc("KAZ", f"N{i}", "P", f"R{i}\\\"", "arrest", contact)
+                            for i, contact in enumerate(odd)])
+    found = w.find_documents_many([(f"N{i}", "KAZ", "P") for i in range(len(odd))], TODAY)
+    assert found == {(f"N{i}", "KAZ", "P"): [(f"R{i}\\\"", "arrest", contact)]
+                     for i, contact in enumerate(odd)}
