@@ -17,6 +17,7 @@ No figure here is asserted by any test.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -149,6 +150,20 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
+def gc_pauses(node_log: Path) -> dict[str, Any] | None:
+    """The last ``gc_pauses`` line a node wrote to ``node_log`` at stop (its collections
+    and their pauses per generation, the objects it froze at start), or None."""
+    found = None
+    with node_log.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if '"gc_pauses"' in line:
+                with contextlib.suppress(ValueError):
+                    found = json.loads(line)
+    if found is None:
+        return None
+    return {k: v for k, v in found.items() if k.startswith(("gen", "frozen"))}
+
+
 def free_port() -> int:
     import socket
 
@@ -222,6 +237,7 @@ class Bench:
         self.procs: list[subprocess.Popen[bytes]] = []
         #: The servers under load (their CPU per call goes into each load's result).
         self.server_pids: list[int] = []
+        self.node_logs: dict[int, Path] = {}
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -293,6 +309,7 @@ class Bench:
                 raise SystemExit("bench: the node did not start")
             time.sleep(0.05)
         self.server_pids.append(proc.pid)
+        self.node_logs[proc.pid] = self.work / log
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
@@ -301,6 +318,11 @@ class Bench:
         self.procs.remove(proc)
         if proc.pid in self.server_pids:
             self.server_pids.remove(proc.pid)
+        node_log = self.node_logs.pop(proc.pid, None)
+        if node_log is not None:  # the node's garbage-collection pauses (node/server/heap.py)
+            pauses = gc_pauses(node_log)
+            if pauses is not None:
+                self.results.setdefault("node_gc_pauses", []).append(pauses)
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -994,6 +1016,15 @@ def table(results: dict[str, Any]) -> str:
             f"{a['verify_seconds']} s; proofs at 10M entries: "
             f"{a['max_inclusion_proof_hashes_10M']} / "
             f"{a['max_consistency_proof_hashes_10M']} hashes")
+    if results.get("node_gc_pauses"):
+        runs = results["node_gc_pauses"]
+        extra.append(
+            "- garbage collection in each node run (its startup heap frozen: "
+            f"{runs[0]['frozen_objects']:,} objects): full collections "
+            + ", ".join(f"{r['gen2_collections']} (longest {r['gen2_max_ms']} ms)"
+                        for r in runs)
+            + "; longest young collection "
+            f"{max(max(r['gen0_max_ms'], r['gen1_max_ms']) for r in runs)} ms")
     if "node_peak_rss_mb_small" in results:
         extra.append(f"- node peak RSS: {results.get('node_peak_rss_mb_small')} MB (small "
                      f"watchlist), {results.get('node_peak_rss_mb_large')} MB (large)")

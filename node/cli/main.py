@@ -230,10 +230,13 @@ def _install_default_policy(dest: Path) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    import structlog
+
     from node.app import NodeRuntime
     from node.local.server import serve_with_local_api
     from node.server.assemble import build_server
     from node.server.grpc_server import serve_forever
+    from node.server.heap import GcPauses, freeze_startup_heap
     from node.server.workers import parse_worker, supervise, write_port_file
 
     cfg = _config(args)
@@ -290,6 +293,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(port: int) -> None:
         write_port_file(port_file, port)
 
+    # The startup heap out of the garbage collector's way, then every pause measured while
+    # serving (node/server/heap.py)
+    frozen = freeze_startup_heap()
+    pauses = GcPauses().install()
+    if metrics is not None:
+        metrics.metrics.watch_gc(pauses)
+    structlog.get_logger("bxnode.serve").info("heap_frozen", objects=frozen)
     try:
         if primary:
             asyncio.run(serve_with_local_api(rt, server, listen,
@@ -298,6 +308,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             asyncio.run(serve_forever(server, listen, on_ready=ready))
     finally:
         port_file.unlink(missing_ok=True)
+        pauses.uninstall()
+        structlog.get_logger("bxnode.serve").info("gc_pauses", **pauses.report())
         if metrics is not None:
             metrics.stop()
         if buckets is not None:

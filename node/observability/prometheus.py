@@ -21,12 +21,18 @@ from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from node.core.metrics import Metrics
 from node.core.reasons import is_registered
+from node.server.heap import PAUSE_BUCKETS_S, GcPauses
 
 __all__ = ["METRIC_NAMES", "NodeMetrics"]
 
@@ -51,6 +57,7 @@ METRIC_NAMES = (
     "bxnode_registry_expiry_seconds", "bxnode_witness_submissions_total",
     "bxnode_witness_alerts_total", "bxnode_peer_last_success_timestamp_seconds",
     "bxnode_peer_failures_total", "bxnode_erasure_sweeps_total", "bxnode_erased_records_total",
+    "bxnode_gc_pause_seconds",
 )
 
 
@@ -169,6 +176,11 @@ class NodeMetrics(Metrics):
         self._state.directory = directory if hasattr(directory, "status") else None
         self._state.clock_s = clock_s
 
+    def watch_gc(self, pauses: GcPauses | None) -> None:
+        """Read the process's garbage-collection pauses (node/server/heap.py) at every
+        scrape: ``bxnode serve`` measures them from its start."""
+        self._state.gc = pauses
+
     def exposition(self) -> bytes:
         """The text a scrape gets (the Prometheus text format)."""
         from prometheus_client import generate_latest
@@ -181,9 +193,12 @@ class _StateCollector(Collector):
         self.policy: Any = None
         self.directory: Any = None
         self.clock_s: Callable[[], float] = time.time
+        self.gc: GcPauses | None = None
 
     def collect(self) -> Iterator[Metric]:
         policy, directory = self.policy, self.directory
+        if self.gc is not None:
+            yield _gc_pauses(self.gc)
         if policy is not None:
             yield CounterMetricFamily("bxnode_policy_cache_hits",
                                       "Policy decisions answered from the decision cache.",
@@ -200,3 +215,19 @@ class _StateCollector(Collector):
                 "bxnode_registry_expiry_seconds",
                 "Seconds until the trusted registry expires (negative: expired).",
                 value=status.expires_ms / 1000 - self.clock_s())
+
+
+def _gc_pauses(pauses: GcPauses) -> Metric:
+    """The pauses as a histogram per generation (read at once: the collector only adds)."""
+    fam = HistogramMetricFamily(
+        "bxnode_gc_pause_seconds", "Pauses of Python's cyclic garbage collector, by "
+        "generation (2: a full collection; every request in flight waits for it).",
+        labels=("generation",))
+    for g in GcPauses.GENERATIONS:
+        counts, total = list(pauses.buckets[g]), pauses.total_s[g]
+        cumulative, buckets = 0, []
+        for bound, n in zip((*PAUSE_BUCKETS_S, float("inf")), counts, strict=True):
+            cumulative += n
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+        fam.add_metric((str(g),), buckets=buckets, sum_value=total)
+    return fam

@@ -15,6 +15,7 @@ and failures) are checked against real nodes too, one of them stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 import subprocess
@@ -264,3 +265,35 @@ def test_the_peer_client_reports_each_peers_last_answer_and_failures(
     assert now - 5 < last < time.time() + 1
     assert {dict(labels)["status"]: v for (name, labels), v in found.items()
             if name == "bxnode_peer_failures_total"} == {"UNAVAILABLE": 1.0}
+
+
+def test_serve_freezes_its_startup_heap_and_reports_every_gc_pause(tmp_path: Path) -> None:
+    """``bxnode serve`` collects and freezes its startup heap before it serves (a full
+    collection then skips those objects: node/server/heap.py), counts every collection's
+    pause from then on in ``bxnode_gc_pause_seconds``, and logs the totals at stop."""
+    fed = make_federation(tmp_path, node_ids=("KAZ-BS", "KGZ-BS"))
+    kaz = fed.dirs["KAZ-BS"]
+    (kaz / "node.toml").write_text((kaz / "node.toml").read_text()
+                                   + '\n[metrics]\naddress = "127.0.0.1:0"\n')
+    node = Served(kaz)
+    try:
+        frozen = until("the heap_frozen line", lambda: [
+            json.loads(line) for line in node.lines if '"heap_frozen"' in line] or None,
+            every=0.05)
+        assert len(frozen) == 1 and frozen[0]["objects"] > 10_000, frozen
+        found = samples(node.scrape())
+        counts = {g: value(found, "bxnode_gc_pause_seconds_count", generation=g)
+                  for g in ("0", "1", "2")}
+        for g in counts:
+            assert value(found, "bxnode_gc_pause_seconds_bucket", generation=g,
+                         le="+Inf") == counts[g]
+    finally:
+        assert node.stop() == 0, "".join(node.lines[-20:])
+    stopped = until("the gc_pauses line", lambda: [
+        json.loads(line) for line in node.lines if '"gc_pauses"' in line] or None, every=0.05)
+    assert len(stopped) == 1
+    report = stopped[0]
+    assert report["frozen_objects"] >= frozen[0]["objects"] - 1_000
+    for g in ("0", "1", "2"):  # at stop at least what the scrape saw
+        assert report[f"gen{g}_collections"] >= counts[g]
+        assert 0 <= report[f"gen{g}_max_ms"] <= report[f"gen{g}_total_ms"]

@@ -249,3 +249,31 @@ def test_the_erasure_sweep_job_reports_each_sweep(tmp_path: Path) -> None:
     s = _samples(m)
     assert s[("bxnode_erasure_sweeps_total", (("result", "ok"),))] >= 1.0
     assert s[("bxnode_erased_records_total", (("kind", "audit_bodies"),))] == 3.0
+
+
+def test_gc_pauses_are_a_histogram_per_generation() -> None:
+    """``bxnode_gc_pause_seconds``: what GcPauses counted, read at the scrape, cumulative
+    buckets per generation; absent until a node watches its pauses."""
+    from node.server.heap import GcPauses
+
+    m = NodeMetrics(node_id="KAZ-BS", process=False)
+    assert not any(k[0].startswith("bxnode_gc_") for k in _samples(m))
+    pauses = GcPauses()
+    m.watch_gc(pauses)
+    for g, seconds in ((0, 0.00005), (0, 0.003), (2, 0.3)):
+        pauses.record(g, seconds)
+    s = _samples(m)
+    gen = {g: {k[1]: v for k, v in s.items() if k[0] == "bxnode_gc_pause_seconds_bucket"
+               and dict(k[1])["generation"] == g} for g in ("0", "1", "2")}
+
+    def bucket(g: str, le: str) -> float:
+        return gen[g][tuple(sorted({"generation": g, "le": le}.items()))]
+
+    assert (bucket("0", "0.0001"), bucket("0", "0.0025"), bucket("0", "0.005"),
+            bucket("0", "+Inf")) == (1.0, 1.0, 2.0, 2.0)
+    assert (bucket("2", "0.25"), bucket("2", "0.5"), bucket("2", "+Inf")) == (0.0, 1.0, 1.0)
+    assert bucket("1", "+Inf") == 0.0
+    assert s[("bxnode_gc_pause_seconds_count", (("generation", "0"),))] == 2.0
+    assert s[("bxnode_gc_pause_seconds_sum", (("generation", "2"),))] == pytest.approx(0.3)
+    pauses.record(2, 1.5)  # read anew at the next scrape
+    assert _samples(m)[("bxnode_gc_pause_seconds_count", (("generation", "2"),))] == 2.0
