@@ -1018,12 +1018,13 @@ def table(results: dict[str, Any]) -> str:
             f"{a['max_consistency_proof_hashes_10M']} hashes")
     if results.get("node_gc_pauses"):
         runs = results["node_gc_pauses"]
+        full = [r for r in runs if r["gen2_collections"]]
         extra.append(
-            "- garbage collection in each node run (its startup heap frozen: "
-            f"{runs[0]['frozen_objects']:,} objects): full collections "
-            + ", ".join(f"{r['gen2_collections']} (longest {r['gen2_max_ms']} ms)"
-                        for r in runs)
-            + "; longest young collection "
+            f"- garbage collection in the {len(runs)} node runs (each one's startup heap "
+            f"frozen: {runs[0]['frozen_objects']:,} objects): full collections "
+            + (", ".join(f"{r['gen2_collections']} (longest {r['gen2_max_ms']} ms)"
+                         for r in full) or "none")
+            + f" in {len(full)} of them; longest young collection "
             f"{max(max(r['gen0_max_ms'], r['gen1_max_ms']) for r in runs)} ms")
     if "node_peak_rss_mb_small" in results:
         extra.append(f"- node peak RSS: {results.get('node_peak_rss_mb_small')} MB (small "
