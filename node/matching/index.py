@@ -160,8 +160,10 @@ class PersonIndex:
                     self._blocks[key] = bucket[0]
 
     def search(self, query: PersonQuery, *, threshold: float = DEFAULT_THRESHOLD,
-               max_candidates: int = 10) -> list[Candidate]:
-        """Persons scoring at least ``threshold``, best first, at most ``max_candidates``."""
+               max_candidates: int = 10, explain_why: bool = True) -> list[Candidate]:
+        """Persons scoring at least ``threshold``, best first, at most ``max_candidates``;
+        each with why it matched (``explain_why``; else an empty explanation: a lookup,
+        which answers only the reference, skips comparing each candidate a second time)."""
         if not 0.0 <= threshold <= 1.0:
             raise InvalidInput("threshold must be within 0..1", reason="bad_threshold")
         if not 1 <= max_candidates <= MAX_CANDIDATES_LIMIT:
@@ -190,8 +192,10 @@ class PersonIndex:
         scored.sort(key=lambda x: (-x[0], self._refs[x[1]]))
         out: list[Candidate] = []
         for s, idx in scored[:max_candidates]:
-            f = feats[idx]
-            assert f is not None
-            _, why = explain(q, f)
+            why: tuple[str, ...] = ()
+            if explain_why:
+                f = feats[idx]
+                assert f is not None
+                _, why = explain(q, f)
             out.append(Candidate(ref=self._refs[idx], score=round(s, 4), explanation=why))
         return out

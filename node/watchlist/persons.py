@@ -42,7 +42,8 @@ class IndexMatcher:
                max_candidates: int | None = None) -> list[str]:
         return [c.ref for c in self._index.search(
             query, threshold=self.threshold if threshold is None else threshold,
-            max_candidates=self.max_candidates if max_candidates is None else max_candidates)]
+            max_candidates=self.max_candidates if max_candidates is None else max_candidates,
+            explain_why=False)]
 
 
 def default_matcher(*, threshold: float = DEFAULT_THRESHOLD,

@@ -49,6 +49,20 @@ def test_candidate_carries_score_and_explanation(index: PersonIndex) -> None:
         "patronymic: one side only", "dob: exact"))
 
 
+@pytest.mark.parametrize("query, threshold", [
+    (P("IUSUPOV", "KAIRAT"), 0.8), (P("IUSUPOV", "NURLAN", "1961-02-03"), 0.4),
+    (P("YUSUPOVA", "AIGUL", "1987"), 0.3), (P("ZHAPAROV", "SADYR", "1968"), 0.0)])
+def test_without_explanations_the_same_candidates_in_the_same_order(
+        index: PersonIndex, query: PersonQuery, threshold: float) -> None:
+    """A lookup (which answers only the reference) asks for no explanation: the same
+    candidates, scores and order as with them, each explanation left empty."""
+    index.add("w6", P("YUSUPOV", "KAIRAT"))
+    full = index.search(query, threshold=threshold, max_candidates=6)
+    bare = index.search(query, threshold=threshold, max_candidates=6, explain_why=False)
+    assert full and all(c.explanation for c in full)
+    assert bare == [Candidate(c.ref, c.score, ()) for c in full]
+
+
 def test_relatives_are_not_returned_at_the_default_threshold(index: PersonIndex) -> None:
     assert index.search(P("IUSUPOV", "NURLAN", "1961-02-03")) == []
     assert [c.ref for c in index.search(P("IUSUPOV", "NURLAN", "1960"))] == ["w2"]
