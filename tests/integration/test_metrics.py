@@ -293,7 +293,7 @@ def test_serve_freezes_its_startup_heap_and_reports_every_gc_pause(tmp_path: Pat
         json.loads(line) for line in node.lines if '"gc_pauses"' in line] or None, every=0.05)
     assert len(stopped) == 1
     report = stopped[0]
-    assert report["frozen_objects"] >= frozen[0]["objects"] - 1_000
+    assert 10_000 < report["frozen_objects"] <= frozen[0]["objects"]  # freed ones leave it
     for g in ("0", "1", "2"):  # at stop at least what the scrape saw
         assert report[f"gen{g}_collections"] >= counts[g]
         assert 0 <= report[f"gen{g}_max_ms"] <= report[f"gen{g}_total_ms"]

@@ -37,7 +37,8 @@ def test_garbage_is_collected_before_the_heap_is_frozen(unfrozen: None) -> None:
     alive = weakref.ref(kept_obj := _Cyclic())
     frozen = freeze_startup_heap()
     assert gone() is None
-    assert frozen == gc.get_freeze_count() > 0
+    # (the count only falls after the freeze: another thread may free a frozen object)
+    assert 0 < gc.get_freeze_count() <= frozen
     assert alive() is kept_obj
     kept_obj.me = None  # no cycle any more: its last reference frees it, frozen or not
     del kept_obj
