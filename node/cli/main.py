@@ -236,7 +236,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from node.local.server import serve_with_local_api
     from node.server.assemble import build_server
     from node.server.grpc_server import serve_forever
-    from node.server.heap import GcPauses, freeze_startup_heap
+    from node.server.heap import GcPauses, freeze_long_lived, freeze_startup_heap
     from node.server.workers import parse_worker, supervise, write_port_file
 
     cfg = _config(args)
@@ -295,11 +295,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # The startup heap out of the garbage collector's way, then every pause measured while
     # serving (node/server/heap.py)
+    serve_log = structlog.get_logger("bxnode.serve")
     frozen = freeze_startup_heap()
     pauses = GcPauses().install()
     if metrics is not None:
         metrics.metrics.watch_gc(pauses)
-    structlog.get_logger("bxnode.serve").info("heap_frozen", objects=frozen)
+    serve_log.info("heap_frozen", objects=frozen)
+    rt.watchlist.on_rebuilt = lambda: serve_log.info(
+        "heap_frozen", objects=freeze_long_lived(), after="person_index_rebuilt")
     try:
         if primary:
             asyncio.run(serve_with_local_api(rt, server, listen,
@@ -309,7 +312,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         port_file.unlink(missing_ok=True)
         pauses.uninstall()
-        structlog.get_logger("bxnode.serve").info("gc_pauses", **pauses.report())
+        serve_log.info("gc_pauses", **pauses.report())
         if metrics is not None:
             metrics.stop()
         if buckets is not None:

@@ -60,6 +60,7 @@ from node.core.model import (
     Sex,
 )
 from node.core.ports import WatchlistStore
+from node.logging import unexpected
 
 __all__ = ["DISCLOSABLE_FIELDS", "IndexStats", "PersonMatcher", "Preread", "Watchlist",
            "WatchlistHit"]
@@ -208,6 +209,10 @@ class Watchlist:
         self._incomplete = False
         self._build: _Build | None = None
         self.stats = IndexStats()
+        #: Called (no arguments, on the thread that swapped it in) once a full rebuild's
+        #: index is in use: ``bxnode serve`` freezes it out of the garbage collector's way
+        #: (node/server/heap.py), as it froze the index it started with.
+        self.on_rebuilt: Callable[[], None] | None = None
 
     def reload(self, today: dt.date) -> int:
         """Rebuild the person index from the store at once; returns how many live persons
@@ -220,7 +225,17 @@ class Watchlist:
         self.stats.rebuilds += 1
         log.info("person_index_rebuilt", persons=len(records), generation=generation,
                  background=False)
+        self._rebuilt()
         return len(records)
+
+    def _rebuilt(self) -> None:
+        hook = self.on_rebuilt
+        if hook is None:
+            return
+        try:
+            hook()
+        except Exception as exc:  # the index is in use either way
+            log.error("person_index_rebuilt_hook_failed", **unexpected(exc))
 
     def stale(self) -> bool:
         """Has the watchlist changed since the index was built (through any replica)?"""
@@ -306,6 +321,7 @@ class Watchlist:
         self.stats.background_rebuilds += 1
         log.info("person_index_rebuilt", persons=len(build.persons), generation=generation,
                  background=True, caught_up=len(changes))
+        self._rebuilt()
 
     def check_many(self, items: Sequence[Query], today: dt.date,
                    matching: tuple[float, int] | None = None) -> list[WatchlistHit | None]:

@@ -9,7 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from node.server.heap import PAUSE_BUCKETS_S, GcPauses, freeze_startup_heap
+from node.server.heap import (
+    PAUSE_BUCKETS_S,
+    GcPauses,
+    freeze_long_lived,
+    freeze_startup_heap,
+)
 
 
 class _Cyclic:
@@ -44,6 +49,27 @@ def test_garbage_is_collected_before_the_heap_is_frozen(unfrozen: None) -> None:
     del kept_obj
     assert alive() is None
     assert kept == {"index": [1, 2, 3]}
+
+
+def test_what_is_built_later_is_frozen_without_a_collection(unfrozen: None) -> None:
+    """After a full rebuild of the person index: what lives now is frozen too, at once
+    (no collection walks it first), and freed by reference counting when replaced."""
+    first = freeze_startup_heap()
+    gc.disable()  # nothing collects meanwhile: the freeze alone must take the new index
+    try:
+        index = [[f"P{i}", (i, i + 1)] for i in range(5_000)]
+        alive = weakref.ref(marker := _Cyclic())
+        marker.me = None
+        assert any(o is index for o in gc.get_objects())  # tracked, collectable
+        collections = [g["collections"] for g in gc.get_stats()]
+        frozen = freeze_long_lived()
+        assert [g["collections"] for g in gc.get_stats()] == collections
+        assert not any(o is index for o in gc.get_objects())  # frozen: no collection sees it
+        assert frozen > first > 0
+        del index, marker
+        assert alive() is None  # freed by its reference count, frozen or not
+    finally:
+        gc.enable()
 
 
 def test_every_collection_is_counted_in_its_generation() -> None:

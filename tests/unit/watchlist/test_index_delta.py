@@ -443,3 +443,39 @@ def test_the_postgresql_feed_holds_no_value_of_the_record(pg_backend: Backend) -
     dump = b"".join(bytes(s) for *_, s in rows)
     assert b"KZ-W-1" not in dump and blind.encode() not in dump and b"YUSUPOV" not in dump
     assert rows[0][2] != rows[1][2]  # the same reference twice: two different ciphertexts
+
+
+def test_each_full_rebuild_in_use_is_announced_once(backend: Backend) -> None:
+    """``on_rebuilt`` (``bxnode serve`` freezes the new index out of the garbage
+    collector's way) runs once per full rebuild, once its index answers -- a rebuild at
+    once and one in the background, not a delta -- and a hook that fails does not undo the
+    rebuild."""
+    if backend.name == "memory":
+        backend.store.max_refs = 5
+    backend.change(put=[YUSUPOV])
+    reader = GatedReader(backend)
+    wl = watchlist(backend, open_reader=reader)
+    calls: list[tuple[bool, int]] = []
+    wl.on_rebuilt = lambda: calls.append((wl.complete, len(wl._persons)))
+    wl.reload(TODAY)
+    assert calls == [(True, 1)]
+    backend.change(put=[AKHMETOV])  # a delta: no rebuild
+    assert hit(wl, query("AKHMETOV", "NURLAN", "1975-11-30")) == "KZ-W-2"
+    assert calls == [(True, 1)]
+    bulk = [person(f"KZ-B-{i}", f"ZHANABERGEN{chr(65 + i % 26)}", "ARMAN", "1970-01-01")
+            for i in range(backend.store.max_refs + 1 if backend.name == "memory"
+                           else FEED_MAX_REFS + 1)]
+    backend.change(put=bulk)
+    assert hit(wl, query("YUSUPOV", "RUSTAM")) == "KZ-W-1"  # the rebuild starts
+    assert calls == [(True, 1)]  # built, not yet in use
+    reader.gate.set()
+    assert wl.wait_for_rebuild(30)
+    assert hit(wl, query("ZHANABERGENA", "ARMAN", "1970-01-01")) == "KZ-B-0"  # swapped in
+    assert calls == [(True, 1), (True, 2 + len(bulk))]
+
+    def failing() -> None:
+        raise RuntimeError("test: the hook fails")
+
+    wl.on_rebuilt = failing
+    assert wl.reload(TODAY) == 2 + len(bulk)
+    assert wl.complete and hit(wl, query("YUSUPOV", "RUSTAM")) == "KZ-W-1"
