@@ -53,9 +53,12 @@ def freeze_long_lived() -> int:
     pause of about half a second per 200,000 persons of a new person index): after a full
     rebuild of the person index, whose ~3 tracked objects per person every later full
     collection would walk again.  The index holds no reference cycle (a dropped one leaves
-    no cyclic garbage), so reference counting frees it when it is replaced in turn; what
-    cyclic garbage exists at this moment is kept, once -- at most what piled up since the
-    last collection of the unfrozen heap.  The number of objects frozen in all."""
+    no cyclic garbage), so reference counting frees it when it is replaced in turn.  The
+    price, once per call: cyclic garbage that exists at this moment, and reference cycles
+    among the objects of the requests then in flight that become garbage later (a task
+    and the traceback of an error it raised), are never collected -- a bounded leak per
+    full rebuild (a bulk change), against a pause in every full collection from then
+    on.  The number of objects frozen in all."""
     gc.freeze()
     return gc.get_freeze_count()
 
