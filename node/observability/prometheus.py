@@ -14,6 +14,7 @@ word (``other``, ``unregistered``), never echoed.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -223,11 +224,9 @@ def _gc_pauses(pauses: GcPauses) -> Metric:
         "bxnode_gc_pause_seconds", "Pauses of Python's cyclic garbage collector, by "
         "generation (2: a full collection; every request in flight waits for it).",
         labels=("generation",))
+    bounds = [*map(repr, PAUSE_BUCKETS_S), "+Inf"]
     for g in GcPauses.GENERATIONS:
-        counts, total = list(pauses.buckets[g]), pauses.total_s[g]
-        cumulative, buckets = 0, []
-        for bound, n in zip((*PAUSE_BUCKETS_S, float("inf")), counts, strict=True):
-            cumulative += n
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        fam.add_metric((str(g),), buckets=buckets, sum_value=total)
+        cumulative = itertools.accumulate(list(pauses.buckets[g]))
+        fam.add_metric((str(g),), buckets=list(zip(bounds, cumulative, strict=True)),
+                       sum_value=pauses.total_s[g])
     return fam

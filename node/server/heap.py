@@ -44,8 +44,7 @@ def freeze_startup_heap() -> int:
     """Collect every generation, then freeze what survives (see the module's doc); the
     number of objects now frozen."""
     gc.collect()
-    gc.freeze()
-    return gc.get_freeze_count()
+    return freeze_long_lived()
 
 
 def freeze_long_lived() -> int:

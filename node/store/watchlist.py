@@ -581,13 +581,12 @@ class SqlWatchlistStore:
 
     def _rows_at_once(self, columns: str, rest: str, args: Sequence[Any]
                       ) -> list[Sequence[Any]]:
-        """``SELECT columns rest``: on SQLite as one row (a JSON array of the rows, the
-        columns all text or numbers), so the statement runs in one ``sqlite3_step`` --
-        the driver releases the GIL around every step, and a thread that needs it back
-        while the event loop runs Python waits up to the switch interval (5 ms) for it,
-        once per row.  Elsewhere the rows as they come."""
-        if self._db.dialect != "sqlite":
-            return list(self._db.query(f"SELECT {columns} {rest}", args))
+        """``SELECT columns rest`` on SQLite (the only backend whose codec does not
+        protect the columns: PostgreSQL refuses one that does not) as one row, a JSON
+        array of the rows (the columns all text or numbers), so the statement runs in one
+        ``sqlite3_step`` -- the driver releases the GIL around every step, and a thread
+        that needs it back while the event loop runs Python waits up to the switch
+        interval (5 ms) for it, once per row."""
         row = self._db.query_one(
             f"SELECT json_group_array(json_array({columns})) {rest}", args)
         return [] if row is None else json.loads(row[0])
